@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Options shared by the modules that talk to Azure Key Vault; names follow azure.azcollection.
+    DOCUMENTATION = r'''
+options:
+  vault_url:
+    description:
+      - URI of the Key Vault Premium vault (C(https://NAME.vault.azure.net)) or Managed HSM (C(https://NAME.managedhsm.azure.net)).
+    type: str
+    required: true
+  vault_type:
+    description:
+      - Kind of vault. V(auto) reads it from the DNS suffix of O(vault_url) (C(.vault.) or C(.managedhsm.)).
+      - Only Managed HSM accepts oct (AES) keys; knowing the vault type lets the collection refuse them before any HSM work.
+    type: str
+    default: auto
+    choices: [auto, premium, managed_hsm]
+  auth_source:
+    description:
+      - Where the Azure credentials come from, as in azure.azcollection.
+      - V(auto) uses O(client_id)/O(secret)/O(tenant) when given, then the environment, then C(~/.azure/credentials),
+        then the Azure CLI login, then a managed identity.
+      - V(env) reads E(AZURE_CLIENT_ID), E(AZURE_SECRET) and E(AZURE_TENANT) (what AWX's Azure Resource Manager credential
+        injects) or azure-identity's E(AZURE_CLIENT_SECRET) and E(AZURE_TENANT_ID).
+      - V(credential_file) reads the O(profile) section of C(~/.azure/credentials) (or E(AZURE_CREDENTIAL_FILE)).
+      - V(cli) uses the Azure CLI login (C(az login)); V(msi) a managed identity (O(client_id) chooses a user-assigned one).
+      - The environment variable E(ANSIBLE_AZURE_AUTH_SOURCE) sets it too.
+    type: str
+    default: auto
+    choices: [auto, cli, env, credential_file, msi]
+  client_id:
+    description:
+      - Application (client) id of the service principal, or of a user-assigned managed identity with O(auth_source=msi).
+    type: str
+  secret:
+    description:
+      - Client secret of the service principal.
+    type: str
+  tenant:
+    description:
+      - Microsoft Entra tenant (directory) id.
+    type: str
+  profile:
+    description:
+      - Section of the credential file to use with O(auth_source=credential_file) (default C(default), or E(AZURE_PROFILE)).
+    type: str
+  cloud_environment:
+    description:
+      - Azure cloud to authenticate against - V(AzureCloud), V(AzureChinaCloud), V(AzureUSGovernment) - or the C(https://)
+        URL of the authority host of a private cloud (Azure Stack Hub, a lab), for which instance discovery is turned off.
+      - The environment variable E(AZURE_CLOUD_ENVIRONMENT) sets it too.
+    type: str
+    default: AzureCloud
+  ca_bundle:
+    description:
+      - CA certificates (PEM file) to trust for TLS to the vault and the authority, for example behind a TLS-inspecting proxy.
+      - When not set, the system trust store (or E(REQUESTS_CA_BUNDLE)) is used.
+    type: path
+requirements:
+  - azure-keyvault-keys >= 4.8
+  - azure-identity >= 1.15
+  - cryptography
+notes:
+  - Throttling (429, honouring Retry-After), 5xx answers and connection errors are retried a bounded number of times;
+    an import is never resent before the vault was checked for the key it would create.
+'''

@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HSM-side procedures behind hsm_keygen and byok_wrap.
+
+Pure decisions (regenerate policy, is an existing .byok still valid) are separate functions so
+they can be tested without a token; the procedures take an opened HsmToken.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError
+
+REGENERATE_CHOICES = ('never', 'fail', 'full_idempotence', 'always')
+COLLECTION_VERSION = '1.0.0'
+GENERATOR = 'byok.keyvault %s' % COLLECTION_VERSION
+
+
+def regeneration_decision(existing_diffs, exists, regenerate):
+    """('keep' | 'generate' | 'replace' | 'fail', reason) for a key that exists or not, per the policy."""
+    if not exists:
+        return 'generate', 'no key with this label on the token'
+    if regenerate == 'always':
+        return 'replace', 'regenerate is always'
+    if not existing_diffs:
+        return 'keep', 'the key on the token matches'
+    reason = '; '.join(existing_diffs)
+    if regenerate == 'never':
+        return 'keep', reason
+    if regenerate == 'full_idempotence':
+        return 'replace', reason
+    return 'fail', reason
+
+
+def key_spec(item):
+    """Normalized target spec of a keys[] item or of the module's top-level options."""
+    id_hex = item.get('id')
+    try:
+        key_id = bytes.fromhex(id_hex) if id_hex else None
+    except ValueError:
+        raise ki.KeySpecError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c"
+                              % (id_hex, item.get('label')))
+    spec = ki.validate_target(item.get('key_type') or 'RSA', item.get('key_size'), item.get('curve'))
+    spec.update(label=item['label'], key_id=key_id)
+    return spec
+
+
+def ensure_key(token, spec, regenerate, check_mode):
+    """Make sure the token holds the target key; returns a result dict (changed, action, key facts, diff)."""
+    vendors.check_firmware(token.profile, token.info()['firmware_version'], spec['key_type'], spec['key_size'])
+    with token.lock():
+        existing = token.find(spec['label'], spec['key_id'])
+        before = existing.as_dict() if existing else None
+        diffs = existing.matches(spec) if existing else []
+        action, reason = regeneration_decision(diffs, existing is not None, regenerate)
+        result = {'label': spec['label'], 'action': action, 'reason': reason}
+        if action == 'fail':
+            raise HsmError("key '%s' exists on token '%s' but differs: %s; it was left alone. Choose another label, or set "
+                           "regenerate: full_idempotence to replace it (this destroys the existing HSM key)"
+                           % (spec['label'], token.info()['label'], reason))
+        if action == 'keep':
+            if diffs:
+                result['warning'] = "key '%s' differs from the request (%s) but regenerate is never; it was kept" % (
+                    spec['label'], reason)
+            result.update(changed=False, key=before, diff={'before': before, 'after': before})
+            return result
+        if check_mode:
+            after = {'label': spec['label'], 'key_type': spec['key_type'], 'key_size': spec['key_size'],
+                     'curve': spec['curve'], 'fingerprint': None}
+            result.update(changed=True, key=after, diff={'before': before, 'after': after})
+            return result
+        if existing is not None:
+            token.destroy(existing)
+        key = token.generate(spec, spec['label'], spec['key_id'] or (existing.key_id if existing else None))
+        after = key.as_dict()
+        result.update(changed=True, key=after, diff={'before': before, 'after': after})
+        return result
+
+
+def byok_is_current(dest, kek_kid, key_fingerprint, kek_fingerprint):
+    """True when dest is a valid .byok whose sidecar says it wraps this key under this KEK."""
+    if not os.path.exists(dest):
+        return False
+    try:
+        dummy, blob = byok_file.read(dest)
+    except byok_file.ByokFormatError:
+        return False
+    meta = byok_file.read_sidecar(dest)
+    return bool(meta) and blob.kid == kek_kid and meta.get('kek_kid') == kek_kid \
+        and meta.get('fingerprint') == key_fingerprint and meta.get('kek_fingerprint') == kek_fingerprint
+
+
+def load_kek(kek_file):
+    """The KEK public key from a PEM file, checked to be an RSA key of a size Azure uses for KEKs."""
+    try:
+        with open(kek_file, 'rb') as f:
+            data = f.read()
+    except (IOError, OSError) as exc:
+        raise HsmError('cannot read kek_file %s: %s; run byok_kek_fetch with dest first' % (kek_file, exc.strerror or exc))
+    public = ki.load_public_pem(data, what='kek_file %s' % kek_file)
+    desc = ki.describe_public_key(public)
+    if desc['key_type'] != 'RSA' or desc['key_size'] not in ki.KEK_SIZES:
+        raise HsmError('kek_file %s holds an %s-%s key; a Key Vault KEK is RSA 2048, 3072 or 4096: fetch it with '
+                       'byok_kek_fetch' % (kek_file, desc['key_type'], desc['key_size']))
+    return public
+
+
+def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
+    """Wrap one HSM key under the KEK into item['dest'] (.byok, 0600, atomic) plus its sidecar."""
+    label, dest = item['label'], item['dest']
+    key = token.find(label, item.get('key_id'))
+    if key is None:
+        raise HsmError("token '%s' holds no key labelled '%s'; run hsm_keygen for it first" % (token.info()['label'], label))
+    ki.validate_target(key.key_type, key.key_size, key.curve)
+    vendors.check_firmware(token.profile, token.info()['firmware_version'], key.key_type, key.key_size)
+    method = vendors.choose_wrap_method(token.profile, wrap_method, token.mechanisms)
+    fp = key.kcv if key.key_type == 'oct' else key.fingerprint
+    kek_fp = ki.fingerprint(kek_public)
+    result = {'label': label, 'dest': dest, 'kek_kid': kek_kid, 'fingerprint': fp, 'wrap_method': method,
+              'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve}
+    padded = key.key_type != 'oct' and token.zero_padding_quirk()
+    if padded:
+        result['warning'] = ("%s %s zero-pads private keys to a multiple of 8 bytes before wrapping; the .byok for '%s' may "
+                             "carry 1-7 zero bytes after the PKCS#8 key, which OpenSSL-based importers accept"
+                             % (token.profile['display_name'], token.info()['library_version'], label))
+    if not force and byok_is_current(dest, kek_kid, fp, kek_fp):
+        result['changed'] = False
+        return result
+    result['changed'] = True
+    if check_mode:
+        return result
+    ciphertext = token.wrap(key, kek_public, method)
+    info = token.info()
+    byok_file.atomic_write(dest, byok_file.build(kek_kid, ciphertext, token.generator(GENERATOR)), mode=0o600)
+    byok_file.write_sidecar(dest, {
+        'label': label, 'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve, 'fingerprint': fp,
+        'kcv': key.kcv, 'kek_kid': kek_kid, 'kek_fingerprint': kek_fp, 'wrap_method': method,
+        'possibly_zero_padded': padded,
+        'token': {k: info[k] for k in ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version',
+                                       'library_version')},
+        'created': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
+    })
+    return result

@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a key is, independent of where it lives.
+
+One place for: the key types, sizes and curves Azure accepts (per vault type),
+the fingerprint of a public key (SHA-256 of its DER SubjectPublicKeyInfo) computed
+from a PEM, from PKCS#11 attributes or from a Key Vault JWK, and the key check value
+(KCV) of AES keys.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import traceback
+
+CRYPTOGRAPHY_IMPORT_ERROR = None
+try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+except ImportError:  # pragma: no cover - exercised on hosts without the library
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+VAULT_TYPES = ('premium', 'managed_hsm')
+
+RSA_SIZES = (2048, 3072, 4096)
+EC_CURVES = ('P-256', 'P-384', 'P-521', 'P-256K')
+OCT_SIZES = (128, 192, 256)
+KEK_SIZES = (2048, 3072, 4096)
+
+# Azure curve name -> (cryptography class name, DER of the named-curve OID as CKA_EC_PARAMS)
+CURVES = {
+    'P-256': ('SECP256R1', bytes.fromhex('06082a8648ce3d030107')),
+    'P-384': ('SECP384R1', bytes.fromhex('06052b81040022')),
+    'P-521': ('SECP521R1', bytes.fromhex('06052b81040023')),
+    'P-256K': ('SECP256K1', bytes.fromhex('06052b8104000a')),
+}
+CURVE_BITS = {'P-256': 256, 'P-384': 384, 'P-521': 521, 'P-256K': 256}
+
+# kty Key Vault uses for HSM-protected keys of each type
+AZURE_KTY = {'RSA': 'RSA-HSM', 'EC': 'EC-HSM', 'oct': 'oct-HSM'}
+
+
+class KeySpecError(ValueError):
+    """A key specification Azure would refuse; the message names the allowed values."""
+
+
+def normalize_key_type(value):
+    """Accept RSA, EC, oct (and the -HSM kty spellings) and return RSA, EC or oct."""
+    if value is None:
+        return None
+    v = str(value).strip()
+    if v.upper().endswith('-HSM'):
+        v = v[:-4]
+    lowered = v.lower()
+    if lowered == 'rsa':
+        return 'RSA'
+    if lowered == 'ec':
+        return 'EC'
+    if lowered in ('oct', 'aes'):
+        return 'oct'
+    raise KeySpecError("key_type '%s' is not supported; use one of RSA, EC, oct" % value)
+
+
+def normalize_curve(value):
+    if value is None:
+        return None
+    v = str(value).strip().upper().replace('_', '-')
+    aliases = {'SECP256R1': 'P-256', 'PRIME256V1': 'P-256', 'SECP384R1': 'P-384', 'SECP521R1': 'P-521',
+               'SECP256K1': 'P-256K', 'P256': 'P-256', 'P384': 'P-384', 'P521': 'P-521', 'P256K': 'P-256K'}
+    v = aliases.get(v, v)
+    if v not in CURVES:
+        raise KeySpecError("curve '%s' is not accepted by Azure Key Vault; use one of %s" % (value, ', '.join(EC_CURVES)))
+    return v
+
+
+def validate_target(key_type, key_size=None, curve=None, vault_type=None):
+    """Check a target key spec against what Azure accepts and return the normalized spec.
+
+    Returns a dict with key_type, key_size (RSA/oct) and curve (EC).  Raises KeySpecError
+    with a message that names the allowed values.
+    """
+    kt = normalize_key_type(key_type)
+    if kt == 'RSA':
+        if curve:
+            raise KeySpecError("curve is only for EC keys; remove curve '%s' or set key_type: EC" % curve)
+        size = int(key_size) if key_size is not None else 3072
+        if size not in RSA_SIZES:
+            raise KeySpecError("RSA key_size %s is not accepted by Azure Key Vault; use one of %s"
+                               % (size, ', '.join(str(s) for s in RSA_SIZES)))
+        return {'key_type': 'RSA', 'key_size': size, 'curve': None}
+    if kt == 'EC':
+        crv = normalize_curve(curve or 'P-256')
+        if key_size is not None and int(key_size) != CURVE_BITS[crv]:
+            raise KeySpecError("key_size %s does not match curve %s (%s bits); for EC keys set curve and leave key_size out"
+                               % (key_size, crv, CURVE_BITS[crv]))
+        return {'key_type': 'EC', 'key_size': CURVE_BITS[crv], 'curve': crv}
+    # oct
+    if curve:
+        raise KeySpecError("curve is only for EC keys; remove curve '%s'" % curve)
+    size = int(key_size) if key_size is not None else 256
+    if size not in OCT_SIZES:
+        raise KeySpecError("oct (AES) key_size %s is not accepted by Azure Managed HSM; use one of %s"
+                           % (size, ', '.join(str(s) for s in OCT_SIZES)))
+    if vault_type == 'premium':
+        raise KeySpecError("oct (AES) keys can only be imported into Azure Managed HSM, not into a Key Vault Premium vault; "
+                           "use a Managed HSM (vault_type: managed_hsm) or an RSA/EC key")
+    return {'key_type': 'oct', 'key_size': size, 'curve': None}
+
+
+def vault_type_from_url(vault_url, declared='auto'):
+    """premium or managed_hsm from the declared value or the URL's DNS suffix; None if unknown."""
+    if declared and declared != 'auto':
+        return declared
+    host = (vault_url or '').split('://', 1)[-1].split('/', 1)[0].split(':', 1)[0].lower()
+    if '.managedhsm.' in host:
+        return 'managed_hsm'
+    if '.vault.' in host:
+        return 'premium'
+    return None
+
+
+def b64url_decode(value):
+    """Decode base64url with or without '=' padding (as Key Vault JWKs and .byok files use it)."""
+    if isinstance(value, str):
+        value = value.encode('ascii')
+    return base64.urlsafe_b64decode(value + b'=' * (-len(value) % 4))
+
+
+def b64url_encode(data):
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode('ascii')
+
+
+def _curve_object(name):
+    return getattr(ec, CURVES[name][0])()
+
+
+def curve_from_ec_params(der):
+    for name, (dummy, oid_der) in CURVES.items():
+        if bytes(der) == oid_der:
+            return name
+    raise KeySpecError('the key uses an elliptic curve Azure Key Vault does not accept (EC params %s); use one of %s'
+                       % (bytes(der).hex(), ', '.join(EC_CURVES)))
+
+
+def public_key_from_rsa_numbers(modulus, exponent):
+    if isinstance(modulus, bytes):
+        modulus = int.from_bytes(modulus, 'big')
+    if isinstance(exponent, bytes):
+        exponent = int.from_bytes(exponent, 'big')
+    return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+
+
+def _unwrap_octet_string(point):
+    """CKA_EC_POINT is a DER OCTET STRING around the point (some tokens give the raw point)."""
+    point = bytes(point)
+    if point and point[0] == 0x04 and len(point) > 2:
+        # raw uncompressed point: 04 || X || Y with odd length; DER OCTET STRING: 04 len ...
+        if point[1] & 0x80:
+            n = point[1] & 0x7F
+            length = int.from_bytes(point[2:2 + n], 'big')
+            if 2 + n + length == len(point):
+                return point[2 + n:]
+        elif 2 + point[1] == len(point) and len(point) % 2 == 1 and point[2] in (0x02, 0x03, 0x04):
+            return point[2:]
+    return point
+
+
+def public_key_from_ec_point(curve, point):
+    return ec.EllipticCurvePublicKey.from_encoded_point(_curve_object(curve), _unwrap_octet_string(point))
+
+
+def public_key_from_jwk(jwk):
+    """A cryptography public key from a Key Vault JWK (dict with kty, n/e or crv/x/y; bytes or base64url)."""
+    def raw(value):
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        return b64url_decode(value)
+
+    kty = normalize_key_type(jwk.get('kty'))
+    if kty == 'RSA':
+        return public_key_from_rsa_numbers(raw(jwk['n']), raw(jwk['e']))
+    if kty == 'EC':
+        crv = normalize_curve(jwk.get('crv'))
+        x = raw(jwk['x'])
+        y = raw(jwk['y'])
+        return ec.EllipticCurvePublicNumbers(int.from_bytes(x, 'big'), int.from_bytes(y, 'big'), _curve_object(crv)).public_key()
+    return None
+
+
+def spki_der(public_key):
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_pem(public_key):
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode('ascii')
+
+
+def fingerprint(public_key):
+    """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo."""
+    return hashlib.sha256(spki_der(public_key)).hexdigest()
+
+
+def describe_public_key(public_key):
+    """key_type, key_size, curve of a cryptography public key."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return {'key_type': 'RSA', 'key_size': public_key.key_size, 'curve': None}
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        for name, (cls_name, dummy) in CURVES.items():
+            if public_key.curve.name == getattr(ec, cls_name).name:
+                return {'key_type': 'EC', 'key_size': CURVE_BITS[name], 'curve': name}
+        raise KeySpecError('the public key uses curve %s, which Azure Key Vault does not accept' % public_key.curve.name)
+    raise KeySpecError('unsupported public key type %s' % type(public_key).__name__)
+
+
+def load_public_pem(data, what='the KEK file'):
+    """Load a PEM SubjectPublicKeyInfo; a clear KeySpecError when it is anything else."""
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    if b'PRIVATE KEY' in data:
+        raise KeySpecError('%s holds a private key; it must hold only the KEK public key (PEM "PUBLIC KEY", as byok_kek_fetch writes it)'
+                           % what)
+    try:
+        return serialization.load_pem_public_key(data)
+    except ValueError:
+        raise KeySpecError('%s is not a PEM public key; write it with byok_kek_fetch (dest) or export the KEK public key '
+                           'from the vault as PEM' % what)
+
+
+def kcv_from_block(encrypted_zero_block):
+    """Key check value: the first 3 bytes of AES-ECB(key, 16 zero bytes), lowercase hex."""
+    return bytes(encrypted_zero_block)[:3].hex()

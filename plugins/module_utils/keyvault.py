@@ -1,0 +1,480 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Azure Key Vault for the collection's modules: one client factory, one retry layer, one error map.
+
+Authentication options keep azure.azcollection's names (auth_source, client_id, secret, tenant,
+cloud_environment) and resolve to exactly one azure-identity credential.  Errors from azure-core
+and azure-identity become KeyVaultError with a message that says what failed, where, and how to
+fix it.  The import PUT is never resent blindly: every import creates a key version, so before a
+retry the vault is asked whether the key already landed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.six.moves import configparser
+
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+
+AZURE_IMPORT_ERROR = None
+try:
+    from azure.core import exceptions as azexc
+    from azure.identity import (AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential)
+    from azure.keyvault.keys import JsonWebKey, KeyClient
+except ImportError:  # pragma: no cover - exercised on hosts without the SDK
+    AZURE_IMPORT_ERROR = traceback.format_exc()
+
+AUTH_SOURCES = ('auto', 'cli', 'env', 'credential_file', 'msi')
+
+CLOUDS = {
+    'AzureCloud': 'https://login.microsoftonline.com',
+    'AzurePublicCloud': 'https://login.microsoftonline.com',
+    'AzureChinaCloud': 'https://login.chinacloudapi.cn',
+    'AzureUSGovernment': 'https://login.microsoftonline.us',
+}
+
+DEFAULT_KEY_OPS = {
+    'RSA': ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'],
+    'EC': ['sign', 'verify'],
+    'oct': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
+}
+KEY_OPS_CHOICES = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export']
+
+# Retries of the SDK pipeline (429 honouring Retry-After, 5xx, connection errors) for reads and creates
+RETRY = dict(retry_total=4, retry_backoff_factor=0.8, retry_backoff_max=30)
+IMPORT_ATTEMPTS = 4
+
+PERMISSION_HINT = {
+    'get': "keys/get (access policy) or the RBAC role 'Key Vault Crypto Officer' (Managed HSM: 'Managed HSM Crypto User')",
+    'list': "keys/list (access policy) or the RBAC role 'Key Vault Crypto Officer' (Managed HSM: 'Managed HSM Crypto User')",
+    'create': "keys/create (access policy) or the RBAC role 'Key Vault Crypto Officer' (Managed HSM: 'Managed HSM Crypto User')",
+    'import': "keys/import (access policy) or the RBAC role 'Key Vault Crypto Officer' (Managed HSM: 'Managed HSM Crypto User' "
+              "with import rights)",
+    'delete': "keys/delete (access policy) or the RBAC role 'Key Vault Crypto Officer'",
+    'sign': "keys/sign (access policy) or the RBAC role 'Key Vault Crypto User'",
+    'encrypt': "keys/encrypt (access policy) or the RBAC role 'Key Vault Crypto User'",
+    'recover': "keys/recover (access policy) or the RBAC role 'Key Vault Crypto Officer'",
+    'purge': "keys/purge (access policy) or the RBAC role 'Key Vault Crypto Officer'",
+}
+
+
+def azure_argument_spec():
+    """Options every Azure-side module shares (documented in the byok.keyvault.azure doc fragment)."""
+    return dict(
+        vault_url=dict(type='str', required=True),
+        vault_type=dict(type='str', default='auto', choices=['auto', 'premium', 'managed_hsm']),
+        auth_source=dict(type='str', default='auto', choices=list(AUTH_SOURCES),
+                         fallback=(env_fallback, ['ANSIBLE_AZURE_AUTH_SOURCE'])),
+        client_id=dict(type='str', no_log=False),
+        secret=dict(type='str', no_log=True),
+        tenant=dict(type='str'),
+        profile=dict(type='str'),
+        cloud_environment=dict(type='str', default='AzureCloud', fallback=(env_fallback, ['AZURE_CLOUD_ENVIRONMENT'])),
+        ca_bundle=dict(type='path'),
+    )
+
+
+def parse_datetime(value, option):
+    """An aware datetime from an ISO 8601 option value (Z or offset; naive means UTC), or None."""
+    if value in (None, ''):
+        return None
+    text = str(value).strip()
+    if text.endswith('Z'):
+        text = text[:-1] + '+00:00'
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise KeyVaultError("%s '%s' is not an ISO 8601 date-time; write it like 2027-01-31T00:00:00Z" % (option, value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+class KeyVaultError(Exception):
+    """A failure with a one-line message naming what, where and how to fix; never carries a secret."""
+
+    def __init__(self, message, status=None, code=None):
+        super(KeyVaultError, self).__init__(message)
+        self.status = status
+        self.code = code
+
+
+# -- authentication ---------------------------------------------------------------------------------
+def _first_env(*names):
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def _credential_file_values(profile):
+    path = os.path.expanduser(os.environ.get('AZURE_CREDENTIAL_FILE') or '~/.azure/credentials')
+    if not os.path.exists(path):
+        return None
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    section = profile or _first_env('AZURE_PROFILE') or 'default'
+    if not parser.has_section(section):
+        return None
+    values = dict(parser.items(section))
+    return {'client_id': values.get('client_id'), 'secret': values.get('secret'), 'tenant': values.get('tenant'),
+            'source': 'credential_file %s [%s]' % (path, section)}
+
+
+def resolve_auth(params):
+    """(source, client_id, secret, tenant) from the options and environment, azcollection-style.
+
+    auto: module options, then environment (AWX's AZURE_CLIENT_ID/AZURE_SECRET/AZURE_TENANT or
+    azure-identity's AZURE_CLIENT_SECRET/AZURE_TENANT_ID), then ~/.azure/credentials, then the
+    Azure CLI login, then a managed identity.
+    """
+    source = params.get('auth_source') or 'auto'
+    opt = {'client_id': params.get('client_id'), 'secret': params.get('secret'), 'tenant': params.get('tenant')}
+    env = {'client_id': _first_env('AZURE_CLIENT_ID'), 'secret': _first_env('AZURE_SECRET', 'AZURE_CLIENT_SECRET'),
+           'tenant': _first_env('AZURE_TENANT', 'AZURE_TENANT_ID')}
+    if source == 'auto':
+        if opt['client_id'] and opt['secret']:
+            return dict(opt, source='options', tenant=opt['tenant'] or env['tenant'])
+        if env['client_id'] and env['secret']:
+            return dict(env, source='env')
+        cf = _credential_file_values(params.get('profile'))
+        if cf and cf.get('client_id') and cf.get('secret'):
+            return cf
+        return {'source': 'cli_or_msi', 'client_id': opt['client_id'] or env['client_id'], 'secret': None, 'tenant': None}
+    if source == 'env':
+        merged = {'client_id': opt['client_id'] or env['client_id'], 'secret': opt['secret'] or env['secret'],
+                  'tenant': opt['tenant'] or env['tenant'], 'source': 'env'}
+        if not (merged['client_id'] and merged['secret'] and merged['tenant']):
+            raise KeyVaultError('auth_source env needs AZURE_CLIENT_ID, AZURE_SECRET (or AZURE_CLIENT_SECRET) and AZURE_TENANT '
+                                '(or AZURE_TENANT_ID); set them (AWX injects them from an Azure Resource Manager credential)')
+        return merged
+    if source == 'credential_file':
+        cf = _credential_file_values(params.get('profile'))
+        if not cf or not (cf.get('client_id') and cf.get('secret') and cf.get('tenant')):
+            raise KeyVaultError('auth_source credential_file found no client_id, secret and tenant in profile %s of '
+                                '~/.azure/credentials (or AZURE_CREDENTIAL_FILE); add them or choose another auth_source'
+                                % (params.get('profile') or 'default'))
+        return cf
+    return {'source': source, 'client_id': opt['client_id'] or env['client_id'], 'secret': None, 'tenant': None}
+
+
+def authority_for(cloud_environment):
+    """(authority host URL, is a private/custom cloud) for a cloud name or an https authority URL."""
+    value = (cloud_environment or 'AzureCloud').strip()
+    if value in CLOUDS:
+        return CLOUDS[value], False
+    if value.startswith('https://'):
+        return value.rstrip('/'), True
+    raise KeyVaultError("cloud_environment '%s' is unknown; use one of %s or the https:// URL of the cloud's "
+                        "authority host" % (value, ', '.join(sorted(CLOUDS))))
+
+
+def build_credential(params):
+    """One azure-identity credential for the options; the secret goes into it and nowhere else."""
+    auth = resolve_auth(params)
+    authority, custom = authority_for(params.get('cloud_environment'))
+    common = {'authority': authority}
+    if custom:
+        common['disable_instance_discovery'] = True
+    if params.get('ca_bundle'):
+        common['connection_verify'] = params['ca_bundle']
+    if auth['source'] in ('options', 'env') or auth['source'].startswith('credential_file'):
+        if not auth.get('tenant'):
+            raise KeyVaultError('tenant is not set; give the Entra tenant id (option tenant or AZURE_TENANT) for client_id %s'
+                                % auth['client_id'])
+        return ClientSecretCredential(auth['tenant'], auth['client_id'], auth['secret'], **common), auth
+    if auth['source'] == 'cli':
+        return AzureCliCredential(), auth
+    if auth['source'] == 'msi':
+        return ManagedIdentityCredential(client_id=auth['client_id']) if auth['client_id'] else ManagedIdentityCredential(), auth
+    # auto without a secret anywhere: the CLI login, then a managed identity
+    from azure.identity import ChainedTokenCredential
+    msi = ManagedIdentityCredential(client_id=auth['client_id']) if auth['client_id'] else ManagedIdentityCredential()
+    return ChainedTokenCredential(AzureCliCredential(), msi), auth
+
+
+def check_vault_url(vault_url):
+    url = (vault_url or '').strip()
+    if not url.startswith('https://'):
+        raise KeyVaultError("vault_url '%s' is not an https URL; use the vault URI, e.g. https://NAME.vault.azure.net "
+                            "(Key Vault only accepts bearer tokens over TLS)" % vault_url)
+    host = url[len('https://'):].split('/', 1)
+    if not host[0] or (len(host) > 1 and host[1].strip('/')):
+        raise KeyVaultError("vault_url '%s' is not a vault URI; use only scheme and host, e.g. https://NAME.vault.azure.net"
+                            % vault_url)
+    return url.rstrip('/')
+
+
+def client_kwargs(params):
+    """Pipeline options for every client of a module run: the collection's retry policy and TLS trust."""
+    kwargs = dict(RETRY)
+    if params.get('ca_bundle'):
+        kwargs['connection_verify'] = params['ca_bundle']
+    return kwargs
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def _error_code(exc):
+    err = getattr(exc, 'error', None)
+    code = getattr(err, 'code', None)
+    if code:
+        return code
+    return None
+
+
+def _first_line(text):
+    text = (text or '').strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(('Content:', 'Code:', 'Message:', 'Inner error', '{', 'Trace ID')):
+            return line
+    return text.splitlines()[0] if text else ''
+
+
+def _service_message(exc):
+    err = getattr(exc, 'error', None)
+    msg = getattr(err, 'message', None)
+    return msg or _first_line(getattr(exc, 'message', None) or str(exc))
+
+
+def explain(exc, action, vault_url, permission=None, auth=None):
+    """A KeyVaultError for an exception raised by azure-core/azure-identity while doing `action`."""
+    if isinstance(exc, KeyVaultError):
+        return exc
+    status = getattr(exc, 'status_code', None)
+    code = _error_code(exc)
+    text = str(exc)
+    who = ''
+    if auth and auth.get('client_id'):
+        who = ' (client_id %s, from %s)' % (auth['client_id'], auth['source'])
+    if azexc is not None and isinstance(exc, azexc.ClientAuthenticationError) and status not in (403,):
+        detail = _first_line(getattr(exc, 'message', None) or text)
+        if 'AADSTS7000215' in text or 'invalid_client' in text:
+            fix = 'the client secret is wrong or expired: fix secret (AZURE_SECRET)'
+        elif 'AADSTS700016' in text or 'unauthorized_client' in text:
+            fix = 'the application is unknown in this tenant: fix client_id or tenant'
+        elif 'AADSTS90002' in text:
+            fix = 'the tenant is unknown: fix tenant'
+        else:
+            fix = 'check client_id, secret, tenant and cloud_environment'
+        return KeyVaultError('authentication to %s failed during %s%s: %s; %s' % (vault_url, action, who, detail, fix),
+                             status=401, code='Unauthorized')
+    if status == 401:
+        return KeyVaultError('%s refused the access token during %s%s (401 %s); check tenant and cloud_environment match '
+                             'the vault' % (vault_url, action, who, code or ''), status=401, code=code)
+    if status == 403:
+        inner = _service_message(exc)
+        if 'firewall' in inner.lower() or code == 'ForbiddenByFirewall':
+            return KeyVaultError('%s refused the client by its firewall during %s: %s; add this host to the vault\'s network '
+                                 'rules' % (vault_url, action, inner), status=403, code=code)
+        need = PERMISSION_HINT.get(permission, 'the keys permission for this operation')
+        return KeyVaultError('the identity%s may not %s in %s (403 %s); grant it %s'
+                             % (who, action, vault_url, code or 'Forbidden', need), status=403, code=code)
+    if status == 404:
+        return KeyVaultError('%s: %s not found in %s (%s)' % (action, 'key', vault_url, _service_message(exc)), status=404, code=code)
+    if status == 409:
+        msg = _service_message(exc)
+        if 'deleted' in msg.lower():
+            return KeyVaultError('%s in %s: %s; recover it (keys/recover permission, az keyvault key recover) or purge it '
+                                 '(keys/purge permission, az keyvault key purge), then run again' % (action, vault_url, msg),
+                                 status=409, code=code)
+        return KeyVaultError('%s in %s conflicts with the vault state (409): %s' % (action, vault_url, msg), status=409, code=code)
+    if status == 429:
+        return KeyVaultError('%s in %s was throttled (429) and retries ran out; run again later or with fewer forks'
+                             % (action, vault_url), status=429, code=code)
+    if status is not None and status >= 500:
+        return KeyVaultError('%s in %s failed on the service side (%s %s) after retries; run again later'
+                             % (action, vault_url, status, code or ''), status=status, code=code)
+    if status is not None:
+        return KeyVaultError('%s in %s was refused (%s %s): %s' % (action, vault_url, status, code or '', _service_message(exc)),
+                             status=status, code=code)
+    if azexc is not None and isinstance(exc, azexc.ServiceRequestError):
+        if 'CERTIFICATE_VERIFY_FAILED' in text or 'SSLError' in text or 'certificate verify failed' in text:
+            return KeyVaultError('the TLS certificate of %s is not trusted during %s; set ca_bundle to the CA file that '
+                                 'signed it (or fix the proxy that intercepts TLS)' % (vault_url, action), code='TLS')
+        return KeyVaultError('%s is unreachable during %s (%s); check vault_url, DNS, proxy and firewall'
+                             % (vault_url, action, _first_line(text)), code='Unreachable')
+    if azexc is not None and isinstance(exc, azexc.ServiceResponseError):
+        return KeyVaultError('%s closed the connection during %s (%s); run again' % (vault_url, action, _first_line(text)),
+                             code='ConnectionReset')
+    if isinstance(exc, ValueError) and 'challenge' in text.lower():
+        return KeyVaultError('%s answered with an authentication challenge for another resource during %s (%s); check '
+                             'vault_url' % (vault_url, action, _first_line(text)), code='Challenge')
+    return KeyVaultError('%s in %s failed: %s' % (action, vault_url, _first_line(text) or type(exc).__name__))
+
+
+def is_retryable(err):
+    return err.status in (408, 429, 500, 502, 503, 504) or err.code in ('Unreachable', 'ConnectionReset')
+
+
+# -- the vault as the modules use it ------------------------------------------------------------------
+class Vault(object):
+    """Key Vault operations with the collection's semantics: get returns None when missing, import never duplicates."""
+
+    def __init__(self, params):
+        self.url = check_vault_url(params['vault_url'])
+        self.vault_type = ki.vault_type_from_url(self.url, params.get('vault_type'))
+        self.credential, self.auth = build_credential(params)
+        self.client_kwargs = client_kwargs(params)
+        self.client = KeyClient(self.url, self.credential, **self.client_kwargs)
+
+    def _call(self, action, permission, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:  # azure-core/identity raise many types; explain() maps them in one place
+            raise explain(exc, action, self.url, permission, self.auth)
+
+    def get(self, name, version=None):
+        """The KeyVaultKey, or None when the vault has no such key."""
+        try:
+            return self.client.get_key(name, version=version)
+        except Exception as exc:  # mapped below
+            if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
+                return None
+            raise explain(exc, 'get of key %s' % name, self.url, 'get', self.auth)
+
+    def versions(self, name):
+        """All versions' properties of a key (oldest first), [] when missing."""
+        try:
+            props = list(self.client.list_properties_of_key_versions(name))
+        except Exception as exc:  # mapped below
+            if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
+                return []
+            raise explain(exc, 'listing versions of key %s' % name, self.url, 'list', self.auth)
+        return sorted(props, key=lambda p: (p.created_on or 0, p.version or ''))
+
+    def create_kek(self, name, size, expires_on=None):
+        return self._call('creation of KEK %s' % name, 'create', self.client.create_rsa_key, name, size=size,
+                          hardware_protected=True, key_operations=['import'], expires_on=expires_on)
+
+    def import_once(self, name, jwk_fields, byok_bytes, is_ours, enabled=True, not_before=None, expires_on=None, tags=None):
+        """Import a BYOK blob as one new version, at most once.
+
+        The PUT goes out without SDK retries.  After a failure the vault is asked whether a version
+        for which is_ours(key) is true appeared since; only when none did, and the failure is
+        retryable, is the PUT sent again (honouring Retry-After).  Returns (KeyVaultKey, attempts).
+        """
+        before = set(p.version for p in self.versions(name))
+        jwk = JsonWebKey(t=byok_bytes, **jwk_fields)
+        last = None
+        for attempt in range(1, IMPORT_ATTEMPTS + 1):
+            try:
+                key = self.client.import_key(name, jwk, hardware_protected=True, enabled=enabled, not_before=not_before,
+                                             expires_on=expires_on, tags=tags, retry_total=0)
+                return key, attempt
+            except Exception as exc:  # mapped below
+                last = explain(exc, 'import of key %s' % name, self.url, 'import', self.auth)
+                retry_after = _retry_after(exc)
+            if not is_retryable(last):
+                raise last
+            landed = [p for p in self.versions(name) if p.version not in before]
+            for prop in landed:
+                key = self.get(name, prop.version)
+                if key is not None and is_ours(key):
+                    return key, attempt
+            if landed:
+                raise KeyVaultError('import of key %s in %s: a new version appeared that is not the HSM key (another run '
+                                    'imported at the same time?); inspect the versions of %s' % (name, self.url, name))
+            time.sleep(min(retry_after if retry_after is not None else 2 ** attempt, 30))
+        raise last
+
+    def kcv(self, key, bits):
+        """KCV of an oct-HSM key computed by the vault (AES-CBC, zero IV, one zero block), or None when not allowed."""
+        from azure.keyvault.keys.crypto import CryptographyClient, EncryptionAlgorithm
+        alg = EncryptionAlgorithm({128: 'A128CBC', 192: 'A192CBC', 256: 'A256CBC'}[bits])
+        try:
+            crypto = CryptographyClient(key, self.credential, **self.client_kwargs)
+            result = crypto.encrypt(alg, b'\x00' * 16, iv=b'\x00' * 16)
+        except Exception:  # a key without the encrypt op or permission has no vault-side KCV
+            return None
+        return ki.kcv_from_block(result.ciphertext)
+
+
+def _retry_after(exc):
+    response = getattr(exc, 'response', None)
+    headers = getattr(response, 'headers', None) or {}
+    value = headers.get('Retry-After') if hasattr(headers, 'get') else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def key_fingerprint(key):
+    """Fingerprint of a vault key's public part (RSA/EC), or None (oct)."""
+    jwk = key.key
+    kty = getattr(jwk, 'kty', None)
+    kty = getattr(kty, 'value', kty)
+    fields = {'kty': kty, 'n': getattr(jwk, 'n', None), 'e': getattr(jwk, 'e', None),
+              'crv': getattr(getattr(jwk, 'crv', None), 'value', getattr(jwk, 'crv', None)),
+              'x': getattr(jwk, 'x', None), 'y': getattr(jwk, 'y', None)}
+    public = ki.public_key_from_jwk(fields) if ki.normalize_key_type(kty) != 'oct' else None
+    return ki.fingerprint(public) if public is not None else None
+
+
+def key_summary(key):
+    """Facts about a vault key for results (no key material)."""
+    jwk = key.key
+    kty = getattr(jwk.kty, 'value', jwk.kty)
+    ops = [getattr(o, 'value', o) for o in (jwk.key_ops or [])]
+    d = {
+        'kid': key.id,
+        'name': key.name,
+        'version': key.properties.version,
+        'kty': kty,
+        'key_ops': ops,
+        'enabled': key.properties.enabled,
+        'not_before': key.properties.not_before.isoformat() if key.properties.not_before else None,
+        'expires_on': key.properties.expires_on.isoformat() if key.properties.expires_on else None,
+        'tags': key.properties.tags or {},
+        'fingerprint': key_fingerprint(key),
+    }
+    if ki.normalize_key_type(kty) == 'RSA' and jwk.n:
+        d['key_size'] = len(jwk.n.lstrip(b'\x00')) * 8 if isinstance(jwk.n, bytes) else None
+    elif ki.normalize_key_type(kty) == 'EC':
+        d['curve'] = getattr(jwk.crv, 'value', jwk.crv)
+    return d
+
+
+class KeyVaultModule(object):
+    """AnsibleModule with the Azure options merged in, the SDK import checked, and Azure failures mapped."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = azure_argument_spec()
+        spec.update(argument_spec)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        if AZURE_IMPORT_ERROR:
+            self.module.fail_json(msg=missing_required_lib('azure-keyvault-keys and azure-identity'),
+                                  exception=AZURE_IMPORT_ERROR)
+        if ki.CRYPTOGRAPHY_IMPORT_ERROR:
+            self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
+        self.params = self.module.params
+        self._vault = None
+
+    @property
+    def vault(self):
+        if self._vault is None:
+            try:
+                self._vault = Vault(self.params)
+            except KeyVaultError as exc:
+                self.fail(exc)
+        return self._vault
+
+    def fail(self, exc, **result):
+        """Fail with the one-line message of a KeyVaultError (or any error this collection raises)."""
+        extra = {}
+        if isinstance(exc, KeyVaultError):
+            if exc.status is not None:
+                extra['status_code'] = exc.status
+            if exc.code:
+                extra['error_code'] = exc.code
+        result.update(extra)
+        self.module.fail_json(msg=str(exc), **result)

@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The vault-side procedures behind byok_kek_fetch, keyvault_import and keyvault_key_info.
+
+Decisions (is this key a usable KEK, does the vault already hold the HSM key) are pure functions
+over key summaries; the procedures take a keyvault.Vault.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import DEFAULT_KEY_OPS, KeyVaultError, key_summary
+
+KCV_TAG = 'byok-kcv'
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def kek_problems(summary, key_size=None, now=None):
+    """Why an existing key cannot serve as a KEK (empty list when it can)."""
+    now = now or _now()
+    problems = []
+    if summary['kty'] != 'RSA-HSM':
+        problems.append('its kty is %s, not RSA-HSM' % summary['kty'])
+    if sorted(summary['key_ops']) != ['import']:
+        problems.append('its key_ops are %s, not exactly ["import"]' % summary['key_ops'])
+    if summary['enabled'] is False:
+        problems.append('it is disabled')
+    if summary.get('expires_on') and datetime.datetime.fromisoformat(summary['expires_on']) <= now:
+        problems.append('it expired on %s' % summary['expires_on'])
+    if summary.get('not_before') and datetime.datetime.fromisoformat(summary['not_before']) > now:
+        problems.append('it is not valid before %s' % summary['not_before'])
+    if key_size and summary.get('key_size') and summary['key_size'] != key_size:
+        problems.append('it is RSA-%s, not RSA-%s' % (summary['key_size'], key_size))
+    return problems
+
+
+def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
+    """(created, summary, public_key) for the KEK `name`, created when missing and allowed (summary None in check mode)."""
+    byok_file.validate_key_name(name)
+    key = vault.get(name)
+    if key is None:
+        if not create:
+            raise KeyVaultError('KEK %s does not exist in %s and create is false; set create: true, or create it with '
+                                'kty RSA-HSM and key_ops exactly ["import"]' % (name, vault.url))
+        if check_mode:
+            return True, None, None
+        key = vault.create_kek(name, key_size, expires_on=expires_on)
+        created = True
+    else:
+        created = False
+    summary = key_summary(key)
+    problems = kek_problems(summary, key_size)
+    if problems:
+        raise KeyVaultError('key %s in %s cannot be used as a KEK: %s; use a key created as RSA-HSM with key_ops exactly '
+                            '["import"] (choose another name, or delete this key and let byok_kek_fetch create it)'
+                            % (name, vault.url, '; '.join(problems)))
+    public = ki.public_key_from_jwk({'kty': 'RSA', 'n': key.key.n, 'e': key.key.e})
+    return created, summary, public
+
+
+def vault_identity(vault, key, key_type, key_size):
+    """What identifies the key material of a vault key: fingerprint (RSA/EC) or KCV (oct, vault-side or from its tag)."""
+    if key_type == 'oct':
+        kcv = vault.kcv(key, key_size)
+        if kcv is None:
+            kcv = (key.properties.tags or {}).get(KCV_TAG)
+        return kcv
+    return key_summary(key)['fingerprint']
+
+
+def import_decision(exists, current_identity, expected, force):
+    """('import' | 'keep' | 'conflict', reason) for the vault's current version against the HSM key."""
+    if not exists:
+        return 'import', 'the vault has no key of this name'
+    if force:
+        return 'import', 'force is set'
+    if expected is None or current_identity is None:
+        return 'conflict', ('the vault key exists and it cannot be compared with the HSM key (no %s)'
+                            % ('expected_fingerprint' if expected is None else 'fingerprint or KCV from the vault'))
+    if current_identity == expected:
+        return 'keep', "the vault's current version is the HSM key"
+    return 'conflict', "the vault's current version has %s, the HSM key has %s" % (current_identity, expected)
+
+
+def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode):
+    """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict."""
+    byok_file.validate_key_name(name)
+    current = vault.get(name)
+    current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
+    decision, reason = import_decision(current is not None, current_identity, expected, force)
+    before = key_summary(current) if current else None
+    result = {'name': name, 'decision': decision, 'reason': reason, 'before': before}
+    if decision == 'conflict':
+        raise KeyVaultError('vault key %s in %s is not the HSM key: %s; nothing was imported. Set force: true to import the '
+                            'HSM key as a new current version (a rotation), or use another name' % (name, vault.url, reason))
+    if decision == 'keep':
+        result.update(changed=False, key=before, version=before['version'], kid=before['kid'], fingerprint=current_identity)
+        return result
+    if check_mode:
+        result.update(changed=True, key=None, version=None, kid=None, fingerprint=expected)
+        return result
+    data, blob = byok_file.read(byok_path)
+    kek_vault, dummy, dummy2 = byok_file.parse_kid(blob.kid, option='header.kid of %s' % byok_path)
+    if not byok_file.same_vault(kek_vault, vault.url):
+        raise KeyVaultError('byok_file %s was wrapped under a KEK of %s, not of %s; wrap it again with the KEK of this vault '
+                            '(byok_kek_fetch with vault_url %s)' % (byok_path, kek_vault, vault.url, vault.url))
+    jwk = {'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': key_ops or DEFAULT_KEY_OPS[spec['key_type']]}
+    if spec['key_type'] == 'EC':
+        jwk['crv'] = spec['curve']
+    tags = dict(tags or {})
+    if spec['key_type'] == 'oct' and expected:
+        tags[KCV_TAG] = expected
+
+    def is_ours(key):
+        return expected is None or vault_identity(vault, key, spec['key_type'], spec['key_size']) == expected
+
+    key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, **attributes)
+    identity = vault_identity(vault, key, spec['key_type'], spec['key_size'])
+    if expected is not None and identity != expected:
+        raise KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); the blob was '
+                            'wrapped from another key: check byok_file and expected_fingerprint'
+                            % (name, key.properties.version, identity, expected))
+    after = key_summary(key)
+    result.update(changed=True, key=after, version=after['version'], kid=after['kid'], fingerprint=identity, attempts=attempts)
+    return result

@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: byok_kek_fetch
+short_description: Create or find the key exchange key (KEK) of a vault and fetch its public key
+version_added: 1.0.0
+description:
+  - Makes sure the vault holds a KEK - an RSA-HSM key whose key operations are exactly C(import) - and returns its
+    versioned key id and public key, optionally written to a PEM file for the HSM host.
+  - Refuses an existing key of that name that cannot serve as a KEK (another kty, other key_ops, other size, disabled,
+    expired or not yet valid), without changing it.
+  - Only Key Vault Premium and Managed HSM can hold a KEK.
+author:
+  - byok.keyvault contributors
+extends_documentation_fragment:
+  - byok.keyvault.azure
+  - byok.keyvault.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - Name of the KEK in the vault (1-127 characters of 0-9, a-z, A-Z and -).
+    type: str
+    required: true
+  key_size:
+    description:
+      - RSA size of the KEK. An existing KEK must have this size.
+    type: int
+    default: 4096
+    choices: [2048, 3072, 4096]
+  create:
+    description:
+      - Create the KEK (RSA-HSM, key_ops exactly C(import)) when the vault has no key of that name.
+    type: bool
+    default: true
+  expires_on:
+    description:
+      - Expiry of a KEK created by this run, as an ISO 8601 date-time (for example C(2027-01-31T00:00:00Z)).
+        Not applied to an existing KEK.
+    type: str
+  dest:
+    description:
+      - PEM file to write the KEK public key to (SubjectPublicKeyInfo), for M(byok.keyvault.byok_wrap).
+    type: path
+seealso:
+  - module: byok.keyvault.byok_wrap
+'''
+
+EXAMPLES = r'''
+- name: Create or find the KEK and write its public key
+  byok.keyvault.byok_kek_fetch:
+    vault_url: https://contoso-prod.vault.azure.net
+    name: byok-kek
+    key_size: 4096
+    dest: /var/lib/byok/kek-prod.pem
+  register: kek
+
+- name: Use an existing KEK only (fail when it is missing), with credentials from AWX's Azure credential
+  byok.keyvault.byok_kek_fetch:
+    vault_url: https://contoso-hsm.managedhsm.azure.net
+    auth_source: env
+    name: byok-kek
+    create: false
+'''
+
+RETURN = r'''
+kid:
+  description: Versioned key id of the KEK; goes into the header of every .byok file. Null in check mode before creation.
+  returned: always
+  type: str
+  sample: https://contoso-prod.vault.azure.net/keys/byok-kek/0123456789abcdef0123456789abcdef
+fingerprint:
+  description: Lowercase hex SHA-256 of the KEK public key's DER SubjectPublicKeyInfo, to verify out of band.
+  returned: always
+  type: str
+key_size:
+  description: RSA size of the KEK.
+  returned: always
+  type: int
+  sample: 4096
+public_key_pem:
+  description: KEK public key as PEM. Null in check mode before creation.
+  returned: always
+  type: str
+created:
+  description: Whether this run created the KEK (or would, in check mode).
+  returned: always
+  type: bool
+expires_on:
+  description: Expiry of the KEK, if it has one.
+  returned: always
+  type: str
+'''
+
+import os
+
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, parse_datetime
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import ensure_kek
+
+
+def main():
+    kv = KeyVaultModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            key_size=dict(type='int', default=4096, choices=list(ki.KEK_SIZES)),
+            create=dict(type='bool', default=True),
+            expires_on=dict(type='str'),
+            dest=dict(type='path'),
+        ),
+        supports_check_mode=True,
+    )
+    p = kv.params
+    try:
+        byok_file.validate_key_name(p['name'])
+        expires_on = parse_datetime(p['expires_on'], 'expires_on')
+        if p['dest'] and not os.path.isdir(os.path.dirname(os.path.abspath(p['dest']))):
+            raise KeyVaultError('the directory of dest %s does not exist; create it first' % p['dest'])
+        created, summary, public = ensure_kek(kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.module.check_mode)
+    except (KeyVaultError, byok_file.ByokFormatError) as exc:
+        kv.fail(exc)
+    if summary is None:
+        kv.module.exit_json(changed=True, created=True, kid=None, fingerprint=None, key_size=p['key_size'],
+                            public_key_pem=None, expires_on=p['expires_on'])
+    pem = ki.public_pem(public)
+    changed = created
+    if p['dest']:
+        current = None
+        if os.path.exists(p['dest']):
+            with open(p['dest'], 'rb') as f:
+                current = f.read()
+        if current != pem.encode('ascii'):
+            changed = True
+            if not kv.module.check_mode:
+                byok_file.atomic_write(p['dest'], pem.encode('ascii'), mode=0o644)
+    kv.module.exit_json(changed=changed, created=created,
+                        kid=summary['kid'], fingerprint=ki.fingerprint(public), key_size=public.key_size,
+                        public_key_pem=pem, expires_on=summary['expires_on'])
+
+
+if __name__ == '__main__':
+    main()

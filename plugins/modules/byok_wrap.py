@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: byok_wrap
+short_description: Wrap an HSM key under a Key Vault KEK and write the .byok file
+version_added: 1.0.0
+description:
+  - Wraps the target key inside the HSM under the key exchange key (KEK) of the target vault, as Azure's BYOK
+    specification requires - CKM_RSA_AES_KEY_WRAP in one step, or the equivalent two steps CKM_AES_KEY_WRAP_PAD
+    (RFC 5649) with an ephemeral AES-256 key and CKM_RSA_PKCS_OAEP (SHA-1) of that AES key - and writes the .byok
+    JSON file (mode 0600, written atomically).
+  - The KEK public key and the ephemeral AES key exist only as session objects and are destroyed afterwards.
+  - Beside each .byok file a metadata file C(<dest>.json) records which key was wrapped under which KEK (fingerprints,
+    no key material); it makes the module idempotent and lets M(byok.keyvault.keyvault_import) derive the key type.
+author:
+  - byok.keyvault contributors
+extends_documentation_fragment:
+  - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details:
+      - An existing O(dest) that wraps the same HSM key under the same KEK is kept.
+options:
+  label:
+    description:
+      - CKA_LABEL of the key to wrap. Mutually exclusive with O(keys).
+    type: str
+  id:
+    description:
+      - CKA_ID (hex) of the key, when several keys share the label.
+    type: str
+  dest:
+    description:
+      - Path of the .byok file to write. Required with O(label).
+    type: path
+  keys:
+    description:
+      - Several keys at once, each a dictionary with C(label), C(dest) and optionally C(id). All share the KEK and one login.
+    type: list
+    elements: dict
+  kek_file:
+    description:
+      - PEM file with the KEK public key, as written by M(byok.keyvault.byok_kek_fetch) with C(dest).
+    type: path
+    required: true
+  kek_kid:
+    description:
+      - Versioned key identifier of the KEK (C(https://VAULT/keys/NAME/VERSION)), as returned by M(byok.keyvault.byok_kek_fetch).
+    type: str
+    required: true
+  wrap_method:
+    description:
+      - V(auto) uses CKM_RSA_AES_KEY_WRAP when the token offers it and the two-step wrap otherwise.
+      - V(combined) and V(two_step) force one and fail when the token lacks the mechanisms.
+    type: str
+    default: auto
+    choices: [auto, combined, two_step]
+  force:
+    description:
+      - Wrap again even when O(dest) already wraps this key under this KEK.
+    type: bool
+    default: false
+notes:
+  - SoftHSM before 2.7 pads a private key's PKCS#8 encoding with zero bytes to a multiple of 8 before wrapping; the
+    module warns when the library is affected. See the collection's docs on this behaviour.
+seealso:
+  - module: byok.keyvault.byok_kek_fetch
+  - module: byok.keyvault.keyvault_import
+'''
+
+EXAMPLES = r'''
+- name: Wrap the key under the vault's KEK
+  byok.keyvault.byok_wrap:
+    pkcs11_module: /usr/safenet/lunaclient/lib/libCryptoki2_64.so
+    token_label: byok-partition
+    user_pin: "{{ vault_luna_co_pin }}"
+    label: payments-signing
+    kek_file: /var/lib/byok/kek-prod.pem
+    kek_kid: "{{ kek.kid }}"
+    dest: /var/lib/byok/payments-signing.byok
+
+- name: Wrap several keys with one login
+  byok.keyvault.byok_wrap:
+    kek_file: /var/lib/byok/kek-prod.pem
+    kek_kid: "{{ kek.kid }}"
+    keys:
+      - label: app-ec
+        dest: /var/lib/byok/app-ec.byok
+      - label: app-rsa
+        dest: /var/lib/byok/app-rsa.byok
+'''
+
+RETURN = r'''
+dest:
+  description: Path of the .byok file (single-key form).
+  returned: when O(label) is given
+  type: str
+kek_kid:
+  description: Versioned KEK id written into the file's header.
+  returned: always
+  type: str
+fingerprint:
+  description: Fingerprint (SPKI SHA-256) of the wrapped key, or its KCV for oct keys (single-key form).
+  returned: when O(label) is given
+  type: str
+wrap_method:
+  description: Wrap path used, V(combined) or V(two_step) (single-key form).
+  returned: when O(label) is given
+  type: str
+  sample: two_step
+key_type:
+  description: Type of the wrapped key, V(RSA), V(EC) or V(oct) (single-key form).
+  returned: when O(label) is given
+  type: str
+key_size:
+  description: Size of the wrapped key in bits (single-key form).
+  returned: when O(label) is given
+  type: int
+curve:
+  description: Curve of an EC key (single-key form).
+  returned: when O(label) is given
+  type: str
+keys:
+  description: One entry per item of O(keys) with label, dest, changed, fingerprint, wrap_method, key_type, key_size, curve.
+  returned: when O(keys) is given
+  type: list
+  elements: dict
+token:
+  description: Facts about the token used.
+  returned: always
+  type: dict
+'''
+
+import os
+
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import load_kek, wrap_key
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
+
+
+def main():
+    hsm = HsmModule(
+        argument_spec=dict(
+            label=dict(type='str'),
+            id=dict(type='str'),
+            dest=dict(type='path'),
+            keys=dict(type='list', elements='dict', no_log=False),
+            kek_file=dict(type='path', required=True),
+            kek_kid=dict(type='str', required=True),
+            wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
+            force=dict(type='bool', default=False),
+        ),
+        mutually_exclusive=[('label', 'keys')],
+        required_one_of=[('label', 'keys')],
+        required_by={'label': 'dest'},
+        supports_check_mode=True,
+    )
+    p = hsm.params
+    items = p['keys'] if p['keys'] is not None else [dict(label=p['label'], id=p['id'], dest=p['dest'])]
+    # Everything that can be checked without the HSM is checked first
+    try:
+        byok_file.parse_kid(p['kek_kid'])
+        kek_public = load_kek(p['kek_file'])
+        for item in items:
+            if not item.get('label') or not item.get('dest'):
+                raise HsmError('every item of keys needs label and dest')
+            item['key_id'] = bytes.fromhex(item['id']) if item.get('id') else None
+            directory = os.path.dirname(os.path.abspath(item['dest']))
+            if not os.path.isdir(directory):
+                raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
+    except (HsmError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
+        hsm.fail(exc)
+    except ValueError:
+        hsm.fail('id must be hex digits (the CKA_ID of the key)')
+
+    token = hsm.open_token()
+    results, failures, warnings = [], [], []
+    with token:
+        for item in items:
+            try:
+                r = wrap_key(token, item, kek_public, p['kek_kid'], p['wrap_method'], p['force'], hsm.module.check_mode)
+            except (HsmError, vendors.VendorError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
+                failures.append(str(exc))
+                results.append({'label': item['label'], 'dest': item['dest'], 'changed': False, 'failed': True, 'msg': str(exc)})
+                continue
+            if r.pop('warning', None):
+                warnings.append(r.get('label'))
+            results.append(r)
+        info = token.info()
+        padded_note = token.profile['display_name'] if warnings else None
+    if warnings:
+        hsm.module.warn('%s %s zero-pads private keys to a multiple of 8 bytes before wrapping; the .byok of %s may carry '
+                        '1-7 zero bytes after the PKCS#8 key (accepted by OpenSSL-based importers)'
+                        % (padded_note, info['library_version'], ', '.join(warnings)))
+    changed = any(r.get('changed') for r in results)
+    if p['keys'] is None:
+        if failures:
+            hsm.fail(failures[0], changed=False, token=info)
+        out = dict(results[0])
+        out.update(token=info)
+        hsm.module.exit_json(**out)
+    if failures:
+        hsm.fail('%d of %d keys failed: %s' % (len(failures), len(results), ' | '.join(failures)), changed=changed,
+                 keys=results, kek_kid=p['kek_kid'], token=info)
+    hsm.module.exit_json(changed=changed, keys=results, kek_kid=p['kek_kid'], token=info)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,227 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: hsm_keygen
+short_description: Generate a BYOK target key inside an HSM over PKCS#11
+version_added: 1.0.0
+description:
+  - Makes sure the token holds a key with the given label, of a type, size or curve Azure Key Vault accepts,
+    generated inside the HSM as a token object that is private, sensitive and extractable (so that the HSM itself
+    may wrap it for the transfer; its clear value never leaves the HSM).
+  - A key that exists with the label and matches is left alone. One that differs follows O(regenerate).
+  - Give one key with O(label) or several with O(keys); several keys share one login.
+author:
+  - byok.keyvault contributors
+extends_documentation_fragment:
+  - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  label:
+    description:
+      - CKA_LABEL of the target key. Mutually exclusive with O(keys).
+    type: str
+  id:
+    description:
+      - CKA_ID of the target key in hex. A random 16-byte id is used for new keys when not given.
+    type: str
+  key_type:
+    description:
+      - Type of the target key. V(oct) (AES) keys can only go to Azure Managed HSM.
+    type: str
+    default: RSA
+    choices: [RSA, EC, oct]
+  key_size:
+    description:
+      - Size in bits. RSA 2048, 3072 (default) or 4096; oct 128, 192 or 256 (default). Not used for EC keys.
+    type: int
+  curve:
+    description:
+      - Curve of an EC key (default V(P-256)).
+    type: str
+    choices: [P-256, P-384, P-521, P-256K]
+  keys:
+    description:
+      - Several target keys at once, each a dictionary with C(label) and optionally C(id), C(key_type), C(key_size), C(curve).
+    type: list
+    elements: dict
+  regenerate:
+    description:
+      - What to do when a key with the label exists but differs (type, size, curve, not extractable, not sensitive,
+        a session object).
+      - V(fail) (default) stops and names the difference; HSM keys have no backup, so nothing is destroyed by default.
+      - V(never) keeps the existing key and warns. V(full_idempotence) destroys it and generates a new one.
+        V(always) replaces the key on every run.
+    type: str
+    default: fail
+    choices: [never, fail, full_idempotence, always]
+seealso:
+  - module: byok.keyvault.byok_wrap
+  - module: byok.keyvault.keyvault_import
+'''
+
+EXAMPLES = r'''
+- name: Generate an RSA-3072 target key on a Luna partition
+  byok.keyvault.hsm_keygen:
+    pkcs11_module: /usr/safenet/lunaclient/lib/libCryptoki2_64.so
+    token_label: byok-partition
+    user_pin: "{{ vault_luna_co_pin }}"
+    label: payments-signing
+    key_type: RSA
+    key_size: 3072
+
+- name: Generate several keys with one login (PKCS11_* environment variables select the token)
+  byok.keyvault.hsm_keygen:
+    keys:
+      - label: app-ec
+        key_type: EC
+        curve: P-384
+      - label: app-aes
+        key_type: oct
+        key_size: 256
+  environment:
+    PKCS11_MODULE: /usr/lib/softhsm/libsofthsm2.so
+    PKCS11_TOKEN_LABEL: byok
+    PKCS11_USER_PIN: "{{ vault_pin }}"
+'''
+
+RETURN = r'''
+label:
+  description: Label of the key (single-key form).
+  returned: when O(label) is given
+  type: str
+  sample: payments-signing
+key_type:
+  description: Type of the key (single-key form).
+  returned: when O(label) is given
+  type: str
+  sample: RSA
+key_size:
+  description: Size of the key in bits (single-key form).
+  returned: when O(label) is given
+  type: int
+  sample: 3072
+curve:
+  description: Curve of an EC key (single-key form).
+  returned: when O(label) is given and the key is an EC key
+  type: str
+  sample: P-256
+fingerprint:
+  description:
+    - Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of the key's public part; for oct keys the key check value
+      (first 3 bytes of AES-ECB of a zero block, computed in the HSM). Null in check mode for a key not generated yet.
+  returned: when O(label) is given
+  type: str
+  sample: 04828a6d138a537e111d08a02f2af1ced02ea40664b07223f016a938b7fa6d60
+public_key_pem:
+  description: Public key (PEM SubjectPublicKeyInfo) of an RSA or EC key.
+  returned: when O(label) is given and the key has a public part
+  type: str
+action:
+  description: What was done, V(keep), V(generate) or V(replace) (single-key form).
+  returned: when O(label) is given
+  type: str
+  sample: generate
+keys:
+  description: One entry per item of O(keys), each with label, action, changed, key_type, key_size, curve, fingerprint,
+    public_key_pem.
+  returned: when O(keys) is given
+  type: list
+  elements: dict
+token:
+  description: Facts about the token used (vendor, manufacturer, model, serial, label, firmware and library versions).
+  returned: always
+  type: dict
+'''
+
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import REGENERATE_CHOICES, ensure_key, key_spec
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
+
+
+def flatten(r):
+    out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
+    key = r['key'] or {}
+    for field in ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem'):
+        out[field] = key.get(field)
+    return out
+
+
+def main():
+    hsm = HsmModule(
+        argument_spec=dict(
+            label=dict(type='str'),
+            id=dict(type='str'),
+            key_type=dict(type='str', default='RSA', choices=['RSA', 'EC', 'oct']),
+            key_size=dict(type='int'),
+            curve=dict(type='str', choices=list(ki.EC_CURVES)),
+            keys=dict(type='list', elements='dict', no_log=False),
+            regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
+        ),
+        mutually_exclusive=[('label', 'keys')],
+        required_one_of=[('label', 'keys')],
+        supports_check_mode=True,
+    )
+    p = hsm.params
+    items = p['keys'] if p['keys'] is not None else [dict(label=p['label'], id=p['id'], key_type=p['key_type'],
+                                                          key_size=p['key_size'], curve=p['curve'])]
+    # Refuse what Azure would refuse before touching the HSM
+    try:
+        specs = [key_spec(item) for item in items]
+    except (ki.KeySpecError, KeyError) as exc:
+        hsm.fail(exc if not isinstance(exc, KeyError) else 'every item of keys needs a label')
+    labels = [s['label'] for s in specs]
+    if len(set(labels)) != len(labels):
+        hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(sorted(set(x for x in labels if labels.count(x) > 1))))
+
+    token = hsm.open_token()
+    results, failures, warnings = [], [], []
+    with token:
+        for spec in specs:
+            try:
+                r = ensure_key(token, spec, p['regenerate'], hsm.module.check_mode)
+            except (HsmError, vendors.VendorError, ki.KeySpecError) as exc:
+                failures.append(str(exc))
+                results.append({'label': spec['label'], 'action': 'fail', 'changed': False, 'failed': True, 'msg': str(exc)})
+                continue
+            if r.get('warning'):
+                warnings.append(r['warning'])
+            results.append(r)
+        info = token.info()
+    for w in warnings:
+        hsm.module.warn(w)
+    changed = any(r.get('changed') for r in results)
+    diff = {'before': {}, 'after': {}}
+    for r in results:
+        if 'diff' in r:
+            diff['before'][r['label']] = r['diff']['before']
+            diff['after'][r['label']] = r['diff']['after']
+    if p['keys'] is None:
+        if failures:
+            hsm.fail(failures[0], changed=False, token=info)
+        out = flatten(results[0])
+        out.update(token=info, diff=diff)
+        hsm.module.exit_json(**out)
+    flat = [flatten(r) if not r.get('failed') else r for r in results]
+    if failures:
+        hsm.fail('%d of %d keys failed: %s' % (len(failures), len(results), ' | '.join(failures)), changed=changed, keys=flat,
+                 token=info)
+    hsm.module.exit_json(changed=changed, keys=flat, token=info, diff=diff)
+
+
+if __name__ == '__main__':
+    main()

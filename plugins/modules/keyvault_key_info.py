@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: keyvault_key_info
+short_description: Read what a vault holds for some key names (current version, fingerprint, version count)
+version_added: 1.0.0
+description:
+  - Returns, for each name, whether the vault has the key and, if so, its current version, fingerprint (SPKI SHA-256 of
+    the public part) and number of versions. Used by the transfer role to decide which HSM keys still need to move.
+author:
+  - byok.keyvault contributors
+extends_documentation_fragment:
+  - byok.keyvault.azure
+  - byok.keyvault.attributes
+  - byok.keyvault.attributes.info_module
+options:
+  names:
+    description:
+      - Key names to look up.
+    type: list
+    elements: str
+    required: true
+  versions:
+    description:
+      - Also count the versions of each key (one more request per key).
+    type: bool
+    default: true
+'''
+
+EXAMPLES = r'''
+- name: What does the vault hold?
+  byok.keyvault.keyvault_key_info:
+    vault_url: https://contoso-prod.vault.azure.net
+    names: [payments-signing, app-ec]
+  register: info
+'''
+
+RETURN = r'''
+keys:
+  description: One entry per name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Key name.
+      type: str
+    exists:
+      description: Whether the vault has a current version of the key.
+      type: bool
+    kid:
+      description: Versioned id of the current version.
+      type: str
+    version:
+      description: Current version.
+      type: str
+    fingerprint:
+      description: SPKI SHA-256 of the current version's public key (null for oct keys).
+      type: str
+    kty:
+      description: Key type, for example V(RSA-HSM).
+      type: str
+    key_ops:
+      description: Allowed operations.
+      type: list
+      elements: str
+    enabled:
+      description: Whether the current version is enabled.
+      type: bool
+    tags:
+      description: Tags of the current version.
+      type: dict
+    version_count:
+      description: Number of versions (when O(versions) is true).
+      type: int
+'''
+
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, key_summary
+
+
+def main():
+    kv = KeyVaultModule(
+        argument_spec=dict(
+            names=dict(type='list', elements='str', required=True),
+            versions=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    out = []
+    try:
+        for name in kv.params['names']:
+            byok_file.validate_key_name(name, option='names')
+            key = kv.vault.get(name)
+            entry = {'name': name, 'exists': key is not None}
+            if key is not None:
+                entry.update(key_summary(key))
+            if kv.params['versions']:
+                entry['version_count'] = len(kv.vault.versions(name)) if key is not None else 0
+            out.append(entry)
+    except (KeyVaultError, byok_file.ByokFormatError) as exc:
+        kv.fail(exc)
+    kv.module.exit_json(changed=False, keys=out)
+
+
+if __name__ == '__main__':
+    main()
