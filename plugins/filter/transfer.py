@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+"""Filters that plan a BYOK transfer from an inventory key list (used by the transfer role)."""
+
+from ansible.errors import AnsibleFilterError
+
+KCV_TAG = 'byok-kcv'
+
+
+def _label(key):
+    return key.get('label') or key['name']
+
+
+def byok_hsm_items(keys):
+    """hsm_keygen keys[] items from inventory keys (name, vault, label, key_type, key_size, curve, id)."""
+    items = []
+    for key in keys or []:
+        if not isinstance(key, dict) or not key.get('name') or not key.get('vault'):
+            raise AnsibleFilterError('every item of byok_keys needs name (the vault key name) and vault; got %r' % (key,))
+        item = {'label': _label(key), 'key_type': key.get('key_type', 'RSA')}
+        for field in ('key_size', 'curve', 'id'):
+            if key.get(field) is not None:
+                item[field] = key[field]
+        items.append(item)
+    return items
+
+
+def byok_vault_names(keys):
+    """{vault: [vault key names]} for a key list."""
+    out = {}
+    for key in keys or []:
+        out.setdefault(key['vault'], []).append(key['name'])
+    return out
+
+
+def byok_plan(keys, keygen_keys, vault_results):
+    """One entry per key: what the HSM has, what the vault has, and whether the key must be transferred."""
+    hsm = dict((k['label'], k) for k in keygen_keys or [])
+    vault = {}
+    for result in vault_results or []:
+        for entry in result.get('keys', []):
+            vault[(result['item'], entry['name'])] = entry
+    plan = []
+    for key in keys or []:
+        h = hsm.get(_label(key), {})
+        v = vault.get((key['vault'], key['name']), {'exists': False})
+        hsm_fp = h.get('fingerprint')
+        if h.get('key_type') == 'oct':
+            vault_fp = (v.get('tags') or {}).get(KCV_TAG)
+        else:
+            vault_fp = v.get('fingerprint')
+        if not v.get('exists'):
+            state, transfer = 'missing in vault', True
+        elif hsm_fp and vault_fp == hsm_fp:
+            state, transfer = 'in place', False
+        else:
+            state, transfer = 'vault holds another key', True
+        plan.append({
+            'name': key['name'], 'vault': key['vault'], 'label': _label(key),
+            'key_type': h.get('key_type') or key.get('key_type', 'RSA'), 'key_size': h.get('key_size'), 'curve': h.get('curve'),
+            'hsm_fingerprint': hsm_fp, 'vault_fingerprint': vault_fp, 'vault_kid': v.get('kid'),
+            'version_count': v.get('version_count', 0), 'state': state, 'transfer': transfer,
+            'key_ops': key.get('key_ops'), 'tags': key.get('tags'), 'enabled': key.get('enabled', True),
+            'not_before': key.get('not_before'), 'expires_on': key.get('expires_on'), 'force': key.get('force', False),
+        })
+    return plan
+
+
+def byok_wrap_item(plan_entry, directory):
+    """byok_wrap keys[] item for a plan entry: HSM label and the .byok path in a work directory."""
+    return {'label': plan_entry['label'], 'dest': '%s/%s-%s.byok' % (directory, plan_entry['vault'], plan_entry['name'])}
+
+
+def byok_report(plan, import_results, host):
+    """One report row per key of a host: what the HSM and the vault hold after the run and what happened."""
+    imports = {}
+    for r in import_results or []:
+        item = r.get('item') or {}
+        imports[(item.get('vault'), item.get('name'))] = r
+    rows = []
+    for entry in plan or []:
+        row = {'host': host, 'vault': entry['vault'], 'name': entry['name'], 'label': entry['label'],
+               'key_type': entry['key_type'], 'key_size': entry['key_size'], 'curve': entry['curve'],
+               'hsm_fingerprint': entry['hsm_fingerprint'], 'vault_fingerprint': entry['vault_fingerprint'],
+               'kid': entry['vault_kid'], 'message': ''}
+        r = imports.get((entry['vault'], entry['name']))
+        if not entry['transfer']:
+            row['result'] = 'in place'
+        elif r is None:
+            row['result'] = 'not attempted'
+        elif r.get('failed'):
+            row['result'] = 'failed'
+            row['message'] = r.get('msg', '')
+        elif r.get('changed') and r.get('kid') is None:
+            row['result'] = 'would transfer'
+        elif r.get('changed'):
+            row['result'] = 'transferred'
+            row['kid'] = r.get('kid')
+            row['vault_fingerprint'] = r.get('fingerprint')
+            row['attempts'] = r.get('attempts')
+        else:
+            row['result'] = 'in place'
+            row['kid'] = r.get('kid')
+            row['vault_fingerprint'] = r.get('fingerprint')
+        row['match'] = bool(row['hsm_fingerprint']) and row['hsm_fingerprint'] == row['vault_fingerprint']
+        rows.append(row)
+    return rows
+
+
+def byok_table(rows):
+    """The report rows as lines of a fixed-width table a person can read."""
+    header = ('KEY', 'HOST', 'VAULT', 'VERSION', 'FINGERPRINT (HSM = VAULT)', 'RESULT')
+    lines = []
+    for r in rows or []:
+        version = (r.get('kid') or '').rstrip('/').rsplit('/', 1)[-1] if r.get('kid') else '-'
+        fp = r.get('hsm_fingerprint') or '-'
+        mark = 'match' if r.get('match') else ('-' if not r.get('vault_fingerprint') else 'DIFFERS')
+        lines.append((r['name'], r['host'], r['vault'], version[:12], '%s %s' % (fp[:16], mark),
+                      r['result'] + ((': ' + r['message']) if r.get('message') else '')))
+    widths = [max(len(x[i]) for x in [header] + lines) for i in range(len(header) - 1)]
+    return ['  '.join(c.ljust(w) for c, w in zip(line[:-1], widths)) + '  ' + line[-1] for line in [header] + lines]
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'byok_hsm_items': byok_hsm_items,
+            'byok_vault_names': byok_vault_names,
+            'byok_plan': byok_plan,
+            'byok_wrap_item': byok_wrap_item,
+            'byok_report': byok_report,
+            'byok_table': byok_table,
+        }
