@@ -6,4 +6,4 @@ export PATH="$ROOT/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections"
 export ANSIBLE_CONFIG="$ROOT/playbooks/ansible.cfg"
 export BYOK_LAB_DIR="${BYOK_LAB_DIR:-$ROOT/.lab}"
-lab() { PYTHONPATH="$ROOT/tests" "$ROOT/.venv/bin/python" -m lab --state-dir "$BYOK_LAB_DIR/vault" "$@"; }
+lab() { local cmd=$1; shift; PYTHONPATH="$ROOT/tests" "$ROOT/.venv/bin/python" -m lab "$cmd" --state-dir "$BYOK_LAB_DIR/vault" "$@"; }
