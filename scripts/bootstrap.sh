@@ -25,8 +25,11 @@ stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "bootstrap: installing Python packages into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -r requirements-dev.txt
+    if ! .venv/bin/python -m pip install -q -r requirements-dev.txt > .venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "bootstrap: pip install failed (log above)" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make test: everything. Unit tests, end-to-end tests against SoftHSM2 and the lab vault,
+# ansible-test sanity, ansible-lint, and a galaxy build installed into a fresh path.
+set -euo pipefail
+# shellcheck source=scripts/env.sh
+. "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+status=0
+run() {
+    local name=$1
+    shift
+    echo
+    echo "=== $name"
+    local start=$SECONDS
+    if "$@"; then
+        echo "=== $name: ok ($((SECONDS - start)) s)"
+    else
+        echo "=== $name: FAILED ($((SECONDS - start)) s)"
+        status=1
+    fi
+}
+
+for gate in scripts/ansible-test.sh scripts/lint.sh scripts/galaxy-build.sh scripts/ee-check.sh; do
+    [ -x "$gate" ] || { echo "missing $gate" >&2; exit 1; }
+done
+
+run "ansible-test sanity" scripts/ansible-test.sh sanity
+run "ansible-lint (production profile)" scripts/lint.sh
+run "galaxy build and install" scripts/galaxy-build.sh
+run "execution environment definition" scripts/ee-check.sh
+run "unit and end-to-end tests (SoftHSM2 + lab vault)" \
+    env PYTHONPATH="$ROOT/build/collections:$ROOT/tests" python -m pytest tests/unit tests/e2e -q -p no:cacheprovider
+
+echo
+if [ "$status" -ne 0 ]; then
+    echo "make test: FAILED (see the gates above)"
+else
+    echo "make test: all gates passed"
+fi
+exit "$status"

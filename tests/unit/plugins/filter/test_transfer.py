@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.byok.keyvault.plugins.filter.transfer import (byok_hsm_items, byok_plan, byok_report, byok_table,
+                                                                       byok_vault_names)
+
+KEYS = [
+    {'name': 'app-rsa', 'vault': 'prod', 'key_type': 'RSA', 'key_size': 3072},
+    {'name': 'app-ec', 'vault': 'prod', 'label': 'hsm-ec', 'key_type': 'EC', 'curve': 'P-256'},
+    {'name': 'app-aes', 'vault': 'mhsm', 'key_type': 'oct', 'key_size': 256},
+]
+KEYGEN = [
+    {'label': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'curve': None, 'fingerprint': 'f1'},
+    {'label': 'hsm-ec', 'key_type': 'EC', 'key_size': 256, 'curve': 'P-256', 'fingerprint': 'f2'},
+    {'label': 'app-aes', 'key_type': 'oct', 'key_size': 256, 'curve': None, 'fingerprint': 'abc123'},
+]
+
+
+def test_hsm_items_default_label_to_name():
+    items = byok_hsm_items(KEYS)
+    assert [i['label'] for i in items] == ['app-rsa', 'hsm-ec', 'app-aes']
+    assert 'curve' not in items[0] and items[1]['curve'] == 'P-256'
+
+
+def test_hsm_items_need_name_and_vault():
+    with pytest.raises(AnsibleFilterError, match='name'):
+        byok_hsm_items([{'vault': 'prod'}])
+
+
+def test_vault_names():
+    assert byok_vault_names(KEYS) == {'prod': ['app-rsa', 'app-ec'], 'mhsm': ['app-aes']}
+
+
+def test_plan_moves_only_what_is_not_in_place():
+    vault_results = [
+        {'item': 'prod', 'keys': [{'name': 'app-rsa', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'},
+                                  {'name': 'app-ec', 'exists': True, 'fingerprint': 'other', 'kid': 'k2'}]},
+        {'item': 'mhsm', 'keys': [{'name': 'app-aes', 'exists': True, 'fingerprint': None, 'tags': {'byok-kcv': 'abc123'}}]},
+    ]
+    plan = {p['name']: p for p in byok_plan(KEYS, KEYGEN, vault_results)}
+    assert plan['app-rsa']['transfer'] is False and plan['app-rsa']['state'] == 'in place'
+    assert plan['app-ec']['transfer'] is True and plan['app-ec']['state'] == 'vault holds another key'
+    assert plan['app-aes']['transfer'] is False
+
+
+def test_plan_in_check_mode_before_generation_transfers():
+    plan = byok_plan(KEYS[:1], [{'label': 'app-rsa', 'fingerprint': None}], [{'item': 'prod', 'keys': [{'name': 'app-rsa',
+                                                                                                         'exists': False}]}])
+    assert plan[0]['transfer'] is True
+
+
+def test_report_and_table():
+    plan = byok_plan(KEYS[:2], KEYGEN, [{'item': 'prod', 'keys': [{'name': 'app-rsa', 'exists': False},
+                                                                  {'name': 'app-ec', 'exists': False}]}])
+    imports = [
+        {'item': plan[0], 'changed': True, 'kid': 'https://v/keys/app-rsa/0123', 'fingerprint': 'f1'},
+        {'item': plan[1], 'failed': True, 'msg': 'the identity may not import'},
+    ]
+    rows = byok_report(plan, imports, 'hsm1')
+    assert rows[0]['result'] == 'transferred' and rows[0]['match'] is True
+    assert rows[1]['result'] == 'failed' and 'may not import' in rows[1]['message']
+    table = byok_table(rows)
+    assert table[0].startswith('KEY') and 'transferred' in table[1] and 'failed: the identity' in table[2]

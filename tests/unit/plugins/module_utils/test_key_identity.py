@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+
+
+@pytest.mark.parametrize('args, expected', [
+    (('RSA', 3072, None, 'premium'), {'key_type': 'RSA', 'key_size': 3072, 'curve': None}),
+    (('RSA-HSM', None, None, None), {'key_type': 'RSA', 'key_size': 3072, 'curve': None}),
+    (('EC', None, 'P-256K', 'premium'), {'key_type': 'EC', 'key_size': 256, 'curve': 'P-256K'}),
+    (('EC', None, 'secp384r1', None), {'key_type': 'EC', 'key_size': 384, 'curve': 'P-384'}),
+    (('oct', 128, None, 'managed_hsm'), {'key_type': 'oct', 'key_size': 128, 'curve': None}),
+])
+def test_accepted_specs(args, expected):
+    assert ki.validate_target(*args) == expected
+
+
+@pytest.mark.parametrize('args, needle', [
+    (('RSA', 1024, None, None), '2048, 3072, 4096'),
+    (('RSA', 8192, None, None), '2048, 3072, 4096'),
+    (('EC', None, 'P-192', None), 'P-256, P-384, P-521, P-256K'),
+    (('oct', 512, None, 'managed_hsm'), '128, 192, 256'),
+    (('oct', 256, None, 'premium'), 'Managed HSM'),
+    (('DSA', 2048, None, None), 'RSA, EC, oct'),
+    (('EC', 384, 'P-256', None), 'does not match curve'),
+])
+def test_refused_specs_name_the_allowed_values(args, needle):
+    with pytest.raises(ki.KeySpecError) as exc:
+        ki.validate_target(*args)
+    assert needle in str(exc.value)
+
+
+def test_fingerprint_is_sha256_of_spki_and_equal_from_jwk():
+    key = rsa.generate_private_key(65537, 2048).public_key()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    n = key.public_numbers().n.to_bytes(256, 'big')
+    jwk = {'kty': 'RSA-HSM', 'n': ki.b64url_encode(n), 'e': ki.b64url_encode(b'\x01\x00\x01')}
+    assert ki.fingerprint(key) == hashlib.sha256(spki).hexdigest()
+    assert ki.fingerprint(ki.public_key_from_jwk(jwk)) == ki.fingerprint(key)
+
+
+@pytest.mark.parametrize('curve, cls', [('P-256', ec.SECP256R1), ('P-384', ec.SECP384R1), ('P-521', ec.SECP521R1),
+                                        ('P-256K', ec.SECP256K1)])
+def test_ec_point_and_jwk_give_the_same_fingerprint(curve, cls):
+    key = ec.generate_private_key(cls()).public_key()
+    point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    der_octet_string = bytes([0x04, len(point)]) + point if len(point) < 128 else bytes([0x04, 0x81, len(point)]) + point
+    size = (key.curve.key_size + 7) // 8
+    nums = key.public_numbers()
+    jwk = {'kty': 'EC-HSM', 'crv': curve, 'x': nums.x.to_bytes(size, 'big'), 'y': nums.y.to_bytes(size, 'big')}
+    expected = ki.fingerprint(key)
+    assert ki.fingerprint(ki.public_key_from_ec_point(curve, der_octet_string)) == expected
+    assert ki.fingerprint(ki.public_key_from_ec_point(curve, point)) == expected
+    assert ki.fingerprint(ki.public_key_from_jwk(jwk)) == expected
+    assert ki.curve_from_ec_params(ki.CURVES[curve][1]) == curve
+    assert ki.describe_public_key(key)['curve'] == curve
+
+
+def test_load_public_pem_refuses_private_keys_and_garbage():
+    priv = rsa.generate_private_key(65537, 2048)
+    pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(ki.KeySpecError, match='private key'):
+        ki.load_public_pem(pem)
+    with pytest.raises(ki.KeySpecError, match='not a PEM public key'):
+        ki.load_public_pem(b'hello')
+
+
+def test_vault_type_from_url():
+    assert ki.vault_type_from_url('https://x.vault.azure.net') == 'premium'
+    assert ki.vault_type_from_url('https://x.managedhsm.azure.net') == 'managed_hsm'
+    assert ki.vault_type_from_url('https://127.0.0.1:8443') is None
+    assert ki.vault_type_from_url('https://127.0.0.1:8443', 'managed_hsm') == 'managed_hsm'
+
+
+def test_kcv():
+    assert ki.kcv_from_block(bytes.fromhex('dc95c078a2408989ad48a21492842087')) == 'dc95c0'
