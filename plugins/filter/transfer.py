@@ -10,6 +10,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.byok.keyvault.plugins.module_utils.key_identity import KeySpecError, validate_target, vault_type_from_url
+
 KCV_TAG = 'byok-kcv'
 
 
@@ -17,12 +19,26 @@ def _label(key):
     return key.get('label') or key['name']
 
 
-def byok_hsm_items(keys):
-    """hsm_keygen keys[] items from inventory keys (name, vault, label, key_type, key_size, curve, id)."""
+def byok_hsm_items(keys, vaults=None):
+    """hsm_keygen keys[] items from inventory keys (name, vault, label, key_type, key_size, curve, id).
+
+    With the vault definitions, every key is checked against what its vault accepts first, so that
+    nothing is generated in the HSM for a key the vault would refuse.
+    """
     items = []
     for key in keys or []:
         if not isinstance(key, dict) or not key.get('name') or not key.get('vault'):
             raise AnsibleFilterError('every item of byok_keys needs name (the vault key name) and vault; got %r' % (key,))
+        if vaults is not None:
+            vault = vaults.get(key['vault'])
+            if not vault:
+                raise AnsibleFilterError("byok_keys item %s names vault '%s', which byok_vaults does not define; add it to "
+                                         "byok_vaults" % (key['name'], key['vault']))
+            try:
+                validate_target(key.get('key_type', 'RSA'), key.get('key_size'), key.get('curve'),
+                                vault_type_from_url(vault.get('url'), vault.get('type', 'auto')))
+            except KeySpecError as exc:
+                raise AnsibleFilterError('byok_keys item %s (vault %s): %s' % (key['name'], key['vault'], exc))
         item = {'label': _label(key), 'key_type': key.get('key_type', 'RSA')}
         for field in ('key_size', 'curve', 'id'):
             if key.get(field) is not None:

@@ -68,3 +68,14 @@ def test_report_and_table():
     assert rows[1]['result'] == 'failed' and 'may not import' in rows[1]['message']
     table = byok_table(rows)
     assert table[0].startswith('KEY') and 'transferred' in table[1] and 'failed: the identity' in table[2]
+
+
+def test_hsm_items_refuse_what_the_vault_would_refuse_before_any_hsm_work():
+    vaults = {'prod': {'url': 'https://p.vault.azure.net'}, 'mhsm': {'url': 'https://m.managedhsm.azure.net'}}
+    assert len(byok_hsm_items(KEYS, vaults)) == 3
+    with pytest.raises(AnsibleFilterError, match='Managed HSM'):
+        byok_hsm_items([{'name': 'aes', 'vault': 'prod', 'key_type': 'oct'}], vaults)
+    with pytest.raises(AnsibleFilterError, match='2048, 3072, 4096'):
+        byok_hsm_items([{'name': 'small', 'vault': 'prod', 'key_type': 'RSA', 'key_size': 1024}], vaults)
+    with pytest.raises(AnsibleFilterError, match='does not define'):
+        byok_hsm_items([{'name': 'x', 'vault': 'nowhere'}], vaults)
