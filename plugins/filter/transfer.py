@@ -93,18 +93,34 @@ def byok_wrap_item(plan_entry, directory):
     return {'label': plan_entry['label'], 'dest': '%s/%s-%s.byok' % (directory, plan_entry['vault'], plan_entry['name'])}
 
 
-def byok_report(plan, import_results, host):
-    """One report row per key of a host: what the HSM and the vault hold after the run and what happened."""
+TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
+
+
+def byok_report(plan, import_results, host, token=None, keks=None, wrap_results=None, vaults=None):
+    """One report row per key of a host: what the HSM and the vault hold after the run and what happened.
+
+    token: the token facts hsm_keygen returned; keks: the byok_kek_fetch loop results; wrap_results:
+    the byok_wrap loop results; vaults: byok_vaults (for the URLs).  Rows hold no secret.
+    """
     imports = {}
     for r in import_results or []:
         item = r.get('item') or {}
         imports[(item.get('vault'), item.get('name'))] = r
+    kek_kids = dict((r.get('item'), r.get('kid')) for r in keks or [])
+    wrapped = {}
+    for r in wrap_results or []:
+        for k in r.get('keys') or []:
+            wrapped[(r.get('item'), k.get('label'))] = k.get('wrap_method')
+    token_facts = dict((f, (token or {}).get(f)) for f in TOKEN_FIELDS)
     rows = []
     for entry in plan or []:
         row = {'host': host, 'vault': entry['vault'], 'name': entry['name'], 'label': entry['label'],
+               'vault_url': ((vaults or {}).get(entry['vault']) or {}).get('url'),
                'key_type': entry['key_type'], 'key_size': entry['key_size'], 'curve': entry['curve'],
                'hsm_fingerprint': entry['hsm_fingerprint'], 'vault_fingerprint': entry['vault_fingerprint'],
-               'kid': entry['vault_kid'], 'message': ''}
+               'kid': entry['vault_kid'], 'message': '', 'token': token_facts,
+               'kek_kid': kek_kids.get(entry['vault']) if entry['transfer'] else None,
+               'wrap_method': wrapped.get((entry['vault'], entry['label']))}
         r = imports.get((entry['vault'], entry['name']))
         if not entry['transfer']:
             row['result'] = 'in place'
@@ -140,7 +156,24 @@ def byok_table(rows):
         lines.append((r['name'], r['host'], r['vault'], version[:12], '%s %s' % (fp[:16], mark),
                       r['result'] + ((': ' + r['message']) if r.get('message') else '')))
     widths = [max(len(x[i]) for x in [header] + lines) for i in range(len(header) - 1)]
-    return ['  '.join(c.ljust(w) for c, w in zip(line[:-1], widths)) + '  ' + line[-1] for line in [header] + lines]
+    table = ['  '.join(c.ljust(w) for c, w in zip(line[:-1], widths)) + '  ' + line[-1] for line in [header] + lines]
+    counts = {}
+    for r in rows or []:
+        counts[r['result']] = counts.get(r['result'], 0) + 1
+    summary = ', '.join('%s: %d' % (k, counts[k]) for k in sorted(counts))
+    if rows and set(counts) == set(['in place']):
+        summary = 'nothing to transfer: all %d keys are already in their vaults' % len(rows)
+    return table + [summary or 'no keys in the inventory']
+
+
+def byok_details(rows):
+    """Per key: the vault kid and both full fingerprints, for people who compare them by eye."""
+    out = []
+    for r in rows or []:
+        out.append('%s (%s, %s): %s' % (r['name'], r['host'], r['result'], r.get('kid') or 'no vault version'))
+        out.append('    HSM   %s %s' % ('kcv' if r.get('key_type') == 'oct' else 'sha256', r.get('hsm_fingerprint') or '-'))
+        out.append('    vault %s %s' % ('kcv' if r.get('key_type') == 'oct' else 'sha256', r.get('vault_fingerprint') or '-'))
+    return out
 
 
 class FilterModule(object):
@@ -152,4 +185,5 @@ class FilterModule(object):
             'byok_wrap_item': byok_wrap_item,
             'byok_report': byok_report,
             'byok_table': byok_table,
+            'byok_details': byok_details,
         }
