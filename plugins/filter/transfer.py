@@ -88,9 +88,46 @@ def byok_plan(keys, keygen_keys, vault_results):
     return plan
 
 
-def byok_wrap_item(plan_entry, directory):
-    """byok_wrap keys[] item for a plan entry: HSM label and the .byok path in a work directory."""
-    return {'label': plan_entry['label'], 'dest': '%s/%s-%s.byok' % (directory, plan_entry['vault'], plan_entry['name'])}
+def byok_wrap_item(entry, directory, vault_prefix=True):
+    """byok_wrap keys[] item for a plan entry or inventory key: HSM label and the .byok path in a directory."""
+    name = '%s-%s' % (entry['vault'], entry['name']) if vault_prefix else entry['name']
+    return {'label': _label(entry), 'dest': '%s/%s.byok' % (directory, name)}
+
+
+def byok_host_keys(hosts_vars):
+    """Every inventory key of some HSM hosts (their hostvars), each with its host."""
+    out = []
+    for hv in hosts_vars or []:
+        for key in hv.get('byok_keys') or []:
+            item = dict(key)
+            item['host'] = hv['inventory_hostname']
+            item.setdefault('label', key['name'])
+            out.append(item)
+    return out
+
+
+def byok_import_report(import_results, vaults=None):
+    """Report rows (as byok_report makes them) from keyvault_import loop results over byok_host_keys items."""
+    rows = []
+    for r in import_results or []:
+        item = r.get('item') or {}
+        key = r.get('key') or {}
+        row = {'host': item.get('host'), 'vault': item.get('vault'), 'name': item.get('name'), 'label': item.get('label'),
+               'vault_url': ((vaults or {}).get(item.get('vault')) or {}).get('url'),
+               'key_type': item.get('key_type'), 'key_size': item.get('key_size'), 'curve': item.get('curve'),
+               'hsm_fingerprint': r.get('expected_fingerprint') or (r.get('fingerprint') if not r.get('failed') else None),
+               'vault_fingerprint': r.get('fingerprint'), 'kid': r.get('kid') or key.get('kid'), 'message': '',
+               'token': None, 'kek_kid': None, 'wrap_method': None}
+        if r.get('failed'):
+            row['result'] = 'failed'
+            row['message'] = r.get('msg', '')
+        elif r.get('changed'):
+            row['result'] = 'would transfer' if r.get('kid') is None else 'transferred'
+        else:
+            row['result'] = 'in place'
+        row['match'] = bool(row['hsm_fingerprint']) and row['hsm_fingerprint'] == row['vault_fingerprint']
+        rows.append(row)
+    return rows
 
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
@@ -183,6 +220,8 @@ class FilterModule(object):
             'byok_vault_names': byok_vault_names,
             'byok_plan': byok_plan,
             'byok_wrap_item': byok_wrap_item,
+            'byok_host_keys': byok_host_keys,
+            'byok_import_report': byok_import_report,
             'byok_report': byok_report,
             'byok_table': byok_table,
             'byok_details': byok_details,

@@ -98,8 +98,11 @@ def byok_is_current(dest, kek_kid, key_fingerprint, kek_fingerprint):
         and meta.get('fingerprint') == key_fingerprint and meta.get('kek_fingerprint') == kek_fingerprint
 
 
-def load_kek(kek_file):
-    """The KEK public key from a PEM file, checked to be an RSA key of a size Azure uses for KEKs."""
+def load_kek(kek_file, expected_fingerprint=None):
+    """The KEK public key from a PEM file, checked to be an RSA key of a size Azure uses for KEKs.
+
+    With expected_fingerprint (checked out of band), a KEK file whose fingerprint differs is refused.
+    """
     try:
         with open(kek_file, 'rb') as f:
             data = f.read()
@@ -110,6 +113,10 @@ def load_kek(kek_file):
     if desc['key_type'] != 'RSA' or desc['key_size'] not in ki.KEK_SIZES:
         raise HsmError('kek_file %s holds an %s-%s key; a Key Vault KEK is RSA 2048, 3072 or 4096: fetch it with '
                        'byok_kek_fetch' % (kek_file, desc['key_type'], desc['key_size']))
+    actual = ki.fingerprint(public)
+    if expected_fingerprint and actual != expected_fingerprint.strip().lower():
+        raise HsmError('kek_file %s has fingerprint %s, not the expected %s; the KEK was replaced or the bundle altered: fetch '
+                       'the KEK again and verify its fingerprint out of band' % (kek_file, actual, expected_fingerprint))
     return public
 
 

@@ -39,8 +39,8 @@ def pkcs11_argument_spec():
     """Options every HSM-side module shares (documented in the byok.keyvault.pkcs11 doc fragment)."""
     return dict(
         pkcs11_module=dict(type='path', fallback=(env_fallback, ['PKCS11_MODULE'])),
-        token_label=dict(type='str', fallback=(env_fallback, ['PKCS11_TOKEN_LABEL'])),
-        token_serial=dict(type='str'),
+        token_label=dict(type='str', no_log=False, fallback=(env_fallback, ['PKCS11_TOKEN_LABEL'])),
+        token_serial=dict(type='str', no_log=False),
         user_pin=dict(type='str', no_log=True, fallback=(env_fallback, ['PKCS11_USER_PIN'])),
         vendor=dict(type='str', default='auto', choices=list(vendors.VENDOR_CHOICES)),
     )

@@ -98,7 +98,7 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
     current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
     decision, reason = import_decision(current is not None, current_identity, expected, force)
     before = key_summary(current) if current else None
-    result = {'name': name, 'decision': decision, 'reason': reason, 'before': before}
+    result = {'name': name, 'decision': decision, 'reason': reason, 'before': before, 'expected_fingerprint': expected}
     if decision == 'conflict':
         raise KeyVaultError('vault key %s in %s is not the HSM key: %s; nothing was imported. Set force: true to import the '
                             'HSM key as a new current version (a rotation), or use another name' % (name, vault.url, reason))

@@ -18,7 +18,7 @@ description:
     expired or not yet valid), without changing it.
   - Only Key Vault Premium and Managed HSM can hold a KEK.
 author:
-  - byok.keyvault contributors
+  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.azure
   - byok.keyvault.attributes

@@ -20,7 +20,7 @@ description:
   - Beside each .byok file a metadata file C(<dest>.json) records which key was wrapped under which KEK (fingerprints,
     no key material); it makes the module idempotent and lets M(byok.keyvault.keyvault_import) derive the key type.
 author:
-  - byok.keyvault contributors
+  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
   - byok.keyvault.attributes
@@ -61,6 +61,11 @@ options:
       - Versioned key identifier of the KEK (C(https://VAULT/keys/NAME/VERSION)), as returned by M(byok.keyvault.byok_kek_fetch).
     type: str
     required: true
+  kek_fingerprint:
+    description:
+      - SHA-256 fingerprint (lowercase hex of the DER SubjectPublicKeyInfo) the KEK public key must have, as
+        M(byok.keyvault.byok_kek_fetch) returned it and as checked out of band. A KEK file that differs is refused.
+    type: str
   wrap_method:
     description:
       - V(auto) uses CKM_RSA_AES_KEY_WRAP when the token offers it and the two-step wrap otherwise.
@@ -162,6 +167,7 @@ def main():
             keys=dict(type='list', elements='dict', no_log=False),
             kek_file=dict(type='path', required=True),
             kek_kid=dict(type='str', required=True),
+            kek_fingerprint=dict(type='str'),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
             force=dict(type='bool', default=False),
         ),
@@ -175,7 +181,7 @@ def main():
     # Everything that can be checked without the HSM is checked first
     try:
         byok_file.parse_kid(p['kek_kid'])
-        kek_public = load_kek(p['kek_file'])
+        kek_public = load_kek(p['kek_file'], p['kek_fingerprint'])
         for item in items:
             if not item.get('label') or not item.get('dest'):
                 raise HsmError('every item of keys needs label and dest')

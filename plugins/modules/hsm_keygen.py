@@ -18,7 +18,7 @@ description:
   - A key that exists with the label and matches is left alone. One that differs follows O(regenerate).
   - Give one key with O(label) or several with O(keys); several keys share one login.
 author:
-  - byok.keyvault contributors
+  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
   - byok.keyvault.attributes

@@ -19,7 +19,7 @@ description:
   - A vault key whose current version is another key is reported and left alone unless O(force) is set (a rotation).
   - The import request is never resent blindly; after a failure the vault is checked for the key first.
 author:
-  - byok.keyvault contributors
+  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.azure
   - byok.keyvault.attributes
@@ -143,6 +143,10 @@ key:
   description: The vault key after the run (kid, version, kty, key_ops, enabled, dates, tags, fingerprint).
   returned: always
   type: dict
+expected_fingerprint:
+  description: The HSM key's fingerprint (or KCV) the vault key was compared with.
+  returned: always
+  type: str
 attempts:
   description: Number of import requests sent (more than one only after a retryable failure with no key landed).
   returned: when imported
@@ -152,7 +156,7 @@ attempts:
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import (KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule,
-                                                                              parse_datetime)
+                                                                             parse_datetime)
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_key
 
 
