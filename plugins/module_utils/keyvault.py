@@ -355,6 +355,52 @@ class Vault(object):
         return self._call('creation of KEK %s' % name, 'create', self.client.create_rsa_key, name, size=size,
                           hardware_protected=True, key_operations=['import'], expires_on=expires_on)
 
+    def delete(self, name, purge=False):
+        """Delete a key (soft delete), and purge it when asked; False when the vault has no such key."""
+        try:
+            poller = self.client.begin_delete_key(name)
+        except Exception as exc:  # mapped below
+            if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
+                return False
+            raise explain(exc, 'deletion of key %s' % name, self.url, 'delete', self.auth)
+        if purge:
+            self._call('waiting for the deletion of key %s' % name, 'delete', poller.wait)
+            self._call('purge of key %s' % name, 'purge', self.client.purge_deleted_key, name)
+        return True
+
+    def sign_and_verify(self, key):
+        """Proof of possession: the vault signs a random digest with the key; verified here with its public key."""
+        import hashlib
+        from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+        summary = key_summary(key)
+        public = ki.public_key_from_jwk({'kty': summary['kty'], 'n': key.key.n, 'e': key.key.e, 'crv': summary.get('curve'),
+                                         'x': key.key.x, 'y': key.key.y})
+        if ki.normalize_key_type(summary['kty']) == 'RSA':
+            alg, hash_name = SignatureAlgorithm.rs256, 'sha256'
+        else:
+            alg, hash_name = {'P-256': (SignatureAlgorithm.es256, 'sha256'), 'P-384': (SignatureAlgorithm.es384, 'sha384'),
+                              'P-521': (SignatureAlgorithm.es512, 'sha512'),
+                              'P-256K': (SignatureAlgorithm.es256_k, 'sha256')}[summary['curve']]
+        digest = hashlib.new(hash_name, os.urandom(32)).digest()
+        crypto = CryptographyClient(key, self.credential, **self.client_kwargs)
+        result = self._call('signature with key %s' % key.name, 'sign', crypto.sign, alg, digest)
+        prehashed = {32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[len(digest)]
+        try:
+            if ki.normalize_key_type(summary['kty']) == 'RSA':
+                public.verify(result.signature, digest, padding.PKCS1v15(), utils.Prehashed(prehashed))
+            else:
+                half = len(result.signature) // 2
+                der = utils.encode_dss_signature(int.from_bytes(result.signature[:half], 'big'),
+                                                 int.from_bytes(result.signature[half:], 'big'))
+                public.verify(der, digest, ec.ECDSA(utils.Prehashed(prehashed)))
+        except InvalidSignature:
+            raise KeyVaultError('the signature made by vault key %s does not verify with its public key; the vault does not '
+                                'hold the private key of the HSM key' % key.id)
+        return alg.value if hasattr(alg, 'value') else str(alg)
+
     def import_once(self, name, jwk_fields, byok_bytes, is_ours, enabled=True, not_before=None, expires_on=None, tags=None):
         """Import a BYOK blob as one new version, at most once.
 

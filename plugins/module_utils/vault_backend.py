@@ -91,7 +91,18 @@ def import_decision(exists, current_identity, expected, force):
     return 'conflict', "the vault's current version has %s, the HSM key has %s" % (current_identity, expected)
 
 
-def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode):
+def prove(vault, key, spec):
+    """Proof that the vault holds the HSM key's private part: a vault signature verified with the public key (RSA/EC)."""
+    if spec['key_type'] == 'oct':
+        return {'method': 'kcv', 'verified': True}
+    ops = key_summary(key)['key_ops']
+    if 'sign' not in ops:
+        raise KeyVaultError('verify_signature needs the sign operation on vault key %s (its key_ops are %s); add sign to '
+                            'key_ops or leave verify_signature off' % (key.name, ops))
+    return {'method': 'signature', 'algorithm': vault.sign_and_verify(key), 'verified': True}
+
+
+def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature=False):
     """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict."""
     byok_file.validate_key_name(name)
     current = vault.get(name)
@@ -104,6 +115,8 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
                             'HSM key as a new current version (a rotation), or use another name' % (name, vault.url, reason))
     if decision == 'keep':
         result.update(changed=False, key=before, version=before['version'], kid=before['kid'], fingerprint=current_identity)
+        if verify_signature:
+            result['proof'] = prove(vault, current, spec)
         return result
     if check_mode:
         result.update(changed=True, key=None, version=None, kid=None, fingerprint=expected)
@@ -131,4 +144,6 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
                             % (name, key.properties.version, identity, expected))
     after = key_summary(key)
     result.update(changed=True, key=after, version=after['version'], kid=after['kid'], fingerprint=identity, attempts=attempts)
+    if verify_signature:
+        result['proof'] = prove(vault, key, spec)
     return result

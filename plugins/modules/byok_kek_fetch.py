@@ -51,6 +51,18 @@ options:
       - Expiry of a KEK created by this run, as an ISO 8601 date-time (for example C(2027-01-31T00:00:00Z)).
         Not applied to an existing KEK.
     type: str
+  state:
+    description:
+      - V(present) creates or finds the KEK. V(absent) deletes it (for example after a transfer, so that no one can
+        import under it any more); the vault keeps a soft-deleted key until it is purged.
+    type: str
+    default: present
+    choices: [present, absent]
+  purge:
+    description:
+      - With O(state=absent), also purge the soft-deleted KEK so that its name can be used again (needs keys/purge).
+    type: bool
+    default: false
   dest:
     description:
       - PEM file to write the KEK public key to (SubjectPublicKeyInfo), for M(byok.keyvault.byok_wrap).
@@ -67,6 +79,13 @@ EXAMPLES = r'''
     key_size: 4096
     dest: /var/lib/byok/kek-prod.pem
   register: kek
+
+- name: Delete and purge the KEK after the transfer
+  byok.keyvault.byok_kek_fetch:
+    vault_url: https://contoso-prod.vault.azure.net
+    name: byok-kek
+    state: absent
+    purge: true
 
 - name: Use an existing KEK only (fail when it is missing), with credentials from AWX's Azure credential
   byok.keyvault.byok_kek_fetch:
@@ -99,6 +118,10 @@ created:
   description: Whether this run created the KEK (or would, in check mode).
   returned: always
   type: bool
+deleted:
+  description: Whether the KEK was deleted (O(state=absent)).
+  returned: when O(state=absent)
+  type: bool
 expires_on:
   description: Expiry of the KEK, if it has one.
   returned: always
@@ -121,10 +144,22 @@ def main():
             create=dict(type='bool', default=True),
             expires_on=dict(type='str'),
             dest=dict(type='path'),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            purge=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
     p = kv.params
+    if p['state'] == 'absent':
+        try:
+            byok_file.validate_key_name(p['name'])
+            exists = kv.vault.get(p['name']) is not None
+            if exists and not kv.module.check_mode:
+                kv.vault.delete(p['name'], purge=p['purge'])
+        except (KeyVaultError, byok_file.ByokFormatError) as exc:
+            kv.fail(exc)
+        kv.module.exit_json(changed=exists, created=False, deleted=exists, kid=None, fingerprint=None, key_size=None,
+                            public_key_pem=None, expires_on=None)
     try:
         byok_file.validate_key_name(p['name'])
         expires_on = parse_datetime(p['expires_on'], 'expires_on')

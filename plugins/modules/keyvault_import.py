@@ -87,6 +87,13 @@ options:
         M(byok.keyvault.hsm_keygen). Defaults to the one recorded next to O(byok_file).
       - The import is skipped when the vault's current version has it, and the imported key is checked against it.
     type: str
+  verify_signature:
+    description:
+      - After the import (or when the vault already holds the key), let the vault sign a random digest with the key and
+        verify the signature with the key's public part, proving the vault holds the private key whose public key has the
+        HSM key's fingerprint. Needs the C(sign) operation and keys/sign permission. oct keys are proven by their KCV.
+    type: bool
+    default: false
   force:
     description:
       - Import even when the vault's current version is another key (or cannot be compared); the HSM key becomes
@@ -147,6 +154,10 @@ expected_fingerprint:
   description: The HSM key's fingerprint (or KCV) the vault key was compared with.
   returned: always
   type: str
+proof:
+  description: With O(verify_signature), how the vault's possession of the key was proven (method, algorithm, verified).
+  returned: when O(verify_signature) is true
+  type: dict
 attempts:
   description: Number of import requests sent (more than one only after a retryable failure with no key landed).
   returned: when imported
@@ -185,6 +196,7 @@ def main():
             tags=dict(type='dict'),
             expected_fingerprint=dict(type='str'),
             force=dict(type='bool', default=False),
+            verify_signature=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -201,7 +213,7 @@ def main():
         if not kv.module.check_mode:
             byok_file.read(p['byok_file'])  # a missing or damaged file fails before any vault call
         result = import_key(kv.vault, p['name'], p['byok_file'], spec, p['key_ops'], expected, p['force'], attributes,
-                            p['tags'], kv.module.check_mode)
+                            p['tags'], kv.module.check_mode, verify_signature=p['verify_signature'] and not kv.module.check_mode)
     except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
         kv.fail(exc)
     before = result.pop('before')
