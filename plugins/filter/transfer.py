@@ -94,6 +94,39 @@ def byok_wrap_item(entry, directory, vault_prefix=True):
     return {'label': _label(entry), 'dest': '%s/%s.byok' % (directory, name)}
 
 
+def byok_import_item(entry, directory):
+    """keyvault_import keys[] item for a plan entry whose .byok was brought to `directory` (unset fields left out)."""
+    item = {
+        'name': entry['name'], 'byok_file': '%s/%s-%s.byok' % (directory, entry['vault'], entry['name']),
+        'key_type': entry['key_type'], 'key_size': entry['key_size'] if entry['key_type'] != 'EC' else None,
+        'curve': entry['curve'] if entry['key_type'] == 'EC' else None,
+        'expected_fingerprint': entry['hsm_fingerprint'], 'key_ops': entry.get('key_ops'), 'tags': entry.get('tags'),
+        'enabled': entry.get('enabled', True), 'not_before': entry.get('not_before'), 'expires_on': entry.get('expires_on'),
+        'force': entry.get('force', False),
+    }
+    return dict((k, v) for k, v in item.items() if v is not None)
+
+
+def byok_flatten_imports(loop_results):
+    """Per-key import outcomes ({vault, name, changed, failed, msg, kid, fingerprint}) from a keyvault_import loop over vaults.
+
+    A vault whose whole call failed (authentication, network) marks each of its keys failed with that message.
+    """
+    out = []
+    for r in loop_results or []:
+        vault = r.get('item')
+        if r.get('keys'):
+            for k in r['keys']:
+                entry = dict(k)
+                entry['vault'] = vault
+                out.append(entry)
+        elif r.get('failed'):
+            args = (r.get('invocation') or {}).get('module_args') or {}
+            for k in args.get('keys') or []:
+                out.append({'vault': vault, 'name': k.get('name'), 'changed': False, 'failed': True, 'msg': r.get('msg', '')})
+    return out
+
+
 def byok_host_keys(hosts_vars):
     """Every inventory key of some HSM hosts (their hostvars), each with its host."""
     out = []
@@ -139,10 +172,7 @@ def byok_report(plan, import_results, host, token=None, keks=None, wrap_results=
     token: the token facts hsm_keygen returned; keks: the byok_kek_fetch loop results; wrap_results:
     the byok_wrap loop results; vaults: byok_vaults (for the URLs).  Rows hold no secret.
     """
-    imports = {}
-    for r in import_results or []:
-        item = r.get('item') or {}
-        imports[(item.get('vault'), item.get('name'))] = r
+    imports = dict(((r.get('vault'), r.get('name')), r) for r in import_results or [])
     kek_kids = dict((r.get('item'), r.get('kid')) for r in keks or [])
     wrapped = {}
     for r in wrap_results or []:
@@ -220,6 +250,8 @@ class FilterModule(object):
             'byok_vault_names': byok_vault_names,
             'byok_plan': byok_plan,
             'byok_wrap_item': byok_wrap_item,
+            'byok_import_item': byok_import_item,
+            'byok_flatten_imports': byok_flatten_imports,
             'byok_host_keys': byok_host_keys,
             'byok_import_report': byok_import_report,
             'byok_report': byok_report,

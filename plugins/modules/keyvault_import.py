@@ -35,14 +35,71 @@ attributes:
 options:
   name:
     description:
-      - Name of the key in the vault (1-127 characters of 0-9, a-z, A-Z and -).
+      - Name of the key in the vault (1-127 characters of 0-9, a-z, A-Z and -). Mutually exclusive with O(keys).
     type: str
-    required: true
   byok_file:
     description:
       - The .byok file written by M(byok.keyvault.byok_wrap). Not read when the vault already holds the key.
+      - Required with O(name).
     type: path
-    required: true
+  keys:
+    description:
+      - Several keys of the same vault at once, imported with up to O(parallel) requests in flight.
+      - Each item takes the single-key options C(name), C(byok_file), C(key_type), C(key_size), C(curve), C(key_ops),
+        C(enabled), C(not_before), C(expires_on), C(tags), C(expected_fingerprint) and C(force), with the same meaning
+        and defaults.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Vault key name.
+        type: str
+        required: true
+      byok_file:
+        description: The .byok file.
+        type: path
+        required: true
+      key_type:
+        description: Type of the wrapped key.
+        type: str
+        choices: [RSA, EC, oct]
+      key_size:
+        description: Size in bits (RSA, oct).
+        type: int
+      curve:
+        description: Curve of an EC key.
+        type: str
+        choices: [P-256, P-384, P-521, P-256K]
+      key_ops:
+        description: Operations the vault key allows.
+        type: list
+        elements: str
+        choices: [encrypt, decrypt, sign, verify, wrapKey, unwrapKey, import, export]
+      enabled:
+        description: Whether the imported version is enabled.
+        type: bool
+        default: true
+      not_before:
+        description: Activation date-time (ISO 8601).
+        type: str
+      expires_on:
+        description: Expiry date-time (ISO 8601).
+        type: str
+      tags:
+        description: Tags of the imported version.
+        type: dict
+      expected_fingerprint:
+        description: Fingerprint or KCV of the HSM key.
+        type: str
+      force:
+        description: Import even when the vault's current version is another key.
+        type: bool
+        default: false
+  parallel:
+    description:
+      - With O(keys), how many import requests may be in flight at once (1-16).
+    type: int
+    default: 4
   key_type:
     description:
       - Type of the wrapped key. Derived from the metadata file next to O(byok_file) when not given.
@@ -125,34 +182,39 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+keys:
+  description: With O(keys), one result per item with the single-key return values (and C(failed), C(msg) for a key that failed).
+  returned: when O(keys) is given
+  type: list
+  elements: dict
 kid:
   description: Versioned id of the vault key that holds the HSM key. Null in check mode before the import.
-  returned: always
+  returned: when O(name) is given
   type: str
   sample: https://contoso-prod.vault.azure.net/keys/payments-signing/0123456789abcdef0123456789abcdef
 version:
   description: Version of that key.
-  returned: always
+  returned: when O(name) is given
   type: str
 fingerprint:
   description: Fingerprint of the vault key (SPKI SHA-256), or KCV for oct keys; equals the HSM key's.
-  returned: always
+  returned: when O(name) is given
   type: str
 decision:
   description: V(import) or V(keep), and why in C(reason).
-  returned: always
+  returned: when O(name) is given
   type: str
 reason:
   description: Why the module imported or kept.
-  returned: always
+  returned: when O(name) is given
   type: str
 key:
   description: The vault key after the run (kid, version, kty, key_ops, enabled, dates, tags, fingerprint).
-  returned: always
+  returned: when O(name) is given
   type: dict
 expected_fingerprint:
   description: The HSM key's fingerprint (or KCV) the vault key was compared with.
-  returned: always
+  returned: when O(name) is given
   type: str
 proof:
   description: With O(verify_signature), how the vault's possession of the key was proven (method, algorithm, verified).
@@ -164,11 +226,29 @@ attempts:
   type: int
 '''
 
+import concurrent.futures
+
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import (KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule,
                                                                              parse_datetime)
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_key
+
+
+ITEM_SPEC = dict(
+    name=dict(type='str', required=True),
+    byok_file=dict(type='path', required=True),
+    key_type=dict(type='str', choices=['RSA', 'EC', 'oct']),
+    key_size=dict(type='int'),
+    curve=dict(type='str', choices=list(ki.EC_CURVES)),
+    key_ops=dict(type='list', elements='str', choices=KEY_OPS_CHOICES, no_log=False),
+    enabled=dict(type='bool', default=True),
+    not_before=dict(type='str'),
+    expires_on=dict(type='str'),
+    tags=dict(type='dict'),
+    expected_fingerprint=dict(type='str'),
+    force=dict(type='bool', default=False),
+)
 
 
 def target_spec(p, meta, vault_type):
@@ -181,44 +261,90 @@ def target_spec(p, meta, vault_type):
     return ki.validate_target(key_type, p['key_size'] or meta.get('key_size'), p['curve'] or meta.get('curve'), vault_type)
 
 
+def prepare(item, vault_type, check_mode):
+    """Everything about one key that can be checked without the vault: (spec, expected, attributes)."""
+    byok_file.validate_key_name(item['name'])
+    meta = byok_file.read_sidecar(item['byok_file'])
+    spec = target_spec(item, meta, vault_type)
+    if item['key_ops'] and 'import' in item['key_ops']:
+        raise KeyVaultError('key_ops of %s contain import, which only a KEK may have; remove it' % item['name'])
+    attributes = {'enabled': item['enabled'], 'not_before': parse_datetime(item['not_before'], 'not_before'),
+                  'expires_on': parse_datetime(item['expires_on'], 'expires_on')}
+    expected = (item['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
+    if not check_mode:
+        byok_file.read(item['byok_file'])  # a missing or damaged file fails before any vault call
+    return spec, expected, attributes
+
+
+def run_one(vault, item, prepared, check_mode, verify_signature):
+    spec, expected, attributes = prepared
+    result = import_key(vault, item['name'], item['byok_file'], spec, item['key_ops'], expected, item['force'], attributes,
+                        item['tags'], check_mode, verify_signature=verify_signature and not check_mode)
+    before = result.pop('before')
+    result['diff'] = {'before': before or {}, 'after': result.get('key') or {}}
+    return result
+
+
 def main():
+    spec = dict((k, dict(v, required=False) if k in ('name', 'byok_file') else v) for k, v in ITEM_SPEC.items())
+    spec.update(
+        keys=dict(type='list', elements='dict', options=ITEM_SPEC),
+        verify_signature=dict(type='bool', default=False),
+        parallel=dict(type='int', default=4),
+    )
     kv = KeyVaultModule(
-        argument_spec=dict(
-            name=dict(type='str', required=True),
-            byok_file=dict(type='path', required=True),
-            key_type=dict(type='str', choices=['RSA', 'EC', 'oct']),
-            key_size=dict(type='int'),
-            curve=dict(type='str', choices=list(ki.EC_CURVES)),
-            key_ops=dict(type='list', elements='str', choices=KEY_OPS_CHOICES, no_log=False),
-            enabled=dict(type='bool', default=True),
-            not_before=dict(type='str'),
-            expires_on=dict(type='str'),
-            tags=dict(type='dict'),
-            expected_fingerprint=dict(type='str'),
-            force=dict(type='bool', default=False),
-            verify_signature=dict(type='bool', default=False),
-        ),
+        argument_spec=spec,
+        mutually_exclusive=[('name', 'keys')],
+        required_one_of=[('name', 'keys')],
+        required_by={'name': 'byok_file'},
         supports_check_mode=True,
     )
     p = kv.params
-    try:
-        byok_file.validate_key_name(p['name'])
-        meta = byok_file.read_sidecar(p['byok_file'])
-        spec = target_spec(p, meta, ki.vault_type_from_url(p['vault_url'], p['vault_type']))
-        if p['key_ops'] and 'import' in p['key_ops']:
-            raise KeyVaultError('key_ops of a target key cannot contain import (only a KEK has it); remove it')
-        attributes = {'enabled': p['enabled'], 'not_before': parse_datetime(p['not_before'], 'not_before'),
-                      'expires_on': parse_datetime(p['expires_on'], 'expires_on')}
-        expected = (p['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
-        if not kv.module.check_mode:
-            byok_file.read(p['byok_file'])  # a missing or damaged file fails before any vault call
-        result = import_key(kv.vault, p['name'], p['byok_file'], spec, p['key_ops'], expected, p['force'], attributes,
-                            p['tags'], kv.module.check_mode, verify_signature=p['verify_signature'] and not kv.module.check_mode)
-    except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
-        kv.fail(exc)
-    before = result.pop('before')
-    result['diff'] = {'before': before or {}, 'after': result.get('key') or {}}
-    kv.module.exit_json(**result)
+    check_mode = kv.module.check_mode
+    vault_type = ki.vault_type_from_url(p['vault_url'], p['vault_type'])
+    if p['keys'] is None:
+        item = dict((k, p[k]) for k in ITEM_SPEC)
+        try:
+            result = run_one(kv.vault, item, prepare(item, vault_type, check_mode), check_mode, p['verify_signature'])
+        except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
+            kv.fail(exc)
+        kv.module.exit_json(**result)
+
+    items = p['keys']
+    names = [i['name'] for i in items]
+    if len(set(names)) != len(names):
+        kv.fail('keys lists a name twice (%s); give each vault key once' % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
+    if p['parallel'] < 1 or p['parallel'] > 16:
+        kv.fail('parallel must be between 1 and 16 (concurrent import requests to the vault)')
+    results = [None] * len(items)
+    work = []
+    for index, item in enumerate(items):
+        try:
+            work.append((index, item, prepare(item, vault_type, check_mode)))
+        except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
+            results[index] = {'name': item['name'], 'changed': False, 'failed': True, 'msg': str(exc)}
+    vault = kv.vault
+
+    def task(entry):
+        index, item, prepared = entry
+        try:
+            return index, run_one(vault, item, prepared, check_mode, p['verify_signature'])
+        except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
+            return index, {'name': item['name'], 'changed': False, 'failed': True, 'msg': str(exc)}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(p['parallel'], max(1, len(work)))) as pool:
+        for index, result in pool.map(task, work):
+            results[index] = result
+    changed = any(r.get('changed') for r in results)
+    diff = {'before': dict((r['name'], (r.get('diff') or {}).get('before')) for r in results),
+            'after': dict((r['name'], (r.get('diff') or {}).get('after')) for r in results)}
+    for r in results:
+        r.pop('diff', None)
+    failed = [r for r in results if r.get('failed')]
+    if failed:
+        kv.fail('%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join('%s: %s' % (r['name'], r['msg']) for r in failed)),
+                changed=changed, keys=results)
+    kv.module.exit_json(changed=changed, keys=results, diff=diff)
 
 
 if __name__ == '__main__':

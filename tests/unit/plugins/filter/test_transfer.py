@@ -8,7 +8,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.byok.keyvault.plugins.filter.transfer import (byok_hsm_items, byok_plan, byok_report, byok_table,
+from ansible_collections.byok.keyvault.plugins.filter.transfer import (byok_flatten_imports, byok_hsm_items, byok_plan, byok_report, byok_table,
                                                                        byok_vault_names)
 
 KEYS = [
@@ -52,17 +52,17 @@ def test_plan_moves_only_what_is_not_in_place():
 
 def test_plan_in_check_mode_before_generation_transfers():
     plan = byok_plan(KEYS[:1], [{'label': 'app-rsa', 'fingerprint': None}], [{'item': 'prod', 'keys': [{'name': 'app-rsa',
-                                                                                                         'exists': False}]}])
+                                                                                                        'exists': False}]}])
     assert plan[0]['transfer'] is True
 
 
 def test_report_and_table():
     plan = byok_plan(KEYS[:2], KEYGEN, [{'item': 'prod', 'keys': [{'name': 'app-rsa', 'exists': False},
                                                                   {'name': 'app-ec', 'exists': False}]}])
-    imports = [
-        {'item': plan[0], 'changed': True, 'kid': 'https://v/keys/app-rsa/0123', 'fingerprint': 'f1'},
-        {'item': plan[1], 'failed': True, 'msg': 'the identity may not import'},
-    ]
+    imports = byok_flatten_imports([{'item': 'prod', 'keys': [
+        {'name': 'app-rsa', 'changed': True, 'kid': 'https://v/keys/app-rsa/0123', 'fingerprint': 'f1'},
+        {'name': 'app-ec', 'failed': True, 'msg': 'the identity may not import'},
+    ]}])
     rows = byok_report(plan, imports, 'hsm1')
     assert rows[0]['result'] == 'transferred' and rows[0]['match'] is True
     assert rows[1]['result'] == 'failed' and 'may not import' in rows[1]['message']
@@ -79,3 +79,9 @@ def test_hsm_items_refuse_what_the_vault_would_refuse_before_any_hsm_work():
         byok_hsm_items([{'name': 'small', 'vault': 'prod', 'key_type': 'RSA', 'key_size': 1024}], vaults)
     with pytest.raises(AnsibleFilterError, match='does not define'):
         byok_hsm_items([{'name': 'x', 'vault': 'nowhere'}], vaults)
+
+
+def test_a_vault_call_that_failed_whole_fails_each_of_its_keys():
+    out = byok_flatten_imports([{'item': 'prod', 'failed': True, 'msg': 'authentication failed',
+                                 'invocation': {'module_args': {'keys': [{'name': 'a'}, {'name': 'b'}]}}}])
+    assert [(o['vault'], o['name'], o['failed']) for o in out] == [('prod', 'a', True), ('prod', 'b', True)]

@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's state directory.
+
+::
+
+    DIR/                 0700
+      config.json        tenant, ports, vaults, identities (no secrets)
+      identities.json    0600: client secrets and the token signing key
+      ca.pem ca-key.pem  the lab CA
+      server.pem server-key.pem
+      vaults/<vault>.json  keys (with private material: this is a lab)
+      server.log server.pid
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from .tokens import ALL_KEY_PERMISSIONS, READER_PERMISSIONS, Identity
+
+DEFAULT_STATE_DIR = ".lab"
+DEFAULT_PORT = 18443
+#: (name, kind, offset from the base port)
+VAULT_LAYOUT = (("premium", "premium", 1), ("mhsm", "managedhsm", 2), ("premium2", "premium", 3))
+OPERATOR = "lab-operator"
+READER = "lab-reader"
+
+CA_FILE = "ca.pem"
+CA_KEY_FILE = "ca-key.pem"
+CERT_FILE = "server.pem"
+KEY_FILE = "server-key.pem"
+CONFIG_FILE = "config.json"
+IDENTITIES_FILE = "identities.json"
+LOG_FILE = "server.log"
+PID_FILE = "server.pid"
+
+
+@dataclass
+class VaultDef:
+    name: str
+    kind: str
+    port: int
+
+
+@dataclass
+class LabConfig:
+    state_dir: str
+    tenant_id: str
+    base_port: int
+    vaults: List[VaultDef]
+    identities: List[Identity]
+    signing_key: bytes = field(repr=False)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.state_dir, name)
+
+    @property
+    def ca_path(self) -> str:
+        return self.path(CA_FILE)
+
+    @property
+    def log_path(self) -> str:
+        return self.path(LOG_FILE)
+
+    @property
+    def pid_path(self) -> str:
+        return self.path(PID_FILE)
+
+    @property
+    def authority(self) -> str:
+        return "https://127.0.0.1:%d" % self.base_port
+
+    @property
+    def urls(self) -> Dict[str, str]:
+        return {v.name: "https://127.0.0.1:%d" % v.port for v in self.vaults}
+
+    def identity(self, name: str) -> Identity:
+        for identity in self.identities:
+            if identity.name == name:
+                return identity
+        raise KeyError(name)
+
+
+def env_vars(cfg: LabConfig, authority: str, urls: Dict[str, str]) -> Dict[str, str]:
+    """The variables ``python -m lab env`` prints (operator credentials named as AWX injects them)."""
+    operator, reader = cfg.identity(OPERATOR), cfg.identity(READER)
+    out = {
+        "AZURE_CLIENT_ID": operator.client_id,
+        "AZURE_SECRET": operator.secret,
+        "AZURE_TENANT": cfg.tenant_id,
+        "LAB_AUTHORITY": authority,
+        "LAB_CA": os.path.abspath(cfg.ca_path),
+    }
+    for name in sorted(urls):
+        out["LAB_VAULT_%s" % name.upper().replace("-", "_")] = urls[name]
+    out["LAB_READER_CLIENT_ID"] = reader.client_id
+    out["LAB_READER_SECRET"] = reader.secret
+    return out
+
+
+def _write_json(path: str, data: dict, mode: int) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _new_secret() -> str:
+    # shaped like an Entra client secret value (contains '~', which must survive form encoding)
+    return "Lab8Q~" + secrets.token_urlsafe(30)
+
+
+def init(state_dir: str, port: Optional[int] = None) -> LabConfig:
+    """Create whatever is missing; keep what exists (tenant, identities, secrets, CA). ``port`` moves the base port."""
+    state_dir = os.path.abspath(state_dir)
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    from . import pki  # pylint: disable=import-outside-toplevel  # cryptography only when needed
+
+    pki.ensure_pki(*(os.path.join(state_dir, name) for name in (CA_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE)))
+    config_path = os.path.join(state_dir, CONFIG_FILE)
+    ident_path = os.path.join(state_dir, IDENTITIES_FILE)
+    config: dict = {}
+    if os.path.exists(config_path):
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    private: dict = {}
+    if os.path.exists(ident_path):
+        with open(ident_path, encoding="utf-8") as handle:
+            private = json.load(handle)
+    changed = not config
+    config.setdefault("tenant_id", str(uuid.uuid4()))
+    base = port if port is not None else config.get("base_port", DEFAULT_PORT)
+    if config.get("base_port") != base or "vaults" not in config:
+        config["base_port"] = base
+        config["vaults"] = [{"name": n, "kind": k, "port": base + off} for n, k, off in VAULT_LAYOUT]
+        changed = True
+    if "identities" not in config:
+        config["identities"] = [
+            {"name": OPERATOR, "client_id": str(uuid.uuid4()), "permissions": {"*": list(ALL_KEY_PERMISSIONS)}},
+            {"name": READER, "client_id": str(uuid.uuid4()), "permissions": {"*": list(READER_PERMISSIONS)}},
+        ]
+        changed = True
+    private_changed = False
+    if "token_signing_key" not in private:
+        private["token_signing_key"] = secrets.token_hex(32)
+        private_changed = True
+    secrets_map = private.setdefault("secrets", {})
+    for ident in config["identities"]:
+        if ident["client_id"] not in secrets_map:
+            secrets_map[ident["client_id"]] = _new_secret()
+            private_changed = True
+    if private_changed or not os.path.exists(ident_path):
+        _write_json(ident_path, private, 0o600)
+    os.chmod(ident_path, 0o600)
+    if changed:
+        _write_json(config_path, config, 0o644)
+    return load(state_dir)
+
+
+def load(state_dir: str) -> LabConfig:
+    """Read an initialised state directory (FileNotFoundError if ``init`` never ran)."""
+    state_dir = os.path.abspath(state_dir)
+    with open(os.path.join(state_dir, CONFIG_FILE), encoding="utf-8") as handle:
+        config = json.load(handle)
+    with open(os.path.join(state_dir, IDENTITIES_FILE), encoding="utf-8") as handle:
+        private = json.load(handle)
+    identities = [
+        Identity(name=i["name"], client_id=i["client_id"], secret=private["secrets"][i["client_id"]],
+                 permissions={k: list(v) for k, v in i["permissions"].items()})
+        for i in config["identities"]
+    ]
+    return LabConfig(
+        state_dir=state_dir, tenant_id=config["tenant_id"], base_port=int(config["base_port"]),
+        vaults=[VaultDef(v["name"], v["kind"], int(v["port"])) for v in config["vaults"]],
+        identities=identities, signing_key=bytes.fromhex(private["token_signing_key"]),
+    )

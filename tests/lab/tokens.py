@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Identities, access tokens and permissions.
+
+Tokens are JWTs signed with HMAC-SHA256 under a key kept in the state directory.  A token names
+its audience (the resource of ONE vault: ``https://0.0.1:PORT``), tenant (``tid``) and client
+(``appid``); a vault accepts only tokens for its own audience.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List
+
+from .errors import InvalidClient, Unauthorized, UnauthorizedClient, forbidden_by_policy
+
+#: every Key Vault keys permission of an access policy
+ALL_KEY_PERMISSIONS = (
+    "get", "list", "create", "import", "update", "delete", "recover", "purge", "backup", "restore",
+    "sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey", "release", "rotate",
+    "getrotationpolicy", "setrotationpolicy",
+)
+READER_PERMISSIONS = ("get", "list")
+TOKEN_LIFETIME = 3600
+
+
+@dataclass
+class Identity:
+    """A service principal: client id, secret and per-vault key permissions (``"*"`` = any vault)."""
+
+    name: str
+    client_id: str
+    secret: str
+    permissions: Dict[str, List[str]] = field(default_factory=dict)
+
+    def allows(self, vault: str, permission: str) -> bool:
+        granted = self.permissions.get(vault, self.permissions.get("*", []))
+        return permission in granted
+
+
+@dataclass
+class Claims:
+    aud: str
+    tid: str
+    appid: str
+    exp: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenAuthority:
+    """Authenticates clients, issues tokens, validates them, checks permissions."""
+
+    def __init__(self, tenant_id: str, signing_key: bytes, identities: Iterable[Identity],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.tenant_id = tenant_id
+        self._key = signing_key
+        self.identities: Dict[str, Identity] = {i.client_id: i for i in identities}
+        self.clock = clock
+
+    def authenticate(self, client_id: str, secret: str) -> Identity:
+        identity = self.identities.get(client_id)
+        if identity is None:
+            raise UnauthorizedClient(
+                "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your "
+                "authentication request to the wrong tenant." % (client_id, self.tenant_id))
+        if not hmac.compare_digest(identity.secret.encode("utf-8"), (secret or "").encode("utf-8")):
+            raise InvalidClient(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client "
+                "secret ID, for a secret added to app '%s'." % client_id)
+        return identity
+
+    def issue(self, identity: Identity, audience: str, lifetime: int = TOKEN_LIFETIME) -> str:
+        now = int(self.clock())
+        header = {"typ": "JWT", "alg": "HS256", "kid": "lab"}
+        payload = {
+            "aud": audience, "iss": "https://sts.windows.net/%s/" % self.tenant_id, "iat": now, "nbf": now, "exp": now + lifetime,
+            "tid": self.tenant_id, "appid": identity.client_id, "oid": identity.client_id, "sub": identity.client_id,
+            "idtyp": "app", "ver": "1.0", "uti": uuid.uuid4().hex,
+        }
+        signing_input = "%s.%s" % (_b64(json.dumps(header).encode()), _b64(json.dumps(payload).encode()))
+        signature = hmac.new(self._key, signing_input.encode("ascii"), hashlib.sha256).digest()
+        return "%s.%s" % (signing_input, _b64(signature))
+
+    def validate(self, token: str, audience: str) -> Claims:
+        """Check signature, expiry, tenant and audience; raise :class:`Unauthorized` otherwise."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise Unauthorized("AKV10000: Request is missing a Bearer or PoP token.")
+        expected = hmac.new(self._key, ("%s.%s" % (parts[0], parts[1])).encode("ascii"), hashlib.sha256).digest()
+        try:
+            signature = _unb64(parts[2])
+            payload = json.loads(_unb64(parts[1]))
+        except (binascii.Error, ValueError) as exc:
+            raise Unauthorized("AKV10021: Invalid token format.") from exc
+        if not hmac.compare_digest(expected, signature) or not isinstance(payload, dict):
+            raise Unauthorized("AKV10031: Token signature verification failed.")
+        now = int(self.clock())
+        if not isinstance(payload.get("exp"), int) or payload["exp"] <= now:
+            raise Unauthorized("AKV10032: Token expired.")
+        if payload.get("tid") != self.tenant_id:
+            raise Unauthorized("AKV10032: Invalid issuer. Expected one of the issuers of tenant %s." % self.tenant_id)
+        if payload.get("aud") != audience:
+            raise Unauthorized("AKV10022: Invalid audience. Expected %s, found: %s." % (audience, payload.get("aud")))
+        if payload.get("appid") not in self.identities:
+            raise Unauthorized("AKV10032: Unknown application.")
+        return Claims(aud=payload["aud"], tid=payload["tid"], appid=payload["appid"], exp=payload["exp"])
+
+    def check_permission(self, claims: Claims, vault: str, permission: str) -> None:
+        identity = self.identities.get(claims.appid)
+        if identity is None or not identity.allows(vault, permission):
+            raise forbidden_by_policy(claims.appid, self.tenant_id, permission, vault)

@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures for the lab tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_TESTS_DIR = os.path.dirname(os.path.dirname(_HERE))
+for _path in (_TESTS_DIR, _HERE):  # `import lab` without PYTHONPATH=tests; `import lab_blobs`
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+
+@pytest.fixture(scope="session")
+def rsa2048():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def rsa3072():
+    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
+
+@pytest.fixture(scope="session")
+def p256():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="session")
+def p256k():
+    return ec.generate_private_key(ec.SECP256K1())

@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Vendor profiles: firmware gates, wrap method choice, environment, detection, legacy methods; and that the
+vendor roles only mirror the profiles (no decisions of their own)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
+COMBINED = vendors.CKM_RSA_AES_KEY_WRAP
+KWP = vendors.CKM_AES_KEY_WRAP_PAD
+OAEP = vendors.CKM_RSA_PKCS_OAEP
+# Mechanism sets as the vendors document them (plus noise), and SoftHSM 2.6.1 as measured
+LUNA_7 = {0x1, OAEP, 0x1080, 0x2109, KWP, COMBINED}          # Luna 7: RSA_AES_KEY_WRAP and AES_KWP
+NSHIELD = {0x1, OAEP, 0x1080, KWP, COMBINED}                  # nShield Security World 12.x
+SOFTHSM_261 = {0x1, OAEP, 0x1080, 0x2109, KWP}               # no 0x1054 before 2.7.0
+COMBINED_ONLY = {0x1, COMBINED}
+NOTHING = {0x1, 0x1080}
+
+
+def luna():
+    return vendors.get_profile('luna')
+
+
+# -- firmware gates ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('firmware', ['7.2', '7.2.9', (7, 0), '6.10'])
+def test_luna_below_7_3_is_refused(firmware):
+    with pytest.raises(vendors.VendorError, match=r'below 7\.3.*upgrade the HSM firmware'):
+        vendors.check_firmware(luna(), firmware, 'RSA', 3072)
+
+
+@pytest.mark.parametrize('firmware', ['7.3', '7.3.0', '7.7.1', (7, 8), '10.1'])
+@pytest.mark.parametrize('key_type,key_size', [('RSA', 2048), ('RSA', 3072), ('EC', 256), ('oct', 256)])
+def test_luna_7_3_and_later_transfer_other_targets(firmware, key_type, key_size):
+    vendors.check_firmware(luna(), firmware, key_type, key_size)
+
+
+@pytest.mark.parametrize('firmware', ['7.3', '7.3.2'])
+def test_luna_rsa_4096_needs_7_4(firmware):
+    with pytest.raises(vendors.VendorError, match=r'RSA-4096.*needs 7\.4 or later'):
+        vendors.check_firmware(luna(), firmware, 'RSA', 4096)
+
+
+@pytest.mark.parametrize('firmware', ['7.4', '7.4.0', '7.8.4'])
+def test_luna_rsa_4096_from_7_4(firmware):
+    vendors.check_firmware(luna(), firmware, 'RSA', 4096)
+
+
+def test_unknown_firmware_is_not_gated():
+    vendors.check_firmware(luna(), None, 'RSA', 4096)
+
+
+@pytest.mark.parametrize('name', ['nshield', 'softhsm', 'generic'])
+def test_other_vendors_have_no_firmware_gate(name):
+    vendors.check_firmware(vendors.get_profile(name), '2.6', 'RSA', 4096)
+
+
+# -- wrap method -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name,mechanisms,expected', [
+    ('luna', LUNA_7, 'combined'),
+    ('nshield', NSHIELD, 'combined'),
+    ('generic', LUNA_7, 'combined'),
+    ('softhsm', SOFTHSM_261, 'two_step'),
+    ('generic', SOFTHSM_261, 'two_step'),
+    ('luna', SOFTHSM_261, 'two_step'),
+    ('generic', COMBINED_ONLY, 'combined'),
+])
+def test_auto_prefers_combined_then_two_step(name, mechanisms, expected):
+    profile = vendors.get_profile(name)
+    assert vendors.choose_wrap_method(profile, 'auto', mechanisms) == expected
+    assert vendors.choose_wrap_method(profile, None, mechanisms) == expected
+
+
+def test_auto_without_any_wrap_path_is_refused():
+    with pytest.raises(vendors.VendorError, match='neither CKM_RSA_AES_KEY_WRAP nor CKM_AES_KEY_WRAP_PAD'):
+        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', NOTHING)
+
+
+def test_two_step_alone_needs_both_mechanisms():
+    with pytest.raises(vendors.VendorError):
+        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', {KWP})
+    with pytest.raises(vendors.VendorError):
+        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', {OAEP})
+
+
+@pytest.mark.parametrize('method', ['combined', 'two_step'])
+def test_explicit_method_is_honoured_when_offered(method):
+    assert vendors.choose_wrap_method(luna(), method, LUNA_7) == method
+
+
+def test_combined_on_a_token_without_it_names_the_alternative():
+    with pytest.raises(vendors.VendorError) as exc:
+        vendors.choose_wrap_method(vendors.get_profile('softhsm'), 'combined', SOFTHSM_261)
+    assert 'CKM_RSA_AES_KEY_WRAP' in str(exc.value) and 'wrap_method: two_step' in str(exc.value)
+
+
+def test_two_step_on_a_combined_only_token_names_the_alternative():
+    with pytest.raises(vendors.VendorError) as exc:
+        vendors.choose_wrap_method(vendors.get_profile('generic'), 'two_step', COMBINED_ONLY)
+    assert 'CKM_AES_KEY_WRAP_PAD and CKM_RSA_PKCS_OAEP' in str(exc.value) and 'wrap_method: combined' in str(exc.value)
+
+
+def test_mechanisms_may_be_int_enum_members_in_any_iterable():
+    import enum
+
+    class Mech(enum.IntEnum):  # what python-pkcs11's slot.get_mechanisms() yields
+        RSA_PKCS_OAEP = OAEP
+        AES_KEY_WRAP_PAD = KWP
+
+    assert vendors.choose_wrap_method(luna(), 'auto', iter([Mech.RSA_PKCS_OAEP, Mech.AES_KEY_WRAP_PAD])) == 'two_step'
+    assert vendors.choose_wrap_method(luna(), 'auto', [COMBINED]) == 'combined'
+    assert (COMBINED, KWP, OAEP) == (0x1054, 0x210A, 0x9)
+
+
+# -- environment and files ---------------------------------------------------------------------------------------
+
+def test_luna_environment_default_only_when_unset():
+    assert vendors.library_environment(luna(), environ={}) == {'ChrystokiConfigurationPath': '/etc'}
+    assert vendors.library_environment(luna(), environ={'ChrystokiConfigurationPath': '/opt/luna'}) == {}
+
+
+def test_nshield_environment_defaults():
+    profile = vendors.get_profile('nshield')
+    assert vendors.library_environment(profile, environ={}) == {'CKNFAST_LOADSHARING': '1'}
+    assert vendors.library_environment(profile, environ={'CKNFAST_LOADSHARING': '0'}) == {}
+
+
+@pytest.mark.parametrize('name', ['softhsm', 'generic'])
+def test_no_environment_for_others(name):
+    assert vendors.library_environment(vendors.get_profile(name), environ={}) == {}
+
+
+def test_luna_needs_chrystoki_conf():
+    missing = vendors.missing_files(luna(), environ={'ChrystokiConfigurationPath': '/x'}, exists=lambda p: False)
+    assert missing == ['/x/Chrystoki.conf (from ChrystokiConfigurationPath=/x)']
+    assert vendors.missing_files(luna(), environ={}, exists=lambda p: p == '/etc/Chrystoki.conf') == []
+
+
+def test_default_library_takes_the_first_existing():
+    paths = vendors.PROFILES['luna']['library_paths']
+    assert vendors.default_library('luna', exists=lambda p: p == paths[1]) == paths[1]
+    assert vendors.default_library('nshield', exists=lambda p: False) is None
+    assert vendors.default_library('auto', exists=lambda p: p.endswith('libcknfast.so')).endswith('libcknfast.so')
+    assert vendors.default_library('generic', exists=lambda p: True) is None
+
+
+# -- detection ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('manufacturer,expected', [
+    ('SafeNet, Inc.', 'luna'),
+    ('Safenet, Inc. Luna K7', 'luna'),
+    ('Thales', 'luna'),
+    ('Gemalto', 'luna'),
+    ('nCipher Corp. Ltd', 'nshield'),
+    ('Entrust', 'nshield'),
+    ('SoftHSM project', 'softhsm'),
+    ('Utimaco IS GmbH', 'generic'),
+    ('', 'generic'),
+    (None, 'generic'),
+])
+def test_detect(manufacturer, expected):
+    assert vendors.detect(manufacturer) == expected
+
+
+def test_resolve_auto_reads_the_manufacturer_and_explicit_wins():
+    assert vendors.resolve('auto', 'SafeNet, Inc.')['name'] == 'luna'
+    assert vendors.resolve(None, 'nCipher Corp. Ltd')['name'] == 'nshield'
+    assert vendors.resolve('generic', 'SafeNet, Inc.')['name'] == 'generic'
+    with pytest.raises(vendors.VendorError, match='unknown'):
+        vendors.get_profile('utimaco')
+
+
+# -- legacy methods and quirks -----------------------------------------------------------------------------------
+
+def test_nshield_legacy_method_message():
+    msg = vendors.legacy_method_error(vendors.get_profile('nshield'), 'KeyTransferRemote')
+    for fact in ('KeyTransferRemote', 'deprecated by Microsoft', '30 June 2021', 'current vendor-agnostic method'):
+        assert fact in msg
+    assert vendors.legacy_method_error(vendors.get_profile('nshield'), 'hsm_keygen') is None
+    assert vendors.legacy_method_error(luna(), 'KeyTransferRemote') is None
+
+
+def test_softhsm_zero_padding_quirk_below_2_7():
+    softhsm = vendors.get_profile('softhsm')
+    assert vendors.zero_padding_quirk(softhsm, '2.6') is True
+    assert vendors.zero_padding_quirk(softhsm, (2, 6)) is True
+    assert vendors.zero_padding_quirk(softhsm, '2.7') is False
+    assert vendors.zero_padding_quirk(softhsm, None) is False
+    assert vendors.zero_padding_quirk(luna(), '2.6') is False
+
+
+@pytest.mark.parametrize('name', sorted(vendors.PROFILES))
+def test_every_profile_generates_extractable_sensitive_private_keys(name):
+    assert vendors.get_profile(name)['private_key_attributes'] == {'extractable': True, 'sensitive': True, 'private': True}
+
+
+# -- the roles mirror the profiles and decide nothing themselves -------------------------------------------------
+
+def _yaml(path):
+    with open(os.path.join(ROOT, path)) as f:
+        return yaml.safe_load(f)
+
+
+def test_role_library_candidates_mirror_the_profiles():
+    assert _yaml('roles/luna/defaults/main.yml')['luna_library_candidates'] == vendors.PROFILES['luna']['library_paths']
+    assert _yaml('roles/nshield/defaults/main.yml')['nshield_library_candidates'] == \
+        vendors.PROFILES['nshield']['library_paths']
+    assert _yaml('roles/luna/defaults/main.yml')['luna_config_default_dir'] == \
+        vendors.PROFILES['luna']['environment_defaults']['ChrystokiConfigurationPath']
+
+
+def test_nshield_role_refuses_the_legacy_method_with_the_profile_facts():
+    tasks = _yaml('roles/nshield/tasks/main.yml')
+    assert_task = tasks[0]['ansible.builtin.assert']
+    assert assert_task['that'] == 'nshield_legacy_method | length == 0'
+    for fact in ('KeyTransferRemote', 'deprecated by Microsoft', '30 June 2021', 'current vendor-agnostic method'):
+        assert fact in assert_task['fail_msg']
+
+
+@pytest.mark.parametrize('role,vendor', [('luna', 'luna'), ('nshield', 'nshield'),
+                                         ('generic_pkcs11', '{{ generic_pkcs11_vendor }}')])
+def test_roles_pass_only_the_profile_name(role, vendor):
+    tasks_text = ''
+    for path in glob.glob(os.path.join(ROOT, 'roles', role, 'tasks', '*.yml')):
+        with open(path) as f:
+            tasks_text += f.read()
+    assert not re.search(r'vendor\s*==|==\s*[\'"](luna|nshield|softhsm|generic)', tasks_text)
+    modules = [t for t in _flatten(_yaml('roles/%s/tasks/main.yml' % role))
+               if any(k in t for k in ('byok.keyvault.hsm_keygen', 'byok.keyvault.byok_wrap'))]
+    assert len(modules) == 2
+    for task in modules:
+        args = task.get('byok.keyvault.hsm_keygen') or task.get('byok.keyvault.byok_wrap')
+        assert args['vendor'] == vendor
+
+
+def _flatten(tasks):
+    for task in tasks:
+        yield task
+        for key in ('block', 'rescue', 'always'):
+            for sub in _flatten(task.get(key, [])):
+                yield sub
