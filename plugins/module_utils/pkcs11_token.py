@@ -16,13 +16,12 @@ __metaclass__ = type
 import contextlib
 import ctypes
 import ctypes.util
-import fcntl
 import os
-import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 
@@ -328,18 +327,9 @@ class HsmToken(object):
         i = self.info()
         return '%s; %s %s firmware %s' % (tool, i['manufacturer'] or i['vendor_name'], i['model'], i['firmware_version'])
 
-    @contextlib.contextmanager
     def lock(self):
         """An exclusive lock per token on this host, so two runs do not create the same key twice."""
-        name = 'byok-keyvault-%s.lock' % ''.join(c for c in (_token_serial(self.token) or _token_label(self.token)) if c.isalnum())
-        path = os.path.join(tempfile.gettempdir(), name)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return host_lock.exclusive('token', self.module_path, _token_serial(self.token), _token_label(self.token))
 
     # -- keys --------------------------------------------------------------------------------
     def _objects(self, attrs):

@@ -14,6 +14,7 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import DEFAULT_KEY_OPS, KeyVaultError, key_summary
 
@@ -46,6 +47,11 @@ def kek_problems(summary, key_size=None, now=None):
 def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     """(created, summary, public_key) for the KEK `name`, created when missing and allowed (summary None in check mode)."""
     byok_file.validate_key_name(name)
+    with host_lock.exclusive('vault-key', vault.url.lower(), name):
+        return _ensure_kek(vault, name, key_size, create, expires_on, check_mode)
+
+
+def _ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     key = vault.get(name)
     if key is None:
         if not create:
@@ -81,8 +87,10 @@ def import_decision(exists, current_identity, expected, force):
     """('import' | 'keep' | 'conflict', reason) for the vault's current version against the HSM key."""
     if not exists:
         return 'import', 'the vault has no key of this name'
+    if expected is not None and current_identity == expected:
+        return 'keep', "the vault's current version is the HSM key"
     if force:
-        return 'import', 'force is set'
+        return 'import', 'force is set and the vault\'s current version is not known to be the HSM key'
     if expected is None or current_identity is None:
         return 'conflict', ('the vault key exists and it cannot be compared with the HSM key (no %s)'
                             % ('expected_fingerprint' if expected is None else 'fingerprint or KCV from the vault'))
@@ -103,8 +111,17 @@ def prove(vault, key, spec):
 
 
 def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature=False):
-    """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict."""
+    """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict.
+
+    The check and the import happen under a lock per vault key on this host, so two runs here cannot
+    both find the key missing and import it twice.
+    """
     byok_file.validate_key_name(name)
+    with host_lock.exclusive('vault-key', vault.url.lower(), name):
+        return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature)
+
+
+def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature):
     current = vault.get(name)
     current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
     decision, reason = import_decision(current is not None, current_identity, expected, force)

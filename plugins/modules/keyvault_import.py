@@ -154,7 +154,7 @@ options:
   force:
     description:
       - Import even when the vault's current version is another key (or cannot be compared); the HSM key becomes
-        a new current version.
+        a new current version (a rotation). Once the current version is the HSM key, nothing more is imported.
     type: bool
     default: false
 seealso:
