@@ -255,6 +255,15 @@ def explain(exc, action, vault_url, permission=None, auth=None):
     who = ''
     if auth and auth.get('client_id'):
         who = ' (client_id %s, from %s)' % (auth['client_id'], auth['source'])
+    if 'CERTIFICATE_VERIFY_FAILED' in text or 'certificate verify failed' in text:
+        where = 'the authority (cloud_environment)' if azexc is not None and isinstance(exc, azexc.ClientAuthenticationError) \
+            else vault_url
+        return KeyVaultError('the TLS certificate of %s is not trusted during %s; set ca_bundle to the CA file that signed it '
+                             '(or fix the proxy that intercepts TLS)' % (where, action), code='TLS')
+    if azexc is not None and isinstance(exc, azexc.ClientAuthenticationError) and status is None and (
+            'Failed to resolve' in text or 'Failed to establish' in text or 'Connection refused' in text):
+        return KeyVaultError('the authority of cloud_environment is unreachable during %s (%s); check cloud_environment, DNS, '
+                             'proxy and firewall' % (action, _first_line(text)), code='Unreachable')
     if azexc is not None and isinstance(exc, azexc.ClientAuthenticationError) and status not in (403,):
         detail = _first_line(getattr(exc, 'message', None) or text)
         if 'AADSTS7000215' in text or 'invalid_client' in text:
@@ -297,9 +306,6 @@ def explain(exc, action, vault_url, permission=None, auth=None):
         return KeyVaultError('%s in %s was refused (%s %s): %s' % (action, vault_url, status, code or '', _service_message(exc)),
                              status=status, code=code)
     if azexc is not None and isinstance(exc, azexc.ServiceRequestError):
-        if 'CERTIFICATE_VERIFY_FAILED' in text or 'SSLError' in text or 'certificate verify failed' in text:
-            return KeyVaultError('the TLS certificate of %s is not trusted during %s; set ca_bundle to the CA file that '
-                                 'signed it (or fix the proxy that intercepts TLS)' % (vault_url, action), code='TLS')
         return KeyVaultError('%s is unreachable during %s (%s); check vault_url, DNS, proxy and firewall'
                              % (vault_url, action, _first_line(text)), code='Unreachable')
     if azexc is not None and isinstance(exc, azexc.ServiceResponseError):

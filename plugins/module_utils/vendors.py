@@ -68,8 +68,9 @@ PROFILES = {
                 "The legacy nShield BYOK method (KeyTransferRemote.exe with region-specific Security World packages) "
                 "was deprecated by Microsoft and is unsupported since 30 June 2021; Azure no longer accepts its "
                 "packages. Use the current vendor-agnostic method, which this collection implements: leave "
-                "nshield_legacy_method unset and run the nshield role (byok_kek_fetch, hsm_keygen, byok_wrap, "
-                "keyvault_import)."),
+                "nshield_legacy_method unset; the nshield role generates and wraps on the HSM host (hsm_keygen, "
+                "byok_wrap) and the controller fetches the KEK and imports (byok_kek_fetch, keyvault_import), as the "
+                "transfer role does."),
         },
     },
     'softhsm': {

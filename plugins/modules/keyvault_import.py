@@ -288,7 +288,7 @@ def run_one(vault, item, prepared, check_mode, verify_signature):
 def main():
     spec = dict((k, dict(v, required=False) if k in ('name', 'byok_file') else v) for k, v in ITEM_SPEC.items())
     spec.update(
-        keys=dict(type='list', elements='dict', options=ITEM_SPEC),
+        keys=dict(type='list', elements='dict', options=ITEM_SPEC, no_log=False),
         verify_signature=dict(type='bool', default=False),
         parallel=dict(type='int', default=4),
     )

@@ -126,3 +126,9 @@ def test_parse_datetime():
     assert kv.parse_datetime(None, 'x') is None
     with pytest.raises(kv.KeyVaultError, match='ISO 8601'):
         kv.parse_datetime('tomorrow', 'expires_on')
+
+
+def test_untrusted_authority_names_ca_bundle_not_the_secret():
+    exc = azexc.ClientAuthenticationError(message='Authentication failed: HTTPSConnectionPool: [SSL: CERTIFICATE_VERIFY_FAILED]')
+    err = kv.explain(exc, 'get of key k', URL, 'get')
+    assert 'ca_bundle' in str(err) and 'secret' not in str(err)
