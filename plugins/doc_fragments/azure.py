@@ -65,6 +65,13 @@ options:
       - CA certificates (PEM file) to trust for TLS to the vault and the authority, for example behind a TLS-inspecting proxy.
       - When not set, the system trust store (or E(REQUESTS_CA_BUNDLE)) is used.
     type: path
+  verify_challenge_resource:
+    description:
+      - Check that the resource the vault names in its authentication challenge belongs to the domain of O(vault_url)
+        (the SDK's protection against sending a token to the wrong host).
+      - Turn it off only for a vault reached through a name outside its own domain, such as a private endpoint alias.
+    type: bool
+    default: true
 requirements:
   - azure-keyvault-keys >= 4.8
   - azure-identity >= 1.15

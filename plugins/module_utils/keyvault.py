@@ -79,6 +79,7 @@ def azure_argument_spec():
         profile=dict(type='str'),
         cloud_environment=dict(type='str', default='AzureCloud', fallback=(env_fallback, ['AZURE_CLOUD_ENVIRONMENT'])),
         ca_bundle=dict(type='path'),
+        verify_challenge_resource=dict(type='bool', default=True),
     )
 
 
@@ -218,6 +219,8 @@ def client_kwargs(params):
     kwargs = dict(RETRY)
     if params.get('ca_bundle'):
         kwargs['connection_verify'] = params['ca_bundle']
+    if params.get('verify_challenge_resource') is False:
+        kwargs['verify_challenge_resource'] = False
     return kwargs
 
 
