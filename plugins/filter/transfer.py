@@ -192,7 +192,9 @@ def byok_report(plan, import_results, host, token=None, keks=None, wrap_results=
         if not entry['transfer']:
             row['result'] = 'in place'
         elif r is None:
-            row['result'] = 'not attempted'
+            row['result'] = 'failed'
+            row['message'] = ('no import result for this key: the import step failed before reaching it '
+                              '(see the output of the import task)')
         elif r.get('failed'):
             row['result'] = 'failed'
             row['message'] = r.get('msg', '')

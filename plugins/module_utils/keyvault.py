@@ -270,7 +270,10 @@ def explain(exc, action, vault_url, permission=None, auth=None):
     if azexc is not None and isinstance(exc, azexc.ClientAuthenticationError) and status not in (403,):
         detail = _first_line(getattr(exc, 'message', None) or text)
         if 'AADSTS7000215' in text or 'invalid_client' in text:
-            fix = 'the client secret is wrong or expired: fix secret (AZURE_SECRET)'
+            fix = 'the client secret is wrong or expired: fix %s' % (
+                'the secret option' if (auth or {}).get('source') == 'options' else
+                'the secret in %s' % auth['source'] if (auth or {}).get('source', '').startswith('credential_file') else
+                'AZURE_SECRET (or AZURE_CLIENT_SECRET)')
         elif 'AADSTS700016' in text or 'unauthorized_client' in text:
             fix = 'the application is unknown in this tenant: fix client_id or tenant'
         elif 'AADSTS90002' in text:

@@ -85,3 +85,9 @@ def test_a_vault_call_that_failed_whole_fails_each_of_its_keys():
     out = byok_flatten_imports([{'item': 'prod', 'failed': True, 'msg': 'authentication failed',
                                  'invocation': {'module_args': {'keys': [{'name': 'a'}, {'name': 'b'}]}}}])
     assert [(o['vault'], o['name'], o['failed']) for o in out] == [('prod', 'a', True), ('prod', 'b', True)]
+
+
+def test_a_key_to_move_without_an_import_result_is_a_failure_not_a_silent_skip():
+    plan = byok_plan(KEYS[:1], KEYGEN, [{'item': 'prod', 'keys': [{'name': 'app-rsa', 'exists': False}]}])
+    rows = byok_report(plan, [], 'hsm1')
+    assert rows[0]['result'] == 'failed' and 'no import result' in rows[0]['message']

@@ -250,5 +250,4 @@ def _flatten(tasks):
     for task in tasks:
         yield task
         for key in ('block', 'rescue', 'always'):
-            for sub in _flatten(task.get(key, [])):
-                yield sub
+            yield from _flatten(task.get(key, []))
