@@ -23,4 +23,10 @@ lab-reset: bootstrap
 lab-stop: bootstrap
 	@scripts/lab.sh stop
 
-.PHONY: help bootstrap demo test lab-reset lab-stop
+bench: bootstrap
+	@bench/run.sh
+
+docs: bootstrap
+	@scripts/docs.sh
+
+.PHONY: help bootstrap demo test lab-reset lab-stop bench docs
