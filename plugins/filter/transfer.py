@@ -43,7 +43,12 @@ def byok_hsm_items(keys, vaults=None):
         for field in ('key_size', 'curve', 'id'):
             if key.get(field) is not None:
                 item[field] = key[field]
-        items.append(item)
+        same = [i for i in items if i['label'] == item['label']]
+        if same and same[0] != item:
+            raise AnsibleFilterError("byok_keys lists HSM label '%s' twice with different specs (%s and %s); one HSM key "
+                                     "can go to several vaults only with the same type and size" % (item['label'], same[0], item))
+        if not same:
+            items.append(item)
     return items
 
 
@@ -75,8 +80,12 @@ def byok_plan(keys, keygen_keys, vault_results):
             state, transfer = 'missing in vault', True
         elif hsm_fp and vault_fp == hsm_fp:
             state, transfer = 'in place', False
+        elif key.get('force'):
+            state, transfer = 'vault holds another key; force: rotating', True
+        elif hsm_fp is None:
+            state, transfer = 'vault holds a key; the HSM key is not generated yet (check mode)', True
         else:
-            state, transfer = 'vault holds another key', True
+            state, transfer = 'vault holds another key', False
         plan.append({
             'name': key['name'], 'vault': key['vault'], 'label': _label(key),
             'key_type': h.get('key_type') or key.get('key_type', 'RSA'), 'key_size': h.get('key_size'), 'curve': h.get('curve'),
@@ -189,7 +198,12 @@ def byok_report(plan, import_results, host, token=None, keks=None, wrap_results=
                'kek_kid': kek_kids.get(entry['vault']) if entry['transfer'] else None,
                'wrap_method': wrapped.get((entry['vault'], entry['label']))}
         r = imports.get((entry['vault'], entry['name']))
-        if not entry['transfer']:
+        if entry['state'] == 'vault holds another key':
+            row['result'] = 'failed'
+            row['message'] = ("vault key %s is another key than HSM key %s (vault %s, HSM %s); nothing was wrapped or imported. "
+                              "Set force: true on this key to import the HSM key as a new version (a rotation)"
+                              % (entry['name'], entry['label'], entry['vault_fingerprint'], entry['hsm_fingerprint']))
+        elif not entry['transfer']:
             row['result'] = 'in place'
         elif r is None:
             row['result'] = 'failed'
@@ -212,6 +226,15 @@ def byok_report(plan, import_results, host, token=None, keks=None, wrap_results=
         row['match'] = bool(row['hsm_fingerprint']) and row['hsm_fingerprint'] == row['vault_fingerprint']
         rows.append(row)
     return rows
+
+
+def byok_failed_rows(keys, host, message):
+    """Report rows marking every key of a host failed with one message (the host stopped before its plan)."""
+    return [{'host': host, 'vault': k.get('vault'), 'name': k.get('name'), 'label': k.get('label') or k.get('name'),
+             'key_type': k.get('key_type', 'RSA'), 'key_size': k.get('key_size'), 'curve': k.get('curve'),
+             'hsm_fingerprint': None, 'vault_fingerprint': None, 'kid': None, 'match': False, 'result': 'failed',
+             'message': message, 'token': None, 'kek_kid': None, 'wrap_method': None, 'vault_url': None}
+            for k in keys or [] if isinstance(k, dict)]
 
 
 def byok_table(rows):
@@ -258,5 +281,6 @@ class FilterModule(object):
             'byok_import_report': byok_import_report,
             'byok_report': byok_report,
             'byok_table': byok_table,
+            'byok_failed_rows': byok_failed_rows,
             'byok_details': byok_details,
         }

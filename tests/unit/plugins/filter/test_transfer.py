@@ -46,8 +46,21 @@ def test_plan_moves_only_what_is_not_in_place():
     ]
     plan = {p['name']: p for p in byok_plan(KEYS, KEYGEN, vault_results)}
     assert plan['app-rsa']['transfer'] is False and plan['app-rsa']['state'] == 'in place'
-    assert plan['app-ec']['transfer'] is True and plan['app-ec']['state'] == 'vault holds another key'
+    assert plan['app-ec']['transfer'] is False and plan['app-ec']['state'] == 'vault holds another key'
     assert plan['app-aes']['transfer'] is False
+    rows = dict((r['name'], r) for r in byok_report(byok_plan(KEYS, KEYGEN, vault_results), [], 'hsm1'))
+    assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
+    assert rows['app-rsa']['result'] == 'in place'
+    forced = [dict(KEYS[1], force=True)]
+    assert byok_plan(forced, KEYGEN, vault_results)[0]['transfer'] is True
+
+
+def test_one_hsm_key_into_several_vaults_is_generated_once():
+    keys = [{'name': 'shared', 'vault': 'prod', 'key_type': 'EC', 'curve': 'P-256'},
+            {'name': 'shared', 'vault': 'mhsm', 'key_type': 'EC', 'curve': 'P-256'}]
+    assert len(byok_hsm_items(keys)) == 1
+    with pytest.raises(AnsibleFilterError, match='twice with different specs'):
+        byok_hsm_items([keys[0], dict(keys[1], curve='P-384')])
 
 
 def test_plan_in_check_mode_before_generation_transfers():
