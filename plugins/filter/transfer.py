@@ -65,8 +65,10 @@ def byok_plan(keys, keygen_keys, vault_results):
     hsm = dict((k['label'], k) for k in keygen_keys or [])
     vault = {}
     for result in vault_results or []:
+        item = result['item']
+        name = item['key'] if isinstance(item, dict) else item  # a loop over dict2items or over vault names
         for entry in result.get('keys', []):
-            vault[(result['item'], entry['name'])] = entry
+            vault[(name, entry['name'])] = entry
     plan = []
     for key in keys or []:
         h = hsm.get(_label(key), {})
@@ -97,6 +99,11 @@ def byok_plan(keys, keygen_keys, vault_results):
     return plan
 
 
+def byok_wrap_label(entry):
+    """byok_wrap keys[] item that returns the .byok as content (no file): just the HSM label."""
+    return {'label': _label(entry)}
+
+
 def byok_wrap_item(entry, directory, vault_prefix=True):
     """byok_wrap keys[] item for a plan entry or inventory key: HSM label and the .byok path in a directory."""
     name = '%s-%s' % (entry['vault'], entry['name']) if vault_prefix else entry['name']
@@ -106,7 +113,7 @@ def byok_wrap_item(entry, directory, vault_prefix=True):
 def byok_import_item(entry, directory):
     """keyvault_import keys[] item for a plan entry whose .byok was brought to `directory` (unset fields left out)."""
     item = {
-        'name': entry['name'], 'byok_file': '%s/%s-%s.byok' % (directory, entry['vault'], entry['name']),
+        'name': entry['name'], 'byok_file': '%s/%s-%s.byok' % (directory, entry['vault'], entry['name']) if directory else None,
         'key_type': entry['key_type'], 'key_size': entry['key_size'] if entry['key_type'] != 'EC' else None,
         'curve': entry['curve'] if entry['key_type'] == 'EC' else None,
         'expected_fingerprint': entry['hsm_fingerprint'], 'key_ops': entry.get('key_ops'), 'tags': entry.get('tags'),
@@ -134,6 +141,48 @@ def byok_flatten_imports(loop_results):
             for k in args.get('keys') or []:
                 out.append({'vault': vault, 'name': k.get('name'), 'changed': False, 'failed': True, 'msg': r.get('msg', '')})
     return out
+
+
+def byok_fleet_names(hosts_vars):
+    """{vault: [vault key names]} over several HSM hosts; a vault key claimed by two hosts is an error."""
+    owner = {}
+    out = {}
+    for hv in hosts_vars or []:
+        host = hv['inventory_hostname']
+        for key in hv.get('byok_keys') or []:
+            where = (key.get('vault'), key.get('name'))
+            if where in owner and owner[where] != host:
+                raise AnsibleFilterError('vault key %s in vault %s is listed by two HSM hosts (%s and %s); a vault key can hold '
+                                         'only one HSM key: keep it on one host' % (where[1], where[0], owner[where], host))
+            if where not in owner:
+                owner[where] = host
+                out.setdefault(where[0], []).append(where[1])
+    return out
+
+
+def byok_fleet_import_items(hosts_vars, vault, check_mode=False):
+    """keyvault_import keys[] items for one vault over several HSM hosts: the keys each host planned to move,
+    with the .byok content its byok_wrap returned.  Hosts that failed before wrapping have nothing here."""
+    items = []
+    for hv in hosts_vars or []:
+        plan = hv.get('_byok_plan') or []
+        contents = {}
+        for r in (hv.get('_byok_wrap') or {}).get('results') or []:
+            if r.get('item') == vault:
+                for k in r.get('keys') or []:
+                    if k.get('byok_content'):
+                        contents[k['label']] = k['byok_content']
+        for entry in plan:
+            if entry['vault'] != vault or not entry['transfer']:
+                continue
+            item = byok_import_item(entry, None)
+            item.pop('byok_file', None)
+            if entry['label'] in contents:
+                item['byok_content'] = contents[entry['label']]
+            elif not check_mode:
+                continue  # nothing was wrapped for this key: its host reports why
+            items.append(item)
+    return items
 
 
 def byok_host_keys(hosts_vars):
@@ -275,9 +324,12 @@ class FilterModule(object):
             'byok_vault_names': byok_vault_names,
             'byok_plan': byok_plan,
             'byok_wrap_item': byok_wrap_item,
+            'byok_wrap_label': byok_wrap_label,
             'byok_import_item': byok_import_item,
             'byok_flatten_imports': byok_flatten_imports,
             'byok_host_keys': byok_host_keys,
+            'byok_fleet_names': byok_fleet_names,
+            'byok_fleet_import_items': byok_fleet_import_items,
             'byok_import_report': byok_import_report,
             'byok_report': byok_report,
             'byok_table': byok_table,

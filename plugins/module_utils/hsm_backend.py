@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import datetime
 import os
 
@@ -98,31 +99,36 @@ def byok_is_current(dest, kek_kid, key_fingerprint, kek_fingerprint):
         and meta.get('fingerprint') == key_fingerprint and meta.get('kek_fingerprint') == kek_fingerprint
 
 
-def load_kek(kek_file, expected_fingerprint=None):
-    """The KEK public key from a PEM file, checked to be an RSA key of a size Azure uses for KEKs.
+def load_kek(kek_file=None, expected_fingerprint=None, kek_pem=None):
+    """The KEK public key from a PEM file (or PEM text), checked to be an RSA key of a size Azure uses for KEKs.
 
-    With expected_fingerprint (checked out of band), a KEK file whose fingerprint differs is refused.
+    With expected_fingerprint (checked out of band), a KEK whose fingerprint differs is refused.
     """
-    try:
-        with open(kek_file, 'rb') as f:
-            data = f.read()
-    except (IOError, OSError) as exc:
-        raise HsmError('cannot read kek_file %s: %s; run byok_kek_fetch with dest first' % (kek_file, exc.strerror or exc))
-    public = ki.load_public_pem(data, what='kek_file %s' % kek_file)
+    what = 'kek_file %s' % kek_file if kek_file else 'kek_pem'
+    if kek_file:
+        try:
+            with open(kek_file, 'rb') as f:
+                kek_pem = f.read()
+        except (IOError, OSError) as exc:
+            raise HsmError('cannot read kek_file %s: %s; run byok_kek_fetch with dest first' % (kek_file, exc.strerror or exc))
+    public = ki.load_public_pem(kek_pem, what=what)
     desc = ki.describe_public_key(public)
     if desc['key_type'] != 'RSA' or desc['key_size'] not in ki.KEK_SIZES:
-        raise HsmError('kek_file %s holds an %s-%s key; a Key Vault KEK is RSA 2048, 3072 or 4096: fetch it with '
-                       'byok_kek_fetch' % (kek_file, desc['key_type'], desc['key_size']))
+        raise HsmError('%s holds an %s-%s key; a Key Vault KEK is RSA 2048, 3072 or 4096: fetch it with '
+                       'byok_kek_fetch' % (what, desc['key_type'], desc['key_size']))
     actual = ki.fingerprint(public)
     if expected_fingerprint and actual != expected_fingerprint.strip().lower():
-        raise HsmError('kek_file %s has fingerprint %s, not the expected %s; the KEK was replaced or the bundle altered: fetch '
-                       'the KEK again and verify its fingerprint out of band' % (kek_file, actual, expected_fingerprint))
+        raise HsmError('%s has fingerprint %s, not the expected %s; the KEK was replaced or the bundle altered: fetch '
+                       'the KEK again and verify its fingerprint out of band' % (what, actual, expected_fingerprint))
     return public
 
 
 def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
-    """Wrap one HSM key under the KEK into item['dest'] (.byok, 0600, atomic) plus its sidecar."""
-    label, dest = item['label'], item['dest']
+    """Wrap one HSM key under the KEK into item['dest'] (.byok, 0600, atomic) plus its sidecar.
+
+    Without a dest, the .byok is returned as base64 in the result (byok_content) and nothing is written.
+    """
+    label, dest = item['label'], item.get('dest')
     key = token.find(label, item.get('key_id'))
     if key is None:
         raise HsmError("token '%s' holds no key labelled '%s'; run hsm_keygen for it first" % (token.info()['label'], label))
@@ -138,15 +144,19 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
         result['warning'] = ("%s %s zero-pads private keys to a multiple of 8 bytes before wrapping; the .byok for '%s' may "
                              "carry 1-7 zero bytes after the PKCS#8 key, which OpenSSL-based importers accept"
                              % (token.profile['display_name'], token.info()['library_version'], label))
-    if not force and byok_is_current(dest, kek_kid, fp, kek_fp):
+    if dest and not force and byok_is_current(dest, kek_kid, fp, kek_fp):
         result['changed'] = False
         return result
-    result['changed'] = True
+    result['changed'] = bool(dest)
     if check_mode:
         return result
     ciphertext = token.wrap(key, kek_public, method)
     info = token.info()
-    byok_file.atomic_write(dest, byok_file.build(kek_kid, ciphertext, token.generator(GENERATOR)), mode=0o600)
+    content = byok_file.build(kek_kid, ciphertext, token.generator(GENERATOR))
+    if not dest:
+        result['byok_content'] = base64.b64encode(content).decode('ascii')
+        return result
+    byok_file.atomic_write(dest, content, mode=0o600)
     byok_file.write_sidecar(dest, {
         'label': label, 'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve, 'fingerprint': fp,
         'kcv': key.kcv, 'kek_kid': kek_kid, 'kek_fingerprint': kek_fp, 'wrap_method': method,

@@ -110,7 +110,8 @@ def prove(vault, key, spec):
     return {'method': 'signature', 'algorithm': vault.sign_and_verify(key), 'verified': True}
 
 
-def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature=False):
+def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature=False,
+               byok_data=None):
     """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict.
 
     The check and the import happen under a lock per vault key on this host, so two runs here cannot
@@ -118,10 +119,12 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
     """
     byok_file.validate_key_name(name)
     with host_lock.exclusive('vault-key', vault.url.lower(), name):
-        return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature)
+        return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
+                           byok_data)
 
 
-def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature):
+def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
+                byok_data):
     current = vault.get(name)
     current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
     decision, reason = import_decision(current is not None, current_identity, expected, force)
@@ -138,7 +141,11 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if check_mode:
         result.update(changed=True, key=None, version=None, kid=None, fingerprint=expected)
         return result
-    data, blob = byok_file.read(byok_path)
+    if byok_data is None:
+        data, blob = byok_file.read(byok_path)
+    else:
+        byok_path = 'byok_content of %s' % name
+        data, blob = byok_data, byok_file.parse(byok_data, source=byok_path)
     kek_vault, dummy, dummy2 = byok_file.parse_kid(blob.kid, option='header.kid of %s' % byok_path)
     if not byok_file.same_vault(kek_vault, vault.url):
         raise KeyVaultError('byok_file %s was wrapped under a KEK of %s, not of %s; wrap it again with the KEK of this vault '

@@ -44,18 +44,24 @@ options:
     type: str
   dest:
     description:
-      - Path of the .byok file to write. Required with O(label).
+      - Path of the .byok file to write.
+      - Without it, nothing is written and the .byok is returned as base64 in RV(byok_content) (for example to hand it
+        to M(byok.keyvault.keyvault_import) on the controller without file copies); the module then always wraps afresh.
     type: path
   keys:
     description:
-      - Several keys at once, each a dictionary with C(label), C(dest) and optionally C(id). All share the KEK and one login.
+      - Several keys at once, each a dictionary with C(label) and optionally C(dest) and C(id). All share the KEK and one login.
     type: list
     elements: dict
   kek_file:
     description:
       - PEM file with the KEK public key, as written by M(byok.keyvault.byok_kek_fetch) with C(dest).
+      - One of O(kek_file) and O(kek_pem) is required.
     type: path
-    required: true
+  kek_pem:
+    description:
+      - The KEK public key as PEM text, as M(byok.keyvault.byok_kek_fetch) returns it in C(public_key_pem).
+    type: str
   kek_kid:
     description:
       - Versioned key identifier of the KEK (C(https://VAULT/keys/NAME/VERSION)), as returned by M(byok.keyvault.byok_kek_fetch).
@@ -138,8 +144,13 @@ curve:
   description: Curve of an EC key (single-key form).
   returned: when O(label) is given
   type: str
+byok_content:
+  description: The .byok file as base64, when no O(dest) is given (wrapped under the KEK; no clear key material).
+  returned: when O(label) is given without O(dest), outside check mode
+  type: str
 keys:
-  description: One entry per item of O(keys) with label, dest, changed, fingerprint, wrap_method, key_type, key_size, curve.
+  description: One entry per item of O(keys) with label, dest, changed, fingerprint, wrap_method, key_type, key_size, curve
+    (and byok_content for an item without dest).
   returned: when O(keys) is given
   type: list
   elements: dict
@@ -165,15 +176,15 @@ def main():
             id=dict(type='str'),
             dest=dict(type='path'),
             keys=dict(type='list', elements='dict', no_log=False),
-            kek_file=dict(type='path', required=True),
+            kek_file=dict(type='path'),
+            kek_pem=dict(type='str'),
             kek_kid=dict(type='str', required=True),
             kek_fingerprint=dict(type='str'),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
             force=dict(type='bool', default=False),
         ),
-        mutually_exclusive=[('label', 'keys')],
-        required_one_of=[('label', 'keys')],
-        required_by={'label': 'dest'},
+        mutually_exclusive=[('label', 'keys'), ('kek_file', 'kek_pem')],
+        required_one_of=[('label', 'keys'), ('kek_file', 'kek_pem')],
         supports_check_mode=True,
     )
     p = hsm.params
@@ -181,13 +192,12 @@ def main():
     # Everything that can be checked without the HSM is checked first
     try:
         byok_file.parse_kid(p['kek_kid'])
-        kek_public = load_kek(p['kek_file'], p['kek_fingerprint'])
+        kek_public = load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
         for item in items:
-            if not item.get('label') or not item.get('dest'):
-                raise HsmError('every item of keys needs label and dest')
+            if not item.get('label'):
+                raise HsmError('every item of keys needs a label')
             item['key_id'] = bytes.fromhex(item['id']) if item.get('id') else None
-            directory = os.path.dirname(os.path.abspath(item['dest']))
-            if not os.path.isdir(directory):
+            if item.get('dest') and not os.path.isdir(os.path.dirname(os.path.abspath(item['dest']))):
                 raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
     except (HsmError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
         hsm.fail(exc)
@@ -202,7 +212,8 @@ def main():
                 r = wrap_key(token, item, kek_public, p['kek_kid'], p['wrap_method'], p['force'], hsm.module.check_mode)
             except (HsmError, vendors.VendorError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
                 failures.append(str(exc))
-                results.append({'label': item['label'], 'dest': item['dest'], 'changed': False, 'failed': True, 'msg': str(exc)})
+                results.append({'label': item['label'], 'dest': item.get('dest'), 'changed': False, 'failed': True,
+                                'msg': str(exc)})
                 continue
             if r.pop('warning', None):
                 warnings.append(r.get('label'))

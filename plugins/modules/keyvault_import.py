@@ -40,12 +40,16 @@ options:
   byok_file:
     description:
       - The .byok file written by M(byok.keyvault.byok_wrap). Not read when the vault already holds the key.
-      - Required with O(name).
+      - With O(name), one of O(byok_file) and O(byok_content) is required.
     type: path
+  byok_content:
+    description:
+      - The .byok file's bytes as base64, as M(byok.keyvault.byok_wrap) returns them without C(dest).
+    type: str
   keys:
     description:
       - Several keys of the same vault at once, imported with up to O(parallel) requests in flight.
-      - Each item takes the single-key options C(name), C(byok_file), C(key_type), C(key_size), C(curve), C(key_ops),
+      - Each item takes the single-key options C(name), C(byok_file) or C(byok_content), C(key_type), C(key_size), C(curve), C(key_ops),
         C(enabled), C(not_before), C(expires_on), C(tags), C(expected_fingerprint) and C(force), with the same meaning
         and defaults.
     type: list
@@ -56,9 +60,11 @@ options:
         type: str
         required: true
       byok_file:
-        description: The .byok file.
+        description: The .byok file (or give byok_content).
         type: path
-        required: true
+      byok_content:
+        description: The .byok file's bytes as base64.
+        type: str
       key_type:
         description: Type of the wrapped key.
         type: str
@@ -226,6 +232,7 @@ attempts:
   type: int
 '''
 
+import base64
 import concurrent.futures
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
@@ -237,7 +244,8 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import
 
 ITEM_SPEC = dict(
     name=dict(type='str', required=True),
-    byok_file=dict(type='path', required=True),
+    byok_file=dict(type='path'),
+    byok_content=dict(type='str'),
     key_type=dict(type='str', choices=['RSA', 'EC', 'oct']),
     key_size=dict(type='int'),
     curve=dict(type='str', choices=list(ki.EC_CURVES)),
@@ -256,37 +264,50 @@ def target_spec(p, meta, vault_type):
     meta = meta or {}
     key_type = p['key_type'] or meta.get('key_type')
     if not key_type:
-        raise ki.KeySpecError('key_type is not set and %s has no metadata file next to it; set key_type (and key_size or curve)'
-                              % p['byok_file'])
+        raise ki.KeySpecError('key_type of %s is not set and %s has no metadata file next to it; set key_type (and key_size '
+                              'or curve)' % (p['name'], p['byok_file'] or 'byok_content'))
     return ki.validate_target(key_type, p['key_size'] or meta.get('key_size'), p['curve'] or meta.get('curve'), vault_type)
 
 
 def prepare(item, vault_type, check_mode):
     """Everything about one key that can be checked without the vault: (spec, expected, attributes)."""
     byok_file.validate_key_name(item['name'])
-    meta = byok_file.read_sidecar(item['byok_file'])
+    if item['byok_file'] and item['byok_content']:
+        raise KeyVaultError('give only one of byok_file and byok_content for key %s' % item['name'])
+    if not check_mode and not (item['byok_file'] or item['byok_content']):
+        raise KeyVaultError('key %s needs byok_file or byok_content (the .byok that byok_wrap made)' % item['name'])
+    meta = byok_file.read_sidecar(item['byok_file']) if item['byok_file'] else None
     spec = target_spec(item, meta, vault_type)
     if item['key_ops'] and 'import' in item['key_ops']:
         raise KeyVaultError('key_ops of %s contain import, which only a KEK may have; remove it' % item['name'])
     attributes = {'enabled': item['enabled'], 'not_before': parse_datetime(item['not_before'], 'not_before'),
                   'expires_on': parse_datetime(item['expires_on'], 'expires_on')}
     expected = (item['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
-    if not check_mode:
+    data = None
+    if item['byok_content']:
+        try:
+            data = base64.b64decode(item['byok_content'], validate=True)
+        except (TypeError, ValueError):
+            raise byok_file.ByokFormatError('byok_content of %s is not base64 (give the byok_content byok_wrap returned)'
+                                            % item['name'])
+        if not check_mode:
+            byok_file.parse(data, source='byok_content of %s' % item['name'])
+    elif not check_mode:
         byok_file.read(item['byok_file'])  # a missing or damaged file fails before any vault call
-    return spec, expected, attributes
+    return spec, expected, attributes, data
 
 
 def run_one(vault, item, prepared, check_mode, verify_signature):
-    spec, expected, attributes = prepared
+    spec, expected, attributes, data = prepared
     result = import_key(vault, item['name'], item['byok_file'], spec, item['key_ops'], expected, item['force'], attributes,
-                        item['tags'], check_mode, verify_signature=verify_signature and not check_mode)
+                        item['tags'], check_mode, verify_signature=verify_signature and not check_mode, byok_data=data)
     before = result.pop('before')
     result['diff'] = {'before': before or {}, 'after': result.get('key') or {}}
     return result
 
 
 def main():
-    spec = dict((k, dict(v, required=False) if k in ('name', 'byok_file') else v) for k, v in ITEM_SPEC.items())
+    spec = dict((k, dict(v, required=False) if k == 'name' else v) for k, v in ITEM_SPEC.items())
     spec.update(
         keys=dict(type='list', elements='dict', options=ITEM_SPEC, no_log=False),
         verify_signature=dict(type='bool', default=False),
@@ -294,9 +315,8 @@ def main():
     )
     kv = KeyVaultModule(
         argument_spec=spec,
-        mutually_exclusive=[('name', 'keys')],
+        mutually_exclusive=[('name', 'keys'), ('byok_file', 'byok_content')],
         required_one_of=[('name', 'keys')],
-        required_by={'name': 'byok_file'},
         supports_check_mode=True,
     )
     p = kv.params
