@@ -75,7 +75,8 @@ def byok_plan(keys, keygen_keys, vault_results):
         v = vault.get((key['vault'], key['name']), {'exists': False})
         hsm_fp = h.get('fingerprint')
         if h.get('key_type') == 'oct':
-            vault_fp = (v.get('tags') or {}).get(KCV_TAG)
+            # the KCV the vault computes; the tag written at import only when the key may not encrypt
+            vault_fp = v.get('kcv') or (v.get('tags') or {}).get(KCV_TAG)
         else:
             vault_fp = v.get('fingerprint')
         if not v.get('exists'):

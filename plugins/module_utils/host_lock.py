@@ -22,7 +22,13 @@ import tempfile
 def exclusive(*parts):
     """Hold an exclusive lock named after `parts` for the duration of the block (waits for another holder)."""
     digest = hashlib.sha256('\x00'.join(str(p) for p in parts).encode('utf-8')).hexdigest()[:32]
-    path = os.path.join(tempfile.gettempdir(), 'byok-keyvault-%s.lock' % digest)
+    directory = os.path.join(tempfile.gettempdir(), 'byok-keyvault-locks-%d' % os.getuid())
+    try:
+        os.mkdir(directory, 0o700)
+    except OSError:
+        if not os.path.isdir(directory):
+            raise
+    path = os.path.join(directory, '%s.lock' % digest)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

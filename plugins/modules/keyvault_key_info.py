@@ -80,10 +80,25 @@ keys:
     version_count:
       description: Number of versions (when O(versions) is true).
       type: int
+    kcv:
+      description:
+        - Key check value of an oct-HSM key computed by the vault (AES-CBC with a zero IV over a zero block), or null when
+          the key or the identity may not encrypt.
+      type: str
 '''
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, key_summary
+
+
+def vault_kcv(vault, key):
+    """KCV of an oct-HSM key computed by the vault; its size is not in the JWK, so each AES size is tried."""
+    for bits in reversed(ki.OCT_SIZES):
+        kcv = vault.kcv(key, bits)
+        if kcv is not None:
+            return kcv
+    return None
 
 
 def main():
@@ -102,6 +117,8 @@ def main():
             entry = {'name': name, 'exists': key is not None}
             if key is not None:
                 entry.update(key_summary(key))
+                if entry['kty'] == 'oct-HSM':
+                    entry['kcv'] = vault_kcv(kv.vault, key)
             if kv.params['versions']:
                 entry['version_count'] = len(kv.vault.versions(name)) if key is not None else 0
             out.append(entry)

@@ -1,0 +1,1 @@
+# "Nothing lost, nothing leaked": fault, crash, concurrency and secrecy tests of the transfer (see conftest.py).

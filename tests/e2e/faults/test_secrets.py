@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Secrets never reach anything a run writes.
+
+A fleet transfer at -vvvv, the token PINs given as ansible-vault encrypted variables (encrypt_string, vault password
+file), the Azure credentials as AZURE_CLIENT_ID / AZURE_SECRET / AZURE_TENANT: once failing (one vault's URL has a
+wrong port), once succeeding. Then everything written is scanned - stdout, stderr, the ANSIBLE_LOG_PATH log, the audit
+manifests, TMPDIR (any .byok left), ansible's remote/local tmp, the inventory dir, the lab's folder except its own
+identities.json and key state (its server.log included) - for each PIN, the client secret and any bearer token (a JWT
+as the lab issues them, "eyJ...header.eyJ...payload"): zero hits.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import ANSIBLE_VAULT, ec, new_fleet, new_work, rsa, run_playbook, unique, write_inventory
+
+JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _vaulted(work, password_file: Path, value: str) -> str:
+    proc = subprocess.run([ANSIBLE_VAULT, "encrypt_string", "--vault-password-file", str(password_file), value],
+                          env=work.env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].strip() == "!vault |", proc.stdout
+    return "\n".join(line.strip() for line in lines[1:])
+
+
+def _issued_token(lab) -> str:
+    """A bearer token the lab issues for these credentials (the same header every token of the lab carries)."""
+    from azure.identity import ClientSecretCredential
+    port = lab.vault_url("premium").rsplit(":", 1)[1]
+    cred = ClientSecretCredential(lab.env["AZURE_TENANT"], lab.env["AZURE_CLIENT_ID"], lab.env["AZURE_SECRET"],
+                                  authority=lab.env["LAB_AUTHORITY"], disable_instance_discovery=True,
+                                  connection_verify=lab.env["LAB_CA"])
+    return cred.get_token("https://0.0.1:%s/.default" % port).token
+
+
+class Runs:
+    pass
+
+
+@pytest.fixture(scope="module")
+def secret_runs(fl_lab, fl_base_env, tmp_path_factory):
+    r = Runs()
+    r.work = work = new_work(tmp_path_factory.mktemp("secrets"), fl_base_env)
+    password_file = work.path / "vault-password"
+    password_file.write_text(secrets.token_urlsafe(24) + "\n")
+    password_file.chmod(0o600)
+    r.pins = {"hsm1": "PIN-%s" % secrets.token_hex(6), "hsm2": "PIN-%s" % secrets.token_hex(6)}
+    keys = {"hsm1": [rsa(unique("sec-r1")), ec(unique("sec-e1"))],
+            "hsm2": [ec(unique("sec-e2"), vault="premium2")]}
+    kek = unique("fkek")
+    good = {"premium": {"url": fl_lab.vault_url("premium"), "type": "premium", "kek_name": kek, "kek_size": 2048},
+            "premium2": {"url": fl_lab.vault_url("premium2"), "type": "premium", "kek_name": kek, "kek_size": 2048}}
+    bad = {"premium": dict(good["premium"]),
+           "premium2": dict(good["premium2"], url="https://127.0.0.1:%d" % _free_port())}
+    vaulted = {h: _vaulted(work, password_file, pin) for h, pin in r.pins.items()}
+    r.fleet = new_fleet(fl_lab, work, keys, kek_name=kek, pins=r.pins, pin_values=vaulted, vaults=good)
+    # the same hosts and tokens, one vault URL wrong
+    bad_inventory = write_inventory(work.path / "inventory-bad.yml", fl_lab, r.fleet.hosts, keys, kek, r.fleet.manifest_dir,
+                                    vaults=bad, pin_values=vaulted)
+    inventory_text = r.fleet.inventory.read_text()
+    assert "!vault" in inventory_text and not any(pin in inventory_text for pin in r.pins.values())
+
+    args = ["-vvvv", "--vault-password-file", str(password_file)]
+    log = work.path / "ansible.log"
+    env = dict(fl_lab.azure_env, ANSIBLE_LOG_PATH=str(log))
+    r.failing = run_playbook(work, bad_inventory, extra_args=args, env=env)
+    r.tmp_after_failing = work.byok_dirs()
+    r.succeeding = run_playbook(work, r.fleet.inventory, extra_args=args, env=env)
+    r.tmp_after_succeeding = work.byok_dirs()
+    r.token = _issued_token(fl_lab)
+
+    # everything written: the runs' output, and every file under the test dir and the lab dir (but the lab's secrets)
+    r.blobs = {"failing run stdout": r.failing.stdout.encode(), "failing run stderr": r.failing.stderr.encode(),
+               "succeeding run stdout": r.succeeding.stdout.encode(), "succeeding run stderr": r.succeeding.stderr.encode()}
+    skip_lab = {fl_lab.state_dir / "identities.json", fl_lab.state_dir / "vaults"}
+    for base in (work.path, fl_lab.state_dir):
+        for path in base.rglob("*"):
+            if not path.is_file() or path == password_file or any(s == path or s in path.parents for s in skip_lab):
+                continue
+            if "softhsm-" in str(path.relative_to(base)).split("/")[0] and "/tokens/" in str(path):
+                continue  # the token store itself (the HSM), not something a run wrote
+            r.blobs[str(path)] = path.read_bytes()
+    r.log = log
+    return r
+
+
+def test_the_failing_run_fails_clearly_and_the_other_succeeds(secret_runs):
+    r = secret_runs
+    assert r.failing.rc != 0, r.failing
+    assert "Traceback" not in r.failing.stdout and "MODULE FAILURE" not in r.failing.stdout, r.failing
+    assert re.search(r"unreachable|refused|could not connect", r.failing.stdout, re.I), r.failing
+    assert r.succeeding.rc == 0, r.succeeding
+    assert r.log.exists() and r.log.stat().st_size > 0, "ANSIBLE_LOG_PATH was not written"
+    assert list(r.fleet.manifest_dir.glob("*.json")), "no audit manifest written"
+
+
+def test_no_pin_anywhere(secret_runs):
+    hits = sorted({where for where, blob in secret_runs.blobs.items() for pin in secret_runs.pins.values()
+                   if pin.encode() in blob})
+    assert not hits, "a token PIN is written in: %s" % hits
+
+
+def test_no_client_secret_anywhere(fl_lab, secret_runs):
+    secret = fl_lab.env["AZURE_SECRET"].encode()
+    hits = sorted(where for where, blob in secret_runs.blobs.items() if secret in blob)
+    assert not hits, "the Azure client secret is written in: %s" % hits
+
+
+def test_no_bearer_token_anywhere(secret_runs):
+    header = secret_runs.token.split(".")[0].encode()
+    hits = sorted(where for where, blob in secret_runs.blobs.items()
+                  if JWT_RE.search(blob) or header + b"." in blob or secret_runs.token.encode() in blob)
+    assert not hits, "a bearer token (JWT) is written in: %s" % hits
+
+
+def test_work_dirs_removed_after_failure_and_success(secret_runs):
+    assert secret_runs.tmp_after_failing == [], secret_runs.tmp_after_failing
+    assert secret_runs.tmp_after_succeeding == [], secret_runs.tmp_after_succeeding

@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Faults of the vault: 429 with Retry-After, 500, 503, a connection reset AFTER the request was processed, slow
+answers. A fleet transfer under 30% faults converges (at most 3 runs) to every key imported exactly once, and one
+import whose answer is lost creates exactly one version."""
+
+from __future__ import annotations
+
+import time
+
+from .conftest import (assert_each_key_once, assert_tokens_exact, eight_keys, module_result, run_module, run_playbook,
+                       unique)
+
+MAX_RUNS = 3
+
+
+def test_fleet_transfer_under_30_percent_faults_converges_once(fl_lab, fl_fleet, fl_work):
+    fleet = fl_fleet(eight_keys("flt"))
+    fl_lab.faults(rate=0.3, kinds=["429", "500", "503", "reset", "slow"], seed=20261128, slow_seconds=1.5)
+
+    runs = []
+    for _dummy in range(MAX_RUNS):
+        started = time.monotonic()
+        run = run_playbook(fl_work, fleet.inventory, env=fl_lab.azure_env)
+        print("faulty run %d: rc=%d in %.1fs" % (len(runs) + 1, run.rc, time.monotonic() - started))
+        runs.append(run)
+        if run.rc == 0 and not any(r["failed"] for r in run.recap.values()) and "failed:" not in run.stdout:
+            break  # no failure reported (rc, recap, or a "failed: N" line of the report table)
+    injected = fl_lab.faults_state()["injected"]
+    fl_lab.faults(off=True)
+    assert sum(injected.values()) > 0, "the lab injected no fault; the test proved nothing"
+    assert runs[-1].rc == 0, "no convergence in %d runs under faults %s; last run:\n%s" % (len(runs), injected, runs[-1])
+
+    # nothing lost, nothing duplicated, in the vault and on the tokens; the KEK once
+    assert_each_key_once(fl_lab, fleet, "after %d run(s) under faults %s" % (len(runs), injected))
+    assert_tokens_exact(fleet, "after the faulty runs")
+    assert len(fl_lab.versions(fleet.kek_name)) == 1, "KEK %s has %d versions" % (fleet.kek_name,
+                                                                                  len(fl_lab.versions(fleet.kek_name)))
+
+    assert fl_work.byok_dirs() == [], "byok-* work directories left in TMPDIR: %s" % fl_work.byok_dirs()
+
+
+def test_reset_after_processed_import_creates_one_version(fl_lab, fl_make_token, fl_work):
+    """The vault imports the key and the connection drops before the answer: exactly one version, and success."""
+    token = fl_make_token()
+    label, kek = unique("frst"), unique("fkek")
+    env = dict(fl_lab.azure_env, **token.env)
+    gen = module_result(run_module(fl_work, "hsm_keygen", dict(token.pkcs11_args(), label=label, key_type="RSA",
+                                                               key_size=2048), env=env))
+    assert not gen.get("failed"), gen
+    kek_pem = str(fl_work.path / "kek.pem")
+    fetched = module_result(run_module(fl_work, "byok_kek_fetch", dict(fl_lab.azure_args(), name=kek, key_size=2048,
+                                                                       dest=kek_pem), env=env))
+    assert not fetched.get("failed"), fetched
+    byok = str(fl_work.path / ("%s.byok" % label))
+    wrapped = module_result(run_module(fl_work, "byok_wrap", dict(token.pkcs11_args(), label=label, dest=byok,
+                                                                  kek_file=kek_pem, kek_kid=fetched["kid"]), env=env))
+    assert not wrapped.get("failed"), wrapped
+
+    injected_before = fl_lab.faults_state()["injected"].get("reset", 0)
+    fl_lab.faults(next=["reset"], method="PUT")
+    imported = module_result(run_module(fl_work, "keyvault_import", dict(fl_lab.azure_args(), name=label, byok_file=byok,
+                                                                         key_ops=["sign", "verify"]), env=env))
+    state = fl_lab.faults_state()
+    assert state["injected"].get("reset", 0) == injected_before + 1 and not state["queued"], "the reset was not injected: %s" % state
+    assert not imported.get("failed"), "import after a lost answer failed: %s" % imported
+    versions = fl_lab.versions(label)
+    assert len(versions) == 1, "a lost answer to the import PUT made %d versions: %s" % (len(versions), versions)
+    assert imported["version"] == versions[0]["version"]
+    assert imported["fingerprint"] == gen["fingerprint"]
+
+    # and the module run again keeps it
+    again = module_result(run_module(fl_work, "keyvault_import", dict(fl_lab.azure_args(), name=label, byok_file=byok,
+                                                                      key_ops=["sign", "verify"]), env=env))
+    assert not again.get("failed") and not again.get("changed"), again
+    assert len(fl_lab.versions(label)) == 1
