@@ -99,11 +99,20 @@ class Work:
     env: Dict[str, str]
 
     def byok_dirs(self) -> List[str]:
-        """byok-* directories in this test's tempfile.gettempdir() (work dirs of the transfer role)."""
-        return sorted(p.name for p in self.tmpdir.glob("byok-*") if p.is_dir())
+        """byok-* directories in this test's tempfile.gettempdir() (work dirs holding .byok or KEK files).
+
+        The host-lock folder (empty lock files, no content) is meant to stay and is not counted.
+        """
+        return sorted(p.name for p in self.tmpdir.glob("byok-*") if p.is_dir() and not _is_lock_dir(p))
 
     def byok_entries(self) -> List[str]:
-        return sorted(p.name for p in self.tmpdir.glob("byok-*"))
+        return sorted(p.name for p in self.tmpdir.glob("byok-*") if not _is_lock_dir(p))
+
+
+def _is_lock_dir(path: Path) -> bool:
+    """The collection's lock folder: byok-keyvault-locks-<uid>, holding only empty *.lock files."""
+    return path.name.startswith("byok-keyvault-locks-") and all(
+        f.suffix == ".lock" and f.stat().st_size == 0 for f in path.iterdir())
 
 
 def new_work(path: Path, base_env: Dict[str, str]) -> Work:

@@ -9,10 +9,10 @@ final run, in this order:
   stage  --limit  killed when the output shows ...                                   (the step it follows)
   kek    hsm1     TASK [... Generate the target keys in the HSM                       after KEK creation
   keygen hsm1     TASK [... Ask each vault what it holds                              after keygen
-  wrap   hsm1     TASK [... Read the .byok files                                      after wrap
+  wrap   hsm1     TASK [... Import into ...  (killed as the import task starts)      after wrap
   import hsm2     TASK [... Import into ... + the vault has stored the key,   during import (the answer to
                   its answer held back by a `slow` fault                                the PUT never arrives)
-  after  hsm3     TASK [... Keep the import results for the report                    after import
+  after  hsm3     TASK [... Record the outcome of this host                           after import
   final  (all)    not killed; must succeed
 
 The whole process group of ansible-playbook (workers and module processes) gets SIGKILL. Each test below checks one
@@ -37,9 +37,9 @@ T = "TASK [byok.keyvault.transfer : "
 STAGES = [
     ("kek", "hsm1", T + "Generate the target keys in the HSM"),
     ("keygen", "hsm1", T + "Ask each vault what it holds"),
-    ("wrap", "hsm1", T + "Read the .byok files"),
+    ("wrap", "hsm1", T + "Import into "),
     ("import", "hsm2", T + "Import into "),
-    ("after", "hsm3", T + "Keep the import results for the report"),
+    ("after", "hsm3", T + "Record the outcome of this host"),
 ]
 
 
