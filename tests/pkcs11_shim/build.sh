@@ -24,6 +24,7 @@ if [ -z "$include" ]; then
 fi
 mkdir -p "$out_dir"
 "$CC" -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
-    -I"$include" -o "$out.tmp" "$src" -ldl
-mv -f "$out.tmp" "$out"
+    -I"$include" -o "$out.tmp.$$" "$src" -ldl
+# a private temporary name, then an atomic rename: parallel test workers may build at the same time
+mv -f "$out.tmp.$$" "$out"
 echo "$out"
