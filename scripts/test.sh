@@ -21,7 +21,7 @@ run() {
     fi
 }
 
-for gate in scripts/ansible-test.sh scripts/lint.sh scripts/galaxy-build.sh scripts/ee-check.sh; do
+for gate in scripts/ansible-test.sh scripts/integration.sh scripts/lint.sh scripts/galaxy-build.sh scripts/ee-check.sh; do
     [ -x "$gate" ] || { echo "missing $gate" >&2; exit 1; }
 done
 
@@ -29,8 +29,10 @@ run "ansible-test sanity" scripts/ansible-test.sh sanity
 run "ansible-lint (production profile)" scripts/lint.sh
 run "galaxy build and install" scripts/galaxy-build.sh
 run "execution environment definition" scripts/ee-check.sh
-run "unit and end-to-end tests (SoftHSM2 + lab vault)" \
-    env PYTHONPATH="$ROOT/build/collections:$ROOT/tests" python -m pytest tests/unit tests/e2e -q -p no:cacheprovider
+run "ansible-test units" scripts/ansible-test.sh units
+run "ansible-test integration (SoftHSM2 + lab vault)" scripts/integration.sh
+run "end-to-end tests (playbooks, faults, secrets; SoftHSM2 + lab vault)" \
+    python -m pytest tests/e2e -q -p no:cacheprovider
 
 echo
 if [ "$status" -ne 0 ]; then
