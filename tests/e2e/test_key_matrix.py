@@ -371,8 +371,8 @@ def test_first_run_transfers_every_cell(matrix):
         expected_method = "combined" if host in SHIM_HOSTS else "two_step"
         # what the collection says
         if row["result"] != "transferred" or not row["match"] or row["host"] != host or row["vault"] != vault:
-            problems.append("%s: manifest row %s" % (name, {k: row.get(k) for k in ("host", "vault", "result", "match",
-                                                                                   "message")}))
+            shown = {k: row.get(k) for k in ("host", "vault", "result", "match", "message")}
+            problems.append("%s: manifest row %s" % (name, shown))
         if row["hsm_fingerprint"] != row["vault_fingerprint"] or not row["hsm_fingerprint"]:
             problems.append("%s: manifest fingerprints %s / %s" % (name, row["hsm_fingerprint"], row["vault_fingerprint"]))
         if row.get("wrap_method") != expected_method:
@@ -395,8 +395,8 @@ def test_first_run_transfers_every_cell(matrix):
             hsm_fp = on_tokens[host].get(name)
             vault_fp = view.sha256(vkey)
             if not (hsm_fp == vault_fp == row["hsm_fingerprint"]):
-                problems.append("%s: SPKI sha256 token %s, vault %s, manifest %s" % (name, hsm_fp, vault_fp,
-                                                                                      row["hsm_fingerprint"]))
+                problems.append("%s: SPKI sha256 token %s, vault %s, manifest %s"
+                                % (name, hsm_fp, vault_fp, row["hsm_fingerprint"]))
             public = view.public_key(vkey)
             if key["key_type"] == "RSA" and public.key_size != key["key_size"]:
                 problems.append("%s: vault RSA size %d" % (name, public.key_size))
@@ -476,8 +476,8 @@ REFUSED = {
 def test_refused_cells_fail_before_any_hsm_work(fresh_lab, base_env, tmp_path):
     hosts = {}
     for host, (vault, spec, _words) in REFUSED.items():
-        hosts[host] = (new_token(tmp_path / ("token-%s" % host), base_env), [dict(spec, name=unique("no-%s" % host),
-                                                                               vault=vault)])
+        token = new_token(tmp_path / ("token-%s" % host), base_env)
+        hosts[host] = (token, [dict(spec, name=unique("no-%s" % host), vault=vault)])
     keks = {"premium": unique("no-kek"), "mhsm": unique("no-kek")}
     inventory = write_inventory(tmp_path / "inventory.yml", fresh_lab, hosts, keks)
     run = playbook(base_env, tmp_path, TRANSFER_PLAYBOOK, inventory, extra_env=fresh_lab.azure_env)

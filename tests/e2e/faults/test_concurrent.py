@@ -13,7 +13,7 @@ from .conftest import Background, assert_each_key_once, assert_tokens_exact, ec,
 def test_two_runs_at_once_never_duplicate(fl_lab, fl_fleet, fl_work):
     fleet = fl_fleet({"hsm1": [rsa(unique("cc-r1")), ec(unique("cc-e1"))],
                       "hsm2": [ec(unique("cc-e2")), rsa(unique("cc-r2"))]})
-    runs = [Background(fl_work, playbook_cmd(fleet.inventory), env=fl_lab.azure_env) for _ in range(2)]
+    runs = [Background(fl_work, playbook_cmd(fleet.inventory), env=fl_lab.azure_env) for _dummy in range(2)]
     results = [r.wait(timeout=600) for r in runs]
 
     assert any(r.rc == 0 for r in results), "both concurrent runs failed:\n%s\n=====\n%s" % tuple(results)

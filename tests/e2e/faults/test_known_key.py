@@ -84,7 +84,7 @@ def test_known_private_key_never_leaks(fl_lab, fl_make_token, fl_work, fl_fleet)
     proc = subprocess.run([PYTHON, str(script), json.dumps({
         "module": SOFTHSM_LIB, "token": token.label, "pin": token.pin, "label": label, "id": "4b4e4f574e",
         "numbers": {k: str(v) for k, v in numbers.items()}})], env=dict(fl_work.env, **token.env), capture_output=True,
-        text=True, timeout=60)
+        text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert token.census() == {label: {"Private Key": 1, "Public Key": 1}}
 
@@ -112,12 +112,13 @@ def test_known_private_key_never_leaks(fl_lab, fl_make_token, fl_work, fl_fleet)
     # one more wrap by hand, so that a .byok and its sidecar stay on disk to be searched
     env = dict(fl_lab.azure_env, **token.env)
     kek_pem = str(fl_work.path / "kek.pem")
-    fetched = module_result(run_module(fl_work, "byok_kek_fetch", dict(fl_lab.azure_args(), name=fleet.kek_name,
-                                                                        key_size=2048, dest=kek_pem), env=env))
+    fetched = module_result(run_module(fl_work, "byok_kek_fetch",
+                                       dict(fl_lab.azure_args(), name=fleet.kek_name, key_size=2048, dest=kek_pem),
+                                       env=env))
     assert not fetched.get("failed"), fetched
     byok = fl_work.path / "known.byok"
-    wrap = run_module(fl_work, "byok_wrap", dict(token.pkcs11_args(), label=label, dest=str(byok), kek_file=kek_pem,
-                                                  kek_kid=fetched["kid"]), env=env, verbosity=4)
+    wrap_args = dict(token.pkcs11_args(), label=label, dest=str(byok), kek_file=kek_pem, kek_kid=fetched["kid"])
+    wrap = run_module(fl_work, "byok_wrap", wrap_args, env=env, verbosity=4)
     assert not module_result(wrap).get("failed"), wrap
     assert byok.exists() and byok.with_name(byok.name + ".json").exists()
 
