@@ -9,6 +9,7 @@ Commands: init, start, stop, status, reset, env [--json], faults, dump, serve (f
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shlex
@@ -87,7 +88,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    lab = LabServer(cfg.state_dir, port=None)
+    try:
+        lab = LabServer(cfg.state_dir, port=None)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print("lab: a port of %s (base %d and the three after it) is in use, probably by another lab; stop it "
+                  "(make lab-stop in its checkout) or init this state dir with another --port" % (cfg.authority, cfg.base_port),
+                  file=sys.stderr)
+            return 2
+        raise
     lab.start()
     with open(cfg.pid_path, "w", encoding="ascii") as handle:
         handle.write("%d\n" % os.getpid())
@@ -122,7 +131,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if proc.poll() is not None:
             print("lab server exited with status %s; last lines of %s:" % (proc.returncode, cfg.log_path), file=sys.stderr)
             with open(cfg.log_path, encoding="utf-8", errors="replace") as handle:
-                print("".join(handle.readlines()[-15:]), file=sys.stderr)
+                print("".join(handle.readlines()[-3:]), file=sys.stderr)
             return 1
         if _healthy(cfg):
             print("lab started (pid %d): authority %s, log %s" % (proc.pid, cfg.authority, cfg.log_path))
