@@ -11,8 +11,8 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.byok.keyvault.plugins.module_utils.key_identity import KeySpecError, validate_target, vault_type_from_url
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import KCV_TAG
 
-KCV_TAG = 'byok-kcv'
 
 
 def _label(key):
