@@ -256,6 +256,23 @@ class Token:
         return objects
 
 
+def new_token(directory: Path, base_env: Dict[str, str], label: Optional[str] = None) -> Token:
+    """A fresh SoftHSM2 token in its own directory with its own softhsm2.conf and random PINs (any fixture scope)."""
+    tokens = directory / "tokens"
+    tokens.mkdir(parents=True)
+    conf = directory / "softhsm2.conf"
+    conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
+                    % tokens)
+    token = Token(label=label or unique("tok"), pin=secrets.token_hex(8), so_pin=secrets.token_hex(8),
+                  directory=directory, conf=conf, base_env=base_env)
+    env = dict(base_env)
+    env.update(token.env)
+    proc = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", token.label, "--pin", token.pin,
+                           "--so-pin", token.so_pin], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, "softhsm2-util --init-token failed: %s%s" % (proc.stdout, proc.stderr)
+    return token
+
+
 @pytest.fixture
 def make_token(tmp_path, base_env):
     """Factory of fresh SoftHSM2 tokens, each in its own directory with its own softhsm2.conf and random PINs."""
@@ -263,20 +280,7 @@ def make_token(tmp_path, base_env):
 
     def _make(label: Optional[str] = None) -> Token:
         counter["n"] += 1
-        directory = tmp_path / ("softhsm-%d" % counter["n"])
-        tokens = directory / "tokens"
-        tokens.mkdir(parents=True)
-        conf = directory / "softhsm2.conf"
-        conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
-                        % tokens)
-        token = Token(label=label or unique("tok"), pin=secrets.token_hex(8), so_pin=secrets.token_hex(8),
-                      directory=directory, conf=conf, base_env=base_env)
-        env = dict(base_env)
-        env.update(token.env)
-        proc = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", token.label, "--pin", token.pin,
-                               "--so-pin", token.so_pin], env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0, "softhsm2-util --init-token failed: %s%s" % (proc.stdout, proc.stderr)
-        return token
+        return new_token(tmp_path / ("softhsm-%d" % counter["n"]), base_env, label)
 
     return _make
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Dict, List
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import (ANSIBLE_PLAYBOOK, PYTHON, ROOT, SOFTHSM_LIB, TRANSFER_PLAYBOOK, PlaybookRun, Token, _env,
+from conftest import (ANSIBLE_PLAYBOOK, PYTHON, ROOT, SOFTHSM_LIB, TRANSFER_PLAYBOOK, PlaybookRun, Token, _env, new_token,
                       assert_one_line_failure, parse_recap, unique)
 
 SHIM_LIB = ROOT / "build" / "pkcs11_shim" / "librsaaesshim.so"
@@ -50,23 +49,6 @@ def ensure_shim() -> Path:
                               timeout=120, check=False)
         assert proc.returncode == 0 and SHIM_LIB.exists(), "shim build failed: %s%s" % (proc.stdout, proc.stderr)
     return SHIM_LIB
-
-
-def new_token(directory: Path, base_env: Dict[str, str], label: str = None) -> Token:
-    """A fresh SoftHSM2 token in its own directory (like conftest's make_token, usable from module-scoped fixtures)."""
-    tokens = directory / "tokens"
-    tokens.mkdir(parents=True)
-    conf = directory / "softhsm2.conf"
-    conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
-                    % tokens)
-    token = Token(label=label or unique("tok"), pin=secrets.token_hex(8), so_pin=secrets.token_hex(8),
-                  directory=directory, conf=conf, base_env=base_env)
-    env = dict(base_env)
-    env.update(token.env)
-    proc = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", token.label, "--pin", token.pin,
-                           "--so-pin", token.so_pin], env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, "softhsm2-util --init-token failed: %s%s" % (proc.stdout, proc.stderr)
-    return token
 
 
 def playbook(base_env, cwd: Path, playbook_path, inventory, extra_env=None, extra_args=(), timeout=300) -> PlaybookRun:
