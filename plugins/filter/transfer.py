@@ -14,7 +14,6 @@ from ansible_collections.byok.keyvault.plugins.module_utils.key_identity import 
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import KCV_TAG
 
 
-
 def _label(key):
     return key.get('label') or key['name']
 
