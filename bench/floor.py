@@ -86,8 +86,8 @@ def hsm_public_key(spec, public_obj):
         n = int.from_bytes(bytes(public_obj[Attribute.MODULUS]), "big")
         e = int.from_bytes(bytes(public_obj[Attribute.PUBLIC_EXPONENT]), "big")
         return rsa.RSAPublicNumbers(e, n).public_key()
-    return ec.EllipticCurvePublicKey.from_encoded_point(CURVES[spec["curve"]][1],
-                                                       unwrap_octet_string(public_obj[Attribute.EC_POINT]))
+    return ec.EllipticCurvePublicKey.from_encoded_point(
+        CURVES[spec["curve"]][1], unwrap_octet_string(public_obj[Attribute.EC_POINT]))
 
 
 def vault_public_key(key):

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "troubleshooting.md"
 PLACEHOLDER = "<...>"
 
-ERROR_CLASSES = {"HsmError", "KeyVaultError", "KeySpecError", "ByokFormatError", "VendorError", "AnsibleFilterError"}
+ERROR_CLASSES = {"HsmError", "KeyVaultError", "KeySpecError", "ByokFormatError", "VendorError", "AnsibleFilterError", "AnsibleActionFail"}
 FAIL_METHODS = {"fail"}  # module.fail(...), hsm.fail(...), kv.fail(...), self.fail(...)
 
 # Hand-written cause / fix for messages that do not explain themselves, keyed by a stable prefix of the rendered message
@@ -129,8 +129,9 @@ NOTES = {
     "id must be hex digits": (
         "The id option (CKA_ID) is given in hex; it contains other characters.",
         "Write the CKA_ID as hex digits, e.g. 0a1b2c (pkcs11-tool --list-objects shows it this way)."),
-    "parallel must be between 1 and 16": (
-        "keyvault_import sends at most 16 import requests to a vault at once.",
+    "parallel must be between 1 and <...>": (
+        "keyvault_import and keyvault_key_info send at most 16 requests to a vault at once (the role's byok_import_parallel "
+        "and byok_vault_parallel).",
         "Set parallel to a value from 1 to 16 (lower it when the vault throttles with 429)."),
     "byok_keys item <...> (vault <...>): <...>": (
         "A key of byok_keys asks for a type, size or curve the target vault does not accept (the last part says which).",

@@ -10,8 +10,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.byok.keyvault.plugins.module_utils.key_identity import KeySpecError, validate_target, vault_type_from_url
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import KCV_TAG
+# Only key_identity (pure Python + cryptography): filters load in every worker, the Azure SDK would cost a second each time.
+from ansible_collections.byok.keyvault.plugins.module_utils.key_identity import KCV_TAG, KeySpecError, validate_target, vault_type_from_url
 
 
 def _label(key):
@@ -158,6 +158,25 @@ def byok_fleet_names(hosts_vars):
                 owner[where] = host
                 out.setdefault(where[0], []).append(where[1])
     return out
+
+
+def byok_kek_vaults(hosts_vars, vault_results, regenerate='fail'):
+    """Vaults whose KEK is needed before any HSM work: some key of the fleet is not in the vault yet, a key has
+    force: true, or regenerate may make a new HSM key.  A fleet already in place needs no KEK (the no-op run)."""
+    present = {}
+    for result in vault_results or []:
+        item = result.get('item')
+        vault = item['key'] if isinstance(item, dict) else item
+        present[vault] = set(e['name'] for e in result.get('keys') or [] if e.get('exists'))
+    out = []
+    for hv in hosts_vars or []:
+        for key in hv.get('byok_keys') or []:
+            vault = key.get('vault')
+            if vault in out:
+                continue
+            if key['name'] not in present.get(vault, set()) or key.get('force') or regenerate in ('full_idempotence', 'always'):
+                out.append(vault)
+    return sorted(out)
 
 
 def byok_fleet_import_items(hosts_vars, vault, check_mode=False):
@@ -330,6 +349,7 @@ class FilterModule(object):
             'byok_host_keys': byok_host_keys,
             'byok_fleet_names': byok_fleet_names,
             'byok_fleet_import_items': byok_fleet_import_items,
+            'byok_kek_vaults': byok_kek_vaults,
             'byok_import_report': byok_import_report,
             'byok_report': byok_report,
             'byok_table': byok_table,

@@ -31,6 +31,9 @@ EC_CURVES = ('P-256', 'P-384', 'P-521', 'P-256K')
 OCT_SIZES = (128, 192, 256)
 KEK_SIZES = (2048, 3072, 4096)
 
+#: Vault key tag that records the KCV of an imported AES key (read back when the key may not encrypt)
+KCV_TAG = 'byok-kcv'
+
 # Azure curve name -> (cryptography class name, DER of the named-curve OID as CKA_EC_PARAMS)
 CURVES = {
     'P-256': ('SECP256R1', bytes.fromhex('06082a8648ce3d030107')),

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import concurrent.futures
 import datetime
 import os
 import time
@@ -51,6 +52,8 @@ KEY_OPS_CHOICES = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey
 # Retries of the SDK pipeline (429 honouring Retry-After, 5xx, connection errors) for reads and creates
 RETRY = dict(retry_total=4, retry_backoff_factor=0.8, retry_backoff_max=30)
 IMPORT_ATTEMPTS = 4
+#: upper bound of the modules' parallel option (requests in flight to one vault)
+MAX_PARALLEL = 16
 
 PERMISSION_HINT = {
     'get': "keys/get (access policy) or the RBAC role 'Key Vault Crypto Officer' (Managed HSM: 'Managed HSM Crypto User')",
@@ -525,6 +528,16 @@ class KeyVaultModule(object):
             except KeyVaultError as exc:
                 self.fail(exc)
         return self._vault
+
+    def map_parallel(self, func, items, what):
+        """func over items with up to O(parallel) vault requests in flight, results in the order of items."""
+        parallel = self.params['parallel']
+        if parallel < 1 or parallel > MAX_PARALLEL:
+            self.fail('parallel must be between 1 and %d (concurrent %s requests to the vault); got %d' % (MAX_PARALLEL, what, parallel))
+        if not items:
+            return []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(parallel, len(items))) as pool:
+            return list(pool.map(func, items))
 
     def fail(self, exc, **result):
         """Fail with the one-line message of a KeyVaultError (or any error this collection raises)."""

@@ -18,7 +18,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import DEFAULT_KEY_OPS, KeyVaultError, key_summary
 
-KCV_TAG = 'byok-kcv'
+KCV_TAG = ki.KCV_TAG
 
 
 def _now():

@@ -233,7 +233,6 @@ attempts:
 '''
 
 import base64
-import concurrent.futures
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
@@ -334,8 +333,6 @@ def main():
     names = [i['name'] for i in items]
     if len(set(names)) != len(names):
         kv.fail('keys lists a name twice (%s); give each vault key once' % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
-    if p['parallel'] < 1 or p['parallel'] > 16:
-        kv.fail('parallel must be between 1 and 16 (concurrent import requests to the vault)')
     results = [None] * len(items)
     work = []
     for index, item in enumerate(items):
@@ -352,9 +349,8 @@ def main():
         except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
             return index, {'name': item['name'], 'changed': False, 'failed': True, 'msg': str(exc)}
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(p['parallel'], max(1, len(work)))) as pool:
-        for index, result in pool.map(task, work):
-            results[index] = result
+    for index, result in kv.map_parallel(task, work, 'import'):
+        results[index] = result
     changed = any(r.get('changed') for r in results)
     diff = {'before': dict((r['name'], (r.get('diff') or {}).get('before')) for r in results),
             'after': dict((r['name'], (r.get('diff') or {}).get('after')) for r in results)}

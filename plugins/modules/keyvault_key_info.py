@@ -32,6 +32,11 @@ options:
       - Also count the versions of each key (one more request per key).
     type: bool
     default: true
+  parallel:
+    description:
+      - How many keys are looked up at once (1-16); each look-up is one or two requests.
+    type: int
+    default: 8
 '''
 
 EXAMPLES = r'''
@@ -101,30 +106,45 @@ def vault_kcv(vault, key):
     return None
 
 
+def look_up(vault, name, versions):
+    key = vault.get(name)
+    entry = {'name': name, 'exists': key is not None}
+    if key is not None:
+        entry.update(key_summary(key))
+        if entry['kty'] == 'oct-HSM':
+            entry['kcv'] = vault_kcv(vault, key)
+    if versions:
+        entry['version_count'] = len(vault.versions(name)) if key is not None else 0
+    return entry
+
+
 def main():
     kv = KeyVaultModule(
         argument_spec=dict(
             names=dict(type='list', elements='str', required=True),
             versions=dict(type='bool', default=True),
+            parallel=dict(type='int', default=8),
         ),
         supports_check_mode=True,
     )
-    out = []
     try:
         for name in kv.params['names']:
             byok_file.validate_key_name(name, option='names')
-            key = kv.vault.get(name)
-            entry = {'name': name, 'exists': key is not None}
-            if key is not None:
-                entry.update(key_summary(key))
-                if entry['kty'] == 'oct-HSM':
-                    entry['kcv'] = vault_kcv(kv.vault, key)
-            if kv.params['versions']:
-                entry['version_count'] = len(kv.vault.versions(name)) if key is not None else 0
-            out.append(entry)
-    except (KeyVaultError, byok_file.ByokFormatError) as exc:
+    except byok_file.ByokFormatError as exc:
         kv.fail(exc)
-    kv.module.exit_json(changed=False, keys=out)
+    vault = kv.vault
+
+    def task(name):
+        try:
+            return look_up(vault, name, kv.params['versions']), None
+        except KeyVaultError as exc:
+            return None, exc
+
+    found = kv.map_parallel(task, kv.params['names'], 'look-up')
+    for entry, exc in found:
+        if exc is not None:
+            kv.fail(exc)
+    kv.module.exit_json(changed=False, keys=[entry for entry, exc in found])
 
 
 if __name__ == '__main__':

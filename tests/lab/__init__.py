@@ -5,7 +5,8 @@
 
 Layout (after moto):
 
-* ``models``   - vault state and the domain rules (create, import, versions, soft delete, ...), no HTTP
+* ``models``   - vault state and the domain rules (create, import, versions, soft delete, ...), the
+  resource manager's documents (cloud metadata, tenant), no HTTP
 * ``errors``   - one exception class per wire error code
 * ``byok``     - the lab's own parser and unwrapper of .byok blobs (CKM_RSA_AES_KEY_WRAP)
 * ``tokens``   - identities, token issuing and validation, permissions

@@ -96,6 +96,7 @@ def env_vars(cfg: LabConfig, authority: str, urls: Dict[str, str]) -> Dict[str, 
         "AZURE_SECRET": operator.secret,
         "AZURE_TENANT": cfg.tenant_id,
         "LAB_AUTHORITY": authority,
+        "LAB_RESOURCE_MANAGER": authority + "/",
         "LAB_CA": os.path.abspath(cfg.ca_path),
     }
     for name in sorted(urls):

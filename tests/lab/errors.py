@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Wire errors: one class per error code the lab answers with.
 
-Key Vault errors travel as ``{"error": {"code": ..., "message": ..., "innererror": {...}}}``.
+Key Vault and Resource Manager errors travel as ``{"error": {"code": ..., "message": ..., "innererror": {...}}}``.
 The token endpoint (Entra ID / AAD) uses the OAuth2 shape
 ``{"error": "invalid_client", "error_description": "AADSTS...", "error_codes": [...]}``.
 """
@@ -42,6 +42,10 @@ class Unauthorized(LabError):
 
     status = 401
     code = "Unauthorized"
+
+
+class InvalidAudience(Unauthorized):
+    """A valid token for another audience (the wire code stays ``Unauthorized`` at a vault)."""
 
 
 class Forbidden(LabError):
@@ -84,6 +88,36 @@ class InternalServerError(LabError):
 class ServiceUnavailable(LabError):
     status = 503
     code = "ServiceUnavailable"
+
+
+class AuthenticationFailed(Unauthorized):
+    """Resource Manager: no bearer token."""
+
+    code = "AuthenticationFailed"
+
+
+class InvalidAuthenticationToken(Unauthorized):
+    """Resource Manager: a token that fails validation."""
+
+    code = "InvalidAuthenticationToken"
+
+
+class InvalidAuthenticationTokenAudience(Unauthorized):
+    """Resource Manager: a token for another audience (e.g. a vault's)."""
+
+    code = "InvalidAuthenticationTokenAudience"
+
+
+class MissingApiVersionParameter(BadParameter):
+    """Resource Manager: no ``api-version``."""
+
+    code = "MissingApiVersionParameter"
+
+
+class InvalidApiVersionParameter(BadParameter):
+    """Resource Manager: an ``api-version`` that is not a date."""
+
+    code = "InvalidApiVersionParameter"
 
 
 def forbidden_by_policy(client_id: str, tenant_id: str, permission: str, vault_name: str) -> Forbidden:

@@ -737,3 +737,58 @@ class LabState:
 
     def summary(self) -> dict:
         return {name: vault.summary() for name, vault in self.vaults.items()}
+
+
+class ResourceManager:
+    """The lab's Azure Resource Manager: what a client reads before it talks to a vault.
+
+    The cloud metadata document (``GET /metadata/endpoints``) names the lab authority as the login
+    endpoint, the resource manager URL as the token audience, and DNS suffixes that turn the vault
+    name ``127`` into the lab vaults' URLs (``127`` + ``.0.0.1:PORT``).  One tenant, no subscriptions.
+    """
+
+    CLOUD_NAME = "LabCloud"
+
+    def __init__(self, url: str, tenant_id: str, login_endpoint: str, vault_urls: Dict[str, str], vault_kinds: Dict[str, str]) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.tenant_id = tenant_id
+        self.login_endpoint = login_endpoint
+        self.vault_urls = dict(vault_urls)
+        self.vault_kinds = dict(vault_kinds)
+
+    @property
+    def audience(self) -> str:
+        """The ``aud`` of a token for the resource manager (the URL without its trailing slash)."""
+        return self.url.rstrip("/")
+
+    def _dns_suffix(self, kind: str) -> Optional[str]:
+        """``0.0.1:PORT`` of the first vault (in ``vault_urls`` order) of that kind at ``https://127.0.0.1:PORT``, else None."""
+        for name, url in self.vault_urls.items():
+            parts = urlparse(url)
+            if self.vault_kinds.get(name) == kind and parts.hostname == "127.0.0.1":
+                return "0.0.1:%d" % parts.port
+        return None
+
+    def cloud_metadata(self) -> dict:
+        """The document of ``GET /metadata/endpoints?api-version=2022-09-01`` (only what the lab serves)."""
+        suffixes = {}
+        for key, kind in (("keyVaultDns", PREMIUM), ("mhsmDns", MANAGED_HSM)):
+            suffix = self._dns_suffix(kind)
+            if suffix:
+                suffixes[key] = suffix
+        return {
+            "name": self.CLOUD_NAME,
+            "resourceManager": self.url,
+            "authentication": {"loginEndpoint": self.login_endpoint, "audiences": [self.url], "tenant": "common",
+                               "identityProvider": "AAD"},
+            "suffixes": suffixes,
+        }
+
+    def tenants(self) -> List[dict]:
+        """``GET /tenants``: the lab tenant."""
+        return [{"id": "/tenants/%s" % self.tenant_id, "tenantId": self.tenant_id, "tenantCategory": "Home",
+                 "displayName": "Lab tenant", "defaultDomain": "lab.invalid", "domains": ["lab.invalid"], "tenantType": "AAD"}]
+
+    def subscriptions(self) -> List[dict]:
+        """``GET /subscriptions``: none (the lab has vaults, no Azure subscriptions)."""
+        return []

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """HTTPS only: one TLS listener per port, routing, the 401 challenge, JSON errors, fault injection.
 
-* base port: the login endpoint (what MSAL asks for) and the admin endpoints ``/lab/...``
+* base port: the login endpoint (what MSAL asks for), a minimal resource manager (the cloud
+  metadata, ``/tenants``, ``/subscriptions``: what ``az login`` asks for) and the admin endpoints ``/lab/...``
 * one port per vault: the Key Vault keys REST API
 
 In-process use (pytest)::
@@ -30,7 +31,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from . import config, errors, models
@@ -45,12 +46,14 @@ PAGE_SIZE = 25
 API_VERSIONS_EXTRA = ("2016-10-01",)
 API_VERSION_RE = re.compile(r"^(7\.\d+|20[2-9]\d-\d\d-\d\d)(-preview(\.\d+)?)?$")
 LATEST_API_VERSION = "7.6"
+ARM_API_VERSION_RE = re.compile(r"^\d{4}-\d\d-\d\d(-preview)?$")
+ARM_METADATA_LIST_API_VERSION = "2019-05-01"  # this one answers a list of clouds (ARM_CLOUD_METADATA_URL)
 
 
 @dataclass
 class Reply:
     status: int
-    body: Optional[dict] = None
+    body: Optional[Union[dict, list]] = None
     headers: Dict[str, str] = field(default_factory=dict)
     reset: bool = False
     delay: float = 0.0
@@ -260,6 +263,8 @@ class LabServer:
             self.kinds[vdef.name] = vdef.kind
             self.state.add_vault(vdef.name, vdef.kind, "https://%s:%d" % (host, srv.server_address[1]))
         self._resources = {name: self.resource(name) for name in self.kinds}
+        self.arm = models.ResourceManager(self.authority + "/", cfg.tenant_id, self.authority, self.urls, self.kinds)
+        self._audiences = set(self._resources.values()) | {self.arm.audience}
 
     # -- addresses -------------------------------------------------------------------------------
     def port(self, role: str = LOGIN) -> int:
@@ -342,7 +347,7 @@ class LabServer:
         """One HTTP request -> one Reply; never raises."""
         try:
             if role == LOGIN:
-                return self._login_port(method, target, body)
+                return self._login_port(method, target, headers, body)
             return self._vault_port(self.state.vault(role), method, target, headers, body)
         except errors.LabError as exc:
             return error_reply(exc)
@@ -352,12 +357,14 @@ class LabServer:
             LOG.exception("%s %s %s: unexpected error", role, method, urlsplit(target).path)
             return error_reply(errors.InternalServerError("The lab failed unexpectedly; see server.log."))
 
-    # login + admin
-    def _login_port(self, method: str, target: str, body: bytes) -> Reply:
+    # login + resource manager + admin
+    def _login_port(self, method: str, target: str, headers, body: bytes) -> Reply:
         parts = urlsplit(target)
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
         if segments[0] == "lab":
             return self._admin(method, segments[1:], body)
+        if segments[0] in ("metadata", "tenants", "subscriptions"):
+            return self._resource_manager(method, segments, parts, headers)
         tenant = segments[0]
         rest = "/".join(segments[1:])
         if rest in ("v2.0/.well-known/openid-configuration", ".well-known/openid-configuration") and method == "GET":
@@ -414,7 +421,7 @@ class LabServer:
             resource = resource_scopes[0][: -len("/.default")]
         else:
             resource = form.get("resource", "")
-        if resource.rstrip("/") not in self._resources.values():
+        if resource.rstrip("/") not in self._audiences:
             raise errors.InvalidResource("The resource principal named %s was not found in the tenant named %s. This can happen if the "
                                          "application has not been installed by the administrator of the tenant." % (resource, self.tenant_id))
         token = self.tokens.issue(identity, resource.rstrip("/"))
@@ -422,6 +429,46 @@ class LabServer:
         lifetime = 3599
         return Reply(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token},
                      note=" appid=%s" % identity.client_id)
+
+    def _resource_manager(self, method: str, segments: List[str], parts, headers) -> Reply:
+        """``GET /metadata/endpoints`` (anonymous), ``GET /tenants`` and ``GET /subscriptions`` (bearer token for the resource manager)."""
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        api_version = query.get("api-version")
+        if not api_version:
+            raise errors.MissingApiVersionParameter("The api-version query parameter (?api-version=) is required for all requests.")
+        if not ARM_API_VERSION_RE.match(api_version):
+            raise errors.InvalidApiVersionParameter("The api-version '%s' is invalid. The supported versions are dates, e.g. '2022-12-01'."
+                                                    % api_version)
+        what = "/".join(segments)
+        if what not in ("metadata/endpoints", "tenants", "subscriptions"):
+            raise errors.NotFound("The lab resource manager has no endpoint at %s." % parts.path)
+        if method != "GET":
+            raise errors.MethodNotAllowed("The requested resource does not support http method '%s'." % method)
+        if what == "metadata/endpoints":
+            doc = self.arm.cloud_metadata()
+            return Reply(200, [doc] if api_version == ARM_METADATA_LIST_API_VERSION else doc)
+        try:
+            claims = self._arm_claims(headers.get("Authorization") or "")
+        except errors.Unauthorized as exc:
+            reply = error_reply(exc)
+            reply.headers["WWW-Authenticate"] = 'Bearer authorization_uri="%s/%s", error="invalid_token", error_description="%s"' % (
+                self.authority, self.tenant_id, exc.message.replace('"', "'"))
+            return reply
+        items = self.arm.tenants() if what == "tenants" else self.arm.subscriptions()
+        return Reply(200, {"value": items, "count": {"type": "Total", "value": len(items)}}, note=" appid=%s" % claims.appid)
+
+    def _arm_claims(self, auth: str) -> Claims:
+        """The claims of a resource manager request, or the resource manager's 401 errors."""
+        if not auth.lower().startswith("bearer "):
+            raise errors.AuthenticationFailed("Authentication failed. The 'Authorization' header is missing.")
+        try:
+            return self.tokens.validate(auth[7:].strip(), self.arm.audience)
+        except errors.InvalidAudience as exc:
+            raise errors.InvalidAuthenticationTokenAudience(
+                "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed "
+                "audiences '%s','%s'." % (self.arm.url, self.arm.audience)) from exc
+        except errors.Unauthorized as exc:
+            raise errors.InvalidAuthenticationToken("The access token is invalid: %s" % re.sub(r"^AKV\d+: ", "", exc.message)) from exc
 
     def _admin(self, method: str, segments: List[str], body: bytes) -> Reply:
         what = "/".join(segments)

@@ -4,8 +4,9 @@
 """Identities, access tokens and permissions.
 
 Tokens are JWTs signed with HMAC-SHA256 under a key kept in the state directory.  A token names
-its audience (the resource of ONE vault: ``https://0.0.1:PORT``), tenant (``tid``) and client
-(``appid``); a vault accepts only tokens for its own audience.
+its audience (the resource of ONE vault: ``https://0.0.1:PORT``, or the resource manager:
+``https://127.0.0.1:BASE``), tenant (``tid``) and client (``appid``); a vault or the resource
+manager accepts only tokens for its own audience.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List
 
-from .errors import InvalidClient, Unauthorized, UnauthorizedClient, forbidden_by_policy
+from .errors import InvalidAudience, InvalidClient, Unauthorized, UnauthorizedClient, forbidden_by_policy
 
 #: every Key Vault keys permission of an access policy
 ALL_KEY_PERMISSIONS = (
@@ -98,7 +99,7 @@ class TokenAuthority:
         return "%s.%s" % (signing_input, _b64(signature))
 
     def validate(self, token: str, audience: str) -> Claims:
-        """Check signature, expiry, tenant and audience; raise :class:`Unauthorized` otherwise."""
+        """Check signature, expiry, tenant and audience; raise :class:`Unauthorized` (:class:`InvalidAudience`) otherwise."""
         parts = token.split(".")
         if len(parts) != 3:
             raise Unauthorized("AKV10000: Request is missing a Bearer or PoP token.")
@@ -116,7 +117,7 @@ class TokenAuthority:
         if payload.get("tid") != self.tenant_id:
             raise Unauthorized("AKV10032: Invalid issuer. Expected one of the issuers of tenant %s." % self.tenant_id)
         if payload.get("aud") != audience:
-            raise Unauthorized("AKV10022: Invalid audience. Expected %s, found: %s." % (audience, payload.get("aud")))
+            raise InvalidAudience("AKV10022: Invalid audience. Expected %s, found: %s." % (audience, payload.get("aud")))
         if payload.get("appid") not in self.identities:
             raise Unauthorized("AKV10032: Unknown application.")
         return Claims(aud=payload["aud"], tid=payload["tid"], appid=payload["appid"], exp=payload["exp"])

@@ -433,3 +433,22 @@ def test_state_persists_atomically(tmp_path, p256):
     assert again.key_bundle(*again.get_key("target"))["key"]["kid"].startswith("https://127.0.0.1:9/keys/target/")
     state.reset()
     assert not path.exists()
+
+
+def test_resource_manager_metadata():
+    arm = models.ResourceManager("https://127.0.0.1:18443", "tid", "https://127.0.0.1:18443",
+                                 {"premium": PREMIUM_URL, "mhsm": MHSM_URL, "premium2": OTHER_URL},
+                                 {"premium": models.PREMIUM, "mhsm": models.MANAGED_HSM, "premium2": models.PREMIUM})
+    assert arm.url == "https://127.0.0.1:18443/" and arm.audience == "https://127.0.0.1:18443"
+    doc = arm.cloud_metadata()
+    assert doc["resourceManager"] == arm.url and doc["authentication"]["audiences"] == [arm.url]
+    assert doc["authentication"]["loginEndpoint"] == "https://127.0.0.1:18443"
+    # vault name "127" + "." + suffix = the lab vault's host:port; the first premium vault (config order) wins
+    assert doc["suffixes"] == {"keyVaultDns": "0.0.1:18444", "mhsmDns": "0.0.1:18445"}
+    assert "https://127.%s" % doc["suffixes"]["keyVaultDns"] == PREMIUM_URL
+    assert arm.tenants()[0]["tenantId"] == "tid" and arm.tenants()[0]["id"] == "/tenants/tid"
+    assert arm.subscriptions() == []
+    # a vault on another host cannot be reached through the "127" trick: no suffix
+    elsewhere = models.ResourceManager("https://localhost:1", "tid", "https://localhost:1", {"premium": "https://localhost:2"},
+                                       {"premium": models.PREMIUM})
+    assert elsewhere.cloud_metadata()["suffixes"] == {}

@@ -8,8 +8,8 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.byok.keyvault.plugins.filter.transfer import (byok_flatten_imports, byok_hsm_items, byok_plan, byok_report, byok_table,
-                                                                       byok_vault_names)
+from ansible_collections.byok.keyvault.plugins.filter.transfer import (byok_flatten_imports, byok_hsm_items, byok_kek_vaults, byok_plan, byok_report,
+                                                                       byok_table, byok_vault_names)
 
 KEYS = [
     {'name': 'app-rsa', 'vault': 'prod', 'key_type': 'RSA', 'key_size': 3072},
@@ -104,3 +104,27 @@ def test_a_key_to_move_without_an_import_result_is_a_failure_not_a_silent_skip()
     plan = byok_plan(KEYS[:1], KEYGEN, [{'item': 'prod', 'keys': [{'name': 'app-rsa', 'exists': False}]}])
     rows = byok_report(plan, [], 'hsm1')
     assert rows[0]['result'] == 'failed' and 'no import result' in rows[0]['message']
+
+
+def _state(vault, *present):
+    return {'item': {'key': vault, 'value': list(present)}, 'keys': [{'name': n, 'exists': True} for n in present]}
+
+
+def test_kek_vaults_none_when_every_key_is_in_its_vault():
+    hosts = [{'inventory_hostname': 'h1', 'byok_keys': KEYS}]
+    states = [_state('prod', 'app-rsa', 'app-ec'), _state('mhsm', 'app-aes')]
+    assert byok_kek_vaults(hosts, states) == []
+    assert byok_kek_vaults(hosts, states, 'never') == []
+
+
+def test_kek_vaults_for_a_missing_key_a_forced_key_or_a_regenerating_run():
+    hosts = [{'inventory_hostname': 'h1', 'byok_keys': KEYS}]
+    assert byok_kek_vaults(hosts, [_state('prod', 'app-rsa'), _state('mhsm', 'app-aes')]) == ['prod']
+    forced = [dict(KEYS[2], force=True)]
+    assert byok_kek_vaults([{'inventory_hostname': 'h2', 'byok_keys': forced}], [_state('mhsm', 'app-aes')]) == ['mhsm']
+    assert byok_kek_vaults(hosts, [_state('prod', 'app-rsa', 'app-ec'), _state('mhsm', 'app-aes')], 'always') == ['mhsm', 'prod']
+
+
+def test_kek_vaults_when_a_vault_could_not_be_read():
+    hosts = [{'inventory_hostname': 'h1', 'byok_keys': KEYS[:1]}]
+    assert byok_kek_vaults(hosts, [{'item': {'key': 'prod', 'value': ['app-rsa']}, 'failed': True, 'msg': 'denied'}]) == ['prod']

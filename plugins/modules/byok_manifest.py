@@ -1,0 +1,92 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: byok_manifest
+short_description: Write the audit manifest of a transfer (JSON and a text summary) on the controller
+version_added: 1.0.0
+description:
+  - Writes C(byok-transfer-<UTC time>.json) (schema C(byok.keyvault/manifest/1)) and C(byok-transfer-<UTC time>.txt) into O(dir)
+    on the Ansible controller, as mode 0600 files written atomically; the directory is created with mode 0700 when missing.
+  - The rows are the C(byok_transfer_report) facts of the transfer role. They hold names, hosts, vault key ids,
+    fingerprints and outcomes, never a PIN, a secret or key material.
+  - This is an action plugin; it runs on the controller whatever host the task targets, so it costs no module run.
+  - The files are an audit trail, not managed state, so the task never reports a change.
+author:
+  - byok.keyvault contributors (@byok-keyvault)
+extends_documentation_fragment:
+  - byok.keyvault.attributes
+options:
+  dir:
+    description:
+      - Directory of the manifests on the controller.
+    type: path
+    required: true
+  rows:
+    description:
+      - The report rows (the C(byok_transfer_report) facts of the HSM hosts, flattened).
+    type: list
+    elements: dict
+    required: true
+  hosts_without_report:
+    description:
+      - HSM hosts that failed before they could report; listed in both files.
+    type: list
+    elements: str
+    default: []
+attributes:
+  action:
+    description: Runs as an action plugin on the controller.
+    support: full
+  async:
+    description: Cannot run asynchronously.
+    support: none
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is written and the paths are returned as null.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details:
+      - Every run writes a new pair of files named after the time it finished; the task still reports no change.
+notes:
+  - Two runs that finish within the same second write to the same file names; the later run's files replace the earlier ones.
+'''
+
+EXAMPLES = r'''
+- name: Write the manifest of the transfer
+  byok.keyvault.byok_manifest:
+    dir: ~/byok-keyvault/manifests
+    rows: "{{ groups['byok_hsm_hosts'] | map('extract', hostvars, 'byok_transfer_report') | flatten }}"
+  register: manifest
+
+- name: Show where it went
+  ansible.builtin.debug:
+    msg: "{{ manifest.json_path }}"
+'''
+
+RETURN = r'''
+json_path:
+  description: Path of the JSON manifest; null in check mode.
+  returned: always
+  type: str
+  sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z.json
+text_path:
+  description: Path of the text summary; null in check mode.
+  returned: always
+  type: str
+  sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z.txt
+finished:
+  description: UTC time the manifest was written, as in the file names and the JSON C(finished) field.
+  returned: always
+  type: str
+  sample: '2026-11-28T21:05:00Z'
+'''
