@@ -5,8 +5,8 @@ Everything lives in bench/out/ (git-ignored): its own lab vault (state bench/out
 BENCH_PORT, default 28443), its own SoftHSM2 tokens per run, generated inventories, logs,
 results.json, table.md and bench.png (copied to docs/performance.png).
 
-For each size in BENCH_SIZES (default 10,25,50,100; keys alternate RSA-3072 and EC P-256, spread
-round-robin over BENCH_HOSTS=5 HSM hosts):
+For each size in BENCH_SIZES (default 10,25,50,100; keys alternate RSA-3072 and EC P-256,
+dealt in pairs over BENCH_HOSTS=5 HSM hosts):
   floor        bench/floor.py, one process, python-pkcs11 + Azure SDK, no Ansible (fresh tokens)
   floor no-op  the same script again (finds every key in place)
   collection   ansible-playbook playbooks/transfer.yml (fresh tokens, fresh vault key names)
@@ -47,7 +47,7 @@ HOSTS = int(os.environ.get("BENCH_HOSTS", "5"))
 SCALING_SIZE = int(os.environ.get("BENCH_SCALING_SIZE", "25"))
 SCALING_HOSTS = [int(x) for x in os.environ.get("BENCH_SCALING_HOSTS", "1,2").split(",") if x.strip()]
 AZ_KEYS = int(os.environ.get("BENCH_AZ_KEYS", "10"))
-AZ_SIZES = [int(x) for x in os.environ.get("BENCH_AZ_SIZES", "10,25").split(",") if x.strip()]
+AZ_SIZES = [int(x) for x in os.environ.get("BENCH_AZ_SIZES", "10,25,50,100").split(",") if x.strip()]
 RUN_ID = time.strftime("%H%M%S")
 
 
@@ -108,10 +108,12 @@ def machine():
 
 # -- tokens, keys, inventories ---------------------------------------------------------------------------
 def make_keys(n, hosts, prefix):
+    """n keys, RSA-3072 and EC P-256 alternating, dealt to the hosts in pairs so that every host gets both types
+    (dealing one by one would give all RSA keys to one host and all EC keys to the other when there are 2 hosts)."""
     keys = []
     for i in range(n):
         rsa_key = i % 2 == 0
-        spec = {"name": "%s-%03d-%s" % (prefix, i, "rsa" if rsa_key else "ec"), "host": "bh%d" % (i % hosts + 1),
+        spec = {"name": "%s-%03d-%s" % (prefix, i, "rsa" if rsa_key else "ec"), "host": "bh%d" % ((i // 2) % hosts + 1),
                 "key_type": "RSA" if rsa_key else "EC", "key_size": 3072 if rsa_key else None,
                 "curve": None if rsa_key else "P-256",
                 "key_ops": ["sign", "verify", "wrapKey", "unwrapKey"] if rsa_key else ["sign", "verify"]}

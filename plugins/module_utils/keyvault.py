@@ -416,14 +416,17 @@ class Vault(object):
                                 'hold the private key of the HSM key' % key.id)
         return alg.value if hasattr(alg, 'value') else str(alg)
 
-    def import_once(self, name, jwk_fields, byok_bytes, is_ours, enabled=True, not_before=None, expires_on=None, tags=None):
+    def import_once(self, name, jwk_fields, byok_bytes, is_ours, enabled=True, not_before=None, expires_on=None, tags=None,
+                    exists=True):
         """Import a BYOK blob as one new version, at most once.
 
         The PUT goes out without SDK retries.  After a failure the vault is asked whether a version
         for which is_ours(key) is true appeared since; only when none did, and the failure is
         retryable, is the PUT sent again (honouring Retry-After).  Returns (KeyVaultKey, attempts).
+        exists=False (the caller has just seen that the key has no current version) saves listing
+        the versions before the PUT: there are none.
         """
-        before = set(p.version for p in self.versions(name))
+        before = set(p.version for p in self.versions(name)) if exists else set()
         jwk = JsonWebKey(t=byok_bytes, **jwk_fields)
         last = None
         for attempt in range(1, IMPORT_ATTEMPTS + 1):

@@ -160,7 +160,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     def is_ours(key):
         return expected is None or vault_identity(vault, key, spec['key_type'], spec['key_size']) == expected
 
-    key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, **attributes)
+    key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, exists=current is not None, **attributes)
     identity = vault_identity(vault, key, spec['key_type'], spec['key_size'])
     if expected is not None and identity != expected:
         raise KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); the blob was '
