@@ -12,10 +12,10 @@ import re
 from conftest import TRANSFER_PLAYBOOK, SOFTHSM_LIB, unique
 
 
-def write_inventory(path, lab, hosts, kek_name):
+def write_inventory(path, lab, hosts, kek_name, extra_vars=None):
     """An inventory like playbooks/inventory/lab.yml, but with tokens and names of this test.
 
-    ``hosts`` maps a host name to (token, [byok_keys items]).
+    ``hosts`` maps a host name to (token, [byok_keys items]); ``extra_vars`` go to all.vars.
     """
     hsm_hosts = {}
     for name, (token, keys) in hosts.items():
@@ -43,6 +43,7 @@ def write_inventory(path, lab, hosts, kek_name):
             "controllers": {"hosts": {"localhost": {}}},
         },
     }}
+    inventory["all"]["vars"].update(extra_vars or {})
     path.write_text(json.dumps(inventory, indent=1))  # JSON is YAML
     return path
 
@@ -154,3 +155,28 @@ def test_check_mode_creates_nothing(fresh_lab, make_token, run_playbook, tmp_pat
         assert objects == [], "check mode created token objects on %s: %s" % (host, objects)
     for vault, state in fresh_lab.dump().items():
         assert state["keys"] == {}, "check mode created keys in vault %s: %s" % (vault, sorted(state["keys"]))
+
+
+def test_rerun_after_kek_deletion_creates_no_kek(lab, make_token, run_playbook, tmp_path):
+    """byok_kek_delete_after_run: the KEK lives only for the run that needs it; a re-run with every key in place
+    makes no KEK at all (nothing to wrap), so it changes nothing and leaves no KEK behind."""
+    rsa_name, ec_name, kek_name = unique("e2e-rsa3072"), unique("e2e-ecp256"), unique("e2e-kek")
+    hosts = two_hosts(make_token, rsa_name, ec_name)
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, hosts, kek_name,
+                                {"byok_kek_delete_after_run": True, "byok_kek_purge": True})
+
+    first = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert first.rc == 0, str(first)
+    keys = lab.keys("premium")
+    # deleted and purged: a soft-deleted key would still be listed, with deleted set
+    assert kek_name not in keys and len(keys[rsa_name]["versions"]) == 1 and len(keys[ec_name]["versions"]) == 1, sorted(keys)
+
+    second = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert second.rc == 0, str(second)
+    for host, counts in second.recap.items():
+        assert counts["changed"] == 0 and counts["failed"] == 0, "re-run changed %s: %s\n%s" % (host, counts, second)
+    rows = report_rows(second.output)
+    assert rows[rsa_name]["result"] == "in place" and rows[ec_name]["result"] == "in place", rows
+    keys = lab.keys("premium")
+    assert kek_name not in keys, "the re-run created a KEK although nothing had to move"
+    assert len(keys[rsa_name]["versions"]) == 1 and len(keys[ec_name]["versions"]) == 1
