@@ -127,24 +127,15 @@ def main():
         ),
         supports_check_mode=True,
     )
+    names, versions = kv.params['names'], kv.params['versions']
     try:
-        for name in kv.params['names']:
+        for name in names:
             byok_file.validate_key_name(name, option='names')
-    except byok_file.ByokFormatError as exc:
+        vault = kv.vault
+        keys = kv.map_parallel(lambda name: look_up(vault, name, versions), names, 'look-up')
+    except (KeyVaultError, byok_file.ByokFormatError) as exc:
         kv.fail(exc)
-    vault = kv.vault
-
-    def task(name):
-        try:
-            return look_up(vault, name, kv.params['versions']), None
-        except KeyVaultError as exc:
-            return None, exc
-
-    found = kv.map_parallel(task, kv.params['names'], 'look-up')
-    for entry, exc in found:
-        if exc is not None:
-            kv.fail(exc)
-    kv.module.exit_json(changed=False, keys=[entry for entry, exc in found])
+    kv.module.exit_json(changed=False, keys=keys)
 
 
 if __name__ == '__main__':

@@ -5,14 +5,10 @@
 
 from __future__ import annotations
 
-import http.client
-import json
-import ssl
-from urllib.parse import urlsplit
-
 import pytest
 
 from lab.server import LabServer
+from lab_http import http_call
 
 azure_identity = pytest.importorskip("azure.identity")
 
@@ -26,16 +22,7 @@ def lab(tmp_path_factory):
 
 
 def http_get(lab, url, token=None, method="GET"):
-    parts = urlsplit(url)
-    conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ssl.create_default_context(cafile=lab.ca_path), timeout=10)
-    try:
-        conn.request(method, parts.path + ("?" + parts.query if parts.query else ""),
-                     headers={"Authorization": "Bearer " + token} if token else {})
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, dict(response.getheaders()), (json.loads(data) if data else None)
-    finally:
-        conn.close()
+    return http_call(lab, method, url, headers={"Authorization": "Bearer " + token} if token else None)
 
 
 def token_for(lab, scope, identity="lab-operator"):

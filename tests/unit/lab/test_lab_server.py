@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
-import ssl
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lab import __main__ as cli
 from lab.server import LabServer
 from lab_blobs import blob, pkcs8, pkcs8_ec_p256_minimal, rsa_public_from_jwk, softhsm_pad
+from lab_http import http_call
 
 azure_identity = pytest.importorskip("azure.identity")
 keys = pytest.importorskip("azure.keyvault.keys")
@@ -62,20 +61,6 @@ def kek(premium):
 
 def kek_public(kek_key):
     return rsa_public_from_jwk(kek_key.key.n, kek_key.key.e)
-
-
-def http_call(lab, method, url, body=None, headers=None):
-    """Raw HTTPS, for what the SDK hides (challenge header, error bodies)."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ssl.create_default_context(cafile=lab.ca_path), timeout=10)
-    try:
-        path = parts.path + ("?" + parts.query if parts.query else "")
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, dict(response.getheaders()), (json.loads(data) if data else None)
-    finally:
-        conn.close()
 
 
 def raw_token(lab, vault, identity="lab-operator"):
