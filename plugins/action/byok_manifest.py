@@ -16,7 +16,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.byok.keyvault.plugins.filter.transfer import byok_table
+from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.byok_file import atomic_write
 
 SCHEMA = 'byok.keyvault/manifest/1'
@@ -33,9 +33,9 @@ def manifest_documents(rows, silent_hosts, finished, check_mode):
     document = {'schema': SCHEMA, 'finished': finished, 'check_mode': check_mode,
                 'hosts_without_report': silent_hosts, 'keys': rows}
     lines = ['byok.keyvault transfer finished %s%s' % (finished, ' (check mode: nothing was changed)' if check_mode else '')]
-    lines.extend(byok_table(rows))
+    lines.extend(report.table(rows))
     if silent_hosts:
-        lines.append('hosts without a report (failed before the plan): %s' % ', '.join(silent_hosts))
+        lines.append('hosts without a report (failed before planning): %s' % ', '.join(silent_hosts))
     return json.dumps(document, indent=4, sort_keys=True) + '\n', '\n'.join(lines) + '\n'
 
 

@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.key_identity import b64url_decode, b64url_encode
 
 SCHEMA_VERSION = '1.0.0'
@@ -40,7 +41,7 @@ _NAME_RE = re.compile(r'^[0-9A-Za-z-]{1,127}$')
 _B64URL_RE = re.compile(r'^[A-Za-z0-9_-]+={0,2}$')
 
 
-class ByokFormatError(ValueError):
+class ByokFormatError(ByokError, ValueError):
     """A .byok file or KEK identifier that is not what Azure accepts; the message says what and how to fix."""
 
 
@@ -61,16 +62,6 @@ def parse_kid(kid, require_version=True, option='kek_kid'):
         raise ByokFormatError("%s '%s' has no version; use the versioned kid (https://VAULT/keys/NAME/VERSION) "
                               "that byok_kek_fetch returns" % (option, kid))
     return m.group('vault'), m.group('name'), m.group('version')
-
-
-def same_vault(url_a, url_b):
-    """True when two vault URLs name the same vault (scheme/host/port, case and trailing slash ignored)."""
-    def norm(u):
-        u = (u or '').strip().rstrip('/').lower()
-        if u.endswith(':443'):
-            u = u[:-4]
-        return u
-    return norm(url_a) == norm(url_b)
 
 
 def build(kid, ciphertext, generator):

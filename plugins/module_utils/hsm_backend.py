@@ -16,33 +16,20 @@ import datetime
 import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError
 
-REGENERATE_CHOICES = ('never', 'fail', 'full_idempotence', 'always')
+REGENERATE_CHOICES = decisions.REGENERATE_CHOICES
 COLLECTION_VERSION = '1.0.0'
 GENERATOR = 'byok.keyvault %s' % COLLECTION_VERSION
 
 
-def regeneration_decision(existing_diffs, exists, regenerate):
-    """('keep' | 'generate' | 'replace' | 'fail', reason) for a key that exists or not, per the policy."""
-    if not exists:
-        return 'generate', 'no key with this label on the token'
-    if regenerate == 'always':
-        return 'replace', 'regenerate is always'
-    if not existing_diffs:
-        return 'keep', 'the key on the token matches'
-    reason = '; '.join(existing_diffs)
-    if regenerate == 'never':
-        return 'keep', reason
-    if regenerate == 'full_idempotence':
-        return 'replace', reason
-    return 'fail', reason
-
-
 def key_spec(item):
     """Normalized target spec of a keys[] item or of the module's top-level options."""
+    if not isinstance(item, dict) or not item.get('label'):
+        raise ki.KeySpecError('every item of keys needs a label (the CKA_LABEL of the key); got %r' % (item,))
     id_hex = item.get('id')
     try:
         key_id = bytes.fromhex(id_hex) if id_hex else None
@@ -61,7 +48,7 @@ def ensure_key(token, spec, regenerate, check_mode):
         existing = token.find(spec['label'], spec['key_id'])
         before = existing.as_dict() if existing else None
         diffs = existing.matches(spec) if existing else []
-        action, reason = regeneration_decision(diffs, existing is not None, regenerate)
+        action, reason = decisions.regeneration_decision(diffs, existing is not None, regenerate)
         result = {'label': spec['label'], 'action': action, 'reason': reason}
         if action == 'fail':
             raise HsmError("key '%s' exists on token '%s' but differs: %s; it was left alone. Choose another label, or set "

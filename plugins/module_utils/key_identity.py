@@ -17,6 +17,8 @@ import base64
 import hashlib
 import traceback
 
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
     from cryptography.hazmat.primitives import serialization
@@ -45,9 +47,21 @@ CURVE_BITS = {'P-256': 256, 'P-384': 384, 'P-521': 521, 'P-256K': 256}
 
 # kty Key Vault uses for HSM-protected keys of each type
 AZURE_KTY = {'RSA': 'RSA-HSM', 'EC': 'EC-HSM', 'oct': 'oct-HSM'}
+KEY_TYPES = ('RSA', 'EC', 'oct')
+
+# Key operations Key Vault knows; import belongs to a KEK only and export to release policies, never to a BYOK target
+KEY_OPS_CHOICES = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export']
+#: what a BYOK target key of each type may be allowed to do in the vault
+TARGET_KEY_OPS = {
+    'RSA': ('encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'),
+    'EC': ('sign', 'verify'),
+    'oct': ('encrypt', 'decrypt', 'wrapKey', 'unwrapKey'),
+}
+#: key_ops an imported key gets when none are given: everything its type may do
+DEFAULT_KEY_OPS = dict((kt, list(ops)) for kt, ops in TARGET_KEY_OPS.items())
 
 
-class KeySpecError(ValueError):
+class KeySpecError(ByokError, ValueError):
     """A key specification Azure would refuse; the message names the allowed values."""
 
 
@@ -112,18 +126,6 @@ def validate_target(key_type, key_size=None, curve=None, vault_type=None):
         raise KeySpecError("oct (AES) keys can only be imported into Azure Managed HSM, not into a Key Vault Premium vault; "
                            "use a Managed HSM (vault_type: managed_hsm) or an RSA/EC key")
     return {'key_type': 'oct', 'key_size': size, 'curve': None}
-
-
-def vault_type_from_url(vault_url, declared='auto'):
-    """premium or managed_hsm from the declared value or the URL's DNS suffix; None if unknown."""
-    if declared and declared != 'auto':
-        return declared
-    host = (vault_url or '').split('://', 1)[-1].split('/', 1)[0].split(':', 1)[0].lower()
-    if '.managedhsm.' in host:
-        return 'managed_hsm'
-    if '.vault.' in host:
-        return 'premium'
-    return None
 
 
 def b64url_decode(value):
@@ -237,3 +239,15 @@ def load_public_pem(data, what='the KEK file'):
 def kcv_from_block(encrypted_zero_block):
     """Key check value: the first 3 bytes of AES-ECB(key, 16 zero bytes), lowercase hex."""
     return bytes(encrypted_zero_block)[:3].hex()
+
+
+def check_key_ops(key_type, key_ops):
+    """The key_ops of a target key of key_type, checked against what Azure allows it; KeySpecError otherwise."""
+    allowed = TARGET_KEY_OPS[normalize_key_type(key_type)]
+    for op in key_ops or []:
+        if op in ('import', 'export'):
+            raise KeySpecError("'%s' is not allowed for a BYOK target key (import belongs to a KEK only, export to keys with a "
+                               "release policy); use %s" % (op, ', '.join(allowed)))
+        if op not in allowed:
+            raise KeySpecError("'%s' is not allowed for %s keys; use %s" % (op, normalize_key_type(key_type), ', '.join(allowed)))
+    return list(key_ops) if key_ops else list(DEFAULT_KEY_OPS[normalize_key_type(key_type)])

@@ -15,15 +15,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import concurrent.futures
-import datetime
 import os
 import time
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.six.moves import configparser
 
+from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget
 
 AZURE_IMPORT_ERROR = None
 try:
@@ -42,12 +45,8 @@ CLOUDS = {
     'AzureUSGovernment': 'https://login.microsoftonline.us',
 }
 
-DEFAULT_KEY_OPS = {
-    'RSA': ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'],
-    'EC': ['sign', 'verify'],
-    'oct': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
-}
-KEY_OPS_CHOICES = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export']
+DEFAULT_KEY_OPS = ki.DEFAULT_KEY_OPS
+KEY_OPS_CHOICES = ki.KEY_OPS_CHOICES
 
 # Retries of the SDK pipeline (429 honouring Retry-After, 5xx, connection errors) for reads and creates
 RETRY = dict(retry_total=4, retry_backoff_factor=0.8, retry_backoff_max=30)
@@ -73,7 +72,7 @@ def azure_argument_spec():
     """Options every Azure-side module shares (documented in the byok.keyvault.azure doc fragment)."""
     return dict(
         vault_url=dict(type='str', required=True),
-        vault_type=dict(type='str', default='auto', choices=['auto', 'premium', 'managed_hsm']),
+        vault_type=dict(type='str', default='auto', choices=list(VAULT_KIND_CHOICES)),
         auth_source=dict(type='str', default='auto', choices=list(AUTH_SOURCES),
                          fallback=(env_fallback, ['ANSIBLE_AZURE_AUTH_SOURCE'])),
         client_id=dict(type='str', no_log=False),
@@ -86,23 +85,10 @@ def azure_argument_spec():
     )
 
 
-def parse_datetime(value, option):
-    """An aware datetime from an ISO 8601 option value (Z or offset; naive means UTC), or None."""
-    if value in (None, ''):
-        return None
-    text = str(value).strip()
-    if text.endswith('Z'):
-        text = text[:-1] + '+00:00'
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise KeyVaultError("%s '%s' is not an ISO 8601 date-time; write it like 2027-01-31T00:00:00Z" % (option, value))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
+parse_datetime = attributes.parse_datetime
 
 
-class KeyVaultError(Exception):
+class KeyVaultError(ByokError):
     """A failure with a one-line message naming what, where and how to fix; never carries a secret."""
 
     def __init__(self, message, status=None, code=None):
@@ -203,18 +189,6 @@ def build_credential(params):
     from azure.identity import ChainedTokenCredential
     msi = ManagedIdentityCredential(client_id=auth['client_id']) if auth['client_id'] else ManagedIdentityCredential()
     return ChainedTokenCredential(AzureCliCredential(), msi), auth
-
-
-def check_vault_url(vault_url):
-    url = (vault_url or '').strip()
-    if not url.startswith('https://'):
-        raise KeyVaultError("vault_url '%s' is not an https URL; use the vault URI, e.g. https://NAME.vault.azure.net "
-                            "(Key Vault only accepts bearer tokens over TLS)" % vault_url)
-    host = url[len('https://'):].split('/', 1)
-    if not host[0] or (len(host) > 1 and host[1].strip('/')):
-        raise KeyVaultError("vault_url '%s' is not a vault URI; use only scheme and host, e.g. https://NAME.vault.azure.net"
-                            % vault_url)
-    return url.rstrip('/')
 
 
 def client_kwargs(params):
@@ -335,9 +309,12 @@ class Vault(object):
     """Key Vault operations with the collection's semantics: get returns None when missing, import never duplicates."""
 
     def __init__(self, params):
-        self.url = check_vault_url(params['vault_url'])
-        self.vault_type = ki.vault_type_from_url(self.url, params.get('vault_type'))
-        self.credential, self.auth = build_credential(params)
+        self.target = VaultTarget.parse(params['vault_url'], params.get('vault_type'))
+        self.url = self.target.url
+        self.vault_type = self.target.kind
+        self.credential, auth = build_credential(params)
+        # what messages may say about the identity; the secret stays inside the credential only
+        self.auth = dict((k, v) for k, v in auth.items() if k in ('source', 'client_id', 'tenant'))
         self.client_kwargs = client_kwargs(params)
         self.client = KeyClient(self.url, self.credential, **self.client_kwargs)
 
@@ -508,47 +485,42 @@ def key_summary(key):
     return d
 
 
-class KeyVaultModule(object):
-    """AnsibleModule with the Azure options merged in, the SDK import checked, and Azure failures mapped."""
+class KeyVaultModule(ByokModule):
+    """ByokModule with the Azure options merged in, the SDK import checked, and one Vault per run."""
 
     def __init__(self, argument_spec, **kwargs):
         spec = azure_argument_spec()
         spec.update(argument_spec)
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        super(KeyVaultModule, self).__init__(spec, **kwargs)
         if AZURE_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('azure-keyvault-keys and azure-identity'),
                                   exception=AZURE_IMPORT_ERROR)
         if ki.CRYPTOGRAPHY_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
-        self.params = self.module.params
         self._vault = None
 
     @property
     def vault(self):
+        """The Vault of this run, built once (its URL checked, its credential resolved)."""
         if self._vault is None:
-            try:
-                self._vault = Vault(self.params)
-            except KeyVaultError as exc:
-                self.fail(exc)
+            self._vault = self.guard(Vault, self.params)
         return self._vault
 
-    def map_parallel(self, func, items, what):
-        """func over items with up to O(parallel) vault requests in flight, results in the order of items."""
+    def run_keys_parallel(self, items, func, key_field, what):
+        """run_keys() with up to O(parallel) vault requests in flight; results in the order of items."""
         parallel = self.params['parallel']
         if parallel < 1 or parallel > MAX_PARALLEL:
             self.fail('parallel must be between 1 and %d (concurrent %s requests to the vault); got %d' % (MAX_PARALLEL, what, parallel))
         if not items:
             return []
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(parallel, len(items))) as pool:
-            return list(pool.map(func, items))
+            return list(pool.map(lambda item: self.run_keys([item], func, key_field)[0], items))
 
-    def fail(self, exc, **result):
-        """Fail with the one-line message of a KeyVaultError (or any error this collection raises)."""
+    def failure_details(self, exc):
+        """status_code and error_code of a KeyVaultError, for a failed result."""
         extra = {}
-        if isinstance(exc, KeyVaultError):
-            if exc.status is not None:
-                extra['status_code'] = exc.status
-            if exc.code:
-                extra['error_code'] = exc.code
-        result.update(extra)
-        self.module.fail_json(msg=str(exc), **result)
+        if getattr(exc, 'status', None) is not None:
+            extra['status_code'] = exc.status
+        if getattr(exc, 'code', None):
+            extra['error_code'] = exc.code
+        return extra

@@ -19,11 +19,13 @@ import ctypes.util
 import os
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
 
 PKCS11_IMPORT_ERROR = None
 try:
@@ -45,7 +47,7 @@ def pkcs11_argument_spec():
     )
 
 
-class HsmError(Exception):
+class HsmError(ByokError):
     """A failure with a message that names the input and the fix; never carries a secret."""
 
 
@@ -501,18 +503,17 @@ class HsmToken(object):
         return vendors.zero_padding_quirk(self.profile, self.lib.library_version)
 
 
-class HsmModule(object):
-    """AnsibleModule with the PKCS#11 options merged in, the libraries checked, and HSM failures mapped."""
+class HsmModule(ByokModule):
+    """ByokModule with the PKCS#11 options merged in and the libraries checked."""
 
     def __init__(self, argument_spec, **kwargs):
         spec = pkcs11_argument_spec()
         spec.update(argument_spec)
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        super(HsmModule, self).__init__(spec, **kwargs)
         if PKCS11_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('python-pkcs11'), exception=PKCS11_IMPORT_ERROR)
         if ki.CRYPTOGRAPHY_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
-        self.params = self.module.params
 
     def open_token(self):
         """The opened token of this run; fails the module with a one-line message when it cannot be opened."""
@@ -520,9 +521,6 @@ class HsmModule(object):
         token = HsmToken(p['pkcs11_module'], p['token_label'], p['token_serial'], p['vendor'])
         try:
             return token.open(p['user_pin'])
-        except (HsmError, vendors.VendorError) as exc:
+        except ByokError as exc:
             token.close()
-            self.module.fail_json(msg=str(exc))
-
-    def fail(self, exc, **result):
-        self.module.fail_json(msg=str(exc), **result)
+            self.fail(exc)

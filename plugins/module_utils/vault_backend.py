@@ -14,11 +14,11 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import DEFAULT_KEY_OPS, KeyVaultError, key_summary
-
-KCV_TAG = ki.KCV_TAG
 
 
 def _now():
@@ -47,7 +47,7 @@ def kek_problems(summary, key_size=None, now=None):
 def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     """(created, summary, public_key) for the KEK `name`, created when missing and allowed (summary None in check mode)."""
     byok_file.validate_key_name(name)
-    with host_lock.exclusive('vault-key', vault.url.lower(), name):
+    with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower()):
         return _ensure_kek(vault, name, key_size, create, expires_on, check_mode)
 
 
@@ -83,22 +83,6 @@ def vault_identity(vault, key, key_type, key_size):
     return key_summary(key)['fingerprint']
 
 
-def import_decision(exists, current_identity, expected, force):
-    """('import' | 'keep' | 'conflict', reason) for the vault's current version against the HSM key."""
-    if not exists:
-        return 'import', 'the vault has no key of this name'
-    if expected is not None and current_identity == expected:
-        return 'keep', "the vault's current version is the HSM key"
-    if force:
-        return 'import', 'force is set and the vault\'s current version is not known to be the HSM key'
-    if expected is None or current_identity is None:
-        return 'conflict', ('the vault key exists and it cannot be compared with the HSM key (no %s)'
-                            % ('expected_fingerprint' if expected is None else 'fingerprint or KCV from the vault'))
-    if current_identity == expected:
-        return 'keep', "the vault's current version is the HSM key"
-    return 'conflict', "the vault's current version has %s, the HSM key has %s" % (current_identity, expected)
-
-
 def prove(vault, key, spec):
     """Proof that the vault holds the HSM key's private part: a vault signature verified with the public key (RSA/EC)."""
     if spec['key_type'] == 'oct':
@@ -118,7 +102,7 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
     both find the key missing and import it twice.
     """
     byok_file.validate_key_name(name)
-    with host_lock.exclusive('vault-key', vault.url.lower(), name):
+    with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower()):
         return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
                            byok_data)
 
@@ -127,7 +111,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
                 byok_data):
     current = vault.get(name)
     current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
-    decision, reason = import_decision(current is not None, current_identity, expected, force)
+    decision, reason = decisions.import_decision(current is not None, current_identity, expected, force)
     before = key_summary(current) if current else None
     result = {'name': name, 'decision': decision, 'reason': reason, 'before': before, 'expected_fingerprint': expected}
     if decision == 'conflict':
@@ -147,7 +131,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
         byok_path = 'byok_content of %s' % name
         data, blob = byok_data, byok_file.parse(byok_data, source=byok_path)
     kek_vault, dummy, dummy2 = byok_file.parse_kid(blob.kid, option='header.kid of %s' % byok_path)
-    if not byok_file.same_vault(kek_vault, vault.url):
+    if not vault.target.same_vault(kek_vault):
         raise KeyVaultError('byok_file %s was wrapped under a KEK of %s, not of %s; wrap it again with the KEK of this vault '
                             '(byok_kek_fetch with vault_url %s)' % (byok_path, kek_vault, vault.url, vault.url))
     jwk = {'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': key_ops or DEFAULT_KEY_OPS[spec['key_type']]}

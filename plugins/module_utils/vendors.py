@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+
 VENDOR_CHOICES = ('auto', 'luna', 'nshield', 'softhsm', 'generic')
 WRAP_METHODS = ('auto', 'combined', 'two_step')
 
@@ -24,7 +26,7 @@ CKM_AES_KEY_WRAP_PAD = 0x0000210A
 CKM_RSA_PKCS_OAEP = 0x00000009
 
 
-class VendorError(ValueError):
+class VendorError(ByokError, ValueError):
     """A vendor gate refused the operation; the message says why and what to do."""
 
 

@@ -135,6 +135,34 @@ from ansible_collections.byok.keyvault.plugins.module_utils import key_identity 
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import ensure_kek
 
+NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, expires_on=None)
+
+
+def delete_kek(kv, name, purge):
+    """(changed) after deleting (and purging) the KEK; nothing when the vault has no such key."""
+    exists = kv.vault.get(name) is not None
+    if exists and not kv.check_mode:
+        kv.vault.delete(name, purge=purge)
+    return exists
+
+
+def write_pem(dest, pem, check_mode):
+    """(changed) after writing the KEK public key to dest (0644: it is public), unless it already holds it."""
+    current = None
+    if os.path.exists(dest):
+        with open(dest, 'rb') as f:
+            current = f.read()
+    if current == pem.encode('ascii'):
+        return False
+    if not check_mode:
+        byok_file.atomic_write(dest, pem.encode('ascii'), mode=0o644)
+    return True
+
+
+def check_dest(dest):
+    if dest and not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+        raise KeyVaultError('the directory of dest %s does not exist; create it first' % dest)
+
 
 def main():
     kv = KeyVaultModule(
@@ -150,41 +178,21 @@ def main():
         supports_check_mode=True,
     )
     p = kv.params
+    kv.guard(byok_file.validate_key_name, p['name'])
     if p['state'] == 'absent':
-        try:
-            byok_file.validate_key_name(p['name'])
-            exists = kv.vault.get(p['name']) is not None
-            if exists and not kv.module.check_mode:
-                kv.vault.delete(p['name'], purge=p['purge'])
-        except (KeyVaultError, byok_file.ByokFormatError) as exc:
-            kv.fail(exc)
-        kv.module.exit_json(changed=exists, created=False, deleted=exists, kid=None, fingerprint=None, key_size=None,
-                            public_key_pem=None, expires_on=None)
-    try:
-        byok_file.validate_key_name(p['name'])
-        expires_on = parse_datetime(p['expires_on'], 'expires_on')
-        if p['dest'] and not os.path.isdir(os.path.dirname(os.path.abspath(p['dest']))):
-            raise KeyVaultError('the directory of dest %s does not exist; create it first' % p['dest'])
-        created, summary, public = ensure_kek(kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.module.check_mode)
-    except (KeyVaultError, byok_file.ByokFormatError) as exc:
-        kv.fail(exc)
+        deleted = kv.guard(delete_kek, kv, p['name'], p['purge'])
+        kv.module.exit_json(changed=deleted, created=False, deleted=deleted, **NO_KEK)
+    expires_on = kv.guard(parse_datetime, p['expires_on'], 'expires_on')
+    kv.guard(check_dest, p['dest'])
+    created, summary, public = kv.guard(ensure_kek, kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.check_mode)
     if summary is None:
-        kv.module.exit_json(changed=True, created=True, kid=None, fingerprint=None, key_size=p['key_size'],
-                            public_key_pem=None, expires_on=p['expires_on'])
+        kv.module.exit_json(changed=True, created=True, **dict(NO_KEK, key_size=p['key_size'], expires_on=p['expires_on']))
     pem = ki.public_pem(public)
     changed = created
     if p['dest']:
-        current = None
-        if os.path.exists(p['dest']):
-            with open(p['dest'], 'rb') as f:
-                current = f.read()
-        if current != pem.encode('ascii'):
-            changed = True
-            if not kv.module.check_mode:
-                byok_file.atomic_write(p['dest'], pem.encode('ascii'), mode=0o644)
-    kv.module.exit_json(changed=changed, created=created,
-                        kid=summary['kid'], fingerprint=ki.fingerprint(public), key_size=public.key_size,
-                        public_key_pem=pem, expires_on=summary['expires_on'])
+        changed = kv.guard(write_pem, p['dest'], pem, kv.check_mode) or changed
+    kv.module.exit_json(changed=changed, created=created, kid=summary['kid'], fingerprint=ki.fingerprint(public),
+                        key_size=public.key_size, public_key_pem=pem, expires_on=summary['expires_on'])
 
 
 if __name__ == '__main__':

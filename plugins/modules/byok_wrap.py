@@ -163,10 +163,22 @@ token:
 import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
-from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import load_kek, wrap_key
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
+
+
+def wrap_item(item):
+    """A keys[] item checked without the HSM: a label, a hex id, an existing directory for dest."""
+    if not isinstance(item, dict) or not item.get('label'):
+        raise HsmError('every item of keys needs a label (the CKA_LABEL of the key to wrap); got %r' % (item,))
+    try:
+        key_id = bytes.fromhex(item['id']) if item.get('id') else None
+    except ValueError:
+        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], item['label']))
+    if item.get('dest') and not os.path.isdir(os.path.dirname(os.path.abspath(item['dest']))):
+        raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
+    return dict(item, key_id=key_id)
 
 
 def main():
@@ -188,53 +200,33 @@ def main():
         supports_check_mode=True,
     )
     p = hsm.params
-    items = p['keys'] if p['keys'] is not None else [dict(label=p['label'], id=p['id'], dest=p['dest'])]
+    single = p['keys'] is None
+    items = [dict(label=p['label'], id=p['id'], dest=p['dest'])] if single else p['keys']
     # Everything that can be checked without the HSM is checked first
-    try:
-        byok_file.parse_kid(p['kek_kid'])
-        kek_public = load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
-        for item in items:
-            if not item.get('label'):
-                raise HsmError('every item of keys needs a label')
-            item['key_id'] = bytes.fromhex(item['id']) if item.get('id') else None
-            if item.get('dest') and not os.path.isdir(os.path.dirname(os.path.abspath(item['dest']))):
-                raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
-    except (HsmError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
-        hsm.fail(exc)
-    except ValueError:
-        hsm.fail('id must be hex digits (the CKA_ID of the key)')
+    hsm.guard(byok_file.parse_kid, p['kek_kid'])
+    kek_public = hsm.guard(load_kek, p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
+    items = hsm.guard(lambda: [wrap_item(item) for item in items])
 
     token = hsm.open_token()
-    results, failures, warnings = [], [], []
+    padded = []
+
+    def one(item):
+        r = wrap_key(token, item, kek_public, p['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
+        if r.pop('warning', None):
+            padded.append(r.get('label'))
+        return r
+
     with token:
-        for item in items:
-            try:
-                r = wrap_key(token, item, kek_public, p['kek_kid'], p['wrap_method'], p['force'], hsm.module.check_mode)
-            except (HsmError, vendors.VendorError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
-                failures.append(str(exc))
-                results.append({'label': item['label'], 'dest': item.get('dest'), 'changed': False, 'failed': True,
-                                'msg': str(exc)})
-                continue
-            if r.pop('warning', None):
-                warnings.append(r.get('label'))
-            results.append(r)
+        results = hsm.run_keys(items, one, 'label')
         info = token.info()
-        padded_note = token.profile['display_name'] if warnings else None
-    if warnings:
+        profile_name = token.profile['display_name']
+    if padded:
         hsm.module.warn('%s %s zero-pads private keys to a multiple of 8 bytes before wrapping; the .byok of %s may carry '
                         '1-7 zero bytes after the PKCS#8 key (accepted by OpenSSL-based importers)'
-                        % (padded_note, info['library_version'], ', '.join(warnings)))
-    changed = any(r.get('changed') for r in results)
-    if p['keys'] is None:
-        if failures:
-            hsm.fail(failures[0], changed=False, token=info)
-        out = dict(results[0])
-        out.update(token=info)
-        hsm.module.exit_json(**out)
-    if failures:
-        hsm.fail('%d of %d keys failed: %s' % (len(failures), len(results), ' | '.join(failures)), changed=changed,
-                 keys=results, kek_kid=p['kek_kid'], token=info)
-    hsm.module.exit_json(changed=changed, keys=results, kek_kid=p['kek_kid'], token=info)
+                        % (profile_name, info['library_version'], ', '.join(padded)))
+    if single:
+        hsm.finish(results, True, token=info)
+    hsm.finish(results, False, kek_kid=p['kek_kid'], token=info)
 
 
 if __name__ == '__main__':

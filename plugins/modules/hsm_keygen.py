@@ -148,15 +148,17 @@ token:
 '''
 
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import REGENERATE_CHOICES, ensure_key, key_spec
-from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
+
+KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem')
 
 
 def flatten(r):
+    """A key's result as the module returns it: label, action, changed and the key's facts (no key material)."""
     out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
     key = r['key'] or {}
-    for field in ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem'):
+    for field in KEY_FIELDS:
         out[field] = key.get(field)
     return out
 
@@ -166,7 +168,7 @@ def main():
         argument_spec=dict(
             label=dict(type='str'),
             id=dict(type='str'),
-            key_type=dict(type='str', default='RSA', choices=['RSA', 'EC', 'oct']),
+            key_type=dict(type='str', default='RSA', choices=list(ki.KEY_TYPES)),
             key_size=dict(type='int'),
             curve=dict(type='str', choices=list(ki.EC_CURVES)),
             keys=dict(type='list', elements='dict', no_log=False),
@@ -177,50 +179,36 @@ def main():
         supports_check_mode=True,
     )
     p = hsm.params
-    items = p['keys'] if p['keys'] is not None else [dict(label=p['label'], id=p['id'], key_type=p['key_type'],
-                                                          key_size=p['key_size'], curve=p['curve'])]
+    single = p['keys'] is None
+    items = [dict(label=p['label'], id=p['id'], key_type=p['key_type'], key_size=p['key_size'], curve=p['curve'])] \
+        if single else p['keys']
     # Refuse what Azure would refuse before touching the HSM
-    try:
-        specs = [key_spec(item) for item in items]
-    except (ki.KeySpecError, KeyError) as exc:
-        hsm.fail(exc if not isinstance(exc, KeyError) else 'every item of keys needs a label')
+    specs = hsm.guard(lambda: [key_spec(item) for item in items])
     labels = [s['label'] for s in specs]
     if len(set(labels)) != len(labels):
         hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(sorted(set(x for x in labels if labels.count(x) > 1))))
 
     token = hsm.open_token()
-    results, failures, warnings = [], [], []
+    warnings = []
+
+    def one(spec):
+        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode)
+        if r.get('warning'):
+            warnings.append(r['warning'])
+        return r
+
     with token:
-        for spec in specs:
-            try:
-                r = ensure_key(token, spec, p['regenerate'], hsm.module.check_mode)
-            except (HsmError, vendors.VendorError, ki.KeySpecError) as exc:
-                failures.append(str(exc))
-                results.append({'label': spec['label'], 'action': 'fail', 'changed': False, 'failed': True, 'msg': str(exc)})
-                continue
-            if r.get('warning'):
-                warnings.append(r['warning'])
-            results.append(r)
+        results = hsm.run_keys(specs, one, 'label')
         info = token.info()
     for w in warnings:
         hsm.module.warn(w)
-    changed = any(r.get('changed') for r in results)
     diff = {'before': {}, 'after': {}}
     for r in results:
         if 'diff' in r:
             diff['before'][r['label']] = r['diff']['before']
             diff['after'][r['label']] = r['diff']['after']
-    if p['keys'] is None:
-        if failures:
-            hsm.fail(failures[0], changed=False, token=info)
-        out = flatten(results[0])
-        out.update(token=info, diff=diff)
-        hsm.module.exit_json(**out)
-    flat = [flatten(r) if not r.get('failed') else r for r in results]
-    if failures:
-        hsm.fail('%d of %d keys failed: %s' % (len(failures), len(results), ' | '.join(failures)), changed=changed, keys=flat,
-                 token=info)
-    hsm.module.exit_json(changed=changed, keys=flat, token=info, diff=diff)
+    flat = [r if r.get('failed') else flatten(r) for r in results]
+    hsm.finish(flat, single, token=info, diff=diff)
 
 
 if __name__ == '__main__':

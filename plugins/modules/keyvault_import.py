@@ -234,10 +234,11 @@ attempts:
 
 import base64
 
+from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import (KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule,
-                                                                             parse_datetime)
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_key
 
 
@@ -245,7 +246,7 @@ ITEM_SPEC = dict(
     name=dict(type='str', required=True),
     byok_file=dict(type='path'),
     byok_content=dict(type='str'),
-    key_type=dict(type='str', choices=['RSA', 'EC', 'oct']),
+    key_type=dict(type='str', choices=list(ki.KEY_TYPES)),
     key_size=dict(type='int'),
     curve=dict(type='str', choices=list(ki.EC_CURVES)),
     key_ops=dict(type='list', elements='str', choices=KEY_OPS_CHOICES, no_log=False),
@@ -269,39 +270,59 @@ def target_spec(p, meta, vault_type):
 
 
 def prepare(item, vault_type, check_mode):
-    """Everything about one key that can be checked without the vault: (spec, expected, attributes)."""
-    byok_file.validate_key_name(item['name'])
+    """Everything about one key that can be checked without the vault: (spec, expected, attributes, .byok bytes)."""
+    name = item['name']
+    byok_file.validate_key_name(name)
     if item['byok_file'] and item['byok_content']:
-        raise KeyVaultError('give only one of byok_file and byok_content for key %s' % item['name'])
+        raise KeyVaultError('give only one of byok_file and byok_content for key %s' % name)
     if not check_mode and not (item['byok_file'] or item['byok_content']):
-        raise KeyVaultError('key %s needs byok_file or byok_content (the .byok that byok_wrap made)' % item['name'])
+        raise KeyVaultError('key %s needs byok_file or byok_content (the .byok that byok_wrap made)' % name)
     meta = byok_file.read_sidecar(item['byok_file']) if item['byok_file'] else None
     spec = target_spec(item, meta, vault_type)
-    if item['key_ops'] and 'import' in item['key_ops']:
-        raise KeyVaultError('key_ops of %s contain import, which only a KEK may have; remove it' % item['name'])
-    attributes = {'enabled': item['enabled'], 'not_before': parse_datetime(item['not_before'], 'not_before'),
-                  'expires_on': parse_datetime(item['expires_on'], 'expires_on')}
+    try:
+        key_ops = ki.check_key_ops(spec['key_type'], item['key_ops'])
+    except ki.KeySpecError as exc:
+        raise ki.KeySpecError('key_ops of %s: %s' % (name, exc))
+    for tag, problem in attributes.tag_problems(item['tags'], spec['key_type']):
+        raise KeyVaultError('tags of %s%s: %s' % (name, " ('%s')" % tag if tag else '', problem))
+    not_before, expires_on = attributes.check_dates(item['not_before'], item['expires_on'], what='key %s' % name)
+    attrs = {'enabled': item['enabled'], 'not_before': not_before, 'expires_on': expires_on}
     expected = (item['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
     data = None
     if item['byok_content']:
         try:
             data = base64.b64decode(item['byok_content'], validate=True)
         except (TypeError, ValueError):
-            raise byok_file.ByokFormatError('byok_content of %s is not base64 (give the byok_content byok_wrap returned)'
-                                            % item['name'])
+            raise byok_file.ByokFormatError('byok_content of %s is not base64 (give the byok_content byok_wrap returned)' % name)
         if not check_mode:
-            byok_file.parse(data, source='byok_content of %s' % item['name'])
+            byok_file.parse(data, source='byok_content of %s' % name)
     elif not check_mode:
         byok_file.read(item['byok_file'])  # a missing or damaged file fails before any vault call
-    return spec, expected, attributes, data
+    return {'spec': spec, 'expected': expected, 'attributes': attrs, 'data': data, 'key_ops': key_ops}
 
 
-def run_one(vault, item, prepared, check_mode, verify_signature):
-    spec, expected, attributes, data = prepared
-    result = import_key(vault, item['name'], item['byok_file'], spec, item['key_ops'], expected, item['force'], attributes,
-                        item['tags'], check_mode, verify_signature=verify_signature and not check_mode, byok_data=data)
+def planned_key(vault, item, prepared):
+    """What the vault will hold after the import: shown by --diff for a new key and for a new version."""
+    spec = prepared['spec']
+    out = {'vault': vault.url, 'name': item['name'], 'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': prepared['key_ops'],
+           'enabled': item['enabled'], 'not_before': item['not_before'], 'expires_on': item['expires_on'],
+           'tags': item['tags'] or {}, 'fingerprint': prepared['expected']}
+    out.update({'curve': spec['curve']} if spec['key_type'] == 'EC' else {'key_size': spec['key_size']})
+    return out
+
+
+def import_one(vault, item, prepared, check_mode, verify_signature):
+    """Import one key (or keep it); the result with its diff: a new key, a new version of NAME, or no change."""
+    result = import_key(vault, item['name'], item['byok_file'], prepared['spec'], prepared['key_ops'], prepared['expected'],
+                        item['force'], prepared['attributes'], item['tags'], check_mode,
+                        verify_signature=verify_signature and not check_mode, byok_data=prepared['data'])
     before = result.pop('before')
-    result['diff'] = {'before': before or {}, 'after': result.get('key') or {}}
+    if result['decision'] == decisions.KEEP:
+        result['diff'] = {'before': before, 'after': before}
+    else:
+        after = dict(planned_key(vault, item, prepared), **(result.get('key') or {}))
+        after['change'] = decisions.rotation_text(item['name']) if before else 'new key'
+        result['diff'] = {'before': before or {}, 'after': after}
     return result
 
 
@@ -319,48 +340,27 @@ def main():
         supports_check_mode=True,
     )
     p = kv.params
-    check_mode = kv.module.check_mode
-    vault_type = ki.vault_type_from_url(p['vault_url'], p['vault_type'])
-    if p['keys'] is None:
-        item = dict((k, p[k]) for k in ITEM_SPEC)
-        try:
-            result = run_one(kv.vault, item, prepare(item, vault_type, check_mode), check_mode, p['verify_signature'])
-        except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
-            kv.fail(exc)
-        kv.module.exit_json(**result)
-
-    items = p['keys']
-    names = [i['name'] for i in items]
+    single = p['keys'] is None
+    items = [dict((k, p[k]) for k in ITEM_SPEC)] if single else p['keys']
+    names = [i['name'].lower() for i in items]
     if len(set(names)) != len(names):
-        kv.fail('keys lists a name twice (%s); give each vault key once' % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
-    results = [None] * len(items)
-    work = []
-    for index, item in enumerate(items):
-        try:
-            work.append((index, item, prepare(item, vault_type, check_mode)))
-        except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
-            results[index] = {'name': item['name'], 'changed': False, 'failed': True, 'msg': str(exc)}
+        kv.fail('keys lists a name twice (%s; Key Vault compares names case-insensitively); give each vault key once'
+                % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
     vault = kv.vault
 
-    def task(entry):
-        index, item, prepared = entry
-        try:
-            return index, run_one(vault, item, prepared, check_mode, p['verify_signature'])
-        except (KeyVaultError, ki.KeySpecError, byok_file.ByokFormatError) as exc:
-            return index, {'name': item['name'], 'changed': False, 'failed': True, 'msg': str(exc)}
+    def one(item):
+        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, p['verify_signature'])
 
-    for index, result in kv.map_parallel(task, work, 'import'):
-        results[index] = result
-    changed = any(r.get('changed') for r in results)
-    diff = {'before': dict((r['name'], (r.get('diff') or {}).get('before')) for r in results),
-            'after': dict((r['name'], (r.get('diff') or {}).get('after')) for r in results)}
+    results = kv.run_keys_parallel(items, one, 'name', 'import') if not single else kv.run_keys(items, one, 'name')
+    diff = {'before': {}, 'after': {}}
     for r in results:
-        r.pop('diff', None)
-    failed = [r for r in results if r.get('failed')]
-    if failed:
-        kv.fail('%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join('%s: %s' % (r['name'], r['msg']) for r in failed)),
-                changed=changed, keys=results)
-    kv.module.exit_json(changed=changed, keys=results, diff=diff)
+        d = r.pop('diff', None)
+        if d and single:
+            diff = dict(d, before_header=r['name'], after_header=d['after'].get('change', r['name']))
+        elif d:
+            diff['before'][r['name']] = d['before']
+            diff['after'][r['name']] = d['after']
+    kv.finish(results, single, diff=diff)
 
 
 if __name__ == '__main__':

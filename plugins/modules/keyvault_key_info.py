@@ -94,7 +94,7 @@ keys:
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, key_summary
 
 
 def vault_kcv(vault, key):
@@ -128,13 +128,14 @@ def main():
         supports_check_mode=True,
     )
     names, versions = kv.params['names'], kv.params['versions']
-    try:
-        for name in names:
-            byok_file.validate_key_name(name, option='names')
-        vault = kv.vault
-        keys = kv.map_parallel(lambda name: look_up(vault, name, versions), names, 'look-up')
-    except (KeyVaultError, byok_file.ByokFormatError) as exc:
-        kv.fail(exc)
+    for name in names:
+        kv.guard(byok_file.validate_key_name, name, option='names')
+    vault = kv.vault
+    keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
+    failed = [k for k in keys if k.get('failed')]
+    if failed:
+        # a vault that cannot be read fails as a whole (authentication, permission, network): one message, once
+        kv.fail(failed[0]['msg'], keys=keys)
     kv.module.exit_json(changed=False, keys=keys)
 
 

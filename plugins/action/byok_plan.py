@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+"""byok_plan: check the inventory of every HSM host of a play against the role's argument spec and plan the transfer.
+
+Runs on the controller, in-process, before any vault call, KEK, HSM login or file write.  It reads only the
+variables the role declares (and flags undeclared byok_* variables), never returns a secret, and fails with every
+problem of the fleet, one line each.
+"""
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.parsing.yaml.loader import AnsibleLoader
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.byok.keyvault.plugins.module_utils import inventory
+
+ARGUMENT_SPEC = dict(
+    hosts=dict(type='list', elements='str'),
+    role=dict(type='str', default='transfer'),
+    entry_point=dict(type='str', default='main'),
+    vaults_required=dict(type='bool', default=True),
+)
+ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
+#: byok_* variables that are declared elsewhere than the role being planned (other roles, outputs of the roles)
+OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', 'byok_expected_kek_fingerprints',
+                  'byok_plan', 'byok_transfer_report', 'byok_outbox')
+DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
+
+
+def load_spec(role, entry_point):
+    """The options of a role entry point, from the role's meta/argument_specs.yml (the one declaration of its variables)."""
+    path = os.path.join(ROLES_DIR, role, 'meta', 'argument_specs.yml')
+    with open(path, 'rb') as f:
+        data = AnsibleLoader(f.read().decode('utf-8')).get_single_data()
+    return inventory_options(data['argument_specs'][entry_point].get('options') or {})
+
+
+def inventory_options(options):
+    """Argument-spec options as plain dicts (YAML objects and all), for the pure checker."""
+    out = {}
+    for name, option in options.items():
+        plain = dict(option)
+        if isinstance(plain.get('options'), dict):
+            plain['options'] = inventory_options(plain['options'])
+        out[name] = plain
+    return out
+
+
+def _first_line(text):
+    return ' '.join(to_native(text).split())[:300]
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        task_vars = task_vars or {}
+        hosts = args['hosts'] if args['hosts'] is not None else list(task_vars.get('ansible_play_hosts_all') or [])
+        spec = load_spec(args['role'], args['entry_point'])
+        if not args['vaults_required']:
+            spec.pop('byok_vaults', None)
+        hostvars = task_vars.get('hostvars') or {}
+        values, problems = {}, []
+        for host in hosts:
+            values[host] = self._declared(hostvars, host, spec, problems)
+        plan, found = inventory.plan_fleet(spec, values, vaults_required=args['vaults_required'])
+        problems.extend(found)
+        problems.extend(self._debug_problems(values))
+        lines = inventory.format_problems(problems, hosts)
+        result.update(changed=False, plan=plan, problems=lines)
+        if lines:
+            result['failed'] = True
+            result['msg'] = ('%s in the inventory; nothing was done (no vault call, no KEK, no HSM login, no file):\n%s'
+                             % (inventory.count(len(lines), 'problem'), '\n'.join(lines)))
+        else:
+            result['msg'] = 'plan: %s' % plan['summary']
+        return result
+
+    def _declared(self, hostvars, host, spec, problems):
+        """A host's values of the declared variables (templated by Ansible); undeclared byok_* names are problems."""
+        try:
+            hv = hostvars[host]
+        except KeyError:
+            problems.append(inventory.Problem(host, 'inventory', 'is not a host of this inventory; check the play hosts'))
+            return {}
+        out = {}
+        try:
+            names = list(hv.keys())
+        except AnsibleError as exc:
+            names = list(spec)
+            problems.append(inventory.Problem(host, 'host variables', 'cannot be read: %s' % _first_line(exc)))
+        for name in names:
+            if name.startswith('byok_') and name not in spec and name not in OTHER_DECLARED:
+                problems.append(inventory.Problem(host, name, 'unknown variable%s; the role reads %s'
+                                                  % (inventory.suggest(name, list(spec) + list(OTHER_DECLARED)) or '',
+                                                     ', '.join(sorted(spec)))))
+        for name in spec:
+            if name not in names:
+                continue
+            try:
+                out[name] = hv[name]
+            except AnsibleError as exc:
+                secret = spec[name].get('no_log')
+                problems.append(inventory.Problem(host, name, 'cannot be resolved%s; define what it refers to (in the inventory, '
+                                                  'a vars file, Ansible Vault or an AWX credential)'
+                                                  % ('' if secret else ': %s' % _first_line(exc))))
+        return out
+
+    def _debug_problems(self, values):
+        """ANSIBLE_DEBUG makes ansible-core log module arguments: refuse to pass a secret then, unless the user opted in."""
+        if not _debug_on():
+            return []
+        problems = []
+        for host, hv in sorted(values.items()):
+            if hv.get(DEBUG_OPT_IN) is True or str(hv.get(DEBUG_OPT_IN)).lower() in ('true', 'yes', '1'):
+                continue
+            secrets = [name for name in ('byok_user_pin',) if hv.get(name)]
+            azure = hv.get('byok_azure') if isinstance(hv.get('byok_azure'), dict) else {}
+            secrets += ['byok_azure.%s' % k for k in ('secret', 'x509_certificate_password') if azure.get(k)]
+            for name in secrets:
+                problems.append(inventory.Problem(host, name, 'ANSIBLE_DEBUG is on, and ansible-core then writes module arguments '
+                                                  'to its debug output, this secret among them; unset ANSIBLE_DEBUG, pass the '
+                                                  'secret as an environment variable instead, or set %s: true to accept that'
+                                                  % DEBUG_OPT_IN))
+        return problems
+
+
+def _debug_on():
+    from ansible import constants as C
+    return bool(getattr(C, 'DEFAULT_DEBUG', False))

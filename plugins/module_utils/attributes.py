@@ -1,0 +1,104 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The attributes a vault key version gets at import: dates and tags, and Key Vault's rules for them.
+
+Pure Python (no SDK), shared by keyvault_import and the transfer role's plan, so that a value Azure
+would refuse is refused before any HSM or vault work, with the same words in both places.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+
+# Key Vault's documented limits for object tags (keys overview, "Key tags")
+MAX_TAGS = 15
+MAX_TAG_NAME = 256
+MAX_TAG_VALUE = 256
+#: tag the collection writes on imported AES keys (their KCV), so a user tag of this name is refused
+KCV_TAG = 'byok-kcv'
+DATE_EXAMPLE = '2027-01-31T00:00:00Z'
+
+
+class KeyAttributeError(ByokError, ValueError):
+    """A date or tag Key Vault would refuse; the message names the value, the rule and the fix."""
+
+
+def parse_datetime(value, option):
+    """An aware datetime from an ISO 8601 value (Z or an offset; naive means UTC), None for empty."""
+    if value in (None, ''):
+        return None
+    if isinstance(value, datetime.datetime):
+        parsed = value
+    elif isinstance(value, datetime.date):
+        parsed = datetime.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        if text.endswith(('Z', 'z')):
+            text = text[:-1] + '+00:00'
+        try:
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise KeyAttributeError("%s '%s' is not an ISO 8601 date-time; write it like %s" % (option, value, DATE_EXAMPLE))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def check_dates(not_before, expires_on, now=None, what='the key'):
+    """(not_before, expires_on) as aware datetimes, checked: expires_on in the future and after not_before."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    nbf = parse_datetime(not_before, 'not_before')
+    exp = parse_datetime(expires_on, 'expires_on')
+    if exp is not None and exp <= now:
+        raise KeyAttributeError("expires_on '%s' is in the past; %s would be imported already expired: give a future date-time "
+                              "(like %s) or leave expires_on out" % (expires_on, what, DATE_EXAMPLE))
+    if nbf is not None and exp is not None and nbf >= exp:
+        raise KeyAttributeError("not_before '%s' is not before expires_on '%s'; %s would never be usable: move not_before "
+                              "earlier or expires_on later" % (not_before, expires_on, what))
+    return nbf, exp
+
+
+def tag_problems(tags, key_type=None):
+    """Why Key Vault would refuse these tags: a list of (tag name or None, message); empty when they are fine."""
+    problems = []
+    if tags is None:
+        return problems
+    if not isinstance(tags, dict):
+        return [(None, 'tags must be a dictionary of names to string values, like {owner: payments}')]
+    limit = MAX_TAGS - (1 if key_type == 'oct' else 0)
+    if len(tags) > limit:
+        problems.append((None, '%d tags are more than Key Vault allows on a key (%d%s); drop %d'
+                         % (len(tags), limit, ', one is taken by %s on AES keys' % KCV_TAG if key_type == 'oct' else '',
+                            len(tags) - limit)))
+    for name, value in tags.items():
+        if not isinstance(name, str) or not name:
+            problems.append((str(name), 'tag name %r is not a non-empty string; write it in quotes' % (name,)))
+            continue
+        if name.lower() == KCV_TAG:
+            problems.append((name, "tag name '%s' is reserved: the collection records an AES key's KCV in it; use another "
+                                   "name" % name))
+        if len(name) > MAX_TAG_NAME:
+            problems.append((name, 'tag name is %d characters long; Key Vault allows %d' % (len(name), MAX_TAG_NAME)))
+        if not isinstance(value, str):
+            problems.append((name, "tag value %r is %s, not a string; Key Vault tag values are strings: write it in quotes "
+                                   "(\"%s\")" % (value, _kind(value), value)))
+        elif len(value) > MAX_TAG_VALUE:
+            problems.append((name, 'tag value is %d characters long; Key Vault allows %d' % (len(value), MAX_TAG_VALUE)))
+    return problems
+
+
+def _kind(value):
+    if isinstance(value, bool):
+        return 'a boolean'
+    if isinstance(value, int):
+        return 'an integer'
+    if isinstance(value, float):
+        return 'a number'
+    if value is None:
+        return 'empty (null)'
+    return 'a %s' % type(value).__name__

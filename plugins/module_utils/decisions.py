@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The decision table of a transfer, written once.
+
+Pure functions over plain values (no SDK, no PKCS#11), used by the modules (hsm_keygen,
+keyvault_import) and by the transfer role's plan alike:
+
+- what to do with the key a token holds under a label (keep, generate, replace, fail), per the
+  regenerate policy;
+- what to do with a vault key name (import, keep, conflict), given the identity of the vault's current
+  version and of the HSM key;
+- whether a vault needs its KEK before any HSM work.
+
+An identity is the SPKI SHA-256 fingerprint of an RSA/EC key or the KCV of an AES key.  An identity
+that could not be established (None) never matches anything, not even another None.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+REGENERATE_CHOICES = ('never', 'fail', 'full_idempotence', 'always')
+#: policies under which a run may make a new HSM key for a label that already has one
+REGENERATE_MAY_REPLACE = ('full_idempotence', 'always')
+
+KEEP = 'keep'
+IMPORT = 'import'
+CONFLICT = 'conflict'
+
+
+def same_identity(a, b):
+    """True only when both identities are known and equal (case-insensitive hex)."""
+    return bool(a) and bool(b) and str(a).lower() == str(b).lower()
+
+
+def regeneration_decision(existing_diffs, exists, regenerate):
+    """('keep' | 'generate' | 'replace' | 'fail', reason) for the key a token holds under a label, per the policy."""
+    if not exists:
+        return 'generate', 'no key with this label on the token'
+    if regenerate == 'always':
+        return 'replace', 'regenerate is always'
+    if not existing_diffs:
+        return 'keep', 'the key on the token matches'
+    reason = '; '.join(existing_diffs)
+    if regenerate == 'never':
+        return 'keep', reason
+    if regenerate == 'full_idempotence':
+        return 'replace', reason
+    return 'fail', reason
+
+
+def import_decision(exists, current_identity, expected, force):
+    """('import' | 'keep' | 'conflict', reason) for the vault's current version against the HSM key."""
+    if not exists:
+        return IMPORT, 'the vault has no key of this name'
+    if same_identity(current_identity, expected):
+        return KEEP, "the vault's current version is the HSM key"
+    if force:
+        return IMPORT, "force is set and the vault's current version is not known to be the HSM key (a rotation)"
+    if not expected or not current_identity:
+        return CONFLICT, ('the vault key exists and it cannot be compared with the HSM key (no %s)'
+                          % ('fingerprint of the HSM key' if not expected else 'fingerprint or KCV from the vault'))
+    return CONFLICT, "the vault's current version has %s, the HSM key has %s" % (current_identity, expected)
+
+
+def kek_needed(in_vault, force, regenerate):
+    """Whether a key may be imported by this run, so that its vault's KEK must be at hand before any HSM work.
+
+    A key already in its vault moves only when force is set or the HSM key may be replaced; a fleet
+    whose keys are all in place needs no KEK at all (the no-op run).
+    """
+    return (not in_vault) or bool(force) or regenerate in REGENERATE_MAY_REPLACE
+
+
+def rotation_text(name):
+    """How a diff and a report name a new version of an existing vault key."""
+    return 'new version of %s' % name

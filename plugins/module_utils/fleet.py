@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The transfer role's steps over plain data: which KEKs to fetch, what each key does, what goes to each vault.
+
+Each function takes the plan (module_utils/inventory.py) and the results of the module steps as the
+role registered them, and returns plain data for the next step.  The decisions themselves are in
+module_utils/decisions.py.  Pure Python: no SDK, no PKCS#11.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.byok.keyvault.plugins.module_utils import decisions
+from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
+
+
+def _results(registered):
+    """The per-item results of a registered loop (a dict with results), or of a list of them."""
+    if isinstance(registered, dict):
+        return registered.get('results') or []
+    return registered or []
+
+
+def _vault_of(result):
+    item = result.get('item')
+    return item.get('name') if isinstance(item, dict) else item
+
+
+def vault_holdings(vault_state):
+    """{vault: {name key: entry}} of what each vault read holds; vaults whose read failed are left out."""
+    out = {}
+    for result in _results(vault_state):
+        if result.get('failed') or result.get('skipped'):
+            continue
+        out[_vault_of(result)] = dict((key_name_key(e.get('name')), e) for e in result.get('keys') or [])
+    return out
+
+
+def vault_identity(entry, key_type):
+    """What identifies the current version of a vault key: its fingerprint, or for AES its KCV (vault-side, else tag)."""
+    if not entry or not entry.get('exists'):
+        return None
+    if key_type == 'oct':
+        return entry.get('kcv') or (entry.get('tags') or {}).get(KCV_TAG)
+    return entry.get('fingerprint')
+
+
+def kek_vaults(plan, vault_state):
+    """The vault entries of the plan whose KEK must be fetched before any HSM work (a no-op fleet needs none)."""
+    holdings = vault_holdings(vault_state)
+    wanted = set()
+    for host_plan in (plan.get('hosts') or {}).values():
+        policy = host_plan.get('regenerate') or 'fail'
+        for entry in host_plan.get('keys') or []:
+            if entry['vault'] not in holdings:
+                continue  # its vault could not be read: its hosts stop (vault_problems)
+            held = holdings[entry['vault']].get(key_name_key(entry['name']))
+            if decisions.kek_needed(bool(held and held.get('exists')), entry.get('force'), policy):
+                wanted.add(entry['vault'])
+    return [v for v in plan.get('vaults') or [] if v['name'] in wanted]
+
+
+def vault_problems(host_plan, vault_state, keks):
+    """Why this host cannot go on: a vault it sends keys to could not be read, or its KEK could not be had."""
+    problems = []
+    failed = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(vault_state) if r.get('failed'))
+    failed_keks = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(keks) if r.get('failed'))
+    for vault in host_plan.get('vaults') or []:
+        if vault in failed:
+            problems.append('vault %s could not be read: %s' % (vault, failed[vault]))
+        elif vault in failed_keks:
+            problems.append('the KEK of vault %s could not be had: %s' % (vault, failed_keks[vault]))
+    return problems
+
+
+def decide(host_plan, keygen, vault_state, keks):
+    """What each key of a host does, and the wrap work per vault.
+
+    Returns {'keys': [entry + hsm/vault facts + action, reason], 'wrap': [{vault, kek_pem, kek_kid, kek_fingerprint,
+    wrap_keys: [{label, id}]}]}.  action is import, keep or conflict (decisions.import_decision).
+    """
+    hsm = dict((k.get('label'), k) for k in (keygen or {}).get('keys') or [])
+    holdings = vault_holdings(vault_state)
+    kek = dict((_vault_of(r), r) for r in _results(keks) if not r.get('failed') and not r.get('skipped'))
+    keys = []
+    wrap = {}
+    for entry in host_plan.get('keys') or []:
+        h = hsm.get(entry['label']) or {}
+        held = holdings.get(entry['vault'], {}).get(key_name_key(entry['name']))
+        hsm_identity = h.get('fingerprint')
+        vault_id = vault_identity(held, entry['key_type'])
+        action, reason = decisions.import_decision(bool(held and held.get('exists')), vault_id, hsm_identity, entry.get('force'))
+        if action == decisions.IMPORT and entry['vault'] not in kek:
+            # only in check mode, for a key the run would import although no KEK was fetched: the real run fetches it
+            reason += '; its KEK is fetched by the real run'
+        decided = dict(entry, action=action, reason=reason, hsm_fingerprint=hsm_identity, vault_fingerprint=vault_id,
+                       vault_kid=(held or {}).get('kid'), rotation=bool(action == decisions.IMPORT and held and held.get('exists')),
+                       key_size=h.get('key_size') or entry.get('key_size'), curve=h.get('curve') or entry.get('curve'))
+        keys.append(decided)
+        if action == decisions.IMPORT and entry['vault'] in kek:
+            work = wrap.setdefault(entry['vault'], {'vault': entry['vault'], 'kek_pem': kek[entry['vault']].get('public_key_pem'),
+                                                    'kek_kid': kek[entry['vault']].get('kid'),
+                                                    'kek_fingerprint': kek[entry['vault']].get('fingerprint'), 'wrap_keys': []})
+            item = {'label': entry['label']}
+            if entry.get('id'):
+                item['id'] = entry['id']
+            if item not in work['wrap_keys']:
+                work['wrap_keys'].append(item)
+    return {'keys': keys, 'wrap': [wrap[v] for v in sorted(wrap)]}
+
+
+IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force')
+
+
+def outbox(work, wrapped, check_mode=False):
+    """{vault: [keyvault_import keys[] items]} of the keys this host hands to the import, with their .byok content.
+
+    A key whose wrap gave no content (its wrap failed) is left out outside check mode: its row says why.
+    """
+    contents = {}
+    for result in _results(wrapped):
+        vault = (result.get('item') or {}).get('vault') if isinstance(result.get('item'), dict) else result.get('item')
+        for k in result.get('keys') or []:
+            if k.get('byok_content'):
+                contents[(vault, k.get('label'))] = k['byok_content']
+    out = {}
+    for entry in (work or {}).get('keys') or []:
+        if entry['action'] != decisions.IMPORT:
+            continue
+        item = dict((f, entry.get(f)) for f in IMPORT_FIELDS if entry.get(f) is not None)
+        if entry['key_type'] == 'EC':
+            item.pop('key_size', None)
+        item['expected_fingerprint'] = entry.get('hsm_fingerprint')
+        content = contents.get((entry['vault'], entry['label']))
+        if content:
+            item['byok_content'] = content
+        elif not check_mode:
+            continue
+        out.setdefault(entry['vault'], []).append(dict((k, v) for k, v in item.items() if v is not None))
+    return out
+
+
+def imports_by_vault(hosts_vars, plan):
+    """The vault entries of the plan that receive keys, each with import_keys: every host's byok_outbox for it."""
+    out = []
+    for vault in plan.get('vaults') or []:
+        items = []
+        for hv in hosts_vars or []:
+            items.extend(((hv or {}).get('byok_outbox') or {}).get(vault['name']) or [])
+        if items:
+            out.append(dict(vault, import_keys=items))
+    return out
+
+
+def import_outcomes(imports):
+    """{(vault, name key): per-key result} from the keyvault_import loop over imports_by_vault entries.
+
+    A vault whose whole call failed (authentication, network) gives each of its keys that failure.
+    """
+    out = {}
+    for result in _results(imports):
+        vault = _vault_of(result)
+        if result.get('keys'):
+            for k in result['keys']:
+                out[(vault, key_name_key(k.get('name')))] = k
+        elif result.get('failed'):
+            for k in (result.get('item') or {}).get('import_keys') or []:
+                out[(vault, key_name_key(k.get('name')))] = {'name': k.get('name'), 'failed': True, 'msg': result.get('msg', '')}
+    return out
+
+
+def kek_kids(keks):
+    return dict((_vault_of(r), r.get('kid')) for r in _results(keks) if not r.get('failed'))
+
+
+def wrap_methods(wrapped):
+    out = {}
+    for result in _results(wrapped):
+        vault = (result.get('item') or {}).get('vault') if isinstance(result.get('item'), dict) else result.get('item')
+        for k in result.get('keys') or []:
+            out[(vault, k.get('label'))] = k.get('wrap_method')
+    return out
+
+
+def bundle_items(host_plan, vault, bundle_dir):
+    """byok_wrap keys[] items for the keys of a host that go to one vault, each with its .byok path in a transfer bundle."""
+    items = []
+    for entry in host_plan.get('keys') or []:
+        if entry['vault'] == vault:
+            item = {'label': entry['label'], 'dest': '%s/%s' % (bundle_dir.rstrip('/'), entry['bundle_file'])}
+            if entry.get('id'):
+                item['id'] = entry['id']
+            items.append(item)
+    return items

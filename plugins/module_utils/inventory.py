@@ -1,0 +1,414 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The transfer inventory as a checked contract, and the plan of a fleet.
+
+``plan_fleet(spec, hosts)`` takes the transfer role's argument spec (the ``options`` of its
+``meta/argument_specs.yml``, the one declaration of every inventory variable) and the declared
+variables of each HSM host, and returns the plan: for every host the keys it generates and where
+each goes, and for every vault the key names it must be asked about.  Before that it checks
+everything Azure or the HSM would refuse, each rule once, and returns every problem of the whole
+fleet as a one-line Problem that names the host, the variable path the user wrote, the value, the
+rule and the fix.  Pure Python: no SDK, no PKCS#11, no I/O; the same function answers --check.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+import difflib
+
+from ansible_collections.byok.keyvault.plugins.module_utils import attributes
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
+
+#: the fields of each value of byok_vaults (a dictionary keyed by names the user chooses, which an argument spec
+#: cannot declare): written like an argument spec and checked by the same interpreter
+VAULT_OPTIONS = {
+    'url': {'type': 'str', 'required': True},
+    'type': {'type': 'str', 'default': 'auto', 'choices': list(VAULT_KIND_CHOICES)},
+    'kek_name': {'type': 'str', 'default': 'byok-kek'},
+    'kek_size': {'type': 'int', 'default': 4096, 'choices': list(ki.KEK_SIZES)},
+    'kek_expires_on': {'type': 'str'},
+}
+#: variables that describe the fleet rather than one host (set once, usually under all: vars:)
+FLEET_VARS = ('byok_controller', 'byok_vaults', 'byok_azure', 'byok_verify_signature', 'byok_kek_delete_after_run',
+              'byok_kek_purge', 'byok_import_parallel', 'byok_vault_parallel')
+#: variables whose value is a secret: checked, never returned
+SECRET_VARS = ('byok_user_pin',)
+PARALLEL_RANGE = (1, 16)
+_BOOL_TRUE = ('yes', 'on', '1', 'true', 'y', 't')
+_BOOL_FALSE = ('no', 'off', '0', 'false', 'n', 'f')
+_INVALID = object()
+
+
+class Problem(object):
+    """One thing the inventory gets wrong: where (host, variable path) and what (value, rule, fix)."""
+
+    def __init__(self, host, path, message):
+        self.host = host
+        self.path = path
+        self.message = message
+
+    def line(self, hosts=None):
+        return '%s: %s: %s' % (hosts or self.host, self.path, self.message)
+
+    def __repr__(self):
+        return 'Problem(%r)' % self.line()
+
+
+def _show(value):
+    """A value as the user wrote it, shortened, never more than one line."""
+    text = repr(value) if not isinstance(value, str) else "'%s'" % value
+    text = ' '.join(text.split())
+    return text if len(text) <= 80 else text[:77] + '...'
+
+
+def suggest(word, choices):
+    """'; did you mean X?' for the nearest of choices, or ''."""
+    if not isinstance(word, str):
+        return ''
+    lowered = dict((str(c).lower(), c) for c in choices)
+    if word.lower() in lowered:
+        return '; did you mean %s?' % lowered[word.lower()]
+    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return '; did you mean %s?' % match[0] if match else ''
+
+
+class _Checker(object):
+    """Checks values against argument-spec options (type, choices, required, default, elements, options)."""
+
+    def __init__(self, host):
+        self.host = host
+        self.problems = []
+
+    def problem(self, path, message):
+        self.problems.append(Problem(self.host, path, message))
+
+    def options(self, spec, values, path):
+        """A dict of values checked against spec's options, defaults filled in; _INVALID entries for bad ones."""
+        if not isinstance(values, dict):
+            self.problem(path, '%s is %s, not a dictionary; write it as a mapping (key: value lines)'
+                         % (_show(values), attributes._kind(values)))
+            return _INVALID
+        out = {}
+        for name in values:
+            if name not in spec:
+                self.problem('%s.%s' % (path, name) if path else name,
+                             'unknown field%s (%s takes %s)' % (suggest(name, spec) or '', path or 'this entry',
+                                                                ', '.join(sorted(spec))))
+        for name, option in spec.items():
+            where = '%s.%s' % (path, name) if path else name
+            if name not in values or values[name] is None:
+                if option.get('required'):
+                    self.problem(where, 'is missing; it is required (%s)' % _first_line(option.get('description')))
+                    out[name] = _INVALID
+                else:
+                    out[name] = copy.deepcopy(option.get('default'))
+                continue
+            out[name] = self.value(option, values[name], where)
+        return out
+
+    def value(self, option, value, path):
+        kind = option.get('type', 'str')
+        shown = '(the value is hidden)' if option.get('no_log') else _show(value)
+        if kind in ('str', 'path'):
+            if isinstance(value, (datetime.date, datetime.datetime)):
+                value = value.isoformat()  # an unquoted YAML date
+            if not isinstance(value, str):
+                self.problem(path, "%s is %s, not a string; write it in quotes (YAML reads digits with a leading 0 as an octal "
+                                   "number and yes/no as booleans)" % (shown, attributes._kind(value)))
+                return _INVALID
+        elif kind == 'int':
+            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+                self.problem(path, '%s is not a whole number; write it like %s' % (shown, option.get('default') or 3072))
+                return _INVALID
+            value = int(value)
+        elif kind == 'bool':
+            if isinstance(value, str) and value.strip().lower() in _BOOL_TRUE + _BOOL_FALSE:
+                value = value.strip().lower() in _BOOL_TRUE
+            elif not isinstance(value, bool):
+                self.problem(path, '%s is not a boolean; write true or false' % shown)
+                return _INVALID
+        elif kind == 'list':
+            if not isinstance(value, list):
+                self.problem(path, '%s is not a list; write it like [%s]'
+                             % (_show(value), ', '.join(str(c) for c in (option.get('choices') or ['a', 'b'])[:2])))
+                return _INVALID
+            element = dict((k, v) for k, v in option.items() if k not in ('type', 'elements', 'default', 'required'))
+            element['type'] = option.get('elements', 'str')
+            checked = []
+            for index, item in enumerate(value):
+                label = ''
+                if isinstance(item, dict) and isinstance(item.get('name'), str):
+                    label = ' (%s)' % item['name']
+                checked.append(self.value(element, item, '%s[%d]%s' % (path, index, label)))
+            return checked
+        elif kind == 'dict':
+            if option.get('options'):
+                return self.options(option['options'], value, path)
+            if not isinstance(value, dict):
+                self.problem(path, '%s is not a dictionary; write it as a mapping (key: value lines)' % _show(value))
+                return _INVALID
+        choices = option.get('choices')
+        if choices and kind != 'list' and value not in choices:
+            self.problem(path, '%s is not one of %s%s' % (shown, ', '.join(str(c) for c in choices),
+                                                           suggest(value, choices)))
+            return _INVALID
+        return value
+
+
+def _first_line(text):
+    if isinstance(text, list):
+        text = ' '.join(text)
+    text = (text or '').strip()
+    return text.split('. ')[0].rstrip('.') if text else 'see the role documentation'
+
+
+def _ok(*values):
+    return all(v is not _INVALID for v in values)
+
+
+def check_host(spec, host, values, now=None, vaults_required=True):
+    """(checked variables, problems) for one HSM host: every variable of the role's spec, defaults filled in."""
+    checker = _Checker(host)
+    declared = dict((k, v) for k, v in values.items() if k in spec)
+    out = checker.options(spec, declared, '')
+    if out is _INVALID:
+        return {}, checker.problems
+    if out.get('byok_hsm_vendor') == '':
+        out['byok_hsm_vendor'] = 'auto'  # an AWX credential that leaves the vendor empty means: detect it
+    for name in ('byok_import_parallel', 'byok_vault_parallel'):
+        value = out.get(name)
+        if _ok(value) and value is not None and not PARALLEL_RANGE[0] <= value <= PARALLEL_RANGE[1]:
+            checker.problem(name, '%s is out of range; use %d to %d' % (value, PARALLEL_RANGE[0], PARALLEL_RANGE[1]))
+    vaults = out.get('byok_vaults')
+    checked_vaults = {}
+    if _ok(vaults):
+        for vname, vvalue in sorted((vaults or {}).items()):
+            checked_vaults[vname] = _check_vault(checker, vname, vvalue, now)
+    out['byok_vaults'] = checked_vaults
+    keys = out.get('byok_keys')
+    out['byok_keys'] = [_check_key(checker, index, key, checked_vaults if vaults_required else None, now)
+                        for index, key in enumerate(keys or [])] if _ok(keys) else []
+    _check_labels(checker, out['byok_keys'])
+    return out, checker.problems
+
+
+def _check_vault(checker, vname, value, now):
+    path = 'byok_vaults.%s' % vname
+    vault = checker.options(VAULT_OPTIONS, value, path)
+    if vault is _INVALID:
+        return _INVALID
+    if _ok(vault['url'], vault['type']):
+        try:
+            target = VaultTarget.parse(vault['url'], vault['type'], option='url')
+        except VaultUrlError as exc:
+            checker.problem(path + '.url', str(exc))
+            vault['url'] = _INVALID
+        else:
+            vault['url'], vault['kind'] = target.url, target.kind
+    if _ok(vault['kek_name']):
+        try:
+            byok_file.validate_key_name(vault['kek_name'], option='kek_name')
+        except byok_file.ByokFormatError as exc:
+            checker.problem(path + '.kek_name', str(exc))
+            vault['kek_name'] = _INVALID
+    if _ok(vault['kek_expires_on']) and vault['kek_expires_on']:
+        try:
+            attributes.check_dates(None, vault['kek_expires_on'], now, what='a KEK created now')
+        except attributes.KeyAttributeError as exc:
+            checker.problem(path + '.kek_expires_on', str(exc).replace('expires_on', 'kek_expires_on', 1))
+            vault['kek_expires_on'] = _INVALID
+    return vault if all(_ok(v) for v in vault.values()) else _INVALID
+
+
+def _check_key(checker, index, key, vaults, now):
+    name = key.get('name') if isinstance(key, dict) else None
+    path = 'byok_keys[%d]%s' % (index, ' (%s)' % name if isinstance(name, str) else '')
+    # the element spec is in the role's argument spec; checker.value() already ran it (defaults filled in)
+    if key is _INVALID or not isinstance(key, dict):
+        return _INVALID
+    if _ok(key.get('name')):
+        try:
+            byok_file.validate_key_name(key['name'])
+        except byok_file.ByokFormatError as exc:
+            checker.problem(path + '.name', str(exc).replace("name '", "'", 1))
+            key['name'] = _INVALID
+    vault = None
+    if _ok(key.get('vault')) and vaults is not None:
+        if key['vault'] not in vaults:
+            checker.problem(path + '.vault', "'%s' is not a vault of byok_vaults (%s)%s; add it to byok_vaults or fix the name"
+                            % (key['vault'], ', '.join(sorted(vaults)) or 'none defined', suggest(key['vault'], vaults)))
+            key['vault'] = _INVALID
+        else:
+            vault = vaults[key['vault']]
+    if key.get('label') in (None, '') and _ok(key.get('name')):
+        key['label'] = key['name']
+    if _ok(key.get('id')) and key.get('id'):
+        try:
+            bytes.fromhex(key['id'])
+        except ValueError:
+            checker.problem(path + '.id', "'%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % key['id'])
+            key['id'] = _INVALID
+    spec = None
+    if _ok(key.get('key_type'), key.get('key_size'), key.get('curve')):
+        kind = vault['kind'] if vault not in (None, _INVALID) and _ok(vault.get('url')) else None
+        try:
+            spec = ki.validate_target(key['key_type'], key.get('key_size'), key.get('curve'), kind)
+        except ki.KeySpecError as exc:
+            field = 'curve' if key.get('curve') and key['key_type'] == 'EC' else 'key_size' if key.get('key_size') else 'key_type'
+            checker.problem('%s.%s' % (path, field), str(exc))
+        else:
+            key.update(key_size=spec['key_size'], curve=spec['curve'])
+    if spec and _ok(key.get('key_ops')):
+        try:
+            key['key_ops'] = ki.check_key_ops(spec['key_type'], key.get('key_ops'))
+        except ki.KeySpecError as exc:
+            checker.problem(path + '.key_ops', str(exc))
+            key['key_ops'] = _INVALID
+        else:
+            dupes = sorted(set(op for op in key['key_ops'] if key['key_ops'].count(op) > 1))
+            if dupes:
+                checker.problem(path + '.key_ops', 'lists %s twice; give each operation once' % ', '.join(dupes))
+    if _ok(key.get('tags')):
+        for tag, message in attributes.tag_problems(key.get('tags'), spec['key_type'] if spec else None):
+            checker.problem('%s.tags%s' % (path, '.%s' % tag if tag else ''), message)
+    if _ok(key.get('not_before'), key.get('expires_on')):
+        try:
+            attributes.check_dates(key.get('not_before'), key.get('expires_on'), now)
+        except attributes.KeyAttributeError as exc:
+            field, dummy, message = str(exc).partition(' ')
+            checker.problem('%s.%s' % (path, field), message)
+    return key
+
+
+def _check_labels(checker, keys):
+    """One token, one key per label: two entries may share a label (one HSM key into several vaults) only with one spec."""
+    seen = {}
+    names = {}
+    for index, key in enumerate(keys):
+        if key is _INVALID or not _ok(key.get('label'), key.get('name'), key.get('vault')):
+            continue
+        path = 'byok_keys[%d] (%s)' % (index, key['name'])
+        shape = (key.get('key_type'), key.get('key_size'), key.get('curve'), key.get('id') or None)
+        if key['label'] in seen and seen[key['label']][1] != shape:
+            checker.problem(path + '.label', "'%s' is also the label of byok_keys[%d] with another type, size, curve or id; one "
+                            "HSM label is one key: give this key its own label" % (key['label'], seen[key['label']][0]))
+        seen.setdefault(key['label'], (index, shape))
+        where = (key['vault'], key_name_key(key['name']))
+        if where in names:
+            checker.problem(path + '.name', "'%s' is listed twice for vault %s on this host (byok_keys[%d]; Key Vault compares "
+                            "names case-insensitively); give each vault key once" % (key['name'], key['vault'], names[where]))
+        names.setdefault(where, index)
+
+
+def plan_fleet(spec, hosts, now=None, vaults_required=True):
+    """(plan, problems): the plan of every HSM host of the play, and every problem of the whole inventory.
+
+    spec: the transfer role's argument spec options; hosts: {host: {variable: value}} as the inventory gives them.
+    The plan holds no secret.  With problems, the plan must not be acted on.
+    """
+    problems = []
+    checked = {}
+    for host in sorted(hosts):
+        values, host_problems = check_host(spec, host, hosts[host], now, vaults_required)
+        checked[host] = values
+        problems.extend(host_problems)
+    problems.extend(_fleet_problems(checked))
+    plan = {'hosts': {}, 'vaults': [], 'controller': None}
+    vaults = {}
+    for host, values in sorted(checked.items()):
+        vault_defs = values.get('byok_vaults') or {}
+        entries = [dict(k, host=host, vault_url=(vault_defs.get(k['vault']) or {}).get('url'),
+                        vault_kind=(vault_defs.get(k['vault']) or {}).get('kind'),
+                        bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name')))
+                   for k in values.get('byok_keys') or [] if k is not _INVALID and all(_ok(v) for v in k.values())]
+        plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
+                               'regenerate': values.get('byok_regenerate') or 'fail'}
+        plan['controller'] = plan['controller'] or values.get('byok_controller')
+        for entry in entries:
+            vault = vault_defs.get(entry['vault']) or {'url': None, 'kind': None}
+            v = vaults.setdefault(entry['vault'], dict(vault, name=entry['vault'], names=[], hosts=[]))
+            v['names'].append(entry['name'])
+            if host not in v['hosts']:
+                v['hosts'].append(host)
+    plan['vaults'] = [vaults[name] for name in sorted(vaults)]
+    plan['entries'] = [e for host in sorted(plan['hosts']) for e in plan['hosts'][host]['keys']]
+    nkeys = sum(len(h['keys']) for h in plan['hosts'].values())
+    plan['summary'] = '%s on %s into %s' % (count(nkeys, 'key'), count(len(plan['hosts']), 'HSM host'),
+                                            count(len(plan['vaults']), 'vault'))
+    return plan, problems
+
+
+def count(n, word):
+    return '%d %s%s' % (n, word, '' if n == 1 else 's')
+
+
+def _hsm_keys(entries):
+    """hsm_keygen keys[] items: one per label (a label that goes to several vaults is one HSM key)."""
+    out = []
+    for entry in entries:
+        if any(item['label'] == entry['label'] for item in out):
+            continue
+        item = {'label': entry['label'], 'key_type': entry['key_type'], 'key_size': entry['key_size']}
+        if entry.get('curve'):
+            item['curve'] = entry['curve']
+        if entry.get('id'):
+            item['id'] = entry['id']
+        out.append(item)
+    return out
+
+
+def _fleet_problems(checked):
+    """Rules across hosts: one vault definition per name, one HSM key per vault key."""
+    problems = []
+    first = {}
+    for host, values in sorted(checked.items()):
+        for vname, vault in sorted((values.get('byok_vaults') or {}).items()):
+            if vault is _INVALID:
+                continue
+            if vname in first and first[vname][1] != vault:
+                problems.append(Problem(host, 'byok_vaults.%s' % vname, 'differs from its definition on %s (%s against %s); '
+                                        'define each vault once, under all: vars:' % (first[vname][0], vault.get('url'),
+                                                                                     first[vname][1].get('url'))))
+            first.setdefault(vname, (host, vault))
+    owner = {}
+    for host, values in sorted(checked.items()):
+        for index, key in enumerate(values.get('byok_keys') or []):
+            if key is _INVALID or not _ok(key.get('name'), key.get('vault')):
+                continue
+            vault = (values.get('byok_vaults') or {}).get(key['vault'])
+            if vault in (None, _INVALID) or not _ok(vault.get('url')):
+                continue
+            where = (vault['url'], key_name_key(key['name']))
+            if where in owner and owner[where][0] != host:
+                problems.append(Problem(host, 'byok_keys[%d] (%s).name' % (index, key['name']),
+                                        "vault key '%s' of %s is also listed by %s (byok_keys[%d]); a vault key holds one HSM "
+                                        "key (names compare case-insensitively): keep it on one host"
+                                        % (key['name'], vault['url'], owner[where][0], owner[where][1])))
+            owner.setdefault(where, (host, index))
+    return problems
+
+
+def format_problems(problems, all_hosts):
+    """One line per problem; a problem every host shares (a fleet variable) is written once for all of them."""
+    grouped = []
+    index = {}
+    for p in problems:
+        key = (p.path, p.message)
+        if key not in index:
+            index[key] = len(grouped)
+            grouped.append((p, []))
+        grouped[index[key]][1].append(p.host)
+    lines = []
+    for p, hosts in grouped:
+        if len(hosts) > 1 and sorted(hosts) == sorted(all_hosts):
+            who = 'all %d HSM hosts' % len(hosts)
+        else:
+            who = ', '.join(hosts)
+        lines.append(p.line(who))
+    return lines

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module of the collection shares: one-line failures and the per-key loop.
+
+HsmModule (pkcs11_token.py) and KeyVaultModule (keyvault.py) build on ByokModule; neither this file
+nor its users import both sides.  A module's main() builds its argument spec, calls run_keys() with
+a backend function and finish() with the results: a ByokError becomes that key's one-line message,
+and the module fails when any key failed (naming each), or exits with every key's result.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+
+
+class ByokModule(object):
+    """AnsibleModule with the collection's conventions."""
+
+    def __init__(self, argument_spec, **kwargs):
+        self.module = AnsibleModule(argument_spec=argument_spec, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+
+    def fail(self, exc, **result):
+        """Fail with the one-line message of a ByokError (or any message)."""
+        if isinstance(exc, ByokError):
+            result = dict(self.failure_details(exc), **result)
+        self.module.fail_json(msg=str(exc), **result)
+
+    def guard(self, func, *args, **kwargs):
+        """func(*args, **kwargs), failing the module with its message when it raises a ByokError."""
+        try:
+            return func(*args, **kwargs)
+        except ByokError as exc:
+            self.fail(exc)
+
+    def failure_details(self, exc):
+        """Extra result fields of a failure (subclasses add status codes)."""
+        return {}
+
+    def run_keys(self, items, func, key_field):
+        """[func(item)] for each item; an item whose func raises ByokError gets {key_field, changed, failed, msg} instead."""
+        results = []
+        for item in items:
+            try:
+                results.append(func(item))
+            except ByokError as exc:
+                results.append(failed_result(item, key_field, exc))
+        return results
+
+    def finish(self, results, single, **extra):
+        """Exit with the results (single: the one key's fields at top level), or fail naming every key that failed."""
+        failed = [r for r in results if r.get('failed')]
+        changed = any(r.get('changed') for r in results)
+        if single:
+            if failed:
+                details = dict((k, v) for k, v in failed[0].items() if k not in ('msg', 'failed', 'changed', 'name', 'label'))
+                details.update(extra)
+                self.fail(failed[0]['msg'], changed=False, **details)
+            out = dict(results[0])
+            out.update(extra)
+            self.module.exit_json(**out)
+        if failed:
+            self.fail('%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
+                '%s: %s' % (r.get('name') or r.get('label'), r['msg']) for r in failed)), changed=changed, keys=results, **extra)
+        self.module.exit_json(changed=changed, keys=results, **extra)
+
+
+def failed_result(item, key_field, exc):
+    """The result of one key that failed."""
+    result = {key_field: item.get(key_field) if isinstance(item, dict) else item, 'changed': False, 'failed': True,
+              'msg': str(exc)}
+    for attr, field in (('status', 'status_code'), ('code', 'error_code')):
+        if getattr(exc, attr, None) is not None:
+            result[field] = getattr(exc, attr)
+    if getattr(exc, 'outcome_unknown', False):
+        result['outcome_unknown'] = True
+    return result

@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A vault a key goes to: the one place that reads a vault URL.
+
+VaultTarget answers every question the collection asks of a vault URL: is it a vault URI, what is
+its canonical form (what the SDK is given, what locks and reports use), which kind of vault it is
+(Key Vault Premium or Managed HSM), whether two URLs name the same vault, and whether two key names
+are the same key (Key Vault compares object names case-insensitively).  Pure Python: no SDK.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+
+VAULT_KINDS = ('premium', 'managed_hsm')
+VAULT_KIND_CHOICES = ('auto',) + VAULT_KINDS
+DEFAULT_PORT = 443
+# DNS labels that tell the kind of a vault: <name>.vault.<suffix> and <name>.managedhsm.<suffix>
+_KIND_LABELS = (('managedhsm', 'managed_hsm'), ('vault', 'premium'))
+EXAMPLE = 'https://NAME.vault.azure.net'
+
+
+class VaultUrlError(ByokError, ValueError):
+    """A vault URL that is not a vault URI; the message names the option and shows the right form."""
+
+
+class VaultTarget(object):
+    """A parsed vault URI (scheme https, a host, an optional port, nothing else)."""
+
+    def __init__(self, host, port=None, kind=None):
+        self.host = host
+        self.port = port
+        self.kind = kind
+
+    @classmethod
+    def parse(cls, url, kind='auto', option='vault_url'):
+        """The VaultTarget of a vault URI; VaultUrlError naming `option` when it is not one."""
+        if not isinstance(url, str) or not url.strip():
+            raise VaultUrlError("%s is not set; give the vault URI, e.g. %s" % (option, EXAMPLE))
+        text = url.strip()
+        scheme, sep, rest = text.partition('://')
+        if not sep or scheme.lower() != 'https':
+            raise VaultUrlError("%s '%s' is not an https URL; use the vault URI, e.g. %s (Key Vault only accepts bearer "
+                                "tokens over TLS)" % (option, url, EXAMPLE))
+        authority, slash, path = rest.partition('/')
+        if path.strip('/') or '?' in rest or '#' in rest:
+            raise VaultUrlError("%s '%s' is not a vault URI; use only scheme and host, e.g. %s" % (option, url, EXAMPLE))
+        if '@' in authority:
+            raise VaultUrlError("%s '%s' carries user information; use only scheme and host, e.g. %s" % (option, url, EXAMPLE))
+        host, colon, port_text = authority.rpartition(':') if authority.count(':') == 1 else (authority, '', '')
+        port = None
+        if colon:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise VaultUrlError("%s '%s' has an invalid port '%s'; leave the port out (443) or give a number"
+                                    % (option, url, port_text))
+            port = int(port_text) if int(port_text) != DEFAULT_PORT else None
+        host = host.lower().rstrip('.')
+        if not host or any(c.isspace() for c in host):
+            raise VaultUrlError("%s '%s' has no host; use the vault URI, e.g. %s" % (option, url, EXAMPLE))
+        if kind in (None, '', 'auto'):
+            kind = kind_from_host(host)
+        elif kind not in VAULT_KINDS:
+            raise VaultUrlError("vault type '%s' is unknown; use one of %s" % (kind, ', '.join(VAULT_KIND_CHOICES)))
+        return cls(host, port, kind)
+
+    @property
+    def url(self):
+        """Canonical URI: https, lowercase host, no default port, no trailing slash."""
+        return 'https://%s%s' % (self.host, ':%d' % self.port if self.port else '')
+
+    @property
+    def lock_key(self):
+        """What identifies this vault in lock names and report keys on a host."""
+        return self.url
+
+    def same_vault(self, other_url):
+        """True when other_url (a URL or the vault part of a kid) names this vault."""
+        try:
+            other = VaultTarget.parse(other_url, option='the vault of the KEK id')
+        except VaultUrlError:
+            return False
+        return other.url == self.url
+
+    def __eq__(self, other):
+        return isinstance(other, VaultTarget) and other.url == self.url
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self.url)
+
+    def __repr__(self):
+        return 'VaultTarget(%r, kind=%r)' % (self.url, self.kind)
+
+
+def kind_from_host(host):
+    """premium or managed_hsm from a vault host's DNS labels; None when the host does not say (a private name)."""
+    labels = host.lower().split('.')
+    for label, kind in _KIND_LABELS:
+        if label in labels[1:]:
+            return kind
+    return None
+
+
+def key_name_key(name):
+    """What two key names must share to be one key in a vault (Key Vault compares names case-insensitively)."""
+    return name.lower() if isinstance(name, str) else name
+
+
+def same_key_name(a, b):
+    return key_name_key(a) == key_name_key(b)
