@@ -81,13 +81,13 @@ class ActionModule(ActionBase):
         problems.extend(found)
         problems.extend(self._debug_problems(values))
         lines = inventory.format_problems(problems, hosts)
-        result.update(changed=False, plan=plan, problems=lines)
+        result['changed'] = False
         if lines:
             result['failed'] = True
             result['msg'] = ('%s in the inventory; nothing was done (no vault call, no KEK, no HSM login, no file):\n%s'
                              % (inventory.count(len(lines), 'problem'), '\n'.join(lines)))
         else:
-            result['msg'] = 'plan: %s' % plan['summary']
+            result.update(plan=plan, msg='plan: %s' % plan['summary'])
         return result
 
     def _declared(self, hostvars, host, spec, problems):
@@ -105,9 +105,9 @@ class ActionModule(ActionBase):
             problems.append(inventory.Problem(host, 'host variables', 'cannot be read: %s' % _first_line(exc)))
         for name in names:
             if name.startswith('byok_') and name not in spec and name not in OTHER_DECLARED:
-                problems.append(inventory.Problem(host, name, 'unknown variable%s; the role reads %s'
-                                                  % (inventory.suggest(name, list(spec) + list(OTHER_DECLARED)) or '',
-                                                     ', '.join(sorted(spec)))))
+                hint = inventory.suggest(name, list(spec) + list(OTHER_DECLARED))
+                problems.append(inventory.Problem(host, name, 'unknown variable%s' % (
+                    hint or '; the collection reads no such variable (see the transfer role documentation)')))
         for name in spec:
             if name not in names:
                 continue

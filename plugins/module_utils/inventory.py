@@ -97,14 +97,14 @@ class _Checker(object):
         out = {}
         for name in values:
             if name not in spec:
+                hint = suggest(name, spec)
                 self.problem('%s.%s' % (path, name) if path else name,
-                             'unknown field%s (%s takes %s)' % (suggest(name, spec) or '', path or 'this entry',
-                                                                ', '.join(sorted(spec))))
+                             'unknown field%s' % (hint or ' (%s takes %s)' % (path or 'this entry', ', '.join(sorted(spec)))))
         for name, option in spec.items():
             where = '%s.%s' % (path, name) if path else name
             if name not in values or values[name] is None:
                 if option.get('required'):
-                    self.problem(where, 'is missing; it is required (%s)' % _first_line(option.get('description')))
+                    self.problem(where, 'is missing; add it (%s)' % _first_line(option.get('description')))
                     out[name] = _INVALID
                 else:
                     out[name] = copy.deepcopy(option.get('default'))
@@ -114,7 +114,7 @@ class _Checker(object):
 
     def value(self, option, value, path):
         kind = option.get('type', 'str')
-        shown = '(the value is hidden)' if option.get('no_log') else _show(value)
+        shown = 'the value (not shown: a secret)' if option.get('no_log') else _show(value)
         if kind in ('str', 'path'):
             if isinstance(value, (datetime.date, datetime.datetime)):
                 value = value.isoformat()  # an unquoted YAML date
@@ -162,10 +162,11 @@ class _Checker(object):
 
 
 def _first_line(text):
+    """The first clause of an option's description, as a hint of what to write."""
     if isinstance(text, list):
         text = ' '.join(text)
     text = (text or '').strip()
-    return text.split('. ')[0].rstrip('.') if text else 'see the role documentation'
+    return text.split('. ')[0].split(' (')[0].rstrip('.') if text else 'see the role documentation'
 
 
 def _ok(*values):
@@ -265,15 +266,19 @@ def _check_key(checker, index, key, vaults, now):
         else:
             key.update(key_size=spec['key_size'], curve=spec['curve'])
     if spec and _ok(key.get('key_ops')):
-        try:
-            key['key_ops'] = ki.check_key_ops(spec['key_type'], key.get('key_ops'))
-        except ki.KeySpecError as exc:
-            checker.problem(path + '.key_ops', str(exc))
-            key['key_ops'] = _INVALID
-        else:
-            dupes = sorted(set(op for op in key['key_ops'] if key['key_ops'].count(op) > 1))
-            if dupes:
-                checker.problem(path + '.key_ops', 'lists %s twice; give each operation once' % ', '.join(dupes))
+        ops = key.get('key_ops') or []
+        for index, op in enumerate(ops):
+            if not _ok(op):
+                continue  # already reported
+            try:
+                ki.check_key_ops(spec['key_type'], [op])
+            except ki.KeySpecError as exc:
+                checker.problem('%s.key_ops[%d]' % (path, index), str(exc))
+                ops[index] = _INVALID
+        dupes = sorted(set(op for op in ops if _ok(op) and ops.count(op) > 1))
+        if dupes:
+            checker.problem(path + '.key_ops', 'lists %s twice; give each operation once' % ', '.join(dupes))
+        key['key_ops'] = ki.check_key_ops(spec['key_type'], ops) if all(_ok(op) for op in ops) and not dupes else _INVALID
     if _ok(key.get('tags')):
         for tag, message in attributes.tag_problems(key.get('tags'), spec['key_type'] if spec else None):
             checker.problem('%s.tags%s' % (path, '.%s' % tag if tag else ''), message)
@@ -407,7 +412,7 @@ def format_problems(problems, all_hosts):
     lines = []
     for p, hosts in grouped:
         if len(hosts) > 1 and sorted(hosts) == sorted(all_hosts):
-            who = 'all %d HSM hosts' % len(hosts)
+            who = 'all HSM hosts'
         else:
             who = ', '.join(hosts)
         lines.append(p.line(who))
