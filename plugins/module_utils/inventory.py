@@ -327,7 +327,7 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     plan = {'hosts': {}, 'vaults': [], 'controller': None}
     vaults = {}
     for host, values in sorted(checked.items()):
-        vault_defs = values.get('byok_vaults') or {}
+        vault_defs = dict((n, v) for n, v in (values.get('byok_vaults') or {}).items() if v is not _INVALID)
         entries = [dict(k, host=host, vault_url=(vault_defs.get(k['vault']) or {}).get('url'),
                         vault_kind=(vault_defs.get(k['vault']) or {}).get('kind'),
                         bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name')))

@@ -127,8 +127,9 @@ def summary(rows):
     if not rows:
         return 'no keys in the inventory'
     if set(counts) == set(['in place']):
-        return 'nothing to transfer: %s already in %s vaults' % (
-            'the key is' if len(rows) == 1 else 'all %d keys are' % len(rows), 'its' if len(rows) == 1 else 'their')
+        if len(rows) == 1:
+            return 'nothing to transfer: the key is already in its vault'
+        return 'nothing to transfer: all %d keys are already in their vaults' % len(rows)
     return ', '.join('%s: %d' % (k, counts[k]) for k in sorted(counts))
 
 

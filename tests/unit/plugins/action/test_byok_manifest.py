@@ -33,7 +33,7 @@ def test_documents_hold_the_rows_and_the_table():
     doc = json.loads(json_text)
     assert doc['schema'] == SCHEMA and doc['keys'] == ROWS and doc['hosts_without_report'] == ['hsm9']
     assert summary.startswith('byok.keyvault transfer finished 2026-11-28T21:05:00Z\n')
-    assert 'app-rsa' in summary and 'transferred' in summary and 'hosts without a report (failed before the plan): hsm9' in summary
+    assert 'app-rsa' in summary and 'transferred' in summary and 'hosts without a report (failed before planning): hsm9' in summary
 
 
 def test_writes_both_files_private_in_a_new_private_directory(tmp_path):

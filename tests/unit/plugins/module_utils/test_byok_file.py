@@ -54,10 +54,8 @@ def test_parse_refuses_non_json():
         byok_file.parse(b'{"schema_version": "1.0.0", "hea')
 
 
-def test_parse_kid_and_same_vault():
+def test_parse_kid():
     assert byok_file.parse_kid(KID) == ('https://contoso.vault.azure.net', 'byok-kek', '0123456789abcdef0123456789abcdef')
-    assert byok_file.same_vault('https://Contoso.vault.azure.net/', 'https://contoso.vault.azure.net:443')
-    assert not byok_file.same_vault('https://a.vault.azure.net', 'https://b.vault.azure.net')
 
 
 @pytest.mark.parametrize('name', ['', 'a' * 128, 'has_underscore', 'spa ce', 'dot.name'])

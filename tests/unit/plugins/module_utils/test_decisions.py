@@ -9,8 +9,8 @@ import datetime
 
 import pytest
 
-from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import regeneration_decision
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_decision, kek_problems
+from ansible_collections.byok.keyvault.plugins.module_utils.decisions import import_decision, kek_needed, regeneration_decision
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import kek_problems
 
 
 @pytest.mark.parametrize('diffs, exists, policy, action', [
@@ -64,6 +64,20 @@ def test_kek_problems(over, needle):
     (True, 'aa', None, False, 'conflict'),
     (True, None, 'aa', False, 'conflict'),
     (True, 'aa', 'aa', True, 'keep'),  # a rotation is idempotent once the vault holds the HSM key
+    (True, None, None, False, 'conflict'),  # an identity nobody could establish never matches another
+    (True, 'AA', 'aa', False, 'keep'),
 ])
 def test_import_decision_never_overwrites_silently(exists, current, expected, force, decision):
     assert import_decision(exists, current, expected, force)[0] == decision
+
+
+@pytest.mark.parametrize('in_vault, force, policy, needed', [
+    (False, False, 'fail', True),
+    (True, False, 'fail', False),
+    (True, False, 'never', False),
+    (True, True, 'fail', True),
+    (True, False, 'full_idempotence', True),
+    (True, False, 'always', True),
+])
+def test_kek_needed_only_when_a_key_may_move(in_vault, force, policy, needed):
+    assert kek_needed(in_vault, force, policy) is needed

@@ -74,12 +74,5 @@ def test_load_public_pem_refuses_private_keys_and_garbage():
         ki.load_public_pem(b'hello')
 
 
-def test_vault_type_from_url():
-    assert ki.vault_type_from_url('https://x.vault.azure.net') == 'premium'
-    assert ki.vault_type_from_url('https://x.managedhsm.azure.net') == 'managed_hsm'
-    assert ki.vault_type_from_url('https://127.0.0.1:8443') is None
-    assert ki.vault_type_from_url('https://127.0.0.1:8443', 'managed_hsm') == 'managed_hsm'
-
-
 def test_kcv():
     assert ki.kcv_from_block(bytes.fromhex('dc95c078a2408989ad48a21492842087')) == 'dc95c0'

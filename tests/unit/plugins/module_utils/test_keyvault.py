@@ -9,6 +9,8 @@ import pytest
 from azure.core import exceptions as azexc
 
 from ansible_collections.byok.keyvault.plugins.module_utils import keyvault as kv
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VaultTarget, VaultUrlError
 
 URL = 'https://contoso.vault.azure.net'
 
@@ -67,8 +69,8 @@ def test_authority():
     ('https://contoso.vault.azure.net/keys/x', 'not a vault URI'),
 ])
 def test_vault_url_checks(url, needle):
-    with pytest.raises(kv.KeyVaultError, match=needle):
-        kv.check_vault_url(url)
+    with pytest.raises(VaultUrlError, match=needle):
+        VaultTarget.parse(url)
 
 
 class _Resp(object):
@@ -124,7 +126,7 @@ def test_retryable_classification():
 def test_parse_datetime():
     assert kv.parse_datetime('2027-01-31T00:00:00Z', 'expires_on').isoformat() == '2027-01-31T00:00:00+00:00'
     assert kv.parse_datetime(None, 'x') is None
-    with pytest.raises(kv.KeyVaultError, match='ISO 8601'):
+    with pytest.raises(ByokError, match="expires_on 'tomorrow' is not an ISO 8601"):
         kv.parse_datetime('tomorrow', 'expires_on')
 
 

@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The transfer role's steps over plain data, and the report rows they end in."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.byok.keyvault.plugins.module_utils import fleet, report
+
+VAULT = {'name': 'prod', 'url': 'https://contoso.vault.azure.net', 'kind': 'premium', 'kek_name': 'byok-kek', 'kek_size': 4096,
+         'names': ['app-rsa', 'app-ec']}
+
+
+def entry(name, **extra):
+    e = {'host': 'hsm1', 'name': name, 'vault': 'prod', 'vault_url': VAULT['url'], 'label': name, 'key_type': 'RSA',
+         'key_size': 3072, 'curve': None, 'key_ops': ['sign', 'verify'], 'tags': None, 'enabled': True, 'not_before': None,
+         'expires_on': None, 'force': False}
+    e.update(extra)
+    return e
+
+
+HOST = {'keys': [entry('app-rsa'), entry('app-ec', key_type='EC', key_size=256, curve='P-256')], 'vaults': ['prod'],
+        'regenerate': 'fail'}
+PLAN = {'hosts': {'hsm1': HOST}, 'vaults': [VAULT]}
+KEK = {'results': [{'item': VAULT, 'kid': 'https://contoso.vault.azure.net/keys/byok-kek/01', 'public_key_pem': 'PEM',
+                    'fingerprint': 'kf'}]}
+KEYGEN = {'keys': [{'label': 'app-rsa', 'fingerprint': 'f1', 'key_size': 3072}, {'label': 'app-ec', 'fingerprint': 'f2'}],
+          'token': {'label': 'tok', 'serial': '1'}}
+
+
+def state(*keys):
+    return {'results': [{'item': VAULT, 'keys': list(keys)}]}
+
+
+def test_a_fleet_in_place_needs_no_kek_and_moves_nothing():
+    held = state({'name': 'APP-RSA', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'},
+                 {'name': 'app-ec', 'exists': True, 'fingerprint': 'f2', 'kid': 'k2'})
+    assert fleet.kek_vaults(PLAN, held) == []
+    work = fleet.decide(HOST, KEYGEN, held, {'results': []})
+    assert [k['action'] for k in work['keys']] == ['keep', 'keep'] and work['wrap'] == []
+    rows = report.host_rows(work, 'hsm1', KEYGEN)
+    assert [r['result'] for r in rows] == ['in place', 'in place'] and all(r['match'] for r in rows)
+    assert report.table(rows)[-1] == 'nothing to transfer: all 2 keys are already in their vaults'
+    assert report.summary(rows[:1]) == 'nothing to transfer: the key is already in its vault'
+
+
+def test_a_missing_key_moves_and_another_key_is_a_conflict_unless_forced():
+    held = state({'name': 'app-rsa', 'exists': False}, {'name': 'app-ec', 'exists': True, 'fingerprint': 'other'})
+    assert fleet.kek_vaults(PLAN, held) == [VAULT]
+    work = fleet.decide(HOST, KEYGEN, held, KEK)
+    assert [k['action'] for k in work['keys']] == ['import', 'conflict']
+    assert work['wrap'] == [{'vault': 'prod', 'kek_pem': 'PEM', 'kek_kid': KEK['results'][0]['kid'], 'kek_fingerprint': 'kf',
+                             'wrap_keys': [{'label': 'app-rsa'}]}]
+    wrapped = {'results': [{'item': work['wrap'][0], 'keys': [{'label': 'app-rsa', 'byok_content': 'Ynl0ZXM=',
+                                                                 'wrap_method': 'two_step'}]}]}
+    out = fleet.outbox(work, wrapped)
+    assert out == {'prod': [{'name': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'key_ops': ['sign', 'verify'],
+                             'enabled': True, 'force': False, 'expected_fingerprint': 'f1', 'byok_content': 'Ynl0ZXM='}]}
+    imports_in = fleet.imports_by_vault([{'byok_outbox': out}, {}], PLAN)
+    assert imports_in[0]['name'] == 'prod' and len(imports_in[0]['import_keys']) == 1
+    imports = {'results': [{'item': imports_in[0], 'keys': [{'name': 'app-rsa', 'changed': True, 'kid': 'k9', 'fingerprint': 'f1'}]}]}
+    rows = dict((r['name'], r) for r in report.host_rows(work, 'hsm1', KEYGEN, imports, wrapped, KEK))
+    assert rows['app-rsa']['result'] == 'transferred' and rows['app-rsa']['match'] and rows['app-rsa']['wrap_method'] == 'two_step'
+    assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
+    forced = dict(HOST, keys=[HOST['keys'][0], dict(HOST['keys'][1], force=True)])
+    work = fleet.decide(forced, KEYGEN, held, KEK)
+    assert work['keys'][1]['action'] == 'import' and work['keys'][1]['rotation'] is True
+
+
+def test_unknown_outcome_is_never_failed_and_closing_message_names_each_key_once():
+    held = state({'name': 'app-rsa', 'exists': False}, {'name': 'app-ec', 'exists': False})
+    work = fleet.decide(HOST, KEYGEN, held, KEK)
+    imports = {'results': [{'item': VAULT, 'keys': [
+        {'name': 'app-rsa', 'failed': True, 'outcome_unknown': True, 'msg': 'outcome unknown: re-run to confirm'},
+        {'name': 'app-ec', 'failed': True, 'msg': 'the identity may not import'}]}]}
+    rows = report.host_rows(work, 'hsm1', KEYGEN, imports, None, KEK)
+    assert [r['result'] for r in rows] == ['unknown', 'failed']
+    closing = report.closing_message(rows, [], '/m.json')
+    assert closing.startswith('2 keys of 2 did not move (hsm1/prod/app-rsa, hsm1/prod/app-ec)')
+    assert 'the identity may not import' not in closing  # the reason is in the table, not repeated
+    assert report.count(1, 'key') == '1 key'
+
+
+def test_a_vault_that_cannot_be_read_stops_only_its_hosts():
+    failed = {'results': [{'item': VAULT, 'failed': True, 'msg': 'the identity may not get keys in ...'}]}
+    assert fleet.kek_vaults(PLAN, failed) == []
+    assert fleet.vault_problems(HOST, failed, {'results': []}) == ['vault prod could not be read: the identity may not get keys in ...']
+    assert fleet.vault_problems({'vaults': ['other']}, failed, {'results': []}) == []
+
+
+def test_check_mode_without_an_hsm_key_predicts_the_conflict():
+    held = state({'name': 'app-rsa', 'exists': True, 'fingerprint': 'f1'})
+    work = fleet.decide({'keys': [entry('app-rsa')], 'vaults': ['prod']}, {'keys': [{'label': 'app-rsa', 'fingerprint': None}]},
+                        held, {'results': []})
+    assert work['keys'][0]['action'] == 'conflict'
