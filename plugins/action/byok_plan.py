@@ -71,8 +71,8 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         hosts = args['hosts'] if args['hosts'] is not None else list(task_vars.get('ansible_play_hosts_all') or [])
         spec = load_spec(args['role'], args['entry_point'])
-        if not args['vaults_required']:
-            spec.pop('byok_vaults', None)
+        if not args['vaults_required'] and 'byok_vaults' in spec:
+            spec['byok_vaults'] = dict(spec['byok_vaults'], required=False, default={})
         hostvars = task_vars.get('hostvars') or {}
         values, problems = {}, []
         for host in hosts:
@@ -105,9 +105,11 @@ class ActionModule(ActionBase):
             problems.append(inventory.Problem(host, 'host variables', 'cannot be read: %s' % _first_line(exc)))
         for name in names:
             if name.startswith('byok_') and name not in spec and name not in OTHER_DECLARED:
-                hint = inventory.suggest(name, list(spec) + list(OTHER_DECLARED))
-                problems.append(inventory.Problem(host, name, 'unknown variable%s' % (
-                    hint or '; the collection reads no such variable (see the transfer role documentation)')))
+                # a near miss of a declared name is a typo that would silently fall back to a default; other byok_*
+                # names (a survey's answers, the user's own variables) are not the collection's to judge
+                hint = inventory.suggest(name, list(spec) + list(OTHER_DECLARED), cutoff=0.85)
+                if hint:
+                    problems.append(inventory.Problem(host, name, 'unknown variable%s' % hint))
         for name in spec:
             if name not in names:
                 continue

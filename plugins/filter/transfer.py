@@ -41,6 +41,10 @@ def byok_bundle_items(host_plan, vault, bundle_dir):
     return fleet.bundle_items(host_plan, vault, bundle_dir)
 
 
+def byok_wrap_files(keys, directory):
+    return fleet.wrap_files(keys, directory)
+
+
 def byok_report_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None):
     return report.host_rows(work, host, keygen, imports, wrapped, keks)
 
@@ -68,5 +72,5 @@ def byok_closing_message(rows, silent_hosts=None, manifest_path=None):
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            byok_kek_vaults, byok_vault_problems, byok_decide, byok_outbox, byok_imports, byok_bundle_items,
+            byok_kek_vaults, byok_vault_problems, byok_decide, byok_outbox, byok_imports, byok_bundle_items, byok_wrap_files,
             byok_report_rows, byok_failed_rows, byok_import_rows, byok_table, byok_details, byok_closing_message))

@@ -43,7 +43,7 @@ def parse_datetime(value, option):
         try:
             parsed = datetime.datetime.fromisoformat(text)
         except ValueError:
-            raise KeyAttributeError("%s '%s' is not an ISO 8601 date-time; write it like %s" % (option, value, DATE_EXAMPLE))
+            raise KeyAttributeError("%s '%s' is not an ISO 8601 date-time; use the form %s" % (option, value, DATE_EXAMPLE))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)
     return parsed
@@ -58,7 +58,7 @@ def check_dates(not_before, expires_on, now=None, what='the key'):
         raise KeyAttributeError("expires_on '%s' is in the past; %s would be imported already expired: give a future date-time "
                               "(like %s) or leave expires_on out" % (expires_on, what, DATE_EXAMPLE))
     if nbf is not None and exp is not None and nbf >= exp:
-        raise KeyAttributeError("not_before '%s' is not before expires_on '%s'; %s would never be usable: move not_before "
+        raise KeyAttributeError("not_before '%s' is not before expires_on '%s'; %s would never be usable: set not_before "
                               "earlier or expires_on later" % (not_before, expires_on, what))
     return nbf, exp
 
@@ -72,23 +72,23 @@ def tag_problems(tags, key_type=None):
         return [(None, 'tags must be a dictionary of names to string values, like {owner: payments}')]
     limit = MAX_TAGS - (1 if key_type == 'oct' else 0)
     if len(tags) > limit:
-        problems.append((None, '%d tags are more than Key Vault allows on a key (%d%s); drop %d'
+        problems.append((None, '%d tags are more than Key Vault allows on a key (%d%s); remove %d'
                          % (len(tags), limit, ', one is taken by %s on AES keys' % KCV_TAG if key_type == 'oct' else '',
                             len(tags) - limit)))
     for name, value in tags.items():
         if not isinstance(name, str) or not name:
-            problems.append((str(name), 'tag name %r is not a non-empty string; write it in quotes' % (name,)))
+            problems.append((str(name), 'tag name %r is not a non-empty string; use quotes' % (name,)))
             continue
         if name.lower() == KCV_TAG:
             problems.append((name, "tag name '%s' is reserved: the collection records an AES key's KCV in it; use another "
                                    "name" % name))
         if len(name) > MAX_TAG_NAME:
-            problems.append((name, 'tag name is %d characters long; Key Vault allows %d' % (len(name), MAX_TAG_NAME)))
+            problems.append((name, 'tag name is %d characters long; use at most %d' % (len(name), MAX_TAG_NAME)))
         if not isinstance(value, str):
-            problems.append((name, "tag value %r is %s, not a string; Key Vault tag values are strings: write it in quotes "
+            problems.append((name, "tag value %r is %s, not a string; Key Vault tag values are strings: use quotes "
                                    "(\"%s\")" % (value, _kind(value), value)))
         elif len(value) > MAX_TAG_VALUE:
-            problems.append((name, 'tag value is %d characters long; Key Vault allows %d' % (len(value), MAX_TAG_VALUE)))
+            problems.append((name, 'tag value is %d characters long; use at most %d' % (len(value), MAX_TAG_VALUE)))
     return problems
 
 

@@ -185,13 +185,18 @@ def wrap_methods(wrapped):
     return out
 
 
+def wrap_files(keys, directory, name_field='label'):
+    """byok_wrap keys[] items writing each key's .byok into a directory: DIRECTORY/<name>.byok (label, id kept)."""
+    items = []
+    for key in keys or []:
+        item = {'label': key['label'], 'dest': '%s/%s.byok' % (directory.rstrip('/'), key[name_field])}
+        if key.get('id'):
+            item['id'] = key['id']
+        items.append(item)
+    return items
+
+
 def bundle_items(host_plan, vault, bundle_dir):
     """byok_wrap keys[] items for the keys of a host that go to one vault, each with its .byok path in a transfer bundle."""
-    items = []
-    for entry in host_plan.get('keys') or []:
-        if entry['vault'] == vault:
-            item = {'label': entry['label'], 'dest': '%s/%s' % (bundle_dir.rstrip('/'), entry['bundle_file'])}
-            if entry.get('id'):
-                item['id'] = entry['id']
-            items.append(item)
-    return items
+    keys = [e for e in host_plan.get('keys') or [] if e['vault'] == vault]
+    return wrap_files([dict(e, bundle_name=e['bundle_file'][:-len('.byok')]) for e in keys], bundle_dir, 'bundle_name')

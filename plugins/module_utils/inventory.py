@@ -67,14 +67,14 @@ def _show(value):
     return text if len(text) <= 80 else text[:77] + '...'
 
 
-def suggest(word, choices):
+def suggest(word, choices, cutoff=0.65):
     """'; did you mean X?' for the nearest of choices, or ''."""
     if not isinstance(word, str):
         return ''
     lowered = dict((str(c).lower(), c) for c in choices)
     if word.lower() in lowered:
         return '; did you mean %s?' % lowered[word.lower()]
-    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=cutoff)
     return '; did you mean %s?' % match[0] if match else ''
 
 
@@ -91,7 +91,7 @@ class _Checker(object):
     def options(self, spec, values, path):
         """A dict of values checked against spec's options, defaults filled in; _INVALID entries for bad ones."""
         if not isinstance(values, dict):
-            self.problem(path, '%s is %s, not a dictionary; write it as a mapping (key: value lines)'
+            self.problem(path, '%s is %s, not a dictionary; use a mapping (key: value lines)'
                          % (_show(values), attributes._kind(values)))
             return _INVALID
         out = {}
@@ -119,23 +119,23 @@ class _Checker(object):
             if isinstance(value, (datetime.date, datetime.datetime)):
                 value = value.isoformat()  # an unquoted YAML date
             if not isinstance(value, str):
-                self.problem(path, "%s is %s, not a string; write it in quotes (YAML reads digits with a leading 0 as an octal "
+                self.problem(path, "%s is %s, not a string; use quotes (YAML reads digits with a leading 0 as an octal "
                                    "number and yes/no as booleans)" % (shown, attributes._kind(value)))
                 return _INVALID
         elif kind == 'int':
             if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
-                self.problem(path, '%s is not a whole number; write it like %s' % (shown, option.get('default') or 3072))
+                self.problem(path, '%s is not a whole number; use a number like %s' % (shown, option.get('default') or 3072))
                 return _INVALID
             value = int(value)
         elif kind == 'bool':
             if isinstance(value, str) and value.strip().lower() in _BOOL_TRUE + _BOOL_FALSE:
                 value = value.strip().lower() in _BOOL_TRUE
             elif not isinstance(value, bool):
-                self.problem(path, '%s is not a boolean; write true or false' % shown)
+                self.problem(path, '%s is not a boolean; use true or false' % shown)
                 return _INVALID
         elif kind == 'list':
             if not isinstance(value, list):
-                self.problem(path, '%s is not a list; write it like [%s]'
+                self.problem(path, '%s is not a list; use a list like [%s]'
                              % (_show(value), ', '.join(str(c) for c in (option.get('choices') or ['a', 'b'])[:2])))
                 return _INVALID
             element = dict((k, v) for k, v in option.items() if k not in ('type', 'elements', 'default', 'required'))
@@ -151,7 +151,7 @@ class _Checker(object):
             if option.get('options'):
                 return self.options(option['options'], value, path)
             if not isinstance(value, dict):
-                self.problem(path, '%s is not a dictionary; write it as a mapping (key: value lines)' % _show(value))
+                self.problem(path, '%s is not a dictionary; use a mapping (key: value lines)' % _show(value))
                 return _INVALID
         choices = option.get('choices')
         if choices and kind != 'list' and value not in choices:
@@ -378,7 +378,7 @@ def _fleet_problems(checked):
                 continue
             if vname in first and first[vname][1] != vault:
                 problems.append(Problem(host, 'byok_vaults.%s' % vname, 'differs from its definition on %s (%s against %s); '
-                                        'define each vault once, under all: vars:' % (first[vname][0], vault.get('url'),
+                                        'set each vault once, under all: vars:' % (first[vname][0], vault.get('url'),
                                                                                      first[vname][1].get('url'))))
             first.setdefault(vname, (host, vault))
     owner = {}
@@ -393,7 +393,7 @@ def _fleet_problems(checked):
             if where in owner and owner[where][0] != host:
                 problems.append(Problem(host, 'byok_keys[%d] (%s).name' % (index, key['name']),
                                         "vault key '%s' of %s is also listed by %s (byok_keys[%d]); a vault key holds one HSM "
-                                        "key (names compare case-insensitively): keep it on one host"
+                                        "key (names compare case-insensitively): remove it from one of the hosts"
                                         % (key['name'], vault['url'], owner[where][0], owner[where][1])))
             owner.setdefault(where, (host, index))
     return problems

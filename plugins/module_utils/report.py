@@ -111,7 +111,7 @@ def import_rows(results, vaults=None):
 
 def _size(row):
     if row.get('key_type') == 'EC':
-        return 'EC %s' % (row.get('curve') or '?')
+        return 'EC-%s' % (row.get('curve') or '?')
     return '%s-%s' % ({'oct': 'AES'}.get(row.get('key_type'), row.get('key_type') or '?'), row.get('key_size') or '?')
 
 

@@ -417,7 +417,7 @@ def assert_one_line_failure(run: ModuleRun, *must_contain: str) -> str:
 
 # Words a message uses when it tells the user what to do
 FIX_HINT = re.compile(r"\b(set|use|give|check|create|choose|pick|remove|rename|delete|correct|fix|pass|add|"
-                      r"try|run|make sure|ensure|supply|provide|generate|install|change|update|rotate|renew|"
+                      r"try|run|make sure|ensure|supply|provide|generate|install|change|update|rotate|renew|did you mean|"
                       r"one of|must be|must|should|instead|allowed|accepts|supported)\b", re.I)
 
 

@@ -58,7 +58,7 @@ def two_hosts(make_token, rsa_name, ec_name):
 
 
 def report_rows(output):
-    """The table of the "Report what moved" play: {key name: {host, vault, version, fp, mark, result}}.
+    """The table of the "Report what moved" play: {key name: {type, host, label, vault, version, fp, mark, result}}.
 
     The playbooks run with ANSIBLE_CALLBACK_RESULT_FORMAT=json, so the debug task's result is a JSON object.
     """
@@ -67,7 +67,8 @@ def report_rows(output):
     lines = json.loads(m.group(1))["msg"]
     rows = {}
     for line in lines[1:]:
-        m = re.match(r"^(?P<name>[0-9A-Za-z-]+)\s+(?P<host>\S+)\s+(?P<vault>\S+)\s+(?P<version>\S+)\s+"
+        m = re.match(r"^(?P<name>[0-9A-Za-z-]+)\s+(?P<type>(?:RSA|EC|AES)-\S+)\s+(?P<host>\S+)\s+(?P<label>\S+)\s+"
+                     r"(?P<vault>\S+)\s+(?P<version>\S+)\s+"
                      r"(?P<fp>[0-9a-f]{16}|-)\s+(?P<mark>match|DIFFERS|-)\s+(?P<result>.+?)\s*$", line)
         if m:
             rows[m.group("name")] = m.groupdict()

@@ -198,7 +198,7 @@ def test_luna_firmware_gates(vendor_runs):
     for host in ("luna72", "luna73"):
         assert vendor_runs["tokens"][host].objects() == [], "%s: refused, yet the partition holds objects" % host
     # at 7.4 the same gate lets RSA-4096 through; the partition report names the profile and the firmware
-    report = _results(run, "luna74", "Report the partition and the keys")
+    report = _results(run, "luna74", "Report the token and the keys")
     assert report and "firmware 7.4" in report[0]["result"]["msg"][0] and "profile luna" in report[0]["result"]["msg"][0], \
         report
 

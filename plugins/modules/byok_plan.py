@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: byok_plan
+short_description: Check the inventory of a fleet of HSM hosts and plan a transfer, before anything is touched
+version_added: 1.0.0
+description:
+  - Reads the variables of every HSM host in O(hosts) that the byok.keyvault.transfer role declares (its
+    C(meta/argument_specs.yml) is the one specification of the inventory) and checks them against that specification
+    and against what Azure Key Vault or the HSM would refuse - unknown fields and variables (with the nearest valid
+    name), types, choices, key names (unique per vault across the fleet, compared case-insensitively), key type, size
+    and curve for the vault kind, key operations for the key type, tags, dates, labels per token, vault URLs.
+  - Every problem of the whole fleet is reported at once, one line each - host, variable path, value, rule and fix -
+    and the task fails. A problem shared by every host (a variable set under C(all) C(vars)) is written once.
+  - With ANSIBLE_DEBUG on, refuses to continue when a PIN or client secret would be passed as a module argument
+    (ansible-core writes module arguments to its debug output), unless C(byok_allow_secrets_in_debug_log) is true.
+  - This is an action plugin; it runs on the controller, in-process, and makes no vault call, HSM login or file write.
+    The byok.keyvault.plan role runs it once for the play.
+author:
+  - byok.keyvault contributors (@byok-keyvault)
+extends_documentation_fragment:
+  - byok.keyvault.attributes
+  - byok.keyvault.attributes.info_module
+options:
+  hosts:
+    description:
+      - HSM hosts to check and plan. Defaults to every host of the play, also those that already failed.
+    type: list
+    elements: str
+  vaults_required:
+    description:
+      - Whether each key's C(vault) must be a name of C(byok_vaults) (false on offline HSM hosts of the staged flow, which
+        get their KEKs from a bundle).
+    type: bool
+    default: true
+  role:
+    description:
+      - Role whose argument specification declares the inventory.
+    type: str
+    default: transfer
+  entry_point:
+    description:
+      - Entry point of that role.
+    type: str
+    default: main
+attributes:
+  action:
+    description: Runs as an action plugin on the controller.
+    support: full
+  async:
+    description: Cannot run asynchronously.
+    support: none
+seealso:
+  - module: byok.keyvault.hsm_keygen
+  - module: byok.keyvault.keyvault_import
+'''
+
+EXAMPLES = r'''
+- name: Check the inventory of every HSM host and plan the transfer (nothing is touched yet)
+  byok.keyvault.byok_plan:
+    hosts: "{{ ansible_play_hosts_all }}"
+  run_once: true
+  register: byok_plan
+
+- name: The keys this host generates
+  ansible.builtin.debug:
+    msg: "{{ byok_plan.plan.hosts[inventory_hostname].hsm_keys }}"
+'''
+
+RETURN = r'''
+plan:
+  description: The plan of the fleet (no secrets); absent when the inventory has problems.
+  returned: success
+  type: dict
+  contains:
+    hosts:
+      description:
+        - Per HSM host - C(keys) (every key with name, vault, vault_url, vault_kind, label, id, key_type, key_size, curve,
+          key_ops, tags, enabled, not_before, expires_on, force, bundle_file), C(hsm_keys) (the hsm_keygen items, one
+          per label), C(vaults) (the vault names it sends keys to) and C(regenerate).
+      type: dict
+    vaults:
+      description: Every vault that receives a key - name, url, kind, kek_name, kek_size, kek_expires_on, names (the key
+        names to ask it about) and hosts.
+      type: list
+      elements: dict
+    entries:
+      description: Every key of every host, as in C(hosts).
+      type: list
+      elements: dict
+    controller:
+      description: The host that runs the Azure calls.
+      type: str
+    summary:
+      description: How many keys, HSM hosts and vaults, in words.
+      type: str
+      sample: 12 keys on 4 HSM hosts into 2 vaults
+msg:
+  description: The summary, or every problem of the inventory, one per line.
+  returned: always
+  type: str
+  sample: "hsm2: byok_keys[1] (payments-signing).key_ops[0]: 'encrypt' is not allowed for EC keys; use sign, verify"
+'''
