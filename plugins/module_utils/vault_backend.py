@@ -83,19 +83,31 @@ def vault_identity(vault, key, key_type, key_size):
     return key_summary(key)['fingerprint']
 
 
+def _known(identity):
+    """True when an identity (fingerprint or KCV) was established: None and '' mean "unknown", never a value."""
+    return bool(identity) and bool(str(identity).strip())
+
+
+def same_identity(current_identity, expected):
+    """True only when both identities are known and equal: two unknowns are never the same key."""
+    return _known(current_identity) and _known(expected) and current_identity == expected
+
+
 def import_decision(exists, current_identity, expected, force):
-    """('import' | 'keep' | 'conflict', reason) for the vault's current version against the HSM key."""
+    """('import' | 'keep' | 'conflict', reason) for the vault's current version against the HSM key.
+
+    'keep' needs both identities established and equal; a key whose fingerprint or KCV is unknown
+    (on either side) is never counted as the vault's current key.
+    """
     if not exists:
         return 'import', 'the vault has no key of this name'
-    if expected is not None and current_identity == expected:
+    if same_identity(current_identity, expected):
         return 'keep', "the vault's current version is the HSM key"
     if force:
         return 'import', 'force is set and the vault\'s current version is not known to be the HSM key'
-    if expected is None or current_identity is None:
+    if not _known(expected) or not _known(current_identity):
         return 'conflict', ('the vault key exists and it cannot be compared with the HSM key (no %s)'
-                            % ('expected_fingerprint' if expected is None else 'fingerprint or KCV from the vault'))
-    if current_identity == expected:
-        return 'keep', "the vault's current version is the HSM key"
+                            % ('expected_fingerprint' if not _known(expected) else 'fingerprint or KCV from the vault'))
     return 'conflict', "the vault's current version has %s, the HSM key has %s" % (current_identity, expected)
 
 
@@ -158,11 +170,15 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
         tags[KCV_TAG] = expected
 
     def is_ours(key):
-        return expected is None or vault_identity(vault, key, spec['key_type'], spec['key_size']) == expected
+        # Without an expected identity there is nothing to compare: a version that appeared after a failed PUT
+        # under this host's lock is taken as this import's (the PUT was this run's only write to the key).
+        if not _known(expected):
+            return True
+        return same_identity(vault_identity(vault, key, spec['key_type'], spec['key_size']), expected)
 
     key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, exists=current is not None, **attributes)
     identity = vault_identity(vault, key, spec['key_type'], spec['key_size'])
-    if expected is not None and identity != expected:
+    if _known(expected) and not same_identity(identity, expected):
         raise KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); the blob was '
                             'wrapped from another key: check byok_file and expected_fingerprint'
                             % (name, key.properties.version, identity, expected))
