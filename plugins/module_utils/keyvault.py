@@ -23,6 +23,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.six.moves import configparser
 
+from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 
 AZURE_IMPORT_ERROR = None
@@ -83,6 +84,7 @@ def azure_argument_spec():
         cloud_environment=dict(type='str', default='AzureCloud', fallback=(env_fallback, ['AZURE_CLOUD_ENVIRONMENT'])),
         ca_bundle=dict(type='path'),
         verify_challenge_resource=dict(type='bool', default=True),
+        lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
     )
 
 
@@ -521,6 +523,10 @@ class KeyVaultModule(object):
         if ki.CRYPTOGRAPHY_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
         self.params = self.module.params
+        try:
+            host_lock.set_timeout(self.params.get('lock_timeout'))
+        except host_lock.LockError as exc:
+            self.module.fail_json(msg=str(exc))
         self._vault = None
 
     @property

@@ -42,6 +42,7 @@ def pkcs11_argument_spec():
         token_serial=dict(type='str', no_log=False),
         user_pin=dict(type='str', no_log=True, fallback=(env_fallback, ['PKCS11_USER_PIN'])),
         vendor=dict(type='str', default='auto', choices=list(vendors.VENDOR_CHOICES)),
+        lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
     )
 
 
@@ -329,7 +330,8 @@ class HsmToken(object):
 
     def lock(self):
         """An exclusive lock per token on this host, so two runs do not create the same key twice."""
-        return host_lock.exclusive('token', self.module_path, _token_serial(self.token), _token_label(self.token))
+        return host_lock.exclusive('token', self.module_path, _token_serial(self.token), _token_label(self.token),
+                                   error=HsmError)
 
     # -- keys --------------------------------------------------------------------------------
     def _objects(self, attrs):
@@ -546,6 +548,10 @@ class HsmModule(object):
         if ki.CRYPTOGRAPHY_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
         self.params = self.module.params
+        try:
+            host_lock.set_timeout(self.params.get('lock_timeout'))
+        except host_lock.LockError as exc:
+            self.module.fail_json(msg=str(exc))
 
     def open_token(self):
         """The opened token of this run; fails the module with a one-line message when it cannot be opened."""

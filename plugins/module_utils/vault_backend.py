@@ -47,7 +47,7 @@ def kek_problems(summary, key_size=None, now=None):
 def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     """(created, summary, public_key) for the KEK `name`, created when missing and allowed (summary None in check mode)."""
     byok_file.validate_key_name(name)
-    with host_lock.exclusive('vault-key', vault.url.lower(), name):
+    with host_lock.exclusive('vault-key', vault.url.lower(), name, error=KeyVaultError):
         return _ensure_kek(vault, name, key_size, create, expires_on, check_mode)
 
 
@@ -130,7 +130,7 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
     both find the key missing and import it twice.
     """
     byok_file.validate_key_name(name)
-    with host_lock.exclusive('vault-key', vault.url.lower(), name):
+    with host_lock.exclusive('vault-key', vault.url.lower(), name, error=KeyVaultError):
         return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
                            byok_data)
 
