@@ -81,6 +81,15 @@ options:
         symbolic links and are removed on release.
     type: int
     default: 300
+  import_confirm_timeout:
+    description:
+      - Seconds to keep asking the vault whether an import whose answer was lost (connection reset, 5xx, 429) created
+        the key version, honouring Retry-After, before giving up.
+      - When the vault cannot say in time, the key is reported with an outcome unknown message that says to re-run
+        to confirm, not as failed, since it may be in the vault; a re-run imports nothing when it is.
+      - Only modules that import keys use it.
+    type: int
+    default: 120
 requirements:
   - azure-keyvault-keys >= 4.8
   - azure-identity >= 1.15
