@@ -203,12 +203,13 @@ class Lab:
         key = self.keys(vault).get(name)
         return list(key["versions"]) if key else []
 
-    # faults (admin endpoint on the base port, HTTPS with the lab CA, no token)
+    # faults (admin endpoint on the base port, HTTPS with the lab CA, the admin secret of `lab env`)
     def _admin(self, method: str, what: str, body: Optional[dict] = None) -> dict:
         ctx = ssl.create_default_context(cafile=self.env["LAB_CA"])
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request("https://127.0.0.1:%d/lab/%s" % (self.base_port, what), data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "X-Lab-Admin-Secret": self.env["LAB_ADMIN_SECRET"]})
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
             return json.loads(resp.read().decode() or "{}")
 
