@@ -51,10 +51,6 @@ def lock_directory():
     return os.path.join(tempfile.gettempdir(), 'byok-keyvault-locks-%d' % os.geteuid())
 
 
-_FIX = ('remove it (as root: rm -rf %s) so that the next run creates it, or set TMPDIR to a directory only this user '
-        'may write')
-
-
 def _open_directory(directory):
     """An O_DIRECTORY|O_NOFOLLOW descriptor of the lock directory, created 0700 when missing, checked with fstat."""
     try:
@@ -68,9 +64,11 @@ def _open_directory(directory):
         fd = os.open(directory, flags)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise LockError('lock directory %s is not a directory but %s; %s' % (
-                directory, 'a symbolic link' if os.path.islink(directory) else 'another kind of file', _FIX % directory))
-        raise LockError('cannot open the lock directory %s: %s; %s' % (directory, exc.strerror or exc, _FIX % directory))
+            raise LockError('lock directory %s is not a directory but %s; remove it (as root: rm -rf %s) so that the next run '
+                            'creates it, or set TMPDIR to a directory only this user may write' % (
+                                directory, 'a symbolic link' if os.path.islink(directory) else 'another kind of file', directory))
+        raise LockError('cannot open the lock directory %s: %s; remove it (as root: rm -rf %s) so that the next run creates '
+                        'it, or set TMPDIR to a directory only this user may write' % (directory, exc.strerror or exc, directory))
     st = os.fstat(fd)
     problem = None
     if not stat.S_ISDIR(st.st_mode):
@@ -81,7 +79,8 @@ def _open_directory(directory):
         problem = 'mode %04o, not 0700 (other users may create or replace lock files in it)' % stat.S_IMODE(st.st_mode)
     if problem:
         os.close(fd)
-        raise LockError('lock directory %s is %s; %s' % (directory, problem, _FIX % directory))
+        raise LockError('lock directory %s is %s; remove it (as root: rm -rf %s) so that the next run creates it, or set '
+                        'TMPDIR to a directory only this user may write' % (directory, problem, directory))
     return fd
 
 
