@@ -11,8 +11,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
-from pathlib import Path
 
 from conftest import ANSIBLE_PLAYBOOK, PYTHON, SOFTHSM_LIB, _env, unique
 

@@ -150,7 +150,7 @@ def test_a_waiter_that_locked_a_removed_file_starts_over(tmpdir_env, monkeypatch
     third run created and holds the new file; the waiter then gets the lock on the removed file, and must not proceed."""
     parts = ('vault-key', 'https://v', 'raced')
     with host_lock.exclusive(*parts):
-        stale = [f for f in lock_dir(tmpdir_env).iterdir()]
+        stale = list(lock_dir(tmpdir_env).iterdir())
         assert len(stale) == 1
         stale_fd = os.open(str(stale[0]), os.O_RDWR)  # what a waiter holds when the holder releases
     assert list(lock_dir(tmpdir_env).iterdir()) == []
