@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "troubleshooting.md"
 PLACEHOLDER = "<...>"
 
-ERROR_CLASSES = {"HsmError", "KeyVaultError", "KeySpecError", "ByokFormatError", "VendorError", "AnsibleFilterError", "AnsibleActionFail"}
+ERROR_CLASSES = {"HsmError", "KeyVaultError", "KeySpecError", "ByokFormatError", "VendorError", "AnsibleFilterError", "AnsibleActionFail",
+                 "LockError", "ImportOutcomeUnknown"}
 FAIL_METHODS = {"fail"}  # module.fail(...), hsm.fail(...), kv.fail(...), self.fail(...)
 
 # Hand-written cause / fix for messages that do not explain themselves, keyed by a stable prefix of the rendered message

@@ -96,6 +96,7 @@ names = {
     "byok_lab_vault_premium": "LAB_VAULT_PREMIUM",
     "byok_lab_vault_premium2": "LAB_VAULT_PREMIUM2",
     "byok_lab_vault_mhsm": "LAB_VAULT_MHSM",
+    "byok_lab_admin_secret": "LAB_ADMIN_SECRET",
 }
 out = {var: env[key] for var, key in names.items()}
 out["byok_lab_run_id"] = secrets.token_hex(3)

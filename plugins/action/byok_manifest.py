@@ -8,16 +8,19 @@ __metaclass__ = type
 
 """byok_manifest: write the audit manifest of a transfer on the controller, without a module run per file."""
 
+import binascii
 import datetime
+import errno
 import json
 import os
+import stat
+import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.byok.keyvault.plugins.module_utils import report
-from ansible_collections.byok.keyvault.plugins.module_utils.byok_file import atomic_write
 
 SCHEMA = 'byok.keyvault/manifest/1'
 
@@ -26,6 +29,48 @@ ARGUMENT_SPEC = dict(
     rows=dict(type='list', elements='dict', required=True),
     hosts_without_report=dict(type='list', elements='str', default=[]),
 )
+
+
+def run_id(finished):
+    """The id of one run in the manifest names: its UTC finish time and a random suffix (two runs never share one)."""
+    return '%s-%s' % (finished.replace(':', ''), binascii.hexlify(os.urandom(4)).decode('ascii'))
+
+
+def private_directory(directory):
+    """Create the manifest directory with mode 0700 when missing; refuse one that others may write or that is a symlink."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    st = os.lstat(directory)
+    if stat.S_ISLNK(st.st_mode):
+        raise OSError(errno.ELOOP, 'it is a symbolic link; point byok_manifest_dir at the real directory')
+    if st.st_mode & 0o022:
+        raise OSError(errno.EPERM, 'others may write into it (mode %04o); chmod 0700 it' % stat.S_IMODE(st.st_mode))
+
+
+def write_new(path, data, mode=0o600):
+    """Write bytes to a new file atomically: temp file in the same directory, fsync, then os.link to the final name.
+
+    os.link fails with EEXIST when the name exists, so an existing manifest is never replaced (a rename would).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def manifest_documents(rows, silent_hosts, finished, check_mode):
@@ -49,20 +94,27 @@ class ActionModule(ActionBase):
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         finished = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-        result.update(changed=False, finished=finished, json_path=None, text_path=None)
+        result.update(changed=False, finished=finished, json_path=None, text_path=None, run_id=None)
         if self._task.check_mode:
             result['msg'] = 'check mode: no manifest written'
             return result
         directory = os.path.expanduser(args['dir'])
-        base = os.path.join(directory, 'byok-transfer-%s' % finished.replace(':', ''))
         json_text, summary = manifest_documents(args['rows'], args['hosts_without_report'], finished, False)
         try:
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
-            atomic_write(base + '.json', to_bytes(json_text))
-            atomic_write(base + '.txt', to_bytes(summary))
+            private_directory(directory)
+            for dummy in range(5):
+                base = os.path.join(directory, 'byok-transfer-%s' % run_id(finished))
+                try:
+                    write_new(base + '.json', to_bytes(json_text))
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EEXIST:
+                        raise
+            else:
+                raise OSError(errno.EEXIST, 'no free manifest name after 5 random run ids')
+            write_new(base + '.txt', to_bytes(summary))
         except (OSError, IOError) as exc:
             raise AnsibleActionFail('cannot write the audit manifest into %s: %s; set byok_manifest_dir (or BYOK_MANIFEST_DIR) to a '
                                     'directory the controller user can write' % (directory, to_native(exc)))
-        result.update(json_path=base + '.json', text_path=base + '.txt')
+        result.update(json_path=base + '.json', text_path=base + '.txt', run_id=os.path.basename(base)[len('byok-transfer-'):])
         return result

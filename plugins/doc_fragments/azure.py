@@ -72,6 +72,24 @@ options:
       - Turn it off only for a vault reached through a name outside its own domain, such as a private endpoint alias.
     type: bool
     default: true
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on this host that holds the lock of the same vault key, before failing with a message
+        that names the lock and, where it can, the process that holds it (pid, host, start time).
+      - The locks live in C($TMPDIR/byok-keyvault-locks-<uid>), a directory that must belong to the running user with mode
+        0700; one that another user created or that is a symbolic link is refused. Lock files are never followed through
+        symbolic links and are removed on release.
+    type: int
+    default: 300
+  import_confirm_timeout:
+    description:
+      - Seconds to keep asking the vault whether an import whose answer was lost (connection reset, 5xx, 429) created
+        the key version, honouring Retry-After, before giving up.
+      - When the vault cannot say in time, the key is reported with an outcome unknown message that says to re-run
+        to confirm, not as failed, since it may be in the vault; a re-run imports nothing when it is.
+      - Only modules that import keys use it.
+    type: int
+    default: 120
 requirements:
   - azure-keyvault-keys >= 4.8
   - azure-identity >= 1.15

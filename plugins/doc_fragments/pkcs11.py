@@ -43,6 +43,15 @@ options:
     type: str
     default: auto
     choices: [auto, luna, nshield, softhsm, generic]
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on this host that holds the lock of the same token, before failing with a message
+        that names the lock and, where it can, the process that holds it (pid, host, start time).
+      - The locks live in C($TMPDIR/byok-keyvault-locks-<uid>), a directory that must belong to the running user with mode
+        0700; one that another user created or that is a symbolic link is refused. Lock files are never followed through
+        symbolic links and are removed on release.
+    type: int
+    default: 300
 requirements:
   - python-pkcs11 >= 0.7 on the HSM host
   - cryptography on the HSM host

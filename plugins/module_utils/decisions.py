@@ -29,9 +29,14 @@ IMPORT = 'import'
 CONFLICT = 'conflict'
 
 
+def known(identity):
+    """True when an identity (fingerprint or KCV) was established: None, '' and blanks mean unknown."""
+    return identity is not None and bool(str(identity).strip())
+
+
 def same_identity(a, b):
     """True only when both identities are known and equal (case-insensitive hex)."""
-    return bool(a) and bool(b) and str(a).lower() == str(b).lower()
+    return known(a) and known(b) and str(a).strip().lower() == str(b).strip().lower()
 
 
 def regeneration_decision(existing_diffs, exists, regenerate):
@@ -58,9 +63,9 @@ def import_decision(exists, current_identity, expected, force):
         return KEEP, "the vault's current version is the HSM key"
     if force:
         return IMPORT, "force is set and the vault's current version is not known to be the HSM key (a rotation)"
-    if not expected or not current_identity:
+    if not known(expected) or not known(current_identity):
         return CONFLICT, ('the vault key exists and it cannot be compared with the HSM key (no %s)'
-                          % ('fingerprint of the HSM key' if not expected else 'fingerprint or KCV from the vault'))
+                          % ('fingerprint of the HSM key' if not known(expected) else 'fingerprint or KCV from the vault'))
     return CONFLICT, "the vault's current version has %s, the HSM key has %s" % (current_identity, expected)
 
 

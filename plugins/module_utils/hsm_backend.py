@@ -60,13 +60,23 @@ def ensure_key(token, spec, regenerate, check_mode):
                     spec['label'], reason)
             result.update(changed=False, key=before, diff={'before': before, 'after': before})
             return result
+        if existing is not None and not check_mode:
+            token.destroy(existing)
+        # A run killed during C_GenerateKeyPair can leave a public object without its private key; generating beside
+        # it would leave two public objects for one label.  It is public material only, so it is removed first.
+        orphans = token.lone_public_objects(spec['label'], spec['key_id'])
+        if orphans:
+            result['warning'] = ("token '%s' held %d public key object(s) labelled '%s' without a private key (left by an "
+                                 "interrupted generation); %s before generating" % (
+                                     token.info()['label'], len(orphans), spec['label'],
+                                     'they would be removed' if check_mode else 'they were removed'))
+            result['removed_public_objects'] = len(orphans)
         if check_mode:
             after = {'label': spec['label'], 'key_type': spec['key_type'], 'key_size': spec['key_size'],
                      'curve': spec['curve'], 'fingerprint': None}
             result.update(changed=True, key=after, diff={'before': before, 'after': after})
             return result
-        if existing is not None:
-            token.destroy(existing)
+        token.destroy_objects(orphans, spec['label'])
         key = token.generate(spec, spec['label'], spec['key_id'] or (existing.key_id if existing else None))
         after = key.as_dict()
         result.update(changed=True, key=after, diff={'before': before, 'after': after})
@@ -74,7 +84,13 @@ def ensure_key(token, spec, regenerate, check_mode):
 
 
 def byok_is_current(dest, kek_kid, key_fingerprint, kek_fingerprint):
-    """True when dest is a valid .byok whose sidecar says it wraps this key under this KEK."""
+    """True when dest is a valid .byok whose sidecar says it wraps this key under this KEK.
+
+    A key without a fingerprint or KCV (an AES key that may not encrypt) has no identity to compare: its
+    .byok is never taken as current, since None == None in the sidecar would not prove it is the same key.
+    """
+    if not key_fingerprint or not kek_fingerprint:
+        return False
     if not os.path.exists(dest):
         return False
     try:

@@ -23,6 +23,7 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.six.moves import configparser
 
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
+from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
@@ -51,6 +52,8 @@ KEY_OPS_CHOICES = ki.KEY_OPS_CHOICES
 # Retries of the SDK pipeline (429 honouring Retry-After, 5xx, connection errors) for reads and creates
 RETRY = dict(retry_total=4, retry_backoff_factor=0.8, retry_backoff_max=30)
 IMPORT_ATTEMPTS = 4
+#: seconds to keep asking the vault whether an import whose answer was lost landed (import_confirm_timeout)
+IMPORT_CONFIRM_SECONDS = 120
 #: upper bound of the modules' parallel option (requests in flight to one vault)
 MAX_PARALLEL = 16
 
@@ -82,6 +85,8 @@ def azure_argument_spec():
         cloud_environment=dict(type='str', default='AzureCloud', fallback=(env_fallback, ['AZURE_CLOUD_ENVIRONMENT'])),
         ca_bundle=dict(type='path'),
         verify_challenge_resource=dict(type='bool', default=True),
+        lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
+        import_confirm_timeout=dict(type='int', default=IMPORT_CONFIRM_SECONDS),
     )
 
 
@@ -95,6 +100,18 @@ class KeyVaultError(ByokError):
         super(KeyVaultError, self).__init__(message)
         self.status = status
         self.code = code
+
+
+class ImportOutcomeUnknown(KeyVaultError):
+    """An import PUT got no answer and the vault could not be asked in time whether the key landed.
+
+    Not a failure: the key may be in the vault.  A re-run finds it (and imports nothing) or imports it.
+    """
+
+    outcome_unknown = True  # the report says 'unknown', never 'failed'
+
+    def __init__(self, message, status=None, code='OutcomeUnknown'):
+        super(ImportOutcomeUnknown, self).__init__(message, status=status, code=code)
 
 
 # -- authentication ---------------------------------------------------------------------------------
@@ -317,6 +334,11 @@ class Vault(object):
         self.auth = dict((k, v) for k, v in auth.items() if k in ('source', 'client_id', 'tenant'))
         self.client_kwargs = client_kwargs(params)
         self.client = KeyClient(self.url, self.credential, **self.client_kwargs)
+        confirm = params.get('import_confirm_timeout')
+        self.confirm_seconds = IMPORT_CONFIRM_SECONDS if confirm is None else confirm
+        if self.confirm_seconds < 0:
+            raise KeyVaultError('import_confirm_timeout is %s; give the seconds to keep asking the vault whether an import '
+                                'whose answer was lost landed (0 or more, default %d)' % (confirm, IMPORT_CONFIRM_SECONDS))
 
     def _call(self, action, permission, func, *args, **kwargs):
         try:
@@ -324,19 +346,19 @@ class Vault(object):
         except Exception as exc:  # azure-core/identity raise many types; explain() maps them in one place
             raise explain(exc, action, self.url, permission, self.auth)
 
-    def get(self, name, version=None):
+    def get(self, name, version=None, **kwargs):
         """The KeyVaultKey, or None when the vault has no such key."""
         try:
-            return self.client.get_key(name, version=version)
+            return self.client.get_key(name, version=version, **kwargs)
         except Exception as exc:  # mapped below
             if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
                 return None
             raise explain(exc, 'get of key %s' % name, self.url, 'get', self.auth)
 
-    def versions(self, name):
+    def versions(self, name, **kwargs):
         """All versions' properties of a key (oldest first), [] when missing."""
         try:
-            props = list(self.client.list_properties_of_key_versions(name))
+            props = list(self.client.list_properties_of_key_versions(name, **kwargs))
         except Exception as exc:  # mapped below
             if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
                 return []
@@ -397,11 +419,13 @@ class Vault(object):
                     exists=True):
         """Import a BYOK blob as one new version, at most once.
 
-        The PUT goes out without SDK retries.  After a failure the vault is asked whether a version
-        for which is_ours(key) is true appeared since; only when none did, and the failure is
-        retryable, is the PUT sent again (honouring Retry-After).  Returns (KeyVaultKey, attempts).
-        exists=False (the caller has just seen that the key has no current version) saves listing
-        the versions before the PUT: there are none.
+        The PUT goes out without SDK retries.  After a retryable failure the vault is asked whether a
+        version for which is_ours(key) is true appeared since; that confirmation is bounded by time
+        (import_confirm_timeout, honouring Retry-After), not by a number of attempts.  Only when the
+        vault says no version landed is the PUT sent again.  When the vault cannot say in time, the
+        outcome is unknown: ImportOutcomeUnknown, never a failure, since the key may be in the vault.
+        Returns (KeyVaultKey, attempts).  exists=False (the caller has just seen that the key has no
+        current version) saves listing the versions before the PUT: there are none.
         """
         before = set(p.version for p in self.versions(name)) if exists else set()
         jwk = JsonWebKey(t=byok_bytes, **jwk_fields)
@@ -416,16 +440,52 @@ class Vault(object):
                 retry_after = _retry_after(exc)
             if not is_retryable(last):
                 raise last
-            landed = [p for p in self.versions(name) if p.version not in before]
-            for prop in landed:
-                key = self.get(name, prop.version)
-                if key is not None and is_ours(key):
-                    return key, attempt
+            key = self._confirm_import(name, before, is_ours, last)
+            if key is not None:
+                return key, attempt
+            if attempt < IMPORT_ATTEMPTS:
+                time.sleep(min(retry_after if retry_after is not None else 2 ** attempt, 30))
+        raise last
+
+    def _confirm_import(self, name, before, is_ours, cause):
+        """After a failed PUT: the version of ours that landed, or None when the vault says none did.
+
+        Asks until the vault answers or import_confirm_timeout has passed (then ImportOutcomeUnknown).
+        """
+        deadline = time.monotonic() + self.confirm_seconds
+        pause = 1.0
+        while True:
+            try:
+                landed = [p for p in self.versions(name, retry_total=0) if p.version not in before]
+                found = None
+                for prop in landed:
+                    key = self.get(name, prop.version, retry_total=0)
+                    if key is not None and is_ours(key):
+                        found = key
+                        break
+            except KeyVaultError as exc:
+                if not is_retryable(exc):
+                    raise ImportOutcomeUnknown(
+                        'import of key %s in %s: outcome unknown: the import got no answer (%s) and the vault refused to say '
+                        'whether it landed (%s); the key may be in the vault: re-run to confirm (a re-run imports nothing '
+                        'when the key landed)' % (name, self.url, _answer(cause), _answer(exc)), status=exc.status)
+                wait = _retry_after(exc.__cause__ or exc.__context__) if (exc.__cause__ or exc.__context__) else None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ImportOutcomeUnknown(
+                        'import of key %s in %s: outcome unknown: the import got no answer (%s) and the vault could not be '
+                        'asked within import_confirm_timeout (%s s; last answer: %s); the key may be in the vault: re-run to '
+                        'confirm (a re-run imports nothing when the key landed)'
+                        % (name, self.url, _answer(cause), self.confirm_seconds, _answer(exc)))
+                time.sleep(max(0.0, min(wait if wait is not None else pause, remaining, 30)))
+                pause = min(pause * 2, 10)
+                continue
+            if found is not None:
+                return found
             if landed:
                 raise KeyVaultError('import of key %s in %s: a new version appeared that is not the HSM key (another run '
                                     'imported at the same time?); inspect the versions of %s' % (name, self.url, name))
-            time.sleep(min(retry_after if retry_after is not None else 2 ** attempt, 30))
-        raise last
+            return None
 
     def kcv(self, key, bits):
         """KCV of an oct-HSM key computed by the vault (AES-CBC, zero IV, one zero block), or None when not allowed."""
@@ -437,6 +497,14 @@ class Vault(object):
         except Exception:  # a key without the encrypt op or permission has no vault-side KCV
             return None
         return ki.kcv_from_block(result.ciphertext)
+
+
+def _answer(err):
+    """What a KeyVaultError was, in a few words for an outcome-unknown message: the status or the connection fault."""
+    words = {'ConnectionReset': 'connection reset', 'Unreachable': 'vault unreachable'}
+    if err.status is not None:
+        return 'HTTP %s%s' % (err.status, (' ' + err.code) if err.code else '')
+    return words.get(err.code, err.code or 'no answer')
 
 
 def _retry_after(exc):
@@ -497,6 +565,7 @@ class KeyVaultModule(ByokModule):
                                   exception=AZURE_IMPORT_ERROR)
         if ki.CRYPTOGRAPHY_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
+        self.guard(host_lock.set_timeout, self.params.get('lock_timeout'))
         self._vault = None
 
     @property

@@ -44,6 +44,7 @@ def pkcs11_argument_spec():
         token_serial=dict(type='str', no_log=False),
         user_pin=dict(type='str', no_log=True, fallback=(env_fallback, ['PKCS11_USER_PIN'])),
         vendor=dict(type='str', default='auto', choices=list(vendors.VENDOR_CHOICES)),
+        lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
     )
 
 
@@ -331,7 +332,8 @@ class HsmToken(object):
 
     def lock(self):
         """An exclusive lock per token on this host, so two runs do not create the same key twice."""
-        return host_lock.exclusive('token', self.module_path, _token_serial(self.token), _token_label(self.token))
+        return host_lock.exclusive('token', self.module_path, _token_serial(self.token), _token_label(self.token),
+                                   error=HsmError)
 
     # -- keys --------------------------------------------------------------------------------
     def _objects(self, attrs):
@@ -363,6 +365,31 @@ class HsmToken(object):
             pub = [p for p in public if not obj_id or p[Attribute.ID] == obj_id]
             pub = pub[0] if pub else None
         return self._describe(label, obj, pub)
+
+    def lone_public_objects(self, label, key_id=None):
+        """Public key objects with this label (and id) that no private key with the label pairs with.
+
+        A run killed inside C_GenerateKeyPair can leave such an object behind (the token stored the
+        public half first).  It holds public material only.
+        """
+        attrs = {Attribute.LABEL: label}
+        if key_id:
+            attrs[Attribute.ID] = key_id
+        objects = self._objects(attrs)
+        private_ids = set()
+        for o in objects:
+            if o.object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY):
+                private_ids.add(bytes(self._attr(o, Attribute.ID) or b''))
+        return [o for o in objects if o.object_class == ObjectClass.PUBLIC_KEY
+                and bytes(self._attr(o, Attribute.ID) or b'') not in private_ids]
+
+    def destroy_objects(self, objects, label):
+        for obj in objects:
+            try:
+                obj.destroy()
+            except p11e.PKCS11Error as exc:
+                raise HsmError(explain(exc, "removal of a public key object left over from an interrupted generation of '%s'"
+                                       % label))
 
     def _attr(self, obj, attr, default=None):
         try:
@@ -407,9 +434,17 @@ class HsmToken(object):
         return key
 
     def kcv(self, secret_key):
-        """KCV of an AES key, computed inside the HSM (AES-ECB of a zero block); None if the key may not encrypt."""
+        """KCV of an AES key, computed inside the HSM (AES-ECB of a zero block); None if the key may not encrypt.
+
+        This is the one place where "no KCV" is decided: python-pkcs11 gives a key without CKA_ENCRYPT
+        no encrypt method at all (vendor tools make such keys), and a token may refuse the operation.
+        None means the key's identity is unknown; callers never treat two unknowns as equal.
+        """
+        encrypt = getattr(secret_key, 'encrypt', None)
+        if encrypt is None:
+            return None
         try:
-            return ki.kcv_from_block(secret_key.encrypt(b'\x00' * 16, mechanism=Mechanism.AES_ECB))
+            return ki.kcv_from_block(encrypt(b'\x00' * 16, mechanism=Mechanism.AES_ECB))
         except p11e.PKCS11Error:
             return None
 
@@ -514,6 +549,7 @@ class HsmModule(ByokModule):
             self.module.fail_json(msg=missing_required_lib('python-pkcs11'), exception=PKCS11_IMPORT_ERROR)
         if ki.CRYPTOGRAPHY_IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
+        self.guard(host_lock.set_timeout, self.params.get('lock_timeout'))
 
     def open_token(self):
         """The opened token of this run; fails the module with a one-line message when it cannot be opened."""

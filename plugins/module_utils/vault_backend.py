@@ -47,7 +47,7 @@ def kek_problems(summary, key_size=None, now=None):
 def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     """(created, summary, public_key) for the KEK `name`, created when missing and allowed (summary None in check mode)."""
     byok_file.validate_key_name(name)
-    with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower()):
+    with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower(), error=KeyVaultError):
         return _ensure_kek(vault, name, key_size, create, expires_on, check_mode)
 
 
@@ -102,7 +102,7 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
     both find the key missing and import it twice.
     """
     byok_file.validate_key_name(name)
-    with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower()):
+    with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower(), error=KeyVaultError):
         return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
                            byok_data)
 
@@ -142,11 +142,15 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
         tags[KCV_TAG] = expected
 
     def is_ours(key):
-        return expected is None or vault_identity(vault, key, spec['key_type'], spec['key_size']) == expected
+        # Without an expected identity there is nothing to compare: a version that appeared after a failed PUT
+        # under this host's lock is taken as this import's (the PUT was this run's only write to the key).
+        if not expected:
+            return True
+        return decisions.same_identity(vault_identity(vault, key, spec['key_type'], spec['key_size']), expected)
 
     key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, exists=current is not None, **attributes)
     identity = vault_identity(vault, key, spec['key_type'], spec['key_size'])
-    if expected is not None and identity != expected:
+    if expected and not decisions.same_identity(identity, expected):
         raise KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); the blob was '
                             'wrapped from another key: check byok_file and expected_fingerprint'
                             % (name, key.properties.version, identity, expected))

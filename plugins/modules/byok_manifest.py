@@ -12,8 +12,11 @@ module: byok_manifest
 short_description: Write the audit manifest of a transfer (JSON and a text summary) on the controller
 version_added: 1.0.0
 description:
-  - Writes C(byok-transfer-<UTC time>.json) (schema C(byok.keyvault/manifest/1)) and C(byok-transfer-<UTC time>.txt) into O(dir)
+  - Writes C(byok-transfer-<run id>.json) (schema C(byok.keyvault/manifest/1)) and C(byok-transfer-<run id>.txt) into O(dir)
     on the Ansible controller, as mode 0600 files written atomically; the directory is created with mode 0700 when missing.
+  - The run id is the UTC time the run finished and a random suffix, so every run keeps its own pair of files. A file is
+    written under a temporary name, synced, then linked to its final name, which never replaces an existing file.
+  - A O(dir) that is a symbolic link or that group or others may write is refused.
   - The rows are the C(byok_transfer_report) facts of the transfer role. They hold names, hosts, vault key ids,
     fingerprints and outcomes, never a PIN, a secret or key material.
   - This is an action plugin; it runs on the controller whatever host the task targets, so it costs no module run.
@@ -56,9 +59,9 @@ attributes:
   idempotent:
     support: none
     details:
-      - Every run writes a new pair of files named after the time it finished; the task still reports no change.
+      - Every run writes a new pair of files named after its run id; the task still reports no change.
 notes:
-  - Two runs that finish within the same second write to the same file names; the later run's files replace the earlier ones.
+  - Two runs that finish within the same second get different run ids; neither replaces the other's files.
 '''
 
 EXAMPLES = r'''
@@ -78,12 +81,17 @@ json_path:
   description: Path of the JSON manifest; null in check mode.
   returned: always
   type: str
-  sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z.json
+  sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z-3f9a01c2.json
 text_path:
   description: Path of the text summary; null in check mode.
   returned: always
   type: str
-  sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z.txt
+  sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z-3f9a01c2.txt
+run_id:
+  description: Id of the run in the file names (UTC finish time and a random suffix); null in check mode.
+  returned: always
+  type: str
+  sample: 2026-11-28T210500Z-3f9a01c2
 finished:
   description: UTC time the manifest was written, as in the file names and the JSON C(finished) field.
   returned: always

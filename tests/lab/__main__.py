@@ -40,8 +40,9 @@ def _admin(cfg: config.LabConfig, method: str, what: str, body: Optional[dict] =
     """Call an admin endpoint of the running server (trusting only the lab CA)."""
     context = ssl.create_default_context(cafile=cfg.ca_path)
     data = json.dumps(body).encode("utf-8") if body is not None else None
-    request = urllib.request.Request("%s/lab/%s" % (cfg.authority, what), data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    headers.update(config.admin_headers(cfg))
+    request = urllib.request.Request("%s/lab/%s" % (cfg.authority, what), data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, context=context, timeout=timeout) as response:  # nosec - fixed https URL of the lab
         return json.loads(response.read().decode("utf-8"))
 

@@ -8,6 +8,7 @@
     DIR/                 0700
       config.json        tenant, ports, vaults, identities (no secrets)
       identities.json    0600: client secrets and the token signing key
+      admin-secret       0600: the secret the admin endpoints /lab/... want in the X-Lab-Admin-Secret header
       ca.pem ca-key.pem  the lab CA
       server.pem server-key.pem
       vaults/<vault>.json  keys (with private material: this is a lab)
@@ -40,6 +41,10 @@ CONFIG_FILE = "config.json"
 IDENTITIES_FILE = "identities.json"
 LOG_FILE = "server.log"
 PID_FILE = "server.pid"
+ADMIN_SECRET_FILE = "admin-secret"
+#: the header that carries the admin secret to /lab/... (any local user can reach the port; only the state dir's
+#: owner can read the secret)
+ADMIN_HEADER = "X-Lab-Admin-Secret"
 
 
 @dataclass
@@ -57,6 +62,7 @@ class LabConfig:
     vaults: List[VaultDef]
     identities: List[Identity]
     signing_key: bytes = field(repr=False)
+    admin_secret: str = field(default="", repr=False)
 
     def path(self, name: str) -> str:
         return os.path.join(self.state_dir, name)
@@ -103,7 +109,13 @@ def env_vars(cfg: LabConfig, authority: str, urls: Dict[str, str]) -> Dict[str, 
         out["LAB_VAULT_%s" % name.upper().replace("-", "_")] = urls[name]
     out["LAB_READER_CLIENT_ID"] = reader.client_id
     out["LAB_READER_SECRET"] = reader.secret
+    out["LAB_ADMIN_SECRET"] = cfg.admin_secret
     return out
+
+
+def admin_headers(cfg: "LabConfig") -> Dict[str, str]:
+    """The headers of an admin call (/lab/...) to the server of this state dir."""
+    return {ADMIN_HEADER: cfg.admin_secret}
 
 
 def _write_json(path: str, data: dict, mode: int) -> None:
@@ -166,6 +178,13 @@ def init(state_dir: str, port: Optional[int] = None) -> LabConfig:
     os.chmod(ident_path, 0o600)
     if changed:
         _write_json(config_path, config, 0o644)
+    admin_path = os.path.join(state_dir, ADMIN_SECRET_FILE)
+    if not os.path.exists(admin_path):
+        fd = os.open(admin_path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        os.replace(admin_path + ".tmp", admin_path)
+    os.chmod(admin_path, 0o600)
     return load(state_dir)
 
 
@@ -176,6 +195,11 @@ def load(state_dir: str) -> LabConfig:
         config = json.load(handle)
     with open(os.path.join(state_dir, IDENTITIES_FILE), encoding="utf-8") as handle:
         private = json.load(handle)
+    try:
+        with open(os.path.join(state_dir, ADMIN_SECRET_FILE), encoding="ascii") as handle:
+            admin_secret = handle.read().strip()
+    except FileNotFoundError:
+        admin_secret = ""  # a state dir from before the admin secret: `init` (or `start`) creates it
     identities = [
         Identity(name=i["name"], client_id=i["client_id"], secret=private["secrets"][i["client_id"]],
                  permissions={k: list(v) for k, v in i["permissions"].items()})
@@ -184,5 +208,5 @@ def load(state_dir: str) -> LabConfig:
     return LabConfig(
         state_dir=state_dir, tenant_id=config["tenant_id"], base_port=int(config["base_port"]),
         vaults=[VaultDef(v["name"], v["kind"], int(v["port"])) for v in config["vaults"]],
-        identities=identities, signing_key=bytes.fromhex(private["token_signing_key"]),
+        identities=identities, signing_key=bytes.fromhex(private["token_signing_key"]), admin_secret=admin_secret,
     )

@@ -17,6 +17,7 @@ The domain rules live in :mod:`models`; this module only translates HTTP to call
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import random
@@ -362,6 +363,7 @@ class LabServer:
         parts = urlsplit(target)
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
         if segments[0] == "lab":
+            self._check_admin(headers)
             return self._admin(method, segments[1:], body)
         if segments[0] in ("metadata", "tenants", "subscriptions"):
             return self._resource_manager(method, segments, parts, headers)
@@ -469,6 +471,16 @@ class LabServer:
                 "audiences '%s','%s'." % (self.arm.url, self.arm.audience)) from exc
         except errors.Unauthorized as exc:
             raise errors.InvalidAuthenticationToken("The access token is invalid: %s" % re.sub(r"^AKV\d+: ", "", exc.message)) from exc
+
+    def _check_admin(self, headers) -> None:
+        """The admin endpoints want the state dir's admin secret: any local user can reach the port, not read the file."""
+        given = headers.get(config.ADMIN_HEADER)
+        if not given:
+            raise errors.Unauthorized("The lab admin endpoints need the %s header (the secret in %s)."
+                                      % (config.ADMIN_HEADER, self.config.path(config.ADMIN_SECRET_FILE)))
+        secret = self.config.admin_secret
+        if not secret or not hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8")):
+            raise errors.Forbidden("The %s header does not match the lab's admin secret." % config.ADMIN_HEADER)
 
     def _admin(self, method: str, segments: List[str], body: bytes) -> Reply:
         what = "/".join(segments)

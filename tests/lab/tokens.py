@@ -31,6 +31,8 @@ ALL_KEY_PERMISSIONS = (
 )
 READER_PERMISSIONS = ("get", "list")
 TOKEN_LIFETIME = 3600
+#: clock skew allowed between the token issuer and the vault for nbf and iat (Entra tokens carry nbf = iat); exp is strict
+CLOCK_SKEW = 60
 
 
 @dataclass
@@ -112,8 +114,17 @@ class TokenAuthority:
         if not hmac.compare_digest(expected, signature) or not isinstance(payload, dict):
             raise Unauthorized("AKV10031: Token signature verification failed.")
         now = int(self.clock())
-        if not isinstance(payload.get("exp"), int) or payload["exp"] <= now:
+        for claim in ("exp", "nbf", "iat"):
+            if claim in payload and (not isinstance(payload[claim], int) or isinstance(payload[claim], bool)):
+                raise Unauthorized("AKV10021: Invalid token format.")
+        if "exp" not in payload or payload["exp"] <= now:
             raise Unauthorized("AKV10032: Token expired.")
+        if payload.get("nbf", now) > now + CLOCK_SKEW:
+            raise Unauthorized("AKV10032: Token is not yet valid (nbf is in the future).")
+        if payload.get("iat", now) > now + CLOCK_SKEW:
+            raise Unauthorized("AKV10032: Token was issued in the future (iat).")
+        if "iat" in payload and payload["exp"] <= payload["iat"]:
+            raise Unauthorized("AKV10021: Invalid token format (exp is not after iat).")
         if payload.get("tid") != self.tenant_id:
             raise Unauthorized("AKV10032: Invalid issuer. Expected one of the issuers of tenant %s." % self.tenant_id)
         if payload.get("aud") != audience:

@@ -101,7 +101,8 @@ class Work:
     def byok_dirs(self) -> List[str]:
         """byok-* directories in this test's tempfile.gettempdir() (work dirs holding .byok or KEK files).
 
-        The host-lock folder (empty lock files, no content) is meant to stay and is not counted.
+        The host-lock folder (lock files hold at most their holder's pid, host and start time) is meant to stay and
+        is not counted.
         """
         return sorted(p.name for p in self.tmpdir.glob("byok-*") if p.is_dir() and not _is_lock_dir(p))
 
@@ -109,10 +110,14 @@ class Work:
         return sorted(p.name for p in self.tmpdir.glob("byok-*") if not _is_lock_dir(p))
 
 
+_LOCK_HOLDER = re.compile(r"^(pid=\d+ host=\S+ started=\S+\n)?$")
+
+
 def _is_lock_dir(path: Path) -> bool:
-    """The collection's lock folder: byok-keyvault-locks-<uid>, holding only empty *.lock files."""
+    """The collection's lock folder: byok-keyvault-locks-<uid>, holding only *.lock files that are empty or name their
+    holder (a run killed while holding a lock leaves its file; lock files are removed on release otherwise)."""
     return path.name.startswith("byok-keyvault-locks-") and all(
-        f.suffix == ".lock" and f.stat().st_size == 0 for f in path.iterdir())
+        f.suffix == ".lock" and not f.is_symlink() and _LOCK_HOLDER.match(f.read_text()) for f in path.iterdir())
 
 
 def new_work(path: Path, base_env: Dict[str, str]) -> Work:
@@ -198,12 +203,13 @@ class Lab:
         key = self.keys(vault).get(name)
         return list(key["versions"]) if key else []
 
-    # faults (admin endpoint on the base port, HTTPS with the lab CA, no token)
+    # faults (admin endpoint on the base port, HTTPS with the lab CA, the admin secret of `lab env`)
     def _admin(self, method: str, what: str, body: Optional[dict] = None) -> dict:
         ctx = ssl.create_default_context(cafile=self.env["LAB_CA"])
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request("https://127.0.0.1:%d/lab/%s" % (self.base_port, what), data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "X-Lab-Admin-Secret": self.env["LAB_ADMIN_SECRET"]})
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
             return json.loads(resp.read().decode() or "{}")
 

@@ -9,6 +9,12 @@ wrong port), once succeeding. Then everything written is scanned - stdout, stder
 manifests, TMPDIR (any .byok left), ansible's remote/local tmp, the inventory dir, the lab's folder except its own
 identities.json and key state (its server.log included) - for each PIN, the client secret and any bearer token (a JWT
 as the lab issues them, "eyJ...header.eyJ...payload"): zero hits.
+
+And a transfer under ANSIBLE_DEBUG=1, with the inventory's byok_allow_secrets_in_debug_log: true (the opt-in that
+lets the transfer role start when a secret would reach the debug log), plus byok_wrap and keyvault_import runs that
+write a .byok and its sidecar: ansible-core's own debug output does carry the PIN (it prints every module's arguments,
+no_log or not - the behaviour docs/security.md warns about), and no file the collection writes (manifests, .byok,
+sidecars, lock files, work directories) does.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ANSIBLE_VAULT, ec, new_fleet, new_work, rsa, run_playbook, unique, write_inventory
+from .conftest import (ANSIBLE_VAULT, ec, module_result, new_fleet, new_work, rsa, run_module, run_playbook, unique,
+                       write_inventory)
 
 JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
 
@@ -136,3 +143,79 @@ def test_no_bearer_token_anywhere(secret_runs):
 def test_work_dirs_removed_after_failure_and_success(secret_runs):
     assert secret_runs.tmp_after_failing == [], secret_runs.tmp_after_failing
     assert secret_runs.tmp_after_succeeding == [], secret_runs.tmp_after_succeeding
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ANSIBLE_DEBUG=1: what ansible-core prints, and what the collection writes
+# ----------------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def debug_runs(fl_lab, fl_base_env, tmp_path_factory):
+    r = Runs()
+    r.work = work = new_work(tmp_path_factory.mktemp("secrets-debug"), fl_base_env)
+    r.pins = {"hsm1": "PIN-%s" % secrets.token_hex(6)}
+    keys = {"hsm1": [ec(unique("dbg-e1"))]}
+    kek = unique("fkek")
+    r.fleet = new_fleet(fl_lab, work, keys, kek_name=kek, pins=r.pins,
+                        extra_vars={"byok_allow_secrets_in_debug_log": True})
+    debug_env = dict(fl_lab.azure_env, ANSIBLE_DEBUG="1")
+    r.transfer = run_playbook(work, r.fleet.inventory, env=debug_env)
+
+    # the file-writing modules as well: a KEK file, a .byok with its sidecar, an import from it
+    token = r.fleet.hosts["hsm1"]
+    env = dict(debug_env, **token.env)
+    label = unique("dbg-k")
+    r.module_runs = []
+    for module, args in (
+            ("hsm_keygen", dict(token.pkcs11_args(), label=label, key_type="EC", curve="P-256")),
+            ("byok_kek_fetch", dict(fl_lab.azure_args(), name=kek, key_size=2048, dest=str(work.path / "out" / "kek.pem"))),
+    ):
+        (work.path / "out").mkdir(exist_ok=True)
+        r.module_runs.append(run_module(work, module, args, env=env))
+    kek_kid = module_result(r.module_runs[-1])["kid"]
+    byok = str(work.path / "out" / ("%s.byok" % label))
+    r.module_runs.append(run_module(work, "byok_wrap", dict(token.pkcs11_args(), label=label, dest=byok,
+                                                            kek_file=str(work.path / "out" / "kek.pem"), kek_kid=kek_kid), env=env))
+    r.module_runs.append(run_module(work, "keyvault_import", dict(fl_lab.azure_args(), name=label, byok_file=byok,
+                                                                  key_type="EC", curve="P-256"), env=env))
+    r.results = [module_result(run) for run in r.module_runs]
+    r.byok = Path(byok)
+
+    # what the collection writes: manifests, .byok and sidecars, the lock folder and work dirs in TMPDIR
+    r.written = {}
+    candidates = list(r.fleet.manifest_dir.rglob("*")) + list((work.path / "out").rglob("*")) + list(work.tmpdir.rglob("byok-*"))
+    for path in candidates:
+        if path.is_dir():
+            candidates.extend(p for p in path.rglob("*") if p not in candidates)
+            continue
+        if path.is_file() and not path.is_symlink():
+            r.written[str(path)] = path.read_bytes()
+    return r
+
+
+def test_debug_runs_work(debug_runs):
+    r = debug_runs
+    assert r.transfer.rc == 0, r.transfer
+    for run, result in zip(r.module_runs, r.results):
+        assert not result.get("failed"), run
+    assert str(r.byok) in r.written and str(r.byok) + ".json" in r.written, sorted(r.written)  # the .byok and its sidecar
+    assert list(r.fleet.manifest_dir.glob("*.json")), "no audit manifest written"
+    kinds = {Path(p).suffix for p in r.written}
+    assert {".json", ".txt", ".byok", ".pem"} <= kinds, sorted(r.written)
+
+
+def test_ansible_debug_itself_prints_the_pin(debug_runs):
+    """Documented ansible-core behaviour (docs/security.md): ANSIBLE_DEBUG=1 prints module arguments, no_log or not."""
+    pin = debug_runs.pins["hsm1"]
+    printed = debug_runs.transfer.stdout + debug_runs.transfer.stderr
+    assert "_execute_module" in printed, "ANSIBLE_DEBUG output was not produced"
+    assert pin in printed, "ansible-core no longer prints module arguments under ANSIBLE_DEBUG; update docs/security.md"
+    assert any(pin in run.stdout + run.stderr for run in debug_runs.module_runs)
+
+
+def test_no_secret_in_any_file_the_collection_writes_under_debug(fl_lab, debug_runs):
+    secrets_ = [p.encode() for p in debug_runs.pins.values()] + [fl_lab.env["AZURE_SECRET"].encode()]
+    hits = sorted(where for where, blob in debug_runs.written.items() for secret in secrets_ if secret in blob)
+    assert not hits, "a secret is written by the collection in: %s" % hits
+    jwt = sorted(where for where, blob in debug_runs.written.items() if JWT_RE.search(blob))
+    assert not jwt, "a bearer token is written by the collection in: %s" % jwt

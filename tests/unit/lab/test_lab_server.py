@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lab import __main__ as cli
+from lab.config import admin_headers
 from lab.server import LabServer
 from lab_blobs import blob, pkcs8, pkcs8_ec_p256_minimal, rsa_public_from_jwk, softhsm_pad
 from lab_http import http_call
@@ -241,7 +242,7 @@ def test_challenge_and_raw_errors(lab):
     # admin endpoints exist on the base port only
     status, _headers, _body = http_call(lab, "GET", url + "/lab/state?api-version=" + API, headers=auth)
     assert status == 404
-    status, _headers, body = http_call(lab, "GET", lab.authority + "/lab/state")
+    status, _headers, body = http_call(lab, "GET", lab.authority + "/lab/state", headers=admin_headers(lab.config))
     assert status == 200 and "premium" in body
     # invalid key name
     status, _headers, body = http_call(lab, "GET", url + "/keys/bad_name?api-version=" + API, headers=auth)
@@ -326,7 +327,7 @@ def test_random_faults_are_seeded(lab):
     # faults never hit the token endpoint or the admin endpoints
     lab.faults.configure({"rate": 1.0, "kinds": ["500"]})
     assert raw_token(lab, "premium")
-    assert http_call(lab, "GET", lab.authority + "/lab/health")[0] == 200
+    assert http_call(lab, "GET", lab.authority + "/lab/health", headers=admin_headers(lab.config))[0] == 200
     assert lab.faults.configure({"off": True})["rate"] == 0.0
     assert lab.faults.pick("GET", "/keys") is None
 
@@ -373,7 +374,9 @@ def test_cli(tmp_path, capsys):
     assert values["LAB_VAULT_MHSM"] == "https://127.0.0.1:%d" % (port + 2)
     assert values["LAB_VAULT_PREMIUM2"] == "https://127.0.0.1:%d" % (port + 3)
     assert values["LAB_CA"] == os.path.join(state, "ca.pem")
-    assert set(values) >= {"AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_TENANT", "LAB_READER_CLIENT_ID", "LAB_READER_SECRET"}
+    assert set(values) >= {"AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_TENANT", "LAB_READER_CLIENT_ID", "LAB_READER_SECRET",
+                           "LAB_ADMIN_SECRET"}
+    assert oct(os.stat(os.path.join(state, "admin-secret")).st_mode & 0o777) == "0o600"
     assert "export AZURE_SECRET=" in run("env")
     run("status", code=3)
     try:
@@ -390,4 +393,4 @@ def test_cli(tmp_path, capsys):
     assert "reset" in run("reset")
     with open(os.path.join(state, "server.log"), encoding="utf-8") as handle:
         log = handle.read()
-    assert "GET /lab/health 200" in log and values["AZURE_SECRET"] not in log
+    assert "GET /lab/health 200" in log and values["AZURE_SECRET"] not in log and values["LAB_ADMIN_SECRET"] not in log

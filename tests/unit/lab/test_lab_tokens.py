@@ -74,3 +74,15 @@ def test_permissions(authority):
     assert body["error"]["code"] == "Forbidden" and body["error"]["innererror"] == {"code": "ForbiddenByPolicy"}
     assert body["error"]["message"].startswith("The user, group or application 'appid=rd-id;")
     assert "does not have keys import permission on key vault 'premium;" in body["error"]["message"]
+
+
+def test_time_claims(authority):
+    """nbf and iat in the future (beyond a small clock skew) are refused like an expired token; within it accepted."""
+    tokens, clock = authority
+    op = tokens.identities["op-id"]
+    ahead = TokenAuthority(TENANT, b"k" * 32, tokens.identities.values(), clock=lambda: clock.now + 3600)
+    with pytest.raises(errors.Unauthorized, match="not yet valid") as info:
+        tokens.validate(ahead.issue(op, AUD), AUD)
+    assert info.value.status == 401
+    slightly = TokenAuthority(TENANT, b"k" * 32, tokens.identities.values(), clock=lambda: clock.now + 30)
+    assert tokens.validate(slightly.issue(op, AUD), AUD).appid == "op-id"

@@ -4,6 +4,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
+import errno
 import json
 import os
 import stat
@@ -14,6 +16,7 @@ from unittest.mock import MagicMock
 from ansible.errors import AnsibleActionFail
 from ansible.playbook.task import Task
 
+from ansible_collections.byok.keyvault.plugins.action import byok_manifest as manifest_plugin
 from ansible_collections.byok.keyvault.plugins.action.byok_manifest import SCHEMA, ActionModule, manifest_documents
 
 ROWS = [{'host': 'hsm1', 'vault': 'prod', 'name': 'app-rsa', 'label': 'app-rsa', 'kid': 'https://v/keys/app-rsa/0123456789abcdef',
@@ -63,3 +66,53 @@ def test_unwritable_directory_names_the_variable(tmp_path):
 def test_unknown_option_is_refused(tmp_path):
     with pytest.raises(AnsibleActionFail, match='mode'):
         run_action({'dir': str(tmp_path), 'rows': ROWS, 'mode': '0644'})
+
+
+class _FrozenDatetime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return cls(2026, 11, 28, 21, 5, 0, tzinfo=tz)
+
+
+def test_two_runs_in_the_same_second_keep_two_manifests(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest_plugin.datetime, 'datetime', _FrozenDatetime)
+    first = run_action({'dir': str(tmp_path), 'rows': ROWS})
+    other_rows = [dict(ROWS[0], name='other-key')]
+    second = run_action({'dir': str(tmp_path), 'rows': other_rows})
+    assert first['finished'] == second['finished'] == '2026-11-28T21:05:00Z'
+    assert first['json_path'] != second['json_path'] and first['text_path'] != second['text_path']
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        os.path.basename(p) for p in (first['json_path'], first['text_path'], second['json_path'], second['text_path']))
+    assert json.load(open(first['json_path']))['keys'] == ROWS
+    assert json.load(open(second['json_path']))['keys'] == other_rows
+    assert first['run_id'] in first['json_path'] and first['run_id'].startswith('2026-11-28T210500Z-')
+
+
+def test_an_existing_manifest_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest_plugin.datetime, 'datetime', _FrozenDatetime)
+    ids = iter(['2026-11-28T210500Z-aaaa', '2026-11-28T210500Z-aaaa', '2026-11-28T210500Z-bbbb'])
+    monkeypatch.setattr(manifest_plugin, 'run_id', lambda finished: next(ids))
+    first = run_action({'dir': str(tmp_path), 'rows': ROWS})
+    before = open(first['json_path']).read()
+    second = run_action({'dir': str(tmp_path), 'rows': [dict(ROWS[0], name='other-key')]})
+    assert second['run_id'] == '2026-11-28T210500Z-bbbb'
+    assert open(first['json_path']).read() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
+
+
+def test_write_new_refuses_an_existing_name(tmp_path):
+    target = tmp_path / 'byok-transfer-x.json'
+    target.write_text('earlier run')
+    with pytest.raises(OSError) as info:
+        manifest_plugin.write_new(str(target), b'later run')
+    assert info.value.errno == errno.EEXIST
+    assert target.read_text() == 'earlier run' and sorted(p.name for p in tmp_path.iterdir()) == ['byok-transfer-x.json']
+
+
+def test_a_directory_others_may_write_is_refused(tmp_path):
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    os.chmod(str(shared), 0o777)
+    with pytest.raises(AnsibleActionFail, match='others may write'):
+        run_action({'dir': str(shared), 'rows': ROWS})
+    assert list(shared.iterdir()) == []

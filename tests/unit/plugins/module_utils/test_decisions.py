@@ -9,7 +9,10 @@ import datetime
 
 import pytest
 
-from ansible_collections.byok.keyvault.plugins.module_utils.decisions import import_decision, kek_needed, regeneration_decision
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils.decisions import (import_decision, kek_needed, regeneration_decision,
+                                                                             same_identity)
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import byok_is_current
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import kek_problems
 
 
@@ -81,3 +84,47 @@ def test_import_decision_never_overwrites_silently(exists, current, expected, fo
 ])
 def test_kek_needed_only_when_a_key_may_move(in_vault, force, policy, needed):
     assert kek_needed(in_vault, force, policy) is needed
+
+
+@pytest.mark.parametrize('current, expected', [
+    (None, None),
+    ('', ''),
+    ('', None),
+    (None, ''),
+    ('  ', '  '),
+])
+@pytest.mark.parametrize('force', [False, True])
+def test_an_unknown_identity_is_never_the_current_key(current, expected, force):
+    """Two unknown identities (an AES key without a KCV on both sides) are not "the same key"."""
+    decision, reason = import_decision(True, current, expected, force)
+    assert decision == ('import' if force else 'conflict'), reason
+    assert 'cannot be compared' in reason or force
+    assert same_identity(current, expected) is False
+
+
+def test_same_identity_needs_both_known_and_equal():
+    assert same_identity('ab12cd', 'ab12cd') is True
+    assert same_identity('ab12cd', 'ab12ce') is False
+    assert same_identity(None, 'ab12cd') is False and same_identity('ab12cd', None) is False
+
+
+KID = 'https://contoso.vault.azure.net/keys/kek/0123456789abcdef0123456789abcdef'
+
+
+def _byok_with_sidecar(tmp_path, fingerprint):
+    dest = str(tmp_path / 'k.byok')
+    byok_file.atomic_write(dest, byok_file.build(KID, b'\x01' * 552, 'test'))
+    byok_file.write_sidecar(dest, {'kek_kid': KID, 'fingerprint': fingerprint, 'kek_fingerprint': 'ee' * 32})
+    return dest
+
+
+def test_a_byok_of_a_key_without_identity_is_never_current(tmp_path):
+    """A sidecar with fingerprint null and a key without KCV: None == None must not skip the wrap."""
+    dest = _byok_with_sidecar(tmp_path, None)
+    assert byok_is_current(dest, KID, None, 'ee' * 32) is False
+
+
+def test_a_byok_of_the_same_key_is_current(tmp_path):
+    dest = _byok_with_sidecar(tmp_path, 'abc123')
+    assert byok_is_current(dest, KID, 'abc123', 'ee' * 32) is True
+    assert byok_is_current(dest, KID, 'abc124', 'ee' * 32) is False

@@ -86,7 +86,7 @@ def test_every_problem_of_the_fleet_at_once_and_a_shared_one_once():
 
 
 @pytest.mark.parametrize('values, expected', [
-    ({'byok_user_pin': 342391}, 'byok_user_pin: the value (not shown: a secret) is an integer, not a string; write it in quotes'),
+    ({'byok_user_pin': 342391}, 'byok_user_pin: the value (not shown: a secret) is an integer, not a string; use quotes'),
     ({'byok_regenerate': 'sometimes'}, "byok_regenerate: 'sometimes' is not one of never, fail, full_idempotence, always"),
     ({'byok_import_parallel': 64}, 'byok_import_parallel: 64 is out of range; use 1 to 16'),
     ({'byok_vaults': {'prod': {'url': 'http://contoso.vault.azure.net'}}}, 'byok_vaults.prod.url: '),

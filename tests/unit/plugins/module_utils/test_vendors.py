@@ -230,20 +230,25 @@ def test_nshield_role_refuses_the_legacy_method_with_the_profile_facts():
         assert fact in assert_task['fail_msg']
 
 
-@pytest.mark.parametrize('role,vendor', [('luna', 'luna'), ('nshield', 'nshield'),
-                                         ('generic_pkcs11', '{{ generic_pkcs11_vendor }}')])
+@pytest.mark.parametrize('role,vendor', [('luna', 'luna'), ('nshield', 'nshield'), ('generic_pkcs11', None)])
 def test_roles_pass_only_the_profile_name(role, vendor):
+    """No vendor branches in the roles: each passes its profile's name to the one shared procedure, which hands it to
+    every HSM module through the action group's module_defaults."""
     tasks_text = ''
     for path in glob.glob(os.path.join(ROOT, 'roles', role, 'tasks', '*.yml')):
         with open(path) as f:
             tasks_text += f.read()
     assert not re.search(r'vendor\s*==|==\s*[\'"](luna|nshield|softhsm|generic)', tasks_text)
-    modules = [t for t in _flatten(_yaml('roles/%s/tasks/main.yml' % role))
-               if any(k in t for k in ('byok.keyvault.hsm_keygen', 'byok.keyvault.byok_wrap'))]
-    assert len(modules) == 2
-    for task in modules:
-        args = task.get('byok.keyvault.hsm_keygen') or task.get('byok.keyvault.byok_wrap')
-        assert args['vendor'] == vendor
+    if vendor:
+        includes = [t for t in _flatten(_yaml('roles/%s/tasks/main.yml' % role)) if 'ansible.builtin.include_role' in t]
+        assert [t['ansible.builtin.include_role'] for t in includes] == [{'name': 'byok.keyvault.generic_pkcs11',
+                                                                           'tasks_from': 'procedure'}]
+        assert includes[0]['vars']['generic_pkcs11_vendor'] == vendor
+    procedure = _yaml('roles/generic_pkcs11/tasks/procedure.yml')
+    assert procedure[0]['module_defaults']['group/byok.keyvault.hsm']['vendor'] == '{{ generic_pkcs11_vendor }}'
+    modules = [t for t in _flatten(procedure) if any(k in t for k in ('byok.keyvault.hsm_keygen', 'byok.keyvault.byok_wrap'))]
+    assert len(modules) == 2 and not any('vendor' in (t.get('byok.keyvault.hsm_keygen') or t.get('byok.keyvault.byok_wrap'))
+                                         for t in modules)
 
 
 def _flatten(tasks):
