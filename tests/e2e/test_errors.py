@@ -202,3 +202,40 @@ def test_byok_json_but_not_a_byok_refused_by_import(lab, run_module, tmp_path):
                                              key_size=3072), env=lab.azure_env)
     assert_one_line_failure(run, str(byok))
     assert name not in lab.keys("premium")
+
+
+def test_blob_of_another_key_refused_after_import(lab, run_module, make_token, tmp_path):
+    """Key A's .byok imported under key B's expected_fingerprint, into a name the vault does not hold yet.
+
+    Nothing in the vault can be compared before the PUT (the name is new), so the import happens and only the check of
+    the vault's new public key against expected_fingerprint can tell. The module must fail, naming the version it
+    created. The vault then holds A's key as that one version: an import cannot be undone by the module (deleting is
+    not its job, and on a purge-protected vault not even possible), so the test pins down what the user finds - one
+    version, A's key, the version the message names - rather than pretending nothing happened.
+    """
+    token = make_token()
+    label_a, label_b, name, kek = unique("ec-a"), unique("ec-b"), unique("wrong-blob"), unique("kek")
+    gen = run_module("hsm_keygen", dict(token.pkcs11_args(), keys=[{"label": label_a, "key_type": "EC", "curve": "P-256"},
+                                                                   {"label": label_b, "key_type": "EC", "curve": "P-256"}]),
+                     env=token.env)
+    assert not gen.failed, str(gen)
+    fp = {k["label"]: k["fingerprint"] for k in gen.result["keys"]}
+    assert fp[label_a] != fp[label_b]
+    kek_pem = tmp_path / "kek.pem"
+    fetched = run_module("byok_kek_fetch", dict(lab.azure_args(), name=kek, key_size=2048, dest=str(kek_pem)), env=lab.azure_env)
+    assert not fetched.failed, str(fetched)
+    byok_a = tmp_path / "a.byok"
+    wrapped = run_module("byok_wrap", dict(token.pkcs11_args(), label=label_a, dest=str(byok_a), kek_file=str(kek_pem),
+                                           kek_kid=fetched.result["kid"]), env=token.env)
+    assert not wrapped.failed and wrapped.result["fingerprint"] == fp[label_a], str(wrapped)
+    assert name not in lab.keys("premium")
+
+    run = run_module("keyvault_import", dict(lab.azure_args(), name=name, byok_file=str(byok_a), key_type="EC", curve="P-256",
+                                             key_ops=["sign", "verify"], expected_fingerprint=fp[label_b]),
+                     env=lab.azure_env)
+    msg = assert_one_line_failure(run, name, "does not match", fp[label_b])
+    assert_says_how_to_fix(msg)
+    versions = lab.keys("premium")[name]["versions"]
+    assert len(versions) == 1, "expected the one version the import created: %s" % versions
+    assert versions[0]["version"] in msg, "the message does not name the version the import created: %r" % msg
+    assert lab.vault_key_sha256(name) == fp[label_a], "the vault's version is not key A"
