@@ -138,7 +138,6 @@ def test_work_dirs_removed_after_failure_and_success(secret_runs):
     assert secret_runs.tmp_after_succeeding == [], secret_runs.tmp_after_succeeding
 
 
-
 # ----------------------------------------------------------------------------------------------------------------------
 # One secret per mistake: a wrong PIN, a wrong client secret, the `secret` option, a 403. Each case runs a one-task
 # playbook (the secret is in the playbook file, never on a command line) at default verbosity and at -vvv, each in its
@@ -209,8 +208,8 @@ def test_secret_scan_wrong_pin(fl_lab, fl_base_env, fl_make_token, tmp_path):
     wrong = "PIN-%s" % secrets.token_hex(8)
 
     def tasks(level):
-        return [{"byok.keyvault.hsm_keygen": dict(token.pkcs11_args(), user_pin=wrong, label=unique("scan"), key_type="EC",
-                                                   curve="P-256"), "environment": token.env}]
+        args = dict(token.pkcs11_args(), user_pin=wrong, label=unique("scan"), key_type="EC", curve="P-256")
+        return [{"byok.keyvault.hsm_keygen": args, "environment": token.env}]
 
     scan = _scan_case(fl_lab, fl_base_env, tmp_path, tasks)
     _failed_with(scan, "user_pin", "CKR_PIN_INCORRECT")
@@ -235,9 +234,9 @@ def test_secret_scan_secret_option(fl_lab, fl_base_env, tmp_path):
     names = {level: unique("fkek") for level in SCAN_VERBOSITY}
 
     def tasks(level):
-        return [{"byok.keyvault.byok_kek_fetch": dict(fl_lab.azure_args(), auth_source="auto", name=names[level], key_size=2048,
-                                                       client_id=fl_lab.env["AZURE_CLIENT_ID"], tenant=fl_lab.env["AZURE_TENANT"],
-                                                       secret=fl_lab.env["AZURE_SECRET"])}]
+        args = dict(fl_lab.azure_args(), auth_source="auto", name=names[level], key_size=2048,
+                    client_id=fl_lab.env["AZURE_CLIENT_ID"], tenant=fl_lab.env["AZURE_TENANT"], secret=fl_lab.env["AZURE_SECRET"])
+        return [{"byok.keyvault.byok_kek_fetch": args}]
 
     scan = _scan_case(fl_lab, fl_base_env, tmp_path, tasks)  # no AZURE_* in the environment: the option is the credential
     for level, run in scan.runs.items():
