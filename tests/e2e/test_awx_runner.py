@@ -31,7 +31,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-ansible_runner = pytest.importorskip("ansible_runner")
+try:
+    import ansible_runner
+except ImportError as _exc:
+    # scripts/test.sh (make test) sets BYOK_REQUIRE_ALL=1: there a missing ansible-runner fails instead of skipping
+    if os.environ.get("BYOK_REQUIRE_ALL") == "1":
+        pytest.fail("BYOK_REQUIRE_ALL=1 and ansible-runner cannot be imported (%s); it is in requirements-dev.txt, "
+                    "run scripts/bootstrap.sh" % _exc, pytrace=False)
+    pytest.skip("ansible-runner is not installed (%s)" % _exc, allow_module_level=True)
 
 from conftest import ROOT, SOFTHSM_LIB, VENV_BIN, _SCRUB, unique  # noqa: E402  (tests/e2e is on sys.path)
 

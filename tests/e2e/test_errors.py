@@ -7,28 +7,74 @@ message (no traceback, no line break) that names the input at fault and says how
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from conftest import assert_one_line_failure, assert_says_how_to_fix, unique
+from conftest import TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, unique
+from test_key_matrix import ensure_shim
+from test_transfer import write_inventory
+
+CKR_PIN_INCORRECT = 0xA0
+LOGIN_RE = re.compile(r"^(?P<pid>\d+) C_Login user_type=(?P<user>\d+) rv=0x(?P<rv>[0-9a-f]+)$")
+
+
+def logins(call_log):
+    """[(pid, user_type, rv)] of every C_Login the PKCS#11 shim saw (tests/pkcs11_shim, BYOK_SHIM_CALL_LOG)."""
+    if not call_log.exists():
+        return []
+    found = [LOGIN_RE.match(line) for line in call_log.read_text().splitlines()]
+    return [(int(m.group("pid")), int(m.group("user")), int(m.group("rv"), 16)) for m in found if m]
+
+
+def wrong_pin(token):
+    return "0000" + token.pin[4:][::-1]
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # HSM side
 # --------------------------------------------------------------------------------------------------------------------
 
-def test_wrong_pin(run_module, make_token):
+def test_wrong_pin(run_module, make_token, tmp_path):
+    """A wrong PIN is tried exactly once (C_Login counted by the PKCS#11 shim in front of SoftHSM): a module that retried
+    would lock a real HSM's user after a few runs (SoftHSM itself never locks, so only the count can tell)."""
     token = make_token()
     label = unique("ec")
-    run = run_module("hsm_keygen", dict(token.pkcs11_args(pin="0000" + token.pin[4:][::-1]), label=label, key_type="EC",
-                                        curve="P-256"), env=token.env)
+    call_log = tmp_path / "pkcs11-calls.log"
+    args = dict(token.pkcs11_args(pin=wrong_pin(token)), pkcs11_module=str(ensure_shim()), label=label, key_type="EC",
+                curve="P-256")
+    run = run_module("hsm_keygen", args, env=dict(token.env, BYOK_SHIM_CALL_LOG=str(call_log)))
     msg = assert_one_line_failure(run, "user_pin")
     assert_says_how_to_fix(msg)
-    assert token.pin not in msg
-    # Tried once, not retried: the right PIN still works afterwards, and nothing was created by the failed run
+    assert token.pin not in msg and args["user_pin"] not in msg
+    seen = logins(call_log)
+    assert len(seen) == 1 and seen[0][2] == CKR_PIN_INCORRECT, \
+        "expected exactly one C_Login, refused with CKR_PIN_INCORRECT; the shim saw %s:\n%s" % (seen, run)
+    assert args["user_pin"] not in call_log.read_text()
+    # nothing was created by the failed run, and the right PIN still works afterwards
     assert token.objects() == []
     ok = run_module("hsm_keygen", dict(token.pkcs11_args(), label=label, key_type="EC", curve="P-256"), env=token.env)
     assert not ok.failed and ok.changed, str(ok)
+
+
+def test_wrong_pin_in_a_playbook_run_logs_in_once(lab, make_token, run_playbook, tmp_path):
+    """The transfer playbook with a wrong PIN: one C_Login for the whole run (no retry, no second HSM task trying it)."""
+    token = make_token()
+    name, kek_name = unique("e2e-pin"), unique("e2e-kek")
+    keys = [{"name": name, "vault": "premium", "key_type": "EC", "curve": "P-256", "key_ops": ["sign", "verify"]}]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek_name)
+    inventory.write_text(inventory.read_text().replace(json.dumps(token.pin), json.dumps(wrong_pin(token))))
+    assert token.pin not in inventory.read_text()
+    call_log = tmp_path / "pkcs11-calls.log"
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=dict(lab.azure_env, BYOK_SHIM_CALL_LOG=str(call_log)),
+                       extra_args=["-e", "byok_pkcs11_module=%s" % ensure_shim()])
+    assert run.rc != 0, "the run with a wrong PIN succeeded:\n%s" % run
+    assert "user_pin" in run.output, run
+    seen = logins(call_log)
+    assert len(seen) == 1 and seen[0][2] == CKR_PIN_INCORRECT, \
+        "expected exactly one C_Login in the whole run, refused with CKR_PIN_INCORRECT; the shim saw %s:\n%s" % (seen, run)
+    assert token.objects() == []
+    assert name not in lab.keys("premium")
 
 
 def test_unknown_token_label(run_module, make_token):
@@ -156,3 +202,40 @@ def test_byok_json_but_not_a_byok_refused_by_import(lab, run_module, tmp_path):
                                              key_size=3072), env=lab.azure_env)
     assert_one_line_failure(run, str(byok))
     assert name not in lab.keys("premium")
+
+
+def test_blob_of_another_key_refused_after_import(lab, run_module, make_token, tmp_path):
+    """Key A's .byok imported under key B's expected_fingerprint, into a name the vault does not hold yet.
+
+    Nothing in the vault can be compared before the PUT (the name is new), so the import happens and only the check of
+    the vault's new public key against expected_fingerprint can tell. The module must fail, naming the version it
+    created. The vault then holds A's key as that one version: an import cannot be undone by the module (deleting is
+    not its job, and on a purge-protected vault not even possible), so the test pins down what the user finds - one
+    version, A's key, the version the message names - rather than pretending nothing happened.
+    """
+    token = make_token()
+    label_a, label_b, name, kek = unique("ec-a"), unique("ec-b"), unique("wrong-blob"), unique("kek")
+    gen = run_module("hsm_keygen", dict(token.pkcs11_args(), keys=[{"label": label_a, "key_type": "EC", "curve": "P-256"},
+                                                                   {"label": label_b, "key_type": "EC", "curve": "P-256"}]),
+                     env=token.env)
+    assert not gen.failed, str(gen)
+    fp = {k["label"]: k["fingerprint"] for k in gen.result["keys"]}
+    assert fp[label_a] != fp[label_b]
+    kek_pem = tmp_path / "kek.pem"
+    fetched = run_module("byok_kek_fetch", dict(lab.azure_args(), name=kek, key_size=2048, dest=str(kek_pem)), env=lab.azure_env)
+    assert not fetched.failed, str(fetched)
+    byok_a = tmp_path / "a.byok"
+    wrapped = run_module("byok_wrap", dict(token.pkcs11_args(), label=label_a, dest=str(byok_a), kek_file=str(kek_pem),
+                                           kek_kid=fetched.result["kid"]), env=token.env)
+    assert not wrapped.failed and wrapped.result["fingerprint"] == fp[label_a], str(wrapped)
+    assert name not in lab.keys("premium")
+
+    run = run_module("keyvault_import", dict(lab.azure_args(), name=name, byok_file=str(byok_a), key_type="EC", curve="P-256",
+                                             key_ops=["sign", "verify"], expected_fingerprint=fp[label_b]),
+                     env=lab.azure_env)
+    msg = assert_one_line_failure(run, name, "does not match", fp[label_b])
+    assert_says_how_to_fix(msg)
+    versions = lab.keys("premium")[name]["versions"]
+    assert len(versions) == 1, "expected the one version the import created: %s" % versions
+    assert versions[0]["version"] in msg, "the message does not name the version the import created: %r" % msg
+    assert lab.vault_key_sha256(name) == fp[label_a], "the vault's version is not key A"

@@ -6,10 +6,11 @@ into the REAL lab vault (Premium flavour), idempotently, and --check creates not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
-from conftest import TRANSFER_PLAYBOOK, SOFTHSM_LIB, unique
+from conftest import ROOT, TRANSFER_PLAYBOOK, SOFTHSM_LIB, unique
 
 
 def write_inventory(path, lab, hosts, kek_name, extra_vars=None):
@@ -135,13 +136,69 @@ def test_transfer_two_hosts_then_idempotent(lab, make_token, run_playbook, tmp_p
         assert "sensitive" in access and "never extractable" not in access and "local" in access, private
 
 
+def tree(base):
+    """{relative path: sha256 (files) or "dir"} of everything under base (a missing base is an empty tree)."""
+    if not base.exists():
+        return {}
+    return {str(p.relative_to(base)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(base.rglob("*"))}
+
+
+def token_store(base):
+    """tree() of a SoftHSM2 token directory, token.object without its first 8 bytes: SoftHSM 2.6 rewrites token.object
+    on every login (C_Login) with its change counter increased; everything else of it must stay as it was."""
+    out = tree(base)
+    for p in base.rglob("token.object"):
+        out[str(p.relative_to(base))] = hashlib.sha256(p.read_bytes()[8:]).hexdigest()
+    return out
+
+
+def lock_files_only(entries):
+    """The collection's host-lock folder (byok-keyvault-locks-<uid>/*.lock, empty, meant to stay) filtered out."""
+    return {p: h for p, h in entries.items() if not re.fullmatch(r"byok-keyvault-locks-\d+(/[^/]+\.lock)?", p)
+            or (h not in ("dir", hashlib.sha256(b"").hexdigest()))}
+
+
 def test_check_mode_creates_nothing(fresh_lab, make_token, run_playbook, tmp_path):
     rsa_name, ec_name, kek_name = unique("e2e-rsa3072"), unique("e2e-ecp256"), unique("e2e-kek")
     hosts = two_hosts(make_token, rsa_name, ec_name)
     inventory = write_inventory(tmp_path / "inventory.yml", fresh_lab, hosts, kek_name)
+    manifest_dir = tmp_path / "manifests"
+    # Every place the run may write is its own: TMPDIR (tempfile.gettempdir() of ansible and of the modules), ansible's
+    # local and remote tmp, the working directory (tmp_path, which holds the inventory and the token dirs)
+    run_tmp = tmp_path / "run-tmp"
+    for d in ("tmpdir", "local", "remote"):
+        (run_tmp / d).mkdir(parents=True)
+    run_env = dict(fresh_lab.azure_env, TMPDIR=str(run_tmp / "tmpdir"), ANSIBLE_LOCAL_TEMP=str(run_tmp / "local"),
+                   ANSIBLE_REMOTE_TMP=str(run_tmp / "remote"))
+    tokens_before = {host: token_store(token.directory / "tokens") for host, (token, _keys) in hosts.items()}
+    assert all(tokens_before.values()), tokens_before
 
-    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=fresh_lab.azure_env, check=True)
+    def others():
+        """The rest of the working directory: not the run's tmp dirs, the lab's own state, the token stores."""
+        return {p: h for p, h in tree(tmp_path).items()
+                if not p.startswith(("run-tmp", fresh_lab.state_dir.name)) and "/tokens/" not in "/%s/" % p}
+
+    outside_before = others()
+    playbooks_before = tree(ROOT / "playbooks")
+
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=run_env, check=True)
     assert run.rc == 0, str(run)
+
+    # No manifest, no .byok, no temporary file anywhere the run could write, and the token stores untouched
+    assert not manifest_dir.exists() or not any(manifest_dir.iterdir()), \
+        "check mode wrote into the manifest dir: %s" % sorted(tree(manifest_dir))
+    byok_files = [str(p) for base in (tmp_path, ROOT / "playbooks") for p in base.rglob("*.byok*")]
+    assert not byok_files, "check mode wrote .byok files: %s" % byok_files
+    left = {d: lock_files_only(tree(run_tmp / d)) for d in ("tmpdir", "local", "remote")}
+    assert not any(left.values()), "check mode left files in the run's TMPDIR / ansible tmp dirs: %s" % left
+    changed = sorted(set(outside_before.items()) ^ set(others().items()))
+    assert not changed, "check mode changed files in its working directory: %s" % changed
+    for host, (token, _keys) in hosts.items():
+        after = token_store(token.directory / "tokens")
+        assert after == tokens_before[host], "check mode changed the token store of %s: %s" % (
+            host, sorted(set(tokens_before[host].items()) ^ set(after.items())))
+    assert tree(ROOT / "playbooks") == playbooks_before, "check mode wrote next to the playbook"
     for host in ("hsm1", "hsm2"):
         assert run.recap[host]["failed"] == 0, str(run)
         assert run.recap[host]["changed"] > 0, "check mode does not report the pending transfer of %s:\n%s" % (host, run)

@@ -23,15 +23,28 @@
  *                       set to "MAJOR.MINOR", which replaces firmwareVersion so tests can exercise the
  *                       vendor firmware gates (e.g. Luna 7.3 / 7.4) against SoftHSM.
  *
+ * Test hooks, off unless their environment variable is set (the calls pass through unchanged):
+ *
+ *   BYOK_SHIM_CALL_LOG=FILE  appends one line per C_Login ("pid C_Login user_type=U rv=0x..."; the PIN is
+ *                       never written) and a "begin" and an "end rv=0x..." line around each C_GenerateKeyPair,
+ *                       C_GenerateKey and C_WrapKey (one write(2) per line, O_APPEND: safe across processes).
+ *                       Tests count logins and see where a killed process was.
+ *   BYOK_SHIM_WRAP_DELAY_MS=N  sleeps N ms inside each C_WrapKey (after its "begin" line), so a test can
+ *                       kill a process while a wrap is in progress.
+ *
  * The clear AES key never leaves the underlying token: the proxy only handles object handles, so
  * the result is exactly what the token's own two-step wrap produces.  0x1054 is always emulated,
  * even if the target library offers it natively.  Not for production: it exists only so the test
  * suite can drive the combined path.  Build with tests/pkcs11_shim/build.sh.
  */
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -50,6 +63,79 @@ typedef struct {
 static void *target_handle;           /* dlopen handle of the real library */
 static CK_FUNCTION_LIST *target;      /* its function list */
 static CK_FUNCTION_LIST shim_list;    /* copy of it with our overrides */
+
+/* One line to BYOK_SHIM_CALL_LOG (if set): "<pid> <text>\n", appended with a single write(2). */
+static void call_log(const char *fmt, ...)
+{
+    const char *path = getenv("BYOK_SHIM_CALL_LOG");
+    char line[256];
+    va_list ap;
+    int n, m, fd;
+
+    if (path == NULL || *path == '\0')
+        return;
+    n = snprintf(line, sizeof(line), "%ld ", (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return;
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    n += m;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (write(fd, line, (size_t)n) < 0) {
+        /* a test hook: nothing to do about a failed log write */
+    }
+    close(fd);
+}
+
+static void wrap_delay(void)
+{
+    const char *ms = getenv("BYOK_SHIM_WRAP_DELAY_MS");
+    long n = ms != NULL ? strtol(ms, NULL, 10) : 0;
+    struct timespec ts;
+
+    if (n <= 0)
+        return;
+    ts.tv_sec = n / 1000;
+    ts.tv_nsec = (n % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static CK_RV shim_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user_type, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
+{
+    CK_RV rv = target->C_Login(session, user_type, pin, pin_len);
+    call_log("C_Login user_type=%lu rv=0x%08lx", (unsigned long)user_type, (unsigned long)rv);
+    return rv;
+}
+
+static CK_RV shim_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pub_tmpl,
+                                  CK_ULONG pub_count, CK_ATTRIBUTE_PTR priv_tmpl, CK_ULONG priv_count,
+                                  CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv)
+{
+    CK_RV rv;
+    call_log("C_GenerateKeyPair begin mechanism=0x%lx", mech != NULL ? (unsigned long)mech->mechanism : 0UL);
+    rv = target->C_GenerateKeyPair(session, mech, pub_tmpl, pub_count, priv_tmpl, priv_count, pub, priv);
+    call_log("C_GenerateKeyPair end rv=0x%08lx", (unsigned long)rv);
+    return rv;
+}
+
+static CK_RV shim_GenerateKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count,
+                              CK_OBJECT_HANDLE_PTR key)
+{
+    CK_RV rv;
+    call_log("C_GenerateKey begin mechanism=0x%lx", mech != NULL ? (unsigned long)mech->mechanism : 0UL);
+    rv = target->C_GenerateKey(session, mech, tmpl, count, key);
+    call_log("C_GenerateKey end rv=0x%08lx", (unsigned long)rv);
+    return rv;
+}
 
 /* The real library offers what the two-step emulation needs (and not 0x1054 itself). */
 static int can_emulate(const CK_MECHANISM_TYPE *list, CK_ULONG n)
@@ -148,8 +234,8 @@ static CK_RV check_params(CK_MECHANISM_PTR mech, SHIM_RSA_AES_KEY_WRAP_PARAMS **
     return CKR_OK;
 }
 
-static CK_RV shim_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE rsa_pub,
-                          CK_OBJECT_HANDLE target_key, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+static CK_RV wrap_key_impl(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE rsa_pub,
+                           CK_OBJECT_HANDLE target_key, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
     SHIM_RSA_AES_KEY_WRAP_PARAMS *params;
     CK_OBJECT_HANDLE aes = CK_INVALID_HANDLE;
@@ -222,6 +308,22 @@ done:
     return rv;
 }
 
+/* C_WrapKey: the call log and the delay around the real work (size queries are neither logged nor delayed) */
+static CK_RV shim_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE rsa_pub,
+                          CK_OBJECT_HANDLE target_key, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+{
+    unsigned long mechanism = mech != NULL ? (unsigned long)mech->mechanism : 0UL;
+    CK_RV rv;
+
+    if (out == NULL)
+        return wrap_key_impl(session, mech, rsa_pub, target_key, out, out_len);
+    call_log("C_WrapKey begin mechanism=0x%lx", mechanism);
+    wrap_delay();
+    rv = wrap_key_impl(session, mech, rsa_pub, target_key, out, out_len);
+    call_log("C_WrapKey end rv=0x%08lx", (unsigned long)rv);
+    return rv;
+}
+
 static CK_RV shim_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
 
 static CK_RV load_target(void)
@@ -253,6 +355,9 @@ static CK_RV load_target(void)
     shim_list.C_GetMechanismInfo = shim_GetMechanismInfo;
     shim_list.C_GetTokenInfo = shim_GetTokenInfo;
     shim_list.C_WrapKey = shim_WrapKey;
+    shim_list.C_Login = shim_Login;
+    shim_list.C_GenerateKeyPair = shim_GenerateKeyPair;
+    shim_list.C_GenerateKey = shim_GenerateKey;
     return CKR_OK;
 }
 

@@ -219,3 +219,126 @@ def test_no_secret_in_any_file_the_collection_writes_under_debug(fl_lab, debug_r
     assert not hits, "a secret is written by the collection in: %s" % hits
     jwt = sorted(where for where, blob in debug_runs.written.items() if JWT_RE.search(blob))
     assert not jwt, "a bearer token is written by the collection in: %s" % jwt
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# One secret per mistake: a wrong PIN, a wrong client secret, the `secret` option, a 403. Each case runs a one-task
+# playbook (the secret is in the playbook file, never on a command line) at default verbosity and at -vvv, each in its
+# own work dir, and scans stdout, stderr and every file the run wrote (its work dir with TMPDIR and ansible's tmp dirs,
+# its ANSIBLE_LOG_PATH, the lab's folder but its identities and key state) for the secret and for any bearer token.
+# ----------------------------------------------------------------------------------------------------------------------
+
+SCAN_VERBOSITY = {"default": [], "vvv": ["-vvv"]}
+
+
+class Scan:
+    """What one case's runs wrote ({where: bytes}) and the runs themselves ({verbosity: Run})."""
+
+    def __init__(self):
+        self.blobs = {}
+        self.runs = {}
+
+
+def _scan_case(lab, base_env, tmp_path, tasks, env=None) -> Scan:
+    """Run a playbook of tasks(verbosity) on localhost at each verbosity and collect everything the runs wrote."""
+    import json
+
+    from .conftest import PYTHON
+
+    scan = Scan()
+    for level, args in SCAN_VERBOSITY.items():
+        work = new_work(tmp_path / level, base_env)
+        playbook = work.path / "playbook.yml"
+        playbook.write_text(json.dumps([{"name": "secret scan", "hosts": "localhost", "gather_facts": False,
+                                         "tasks": tasks(level)}], indent=1))  # JSON is YAML
+        inventory = work.path / "inventory.ini"
+        inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % PYTHON)
+        log = work.path / "ansible.log"
+        run = run_playbook(work, inventory, playbook=playbook, extra_args=args, env=dict(env or {}, ANSIBLE_LOG_PATH=str(log)))
+        scan.runs[level] = run
+        scan.blobs["%s run stdout" % level] = run.stdout.encode()
+        scan.blobs["%s run stderr" % level] = run.stderr.encode()
+        assert log.exists() and log.stat().st_size > 0, "ANSIBLE_LOG_PATH was not written"
+        for path in work.path.rglob("*"):
+            if path.is_file() and path != playbook and "/tokens/" not in str(path):
+                scan.blobs[str(path)] = path.read_bytes()
+    skip_lab = {lab.state_dir / "identities.json", lab.state_dir / "vaults"}
+    for path in lab.state_dir.rglob("*"):
+        if path.is_file() and not any(s == path or s in path.parents for s in skip_lab):
+            scan.blobs[str(path)] = path.read_bytes()
+    return scan
+
+
+def _assert_nowhere(scan: Scan, secret: str, what: str) -> None:
+    assert len(secret) >= 12, "%s is too short to be searched for without chance matches" % what
+    hits = sorted(where for where, blob in scan.blobs.items() if secret.encode() in blob)
+    assert not hits, "%s is written in: %s" % (what, hits)
+    jwt = sorted(where for where, blob in scan.blobs.items() if JWT_RE.search(blob))
+    assert not jwt, "a bearer token (JWT) is written in: %s" % jwt
+
+
+def _failed_with(scan: Scan, *words: str) -> None:
+    """Each run failed cleanly (the scan covers the failure it is meant to), saying each of words."""
+    for level, run in scan.runs.items():
+        assert run.rc != 0, "the %s run did not fail:\n%s" % (level, run)
+        assert "Traceback" not in run.stdout and "MODULE FAILURE" not in run.stdout, run
+        for word in words:
+            assert word.lower() in run.stdout.lower(), "the %s run does not say %r:\n%s" % (level, word, run)
+
+
+def test_secret_scan_wrong_pin(fl_lab, fl_base_env, fl_make_token, tmp_path):
+    token = fl_make_token(pin="PIN-%s" % secrets.token_hex(8))
+    wrong = "PIN-%s" % secrets.token_hex(8)
+
+    def tasks(level):
+        args = dict(token.pkcs11_args(), user_pin=wrong, label=unique("scan"), key_type="EC", curve="P-256")
+        return [{"byok.keyvault.hsm_keygen": args, "environment": token.env}]
+
+    scan = _scan_case(fl_lab, fl_base_env, tmp_path, tasks)
+    _failed_with(scan, "user_pin", "CKR_PIN_INCORRECT")
+    _assert_nowhere(scan, wrong, "the wrong PIN")
+    _assert_nowhere(scan, token.pin, "the token's PIN")
+
+
+def test_secret_scan_wrong_client_secret(fl_lab, fl_base_env, tmp_path):
+    wrong = "Lab8Q~" + secrets.token_urlsafe(30)
+
+    def tasks(level):
+        return [{"byok.keyvault.byok_kek_fetch": dict(fl_lab.azure_args(), name=unique("fkek"), key_size=2048)}]
+
+    scan = _scan_case(fl_lab, fl_base_env, tmp_path, tasks, env=dict(fl_lab.azure_env, AZURE_SECRET=wrong))
+    _failed_with(scan, "secret")
+    _assert_nowhere(scan, wrong, "the wrong client secret")
+    _assert_nowhere(scan, fl_lab.env["AZURE_SECRET"], "the client secret")
+
+
+def test_secret_scan_secret_option(fl_lab, fl_base_env, tmp_path):
+    """The client secret as the module's `secret` option (not AZURE_SECRET): the runs create a KEK and show it nowhere."""
+    names = {level: unique("fkek") for level in SCAN_VERBOSITY}
+
+    def tasks(level):
+        args = dict(fl_lab.azure_args(), auth_source="auto", name=names[level], key_size=2048,
+                    client_id=fl_lab.env["AZURE_CLIENT_ID"], tenant=fl_lab.env["AZURE_TENANT"], secret=fl_lab.env["AZURE_SECRET"])
+        return [{"byok.keyvault.byok_kek_fetch": args}]
+
+    scan = _scan_case(fl_lab, fl_base_env, tmp_path, tasks)  # no AZURE_* in the environment: the option is the credential
+    for level, run in scan.runs.items():
+        assert run.rc == 0 and run.recap["localhost"]["changed"] == 1, "the %s run with the secret option:\n%s" % (level, run)
+    assert all(fl_lab.versions(name) for name in names.values()), "the KEKs were not created"
+    _assert_nowhere(scan, fl_lab.env["AZURE_SECRET"], "the client secret given as the secret option")
+
+
+def test_secret_scan_forbidden(fl_lab, fl_base_env, tmp_path):
+    """A 403: the lab's reader identity (keys get and list only) asked to create a KEK."""
+    name = unique("fkek")
+    reader = {"AZURE_CLIENT_ID": fl_lab.env["LAB_READER_CLIENT_ID"], "AZURE_SECRET": fl_lab.env["LAB_READER_SECRET"],
+              "AZURE_TENANT": fl_lab.env["AZURE_TENANT"]}
+
+    def tasks(level):
+        return [{"byok.keyvault.byok_kek_fetch": dict(fl_lab.azure_args(), name=name, key_size=2048)}]
+
+    scan = _scan_case(fl_lab, fl_base_env, tmp_path, tasks, env=reader)
+    _failed_with(scan, "403")
+    assert not fl_lab.versions(name)
+    _assert_nowhere(scan, reader["AZURE_SECRET"], "the reader's client secret")
+    _assert_nowhere(scan, fl_lab.env["AZURE_SECRET"], "the operator's client secret")

@@ -1,23 +1,33 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) byok.keyvault contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SIGKILL at each step of playbooks/transfer.yml, then a run to completion.
+"""SIGKILL at each step of playbooks/transfer.yml, INSIDE the HSM modules too, then a run to completion.
 
-One shared setup (3 HSM hosts = 3 SoftHSM2 tokens, 6 keys RSA-2048 / EC P-256, one KEK), five killed runs and one
-final run, in this order:
+One shared setup (5 HSM hosts = 5 SoftHSM2 tokens, each with an RSA-2048 and an EC P-256 key, hsm2 also with an
+RSA-4096 key, first in its list; one KEK), five killed runs, one host each, and one final run of all hosts - the
+re-run after every kill - in this order:
 
-  stage  --limit  killed when the output shows ...                                   (the step it follows)
-  kek    hsm1     TASK [... Generate the target keys in the HSM                       after KEK creation
-  keygen hsm1     TASK [... Ask each vault what it holds                              after keygen
-  wrap   hsm1     TASK [... Import into ...  (killed as the import task starts)      after wrap
-  import hsm2     TASK [... Import into ... + the vault has stored the key,   during import (the answer to
-                  its answer held back by a `slow` fault                                the PUT never arrives)
-  after  hsm3     TASK [... Record the outcome of this host                           after import
-  final  (all)    not killed; must succeed
+  stage   --limit  killed when ...                                                       so the kill lands
+  kek     hsm1     the lab's log shows the KEK created (POST .../create 200)              after KEK creation, before
+                                                                                           any key exists on the token
+  keygen  hsm2     the PKCS#11 call log shows C_GenerateKeyPair begun (the RSA-4096 key)  inside hsm_keygen, while the
+                   and not ended, no object of it on the token yet                        token generates the key
+  wrap    hsm3     the call log shows C_WrapKey begun and not ended (the shim holds each   inside byok_wrap, in the
+                   wrap BYOK_SHIM_WRAP_DELAY_MS)                                          middle of a wrap
+  import  hsm4     the vault has stored one of hsm4's keys, its answer held back by a     during import: the answer
+                   `slow` fault, the keyvault_import process still running                to the PUT never arrives
+  after   hsm5     the lab's log shows hsm5's imports answered and no keyvault_import     after import, before the
+                   process is left, while ansible-playbook still runs                     report
+  final   (all)    not killed; must succeed
 
-The whole process group of ansible-playbook (workers and module processes) gets SIGKILL. Each test below checks one
-promise after the final run: every key moved, one vault version each, the tokens hold exactly the expected objects,
-the KEK exists once, no byok-* work directories are left, and nothing a killed run left behind holds the PIN.
+The keygen and wrap runs reach SoftHSM through the test PKCS#11 shim (tests/pkcs11_shim), which passes every call
+through and writes the call log (BYOK_SHIM_CALL_LOG). No marker depends on the name of a task of the role (they are
+being renamed): markers are lab log lines, the vault's state, module processes (AnsiballZ_<module>.py) and the call
+log. The whole process group of ansible-playbook (workers and module processes) gets SIGKILL.
+
+Each test below checks one promise: every kill landed where intended (after its step started, before it ended); after
+the final run every key moved, one vault version each, each token holds exactly ONE private and ONE public object per
+label, the KEK exists once, no byok-* work directories are left, and nothing a killed run left behind holds the PIN.
 """
 
 from __future__ import annotations
@@ -27,27 +37,105 @@ import io
 import re
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from .conftest import (Background, assert_each_key_once, assert_tokens_exact, ec, new_fleet, new_work, playbook_cmd,
-                       rsa, run_playbook, unique)
+from .conftest import (ROOT, Background, _descendants, _alive, assert_each_key_once, assert_tokens_exact, ec, new_fleet,
+                       new_work, playbook_cmd, rsa, run_playbook, unique)
 
-T = "TASK [byok.keyvault.transfer : "
-STAGES = [
-    ("kek", "hsm1", T + "Generate the target keys in the HSM"),
-    ("keygen", "hsm1", T + "Ask each vault what it holds"),
-    ("wrap", "hsm1", T + "Import into "),
-    ("import", "hsm2", T + "Import into "),
-    ("after", "hsm3", T + "Record the outcome of this host"),
-]
+# Task names of the role: none is needed by the markers above. Were one needed, it would go here (and only here):
+# the role's tasks are being renamed.
+ROLE_TASK_PATTERNS: dict = {}
+
+STAGES = [("kek", "hsm1"), ("keygen", "hsm2"), ("wrap", "hsm3"), ("import", "hsm4"), ("after", "hsm5")]
+SHIM_STAGES = ("keygen", "wrap")
+WRAP_DELAY_MS = 4000
+BANNER_RE = re.compile(r"^(?:TASK|PLAY) \[(?P<name>[^\]]*)\]", re.M)
+SHIM_LIB = ROOT / "build" / "pkcs11_shim" / "librsaaesshim.so"
+
+
+def ensure_shim() -> Path:
+    """The test PKCS#11 shim, built when absent or older than its source."""
+    import subprocess
+    src = ROOT / "tests" / "pkcs11_shim" / "rsa_aes_shim.c"
+    if not SHIM_LIB.exists() or SHIM_LIB.stat().st_mtime < src.stat().st_mtime:
+        proc = subprocess.run(["bash", str(ROOT / "tests" / "pkcs11_shim" / "build.sh")], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0 and SHIM_LIB.exists(), "shim build failed: %s%s" % (proc.stdout, proc.stderr)
+    return SHIM_LIB
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def module_pids(root: int, module: str):
+    """Live module processes below root that run byok.keyvault's <module>.
+
+    Without pipelining ansible runs AnsiballZ_<module>.py; with pipelining the module comes on stdin of a python
+    started by ansible's `/bin/sh -c '<python> && sleep 0'`, whose command line names no module: such a process counts
+    for any module (the stages that use this have one module running at a time).
+    """
+    wanted = ("AnsiballZ_%s.py" % module).encode()
+    out = []
+    for pid in _descendants(root):
+        cmdline = _cmdline(pid)
+        parent = _cmdline(_ppid(pid))
+        piped = parent.startswith(b"/bin/sh\0-c\0") and b"&& sleep 0" in parent and b"AnsiballZ_" not in parent
+        if (wanted in cmdline or (piped and b"python" in cmdline)) and _alive(pid):
+            out.append(pid)
+    return out
+
+
+def shim_pids(log: str, call: str):
+    """pids of the processes that logged `<call> begin` in the shim's call log."""
+    return sorted({int(line.split()[0]) for line in log.splitlines() if line.split()[1:3] == [call, "begin"]})
+
+
+def lab_log(lab) -> str:
+    path = lab.state_dir / "server.log"
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+
+def call_log(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def object_files(token) -> list:
+    """The object files of a token store (one per token object; token.object is the token itself)."""
+    return sorted(p.name for p in (token.directory / "tokens").rglob("*.object") if p.name != "token.object")
+
+
+def wait_until(run: Background, predicate, timeout: float = 240, interval: float = 0.02) -> bool:
+    """True when predicate() held while ansible-playbook still ran; False when it ended first or on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run.proc.poll() is not None:
+            return False
+        if predicate():
+            return run.proc.poll() is None
+        time.sleep(interval)
+    return False
 
 
 class Chain:
     def __init__(self):
         self.fleet = None
         self.work = None
-        self.stages = {}          # name -> dict(reached, killed, versions, census, output)
+        self.stages = {}          # name -> dict(reached, killed, order, versions, census, output, ...)
         self.final = None
         self.tmp_before = None
         self.tmp_after = None
@@ -57,30 +145,73 @@ class Chain:
 def chain(fl_lab, fl_base_env, tmp_path_factory):
     c = Chain()
     c.work = new_work(tmp_path_factory.mktemp("sigkill"), fl_base_env)
-    keys = {h: [rsa(unique("k%s-r" % h[-1])), ec(unique("k%s-e" % h[-1]))] for h in ("hsm1", "hsm2", "hsm3")}
+    keys = {h: [rsa(unique("k%s-r" % h[-1])), ec(unique("k%s-e" % h[-1]))] for _s, h in STAGES}
+    keys["hsm2"].insert(0, rsa(unique("k2-big"), key_size=4096))  # first in hsm2's list: generated first
     c.fleet = new_fleet(fl_lab, c.work, keys)
     c.tmp_before = c.work.byok_entries()
+    shim = ensure_shim()
+    kek_created = re.compile(r" POST /keys/%s/create 200 " % re.escape(c.fleet.kek_name))
 
-    for name, host, marker in STAGES:
+    for name, host in STAGES:
+        token = c.fleet.hosts[host]
+        host_keys = [k["name"] for k in keys[host]]
         extra_env = dict(fl_lab.azure_env)
+        extra_args = ["--limit", host]
+        shim_log = c.work.path / ("pkcs11-calls-%s.log" % name)
+        if name in SHIM_STAGES:
+            extra_args += ["-e", "byok_pkcs11_module=%s" % shim]
+            extra_env["BYOK_SHIM_CALL_LOG"] = str(shim_log)
+        if name == "wrap":
+            extra_env["BYOK_SHIM_WRAP_DELAY_MS"] = str(WRAP_DELAY_MS)
         if name == "import":
             fl_lab.faults(next=["slow"], method="PUT", slow_seconds=20)
-        run = Background(c.work, playbook_cmd(c.fleet.inventory, extra_args=["--limit", host]), env=extra_env)
-        reached = run.wait_for(marker, timeout=240)
-        if reached and name == "import":
-            # wait until the vault has stored one of hsm2's keys (its answer is held back 20 s by the slow fault)
-            deadline = time.monotonic() + 30
-            names = [k["name"] for k in keys[host]]
-            while time.monotonic() < deadline and not any(fl_lab.versions(n) for n in names):
-                time.sleep(0.1)
+        log_offset = len(lab_log(fl_lab))
+        objects_before = object_files(token)
+        order = {}
+        run = Background(c.work, playbook_cmd(c.fleet.inventory, extra_args=extra_args), env=extra_env)
+
+        if name == "kek":
+            reached = wait_until(run, lambda: bool(kek_created.search(lab_log(fl_lab)[log_offset:])))
+            order["kek created"] = reached
+            order["no key on the token yet"] = object_files(token) == objects_before == []
+        elif name == "keygen":
+            reached = wait_until(run, lambda: "C_GenerateKeyPair begin" in call_log(shim_log))
+            order["C_GenerateKeyPair begun"] = reached
+            pids = shim_pids(call_log(shim_log), "C_GenerateKeyPair")
+            order["the RSA-4096 key not stored yet"] = object_files(token) == objects_before
+            order["hsm_keygen running it"] = bool(pids) and all(_alive(p) for p in pids)
+        elif name == "wrap":
+            reached = wait_until(run, lambda: "C_WrapKey begin" in call_log(shim_log))
+            order["C_WrapKey begun"] = reached
+            pids = shim_pids(call_log(shim_log), "C_WrapKey")
+            order["byok_wrap running it"] = bool(pids) and all(_alive(p) for p in pids)
+        elif name == "import":
+            # the vault has stored one of the host's keys (its answer is held back 20 s by the slow fault)
+            reached = wait_until(run, lambda: any(fl_lab.versions(n) for n in host_keys), interval=0.1)
+            order["a key stored by the vault"] = reached
+            order["keyvault_import waiting for the answer"] = bool(module_pids(run.proc.pid, "keyvault_import"))
+        else:  # after
+            answered = [re.compile(r" PUT /keys/%s/? 200 " % re.escape(n)) for n in host_keys]
+            reached = wait_until(run, lambda: all(a.search(lab_log(fl_lab)[log_offset:]) for a in answered)
+                                 and not module_pids(run.proc.pid, "keyvault_import"))
+            order["imports answered and keyvault_import ended"] = reached
         alive = run.proc.poll() is None
+        banners = BANNER_RE.findall(run.output)
         if alive:
             run.kill()
         else:
             run.wait()
         fl_lab.faults(off=True, slow_seconds=2)
+        # what the killed run left tells whether the step had ended: checked after the kill, when nothing moves any more
+        calls = call_log(shim_log)
+        if name == "keygen":
+            order["C_GenerateKeyPair had not ended"] = "C_GenerateKeyPair end" not in calls
+        if name == "wrap":
+            order["C_WrapKey had not ended"] = "C_WrapKey end" not in calls
+            order["nothing of the host imported"] = not any(fl_lab.versions(n) for n in host_keys)
         c.stages[name] = {
-            "reached": reached, "killed": alive, "output": run.output,
+            "reached": reached, "killed": alive, "order": order, "output": run.output, "last_banner": banners[-1:],
+            "calls": calls,
             "versions": {n: len(fl_lab.versions(n)) for n in c.fleet.names},
             "census": {h: t.census() for h, t in c.fleet.hosts.items()},
             "kek_versions": len(fl_lab.versions(c.fleet.kek_name)),
@@ -92,9 +223,17 @@ def chain(fl_lab, fl_base_env, tmp_path_factory):
 
 
 def test_each_step_was_reached_and_killed(chain):
-    problems = {n: {"reached": s["reached"], "killed": s["killed"], "tail": s["output"][-1500:]}
+    problems = {n: {"reached": s["reached"], "killed": s["killed"], "last banner": s["last_banner"],
+                    "tail": s["output"][-1500:]}
                 for n, s in chain.stages.items() if not (s["reached"] and s["killed"])}
     assert not problems, "kill points not reached or run not killed: %s" % problems
+
+
+def test_each_kill_landed_inside_its_step(chain):
+    """The markers came in the intended order: each kill after its step started and before it ended."""
+    problems = {n: {"order": s["order"], "last banner": s["last_banner"], "calls": s["calls"][-600:]}
+                for n, s in chain.stages.items() if not all(s["order"].values())}
+    assert not problems, "kills that did not land inside their step: %s" % problems
 
 
 def test_run_after_the_kills_succeeds(chain):
@@ -106,8 +245,9 @@ def test_no_duplicate_version_at_any_point(chain):
     dupes = {n: {k: v for k, v in s["versions"].items() if v > 1} for n, s in chain.stages.items()}
     assert not any(dupes.values()), "duplicate vault versions after a killed run: %s" % dupes
     stored = chain.stages["import"]["versions"]
-    hsm2 = [k["name"] for k in chain.fleet.keys["hsm2"]]
-    assert any(stored[n] == 1 for n in hsm2), "the kill during import did not hit a stored-but-unanswered import: %s" % stored
+    host = dict(STAGES)["import"]
+    names = [k["name"] for k in chain.fleet.keys[host]]
+    assert any(stored[n] == 1 for n in names), "the kill during import did not hit a stored-but-unanswered import: %s" % stored
 
 
 def test_every_key_transferred_exactly_once(fl_lab, chain):
