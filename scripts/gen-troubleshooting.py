@@ -35,8 +35,10 @@ OUT = ROOT / "docs" / "troubleshooting.md"
 PLACEHOLDER = "<...>"
 
 ERROR_CLASSES = {"HsmError", "KeyVaultError", "KeySpecError", "ByokFormatError", "VendorError", "AnsibleFilterError", "AnsibleActionFail",
-                 "LockError", "ImportOutcomeUnknown"}
+                 "LockError", "ImportOutcomeUnknown", "KeyAttributeError", "VaultUrlError", "ByokError"}
 FAIL_METHODS = {"fail"}  # module.fail(...), hsm.fail(...), kv.fail(...), self.fail(...)
+# the inventory checks: checker.problem(path, message) and Problem(host, path, message)
+PROBLEM_CALLS = {"problem": 1, "Problem": 2}
 
 # Hand-written cause / fix for messages that do not explain themselves, keyed by a stable prefix of the rendered message
 # (the longest matching prefix wins). Keep the prefixes short enough to survive rewording of the tail.
@@ -243,6 +245,8 @@ class Collector(ast.NodeVisitor):
                     self._add(kw.value, "fail_json")
         elif name in FAIL_METHODS and isinstance(node.func, ast.Attribute) and node.args:
             self._add(node.args[0], "module.fail")
+        elif name in PROBLEM_CALLS and len(node.args) > PROBLEM_CALLS[name]:
+            self._add(node.args[PROBLEM_CALLS[name]], "inventory problem")
         self.generic_visit(node)
 
     def visit_Return(self, node):
@@ -252,6 +256,10 @@ class Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Assign(self, node):
+        # a report row's message (row['message'] = ...): what the table and the manifest say for a key that did not move
+        if any(isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) and t.slice.value == "message"
+               for t in node.targets):
+            self._add(node.value, "report row")
         if self.scope and self.scope[-1] == "explain" and any(isinstance(t, ast.Name) and t.id == "detail"
                                                               for t in node.targets):
             self._add(node.value, "explain")
@@ -329,6 +337,44 @@ def _entry(lines, message, kinds, wheres):
     lines.append("")
 
 
+# The steps of a transfer, in the order a run goes through them, with the symptom a user sees and the files whose
+# messages belong to the step (the first step whose pattern matches a file wins).
+STEPS = [
+    ("1. The inventory is checked", "the run stops at the first task, before anything is touched, with one line per "
+     "problem (host: variable path: what is wrong; how to fix it)",
+     ("action/byok_plan.py", "module_utils/inventory.py", "module_utils/attributes.py", "module_utils/vault_target.py")),
+    ("2. Signing in to Azure and reaching the vault", "the first vault task fails (the vault read or the KEK), for the "
+     "hosts with keys for that vault", ("module_utils/keyvault.py", "modules/keyvault_key_info.py",
+                                        "module_utils/module_base.py")),
+    ("3. The KEK", "the KEK task fails: the key exchange key cannot be found, created or used",
+     ("modules/byok_kek_fetch.py", "module_utils/vault_backend.py:ensure_kek,_ensure_kek,kek_problems")),
+    ("4. The HSM: login and key generation", "the key generation task fails on a host; that host's keys are reported "
+     "failed", ("module_utils/pkcs11_token.py", "module_utils/vendors.py", "module_utils/host_lock.py",
+                "modules/hsm_keygen.py", "module_utils/key_identity.py", "module_utils/hsm_backend.py")),
+    ("5. Wrapping and the .byok file", "the wrap task fails on a host, or a .byok file is refused",
+     ("modules/byok_wrap.py", "module_utils/byok_file.py")),
+    ("6. Importing into the vault", "a key's row says failed (or unknown) after the import task",
+     ("modules/keyvault_import.py", "module_utils/vault_backend.py")),
+    ("7. The report and the manifest", "the run fails at the end, after the table, naming the keys that did not move",
+     ("action/byok_manifest.py", "module_utils/report.py", "module_utils/fleet.py", "filter/transfer.py")),
+]
+
+
+def step_of(rel, wheres=()):
+    """The step of a message: the first file pattern that matches its file (and, with ':names', one of its functions)."""
+    text = str(rel)
+    for title, _symptom, files in STEPS:
+        for pattern in files:
+            path, _sep, names = pattern.partition(":")
+            if path and text.endswith(path) and (not names or any(w.split(".")[-1] in names.split(",") for w in wheres)):
+                return title
+    return STEPS[-1][0]
+
+
+def _anchor(title):
+    return re.sub(r"[^a-z0-9 -]", "", title.lower()).strip().replace(" ", "-")
+
+
 def generate():
     files = sorted((ROOT / "plugins").rglob("*.py"))
     lines = [
@@ -340,7 +386,8 @@ def generate():
         "",
         "Each message below is what a task's `msg` says, with the variable parts shown as `%s`. Messages are grouped by"
         % PLACEHOLDER,
-        "the file that produces them; search this page for a fixed part of your message. A message written as",
+        "the step of the transfer where they appear, then by the file that produces them; search this page for a fixed",
+        "part of your message. A message written as",
         "\"what went wrong; what to do\" is split into cause and fix; others have a hand-written explanation.",
         "",
     ]
@@ -364,22 +411,35 @@ def generate():
         if path.name == "keyvault.py":
             tables["perm"] = dict_table(tree, "PERMISSION_HINT")
 
-    order = {"module_utils": 0, "modules": 1, "filter": 2}
-    groups.sort(key=lambda g: (order.get(g[0].parent.name, 9), str(g[0])))
+    by_step = dict((title, []) for title, _symptom, _files in STEPS)
+    for rel, merged in groups:
+        split = {}
+        for message, (kinds, wheres) in merged.items():
+            split.setdefault(step_of(rel, wheres), {})[message] = (kinds, wheres)
+        for title, part in split.items():
+            by_step[title].append((rel, part))
     lines.append("## Contents")
     lines.append("")
-    for rel, merged in groups:
-        lines.append("- [`%s`](#%s) (%d)" % (rel, re.sub(r"[^a-z0-9-]", "", str(rel).lower().replace("/", "").replace(".", "")),
-                                             len(merged)))
+    for title, symptom, _files in STEPS:
+        if by_step[title]:
+            count = sum(len(merged) for _rel, merged in by_step[title])
+            lines.append("- [%s](#%s) (%d): %s" % (title, _anchor(title), count, symptom))
     lines.append("- [PKCS#11 return codes](#pkcs11-return-codes)")
     lines.append("- [Permissions for a 403](#permissions-for-a-403)")
     lines.append("- [Roles](#roles)")
     lines.append("")
-    for rel, merged in groups:
-        lines.append("## `%s`" % rel)
+    for title, symptom, _files in STEPS:
+        if not by_step[title]:
+            continue
+        lines.append("## %s" % title)
         lines.append("")
-        for message, (kinds, wheres) in merged.items():
-            _entry(lines, message, kinds, wheres)
+        lines.append("Symptom: %s." % symptom)
+        lines.append("")
+        for rel, merged in by_step[title]:
+            lines.append("### From `%s`" % rel)
+            lines.append("")
+            for message, (kinds, wheres) in merged.items():
+                _entry(lines, message, kinds, wheres)
 
     lines.append("## PKCS#11 return codes")
     lines.append("")
