@@ -15,6 +15,7 @@ __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
+from ansible_collections.byok.keyvault.plugins.module_utils.inventory import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
@@ -85,6 +86,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None):
 
 def failed_rows(entries, host, message):
     """Rows marking every key of a host failed with one message (the host stopped before its keys moved)."""
+    message = in_inventory_terms(message)
     return [new_row(e, host, result='failed', message=message) for e in entries or [] if isinstance(e, dict)]
 
 

@@ -93,3 +93,9 @@ def test_check_mode_without_an_hsm_key_predicts_the_conflict():
     work = fleet.decide({'keys': [entry('app-rsa')], 'vaults': ['prod']}, {'keys': [{'label': 'app-rsa', 'fingerprint': None}]},
                         held, {'results': []})
     assert work['keys'][0]['action'] == 'conflict'
+
+
+def test_a_stopped_host_reports_in_the_inventory_terms_the_user_wrote():
+    rows = report.failed_rows(HOST['keys'], 'hsm1', "user_pin was refused by the token (CKR_PIN_INCORRECT); fix token_label")
+    assert [r['result'] for r in rows] == ['failed', 'failed']
+    assert rows[0]['message'] == "byok_user_pin was refused by the token (CKR_PIN_INCORRECT); fix byok_token_label"
