@@ -24,6 +24,12 @@ def _results(registered):
     return registered or []
 
 
+def _failed(result, field):
+    """Whether a loop item's module call failed: the role registers with failed_when: false (the failure is reported once,
+    in its rows, not as a task failure too), so a result without the field a success always has is a failure."""
+    return bool(result.get('failed')) or (field not in result and not result.get('skipped'))
+
+
 def _vault_of(result):
     item = result.get('item')
     return item.get('name') if isinstance(item, dict) else item
@@ -33,7 +39,7 @@ def vault_holdings(vault_state):
     """{vault: {name key: entry}} of what each vault read holds; vaults whose read failed are left out."""
     out = {}
     for result in _results(vault_state):
-        if result.get('failed') or result.get('skipped'):
+        if result.get('skipped') or _failed(result, 'keys'):
             continue
         out[_vault_of(result)] = dict((key_name_key(e.get('name')), e) for e in result.get('keys') or [])
     return out
@@ -66,8 +72,8 @@ def kek_vaults(plan, vault_state):
 def vault_problems(host_plan, vault_state, keks):
     """Why this host cannot go on: a vault it sends keys to could not be read, or its KEK could not be had."""
     problems = []
-    failed = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(vault_state) if r.get('failed'))
-    failed_keks = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(keks) if r.get('failed'))
+    failed = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(vault_state) if _failed(r, 'keys'))
+    failed_keks = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(keks) if _failed(r, 'kid'))
     for vault in host_plan.get('vaults') or []:
         if vault in failed:
             problems.append('vault %s could not be read: %s' % (vault, failed[vault]))
@@ -84,7 +90,7 @@ def decide(host_plan, keygen, vault_state, keks):
     """
     hsm = dict((k.get('label'), k) for k in (keygen or {}).get('keys') or [])
     holdings = vault_holdings(vault_state)
-    kek = dict((_vault_of(r), r) for r in _results(keks) if not r.get('failed') and not r.get('skipped'))
+    kek = dict((_vault_of(r), r) for r in _results(keks) if not _failed(r, 'kid') and not r.get('skipped'))
     keys = []
     wrap = {}
     for entry in host_plan.get('keys') or []:
@@ -166,14 +172,14 @@ def import_outcomes(imports):
         if result.get('keys'):
             for k in result['keys']:
                 out[(vault, key_name_key(k.get('name')))] = k
-        elif result.get('failed'):
+        elif _failed(result, 'keys'):
             for k in (result.get('item') or {}).get('import_keys') or []:
                 out[(vault, key_name_key(k.get('name')))] = {'name': k.get('name'), 'failed': True, 'msg': result.get('msg', '')}
     return out
 
 
 def kek_kids(keks):
-    return dict((_vault_of(r), r.get('kid')) for r in _results(keks) if not r.get('failed'))
+    return dict((_vault_of(r), r.get('kid')) for r in _results(keks) if not _failed(r, 'kid'))
 
 
 def wrap_methods(wrapped):

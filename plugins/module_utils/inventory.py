@@ -262,8 +262,7 @@ def _check_key(checker, index, key, vaults, now):
         try:
             spec = ki.validate_target(key['key_type'], key.get('key_size'), key.get('curve'), kind)
         except ki.KeySpecError as exc:
-            field = 'curve' if key.get('curve') and key['key_type'] == 'EC' else 'key_size' if key.get('key_size') else 'key_type'
-            checker.problem('%s.%s' % (path, field), str(exc))
+            checker.problem('%s.%s' % (path, _spec_field(str(exc))), str(exc))
         else:
             key.update(key_size=spec['key_size'], curve=spec['curve'])
     if spec and _ok(key.get('key_ops')):
@@ -290,6 +289,15 @@ def _check_key(checker, index, key, vaults, now):
             field, dummy, message = str(exc).partition(' ')
             checker.problem('%s.%s' % (path, field), message)
     return key
+
+
+def _spec_field(message):
+    """The field a key spec refusal is about, from what validate_target says."""
+    if message.startswith('curve ') or message.startswith("curve '") or 'does not match curve' in message:
+        return 'curve'
+    if 'can only be imported into Azure Managed HSM' in message or message.startswith('key_type'):
+        return 'key_type'
+    return 'key_size' if 'key_size' in message else 'key_type'
 
 
 def _check_labels(checker, keys):

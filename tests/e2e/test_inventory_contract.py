@@ -165,7 +165,7 @@ CASES = [
 
 def _problems(output):
     """The problem lines of the failed plan task (its msg, as the json result format shows it)."""
-    m = re.search(r"fatal: \[[^\]]+\]: FAILED! => (\{.*?\n\})", output, re.S)
+    m = re.search(r"^fatal: \[[^\]]+\]: FAILED! => (\{.*\})\s*$", output, re.M)
     assert m, "the run did not fail in a task:\n%s" % output[-6000:]
     msg = json.loads(m.group(1))["msg"]
     header, _, body = msg.partition("\n")
@@ -181,7 +181,7 @@ def test_mistake_stops_the_run_before_anything_is_touched(case, mutate, expected
     path = tmp_path / "inventory.yml"
     path.write_text(json.dumps(inv, indent=1))
     before = contract_lab.dump()
-    run = run_playbook(TRANSFER_PLAYBOOK, path)
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
     assert run.rc != 0, run
     problems = _problems(run.output)
     assert len(problems) == 1, "%s: expected one problem line, got %s" % (case, problems)
@@ -200,8 +200,8 @@ def test_the_good_inventory_of_these_cases_does_transfer(contract_lab, token, ru
     inv = good_inventory(contract_lab, token, tmp_path / "manifests")
     path = tmp_path / "inventory.yml"
     path.write_text(json.dumps(copy.deepcopy(inv), indent=1))
-    run = run_playbook(TRANSFER_PLAYBOOK, path, check=True)
-    assert run.rc == 0, run
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env, check=True)
+    assert run.rc == 0, run.output[-8000:]
     assert token.objects() == []  # check mode creates nothing either
 
 
@@ -209,12 +209,12 @@ def test_ansible_debug_with_a_pin_is_refused_unless_opted_in(contract_lab, token
     inv = good_inventory(contract_lab, token, tmp_path / "manifests")
     path = tmp_path / "inventory.yml"
     path.write_text(json.dumps(inv, indent=1))
-    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env={"ANSIBLE_DEBUG": "1"}, check=True)
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=dict(contract_lab.azure_env, ANSIBLE_DEBUG="1"), check=True)
     assert run.rc != 0
     problems = _problems(run.output)
     assert all("ANSIBLE_DEBUG is on" in p and "byok_allow_secrets_in_debug_log" in p for p in problems), problems
-    assert any(p.startswith("hsm1: byok_user_pin: ") for p in problems), problems
+    assert any(p.startswith(("hsm1: byok_user_pin: ", "all HSM hosts: byok_user_pin: ")) for p in problems), problems
     fleet(inv)["byok_allow_secrets_in_debug_log"] = True
     path.write_text(json.dumps(inv, indent=1))
-    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env={"ANSIBLE_DEBUG": "1"}, check=True)
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=dict(contract_lab.azure_env, ANSIBLE_DEBUG="1"), check=True)
     assert "ANSIBLE_DEBUG is on" not in run.output, run
