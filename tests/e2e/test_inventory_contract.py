@@ -195,8 +195,8 @@ def test_mistake_stops_the_run_before_anything_is_touched(case, mutate, expected
     assert not manifests.exists(), "%s: a manifest was written" % case
 
 
-def test_the_good_inventory_of_these_cases_does_transfer(contract_lab, token, run_playbook, tmp_path):
-    """The baseline the mistakes are made in is itself valid: without a mistake the same inventory moves its key."""
+def test_the_good_inventory_of_these_cases_passes_and_plans_a_transfer(contract_lab, token, run_playbook, tmp_path):
+    """The baseline the mistakes are made in is itself valid: without a mistake, --check plans the key's transfer."""
     inv = good_inventory(contract_lab, token, tmp_path / "manifests")
     path = tmp_path / "inventory.yml"
     path.write_text(json.dumps(copy.deepcopy(inv), indent=1))
