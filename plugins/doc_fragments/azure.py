@@ -34,7 +34,7 @@ options:
         E(AZURE_CLIENT_CERTIFICATE_PATH) (or E(AZURE_X509_CERTIFICATE_PATH)) instead of the secret, with
         E(AZURE_CLIENT_CERTIFICATE_PASSWORD) and E(AZURE_THUMBPRINT) when needed. A secret or certificate given as option
         takes precedence over the one in the environment.
-      - V(credential_file) reads the O(profile) section of C(~/.azure/credentials) (or E(AZURE_CREDENTIAL_FILE)):
+      - V(credential_file) reads the O(profile) section of C(~/.azure/credentials) (or E(AZURE_CREDENTIAL_FILE)), with
         C(client_id), C(tenant) and C(secret) or C(x509_certificate_path) (with C(thumbprint)).
       - One source gives either a client secret or a certificate; giving both is refused.
       - There is no user name/password sign-in (azure.azcollection's C(ad_user)/C(password)) and no ADFS authority; see
