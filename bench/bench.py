@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """make bench: the collection against a plain-script floor (and the az CLI), in the lab.
 
 Everything lives in bench/out/ (git-ignored): its own lab vault (state bench/out/lab, base port

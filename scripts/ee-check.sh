@@ -26,8 +26,9 @@ grep -q "No matches for 'build/ee/byok-keyvault.tar.gz'" <<<"$out" ||
 [ ! -e "$unstaged/_build/collections/byok-keyvault.tar.gz" ] || fail "an unstaged context holds a tarball"
 guard_line=$(grep -n '^RUN test -s /tmp/byok-context/' "$unstaged/Containerfile" | cut -d: -f1 || true)
 install_line=$(grep -n 'ansible-galaxy collection install' "$unstaged/Containerfile" | cut -d: -f1 | head -n 1 || true)
-[ -n "$guard_line" ] && [ -n "$install_line" ] && [ "$guard_line" -lt "$install_line" ] ||
+if [ -z "$guard_line" ] || [ -z "$install_line" ] || [ "$guard_line" -ge "$install_line" ]; then
     fail "the Containerfile does not stop before the collection install when the tarball is missing"
+fi
 check_guard() {  # containerfile build-dir -> status of the guard with /tmp/byok-context mapped to build-dir
     local cmd
     cmd=$(grep -m1 '^RUN test -s /tmp/byok-context/' "$1")

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import venv
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 

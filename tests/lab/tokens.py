@@ -107,7 +107,8 @@ class TokenAuthority:
         client_id = client_id or (issuer if isinstance(issuer, str) else "")
         identity = self._identity(client_id)
         if issuer != client_id or payload.get("sub") != client_id:
-            raise InvalidClientAssertion(700021, "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
+            raise InvalidClientAssertion(
+                700021, "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
                 "documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .")
         alg = header.get("alg")
         if alg == "RS256":
@@ -125,7 +126,8 @@ class TokenAuthority:
                                          "'%s' is missing.]" % thumb_name)
         cert = self._registered_certificate(identity, thumbprint, digest)
         if cert is None:
-            raise InvalidClientAssertion(700027, "The certificate with identifier used to sign the client assertion is not registered on application. "
+            raise InvalidClientAssertion(
+                700027, "The certificate with identifier used to sign the client assertion is not registered on application. "
                 "[Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph "
                 "Explorer or directly use MS Graph to see configured keys for app Id '%s'.]" % (thumbprint.hex().upper(), client_id))
         now = int(self.clock())
