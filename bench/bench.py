@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """make bench: the collection against a plain-script floor (and the az CLI), in the lab.
 
 Everything lives in bench/out/ (git-ignored): its own lab vault (state bench/out/lab, base port
@@ -71,7 +71,7 @@ def timed(cmd, env=None, stdout_path=None, cwd=ROOT):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = loadavg()
     t = time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.monotonic() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -99,8 +99,8 @@ def machine():
         if line.startswith("MemTotal"):
             mem_kb = int(line.split()[1])
     ansible_v = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible"), "--version"], capture_output=True,
-                               text=True).stdout.splitlines()[0]
-    softhsm = subprocess.run(["softhsm2-util", "--version"], capture_output=True, text=True).stdout.strip()
+                               text=True, check=False).stdout.splitlines()[0]
+    softhsm = subprocess.run(["softhsm2-util", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem_kb / 1048576, 1),
             "python": platform.python_version(), "ansible": ansible_v, "softhsm": softhsm,
             "os": platform.platform(), "load1_at_start": loadavg()}
@@ -319,7 +319,7 @@ def az_setup(env):
          "--tenant", env["AZURE_TENANT"], "--allow-no-subscriptions", "-o", "none"],
     ]
     for step in steps:
-        proc = subprocess.run([AZ] + step, env=e, capture_output=True, text=True)
+        proc = subprocess.run([AZ] + step, env=e, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             last = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
             return False, "az %s failed: %s" % (" ".join(step[:2]), last[0] if last else "rc %d" % proc.returncode)
@@ -390,7 +390,7 @@ def startup_costs(env):
     env2 = dict(os.environ, **env)
     for name, code in probes.items():
         walls = []
-        for _ in range(5):
+        for _dummy in range(5):
             res, _o, err = timed([PY, "-c", code], env=env2)
             if res["rc"] != 0:
                 raise RuntimeError("probe %s failed: %s" % (name, err[-500:]))
@@ -520,7 +520,8 @@ def ensure_lab():
     os.makedirs(os.path.dirname(LAB_STATE), mode=0o700, exist_ok=True)
     lab("init", "--port", str(PORT))
     if subprocess.run([PY, "-m", "lab", "status", "--state-dir", LAB_STATE],
-                      env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests")), capture_output=True).returncode != 0:
+                      env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests")), capture_output=True,
+                      check=False).returncode != 0:
         lab("start")
     return json.loads(lab("env", "--json"))
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The floor: the same BYOK transfer as the collection, in ONE plain Python process, no Ansible.
 
 Independent of the collection (only python-pkcs11, cryptography and the Azure SDK):

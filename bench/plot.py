@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Plot bench/out/results.json: wall seconds against key count (floor, collection, no-op, az).
 
     plot.py RESULTS.json OUT.png      (bench/run.sh runs it with bench/out/plotvenv, which has matplotlib)

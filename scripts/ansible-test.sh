@@ -26,12 +26,13 @@ exec 9>"$ROOT/build/ansible-test.lock"
 flock -n 9 || { echo "ansible-test.sh: waiting for another run to finish" >&2; flock 9; }
 
 # 1. The copy. --delete keeps it identical to the tree; tests/output (results) survives in the copy.
-#    bench/ and dist/ are not collection content (galaxy.yml build_ignore) and are not tested.
+#    The whole repository is tested (bench/ too, as a contributor's plain `ansible-test sanity` does); only what
+#    is not part of it is left out: virtualenvs, lab state, build output, dist/ (galaxy build output).
 mkdir -p "$dest"
 if command -v rsync >/dev/null 2>&1; then
     rsync -a --delete \
-        --exclude=/.venv/ --exclude=/.lab/ --exclude=/build/ --exclude=/.git/ \
-        --exclude=/tests/output/ --exclude=/bench/ --exclude=/dist/ \
+        --exclude=/.venv --exclude=/.venv-matrix/ --exclude=/.lab/ --exclude=/build/ --exclude=/.git/ \
+        --exclude=/tests/output/ --exclude=/bench/out/ --exclude=/dist/ \
         --exclude=__pycache__/ --exclude=.pytest_cache/ \
         "$ROOT/" "$dest/"
 else
@@ -39,8 +40,8 @@ else
     find "$dest" -mindepth 1 -maxdepth 1 ! -name tests ! -name .git -exec rm -rf {} +
     [ ! -d "$dest/tests" ] || find "$dest/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
     tar -C "$ROOT" -cf - \
-        --exclude=./.venv --exclude=./.lab --exclude=./build --exclude=./.git \
-        --exclude=./tests/output --exclude=./bench --exclude=./dist --exclude=__pycache__ --exclude=.pytest_cache . |
+        --exclude=./.venv --exclude=./.venv-matrix --exclude=./.lab --exclude=./build --exclude=./.git \
+        --exclude=./tests/output --exclude=./bench/out --exclude=./dist --exclude=__pycache__ --exclude=.pytest_cache . |
         tar -C "$dest" -xf -
 fi
 

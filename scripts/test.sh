@@ -25,7 +25,8 @@ run() {
     fi
 }
 
-for gate in scripts/ansible-test.sh scripts/integration.sh scripts/lint.sh scripts/galaxy-build.sh scripts/ee-check.sh; do
+for gate in scripts/ansible-test.sh scripts/integration.sh scripts/lint.sh scripts/galaxy-build.sh scripts/ee-check.sh \
+    scripts/hsm-python-matrix.sh; do
     [ -x "$gate" ] || { echo "missing $gate" >&2; exit 1; }
 done
 
@@ -38,6 +39,7 @@ run "ansible-lint (production profile)" scripts/lint.sh
 run "galaxy build and install" scripts/galaxy-build.sh
 run "execution environment definition" scripts/ee-check.sh
 run "ansible-test units" scripts/ansible-test.sh units
+run "HSM-host Pythons (3.6 to 3.13: hsm_keygen, byok_wrap on SoftHSM2)" scripts/hsm-python-matrix.sh
 run "ansible-test integration (SoftHSM2 + lab vault)" scripts/integration.sh
 run "end-to-end tests (playbooks, faults, secrets; SoftHSM2 + lab vault)" \
     python -m pytest tests/e2e -q -p no:cacheprovider

@@ -27,11 +27,18 @@ options:
   auth_source:
     description:
       - Where the Azure credentials come from, as in azure.azcollection.
-      - V(auto) uses O(client_id)/O(secret)/O(tenant) when given, then the environment, then C(~/.azure/credentials),
-        then the Azure CLI login, then a managed identity.
+      - V(auto) uses O(client_id)/O(tenant) with O(secret) or O(x509_certificate_path) when given, then the environment,
+        then C(~/.azure/credentials), then the Azure CLI login, then a managed identity.
       - V(env) reads E(AZURE_CLIENT_ID), E(AZURE_SECRET) and E(AZURE_TENANT) (what AWX's Azure Resource Manager credential
-        injects) or azure-identity's E(AZURE_CLIENT_SECRET) and E(AZURE_TENANT_ID).
-      - V(credential_file) reads the O(profile) section of C(~/.azure/credentials) (or E(AZURE_CREDENTIAL_FILE)).
+        injects) or azure-identity's E(AZURE_CLIENT_SECRET) and E(AZURE_TENANT_ID); for a certificate credential
+        E(AZURE_CLIENT_CERTIFICATE_PATH) (or E(AZURE_X509_CERTIFICATE_PATH)) instead of the secret, with
+        E(AZURE_CLIENT_CERTIFICATE_PASSWORD) and E(AZURE_THUMBPRINT) when needed. A secret or certificate given as option
+        takes precedence over the one in the environment.
+      - V(credential_file) reads the O(profile) section of C(~/.azure/credentials) (or E(AZURE_CREDENTIAL_FILE)), with
+        C(client_id), C(tenant) and C(secret) or C(x509_certificate_path) (with C(thumbprint)).
+      - One source gives either a client secret or a certificate; giving both is refused.
+      - There is no user name/password sign-in (azure.azcollection's C(ad_user)/C(password)) and no ADFS authority; see
+        the authentication guide of the collection.
       - V(cli) uses the Azure CLI login (C(az login)); V(msi) a managed identity (O(client_id) chooses a user-assigned one).
       - The environment variable E(ANSIBLE_AZURE_AUTH_SOURCE) sets it too.
     type: str
@@ -44,6 +51,25 @@ options:
   secret:
     description:
       - Client secret of the service principal.
+    type: str
+  x509_certificate_path:
+    description:
+      - Certificate credential of the service principal instead of O(secret) (certificate-based authentication, for
+        organisations that forbid client secrets).
+      - Path to a PEM file holding the RSA private key and the certificate (C(cat key.pem cert.pem)), or to a PKCS#12
+        (C(.pfx)) file. The public certificate must be uploaded to the application registration (Certificates & secrets).
+      - The same as azure.azcollection's option; E(AZURE_CLIENT_CERTIFICATE_PATH) with O(auth_source=env).
+    type: path
+  thumbprint:
+    description:
+      - SHA-1 thumbprint (hex, as the Azure portal shows it) of the certificate in O(x509_certificate_path).
+      - Optional; when given, it must match the certificate, which is checked before signing in (a guard against a
+        wrong file). The same as azure.azcollection's option.
+    type: str
+  x509_certificate_password:
+    description:
+      - Password of an encrypted private key (PEM) or of a PKCS#12 file in O(x509_certificate_path).
+      - E(AZURE_CLIENT_CERTIFICATE_PASSWORD) with O(auth_source=env).
     type: str
   tenant:
     description:

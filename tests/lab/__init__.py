@@ -13,6 +13,7 @@ Layout (after moto):
 * ``server``   - HTTPS only: routing, the 401 challenge, JSON error envelope, fault injection
 * ``pki``      - the lab CA and the server certificate
 * ``config``   - the state directory: init and load
-* ``__main__`` - the CLI (``PYTHONPATH=tests python -m lab --help``)
+* ``__main__`` - the CLI (``PYTHONPATH=tests python -m lab --help``; installed: ``byok-keyvault-lab --help``)
+* ``pytest_plugin`` - fixtures for testing playbooks against the lab (``lab_vault``, ``lab_env``, ``lab_module_args``)
 """
 from __future__ import annotations

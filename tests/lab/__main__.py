@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) byok.keyvault contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``PYTHONPATH=tests python -m lab COMMAND [--state-dir DIR]``
+"""``PYTHONPATH=tests python -m lab COMMAND [--state-dir DIR]``, or ``byok-keyvault-lab COMMAND`` when installed
+(``pip install ./tests/lab``)
 
 Commands: init, start, stop, status, reset, env [--json], faults, dump, serve (foreground).
 """
@@ -250,8 +251,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab", description="The byok.keyvault lab Key Vault (local HTTPS Azure Key Vault keys API).")
+def build_parser(prog: str = "python -m lab") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="The byok.keyvault lab Key Vault (local HTTPS Azure Key Vault keys API).")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", default=config.DEFAULT_STATE_DIR, help="state directory (default: %(default)s in the current directory)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,9 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list] = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Optional[list] = None, prog: Optional[str] = None) -> int:
+    args = (build_parser(prog) if prog else build_parser()).parse_args(argv)
     return int(args.func(args))
+
+
+def console() -> int:
+    """The ``byok-keyvault-lab`` command of the installed package (the same CLI as ``python -m lab``)."""
+    return main(prog=os.path.basename(sys.argv[0]) or "byok-keyvault-lab")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
       config.json        tenant, ports, vaults, identities (no secrets)
       identities.json    0600: client secrets and the token signing key
       admin-secret       0600: the secret the admin endpoints /lab/... want in the X-Lab-Admin-Secret header
+      client-cert.pem    0600: key + certificate of the operator's certificate credential
       ca.pem ca-key.pem  the lab CA
       server.pem server-key.pem
       vaults/<vault>.json  keys (with private material: this is a lab)
@@ -39,6 +40,7 @@ CERT_FILE = "server.pem"
 KEY_FILE = "server-key.pem"
 CONFIG_FILE = "config.json"
 IDENTITIES_FILE = "identities.json"
+CLIENT_CERT_FILE = "client-cert.pem"
 LOG_FILE = "server.log"
 PID_FILE = "server.pid"
 ADMIN_SECRET_FILE = "admin-secret"
@@ -70,6 +72,11 @@ class LabConfig:
     @property
     def ca_path(self) -> str:
         return self.path(CA_FILE)
+
+    @property
+    def client_certificate_path(self) -> str:
+        """PEM with the private key and certificate registered on the operator (a certificate credential)."""
+        return self.path(CLIENT_CERT_FILE)
 
     @property
     def log_path(self) -> str:
@@ -110,6 +117,9 @@ def env_vars(cfg: LabConfig, authority: str, urls: Dict[str, str]) -> Dict[str, 
     out["LAB_READER_CLIENT_ID"] = reader.client_id
     out["LAB_READER_SECRET"] = reader.secret
     out["LAB_ADMIN_SECRET"] = cfg.admin_secret
+    if operator.certificates and os.path.exists(cfg.client_certificate_path):
+        # the operator's certificate credential: AZURE_CLIENT_CERTIFICATE_PATH / x509_certificate_path
+        out["LAB_CLIENT_CERTIFICATE"] = os.path.abspath(cfg.client_certificate_path)
     return out
 
 
@@ -176,6 +186,7 @@ def init(state_dir: str, port: Optional[int] = None) -> LabConfig:
     if private_changed or not os.path.exists(ident_path):
         _write_json(ident_path, private, 0o600)
     os.chmod(ident_path, 0o600)
+    changed = _ensure_client_certificate(state_dir, config) or changed
     if changed:
         _write_json(config_path, config, 0o644)
     admin_path = os.path.join(state_dir, ADMIN_SECRET_FILE)
@@ -186,6 +197,19 @@ def init(state_dir: str, port: Optional[int] = None) -> LabConfig:
         os.replace(admin_path + ".tmp", admin_path)
     os.chmod(admin_path, 0o600)
     return load(state_dir)
+
+
+def _ensure_client_certificate(state_dir: str, config: dict) -> bool:
+    """Give the operator a certificate credential (key + certificate in client-cert.pem; the public part registered
+    in config.json), unless it has one; True if config changed."""
+    from . import pki  # pylint: disable=import-outside-toplevel
+
+    path = os.path.join(state_dir, CLIENT_CERT_FILE)
+    for ident in config["identities"]:
+        if ident["name"] == OPERATOR and not (ident.get("certificates") and os.path.exists(path)):
+            ident["certificates"] = [pki.create_client_certificate(path, "%s %s" % (OPERATOR, ident["client_id"]))]
+            return True
+    return False
 
 
 def load(state_dir: str) -> LabConfig:
@@ -202,7 +226,7 @@ def load(state_dir: str) -> LabConfig:
         admin_secret = ""  # a state dir from before the admin secret: `init` (or `start`) creates it
     identities = [
         Identity(name=i["name"], client_id=i["client_id"], secret=private["secrets"][i["client_id"]],
-                 permissions={k: list(v) for k, v in i["permissions"].items()})
+                 permissions={k: list(v) for k, v in i["permissions"].items()}, certificates=list(i.get("certificates", [])))
         for i in config["identities"]
     ]
     return LabConfig(

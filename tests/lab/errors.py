@@ -167,6 +167,18 @@ class UnauthorizedClient(TokenError):
     aadsts = 700016
 
 
+class InvalidClientAssertion(TokenError):
+    """A client assertion (certificate credential) that Entra ID refuses; the AADSTS code says why."""
+
+    status = 401
+    error = "invalid_client"
+    aadsts = 700027
+
+    def __init__(self, aadsts: int, description: str) -> None:
+        super().__init__(description)
+        self.aadsts = aadsts
+
+
 class InvalidRequest(TokenError):
     status = 400
     error = "invalid_request"

@@ -115,3 +115,28 @@ def ensure_pki(ca_path: str, ca_key_path: str, cert_path: str, key_path: str) ->
         _create_server_cert(ca_path, ca_key_path, cert_path, key_path)
         created = True
     return created
+
+
+def create_client_certificate(path: str, common_name: str, days: int = _SERVER_DAYS) -> str:
+    """A self-signed RSA-2048 certificate for a service principal, written with its key as one PEM (0600), as
+    azure-identity's certificate credential reads it; returns the public certificate (PEM) to register."""
+    from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "byok.keyvault lab"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    public = cert.public_bytes(serialization.Encoding.PEM)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    _write(path, private + public, 0o600)
+    return public.decode("ascii")

@@ -374,7 +374,7 @@ class LabServer:
             return Reply(200, self._openid_configuration(tenant, v2=rest.startswith("v2.0")))
         if rest in ("oauth2/v2.0/token", "oauth2/token") and method == "POST":
             self._check_tenant(tenant)
-            return self._token(body, v2=rest.startswith("oauth2/v2.0"))
+            return self._token(body, v2=rest.startswith("oauth2/v2.0"), endpoint="%s/%s/%s" % (self.authority, tenant, rest))
         raise errors.NotFound("No lab endpoint at %s %s." % (method, parts.path))
 
     def _check_tenant(self, tenant: str) -> None:
@@ -391,7 +391,7 @@ class LabServer:
             "device_authorization_endpoint": "%s/devicecode" % oauth,
             "issuer": "%s/v2.0" % base if v2 else "https://sts.windows.net/%s/" % tenant,
             "jwks_uri": "%s/discovery/v2.0/keys" % base,
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "subject_types_supported": ["pairwise"],
@@ -402,18 +402,25 @@ class LabServer:
             "msgraph_host": "graph.microsoft.com",
         }
 
-    def _token(self, body: bytes, v2: bool) -> Reply:
+    def _token(self, body: bytes, v2: bool, endpoint: str = "") -> Reply:
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         grant = form.get("grant_type")
         if grant != "client_credentials":
             raise errors.UnsupportedGrantType("The provided value for the input parameter 'grant_type' is not valid: %r. The lab only "
                                               "supports client_credentials." % grant)
         client_id = form.get("client_id", "")
-        if not client_id:
-            raise errors.InvalidRequest("The request body must contain the following parameter: 'client_id'.")
-        if "client_secret" not in form:
-            raise errors.InvalidClient("The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-        identity = self.tokens.authenticate(client_id, form["client_secret"])
+        if "client_assertion" in form and "client_secret" in form:
+            raise errors.InvalidRequest("Only one client credential may be presented: 'client_assertion' or 'client_secret'.")
+        if "client_assertion" in form:
+            # a certificate credential: a JWT signed by the key of a certificate registered on the application
+            identity = self.tokens.authenticate_assertion(client_id, form.get("client_assertion_type", ""), form["client_assertion"],
+                                                          endpoint)
+        else:
+            if not client_id:
+                raise errors.InvalidRequest("The request body must contain the following parameter: 'client_id'.")
+            if "client_secret" not in form:
+                raise errors.InvalidClient("The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+            identity = self.tokens.authenticate(client_id, form["client_secret"])
         if v2:
             scopes = form.get("scope", "").split()
             resource_scopes = [s for s in scopes if s.endswith("/.default")]

@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List
 
-from .errors import InvalidAudience, InvalidClient, Unauthorized, UnauthorizedClient, forbidden_by_policy
+from .errors import (InvalidAudience, InvalidClient, InvalidClientAssertion, InvalidRequest, Unauthorized, UnauthorizedClient,
+                     forbidden_by_policy)
 
 #: every Key Vault keys permission of an access policy
 ALL_KEY_PERMISSIONS = (
@@ -33,6 +34,10 @@ READER_PERMISSIONS = ("get", "list")
 TOKEN_LIFETIME = 3600
 #: clock skew allowed between the token issuer and the vault for nbf and iat (Entra tokens carry nbf = iat); exp is strict
 CLOCK_SKEW = 60
+#: RFC 7523 client authentication with a JWT (what a certificate credential sends)
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: clock skew Entra ID tolerates on a client assertion's exp/nbf
+ASSERTION_SKEW = 300
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Identity:
     client_id: str
     secret: str
     permissions: Dict[str, List[str]] = field(default_factory=dict)
+    #: public certificates (PEM) registered on the application: client assertions signed by their keys are accepted
+    certificates: List[str] = field(default_factory=list)
 
     def allows(self, vault: str, permission: str) -> bool:
         granted = self.permissions.get(vault, self.permissions.get("*", []))
@@ -87,6 +94,82 @@ class TokenAuthority:
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client "
                 "secret ID, for a secret added to app '%s'." % client_id)
         return identity
+
+    def authenticate_assertion(self, client_id: str, assertion_type: str, assertion: str, token_endpoint: str) -> Identity:
+        """Client authentication with a certificate, as Entra ID does it (RFC 7523 + the x5t header).
+
+        The assertion is a JWT signed RS256 (``x5t`` = base64url SHA-1 thumbprint of the certificate) or PS256
+        (``x5t#S256`` = base64url SHA-256 thumbprint) by the key of a certificate registered on the application;
+        ``aud`` is the token endpoint the request went to, ``iss`` = ``sub`` = the client id, ``exp``/``nbf`` hold.
+        """
+        if assertion_type != JWT_BEARER:
+            raise InvalidRequest("The client_assertion_type '%s' is not supported; it must be '%s'." % (assertion_type, JWT_BEARER))
+        header, payload, signing_input, signature = _split_jwt(assertion)
+        issuer = payload.get("iss")
+        client_id = client_id or (issuer if isinstance(issuer, str) else "")
+        identity = self._identity(client_id)
+        if issuer != client_id or payload.get("sub") != client_id:
+            raise InvalidClientAssertion(
+                700021, "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
+                "documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .")
+        alg = header.get("alg")
+        if alg == "RS256":
+            thumb_name, digest = "x5t", "sha1"
+        elif alg == "PS256":
+            thumb_name, digest = "x5t#S256", "sha256"
+        else:
+            raise InvalidClientAssertion(5002730, "Invalid JWT token. Unsupported key for the signing algorithm '%s'." % alg)
+        try:
+            thumbprint = _unb64(str(header.get(thumb_name) or ""))
+        except (binascii.Error, ValueError):
+            thumbprint = b""
+        if not thumbprint:
+            raise InvalidClientAssertion(700027, "Client assertion failed signature validation. [Reason - The header "
+                                         "'%s' is missing.]" % thumb_name)
+        cert = self._registered_certificate(identity, thumbprint, digest)
+        if cert is None:
+            raise InvalidClientAssertion(
+                700027, "The certificate with identifier used to sign the client assertion is not registered on application. "
+                "[Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph "
+                "Explorer or directly use MS Graph to see configured keys for app Id '%s'.]" % (thumbprint.hex().upper(), client_id))
+        now = int(self.clock())
+        if cert.not_valid_after_utc.timestamp() < now:
+            raise InvalidClientAssertion(700027, "Client assertion failed signature validation. [Reason - The key used is "
+                                         "expired., Thumbprint of key used by client: '%s']" % thumbprint.hex().upper())
+        if not _signature_ok(cert.public_key(), alg, signing_input, signature):
+            raise InvalidClientAssertion(700027, "Client assertion contains an invalid signature. [Reason - The provided "
+                                         "signature value did not match the expected signature value., Thumbprint of key used by "
+                                         "client: '%s']" % thumbprint.hex().upper())
+        if payload.get("aud") != token_endpoint:
+            raise InvalidClientAssertion(700023, "Client assertion audience claim does not match Realm issuer. Review the documentation at "
+                                         "https://learn.microsoft.com/entra/identity-platform/certificate-credentials .")
+        exp, nbf = payload.get("exp"), payload.get("nbf", payload.get("iat"))
+        if not isinstance(exp, (int, float)) or exp + ASSERTION_SKEW < now or (
+                isinstance(nbf, (int, float)) and nbf - ASSERTION_SKEW > now):
+            raise InvalidClientAssertion(700024, "Client assertion is not within its valid time range. Current time: %d, "
+                                         "assertion valid from %s, expiry time of assertion %s." % (now, nbf, exp))
+        return identity
+
+    def _identity(self, client_id: str) -> Identity:
+        identity = self.identities.get(client_id)
+        if identity is None:
+            raise UnauthorizedClient(
+                "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your "
+                "authentication request to the wrong tenant." % (client_id, self.tenant_id))
+        return identity
+
+    @staticmethod
+    def _registered_certificate(identity: Identity, thumbprint: bytes, digest: str):
+        from cryptography import x509  # pylint: disable=import-outside-toplevel
+        from cryptography.hazmat.primitives import hashes  # pylint: disable=import-outside-toplevel
+
+        algorithm = hashes.SHA1() if digest == "sha1" else hashes.SHA256()  # nosec - the x5t header is a SHA-1 thumbprint
+        for pem in identity.certificates:
+            cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+            if hmac.compare_digest(cert.fingerprint(algorithm), thumbprint):
+                return cert
+        return None
 
     def issue(self, identity: Identity, audience: str, lifetime: int = TOKEN_LIFETIME) -> str:
         now = int(self.clock())
@@ -137,3 +220,33 @@ class TokenAuthority:
         identity = self.identities.get(claims.appid)
         if identity is None or not identity.allows(vault, permission):
             raise forbidden_by_policy(claims.appid, self.tenant_id, permission, vault)
+
+
+def _split_jwt(token: str):
+    """(header, payload, signing input, signature) of a compact JWS, or the token endpoint's error."""
+    parts = (token or "").split(".")
+    try:
+        if len(parts) != 3:
+            raise ValueError("not three parts")
+        header, payload = json.loads(_unb64(parts[0])), json.loads(_unb64(parts[1]))
+        signature = _unb64(parts[2])
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidClientAssertion(50027, "JWT token is invalid or malformed.") from exc
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise InvalidClientAssertion(50027, "JWT token is invalid or malformed.")
+    return header, payload, ("%s.%s" % (parts[0], parts[1])).encode("ascii"), signature
+
+
+def _signature_ok(public_key, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives import hashes  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa  # pylint: disable=import-outside-toplevel
+
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return False
+    pad = padding.PKCS1v15() if alg == "RS256" else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
+    try:
+        public_key.verify(signature, signing_input, pad, hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pytest fixtures for testing your own playbooks against the lab Key Vault.
+
+Installed with the ``byok-keyvault-lab`` package, this plugin is loaded by pytest automatically. Without the
+package (a checkout, ``PYTHONPATH=tests``), enable it with ``-p lab.pytest_plugin`` or
+``pytest_plugins = ["lab.pytest_plugin"]`` in a conftest.py.
+
+* ``lab_vault`` (session): a running lab (:class:`lab.server.LabServer`) in a temporary state directory, on free
+  ports: ``.urls["premium"|"mhsm"|"premium2"]``, ``.authority``, ``.ca_path``, ``.tenant_id``, ``.env()``,
+  ``.vault(name)`` (the state, for assertions), ``.reset()``, ``.faults``.
+* ``lab_env`` (function): the environment variables ``byok-keyvault-lab env`` prints (``AZURE_CLIENT_ID``,
+  ``AZURE_SECRET``, ``AZURE_TENANT``, ``LAB_AUTHORITY``, ``LAB_CA``, ``LAB_VAULT_*``, ``LAB_CLIENT_CERTIFICATE``),
+  as a fresh dict to merge into a subprocess environment.
+* ``lab_module_args`` (function): the Azure options of the byok.keyvault modules for a lab vault
+  (``lab_module_args("premium")``): vault_url, auth_source env, cloud_environment, ca_bundle.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def lab_vault(tmp_path_factory) -> Iterator["object"]:
+    """A lab Key Vault server for the whole test session (every vault empty at the start)."""
+    from .server import LabServer  # pylint: disable=import-outside-toplevel  # cryptography only when used
+
+    with LabServer(str(tmp_path_factory.mktemp("byok-lab")), port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def lab_env(lab_vault) -> Dict[str, str]:
+    """What a client of the lab needs in its environment (credentials of the lab operator, CA, URLs)."""
+    return dict(lab_vault.env())
+
+
+@pytest.fixture
+def lab_module_args(lab_vault) -> Callable[..., Dict[str, str]]:
+    """lab_module_args(vault="premium") -> the Azure options of a byok.keyvault module for that lab vault."""
+
+    def _args(vault: str = "premium") -> Dict[str, str]:
+        return {
+            "vault_url": lab_vault.urls[vault],
+            "auth_source": "env",
+            "cloud_environment": lab_vault.authority,
+            "ca_bundle": lab_vault.ca_path,
+        }
+
+    return _args
