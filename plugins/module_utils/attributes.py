@@ -56,10 +56,10 @@ def check_dates(not_before, expires_on, now=None, what='the key'):
     exp = parse_datetime(expires_on, 'expires_on')
     if exp is not None and exp <= now:
         raise KeyAttributeError("expires_on '%s' is in the past; %s would be imported already expired: give a future date-time "
-                              "(like %s) or leave expires_on out" % (expires_on, what, DATE_EXAMPLE))
+                                "(like %s) or leave expires_on out" % (expires_on, what, DATE_EXAMPLE))
     if nbf is not None and exp is not None and nbf >= exp:
         raise KeyAttributeError("not_before '%s' is not before expires_on '%s'; %s would never be usable: set not_before "
-                              "earlier or expires_on later" % (not_before, expires_on, what))
+                                "earlier or expires_on later" % (not_before, expires_on, what))
     return nbf, exp
 
 

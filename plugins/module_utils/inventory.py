@@ -156,8 +156,7 @@ class _Checker(object):
                 return _INVALID
         choices = option.get('choices')
         if choices and kind != 'list' and value not in choices:
-            self.problem(path, '%s is not one of %s%s' % (shown, ', '.join(str(c) for c in choices),
-                                                           suggest(value, choices)))
+            self.problem(path, '%s is not one of %s%s' % (shown, ', '.join(str(c) for c in choices), suggest(value, choices)))
             return _INVALID
         return value
 
@@ -387,8 +386,8 @@ def _fleet_problems(checked):
                 continue
             if vname in first and first[vname][1] != vault:
                 problems.append(Problem(host, 'byok_vaults.%s' % vname, 'differs from its definition on %s (%s against %s); '
-                                        'set each vault once, under all: vars:' % (first[vname][0], vault.get('url'),
-                                                                                     first[vname][1].get('url'))))
+                                        'set each vault once, under all: vars:'
+                                        % (first[vname][0], vault.get('url'), first[vname][1].get('url'))))
             first.setdefault(vname, (host, vault))
     owner = {}
     for host, values in sorted(checked.items()):

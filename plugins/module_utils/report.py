@@ -172,10 +172,9 @@ def closing_message(rows, silent_hosts, manifest_path):
     parts = []
     if bad:
         unknown = [r for r in bad if r['result'] == 'unknown']
-        parts.append('%s of %d did not move (%s)%s' % (count(len(bad), 'key'), len(rows or []),
-                                                      ', '.join('%s/%s/%s' % (r['host'], r['vault'], r['name']) for r in bad),
-                                                      '; %d with an unknown outcome: run again to confirm them' % len(unknown)
-                                                      if unknown else ''))
+        names = ', '.join('%s/%s/%s' % (r['host'], r['vault'], r['name']) for r in bad)
+        tail = '; %d with an unknown outcome: run again to confirm them' % len(unknown) if unknown else ''
+        parts.append('%s of %d did not move (%s)%s' % (count(len(bad), 'key'), len(rows or []), names, tail))
     if silent_hosts:
         parts.append('%s sent no report (failed before planning): %s' % (count(len(silent_hosts), 'host'), ', '.join(silent_hosts)))
     return '; '.join(parts) + '; each reason is in the table above%s' % (

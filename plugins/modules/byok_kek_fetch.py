@@ -186,7 +186,9 @@ def main():
     kv.guard(check_dest, p['dest'])
     created, summary, public = kv.guard(ensure_kek, kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.check_mode)
     if summary is None:
-        kv.module.exit_json(changed=True, created=True, **dict(NO_KEK, key_size=p['key_size'], expires_on=p['expires_on']))
+        result = dict(NO_KEK)
+        result.update(changed=True, created=True, key_size=p['key_size'], expires_on=p['expires_on'])
+        kv.module.exit_json(**result)
     pem = ki.public_pem(public)
     changed = created
     if p['dest']:

@@ -168,7 +168,7 @@ def _problems(output):
     m = re.search(r"^fatal: \[[^\]]+\]: FAILED! => (\{.*\})\s*$", output, re.M)
     assert m, "the run did not fail in a task:\n%s" % output[-6000:]
     msg = json.loads(m.group(1))["msg"]
-    header, _, body = msg.partition("\n")
+    header, _sep, body = msg.partition("\n")
     assert "nothing was done" in header, msg
     return body.splitlines()
 

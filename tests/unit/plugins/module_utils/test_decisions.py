@@ -10,8 +10,8 @@ import datetime
 import pytest
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
-from ansible_collections.byok.keyvault.plugins.module_utils.decisions import (import_decision, kek_needed, regeneration_decision,
-                                                                             same_identity)
+from ansible_collections.byok.keyvault.plugins.module_utils.decisions import import_decision, kek_needed
+from ansible_collections.byok.keyvault.plugins.module_utils.decisions import regeneration_decision, same_identity
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import byok_is_current
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import kek_problems
 

@@ -51,8 +51,8 @@ def test_a_missing_key_moves_and_another_key_is_a_conflict_unless_forced():
     assert [k['action'] for k in work['keys']] == ['import', 'conflict']
     assert work['wrap'] == [{'vault': 'prod', 'kek_pem': 'PEM', 'kek_kid': KEK['results'][0]['kid'], 'kek_fingerprint': 'kf',
                              'wrap_keys': [{'label': 'app-rsa'}]}]
-    wrapped = {'results': [{'item': work['wrap'][0], 'keys': [{'label': 'app-rsa', 'byok_content': 'Ynl0ZXM=',
-                                                                 'wrap_method': 'two_step'}]}]}
+    wrapped_key = {'label': 'app-rsa', 'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}
+    wrapped = {'results': [{'item': work['wrap'][0], 'keys': [wrapped_key]}]}
     out = fleet.outbox(work, wrapped)
     assert out == {'prod': [{'name': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'key_ops': ['sign', 'verify'],
                              'enabled': True, 'force': False, 'expected_fingerprint': 'f1', 'byok_content': 'Ynl0ZXM='}]}

@@ -241,8 +241,8 @@ def test_roles_pass_only_the_profile_name(role, vendor):
     assert not re.search(r'vendor\s*==|==\s*[\'"](luna|nshield|softhsm|generic)', tasks_text)
     if vendor:
         includes = [t for t in _flatten(_yaml('roles/%s/tasks/main.yml' % role)) if 'ansible.builtin.include_role' in t]
-        assert [t['ansible.builtin.include_role'] for t in includes] == [{'name': 'byok.keyvault.generic_pkcs11',
-                                                                           'tasks_from': 'procedure'}]
+        shared = {'name': 'byok.keyvault.generic_pkcs11', 'tasks_from': 'procedure'}
+        assert [t['ansible.builtin.include_role'] for t in includes] == [shared]
         assert includes[0]['vars']['generic_pkcs11_vendor'] == vendor
     procedure = _yaml('roles/generic_pkcs11/tasks/procedure.yml')
     assert procedure[0]['module_defaults']['group/byok.keyvault.hsm']['vendor'] == '{{ generic_pkcs11_vendor }}'
