@@ -14,13 +14,13 @@ import errno
 import json
 import os
 import stat
-import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_native
-from ansible.plugins.action import ActionBase
+from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 
 from ansible_collections.byok.keyvault.plugins.module_utils import report
+from ansible_collections.byok.keyvault.plugins.module_utils.byok_file import atomic_write
 
 SCHEMA = 'byok.keyvault/manifest/1'
 
@@ -48,25 +48,10 @@ def private_directory(directory):
 
 
 def write_new(path, data, mode=0o600):
-    """Write bytes to a new file atomically: temp file in the same directory, fsync, then os.link to the final name.
-
-    os.link fails with EEXIST when the name exists, so an existing manifest is never replaced (a rename would).
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    dir_fd = os.open(directory, os.O_RDONLY)
+    """Write bytes to a new file atomically, never replacing an existing one (byok_file.atomic_write, replace=False),
+    and make the directory entry durable."""
+    atomic_write(path, data, mode=mode, replace=False)
+    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -84,15 +69,12 @@ def manifest_documents(rows, silent_hosts, finished, check_mode):
     return json.dumps(document, indent=4, sort_keys=True) + '\n', '\n'.join(lines) + '\n'
 
 
-class ActionModule(ActionBase):
+class ActionModule(ByokAction):
 
-    TRANSFERS_FILES = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args, task_vars, result):
         finished = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
         result.update(changed=False, finished=finished, json_path=None, text_path=None, run_id=None)
         if self._task.check_mode:

@@ -18,7 +18,7 @@ import os
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.parsing.yaml.loader import AnsibleLoader
-from ansible.plugins.action import ActionBase
+from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 
 from ansible_collections.byok.keyvault.plugins.module_utils import inventory
 
@@ -58,17 +58,12 @@ def _first_line(text):
     return ' '.join(to_native(text).split())[:300]
 
 
-class ActionModule(ActionBase):
+class ActionModule(ByokAction):
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        task_vars = task_vars or {}
+    def act(self, args, task_vars, result):
         hosts = args['hosts'] if args['hosts'] is not None else list(task_vars.get('ansible_play_hosts_all') or [])
         spec = load_spec(args['role'], args['entry_point'])
         if not args['vaults_required'] and 'byok_vaults' in spec:

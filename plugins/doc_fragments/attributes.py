@@ -40,3 +40,40 @@ attributes:
     details:
       - This action does not modify state.
 '''
+
+    # check mode, diff and idempotency for a module that changes the HSM or the vault and shows it in --diff
+    FULL = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+'''
+
+    # the same without --diff
+    NO_DIFF = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+'''
+
+    # an action plugin that runs on the controller
+    ACTION_PLUGIN = r'''
+options: {}
+attributes:
+  action:
+    description: Runs as an action plugin on the controller.
+    support: full
+  async:
+    description: Cannot run asynchronously.
+    support: none
+'''
+

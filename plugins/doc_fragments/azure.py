@@ -98,15 +98,6 @@ options:
       - Turn it off only for a vault reached through a name outside its own domain, such as a private endpoint alias.
     type: bool
     default: true
-  lock_timeout:
-    description:
-      - Seconds to wait for another run on this host that holds the lock of the same vault key, before failing with a message
-        that names the lock and, where it can, the process that holds it (pid, host, start time).
-      - The locks live in C($TMPDIR/byok-keyvault-locks-<uid>), a directory that must belong to the running user with mode
-        0700; one that another user created or that is a symbolic link is refused. Lock files are never followed through
-        symbolic links and are removed on release.
-    type: int
-    default: 300
   import_confirm_timeout:
     description:
       - Seconds to keep asking the vault whether an import whose answer was lost (connection reset, 5xx, 429) created
@@ -116,6 +107,17 @@ options:
       - Only modules that import keys use it.
     type: int
     default: 120
+  lock_timeout:
+    description:
+      - How long, in seconds, to wait for the per-host lock of a vault key that another run on this controller holds
+        (it checks and imports the same key), before giving up with a message naming that lock and, when known, its
+        holder's pid, host and start time.
+      - The lock folder C($TMPDIR/byok-keyvault-locks-<uid>) has to be owned by the running user and mode 0700; one
+        created by someone else or replaced by a symbolic link is refused, as are lock files that are links.
+    type: int
+    default: 300
+author:
+  - byok.keyvault contributors (@byok-keyvault)
 requirements:
   - azure-keyvault-keys >= 4.8
   - azure-identity >= 1.15

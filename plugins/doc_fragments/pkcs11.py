@@ -45,13 +45,14 @@ options:
     choices: [auto, luna, nshield, softhsm, generic]
   lock_timeout:
     description:
-      - Seconds to wait for another run on this host that holds the lock of the same token, before failing with a message
-        that names the lock and, where it can, the process that holds it (pid, host, start time).
-      - The locks live in C($TMPDIR/byok-keyvault-locks-<uid>), a directory that must belong to the running user with mode
-        0700; one that another user created or that is a symbolic link is refused. Lock files are never followed through
-        symbolic links and are removed on release.
+      - Seconds to wait while another run on this host works with the same token, before failing with a message that names
+        the token's lock and, where it can, the process holding it (pid, host, start time).
+      - Locks are files in C($TMPDIR/byok-keyvault-locks-<uid>), which must belong to the running user with mode 0700;
+        a folder made by another user, or a symbolic link, is refused, and lock files are never followed through links.
     type: int
     default: 300
+author:
+  - byok.keyvault contributors (@byok-keyvault)
 requirements:
   - python-pkcs11 >= 0.7 on the HSM host
   - cryptography on the HSM host

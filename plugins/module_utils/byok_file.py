@@ -129,8 +129,12 @@ def read(path):
     return data, parse(data, source='byok_file %s' % path)
 
 
-def atomic_write(path, data, mode=0o600):
-    """Write bytes to path atomically (temp file in the same directory, fsync, rename) with the given mode."""
+def atomic_write(path, data, mode=0o600, replace=True):
+    """Write bytes to path atomically (temp file in the same directory, fsync, then into place) with the given mode.
+
+    replace=True renames over an existing file; replace=False links the temp file to the name, which fails with
+    EEXIST (an OSError) when the name exists, so an existing file is never replaced.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ByokFormatError('the directory of %s does not exist; create it first' % path)
@@ -141,7 +145,11 @@ def atomic_write(path, data, mode=0o600):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.rename(tmp, path)
+        if replace:
+            os.rename(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

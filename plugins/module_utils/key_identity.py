@@ -94,6 +94,13 @@ def normalize_curve(value):
     return v
 
 
+#: sized key types: (sizes Azure accepts, default size, how messages name the type and the service that refuses)
+SIZED_TYPES = {
+    'RSA': (RSA_SIZES, 3072, 'RSA', 'Azure Key Vault', " or set key_type: EC"),
+    'oct': (OCT_SIZES, 256, 'oct (AES)', 'Azure Managed HSM', ''),
+}
+
+
 def validate_target(key_type, key_size=None, curve=None, vault_type=None):
     """Check a target key spec against what Azure accepts and return the normalized spec.
 
@@ -101,31 +108,23 @@ def validate_target(key_type, key_size=None, curve=None, vault_type=None):
     with a message that names the allowed values.
     """
     kt = normalize_key_type(key_type)
-    if kt == 'RSA':
-        if curve:
-            raise KeySpecError("curve is only for EC keys; remove curve '%s' or set key_type: EC" % curve)
-        size = int(key_size) if key_size is not None else 3072
-        if size not in RSA_SIZES:
-            raise KeySpecError("RSA key_size %s is not accepted by Azure Key Vault; use one of %s"
-                               % (size, ', '.join(str(s) for s in RSA_SIZES)))
-        return {'key_type': 'RSA', 'key_size': size, 'curve': None}
     if kt == 'EC':
         crv = normalize_curve(curve or 'P-256')
         if key_size is not None and int(key_size) != CURVE_BITS[crv]:
             raise KeySpecError("key_size %s does not match curve %s (%s bits); for EC keys set curve and leave key_size out"
                                % (key_size, crv, CURVE_BITS[crv]))
         return {'key_type': 'EC', 'key_size': CURVE_BITS[crv], 'curve': crv}
-    # oct
+    sizes, default, name, service, hint = SIZED_TYPES[kt]
     if curve:
-        raise KeySpecError("curve is only for EC keys; remove curve '%s'" % curve)
-    size = int(key_size) if key_size is not None else 256
-    if size not in OCT_SIZES:
-        raise KeySpecError("oct (AES) key_size %s is not accepted by Azure Managed HSM; use one of %s"
-                           % (size, ', '.join(str(s) for s in OCT_SIZES)))
-    if vault_type == 'premium':
+        raise KeySpecError("curve is only for EC keys; remove curve '%s'%s" % (curve, hint))
+    size = int(key_size) if key_size is not None else default
+    if size not in sizes:
+        raise KeySpecError("%s key_size %s is not accepted by %s; use one of %s"
+                           % (name, size, service, ', '.join(str(s) for s in sizes)))
+    if kt == 'oct' and vault_type == 'premium':
         raise KeySpecError("oct (AES) keys can only be imported into Azure Managed HSM, not into a Key Vault Premium vault; "
                            "use a Managed HSM (vault_type: managed_hsm) or an RSA/EC key")
-    return {'key_type': 'oct', 'key_size': size, 'curve': None}
+    return {'key_type': kt, 'key_size': size, 'curve': None}
 
 
 def b64url_decode(value):

@@ -20,7 +20,7 @@ import os
 import time
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves import configparser
 
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
@@ -447,9 +447,8 @@ class Vault(object):
         self.target = VaultTarget.parse(params['vault_url'], params.get('vault_type'))
         self.url = self.target.url
         self.vault_type = self.target.kind
-        self.credential, auth = build_credential(params)
-        # what messages may say about the identity; the secret stays inside the credential only
-        self.auth = dict((k, v) for k, v in auth.items() if k in ('source', 'client_id', 'tenant'))
+        # auth says where the identity came from (for messages); the secret stays inside the credential only
+        self.credential, self.auth = build_credential(params)
         self.client_kwargs = client_kwargs(params)
         self.client = KeyClient(self.url, self.credential, **self.client_kwargs)
         confirm = params.get('import_confirm_timeout')
@@ -675,16 +674,9 @@ class KeyVaultModule(ByokModule):
     """ByokModule with the Azure options merged in, the SDK import checked, and one Vault per run."""
 
     def __init__(self, argument_spec, **kwargs):
-        spec = azure_argument_spec()
-        spec.update(argument_spec)
-        super(KeyVaultModule, self).__init__(spec, **kwargs)
-        if AZURE_IMPORT_ERROR:
-            self.module.fail_json(msg=missing_required_lib('azure-keyvault-keys and azure-identity'),
-                                  exception=AZURE_IMPORT_ERROR)
-        if ki.CRYPTOGRAPHY_IMPORT_ERROR:
-            self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
-        self.guard(host_lock.set_timeout, self.params.get('lock_timeout'))
         self._vault = None
+        libraries = [('azure-keyvault-keys and azure-identity', AZURE_IMPORT_ERROR), ('cryptography', ki.CRYPTOGRAPHY_IMPORT_ERROR)]
+        super(KeyVaultModule, self).__init__(argument_spec, common=azure_argument_spec(), requirements=libraries, **kwargs)
 
     @property
     def vault(self):

@@ -13,18 +13,28 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 
 
 class ByokModule(object):
     """AnsibleModule with the collection's conventions."""
 
-    def __init__(self, argument_spec, **kwargs):
-        self.module = AnsibleModule(argument_spec=argument_spec, **kwargs)
+    def __init__(self, argument_spec, common=None, requirements=(), **kwargs):
+        """common: the options of one side (PKCS#11 or Azure), merged under the module's own; requirements: (library
+        name, import traceback or None) pairs, a missing library failing the Ansible way."""
+        spec = dict(common or {})
+        spec.update(argument_spec)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
+        for library, import_error in requirements:
+            if import_error:
+                self.module.fail_json(msg=missing_required_lib(library), exception=import_error)
+        if 'lock_timeout' in spec:
+            self.guard(host_lock.set_timeout, self.params.get('lock_timeout'))
 
     def fail(self, exc, **result):
         """Fail with the one-line message of a ByokError (or any message)."""

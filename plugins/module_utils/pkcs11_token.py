@@ -19,7 +19,7 @@ import ctypes.util
 import os
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
@@ -542,14 +542,8 @@ class HsmModule(ByokModule):
     """ByokModule with the PKCS#11 options merged in and the libraries checked."""
 
     def __init__(self, argument_spec, **kwargs):
-        spec = pkcs11_argument_spec()
-        spec.update(argument_spec)
-        super(HsmModule, self).__init__(spec, **kwargs)
-        if PKCS11_IMPORT_ERROR:
-            self.module.fail_json(msg=missing_required_lib('python-pkcs11'), exception=PKCS11_IMPORT_ERROR)
-        if ki.CRYPTOGRAPHY_IMPORT_ERROR:
-            self.module.fail_json(msg=missing_required_lib('cryptography'), exception=ki.CRYPTOGRAPHY_IMPORT_ERROR)
-        self.guard(host_lock.set_timeout, self.params.get('lock_timeout'))
+        libraries = [('python-pkcs11', PKCS11_IMPORT_ERROR), ('cryptography', ki.CRYPTOGRAPHY_IMPORT_ERROR)]
+        super(HsmModule, self).__init__(argument_spec, common=pkcs11_argument_spec(), requirements=libraries, **kwargs)
 
     def open_token(self):
         """The opened token of this run; fails the module with a one-line message when it cannot be opened."""

@@ -17,18 +17,10 @@ description:
   - Refuses an existing key of that name that cannot serve as a KEK (another kty, other key_ops, other size, disabled,
     expired or not yet valid), without changing it.
   - Only Key Vault Premium and Managed HSM can hold a KEK.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.azure
   - byok.keyvault.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+  - byok.keyvault.attributes.no_diff
 options:
   name:
     description:

@@ -25,6 +25,7 @@ author:
   - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.attributes
+  - byok.keyvault.attributes.action_plugin
 options:
   dir:
     description:
@@ -44,12 +45,6 @@ options:
     elements: str
     default: []
 attributes:
-  action:
-    description: Runs as an action plugin on the controller.
-    support: full
-  async:
-    description: Cannot run asynchronously.
-    support: none
   check_mode:
     support: full
     details:

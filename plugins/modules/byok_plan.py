@@ -27,6 +27,7 @@ author:
   - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.attributes
+  - byok.keyvault.attributes.action_plugin
   - byok.keyvault.attributes.info_module
 options:
   hosts:
@@ -50,16 +51,10 @@ options:
       - Entry point of that role.
     type: str
     default: main
-attributes:
-  action:
-    description: Runs as an action plugin on the controller.
-    support: full
-  async:
-    description: Cannot run asynchronously.
-    support: none
 seealso:
   - module: byok.keyvault.hsm_keygen
-  - module: byok.keyvault.keyvault_import
+  - module: byok.keyvault.keyvault_key_info
+  - module: byok.keyvault.byok_manifest
 '''
 
 EXAMPLES = r'''

@@ -19,18 +19,12 @@ description:
   - The KEK public key and the ephemeral AES key exist only as session objects and are destroyed afterwards.
   - Beside each .byok file a metadata file C(<dest>.json) records which key was wrapped under which KEK (fingerprints,
     no key material); it makes the module idempotent and lets M(byok.keyvault.keyvault_import) derive the key type.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
   - byok.keyvault.attributes
+  - byok.keyvault.attributes.no_diff
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - An existing O(dest) that wraps the same HSM key under the same KEK is kept.
 options:

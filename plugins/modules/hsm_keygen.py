@@ -17,18 +17,10 @@ description:
     may wrap it for the transfer; its clear value never leaves the HSM).
   - A key that exists with the label and matches is left alone. One that differs follows O(regenerate).
   - Give one key with O(label) or several with O(keys); several keys share one login.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
   - byok.keyvault.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - byok.keyvault.attributes.full
 options:
   label:
     description:

@@ -18,20 +18,14 @@ description:
     (O(expected_fingerprint), or the fingerprint recorded next to O(byok_file)); when they are equal nothing is imported.
   - A vault key whose current version is another key is reported and left alone unless O(force) is set (a rotation).
   - The import request is never resent blindly; after a failure the vault is checked for the key first.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.azure
   - byok.keyvault.attributes
+  - byok.keyvault.attributes.full
 attributes:
   check_mode:
-    support: full
     details:
       - In check mode O(byok_file) does not need to exist.
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 options:
   name:
     description:

@@ -14,8 +14,6 @@ version_added: 1.0.0
 description:
   - Returns, for each name, whether the vault has the key and, if so, its current version, fingerprint (SPKI SHA-256 of
     the public part) and number of versions. Used by the transfer role to decide which HSM keys still need to move.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.azure
   - byok.keyvault.attributes
