@@ -245,7 +245,7 @@ def test_transfer_through_ansible_runner_as_awx(awx_private_data_dir, clean_envi
     assert set(stats["ok"]) >= {"hsm-awx", "hsm-idle", "localhost"}, stats
     assert stats["changed"].get("hsm-awx", 0) > 0, stats
     assert stats["changed"].get("hsm-idle", 0) == 0, "the HSM host the survey did not choose changed: %s" % stats
-    assert "%s  hsm-awx" % key_name in stdout and "transferred" in stdout, stdout[-4000:]
+    assert re.search(r"%s\s+EC-P-256\s+hsm-awx\s" % re.escape(key_name), stdout) and "transferred" in stdout, stdout[-4000:]
 
     versions = lab.keys()[key_name]["versions"]
     assert len(versions) == 1, versions
