@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SOFTHSM_LIB, TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, new_token, unique
-from test_key_matrix import SHIM_LIB, ensure_shim, playbook
+from test_key_matrix import SHIM_LIB, ensure_shim, failure_of, playbook, task_results
 from test_transfer import report_rows
 
 CKR_KEY_NOT_WRAPPABLE = "0x69"
@@ -161,3 +161,44 @@ def test_china_refused_by_the_modules(lab, run_module, tmp_path, module):
                      env=lab.azure_env)
     assert_one_line_failure(run, "https://contoso.vault.azure.cn", "Azure China 21Vianet", "allow_unsupported_clouds")
     assert name not in lab.keys("premium")
+
+
+ROLE_PLAYBOOK = """
+- name: Generate with the luna role (no KEK, generate only)
+  hosts: hsm_hosts
+  gather_facts: false
+  tasks:
+    - name: Run the luna role
+      ansible.builtin.include_role:
+        name: byok.keyvault.luna
+"""
+
+
+def test_luna_role_preflight_reports_the_case_it_found(base_env, tmp_path):
+    ensure_shim()
+    chrystoki = tmp_path / "chrystoki"
+    chrystoki.mkdir()
+    (chrystoki / "Chrystoki.conf").write_text("")
+    hosts, tokens = {}, {}
+    for host, cloning in (("ke", False), ("clone", True)):
+        tokens[host] = new_token(tmp_path / ("token-%s" % host), base_env)
+        hosts[host] = {"luna_pkcs11_module": str(SHIM_LIB), "luna_token_label": tokens[host].label,
+                       "luna_user_pin": tokens[host].pin,
+                       "luna_environment": luna6_env(tokens[host], chrystoki, tmp_path / ("calls-%s" % host), cloning),
+                       "luna_keys": [{"label": unique("l6r-%s" % host), "key_type": "EC", "curve": "P-256"}]}
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"vars": {"ansible_connection": "local",
+                                                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                                             "children": {"hsm_hosts": {"hosts": hosts}}}}))
+    (tmp_path / "role.yml").write_text(ROLE_PLAYBOOK)
+    run = playbook(base_env, tmp_path, tmp_path / "role.yml", inventory)
+    reports = {r["host"]: r["result"].get("msg", "") for r in task_results(run.output) if r["task"].endswith("Report the partition")}
+    assert "Thales Luna 5/6 (Key Export)" in reports.get("ke", "") and "private-key wrapping allowed" in reports["ke"], reports
+    assert "firmware 6.10" in reports["ke"] and "model LunaSA" in reports["ke"], reports
+    assert "private-key wrapping refused" in reports.get("clone", "") and "CKR_KEY_NOT_WRAPPABLE" in reports["clone"] \
+        and "cloning" in reports["clone"], reports
+    # the KE partition holds its key pair; the cloning one refused at "Generate", with nothing on the partition
+    assert run.recap["ke"]["failed"] == 0 and len(tokens["ke"].objects()) == 2, (run.recap, tokens["ke"].objects())
+    failure = failure_of(run.output, "clone")
+    assert "Generate the target keys" in failure["task"] and "nothing was generated" in failure["result"]["msg"], failure
+    assert tokens["clone"].objects() == []
