@@ -28,7 +28,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, byok_refusal
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, check_byok_cloud
 
 AZURE_IMPORT_ERROR = None
 try:
@@ -448,9 +448,8 @@ class Vault(object):
         self.target = VaultTarget.parse(params['vault_url'], params.get('vault_type'))
         self.url = self.target.url
         # before any credential or request: Microsoft does not offer BYOK in some clouds (data in vault_target)
-        refusal = None if params.get('allow_unsupported_clouds') else byok_refusal(self.target, params.get('cloud_environment'))
-        if refusal:
-            raise KeyVaultError(refusal)
+        if not params.get('allow_unsupported_clouds'):
+            check_byok_cloud(self.target, params.get('cloud_environment'))
         self.vault_type = self.target.kind
         self.credential, auth = build_credential(params)
         # what messages may say about the identity; the secret stays inside the credential only

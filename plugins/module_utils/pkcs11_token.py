@@ -401,11 +401,11 @@ class HsmToken(object):
                     pass
 
     def check_private_key_wrap(self):
-        """Raise HsmError (before any key is generated) when the profile needs private-key wrapping and it is refused."""
+        """Raise VendorError (before any key is generated) when the profile needs private-key wrapping and it is refused."""
         cause = self.private_key_wrap()
         if cause:
             i = self.info()
-            raise HsmError(vendors.private_key_wrap_refusal(self.profile, i['label'], i['model'], i['firmware_version'], cause))
+            vendors.refuse_private_key_wrap(self.profile, i['label'], i['model'], i['firmware_version'], cause)
 
     def generator(self, tool):
         i = self.info()

@@ -29,7 +29,7 @@ BYOK_UNAVAILABLE_CLOUDS = {
     'AzureChinaCloud': {
         'display_name': 'Azure China 21Vianet',
         'suffixes': ('vault.azure.cn', 'managedhsm.azure.cn'),
-        'reason': 'Microsoft does not offer BYOK (HSM-protected key import) for Azure China 21Vianet',
+        'reason': 'its BYOK page: "This functionality is not available for Azure China 21Vianet."',
     },
 }
 #: the option (module) and the byok_azure field (inventory) that override the refusal when Microsoft's documentation changes
@@ -120,20 +120,30 @@ def byok_unavailable_cloud(host, cloud_environment=None):
     return None
 
 
-def byok_refusal(url, cloud_environment=None, option='vault_url', override=ALLOW_UNSUPPORTED_CLOUDS):
-    """The one-line refusal for a vault in a cloud without BYOK, or None when BYOK is offered there.
+def check_byok_cloud(url, cloud_environment=None, option='vault_url', override=ALLOW_UNSUPPORTED_CLOUDS):
+    """Raise VaultUrlError when the vault is in a cloud where Microsoft offers no BYOK.
 
     url: a vault URL (or a VaultTarget); option/override: how the message names the vault and the override.
     """
     target = url if isinstance(url, VaultTarget) else VaultTarget.parse(url, option=option)
     name = byok_unavailable_cloud(target.host, cloud_environment)
     if name is None:
-        return None
+        return
     cloud = BYOK_UNAVAILABLE_CLOUDS[name]
     by_host = any(target.host == s or target.host.endswith('.' + s) for s in cloud['suffixes'])
     where = 'is in %s' % cloud['display_name'] if by_host else 'is reached through cloud_environment %s' % name
-    return ('%s %s %s: %s, so no key can be transferred there; use a vault in another Azure cloud, or set %s: true if '
-            'Microsoft\'s BYOK documentation now lists this cloud' % (option, target.url, where, cloud['reason'], override))
+    raise VaultUrlError('%s %s %s, where Microsoft does not offer BYOK (%s), so no key can be transferred to it; use a '
+                        'vault in another Azure cloud, or set %s: true if Microsoft\'s BYOK documentation now lists this '
+                        'cloud' % (option, target.url, where, cloud['reason'], override))
+
+
+def byok_refusal(url, cloud_environment=None, option='vault_url', override=ALLOW_UNSUPPORTED_CLOUDS):
+    """The one-line refusal of check_byok_cloud, or None when BYOK is offered there."""
+    try:
+        check_byok_cloud(url, cloud_environment, option, override)
+    except VaultUrlError as exc:
+        return str(exc)
+    return None
 
 
 def kind_from_host(host):

@@ -118,8 +118,8 @@ def test_a_vault_in_azure_china_is_refused_by_the_plan():
     out = lines({'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'app-rsa', 'vault': 'cn'},
                                                               {'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC'}])})
     assert len(out) == 1, out
-    assert out[0].startswith('hsm1: byok_vaults.cn.url: vault https://contoso.vault.azure.cn is in Azure China 21Vianet: '
-                             'Microsoft does not offer BYOK'), out
+    assert out[0].startswith('hsm1: byok_vaults.cn.url: vault https://contoso.vault.azure.cn is in Azure China 21Vianet, '
+                             'where Microsoft does not offer BYOK'), out
     assert 'set byok_azure.allow_unsupported_clouds: true' in out[0], out
 
 

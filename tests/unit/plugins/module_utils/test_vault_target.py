@@ -81,7 +81,7 @@ def test_byok_refusal(url, cloud, refused):
 
 def test_byok_refusal_names_the_option_and_the_override():
     msg = vt.byok_refusal('https://x.vault.azure.cn', option='vault', override='byok_azure.allow_unsupported_clouds')
-    assert msg.startswith('vault https://x.vault.azure.cn is in Azure China 21Vianet: ')
+    assert msg.startswith('vault https://x.vault.azure.cn is in Azure China 21Vianet, where Microsoft does not offer BYOK')
     assert 'set byok_azure.allow_unsupported_clouds: true' in msg
     msg = vt.byok_refusal('https://127.0.0.1:8443', 'AzureChinaCloud')
     assert 'is reached through cloud_environment AzureChinaCloud' in msg

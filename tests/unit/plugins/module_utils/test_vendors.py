@@ -315,7 +315,9 @@ def test_luna56_limits_and_private_key_wrap_rule():
     assert not vendors.needs_private_key_wrap_probe(profile, 'oct')
     assert not any(vendors.needs_private_key_wrap_probe(vendors.get_profile(n), 'RSA') for n in vendors.PROFILES
                    if n != 'luna56')
-    msg = vendors.private_key_wrap_refusal(profile, 'part1', 'LunaSA', '6.10', 'refused with CKR_KEY_NOT_WRAPPABLE')
+    with pytest.raises(vendors.VendorError) as err:
+        vendors.refuse_private_key_wrap(profile, 'part1', 'LunaSA', '6.10', 'refused with CKR_KEY_NOT_WRAPPABLE')
+    msg = str(err.value)
     assert '\n' not in msg
     for words in ("partition 'part1'", 'firmware 6.10', 'CKR_KEY_NOT_WRAPPABLE', 'cloning', 'Key Export',
                   'Allow private key wrapping', 'nothing was generated', 'changePolicy -policy 1 -value 1', 'Luna 7'):
