@@ -115,8 +115,8 @@ def test_offline_hosts_need_no_vaults():
 # -- clouds where Microsoft offers no BYOK --------------------------------------------------------------------------
 def test_a_vault_in_azure_china_is_refused_by_the_plan():
     vaults = dict(copy.deepcopy(VAULTS), cn={'url': 'https://contoso.vault.azure.cn'})
-    out = lines({'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'app-rsa', 'vault': 'cn'},
-                                                              {'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC'}])})
+    keys = [{'name': 'app-rsa', 'vault': 'cn'}, {'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC'}]
+    out = lines({'hsm1': host(byok_vaults=vaults, byok_keys=keys)})
     assert len(out) == 1, out
     assert out[0].startswith('hsm1: byok_vaults.cn.url: vault https://contoso.vault.azure.cn is in Azure China 21Vianet, '
                              'where Microsoft does not offer BYOK'), out
