@@ -150,6 +150,11 @@ _CKR_NAMES = {'KeyNotWrappable': 'CKR_KEY_NOT_WRAPPABLE', 'KeyUnextractable': 'C
               'GeneralError': 'CKR_GENERAL_ERROR'}
 
 
+#: answers of a wrap that say nothing about the partition's policy (the HSM or the session failed): not a refusal
+_NOT_A_POLICY = ('DeviceError', 'DeviceRemoved', 'DeviceMemory', 'HostMemory', 'TokenNotPresent', 'SessionClosed',
+                 'SessionHandleInvalid', 'UserNotLoggedIn', 'OperationActive')
+
+
 def _ckr_name(exc):
     name = type(exc).__name__
     if name in _CKR_NAMES:
@@ -391,6 +396,8 @@ class HsmToken(object):
             try:
                 aes.wrap_key(priv, mechanism=_mechanism(kwp))
             except p11e.PKCS11Error as exc:
+                if type(exc).__name__ in _NOT_A_POLICY:
+                    raise HsmError(explain(exc, 'test wrap of a session key (does the partition wrap private keys?)'))
                 return 'a test wrap of a session key was refused with %s' % _ckr_name(exc)
             return None
         finally:
