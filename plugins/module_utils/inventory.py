@@ -233,12 +233,13 @@ def _check_vault(checker, vname, value, now):
 def _check_clouds(checker, vaults, azure):
     """A vault in a cloud where Microsoft offers no BYOK is refused here, before any vault call or HSM work."""
     azure = azure if _ok(azure) and isinstance(azure, dict) else {}
-    if azure.get('allow_unsupported_clouds') is True or not _ok(azure.get('cloud_environment')):
+    if azure.get('allow_unsupported_clouds') is True:
         return
+    cloud = azure.get('cloud_environment') if _ok(azure.get('cloud_environment')) else None
     for vname, vault in sorted(vaults.items()):
         if vault is _INVALID or not _ok(vault.get('url')):
             continue
-        message = byok_refusal(vault['url'], azure.get('cloud_environment'), option='vault',
+        message = byok_refusal(vault['url'], cloud, option='vault',
                                override='byok_azure.allow_unsupported_clouds')
         if message:
             checker.problem('byok_vaults.%s.url' % vname, message)
