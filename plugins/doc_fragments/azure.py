@@ -116,6 +116,16 @@ options:
         created by someone else or replaced by a symbolic link is refused, as are lock files that are links.
     type: int
     default: 300
+  allow_unsupported_clouds:
+    description:
+      - Microsoft does not offer BYOK in Azure China 21Vianet (vaults C(*.vault.azure.cn) and C(*.managedhsm.azure.cn), or
+        O(cloud_environment=AzureChinaCloud)); such a vault is refused before any credential is used or request is sent,
+        with a message that names the vault.
+      - Set V(true) only if Microsoft's BYOK documentation lists that cloud by the time you read this; the refusal is then
+        skipped and the vault decides. Azure US Government offers BYOK and is never refused.
+      - The byok.keyvault.transfer role takes it as C(byok_azure.allow_unsupported_clouds).
+    type: bool
+    default: false
 author:
   - byok.keyvault contributors (@byok-keyvault)
 requirements:

@@ -44,6 +44,8 @@ def key_spec(item):
 def ensure_key(token, spec, regenerate, check_mode):
     """Make sure the token holds the target key; returns a result dict (changed, action, key facts, diff)."""
     vendors.check_firmware(token.profile, token.info()['firmware_version'], spec['key_type'], spec['key_size'])
+    if vendors.needs_private_key_wrap_probe(token.profile, spec['key_type']):
+        token.check_private_key_wrap()  # a partition that cannot wrap private keys gets none generated
     with token.lock():
         existing = token.find(spec['label'], spec['key_id'])
         before = existing.as_dict() if existing else None
@@ -138,6 +140,8 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
     ki.validate_target(key.key_type, key.key_size, key.curve)
     vendors.check_firmware(token.profile, token.info()['firmware_version'], key.key_type, key.key_size)
     method = vendors.choose_wrap_method(token.profile, wrap_method, token.mechanisms)
+    if vendors.needs_private_key_wrap_probe(token.profile, key.key_type):
+        token.check_private_key_wrap()
     fp = key.kcv if key.key_type == 'oct' else key.fingerprint
     kek_fp = ki.fingerprint(kek_public)
     result = {'label': label, 'dest': dest, 'kek_kid': kek_kid, 'fingerprint': fp, 'wrap_method': method,

@@ -25,6 +25,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import byok_refusal
 
 #: the fields of each value of byok_vaults (a dictionary keyed by names the user chooses, which an argument spec
 #: cannot declare): written like an argument spec and checked by the same interpreter
@@ -192,6 +193,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
         for vname, vvalue in sorted((vaults or {}).items()):
             checked_vaults[vname] = _check_vault(checker, vname, vvalue, now)
     out['byok_vaults'] = checked_vaults
+    _check_clouds(checker, checked_vaults, out.get('byok_azure'))
     keys = out.get('byok_keys')
     out['byok_keys'] = [_check_key(checker, index, key, checked_vaults if vaults_required else None, now)
                         for index, key in enumerate(keys or [])] if _ok(keys) else []
@@ -225,6 +227,22 @@ def _check_vault(checker, vname, value, now):
             checker.problem(path + '.kek_expires_on', str(exc).replace('expires_on', 'kek_expires_on', 1))
             vault['kek_expires_on'] = _INVALID
     return vault if all(_ok(v) for v in vault.values()) else _INVALID
+
+
+def _check_clouds(checker, vaults, azure):
+    """A vault in a cloud where Microsoft offers no BYOK is refused here, before any vault call or HSM work."""
+    azure = azure if _ok(azure) and isinstance(azure, dict) else {}
+    if azure.get('allow_unsupported_clouds') is True:
+        return
+    cloud = azure.get('cloud_environment') if _ok(azure.get('cloud_environment')) else None
+    for vname, vault in sorted(vaults.items()):
+        if vault is _INVALID or not _ok(vault.get('url')):
+            continue
+        message = byok_refusal(vault['url'], cloud, option='vault',
+                               override='byok_azure.allow_unsupported_clouds')
+        if message:
+            checker.problem('byok_vaults.%s.url' % vname, message)
+            vault['url'] = _INVALID
 
 
 def _check_key(checker, index, key, vaults, now):

@@ -28,7 +28,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, check_byok_cloud
 
 AZURE_IMPORT_ERROR = None
 try:
@@ -91,6 +91,7 @@ def azure_argument_spec():
         verify_challenge_resource=dict(type='bool', default=True),
         lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
         import_confirm_timeout=dict(type='int', default=IMPORT_CONFIRM_SECONDS),
+        allow_unsupported_clouds=dict(type='bool', default=False),
     )
 
 
@@ -446,6 +447,9 @@ class Vault(object):
     def __init__(self, params):
         self.target = VaultTarget.parse(params['vault_url'], params.get('vault_type'))
         self.url = self.target.url
+        # before any credential or request: Microsoft does not offer BYOK in some clouds (data in vault_target)
+        if not params.get('allow_unsupported_clouds'):
+            check_byok_cloud(self.target, params.get('cloud_environment'))
         self.vault_type = self.target.kind
         # auth says where the identity came from (for messages); the secret stays inside the credential only
         self.credential, self.auth = build_credential(params)

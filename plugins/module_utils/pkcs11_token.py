@@ -142,6 +142,27 @@ def explain(exc, action):
     return 'PKCS#11 %s failed: %s' % (action, detail)
 
 
+#: the CKR_ names of python-pkcs11's exception classes a wrap can raise (what an HSM log and the vendor docs show)
+_CKR_NAMES = {'KeyNotWrappable': 'CKR_KEY_NOT_WRAPPABLE', 'KeyUnextractable': 'CKR_KEY_UNEXTRACTABLE',
+              'KeyFunctionNotPermitted': 'CKR_KEY_FUNCTION_NOT_PERMITTED', 'MechanismInvalid': 'CKR_MECHANISM_INVALID',
+              'MechanismParamInvalid': 'CKR_MECHANISM_PARAM_INVALID', 'KeyTypeInconsistent': 'CKR_KEY_TYPE_INCONSISTENT',
+              'WrappingKeyTypeInconsistent': 'CKR_WRAPPING_KEY_TYPE_INCONSISTENT', 'FunctionFailed': 'CKR_FUNCTION_FAILED',
+              'GeneralError': 'CKR_GENERAL_ERROR'}
+
+
+#: answers of a wrap that say nothing about the partition's policy (the HSM or the session failed): not a refusal
+_NOT_A_POLICY = ('DeviceError', 'DeviceRemoved', 'DeviceMemory', 'HostMemory', 'TokenNotPresent', 'SessionClosed',
+                 'SessionHandleInvalid', 'UserNotLoggedIn', 'OperationActive')
+
+
+def _ckr_name(exc):
+    name = type(exc).__name__
+    if name in _CKR_NAMES:
+        return _CKR_NAMES[name]
+    text = str(exc).strip()
+    return '%s%s' % (name, (' (%s)' % text) if text else '')
+
+
 def _token_label(token):
     return (token.label or '').strip()
 
@@ -228,6 +249,7 @@ class HsmToken(object):
         self.session = None
         self.profile = None
         self._mechanisms = None
+        self._private_key_wrap = None
 
     # -- opening -----------------------------------------------------------------------------
     def _load(self):
@@ -274,7 +296,7 @@ class HsmToken(object):
                            % (len(chosen), self.token_label, ', '.join(_token_serial(t) for t in chosen)))
         self.token = chosen[0]
         manufacturer = '%s %s %s' % (self.token.manufacturer_id, self.token.model, self.lib.manufacturer_id)
-        self.profile = vendors.resolve(self.vendor, manufacturer)
+        self.profile = vendors.resolve(self.vendor, manufacturer, _version(getattr(self.token, 'firmware_version', None)))
 
     def open(self, user_pin):
         """Load the library, select the token and log in once.  user_pin is used here and not kept."""
@@ -312,7 +334,7 @@ class HsmToken(object):
 
     def info(self):
         """Token facts for results and manifests (no secrets)."""
-        return {
+        facts = {
             'vendor': self.profile['name'],
             'vendor_name': self.profile['display_name'],
             'library': self.module_path,
@@ -325,6 +347,72 @@ class HsmToken(object):
             'firmware_version': _version(getattr(self.token, 'firmware_version', None)),
             'hardware_version': _version(getattr(self.token, 'hardware_version', None)),
         }
+        if self.profile.get('private_key_wrap') and self.session is not None:
+            try:
+                cause = self.private_key_wrap()
+            except HsmError as exc:
+                facts['private_key_wrap'] = 'unknown: %s' % exc
+            else:
+                facts['private_key_wrap'] = 'refused: %s' % cause if cause else 'allowed'
+        return facts
+
+    def private_key_wrap(self):
+        """None when the partition lets private keys be wrapped off the HSM, else what refused it (e.g. CKR_KEY_NOT_WRAPPABLE).
+
+        Asked only for profiles that need it (vendors.needs_private_key_wrap_probe), once per login.  Why a probe wrap:
+        a Luna 5/6 cloning model and a Key Export model with partition policy 1 off look the same through standard
+        PKCS#11 - the same CK_TOKEN_INFO flags, the same mechanism list (CKM_AES_KWP stays offered, since secret keys
+        may still be wrapped) - and the partition policies are readable only through Luna's own CA_* extension
+        functions, outside PKCS#11.  The one sound test is the operation itself, on keys that cost nothing: a session
+        (CKA_TOKEN false) EC P-256 key pair with the attributes hsm_keygen gives target keys (private, sensitive,
+        extractable), wrapped with the same AES key-wrap mechanism under a session AES key.  The HSM applies the same
+        policy to it as to a token key; session objects are destroyed here, and vanish at logout even if the run is killed,
+        so nothing is ever left on the partition.
+        """
+        if self._private_key_wrap is None:
+            self._private_key_wrap = self._probe_private_key_wrap() or ''
+        return self._private_key_wrap or None
+
+    def _probe_private_key_wrap(self):
+        kwp = vendors.kwp_mechanism(self.profile, self.mechanisms)
+        if kwp is None:
+            return 'the partition offers no AES key wrap with padding (%s)' % vendors.MECHANISM_NAMES[vendors.CKM_LUNA_AES_KWP]
+        wanted = self.profile['private_key_attributes']
+        objects = []
+        try:
+            try:
+                params = self.session.create_domain_parameters(
+                    KeyType.EC, {Attribute.EC_PARAMS: ki.CURVES['P-256'][1]}, local=True)
+                pub, priv = params.generate_keypair(store=False, public_template={Attribute.TOKEN: False}, private_template={
+                    Attribute.TOKEN: False, Attribute.PRIVATE: wanted['private'], Attribute.SENSITIVE: wanted['sensitive'],
+                    Attribute.EXTRACTABLE: wanted['extractable']})
+                objects.extend([pub, priv])
+                aes = self.session.generate_key(KeyType.AES, 256, store=False, template={
+                    Attribute.TOKEN: False, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True, Attribute.WRAP: True,
+                    Attribute.ENCRYPT: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False})
+                objects.append(aes)
+            except p11e.PKCS11Error as exc:
+                raise HsmError(explain(exc, 'generation of the session keys that test whether the partition wraps private keys'))
+            try:
+                aes.wrap_key(priv, mechanism=_mechanism(kwp))
+            except p11e.PKCS11Error as exc:
+                if type(exc).__name__ in _NOT_A_POLICY:
+                    raise HsmError(explain(exc, 'test wrap of a session key (does the partition wrap private keys?)'))
+                return 'a test wrap of a session key was refused with %s' % _ckr_name(exc)
+            return None
+        finally:
+            for obj in objects:
+                try:
+                    obj.destroy()
+                except p11e.PKCS11Error:
+                    pass
+
+    def check_private_key_wrap(self):
+        """Raise VendorError (before any key is generated) when the profile needs private-key wrapping and it is refused."""
+        cause = self.private_key_wrap()
+        if cause:
+            i = self.info()
+            vendors.refuse_private_key_wrap(self.profile, i['label'], i['model'], i['firmware_version'], cause)
 
     def generator(self, tool):
         i = self.info()
@@ -520,7 +608,8 @@ class HsmToken(object):
             aes = self.session.generate_key(KeyType.AES, 256, store=False, template={
                 Attribute.TOKEN: False, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True,
                 Attribute.WRAP: True, Attribute.ENCRYPT: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False})
-            key_part = aes.wrap_key(key.private, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+            kwp = vendors.kwp_mechanism(self.profile, self.mechanisms) or vendors.CKM_AES_KEY_WRAP_PAD
+            key_part = aes.wrap_key(key.private, mechanism=_mechanism(kwp))
             rsa_part = kek.wrap_key(aes, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=(Mechanism.SHA_1, MGF.SHA1, None))
             return rsa_part + key_part
         except p11e.PKCS11Error as exc:

@@ -21,6 +21,19 @@ DEFAULT_PORT = 443
 # DNS labels that tell the kind of a vault: <name>.vault.<suffix> and <name>.managedhsm.<suffix>
 _KIND_LABELS = (('managedhsm', 'managed_hsm'), ('vault', 'premium'))
 EXAMPLE = 'https://NAME.vault.azure.net'
+#: clouds where Microsoft does not offer BYOK (importing HSM-protected keys from an on-premises HSM), the one place that
+#: says so: cloud_environment name -> display name, the DNS suffixes of its Key Vault and Managed HSM hosts (Azure CLI's
+#: cloud definitions: keyvault_dns .vault.azure.cn, mhsm_dns .managedhsm.azure.cn) and the reason.  Azure US Government
+#: (vault.usgovcloudapi.net) offers BYOK and is not listed.
+BYOK_UNAVAILABLE_CLOUDS = {
+    'AzureChinaCloud': {
+        'display_name': 'Azure China 21Vianet',
+        'suffixes': ('vault.azure.cn', 'managedhsm.azure.cn'),
+        'reason': 'its BYOK page: "This functionality is not available for Azure China 21Vianet."',
+    },
+}
+#: the option (module) and the byok_azure field (inventory) that override the refusal when Microsoft's documentation changes
+ALLOW_UNSUPPORTED_CLOUDS = 'allow_unsupported_clouds'
 
 
 class VaultUrlError(ByokError, ValueError):
@@ -95,6 +108,42 @@ class VaultTarget(object):
 
     def __repr__(self):
         return 'VaultTarget(%r, kind=%r)' % (self.url, self.kind)
+
+
+def byok_unavailable_cloud(host, cloud_environment=None):
+    """The cloud_environment name of a cloud without BYOK that this vault host or cloud_environment names, or None."""
+    host = (host or '').lower().rstrip('.')
+    env = (cloud_environment or '').strip()
+    for name, cloud in sorted(BYOK_UNAVAILABLE_CLOUDS.items()):
+        if env.lower() == name.lower() or any(host == s or host.endswith('.' + s) for s in cloud['suffixes']):
+            return name
+    return None
+
+
+def check_byok_cloud(url, cloud_environment=None, option='vault_url', override=ALLOW_UNSUPPORTED_CLOUDS):
+    """Raise VaultUrlError when the vault is in a cloud where Microsoft offers no BYOK.
+
+    url: a vault URL (or a VaultTarget); option/override: how the message names the vault and the override.
+    """
+    target = url if isinstance(url, VaultTarget) else VaultTarget.parse(url, option=option)
+    name = byok_unavailable_cloud(target.host, cloud_environment)
+    if name is None:
+        return
+    cloud = BYOK_UNAVAILABLE_CLOUDS[name]
+    by_host = any(target.host == s or target.host.endswith('.' + s) for s in cloud['suffixes'])
+    where = 'is in %s' % cloud['display_name'] if by_host else 'is reached through cloud_environment %s' % name
+    raise VaultUrlError('%s %s %s, where Microsoft does not offer BYOK (%s), so no key can be transferred to it; use a '
+                        'vault in another Azure cloud, or set %s: true if Microsoft\'s BYOK documentation now lists this '
+                        'cloud' % (option, target.url, where, cloud['reason'], override))
+
+
+def byok_refusal(url, cloud_environment=None, option='vault_url', override=ALLOW_UNSUPPORTED_CLOUDS):
+    """The one-line refusal of check_byok_cloud, or None when BYOK is offered there."""
+    try:
+        check_byok_cloud(url, cloud_environment, option, override)
+    except VaultUrlError as exc:
+        return str(exc)
+    return None
 
 
 def kind_from_host(host):

@@ -24,6 +24,12 @@ WRAP_METHODS = ('auto', 'combined', 'two_step')
 CKM_RSA_AES_KEY_WRAP = 0x00001054
 CKM_AES_KEY_WRAP_PAD = 0x0000210A
 CKM_RSA_PKCS_OAEP = 0x00000009
+# Thales Luna's vendor-defined CKM_AES_KWP (RFC 5649 / SP 800-38F KWP), what Luna 5/6 firmware offers for the AES step
+CKM_LUNA_AES_KWP = 0x80000171
+#: AES key-wrap-with-padding mechanisms for the two-step wrap, in the order a profile without kwp_mechanisms tries them
+DEFAULT_KWP_MECHANISMS = (CKM_AES_KEY_WRAP_PAD,)
+MECHANISM_NAMES = {CKM_RSA_AES_KEY_WRAP: 'CKM_RSA_AES_KEY_WRAP', CKM_AES_KEY_WRAP_PAD: 'CKM_AES_KEY_WRAP_PAD',
+                   CKM_RSA_PKCS_OAEP: 'CKM_RSA_PKCS_OAEP', CKM_LUNA_AES_KWP: 'CKM_AES_KWP (Luna, 0x80000171)'}
 
 
 class VendorError(ByokError, ValueError):
@@ -38,7 +44,7 @@ PROFILES = {
         # The Luna client finds its configuration through this variable (default /etc/Chrystoki.conf)
         'environment_defaults': {'ChrystokiConfigurationPath': '/etc'},
         'required_files': [('ChrystokiConfigurationPath', 'Chrystoki.conf')],
-        'manufacturers': ('safenet', 'thales', 'gemalto'),
+        'manufacturers': ('safenet', 'thales', 'gemalto', 'luna'),
         'token_selection': 'partition label (token_label) or partition serial number (token_serial)',
         'user_role': 'Crypto Officer',
         'preferred_wrap': ('combined', 'two_step'),
@@ -46,6 +52,43 @@ PROFILES = {
         # (key_type, key_size) -> minimum firmware for that target
         'firmware_gates': {('RSA', 4096): (7, 4)},
         'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
+        'quirks': {},
+        'legacy_methods': {},
+        # a Luna token whose firmware falls in a variant's firmware_range takes that variant's profile
+        'variants': ('luna56',),
+    },
+    'luna56': {
+        # Microsoft's BYOK table: "SafeNet Luna HSM 5 & 6 family (Key Export variant only)".  The Key Export (KE) models
+        # let a private key leave the partition wrapped when partition policy 1 "Allow private key wrapping" is on; the
+        # cloning models (and a KE partition with the policy off) only clone private keys to other Luna HSMs.
+        'display_name': 'Thales Luna 5/6 (Key Export)',
+        'family': 'luna',
+        'firmware_range': ((5, 0), (7, 0)),
+        'library_paths': ['/usr/safenet/lunaclient/lib/libCryptoki2_64.so', '/usr/lib/libCryptoki2_64.so',
+                          '/opt/safenet/lunaclient/lib/libCryptoki2_64.so'],
+        'environment_defaults': {'ChrystokiConfigurationPath': '/etc'},
+        'required_files': [('ChrystokiConfigurationPath', 'Chrystoki.conf')],
+        'manufacturers': (),  # reached through the luna profile's variants, never detected on its own
+        'token_selection': 'partition label (token_label) or partition serial number (token_serial)',
+        'user_role': 'Crypto Officer',
+        # firmware 5/6 has no CKM_RSA_AES_KEY_WRAP: the two steps, the AES one with Luna's CKM_AES_KWP (RFC 5649), the
+        # RSA one with CKM_RSA_PKCS_OAEP (SHA-1, MGF1-SHA-1, no label: what Azure unwraps)
+        'preferred_wrap': ('two_step',),
+        'kwp_mechanisms': (CKM_LUNA_AES_KWP, CKM_AES_KEY_WRAP_PAD),
+        'min_firmware': None,
+        'firmware_gates': {},
+        # the largest target sizes (Azure's own largest; no smaller limit of Luna 5/6 firmware applies)
+        'max_key_sizes': {'RSA': 4096},
+        'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
+        # private keys must be wrappable off the partition: probed at login, before any key is generated
+        'private_key_wrap': {
+            'policy': 'partition policy 1 "Allow private key wrapping"',
+            'refused': ('a cloning (non Key Export) Luna 5/6, or a Key Export partition with partition policy 1 "Allow '
+                        'private key wrapping" off'),
+            'fix': ('use a Luna 5/6 Key Export HSM whose partition SO turns the policy on (lunacm or lunash: partition '
+                    'changePolicy -policy 1 -value 1, which needs policy 0 "Allow private key cloning" off), or a Luna 7 '
+                    'with firmware 7.3 or later'),
+        },
         'quirks': {},
         'legacy_methods': {},
     },
@@ -128,9 +171,22 @@ def detect(manufacturer_id):
     return 'generic'
 
 
-def resolve(vendor, manufacturer_id):
-    """The profile for a vendor option value ('auto' reads the manufacturer)."""
-    return get_profile(detect(manufacturer_id) if vendor in (None, 'auto') else vendor)
+def resolve(vendor, manufacturer_id, firmware=None):
+    """The profile for a vendor option value ('auto' reads the manufacturer), refined by firmware to a variant."""
+    profile = get_profile(detect(manufacturer_id) if vendor in (None, 'auto') else vendor)
+    return variant_for_firmware(profile, firmware)
+
+
+def variant_for_firmware(profile, firmware):
+    """The variant of profile whose firmware_range holds firmware (low included, high excluded), else profile."""
+    fw = _version_tuple(firmware)
+    if not fw:
+        return profile
+    for name in profile.get('variants', ()):
+        low, high = PROFILES[name]['firmware_range']
+        if tuple(low) <= fw < tuple(high):
+            return get_profile(name)
+    return profile
 
 
 def default_library(vendor, exists=os.path.exists):
@@ -184,26 +240,50 @@ def check_firmware(profile, firmware, key_type=None, key_size=None):
     if minimum and fw < tuple(minimum):
         raise VendorError('%s firmware %s is below %s, the minimum for BYOK to Azure Key Vault; upgrade the HSM firmware'
                           % (profile['display_name'], _fmt(fw), _fmt(minimum)))
+    largest = profile.get('max_key_sizes', {}).get(key_type)
+    if largest and key_size and key_size > largest:
+        raise VendorError('%s cannot transfer %s-%s keys (at most %s-%s); choose a smaller key_size'
+                          % (profile['display_name'], key_type, key_size, key_type, largest))
     gate = profile.get('firmware_gates', {}).get((key_type, key_size))
     if gate and fw < tuple(gate):
         raise VendorError('%s firmware %s cannot transfer %s-%s keys to Azure (needs %s or later); upgrade the firmware or '
                           'choose another key size' % (profile['display_name'], _fmt(fw), key_type, key_size, _fmt(gate)))
 
 
+def kwp_mechanism(profile, mechanisms):
+    """The AES key-wrap-with-padding mechanism (int) for the two-step wrap that the token offers, or None."""
+    mechanisms = set(int(m) for m in mechanisms)
+    for mechanism in profile.get('kwp_mechanisms') or DEFAULT_KWP_MECHANISMS:
+        if mechanism in mechanisms:
+            return mechanism
+    return None
+
+
+def _kwp_names(profile):
+    return ' or '.join(MECHANISM_NAMES.get(m, '0x%08x' % m) for m in profile.get('kwp_mechanisms') or DEFAULT_KWP_MECHANISMS)
+
+
 def choose_wrap_method(profile, requested, mechanisms):
-    """combined or two_step from the wrap_method option and the token's mechanism list (ints)."""
+    """combined or two_step from the wrap_method option, the profile and the token's mechanism list (ints)."""
     mechanisms = set(int(m) for m in mechanisms)
     has_combined = CKM_RSA_AES_KEY_WRAP in mechanisms
-    has_two_step = CKM_AES_KEY_WRAP_PAD in mechanisms and CKM_RSA_PKCS_OAEP in mechanisms
-    available = {'combined': has_combined, 'two_step': has_two_step}
+    has_two_step = kwp_mechanism(profile, mechanisms) is not None and CKM_RSA_PKCS_OAEP in mechanisms
+    available = {'combined': has_combined and 'combined' in profile['preferred_wrap'], 'two_step': has_two_step}
     if requested in (None, 'auto'):
         for method in profile['preferred_wrap']:
             if available[method]:
                 return method
-        raise VendorError('the token offers neither CKM_RSA_AES_KEY_WRAP nor CKM_AES_KEY_WRAP_PAD with CKM_RSA_PKCS_OAEP; '
-                          'it cannot wrap keys for Azure BYOK (check the HSM firmware and its mechanism policy)')
+        if 'combined' not in profile['preferred_wrap']:
+            raise VendorError('%s needs %s with CKM_RSA_PKCS_OAEP for the two-step wrap, which the token does not offer; '
+                              'check the HSM firmware and its mechanism policy' % (profile['display_name'], _kwp_names(profile)))
+        raise VendorError('the token offers neither CKM_RSA_AES_KEY_WRAP nor %s with CKM_RSA_PKCS_OAEP; '
+                          'it cannot wrap keys for Azure BYOK (check the HSM firmware and its mechanism policy)'
+                          % _kwp_names(profile))
+    if requested == 'combined' and 'combined' not in profile['preferred_wrap']:
+        raise VendorError('wrap_method combined needs CKM_RSA_AES_KEY_WRAP, which %s firmware does not have; use wrap_method: '
+                          'auto or two_step' % profile['display_name'])
     if not available[requested]:
-        need = 'CKM_RSA_AES_KEY_WRAP' if requested == 'combined' else 'CKM_AES_KEY_WRAP_PAD and CKM_RSA_PKCS_OAEP'
+        need = 'CKM_RSA_AES_KEY_WRAP' if requested == 'combined' else '%s and CKM_RSA_PKCS_OAEP' % _kwp_names(profile)
         other = 'two_step' if requested == 'combined' else 'combined'
         hint = (" or wrap_method: %s, which this token supports" % other) if available[other] else ''
         raise VendorError('wrap_method %s needs %s, which the token does not offer; use wrap_method: auto%s'
@@ -223,3 +303,16 @@ def zero_padding_quirk(profile, library_version):
 def legacy_method_error(profile, method):
     """The message for a retired vendor method, or None when the method is not a known legacy one."""
     return profile.get('legacy_methods', {}).get(method)
+
+
+def needs_private_key_wrap_probe(profile, key_type):
+    """True when the profile must prove, before generating, that the partition lets private keys be wrapped."""
+    return bool(profile.get('private_key_wrap')) and key_type in ('RSA', 'EC')
+
+
+def refuse_private_key_wrap(profile, token_label, model, firmware, cause):
+    """Raise VendorError for a partition that will not wrap private keys (cause: what the probe saw)."""
+    rule = profile['private_key_wrap']
+    raise VendorError("partition '%s' (%s %s, firmware %s) does not let private keys be wrapped off the HSM (%s): it is %s; "
+                      "nothing was generated. To fix, %s" % (token_label, profile['display_name'], model or 'model unknown',
+                                                            firmware, cause, rule['refused'], rule['fix']))

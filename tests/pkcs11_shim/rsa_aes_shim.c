@@ -23,6 +23,19 @@
  *                       set to "MAJOR.MINOR", which replaces firmwareVersion so tests can exercise the
  *                       vendor firmware gates (e.g. Luna 7.3 / 7.4) against SoftHSM.
  *
+ * Emulating an older HSM (off unless set):
+ *
+ *   BYOK_SHIM_MANUFACTURER / BYOK_SHIM_MODEL  replace manufacturerID / model of C_GetTokenInfo (e.g. "Safenet, Inc." and
+ *                       "LunaSA" for a Luna 6).
+ *   BYOK_SHIM_COMBINED=0  leaves CKM_RSA_AES_KEY_WRAP out (firmware that lacks it, such as Luna 5/6).
+ *   BYOK_SHIM_LUNA_KWP=1  offers Luna's vendor-defined CKM_AES_KWP (0x80000171, RFC 5649) instead of
+ *                       CKM_AES_KEY_WRAP_PAD: the list shows 0x80000171 and not 0x210A, C_WrapKey maps 0x80000171 to the
+ *                       token's 0x210A and refuses 0x210A itself with CKR_MECHANISM_INVALID.
+ *   BYOK_SHIM_PRIVATE_WRAP_RV=0xNN  makes every C_WrapKey whose key to wrap is a private key (CKO_PRIVATE_KEY) fail with
+ *                       that return value, as a partition that may not wrap private keys does (a Luna cloning model,
+ *                       or a Key Export partition with partition policy 1 "Allow private key wrapping" off:
+ *                       CKR_KEY_NOT_WRAPPABLE, 0x69).  Secret keys are still wrapped.
+ *
  * Test hooks, off unless their environment variable is set (the calls pass through unchanged):
  *
  *   BYOK_SHIM_CALL_LOG=FILE  appends one line per C_Login ("pid C_Login user_type=U rv=0x..."; the PIN is
@@ -53,6 +66,40 @@
 #ifndef CKM_RSA_AES_KEY_WRAP
 #define CKM_RSA_AES_KEY_WRAP 0x1054UL
 #endif
+#define SHIM_CKM_LUNA_AES_KWP 0x80000171UL
+
+static int env_flag(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    return strcmp(v, "0") != 0;
+}
+
+static int luna_kwp(void)
+{
+    return env_flag("BYOK_SHIM_LUNA_KWP", 0);
+}
+
+/* what C_WrapKey/C_UnwrapKey hand to the real library for a mechanism the caller asked for */
+static CK_RV map_mechanism(CK_MECHANISM_PTR in, CK_MECHANISM *out)
+{
+    *out = *in;
+    if (!luna_kwp())
+        return CKR_OK;
+    if (in->mechanism == CKM_AES_KEY_WRAP_PAD)
+        return CKR_MECHANISM_INVALID;
+    if (in->mechanism == SHIM_CKM_LUNA_AES_KWP)
+        out->mechanism = CKM_AES_KEY_WRAP_PAD;
+    return CKR_OK;
+}
+
+static void pad_copy(CK_UTF8CHAR *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    memset(dst, ' ', size);
+    memcpy(dst, src, n < size ? n : size);
+}
 
 /* PKCS#11 v2.40 CK_RSA_AES_KEY_WRAP_PARAMS (not in every pkcs11.h, e.g. p11-kit 0.24's) */
 typedef struct {
@@ -168,9 +215,15 @@ static CK_RV shim_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, 
         return CKR_HOST_MEMORY;
     rv = target->C_GetMechanismList(slot, tmp, &n);
     if (rv == CKR_OK) {
-        add = can_emulate(tmp, n);
+        add = can_emulate(tmp, n) && env_flag("BYOK_SHIM_COMBINED", 1);
         if (add)
             tmp[n] = CKM_RSA_AES_KEY_WRAP;
+        if (luna_kwp()) {
+            CK_ULONG i;
+            for (i = 0; i < n; i++)
+                if (tmp[i] == CKM_AES_KEY_WRAP_PAD)
+                    tmp[i] = SHIM_CKM_LUNA_AES_KWP;
+        }
         if (list == NULL) {
             *count = n + add;
         } else if (*count < n + add) {
@@ -189,6 +242,12 @@ static CK_RV shim_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_M
 {
     CK_RV rv;
 
+    if (luna_kwp() && type == CKM_AES_KEY_WRAP_PAD)
+        return CKR_MECHANISM_INVALID;
+    if (luna_kwp() && type == SHIM_CKM_LUNA_AES_KWP)
+        type = CKM_AES_KEY_WRAP_PAD;
+    if (type == CKM_RSA_AES_KEY_WRAP && !env_flag("BYOK_SHIM_COMBINED", 1))
+        return CKR_MECHANISM_INVALID;
     rv = target->C_GetMechanismInfo(slot, type, info);
     if (type != CKM_RSA_AES_KEY_WRAP || rv != CKR_MECHANISM_INVALID)
         return rv;
@@ -209,10 +268,17 @@ static CK_RV shim_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
     unsigned int major, minor;
     CK_RV rv = target->C_GetTokenInfo(slot, info);
 
+    const char *manufacturer = getenv("BYOK_SHIM_MANUFACTURER");
+    const char *model = getenv("BYOK_SHIM_MODEL");
+
     if (rv == CKR_OK && fw != NULL && sscanf(fw, "%u.%u", &major, &minor) == 2) {
         info->firmwareVersion.major = (CK_BYTE)major;
         info->firmwareVersion.minor = (CK_BYTE)minor;
     }
+    if (rv == CKR_OK && manufacturer != NULL && *manufacturer != '\0')
+        pad_copy(info->manufacturerID, sizeof(info->manufacturerID), manufacturer);
+    if (rv == CKR_OK && model != NULL && *model != '\0')
+        pad_copy(info->model, sizeof(info->model), model);
     return rv;
 }
 
@@ -248,8 +314,26 @@ static CK_RV wrap_key_impl(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_
     CK_ULONG value_len, oaep_len = 0, kwp_len = 0;
     CK_RV rv;
 
-    if (mech == NULL || mech->mechanism != CKM_RSA_AES_KEY_WRAP)
+    if (mech == NULL)
         return target->C_WrapKey(session, mech, rsa_pub, target_key, out, out_len);
+    {
+        const char *refuse = getenv("BYOK_SHIM_PRIVATE_WRAP_RV");
+        if (refuse != NULL && *refuse != '\0') {
+            CK_OBJECT_CLASS key_class = 0;
+            CK_ATTRIBUTE attr = {CKA_CLASS, &key_class, sizeof(key_class)};
+            if (target->C_GetAttributeValue(session, target_key, &attr, 1) == CKR_OK && key_class == CKO_PRIVATE_KEY)
+                return (CK_RV)strtoul(refuse, NULL, 0);
+        }
+    }
+    if (mech->mechanism != CKM_RSA_AES_KEY_WRAP) {
+        CK_MECHANISM mapped;
+        rv = map_mechanism(mech, &mapped);
+        if (rv != CKR_OK)
+            return rv;
+        return target->C_WrapKey(session, &mapped, rsa_pub, target_key, out, out_len);
+    }
+    if (!env_flag("BYOK_SHIM_COMBINED", 1))
+        return CKR_MECHANISM_INVALID;
     if (out_len == NULL)
         return CKR_ARGUMENTS_BAD;
     rv = check_params(mech, &params);

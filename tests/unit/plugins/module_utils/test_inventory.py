@@ -110,3 +110,30 @@ def test_offline_hosts_need_no_vaults():
                                 {'hsm1': {'byok_keys': [{'name': 'a', 'vault': 'prod', 'key_type': 'EC'}]}}, now=NOW,
                                 vaults_required=False)
     assert problems == [] and plan['hosts']['hsm1']['keys'][0]['vault_url'] is None
+
+
+# -- clouds where Microsoft offers no BYOK --------------------------------------------------------------------------
+def test_a_vault_in_azure_china_is_refused_by_the_plan():
+    vaults = dict(copy.deepcopy(VAULTS), cn={'url': 'https://contoso.vault.azure.cn'})
+    keys = [{'name': 'app-rsa', 'vault': 'cn'}, {'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC'}]
+    out = lines({'hsm1': host(byok_vaults=vaults, byok_keys=keys)})
+    assert len(out) == 1, out
+    assert out[0].startswith('hsm1: byok_vaults.cn.url: vault https://contoso.vault.azure.cn is in Azure China 21Vianet, '
+                             'where Microsoft does not offer BYOK'), out
+    assert 'set byok_azure.allow_unsupported_clouds: true' in out[0], out
+
+
+def test_cloud_environment_azure_china_refuses_every_vault_and_us_government_none():
+    china = lines({'hsm1': host(byok_azure={'cloud_environment': 'AzureChinaCloud'})})
+    assert sorted(line.split(': ')[1] for line in china) == ['byok_vaults.mhsm.url', 'byok_vaults.prod.url'], china
+    assert all('cloud_environment AzureChinaCloud' in line for line in china), china
+    gov = {'gov': {'url': 'https://contoso.vault.usgovcloudapi.net'}}
+    assert lines({'hsm1': host(byok_vaults=gov, byok_keys=[{'name': 'a', 'vault': 'gov'}],
+                               byok_azure={'cloud_environment': 'AzureUSGovernment'})}) == []
+
+
+def test_the_override_lets_the_plan_through():
+    vaults = {'cn': {'url': 'https://contoso.vault.azure.cn'}}
+    plan, problems = plan_fleet(SPEC, {'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'a', 'vault': 'cn'}],
+                                                    byok_azure={'allow_unsupported_clouds': True})}, now=NOW)
+    assert problems == [] and plan['vaults'][0]['url'] == 'https://contoso.vault.azure.cn', problems

@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.byok.keyvault.plugins.module_utils import vault_target as vt
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VaultTarget, VaultUrlError, same_key_name
 
 
@@ -55,3 +56,37 @@ def test_same_vault_ignores_case_slash_and_default_port():
 
 def test_key_names_compare_case_insensitively():
     assert same_key_name('Demo-RSA', 'demo-rsa') and not same_key_name('demo-rsa', 'demo-rsa-2')
+
+
+# -- clouds without BYOK -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('url,cloud,refused', [
+    ('https://contoso.vault.azure.cn', None, True),
+    ('https://CONTOSO.Vault.Azure.CN/', 'AzureCloud', True),
+    ('https://contoso.managedhsm.azure.cn', None, True),
+    ('https://contoso.vault.azure.net', 'AzureChinaCloud', True),
+    ('https://127.0.0.1:8443', 'azurechinacloud', True),
+    ('https://contoso.vault.azure.net', 'AzureCloud', False),
+    ('https://contoso.vault.usgovcloudapi.net', 'AzureUSGovernment', False),
+    ('https://contoso.managedhsm.usgovcloudapi.net', None, False),
+    ('https://contoso.vault.azure.cn.example.com', None, False),
+    ('https://127.0.0.1:8443', 'https://login.example.test', False),
+])
+def test_byok_refusal(url, cloud, refused):
+    msg = vt.byok_refusal(url, cloud)
+    assert bool(msg) is refused, msg
+    if refused:
+        assert '\n' not in msg and 'Azure China 21Vianet' in msg and 'does not offer BYOK' in msg
+        assert VaultTarget.parse(url).url in msg and 'allow_unsupported_clouds: true' in msg
+
+
+def test_byok_refusal_names_the_option_and_the_override():
+    msg = vt.byok_refusal('https://x.vault.azure.cn', option='vault', override='byok_azure.allow_unsupported_clouds')
+    assert msg.startswith('vault https://x.vault.azure.cn is in Azure China 21Vianet, where Microsoft does not offer BYOK')
+    assert 'set byok_azure.allow_unsupported_clouds: true' in msg
+    msg = vt.byok_refusal('https://127.0.0.1:8443', 'AzureChinaCloud')
+    assert 'is reached through cloud_environment AzureChinaCloud' in msg
+
+
+def test_the_clouds_without_byok_are_data_in_one_place():
+    assert sorted(vt.BYOK_UNAVAILABLE_CLOUDS) == ['AzureChinaCloud']
+    assert vt.BYOK_UNAVAILABLE_CLOUDS['AzureChinaCloud']['suffixes'] == ('vault.azure.cn', 'managedhsm.azure.cn')

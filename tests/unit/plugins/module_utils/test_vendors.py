@@ -256,3 +256,75 @@ def _flatten(tasks):
         yield task
         for key in ('block', 'rescue', 'always'):
             yield from _flatten(task.get(key, []))
+
+
+# -- Luna 5/6, Key Export variant only ----------------------------------------------------------------------------
+LUNA_KWP = vendors.CKM_LUNA_AES_KWP
+# Luna 5/6 firmware: no CKM_RSA_AES_KEY_WRAP; Luna's CKM_AES_KWP for the AES step, CKM_RSA_PKCS_OAEP
+LUNA_6 = {0x1, OAEP, 0x1080, 0x2109, LUNA_KWP}
+
+
+@pytest.mark.parametrize('firmware,expected', [
+    ('5.0', 'luna56'), ('5.4', 'luna56'), ('6.10', 'luna56'), ('6.24', 'luna56'),
+    ('7.0', 'luna'), ('7.2', 'luna'), ('7.3', 'luna'), ('7.8', 'luna'), ('4.9', 'luna'), (None, 'luna')])
+def test_luna_firmware_picks_the_variant(firmware, expected):
+    assert vendors.resolve('luna', 'Safenet, Inc. LunaSA', firmware)['name'] == expected
+    assert vendors.resolve('auto', 'Safenet, Inc. LunaSA', firmware)['name'] == expected
+
+
+def test_luna_model_alone_detects_luna_and_other_vendors_have_no_variants():
+    assert vendors.detect('LunaSA') == 'luna'
+    assert vendors.resolve('softhsm', 'SoftHSM project', '6.10')['name'] == 'softhsm'
+    assert vendors.resolve('nshield', 'nCipher Corp. Ltd', '6.0')['name'] == 'nshield'
+
+
+def test_below_luna_5_and_luna_7_before_7_3_are_still_refused():
+    for fw in ('4.9', '7.2'):
+        with pytest.raises(vendors.VendorError, match='below 7.3'):
+            vendors.check_firmware(vendors.resolve('luna', 'Safenet', fw), fw, 'RSA', 2048)
+    vendors.check_firmware(vendors.resolve('luna', 'Safenet', '6.10'), '6.10', 'RSA', 4096)
+
+
+def test_luna56_wraps_in_two_steps_with_luna_kwp():
+    profile = vendors.get_profile('luna56')
+    assert vendors.choose_wrap_method(profile, 'auto', LUNA_6) == 'two_step'
+    assert vendors.kwp_mechanism(profile, LUNA_6) == LUNA_KWP
+    # Luna's own KWP is preferred when the token lists both; the standard one is the fallback
+    assert vendors.kwp_mechanism(profile, LUNA_6 | {KWP}) == LUNA_KWP
+    assert vendors.kwp_mechanism(profile, {OAEP, KWP}) == KWP
+    # even if a library listed 0x1054, the profile of firmware 5/6 never takes the one-shot path
+    assert vendors.choose_wrap_method(profile, 'auto', LUNA_6 | {COMBINED}) == 'two_step'
+    with pytest.raises(vendors.VendorError, match='combined needs CKM_RSA_AES_KEY_WRAP.*Luna 5/6'):
+        vendors.choose_wrap_method(profile, 'combined', LUNA_6 | {COMBINED})
+    with pytest.raises(vendors.VendorError, match=r'CKM_AES_KWP \(Luna, 0x80000171\) or CKM_AES_KEY_WRAP_PAD'):
+        vendors.choose_wrap_method(profile, 'auto', {OAEP, 0x1080})
+
+
+def test_other_profiles_do_not_take_luna_kwp():
+    assert vendors.kwp_mechanism(vendors.get_profile('generic'), {OAEP, LUNA_KWP}) is None
+    with pytest.raises(vendors.VendorError):
+        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', {OAEP, LUNA_KWP})
+
+
+def test_luna56_limits_and_private_key_wrap_rule():
+    profile = vendors.get_profile('luna56')
+    assert profile['max_key_sizes'] == {'RSA': 4096}
+    with pytest.raises(vendors.VendorError, match='at most RSA-4096'):
+        vendors.check_firmware(profile, '6.10', 'RSA', 8192)
+    assert vendors.needs_private_key_wrap_probe(profile, 'RSA') and vendors.needs_private_key_wrap_probe(profile, 'EC')
+    assert not vendors.needs_private_key_wrap_probe(profile, 'oct')
+    assert not any(vendors.needs_private_key_wrap_probe(vendors.get_profile(n), 'RSA') for n in vendors.PROFILES
+                   if n != 'luna56')
+    with pytest.raises(vendors.VendorError) as err:
+        vendors.refuse_private_key_wrap(profile, 'part1', 'LunaSA', '6.10', 'refused with CKR_KEY_NOT_WRAPPABLE')
+    msg = str(err.value)
+    assert '\n' not in msg
+    for words in ("partition 'part1'", 'firmware 6.10', 'CKR_KEY_NOT_WRAPPABLE', 'cloning', 'Key Export',
+                  'Allow private key wrapping', 'nothing was generated', 'changePolicy -policy 1 -value 1', 'Luna 7'):
+        assert words in msg, (words, msg)
+
+
+def test_luna56_shares_the_luna_client_facts():
+    luna, luna56 = vendors.PROFILES['luna'], vendors.PROFILES['luna56']
+    for field in ('library_paths', 'environment_defaults', 'required_files', 'token_selection', 'user_role'):
+        assert luna56[field] == luna[field], field
