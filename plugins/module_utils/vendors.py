@@ -36,52 +36,73 @@ class VendorError(ByokError, ValueError):
     """A vendor gate refused the operation; the message says why and what to do."""
 
 
+#: what every profile has unless it says otherwise: a PKCS#11 HSM chosen by label or serial, with a user PIN, the
+#: wrap path chosen from the token's mechanisms, and target keys made private, sensitive and extractable
+DEFAULTS = {
+    'display_name': 'PKCS#11 HSM',
+    'library_paths': [],
+    'environment_defaults': {},
+    'required_files': [],
+    'manufacturers': (),
+    'token_selection': 'token label (token_label) or serial (token_serial)',
+    'user_role': 'user PIN',
+    'preferred_wrap': ('combined', 'two_step'),
+    'min_firmware': None,
+    'firmware_gates': {},
+    'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
+    'quirks': {},
+    'legacy_methods': {},
+}
+
+#: what the Luna client gives every Luna profile
+LUNA_CLIENT = {
+    'library_paths': ['/usr/safenet/lunaclient/lib/libCryptoki2_64.so', '/usr/lib/libCryptoki2_64.so',
+                      '/opt/safenet/lunaclient/lib/libCryptoki2_64.so'],
+    # The Luna client finds its configuration through this variable (default /etc/Chrystoki.conf)
+    'environment_defaults': {'ChrystokiConfigurationPath': '/etc'},
+    'required_files': [('ChrystokiConfigurationPath', 'Chrystoki.conf')],
+    'token_selection': 'partition label (token_label) or partition serial number (token_serial)',
+    'user_role': 'Crypto Officer',
+}
+
+
+def _profile(*parts, **fields):
+    """A profile: DEFAULTS, then each part, then the fields (later ones win)."""
+    out = dict(DEFAULTS)
+    for part in parts:
+        out.update(part)
+    out.update(fields)
+    return out
+
+
 PROFILES = {
-    'luna': {
-        'display_name': 'Thales Luna 7',
-        'library_paths': ['/usr/safenet/lunaclient/lib/libCryptoki2_64.so', '/usr/lib/libCryptoki2_64.so',
-                          '/opt/safenet/lunaclient/lib/libCryptoki2_64.so'],
-        # The Luna client finds its configuration through this variable (default /etc/Chrystoki.conf)
-        'environment_defaults': {'ChrystokiConfigurationPath': '/etc'},
-        'required_files': [('ChrystokiConfigurationPath', 'Chrystoki.conf')],
-        'manufacturers': ('safenet', 'thales', 'gemalto', 'luna'),
-        'token_selection': 'partition label (token_label) or partition serial number (token_serial)',
-        'user_role': 'Crypto Officer',
-        'preferred_wrap': ('combined', 'two_step'),
-        'min_firmware': (7, 3),
+    'luna': _profile(
+        LUNA_CLIENT,
+        display_name='Thales Luna 7',
+        manufacturers=('safenet', 'thales', 'gemalto', 'luna'),
+        min_firmware=(7, 3),
         # (key_type, key_size) -> minimum firmware for that target
-        'firmware_gates': {('RSA', 4096): (7, 4)},
-        'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
-        'quirks': {},
-        'legacy_methods': {},
+        firmware_gates={('RSA', 4096): (7, 4)},
         # a Luna token whose firmware falls in a variant's firmware_range takes that variant's profile
-        'variants': ('luna56',),
-    },
-    'luna56': {
-        # Microsoft's BYOK table: "SafeNet Luna HSM 5 & 6 family (Key Export variant only)".  The Key Export (KE) models
-        # let a private key leave the partition wrapped when partition policy 1 "Allow private key wrapping" is on; the
-        # cloning models (and a KE partition with the policy off) only clone private keys to other Luna HSMs.
-        'display_name': 'Thales Luna 5/6 (Key Export)',
-        'family': 'luna',
-        'firmware_range': ((5, 0), (7, 0)),
-        'library_paths': ['/usr/safenet/lunaclient/lib/libCryptoki2_64.so', '/usr/lib/libCryptoki2_64.so',
-                          '/opt/safenet/lunaclient/lib/libCryptoki2_64.so'],
-        'environment_defaults': {'ChrystokiConfigurationPath': '/etc'},
-        'required_files': [('ChrystokiConfigurationPath', 'Chrystoki.conf')],
-        'manufacturers': (),  # reached through the luna profile's variants, never detected on its own
-        'token_selection': 'partition label (token_label) or partition serial number (token_serial)',
-        'user_role': 'Crypto Officer',
+        variants=('luna56',),
+    ),
+    # Microsoft's BYOK table: "SafeNet Luna HSM 5 & 6 family (Key Export variant only)".  The Key Export (KE) models
+    # let a private key leave the partition wrapped when partition policy 1 "Allow private key wrapping" is on; the
+    # cloning models (and a KE partition with the policy off) only clone private keys to other Luna HSMs.
+    'luna56': _profile(
+        LUNA_CLIENT,
+        display_name='Thales Luna 5/6 (Key Export)',
+        family='luna',
+        firmware_range=((5, 0), (7, 0)),
+        manufacturers=(),  # reached through the luna profile's variants, never detected on its own
         # firmware 5/6 has no CKM_RSA_AES_KEY_WRAP: the two steps, the AES one with Luna's CKM_AES_KWP (RFC 5649), the
         # RSA one with CKM_RSA_PKCS_OAEP (SHA-1, MGF1-SHA-1, no label: what Azure unwraps)
-        'preferred_wrap': ('two_step',),
-        'kwp_mechanisms': (CKM_LUNA_AES_KWP, CKM_AES_KEY_WRAP_PAD),
-        'min_firmware': None,
-        'firmware_gates': {},
+        preferred_wrap=('two_step',),
+        kwp_mechanisms=(CKM_LUNA_AES_KWP, CKM_AES_KEY_WRAP_PAD),
         # the largest target sizes (Azure's own largest; no smaller limit of Luna 5/6 firmware applies)
-        'max_key_sizes': {'RSA': 4096},
-        'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
+        max_key_sizes={'RSA': 4096},
         # private keys must be wrappable off the partition: probed at login, before any key is generated
-        'private_key_wrap': {
+        private_key_wrap={
             'policy': 'partition policy 1 "Allow private key wrapping"',
             'refused': ('a cloning (non Key Export) Luna 5/6, or a Key Export partition with partition policy 1 "Allow '
                         'private key wrapping" off'),
@@ -89,26 +110,18 @@ PROFILES = {
                     'changePolicy -policy 1 -value 1, which needs policy 0 "Allow private key cloning" off), or a Luna 7 '
                     'with firmware 7.3 or later'),
         },
-        'quirks': {},
-        'legacy_methods': {},
-    },
-    'nshield': {
-        'display_name': 'Entrust nShield',
-        'library_paths': ['/opt/nfast/toolkits/pkcs11/libcknfast.so'],
+    ),
+    'nshield': _profile(
+        display_name='Entrust nShield',
+        library_paths=['/opt/nfast/toolkits/pkcs11/libcknfast.so'],
         # Load-sharing presents one slot per protection (module, softcards, OCS) across modules
-        'environment_defaults': {'CKNFAST_LOADSHARING': '1'},
-        'required_files': [],
-        'manufacturers': ('ncipher', 'entrust'),
-        'token_selection': 'the module token (label "accelerator"), a softcard or an OCS card set by label (token_label)',
-        'user_role': 'softcard or OCS passphrase (module-protected keys need none)',
-        'preferred_wrap': ('combined', 'two_step'),
-        'min_firmware': None,
-        'firmware_gates': {},
+        environment_defaults={'CKNFAST_LOADSHARING': '1'},
+        manufacturers=('ncipher', 'entrust'),
+        token_selection='the module token (label "accelerator"), a softcard or an OCS card set by label (token_label)',
+        user_role='softcard or OCS passphrase (module-protected keys need none)',
         # nShield only lets a key be wrapped when it is created extractable; CKA_SENSITIVE keeps it
         # out of reach in clear, and CKNFAST_OVERRIDE_SECURITY_ASSURANCES is not needed for this.
-        'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
-        'quirks': {},
-        'legacy_methods': {
+        legacy_methods={
             'KeyTransferRemote': (
                 "The legacy nShield BYOK method (KeyTransferRemote.exe with region-specific Security World packages) "
                 "was deprecated by Microsoft and is unsupported since 30 June 2021; Azure no longer accepts its "
@@ -117,42 +130,19 @@ PROFILES = {
                 "byok_wrap) and the controller fetches the KEK and imports (byok_kek_fetch, keyvault_import), as the "
                 "transfer role does."),
         },
-    },
-    'softhsm': {
-        'display_name': 'SoftHSM v2',
-        'library_paths': ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
-                          '/usr/lib64/pkcs11/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so'],
-        'environment_defaults': {},
-        'required_files': [],
-        'manufacturers': ('softhsm',),
-        'token_selection': 'token label (token_label) or serial (token_serial)',
-        'user_role': 'user PIN',
-        'preferred_wrap': ('combined', 'two_step'),
-        'min_firmware': None,
-        'firmware_gates': {},
-        'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
-        'quirks': {
+    ),
+    'softhsm': _profile(
+        display_name='SoftHSM v2',
+        library_paths=['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
+                       '/usr/lib64/pkcs11/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so'],
+        manufacturers=('softhsm',),
+        quirks={
             # SoftHSM < 2.7 zero-pads a private key's PKCS#8 encoding to a multiple of 8 bytes before
             # any symmetric wrap, also for RFC 5649 (padded) key wrap.
             'private_key_wrap_zero_padding': {'library_below': (2, 7)},
         },
-        'legacy_methods': {},
-    },
-    'generic': {
-        'display_name': 'PKCS#11 HSM',
-        'library_paths': [],
-        'environment_defaults': {},
-        'required_files': [],
-        'manufacturers': (),
-        'token_selection': 'token label (token_label) or serial (token_serial)',
-        'user_role': 'user PIN',
-        'preferred_wrap': ('combined', 'two_step'),
-        'min_firmware': None,
-        'firmware_gates': {},
-        'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
-        'quirks': {},
-        'legacy_methods': {},
-    },
+    ),
+    'generic': _profile(),
 }
 
 
