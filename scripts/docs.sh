@@ -75,7 +75,15 @@ end
 function Link(el) el.target = fix(el.target); return el end
 -- Sphinx makes the section ids itself (the same as GitHub's for these titles); explicit labels that do not start
 -- with ansible_collections.byok.keyvault.docsite. would make antsibull-docs drop the page.
-function Header(el) el.identifier = ""; return el end
+-- reStructuredText cannot skip a heading level, Markdown can ("## Roles" then "#### message"): a heading more than one
+-- level below the one before it is raised to the next level.
+local last_level = 0
+function Header(el)
+  el.identifier = ""
+  if el.level > last_level + 1 then el.level = last_level + 1 end
+  last_level = el.level
+  return el
+end
 -- pandoc 2.17 leaves a word like CKNFAST_* unescaped, which reStructuredText reads as a reference "CKNFAST_".
 function Str(el)
   if el.text:find("_[^%w]") or el.text:find("_$") then
@@ -139,14 +147,15 @@ if ! python -c 'import sphinx, sphinx_ansible_theme, antsibull_docs' 2>/dev/null
     python -m pip install -q -r "$SITE/requirements.txt"
 fi
 
-# 5. The collection pages (modules, roles, filters, guides), the picture, then Sphinx.
+# 5. The collection pages (modules, roles, filters, guides), the pictures, then Sphinx.
 cd "$SITE"
 mkdir -p rst
 chmod og-w rst
 antsibull-docs --config-file antsibull-docs.cfg collection --cleanup everything --use-current --dest-dir rst \
     byok.keyvault
 docsite_out="rst/collections/byok/keyvault/docsite"
-cp "$ROOT/docs/flow.svg" "$ROOT/docs/flow.png" "$docsite_out/"
+# Every picture of docs/ (flow.svg/png, performance.png, ...), next to the pages that show it.
+find "$ROOT/docs" -maxdepth 1 -type f \( -name '*.png' -o -name '*.svg' -o -name '*.jpg' \) -exec cp {} "$docsite_out/" \;
 # Labels of docs.ansible.com that the generated pages refer to; with intersphinx off they point out from here.
 cat > rst/ansible_refs.rst <<'RST'
 :orphan:
@@ -160,6 +169,13 @@ Return values common to all modules
 -----------------------------------
 
 https://docs.ansible.com/ansible/latest/reference_appendices/common_return_values.html
+
+.. _action_plugins:
+
+Action plugins
+--------------
+
+https://docs.ansible.com/ansible/latest/plugins/action.html
 
 .. _ansible_configuration_settings:
 

@@ -3,7 +3,7 @@
 #   1. ansible-galaxy collection build into build/dist (--force: rebuilds the same version)
 #   2. the tarball holds no lab state, venv, build output, test output, .byok blobs or caches
 #   3. install it into a fresh, temporary collections path (--force, --offline)
-#   4. ansible-doc reads every module's and role's documentation from that installed copy only
+#   4. ansible-doc reads every module's, role's and filter's documentation from that installed copy only
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
@@ -67,6 +67,23 @@ if [ "${#roles[@]}" -gt 0 ]; then
     ansible-doc -t role "${roles[@]}" >/dev/null
     echo "galaxy-build: ansible-doc role ${roles[*]} ok"
 fi
-listed=$(ansible-doc -t filter -l byok.keyvault 2>/dev/null | grep -c '^byok\.keyvault\.' || true)
-echo "galaxy-build: $listed filter(s) listed from the installed collection"
+# Every filter the collection defines must have its documentation (plugins/filter/NAME.yml) in the installed copy.
+mapfile -t filters < <(ansible-doc -t filter -l byok.keyvault --json | python -c '
+import json, sys
+print("\n".join(sorted(json.load(sys.stdin))))')
+[ "${#filters[@]}" -gt 0 ] || { echo "galaxy-build: no filters in the installed collection" >&2; exit 1; }
+filter_docs=$(ansible-doc --json -t filter "${filters[@]}") || {
+    echo "galaxy-build: ansible-doc -t filter failed (above): every filter needs its plugins/filter/NAME.yml" >&2
+    exit 1
+}
+python -c '
+import json, sys
+docs = json.load(sys.stdin)
+for name in sys.argv[2:]:
+    doc = (docs.get(name) or {}).get("doc") or {}
+    if not doc.get("filename", "").startswith(sys.argv[1]) or not doc.get("description"):
+        raise SystemExit("galaxy-build: ansible-doc -t filter %s: no documentation from the installed copy; add plugins/filter/%s.yml"
+                         % (name, name.rsplit(".", 1)[-1]))
+print("galaxy-build: ansible-doc filter: %d filters documented (from the installed tarball)" % (len(sys.argv) - 2))
+' "$installed" "${filters[@]}" <<<"$filter_docs"
 echo "galaxy-build: ok: $tarball"

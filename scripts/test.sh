@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test: everything. Unit tests, end-to-end tests against SoftHSM2 and the lab vault,
-# ansible-test sanity, ansible-lint, and a galaxy build installed into a fresh path.
+# ansible-test sanity, ansible-lint, a galaxy build installed into a fresh path, Galaxy's importer on the tarball,
+# and the documentation as antsibull-docs reads it.
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
@@ -25,8 +26,8 @@ run() {
     fi
 }
 
-for gate in scripts/ansible-test.sh scripts/integration.sh scripts/lint.sh scripts/galaxy-build.sh scripts/ee-check.sh \
-    scripts/hsm-python-matrix.sh; do
+for gate in scripts/ansible-test.sh scripts/integration.sh scripts/lint.sh scripts/galaxy-build.sh scripts/galaxy-importer.sh \
+    scripts/docs-lint.sh scripts/ee-check.sh scripts/hsm-python-matrix.sh; do
     [ -x "$gate" ] || { echo "missing $gate" >&2; exit 1; }
 done
 
@@ -37,6 +38,8 @@ run "tools the tests need (no test may skip)" \
 run "ansible-test sanity" scripts/ansible-test.sh sanity
 run "ansible-lint (production profile)" scripts/lint.sh
 run "galaxy build and install" scripts/galaxy-build.sh
+run "galaxy-importer (the checks of Galaxy and Automation Hub; no error, no warning)" scripts/galaxy-importer.sh
+run "collection docs (antsibull-docs lint-collection-docs; no error, no warning)" scripts/docs-lint.sh
 run "execution environment definition" scripts/ee-check.sh
 run "ansible-test units" scripts/ansible-test.sh units
 run "HSM-host Pythons (3.6 to 3.13: hsm_keygen, byok_wrap on SoftHSM2)" scripts/hsm-python-matrix.sh
