@@ -100,8 +100,8 @@ def byok_is_current(dest, kek_kid, key_fingerprint, kek_fingerprint):
     except byok_file.ByokFormatError:
         return False
     meta = byok_file.read_sidecar(dest)
-    return bool(meta) and blob.kid == kek_kid and meta.get('kek_kid') == kek_kid \
-        and meta.get('fingerprint') == key_fingerprint and meta.get('kek_fingerprint') == kek_fingerprint
+    wanted = {'kek_kid': kek_kid, 'fingerprint': key_fingerprint, 'kek_fingerprint': kek_fingerprint}
+    return bool(meta) and blob.kid == kek_kid and all(meta.get(k) == v for k, v in wanted.items())
 
 
 def load_kek(kek_file=None, expected_fingerprint=None, kek_pem=None):

@@ -277,13 +277,17 @@ class HsmToken(object):
             clear_openssl_errors()
         self.module_path = path
 
+    def _is_chosen(self, token):
+        """Whether a token matches the token_label and token_serial asked for (either may be unset)."""
+        label_ok = not self.token_label or _token_label(token) == self.token_label
+        serial_ok = not self.token_serial or _token_serial(token) == self.token_serial
+        return label_ok and serial_ok
+
     def _select_token(self):
         if not self.token_label and not self.token_serial:
             raise HsmError('neither token_label nor token_serial is set; set one (or PKCS11_TOKEN_LABEL) to choose the token')
         tokens = list(self.lib.get_tokens())
-        chosen = [t for t in tokens
-                  if (not self.token_label or _token_label(t) == self.token_label)
-                  and (not self.token_serial or _token_serial(t) == self.token_serial)]
+        chosen = [t for t in tokens if self._is_chosen(t)]
         if not chosen:
             available = ', '.join("'%s' (serial %s)" % (_token_label(t), _token_serial(t)) for t in tokens if _token_label(t))
             wanted = ' and '.join(x for x in (
@@ -468,8 +472,8 @@ class HsmToken(object):
         for o in objects:
             if o.object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY):
                 private_ids.add(bytes(self._attr(o, Attribute.ID) or b''))
-        return [o for o in objects if o.object_class == ObjectClass.PUBLIC_KEY
-                and bytes(self._attr(o, Attribute.ID) or b'') not in private_ids]
+        public = [o for o in objects if o.object_class == ObjectClass.PUBLIC_KEY]
+        return [o for o in public if bytes(self._attr(o, Attribute.ID) or b'') not in private_ids]
 
     def destroy_objects(self, objects, label):
         for obj in objects:
