@@ -76,4 +76,3 @@ attributes:
     description: Cannot run asynchronously.
     support: none
 '''
-

@@ -303,6 +303,6 @@ def needs_private_key_wrap_probe(profile, key_type):
 def refuse_private_key_wrap(profile, token_label, model, firmware, cause):
     """Raise VendorError for a partition that will not wrap private keys (cause: what the probe saw)."""
     rule = profile['private_key_wrap']
+    what = (token_label, profile['display_name'], model or 'model unknown', firmware, cause, rule['refused'], rule['fix'])
     raise VendorError("partition '%s' (%s %s, firmware %s) does not let private keys be wrapped off the HSM (%s): it is %s; "
-                      "nothing was generated. To fix, %s" % (token_label, profile['display_name'], model or 'model unknown',
-                                                            firmware, cause, rule['refused'], rule['fix']))
+                      "nothing was generated. To fix, %s" % what)
