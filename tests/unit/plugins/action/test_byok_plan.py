@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The inventory contract: the transfer role's argument spec, checked by the plan, one line per problem."""
+"""The inventory contract (byok_plan): the transfer role's argument spec, checked by the plan, one line per problem."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
