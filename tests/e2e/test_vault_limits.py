@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The modules against a lab that behaves like Azure where it matters for a transfer: service limits (429 with
+Retry-After), purge protection, asynchronous delete and purge, case-insensitive names.
+
+Each test has a lab of its own (fresh_lab), since it changes the lab's settings."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import assert_one_line_failure, unique
+
+KEYS = 30
+
+
+def settings(lab, *args: str) -> dict:
+    return json.loads(lab.cli("settings", *args).stdout)
+
+
+def wrapped_ec_keys(run_module, token, lab, tmp_path, count, vault="premium"):
+    """count EC P-256 keys generated on the token and wrapped under a new KEK of the vault: import items."""
+    labels = [unique("paced-%02d" % i) for i in range(count)]
+    gen = run_module("hsm_keygen", dict(token.pkcs11_args(), keys=[{"label": label, "key_type": "EC", "curve": "P-256"}
+                                                                   for label in labels]), env=token.env)
+    assert not gen.failed, str(gen)
+    kek_pem = tmp_path / ("kek-%s.pem" % vault)
+    kek = run_module("byok_kek_fetch", dict(lab.azure_args(vault), name=unique("kek"), key_size=2048, dest=str(kek_pem)),
+                     env=lab.azure_env)
+    assert not kek.failed, str(kek)
+    out = tmp_path / ("byok-%s" % vault)
+    out.mkdir()
+    wrap = run_module("byok_wrap", dict(token.pkcs11_args(), kek_file=str(kek_pem), kek_kid=kek.result["kid"],
+                                        keys=[{"label": label, "dest": str(out / ("%s.byok" % label))} for label in labels]),
+                      env=token.env)
+    assert not wrap.failed, str(wrap)
+    return [{"name": label, "byok_file": str(out / ("%s.byok" % label)), "key_ops": ["sign", "verify"]} for label in labels]
+
+
+def test_parallel_imports_stay_under_the_vault_limits(fresh_lab, run_module, make_token, tmp_path):
+    """30 EC keys into one vault, 8 imports in flight, with Azure's limits on (10 HSM-key creates per window, windows
+    shrunk to 1 s): paced, the vault answers (almost) no 429 and every key has one version. The same import without
+    pacing into a second vault makes the lab throttle, which shows the limit is live; the import still never
+    duplicates a version."""
+    token = make_token()
+    paced_items = wrapped_ec_keys(run_module, token, fresh_lab, tmp_path, KEYS)
+    unpaced_items = wrapped_ec_keys(run_module, token, fresh_lab, tmp_path, KEYS, vault="premium2")
+    before = settings(fresh_lab, "--limits", "on", "--time-scale", "0.1")
+    assert before["limits"]["enabled"] and before["limits"]["window_seconds"] == 1.0 and before["limits"]["throttled"] == {}
+
+    run = run_module("keyvault_import", dict(fresh_lab.azure_args(), keys=paced_items, parallel=8, pacing_window=1),
+                     env=fresh_lab.azure_env)
+    assert not run.failed, str(run)
+    assert [k["decision"] for k in run.result["keys"]] == ["import"] * KEYS, run.result["keys"]
+    served = settings(fresh_lab)["limits"]
+    assert served["throttled"].get("premium", 0) <= 1, "the paced import was throttled: %s" % served
+    keys = fresh_lab.keys("premium")
+    assert all(len(keys[item["name"]]["versions"]) == 1 for item in paced_items), {
+        item["name"]: len(keys[item["name"]]["versions"]) for item in paced_items}
+
+    unpaced = run_module("keyvault_import", dict(fresh_lab.azure_args("premium2"), keys=unpaced_items, parallel=8,
+                                                 pacing=False), env=fresh_lab.azure_env)
+    served = settings(fresh_lab)["limits"]
+    assert served["throttled"].get("premium2", 0) > 5, "without pacing the lab did not throttle: %s\n%s" % (served, unpaced)
+    keys2 = fresh_lab.keys("premium2")
+    assert all(len(keys2[item["name"]]["versions"]) <= 1 for item in unpaced_items if item["name"] in keys2)
+
+
+def test_delete_after_run_on_a_purge_protected_vault(fresh_lab, run_module):
+    """byok_kek_delete_after_run's step (state absent, purge true) on a purge-protected vault deletes the KEK, says the
+    purge is not possible and does not fail; the next run's KEK step recovers the deleted KEK instead of failing on its
+    name (409), and finds it under any case of its name."""
+    settings(fresh_lab, "--vault", "premium", "--purge-protection", "on", "--delete-delay", "0.5")
+    name = unique("Protected-KEK")
+    first = run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name, key_size=2048), env=fresh_lab.azure_env)
+    assert not first.failed and first.result["created"], str(first)
+
+    gone = run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name, state="absent", purge=True),
+                      env=fresh_lab.azure_env)
+    assert not gone.failed, str(gone)
+    assert gone.changed and gone.result["deleted"] and gone.result["purged"] is False, gone.result
+    assert "purge protection" in gone.result["purge_refused"] and gone.result["scheduled_purge_date"], gone.result
+    assert "cannot be purged" in gone.output, "no warning about the purge:\n%s" % gone.output
+    assert fresh_lab.keys("premium")[name]["deleted"] is True
+
+    again = run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name.lower(), key_size=2048),
+                       env=fresh_lab.azure_env)
+    assert not again.failed, str(again)
+    assert again.result["recovered"] and not again.result["created"] and again.changed, again.result
+    assert again.result["kid"].rsplit("/", 1)[0] == first.result["kid"].rsplit("/", 1)[0], (again.result, first.result)
+    kek = fresh_lab.keys("premium")[name]
+    assert kek["deleted"] is False and len(kek["versions"]) == 1, kek
+    assert name.lower() not in fresh_lab.keys("premium")
+
+    upper = run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name.upper(), key_size=2048),
+                       env=fresh_lab.azure_env)
+    assert not upper.failed and not upper.changed and not upper.result["created"], str(upper)
+    assert len(fresh_lab.keys("premium")[name]["versions"]) == 1
+
+
+def test_a_deleted_key_that_cannot_be_the_kek_is_named(fresh_lab, run_module):
+    """A deleted key of another type holds the KEK name on a purge-protected vault (a Managed HSM): one line, with
+    what to do."""
+    name = unique("held")
+    client = fresh_lab.key_client("mhsm")
+    client.create_ec_key(name, curve="P-256", hardware_protected=True)
+    client.begin_delete_key(name).wait()
+    run = run_module("byok_kek_fetch", dict(fresh_lab.azure_args("mhsm"), name=name, key_size=2048), env=fresh_lab.azure_env)
+    assert_one_line_failure(run, name, "deleted key", "choose another KEK name")
+    assert fresh_lab.keys("mhsm")[name]["deleted"] is True
+
+
+def test_purge_after_delete_frees_the_name_for_the_next_kek(fresh_lab, run_module):
+    """Without purge protection, delete + purge run in the background (the lab takes 0.5 s for each); a KEK created
+    right after under the same name waits for the purge to finish instead of failing on 409."""
+    settings(fresh_lab, "--vault", "premium", "--delete-delay", "0.5", "--purge-delay", "0.5")
+    name = unique("kek")
+    assert not run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name, key_size=2048),
+                          env=fresh_lab.azure_env).failed
+    gone = run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name, state="absent", purge=True),
+                      env=fresh_lab.azure_env)
+    assert not gone.failed and gone.result["purged"] and gone.result["purge_refused"] is None, str(gone)
+    again = run_module("byok_kek_fetch", dict(fresh_lab.azure_args(), name=name, key_size=2048), env=fresh_lab.azure_env)
+    assert not again.failed and again.result["created"], str(again)
+    assert len(fresh_lab.keys("premium")[name]["versions"]) == 1
