@@ -23,7 +23,6 @@ import os
 import threading
 import time
 import traceback
-from collections import deque
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves import configparser
@@ -341,8 +340,10 @@ class Pacer(object):
 
     Each request is put in its bucket (create: create and import; Managed HSM also delete: delete, purge, recover;
     other: the rest) with the weight of its row; a request whose cost does not fit into what the last window's requests
-    left of PACING_SHARE of the budget waits until it does.  A 429 holds back every request for its Retry-After.
-    The 'other' row of a key is learnt from the vault's answers (RSA size, EC); until then it is RSA-2048's.
+    left of PACING_SHARE of the budget waits until it does.  A request counts from when it is sent until a window
+    after its answer came (the vault counts it somewhere in between), so a slow answer cannot make two windows' worth
+    of requests reach the vault in one.  A 429 holds back every request for its Retry-After.  The 'other' row of a key
+    is learnt from the vault's answers (RSA size, EC); until then it is RSA-2048's.
     """
 
     def __init__(self, kind, window=PACING_WINDOW, share=PACING_SHARE, clock=time.monotonic, sleep=time.sleep):
@@ -383,33 +384,39 @@ class Pacer(object):
         return 'other', self._rows.get(name, PREMIUM_OTHER_LIMITS[('RSA', 2048)])
 
     def _fits(self, log, cost, now):
-        """0 when cost fits now, else the seconds until it does."""
-        while log and log[0][0] <= now - self.window:
-            log.popleft()
-        used = sum(c for dummy, c in log)
+        """0 when cost fits now, else the seconds until it does (entries [time, cost]; time None: no answer yet)."""
+        log[:] = [entry for entry in log if entry[0] is None or entry[0] > now - self.window]
+        used = sum(entry[1] for entry in log)
         if not log or used + cost <= self.share + 1e-9:
             return 0.0
-        for stamp, item in log:
+        for stamp, item in sorted((entry for entry in log if entry[0] is not None), key=lambda entry: entry[0]):
             used -= item
             if used + cost <= self.share + 1e-9:
-                return stamp + self.window - now
-        return self.window
+                return max(stamp + self.window - now, 0.001)
+        return self.window / 10  # only requests still waiting for their answer: look again soon
 
     def acquire(self, method, url):
-        """Wait until the request fits (or the 429 hold ends), then count it."""
+        """Wait until the request fits (or the 429 hold ends), then count it; the entry to pass to answered()."""
         bucket, limit = self.classify(method, url)
         cost = 1.0 / limit
         while True:
             with self._lock:
                 now = self.clock()
-                log = self._log.setdefault(bucket, deque())
+                log = self._log.setdefault(bucket, [])
                 wait = max(self._hold_until - now, self._fits(log, cost, now))
                 if wait <= 0:
-                    log.append((now, cost))
+                    entry = [None, cost]
+                    log.append(entry)
                     self.requests += 1
-                    return
+                    return entry
             self.waited += wait
             self.sleep(wait)
+
+    def answered(self, entry):
+        """The request of entry got its answer (or failed): it counts for a window from now."""
+        if entry is not None:
+            with self._lock:
+                entry[0] = self.clock()
 
     def observe(self, method, url, status, retry_after=None, body=None):
         """Learn from an answer: a 429 holds back the next requests; a key's type and size give its row."""
@@ -442,9 +449,13 @@ class PacingPolicy(SansIOHTTPPolicy):
         self.pacer = pacer
 
     def on_request(self, request):
-        self.pacer.acquire(request.http_request.method, request.http_request.url)
+        request.context['byok_pacing'] = self.pacer.acquire(request.http_request.method, request.http_request.url)
+
+    def on_exception(self, request):
+        self.pacer.answered(request.context.get('byok_pacing'))
 
     def on_response(self, request, response):
+        self.pacer.answered(request.context.get('byok_pacing'))
         http = response.http_response
         body = None
         if http.status_code == 200 and 'json' in (http.headers.get('Content-Type') or ''):
