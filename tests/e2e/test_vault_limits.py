@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from conftest import Lab, assert_one_line_failure, unique
+from conftest import TRANSFER_PLAYBOOK, Lab, assert_one_line_failure, unique
+from test_transfer import report_rows, write_inventory
 
 KEYS = 30
 UNPACED_KEYS = 15
@@ -154,3 +155,32 @@ def test_purge_after_delete_frees_the_name_for_the_next_kek(limits_lab, run_modu
                        env=limits_lab.azure_env)
     assert not again.failed and again.result["created"] and not again.result["recovered"], str(again)
     assert len(limits_lab.keys("premium2")[name]["versions"]) == 1
+
+
+def test_transfer_with_kek_deleted_after_each_run_on_a_purge_protected_vault(limits_lab, make_token, run_playbook,
+                                                                           tmp_path):
+    """byok_kek_delete_after_run + byok_kek_purge on a purge-protected vault: the first run transfers and deletes its
+    KEK (the purge is refused, the run does not fail); the next run, which has a new key to move and so needs the KEK,
+    recovers it, transfers, and deletes it again."""
+    settings(limits_lab, "--vault", "premium", "--purge-protection", "on")
+    token = make_token()
+    first_key, second_key, kek = unique("pp-ec1"), unique("pp-ec2"), unique("pp-kek")
+    keys = [{"name": first_key, "vault": "premium", "key_type": "EC", "curve": "P-256", "key_ops": ["sign", "verify"]}]
+    extra = {"byok_kek_delete_after_run": True, "byok_kek_purge": True}
+
+    inventory = write_inventory(tmp_path / "first.yml", limits_lab, {"hsm1": (token, keys)}, kek, extra)
+    first = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=limits_lab.azure_env)
+    assert first.rc == 0, str(first)
+    assert "cannot be purged" in first.output, "no warning about the refused purge:\n%s" % first.output[-4000:]
+    state = limits_lab.keys("premium")
+    assert state[kek]["deleted"] is True and len(state[kek]["versions"]) == 1, state[kek]
+
+    keys.append(dict(keys[0], name=second_key))
+    inventory = write_inventory(tmp_path / "second.yml", limits_lab, {"hsm1": (token, keys)}, kek, extra)
+    second = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=limits_lab.azure_env)
+    assert second.rc == 0, str(second)
+    rows = report_rows(second.output)
+    assert rows[second_key]["result"] == "transferred" and rows[first_key]["result"] == "in place", rows
+    state = limits_lab.keys("premium")
+    assert state[kek]["deleted"] is True and len(state[kek]["versions"]) == 1, "the KEK was not recovered: %s" % state[kek]
+    assert len(state[first_key]["versions"]) == 1 and len(state[second_key]["versions"]) == 1
