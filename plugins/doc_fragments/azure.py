@@ -113,7 +113,8 @@ options:
         10-second windows and weighted by key type - for Key Vault 10 HSM-key CREATE transactions (a BYOK import is
         one) and, for all other transactions, 2000 (RSA-2048, EC), 500 (RSA-3072) or 250 (RSA-4096); for a Managed HSM
         1 create or import, 10 deletes, purges or recovers and 1100 other operations per second - using 80% of each
-        budget, so that parallel imports (O(parallel)) are not answered with 429.
+        budget, so that parallel imports (the C(parallel) option of M(byok.keyvault.keyvault_import)) are not answered
+        with 429.
       - A 429 that comes nevertheless (other clients of the vault, the subscription-wide ceiling of five times the
         vault limits) holds back the following requests for its Retry-After, and is retried as before.
       - The budgets are per module run; forks that call the module at the same time on one vault each have their own.

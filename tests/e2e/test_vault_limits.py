@@ -157,8 +157,7 @@ def test_purge_after_delete_frees_the_name_for_the_next_kek(limits_lab, run_modu
     assert len(limits_lab.keys("premium2")[name]["versions"]) == 1
 
 
-def test_transfer_with_kek_deleted_after_each_run_on_a_purge_protected_vault(limits_lab, make_token, run_playbook,
-                                                                           tmp_path):
+def test_transfer_deleting_its_kek_on_a_purge_protected_vault(limits_lab, make_token, run_playbook, tmp_path):
     """byok_kek_delete_after_run + byok_kek_purge on a purge-protected vault: the first run transfers and deletes its
     KEK (the purge is refused, the run does not fail); the next run, which has a new key to move and so needs the KEK,
     recovers it, transfers, and deletes it again."""

@@ -156,7 +156,7 @@ def test_hsm_create_limit_per_window_and_retry_after():
     v = vault()
     create = models.transaction(v, "import", "k", {"key": {"kty": "EC-HSM"}})
     assert (create.bucket, create.limit) == ("create", 10)
-    for _ in range(10):
+    for dummy in range(10):
         t.admit(v, create)
         clock.advance(0.01)
     with pytest.raises(errors.Throttled) as info:
@@ -181,9 +181,9 @@ def test_other_transactions_are_weighted_by_key_type():
     v.create_key("curve", {"kty": "EC-HSM"})
     big, small = models.transaction(v, "get", "BIG", None), models.transaction(v, "get", "small", None)
     assert (big.limit, small.limit, models.transaction(v, "sign", "curve", None).limit) == (250, 2000, 2000)
-    for _ in range(248):
+    for dummy in range(248):
         t.admit(v, big)
-    for _ in range(16):
+    for dummy in range(16):
         t.admit(v, small)
     with pytest.raises(errors.Throttled):
         t.admit(v, small)
@@ -197,7 +197,7 @@ def test_subscription_ceiling_is_five_vaults_worth():
     vaults = [models.Vault("v%d" % i, models.PREMIUM, URL) for i in range(6)]
     create = models.transaction(vaults[0], "create", "k", {"kty": "EC-HSM"})
     for v in vaults[:5]:
-        for _ in range(10):
+        for dummy in range(10):
             t.admit(v, create)
     with pytest.raises(errors.Throttled) as info:
         t.admit(vaults[5], create)
@@ -211,7 +211,7 @@ def test_managed_hsm_table():
     create = models.transaction(v, "import", "k", {"key": {"kty": "oct-HSM"}})
     assert (create.limit, models.transaction(v, "delete", "k", None).limit,
             models.transaction(v, "get", "k", None).limit) == (10, 100, 11000)
-    for _ in range(10):
+    for dummy in range(10):
         t.admit(v, create)
     with pytest.raises(errors.Throttled):
         t.admit(v, create)
@@ -222,7 +222,7 @@ def test_limits_are_off_by_default():
     t = models.Throttle(clock=Clock())
     v = vault()
     create = models.transaction(v, "create", "k", {"kty": "EC-HSM"})
-    for _ in range(100):
+    for dummy in range(100):
         t.admit(v, create)
     assert t.describe()["throttled"] == {}
 
