@@ -107,6 +107,26 @@ options:
       - Only modules that import keys use it.
     type: int
     default: 120
+  pacing:
+    description:
+      - Keep this module's requests to the vault under Azure's published service limits, counted per vault in
+        10-second windows and weighted by key type - for Key Vault 10 HSM-key CREATE transactions (a BYOK import is
+        one) and, for all other transactions, 2000 (RSA-2048, EC), 500 (RSA-3072) or 250 (RSA-4096); for a Managed HSM
+        1 create or import, 10 deletes, purges or recovers and 1100 other operations per second - using 80% of each
+        budget, so that parallel imports (the C(parallel) option of M(byok.keyvault.keyvault_import)) are not answered
+        with 429.
+      - A 429 that comes nevertheless (other clients of the vault, the subscription-wide ceiling of five times the
+        vault limits) holds back the following requests for its Retry-After, and is retried as before.
+      - The budgets are per module run; forks that call the module at the same time on one vault each have their own.
+    type: bool
+    default: true
+  pacing_window:
+    description:
+      - Length in seconds of the windows in which the vault counts requests for O(pacing). Azure counts in
+        10-second windows; a smaller value only makes sense against a test vault that shrinks its windows (the lab's
+        time scale).
+    type: float
+    default: 10.0
   lock_timeout:
     description:
       - How long, in seconds, to wait for the per-host lock of a vault key that another run on this controller holds
@@ -135,4 +155,6 @@ requirements:
 notes:
   - Throttling (429, honouring Retry-After), 5xx answers and connection errors are retried a bounded number of times;
     an import is never resent before the vault was checked for the key it would create.
+  - Requests are paced under the vault's service limits (O(pacing)), so that a vault used by the collection alone
+    answers (almost) no 429.
 '''

@@ -8,15 +8,19 @@ x509_certificate_path, thumbprint, cloud_environment) and resolve to exactly one
 credential: a client secret, a certificate, the Azure CLI login or a managed identity.  Errors from azure-core
 and azure-identity become KeyVaultError with a message that says what failed, where, and how to
 fix it.  The import PUT is never resent blindly: every import creates a key version, so before a
-retry the vault is asked whether the key already landed.
+retry the vault is asked whether the key already landed.  Every request to a vault is paced under
+Azure's published service limits (Pacer), and a 429's Retry-After holds back the requests after it.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import concurrent.futures
+import json
 import os
+import threading
 import time
 import traceback
 
@@ -35,8 +39,10 @@ try:
     from azure.core import exceptions as azexc
     from azure.identity import (AzureCliCredential, CertificateCredential, ClientSecretCredential, ManagedIdentityCredential)
     from azure.keyvault.keys import JsonWebKey, KeyClient
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
 except ImportError:  # pragma: no cover - exercised on hosts without the SDK
     AZURE_IMPORT_ERROR = traceback.format_exc()
+    SansIOHTTPPolicy = object
 
 AUTH_SOURCES = ('auto', 'cli', 'env', 'credential_file', 'msi')
 
@@ -53,10 +59,23 @@ KEY_OPS_CHOICES = ki.KEY_OPS_CHOICES
 # Retries of the SDK pipeline (429 honouring Retry-After, 5xx, connection errors) for reads and creates
 RETRY = dict(retry_total=4, retry_backoff_factor=0.8, retry_backoff_max=30)
 IMPORT_ATTEMPTS = 4
+#: seconds to keep asking for a name the vault is still deleting or purging (409 ObjectIsBeingDeleted)
+NAME_RELEASE_SECONDS = 60
 #: seconds to keep asking the vault whether an import whose answer was lost landed (import_confirm_timeout)
 IMPORT_CONFIRM_SECONDS = 120
 #: upper bound of the modules' parallel option (requests in flight to one vault)
 MAX_PARALLEL = 16
+
+# Azure's service limits, per vault (Managed HSM: per instance), in windows of PACING_WINDOW seconds, weighted: a
+# transaction costs 1/limit of its row's budget and the vault enforces the sum (Key Vault service limits; Managed HSM
+# scaling guidance, whose operations per second are given here per 10 s).  A BYOK import counts as a CREATE.
+PACING_WINDOW = 10.0
+#: share of each budget the collection uses, leaving room for clock skew, latency and the challenge request
+PACING_SHARE = 0.8
+PREMIUM_CREATE_LIMIT = 10
+#: all other transactions on an HSM key of a Key Vault, by key type and size
+PREMIUM_OTHER_LIMITS = {('RSA', 2048): 2000, ('RSA', 3072): 500, ('RSA', 4096): 250, ('EC', None): 2000}
+MHSM_LIMITS = {'create': 10, 'delete': 100, 'other': 11000}
 
 PERMISSION_HINT = {
     'get': "keys/get (access policy) or the RBAC role 'Key Vault Crypto Officer' (Managed HSM: 'Managed HSM Crypto User')",
@@ -92,6 +111,8 @@ def azure_argument_spec():
         lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
         import_confirm_timeout=dict(type='int', default=IMPORT_CONFIRM_SECONDS),
         allow_unsupported_clouds=dict(type='bool', default=False),
+        pacing=dict(type='bool', default=True),
+        pacing_window=dict(type='float', default=PACING_WINDOW),
     )
 
 
@@ -315,9 +336,143 @@ def build_credential(params):
     return ChainedTokenCredential(AzureCliCredential(), msi), public_auth(auth)
 
 
-def client_kwargs(params):
-    """Pipeline options for every client of a module run: the collection's retry policy and TLS trust."""
+class Pacer(object):
+    """Keeps one module run's requests to one vault under the vault's limits; shared by the run's threads.
+
+    Each request is put in its bucket (create: create and import; Managed HSM also delete: delete, purge, recover;
+    other: the rest) with the weight of its row; a request whose cost does not fit into what the last window's requests
+    left of PACING_SHARE of the budget waits until it does.  A request counts from when it is sent until a window
+    after its answer came (the vault counts it somewhere in between), so a slow answer cannot make two windows' worth
+    of requests reach the vault in one.  A 429 holds back every request for its Retry-After.  The 'other' row of a key
+    is learnt from the vault's answers (RSA size, EC); until then it is RSA-2048's.
+    """
+
+    def __init__(self, kind, window=PACING_WINDOW, share=PACING_SHARE, clock=time.monotonic, sleep=time.sleep):
+        self.kind = kind
+        self.window = float(window)
+        self.share = share
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._log = {}
+        self._rows = {}
+        self._hold_until = 0.0
+        self.waited = 0.0
+        self.requests = 0
+        self.throttled = 0
+
+    @staticmethod
+    def _segments(url):
+        from ansible.module_utils.six.moves.urllib.parse import unquote, urlparse
+        return [unquote(part) for part in urlparse(url).path.strip('/').split('/') if part]
+
+    def classify(self, method, url):
+        """(bucket, limit of the row) of one request."""
+        seg = self._segments(url)
+        method = method.upper()
+        is_create = (method == 'PUT' and len(seg) == 2 and seg[0] == 'keys') or (
+            method == 'POST' and len(seg) == 3 and seg[0] == 'keys' and seg[2] == 'create')
+        if self.kind == 'managed_hsm':
+            if is_create:
+                return 'create', MHSM_LIMITS['create']
+            if (method == 'DELETE' and len(seg) == 2 and seg[0] in ('keys', 'deletedkeys')) or (
+                    method == 'POST' and len(seg) == 3 and seg[0] == 'deletedkeys' and seg[2] == 'recover'):
+                return 'delete', MHSM_LIMITS['delete']
+            return 'other', MHSM_LIMITS['other']
+        if is_create:
+            return 'create', PREMIUM_CREATE_LIMIT
+        name = seg[1].lower() if len(seg) > 1 and seg[0] in ('keys', 'deletedkeys') else None
+        return 'other', self._rows.get(name, PREMIUM_OTHER_LIMITS[('RSA', 2048)])
+
+    def _fits(self, log, cost, now):
+        """0 when cost fits now, else the seconds until it does (entries [time, cost]; time None: no answer yet)."""
+        log[:] = [entry for entry in log if entry[0] is None or entry[0] > now - self.window]
+        used = sum(entry[1] for entry in log)
+        if not log or used + cost <= self.share + 1e-9:
+            return 0.0
+        for stamp, item in sorted((entry for entry in log if entry[0] is not None), key=lambda entry: entry[0]):
+            used -= item
+            if used + cost <= self.share + 1e-9:
+                return max(stamp + self.window - now, 0.001)
+        return self.window / 10  # only requests still waiting for their answer: look again soon
+
+    def acquire(self, method, url):
+        """Wait until the request fits (or the 429 hold ends), then count it; the entry to pass to answered()."""
+        bucket, limit = self.classify(method, url)
+        cost = 1.0 / limit
+        while True:
+            with self._lock:
+                now = self.clock()
+                log = self._log.setdefault(bucket, [])
+                wait = max(self._hold_until - now, self._fits(log, cost, now))
+                if wait <= 0:
+                    entry = [None, cost]
+                    log.append(entry)
+                    self.requests += 1
+                    return entry
+            self.waited += wait
+            self.sleep(wait)
+
+    def answered(self, entry):
+        """The request of entry got its answer (or failed): it counts for a window from now."""
+        if entry is not None:
+            with self._lock:
+                entry[0] = self.clock()
+
+    def observe(self, method, url, status, retry_after=None, body=None):
+        """Learn from an answer: a 429 holds back the next requests; a key's type and size give its row."""
+        with self._lock:
+            if status == 429:
+                self.throttled += 1
+                self._hold_until = max(self._hold_until, self.clock() + (retry_after if retry_after is not None else 1.0))
+                return
+        if self.kind == 'managed_hsm' or not isinstance(body, dict) or not isinstance(body.get('key'), dict):
+            return
+        seg = self._segments(url)
+        jwk = body['key']
+        kty = str(jwk.get('kty') or '')
+        row = None
+        if kty.startswith('EC'):
+            row = ('EC', None)
+        elif kty.startswith('RSA') and isinstance(jwk.get('n'), str):
+            size = len(base64.urlsafe_b64decode(jwk['n'] + '=' * (-len(jwk['n']) % 4)).lstrip(b'\x00')) * 8
+            row = ('RSA', size) if ('RSA', size) in PREMIUM_OTHER_LIMITS else None
+        if row and len(seg) > 1 and seg[0] in ('keys', 'deletedkeys'):
+            with self._lock:
+                self._rows[seg[1].lower()] = PREMIUM_OTHER_LIMITS[row]
+
+
+class PacingPolicy(SansIOHTTPPolicy):
+    """The Pacer in the SDK pipeline, after its retry policy: every attempt, page and poll is paced."""
+
+    def __init__(self, pacer):
+        super(PacingPolicy, self).__init__()
+        self.pacer = pacer
+
+    def on_request(self, request):
+        request.context['byok_pacing'] = self.pacer.acquire(request.http_request.method, request.http_request.url)
+
+    def on_exception(self, request):
+        self.pacer.answered(request.context.get('byok_pacing'))
+
+    def on_response(self, request, response):
+        self.pacer.answered(request.context.get('byok_pacing'))
+        http = response.http_response
+        body = None
+        if http.status_code == 200 and 'json' in (http.headers.get('Content-Type') or ''):
+            try:
+                body = json.loads(http.text())
+            except ValueError:
+                body = None
+        self.pacer.observe(request.http_request.method, request.http_request.url, http.status_code,
+                           _retry_after_value(http.headers.get('Retry-After')), body)
+
+
+def client_kwargs(params, pacer=None):
+    """Pipeline options for every client of a module run: the collection's retry policy, pacing and TLS trust."""
     kwargs = dict(RETRY)
+    if pacer is not None:
+        kwargs['custom_hook_policy'] = PacingPolicy(pacer)
     if params.get('ca_bundle'):
         kwargs['connection_verify'] = params['ca_bundle']
     if params.get('verify_challenge_resource') is False:
@@ -410,10 +565,13 @@ def explain(exc, action, vault_url, permission=None, auth=None):
         return KeyVaultError('%s: %s not found in %s (%s)' % (action, 'key', vault_url, _service_message(exc)), status=404, code=code)
     if status == 409:
         msg = _service_message(exc)
+        if 'being deleted' in msg.lower():
+            return KeyVaultError('%s in %s: %s (the vault is still deleting or purging a key of that name); run again in a '
+                                 'minute' % (action, vault_url, msg), status=409, code='ObjectIsBeingDeleted')
         if 'deleted' in msg.lower():
             return KeyVaultError('%s in %s: %s; recover it (keys/recover permission, az keyvault key recover) or purge it '
                                  '(keys/purge permission, az keyvault key purge), then run again' % (action, vault_url, msg),
-                                 status=409, code=code)
+                                 status=409, code='ObjectIsDeletedButRecoverable')
         return KeyVaultError('%s in %s conflicts with the vault state (409): %s' % (action, vault_url, msg), status=409, code=code)
     if status == 429:
         return KeyVaultError('%s in %s was throttled (429) and retries ran out; run again later or with fewer forks'
@@ -453,7 +611,15 @@ class Vault(object):
         self.vault_type = self.target.kind
         # auth says where the identity came from (for messages); the secret stays inside the credential only
         self.credential, self.auth = build_credential(params)
-        self.client_kwargs = client_kwargs(params)
+        self.pacer = None
+        if params.get('pacing', True):
+            window = params.get('pacing_window')
+            window = PACING_WINDOW if window is None else window
+            if window <= 0:
+                raise KeyVaultError('pacing_window is %s; give the length in seconds of the windows in which the vault counts '
+                                    "requests (Azure: %d), or set pacing: false" % (window, PACING_WINDOW))
+            self.pacer = Pacer(self.vault_type, window)
+        self.client_kwargs = client_kwargs(params, self.pacer)
         self.client = KeyClient(self.url, self.credential, **self.client_kwargs)
         confirm = params.get('import_confirm_timeout')
         self.confirm_seconds = IMPORT_CONFIRM_SECONDS if confirm is None else confirm
@@ -487,21 +653,68 @@ class Vault(object):
         return sorted(props, key=lambda p: (p.created_on or 0, p.version or ''))
 
     def create_kek(self, name, size, expires_on=None):
-        return self._call('creation of KEK %s' % name, 'create', self.client.create_rsa_key, name, size=size,
-                          hardware_protected=True, key_operations=['import'], expires_on=expires_on)
+        """Create the KEK; while the vault is still deleting or purging a key of that name (409 ObjectIsBeingDeleted,
+        Azure's deletes and purges run in the background) ask again, for up to NAME_RELEASE_SECONDS."""
+        deadline = time.monotonic() + NAME_RELEASE_SECONDS
+        pause = 0.5
+        while True:
+            try:
+                return self._call('creation of KEK %s' % name, 'create', self.client.create_rsa_key, name, size=size,
+                                  hardware_protected=True, key_operations=['import'], expires_on=expires_on)
+            except KeyVaultError as exc:
+                if exc.code != 'ObjectIsBeingDeleted' or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 8)
+
+    def get_deleted(self, name):
+        """The soft-deleted key of that name (DeletedKey), or None."""
+        try:
+            return self.client.get_deleted_key(name)
+        except Exception as exc:  # mapped below
+            if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
+                return None
+            raise explain(exc, 'get of deleted key %s' % name, self.url, 'get', self.auth)
+
+    def recover(self, name):
+        """Recover a soft-deleted key and wait until the vault serves it again; the KeyVaultKey."""
+        poller = self._call('recovery of deleted key %s' % name, 'recover', self.client.begin_recover_deleted_key, name)
+        self._call('waiting for the recovery of key %s' % name, 'recover', poller.wait)
+        return poller.result()
 
     def delete(self, name, purge=False):
-        """Delete a key (soft delete), and purge it when asked; False when the vault has no such key."""
+        """Delete a key (soft delete), and purge it when asked.
+
+        A dict: deleted (False when the vault has no such key), purged, and purge_refused (why the vault cannot purge:
+        purge protection, which keeps a deleted key until scheduled_purge_date) - a refused purge is not a failure.
+        """
+        out = {'deleted': False, 'purged': False, 'purge_refused': None, 'scheduled_purge_date': None}
         try:
             poller = self.client.begin_delete_key(name)
         except Exception as exc:  # mapped below
             if azexc is not None and isinstance(exc, azexc.ResourceNotFoundError):
-                return False
+                return out
             raise explain(exc, 'deletion of key %s' % name, self.url, 'delete', self.auth)
-        if purge:
-            self._call('waiting for the deletion of key %s' % name, 'delete', poller.wait)
-            self._call('purge of key %s' % name, 'purge', self.client.purge_deleted_key, name)
-        return True
+        out['deleted'] = True
+        deleted = poller.result()
+        when = getattr(deleted, 'scheduled_purge_date', None)
+        out['scheduled_purge_date'] = when.isoformat() if when else None
+        if not purge:
+            return out
+        level = getattr(getattr(deleted, 'properties', None), 'recovery_level', None) or ''
+        if level and 'Purgeable' not in level:
+            out['purge_refused'] = _purge_refused(name, self.url, level, out['scheduled_purge_date'])
+            return out
+        self._call('waiting for the deletion of key %s' % name, 'delete', poller.wait)
+        try:
+            self.client.purge_deleted_key(name)
+        except Exception as exc:  # mapped below
+            if getattr(exc, 'status_code', None) == 403 and 'purge protection' in _service_message(exc).lower():
+                out['purge_refused'] = _purge_refused(name, self.url, 'purge protection', out['scheduled_purge_date'])
+                return out
+            raise explain(exc, 'purge of key %s' % name, self.url, 'purge', self.auth)
+        out['purged'] = True
+        return out
 
     def sign_and_verify(self, key):
         """Proof of possession: the vault signs a random digest with the key; verified here with its public key."""
@@ -620,6 +833,11 @@ class Vault(object):
         return ki.kcv_from_block(result.ciphertext)
 
 
+def _purge_refused(name, vault_url, level, scheduled):
+    return ('key %s in %s was deleted but cannot be purged (%s: purge protection); the vault keeps it until %s and purges it '
+            'then' % (name, vault_url, level, scheduled or 'the end of its retention period'))
+
+
 def _answer(err):
     """What a KeyVaultError was, in a few words for an outcome-unknown message: the status or the connection fault."""
     words = {'ConnectionReset': 'connection reset', 'Unreachable': 'vault unreachable'}
@@ -631,7 +849,11 @@ def _answer(err):
 def _retry_after(exc):
     response = getattr(exc, 'response', None)
     headers = getattr(response, 'headers', None) or {}
-    value = headers.get('Retry-After') if hasattr(headers, 'get') else None
+    return _retry_after_value(headers.get('Retry-After') if hasattr(headers, 'get') else None)
+
+
+def _retry_after_value(value):
+    """Seconds of a Retry-After header (a number of seconds; an HTTP date is not used by Key Vault), or None."""
     try:
         return float(value) if value is not None else None
     except ValueError:

@@ -53,17 +53,30 @@ def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
 
 def _ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     key = vault.get(name)
+    created = recovered = False
     if key is None:
         if not create:
             raise KeyVaultError('KEK %s does not exist in %s and create is false; set create: true, or create it with '
                                 'kty RSA-HSM and key_ops exactly ["import"]' % (name, vault.url))
-        if check_mode:
-            return True, None, None
-        key = vault.create_kek(name, key_size, expires_on=expires_on)
-        created = True
-    else:
-        created = False
+        deleted = vault.get_deleted(name)
+        if deleted is None:
+            if check_mode:
+                return True, None, None
+            try:
+                key = vault.create_kek(name, key_size, expires_on=expires_on)
+                created = True
+            except KeyVaultError as exc:
+                # the vault finished deleting a key of that name between the two calls
+                deleted = vault.get_deleted(name) if exc.code == 'ObjectIsDeletedButRecoverable' else None
+                if deleted is None:
+                    raise
+        if key is None:
+            key = _recover_kek(vault, name, deleted, key_size, check_mode)
+            if key is None:
+                return True, None, None
+            recovered = True
     summary = key_summary(key)
+    summary['recovered'] = recovered
     problems = kek_problems(summary, key_size)
     if problems:
         raise KeyVaultError('key %s in %s cannot be used as a KEK: %s; use a key created as RSA-HSM with key_ops exactly '
@@ -71,6 +84,21 @@ def _ensure_kek(vault, name, key_size, create, expires_on, check_mode):
                             % (name, vault.url, '; '.join(problems)))
     public = ki.public_key_from_jwk({'kty': 'RSA', 'n': key.key.n, 'e': key.key.e})
     return created, summary, public
+
+
+def _recover_kek(vault, name, deleted, key_size, check_mode):
+    """The KEK name is held by a soft-deleted key (a KEK deleted after an earlier run, kept by purge protection or not
+    purged): recover it when it can serve as this KEK - the key the vault would hold had it not been deleted; the run's
+    byok_kek_delete_after_run deletes it again - else fail saying what to do.  None in check mode."""
+    problems = kek_problems(key_summary(deleted), key_size)
+    if problems:
+        when = getattr(deleted, 'scheduled_purge_date', None)
+        raise KeyVaultError('KEK name %s in %s is held by a deleted key that cannot serve as a KEK (%s) and that the vault keeps '
+                            'until %s; choose another KEK name (kek_name), or purge the deleted key if the vault allows it'
+                            % (name, vault.url, '; '.join(problems), when.isoformat() if when else 'its purge date'))
+    if check_mode:
+        return None
+    return vault.recover(name)
 
 
 def vault_identity(vault, key, key_type, key_size):

@@ -47,12 +47,23 @@ options:
     description:
       - V(present) creates or finds the KEK. V(absent) deletes it (for example after a transfer, so that no one can
         import under it any more); the vault keeps a soft-deleted key until it is purged.
+      - With V(present), when the name is held by a soft-deleted key (a KEK deleted after an earlier run and not
+        purged, for example because the vault has purge protection), that key is recovered if it can serve as this KEK
+        (RSA-HSM, key_ops exactly C(import), O(key_size), valid dates), which needs keys/recover; it is the KEK the
+        vault would hold had it not been deleted, and O(state=absent) at the end of the run deletes it again. A deleted
+        key that cannot serve as the KEK is left alone and the module fails, naming its purge date and saying to choose
+        another name.
+      - While the vault is still deleting or purging a key of that name (Azure does both in the background, answering
+        409 in the meantime), the creation is retried for up to a minute.
     type: str
     default: present
     choices: [present, absent]
   purge:
     description:
       - With O(state=absent), also purge the soft-deleted KEK so that its name can be used again (needs keys/purge).
+      - On a vault with purge protection (always on for Managed HSM) a purge is not possible; the KEK is then deleted,
+        the module warns, reports RV(purged=false) and RV(purge_refused) and does not fail. The vault purges the key at
+        the end of its retention period; until then the next run recovers it (see O(state)).
     type: bool
     default: false
   dest:
@@ -114,6 +125,22 @@ deleted:
   description: Whether the KEK was deleted (O(state=absent)).
   returned: when O(state=absent)
   type: bool
+purged:
+  description: Whether the deleted KEK was also purged (O(state=absent) with O(purge)).
+  returned: when O(state=absent)
+  type: bool
+purge_refused:
+  description: Why the vault could not purge the deleted KEK (purge protection) and until when it keeps it; null otherwise.
+  returned: when O(state=absent)
+  type: str
+scheduled_purge_date:
+  description: When the vault purges the deleted KEK by itself (end of its retention period).
+  returned: when O(state=absent) and the KEK was deleted
+  type: str
+recovered:
+  description: Whether this run recovered the KEK from a soft-deleted key of that name (see O(state)).
+  returned: when O(state=present)
+  type: bool
 expires_on:
   description: Expiry of the KEK, if it has one.
   returned: always
@@ -131,11 +158,11 @@ NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, ex
 
 
 def delete_kek(kv, name, purge):
-    """(changed) after deleting (and purging) the KEK; nothing when the vault has no such key."""
+    """What deleting (and purging) the KEK did (keyvault.Vault.delete's dict); nothing when the vault has no such key."""
     exists = kv.vault.get(name) is not None
     if exists and not kv.check_mode:
-        kv.vault.delete(name, purge=purge)
-    return exists
+        return kv.vault.delete(name, purge=purge)
+    return {'deleted': exists, 'purged': False, 'purge_refused': None, 'scheduled_purge_date': None}
 
 
 def write_pem(dest, pem, check_mode):
@@ -172,20 +199,23 @@ def main():
     p = kv.params
     kv.guard(byok_file.validate_key_name, p['name'])
     if p['state'] == 'absent':
-        deleted = kv.guard(delete_kek, kv, p['name'], p['purge'])
-        kv.module.exit_json(changed=deleted, created=False, deleted=deleted, **NO_KEK)
+        outcome = kv.guard(delete_kek, kv, p['name'], p['purge'])
+        if outcome['purge_refused']:
+            kv.module.warn(outcome['purge_refused'])
+        kv.module.exit_json(changed=outcome['deleted'], created=False, **dict(NO_KEK, **outcome))
     expires_on = kv.guard(parse_datetime, p['expires_on'], 'expires_on')
     kv.guard(check_dest, p['dest'])
     created, summary, public = kv.guard(ensure_kek, kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.check_mode)
     if summary is None:
         result = dict(NO_KEK)
-        result.update(changed=True, created=True, key_size=p['key_size'], expires_on=p['expires_on'])
+        result.update(changed=True, created=True, recovered=False, key_size=p['key_size'], expires_on=p['expires_on'])
         kv.module.exit_json(**result)
     pem = ki.public_pem(public)
-    changed = created
+    changed = created or summary['recovered']
     if p['dest']:
         changed = kv.guard(write_pem, p['dest'], pem, kv.check_mode) or changed
-    kv.module.exit_json(changed=changed, created=created, kid=summary['kid'], fingerprint=ki.fingerprint(public),
+    kv.module.exit_json(changed=changed, created=created, recovered=summary['recovered'], kid=summary['kid'],
+                        fingerprint=ki.fingerprint(public),
                         key_size=public.key_size, public_key_pem=pem, expires_on=summary['expires_on'])
 
 

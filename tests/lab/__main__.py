@@ -4,7 +4,7 @@
 """``PYTHONPATH=tests python -m lab COMMAND [--state-dir DIR]``, or ``byok-keyvault-lab COMMAND`` when installed
 (``pip install ./tests/lab``)
 
-Commands: init, start, stop, status, reset, env [--json], faults, dump, serve (foreground).
+Commands: init, start, stop, status, reset, env [--json], faults, settings, dump, serve (foreground).
 """
 
 from __future__ import annotations
@@ -236,6 +236,41 @@ def cmd_faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Azure's service limits (on/off, time scale) and vault options (purge protection, delete and purge delays)."""
+    cfg = _cfg(args)
+    body: dict = {}
+    limits: dict = {}
+    if args.limits:
+        limits["enabled"] = args.limits == "on"
+    if args.time_scale is not None:
+        limits["time_scale"] = args.time_scale
+    if limits:
+        body["limits"] = limits
+    options: dict = {}
+    if args.purge_protection:
+        options["purge_protection"] = args.purge_protection == "on"
+    if args.delete_delay is not None:
+        options["delete_delay"] = args.delete_delay
+    if args.purge_delay is not None:
+        options["purge_delay"] = args.purge_delay
+    if options:
+        if not args.vault:
+            print("lab: --purge-protection, --delete-delay and --purge-delay need --vault NAME", file=sys.stderr)
+            return 2
+        body["vaults"] = {args.vault: options}
+    try:
+        result = _admin(cfg, "POST" if body else "GET", "settings", body or None)
+    except urllib.error.HTTPError as exc:
+        print("lab: %s" % exc.read().decode("utf-8", "replace"), file=sys.stderr)
+        return 1
+    except (OSError, urllib.error.URLError) as exc:
+        print("lab: the server does not answer (%s); start it first" % exc, file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     if _pid(cfg) and _healthy(cfg):
@@ -277,6 +312,14 @@ def build_parser(prog: str = "python -m lab") -> argparse.ArgumentParser:
     p_faults.add_argument("--path", help="with --next: only requests whose path contains this string")
     p_faults.add_argument("--off", action="store_true", help="switch all faults off and clear the queue")
     p_faults.set_defaults(func=cmd_faults)
+    p_settings = sub.add_parser("settings", parents=[common], help="Azure's service limits and vault options on the running server")
+    p_settings.add_argument("--limits", choices=["on", "off"], help="throttle like Azure (429 + Retry-After) or not (default off)")
+    p_settings.add_argument("--time-scale", type=float, help="shrink Azure's 10-second windows (0.1: 1 s windows, same counts)")
+    p_settings.add_argument("--vault", help="the vault the options below apply to (premium, mhsm, premium2)")
+    p_settings.add_argument("--purge-protection", choices=["on", "off"], help="refuse purges (always on for mhsm)")
+    p_settings.add_argument("--delete-delay", type=float, help="seconds before a deleted key is listed as deleted")
+    p_settings.add_argument("--purge-delay", type=float, help="seconds a purged name still answers 409")
+    p_settings.set_defaults(func=cmd_settings)
     sub.add_parser("dump", parents=[common], help="print the vault state summary as JSON").set_defaults(func=cmd_dump)
     return parser
 

@@ -47,6 +47,10 @@ ADMIN_SECRET_FILE = "admin-secret"
 #: the header that carries the admin secret to /lab/... (any local user can reach the port; only the state dir's
 #: owner can read the secret)
 ADMIN_HEADER = "X-Lab-Admin-Secret"
+#: seconds a lab vault takes to finish a delete (the key appears under /deletedkeys) and a purge (the name is free):
+#: asynchronous, as in Azure, but short
+DEFAULT_DELETE_DELAY = 0.2
+DEFAULT_PURGE_DELAY = 0.2
 
 
 @dataclass
@@ -65,6 +69,8 @@ class LabConfig:
     identities: List[Identity]
     signing_key: bytes = field(repr=False)
     admin_secret: str = field(default="", repr=False)
+    #: what the server applies at start ({"limits": {...}, "vaults": {...}}, see LabServer.configure); config.json "settings"
+    settings: dict = field(default_factory=dict)
 
     def path(self, name: str) -> str:
         return os.path.join(self.state_dir, name)
@@ -233,4 +239,5 @@ def load(state_dir: str) -> LabConfig:
         state_dir=state_dir, tenant_id=config["tenant_id"], base_port=int(config["base_port"]),
         vaults=[VaultDef(v["name"], v["kind"], int(v["port"])) for v in config["vaults"]],
         identities=identities, signing_key=bytes.fromhex(private["token_signing_key"]), admin_secret=admin_secret,
+        settings=dict(config.get("settings") or {}),
     )

@@ -22,7 +22,8 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlparse
 
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from . import byok
-from .errors import BadParameter, Conflict, Forbidden, KeyNotFound
+from .errors import BadParameter, Conflict, Forbidden, KeyNotFound, Throttled
 
 LOG = logging.getLogger("lab.models")
 
@@ -41,6 +42,11 @@ VAULT_KINDS = (PREMIUM, MANAGED_HSM)
 
 RECOVERY_LEVEL = "Recoverable+Purgeable"
 RECOVERABLE_DAYS = 90
+
+#: Key Vault's answers while a delete or a purge is still running (both are asynchronous in Azure)
+BEING_DELETED = "Key is currently being deleted."
+PURGE_PROTECTED = ('Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service '
+                   "will automatically purge it after the retention period has passed.")
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -267,11 +273,54 @@ def _int_bytes(value: int) -> bytes:
 
 
 @dataclass
+class VaultOptions:
+    """How a lab vault behaves where Azure vaults differ or take time.
+
+    * ``delete_delay``: seconds after a DELETE before the key appears under ``/deletedkeys`` (until then its name
+      answers 409 ObjectIsBeingDeleted, and ``GET /deletedkeys/{name}`` 404, as in Azure).
+    * ``purge_delay``: seconds after a purge during which the name still answers 409 ObjectIsBeingDeleted.
+    * ``purge_protection``: a purge is refused (403) and a deleted key stays until its retention ends; always on for a
+      Managed HSM in the lab.
+    * ``retention_days``: the soft-delete retention (7-90 days).
+    """
+
+    delete_delay: float = 0.0
+    purge_delay: float = 0.0
+    purge_protection: bool = False
+    retention_days: int = RECOVERABLE_DAYS
+
+    def update(self, values: dict) -> "VaultOptions":
+        if not isinstance(values, dict):
+            raise BadParameter("The vault options must be a JSON object.")
+        unknown = sorted(set(values) - set(asdict(self)))
+        if unknown:
+            raise BadParameter("Unknown vault options %s; known: %s." % (unknown, ", ".join(sorted(asdict(self)))))
+        for name in ("delete_delay", "purge_delay"):
+            if name in values:
+                value = values[name]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise BadParameter("%s must be a number of seconds (0 or more)." % name)
+                setattr(self, name, float(value))
+        if "purge_protection" in values:
+            if not isinstance(values["purge_protection"], bool):
+                raise BadParameter("purge_protection must be true or false.")
+            self.purge_protection = values["purge_protection"]
+        if "retention_days" in values:
+            days = values["retention_days"]
+            if isinstance(days, bool) or not isinstance(days, int) or not 7 <= days <= 90:
+                raise BadParameter("retention_days must be a whole number of days from 7 to 90.")
+            self.retention_days = days
+        return self
+
+
+@dataclass
 class Key:
     name: str
     versions: List[KeyVersion] = field(default_factory=list)
     deleted_date: Optional[int] = None
     scheduled_purge_date: Optional[int] = None
+    #: clock time from which a deleted key is listed under /deletedkeys (its deletion has finished)
+    visible_at: Optional[float] = None
 
     @property
     def deleted(self) -> bool:
@@ -289,10 +338,14 @@ class Key:
 
 
 class Vault:
-    """One lab vault: its keys and the rules that apply to them."""
+    """One lab vault: its keys and the rules that apply to them.
+
+    Key names are compared case-insensitively, as Key Vault does: ``keys`` is indexed by the lowercase name and each
+    :class:`Key` keeps the case of its first creation as its name.
+    """
 
     def __init__(self, name: str, kind: str, url: str, path: Optional[str] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, options: Optional[VaultOptions] = None) -> None:
         if kind not in VAULT_KINDS:
             raise ValueError("vault kind must be one of %s" % (VAULT_KINDS,))
         self.name = name
@@ -300,27 +353,46 @@ class Vault:
         self.url = url.rstrip("/")
         self.path = path
         self.clock = clock
+        self.options = options or VaultOptions()
         self.keys: Dict[str, Key] = {}
+        #: lowercase name -> clock time until which a purged name still answers 409 (the purge is running)
+        self.purging: Dict[str, float] = {}
         self.lock = threading.RLock()
         if path and os.path.exists(path):
             self._load()
+
+    @property
+    def purge_protection(self) -> bool:
+        """Purge protection: a vault option; always on for a Managed HSM."""
+        return self.kind == MANAGED_HSM or self.options.purge_protection
+
+    @property
+    def recovery_level(self) -> str:
+        """The ``recoveryLevel`` of the vault's keys (Key Vault's DeletionRecoveryLevel values)."""
+        prefix = "Recoverable" if self.options.retention_days == RECOVERABLE_DAYS else "CustomizedRecoverable"
+        return prefix if self.purge_protection else prefix + "+Purgeable"
 
     # -- persistence -------------------------------------------------------------------------
     def _load(self) -> None:
         with open(str(self.path), encoding="utf-8") as handle:
             state = json.load(handle)
         for name, item in state.get("keys", {}).items():
-            self.keys[name] = Key(
+            if name.lower() in self.keys:
+                LOG.warning("vault=%s state file holds key %s and %s, one name for Key Vault; keeping %s", self.name,
+                            self.keys[name.lower()].name, name, self.keys[name.lower()].name)
+                continue
+            self.keys[name.lower()] = Key(
                 name=name, versions=[KeyVersion.from_state(v) for v in item["versions"]],
-                deleted_date=item.get("deleted_date"), scheduled_purge_date=item.get("scheduled_purge_date"))
+                deleted_date=item.get("deleted_date"), scheduled_purge_date=item.get("scheduled_purge_date"),
+                visible_at=item.get("visible_at"))
 
     def to_state(self) -> dict:
         return {
             "name": self.name, "kind": self.kind,
             "keys": {
-                name: {"versions": [v.to_state() for v in key.versions], "deleted_date": key.deleted_date,
-                       "scheduled_purge_date": key.scheduled_purge_date}
-                for name, key in self.keys.items()
+                key.name: {"versions": [v.to_state() for v in key.versions], "deleted_date": key.deleted_date,
+                           "scheduled_purge_date": key.scheduled_purge_date, "visible_at": key.visible_at}
+                for key in self.keys.values()
             },
         }
 
@@ -345,6 +417,7 @@ class Vault:
     def reset(self) -> None:
         with self.lock:
             self.keys.clear()
+            self.purging.clear()
             if self.path and os.path.exists(self.path):
                 os.unlink(self.path)
 
@@ -352,9 +425,35 @@ class Vault:
     def _now(self) -> int:
         return int(self.clock())
 
-    def _live(self, name: str) -> Key:
+    def _expire(self) -> None:
+        """What Azure does in the background: purge deleted keys whose retention ended, finish running purges."""
+        now = self.clock()
+        ended = [lower for lower, key in self.keys.items() if key.deleted and key.scheduled_purge_date is not None
+                 and now >= key.scheduled_purge_date]
+        for lower in ended:
+            LOG.info("vault=%s key=%s purged at the end of its retention", self.name, self.keys[lower].name)
+            del self.keys[lower]
+        for lower in [n for n, until in self.purging.items() if now >= until]:
+            del self.purging[lower]
+        if ended:
+            self.save()
+
+    def _lookup(self, name: str) -> Optional[Key]:
+        """The key of that name in any case, deleted or not (None when the vault has none)."""
         _check_name(name)
-        key = self.keys.get(name)
+        self._expire()
+        return self.keys.get(name.lower())
+
+    def _being_deleted(self, key: Optional[Key]) -> bool:
+        return key is not None and key.deleted and key.visible_at is not None and self.clock() < key.visible_at
+
+    def key_of(self, name: str) -> Key:
+        """The live key of that name, in any case (KeyNotFound otherwise)."""
+        with self.lock:
+            return self._live(name)
+
+    def _live(self, name: str) -> Key:
+        key = self._lookup(name)
         if key is None or key.deleted:
             raise KeyNotFound(
                 "A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able to recover it "
@@ -363,19 +462,20 @@ class Vault:
         return key
 
     def _deleted(self, name: str) -> Key:
-        _check_name(name)
-        key = self.keys.get(name)
-        if key is None or not key.deleted:
+        """A deleted key whose deletion has finished (until then Key Vault does not list it under /deletedkeys)."""
+        key = self._lookup(name)
+        if key is None or not key.deleted or self._being_deleted(key):
             raise KeyNotFound("Deleted Key not found: %s" % name)
         return key
 
     def _writable(self, name: str) -> None:
-        """Create and import are refused on a soft-deleted name."""
-        _check_name(name)
-        key = self.keys.get(name)
+        """Create and import are refused on a soft-deleted name, and while a delete or a purge of it is running."""
+        key = self._lookup(name)
+        if self._being_deleted(key) or (key is None and name.lower() in self.purging):
+            raise Conflict(BEING_DELETED, innererror="ObjectIsBeingDeleted")
         if key is not None and key.deleted:
             raise Conflict("Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, "
-                           "the key can only be recovered or purged." % name)
+                           "the key can only be recovered or purged." % key.name, innererror="ObjectIsDeletedButRecoverable")
 
     def _check_kty(self, kty: object) -> str:
         if not isinstance(kty, str) or not kty:
@@ -399,13 +499,14 @@ class Vault:
         return enabled, _int_or_none(attributes.get("nbf"), "nbf"), _int_or_none(attributes.get("exp"), "exp")
 
     def _add_version(self, name: str, version: KeyVersion) -> KeyVersion:
-        key = self.keys.setdefault(name, Key(name=name))
+        key = self.keys.setdefault(name.lower(), Key(name=name))
         key.versions.append(version)
         self.save()
         return version
 
     def kid(self, name: str, version: Optional[str] = None) -> str:
-        base = "%s/keys/%s" % (self.url, name)
+        key = self.keys.get(name.lower()) if isinstance(name, str) else None
+        base = "%s/keys/%s" % (self.url, key.name if key is not None else name)
         return "%s/%s" % (base, version) if version else base
 
     # -- operations --------------------------------------------------------------------------
@@ -459,7 +560,7 @@ class Vault:
         if len(parts) != 3 or parts[0] != "keys" or not parts[2]:
             raise BadParameter("The KEK identifier %r in the BYOK blob is not of the form %s/keys/NAME/VERSION." % (kid, self.url))
         name, version = parts[1], parts[2]
-        key = self.keys.get(name)
+        key = self.keys.get(name.lower()) if NAME_RE.match(name) else None
         if key is None or key.deleted:
             raise BadParameter("The KEK %r named by the BYOK blob does not exist in this vault." % kid)
         kek = key.version(version)
@@ -526,6 +627,7 @@ class Vault:
 
     def list_keys(self) -> List[Key]:
         with self.lock:
+            self._expire()
             return [self.keys[name] for name in sorted(self.keys) if not self.keys[name].deleted]
 
     def list_versions(self, name: str) -> List[KeyVersion]:
@@ -559,7 +661,9 @@ class Vault:
             key = self._live(name)
             now = self._now()
             key.deleted_date = now
-            key.scheduled_purge_date = now + RECOVERABLE_DAYS * 86400
+            key.scheduled_purge_date = now + self.options.retention_days * 86400
+            key.visible_at = self.clock() + self.options.delete_delay
+            LOG.info("vault=%s delete key=%s (listed as deleted after %.1f s)", self.name, key.name, self.options.delete_delay)
             self.save()
             return key
 
@@ -569,19 +673,34 @@ class Vault:
 
     def list_deleted_keys(self) -> List[Key]:
         with self.lock:
-            return [self.keys[name] for name in sorted(self.keys) if self.keys[name].deleted]
+            self._expire()
+            return [self.keys[name] for name in sorted(self.keys) if self.keys[name].deleted and not self._being_deleted(self.keys[name])]
+
+    def _finished_deleting(self, name: str) -> Key:
+        """A deleted key on which purge or recover may act: 409 while its deletion is running, 404 when there is none."""
+        key = self._lookup(name)
+        if self._being_deleted(key):
+            raise Conflict(BEING_DELETED, innererror="ObjectIsBeingDeleted")
+        return self._deleted(name)
 
     def purge_deleted_key(self, name: str) -> None:
+        """``DELETE /deletedkeys/{name}``: refused under purge protection; the name stays taken for ``purge_delay``."""
         with self.lock:
-            self._deleted(name)
-            del self.keys[name]
+            key = self._finished_deleting(name)
+            if self.purge_protection:
+                raise Forbidden(PURGE_PROTECTED)
+            del self.keys[key.name.lower()]
+            if self.options.purge_delay > 0:
+                self.purging[key.name.lower()] = self.clock() + self.options.purge_delay
+            LOG.info("vault=%s purge key=%s (name free after %.1f s)", self.name, key.name, self.options.purge_delay)
             self.save()
 
     def recover_deleted_key(self, name: str) -> Key:
         with self.lock:
-            key = self._deleted(name)
+            key = self._finished_deleting(name)
             key.deleted_date = None
             key.scheduled_purge_date = None
+            key.visible_at = None
             self.save()
             return key
 
@@ -671,8 +790,8 @@ class Vault:
             attributes["nbf"] = item.nbf
         if item.exp is not None:
             attributes["exp"] = item.exp
-        attributes.update({"created": item.created, "updated": item.updated, "recoveryLevel": RECOVERY_LEVEL,
-                           "recoverableDays": RECOVERABLE_DAYS})
+        attributes.update({"created": item.created, "updated": item.updated, "recoveryLevel": self.recovery_level,
+                           "recoverableDays": self.options.retention_days})
         return attributes
 
     def key_bundle(self, key: Key, item: KeyVersion) -> dict:
@@ -707,24 +826,171 @@ class Vault:
 
     def summary(self) -> dict:
         with self.lock:
+            self._expire()
             return {
-                "kind": self.kind, "url": self.url,
-                "keys": {name: {"deleted": key.deleted, "versions": [v.summary() for v in key.versions]}
-                         for name, key in sorted(self.keys.items())},
+                "kind": self.kind, "url": self.url, "purge_protection": self.purge_protection,
+                "keys": {key.name: {"deleted": key.deleted, "versions": [v.summary() for v in key.versions]}
+                         for _lower, key in sorted(self.keys.items())},
             }
+
+
+# -- service limits ---------------------------------------------------------------------------------
+#: Azure counts transactions in 10-second windows; the lab's time scale shrinks them (0.1: 1-second windows)
+LIMIT_WINDOW_SECONDS = 10.0
+#: Key Vault (resource type vault), per vault and 10 s: CREATE key (a BYOK import counts as one), (HSM key, software key)
+VAULT_CREATE_LIMIT = (10, 20)
+#: ... and all other transactions on a key, by key type and size: (HSM key, software key)
+VAULT_OTHER_LIMITS = {("RSA", 2048): (2000, 4000), ("RSA", 3072): (500, 1000), ("RSA", 4096): (250, 500),
+                      ("EC", None): (2000, 4000)}
+#: the subscription-wide ceiling for all transaction types is five times the per-vault limit (one lab = one subscription)
+SUBSCRIPTION_FACTOR = 5
+#: Managed HSM, per HSM instance (Microsoft publishes operations per second; here per 10 s): create (and import), delete,
+#: purge and recover (Microsoft's delete/purge/restore rows), everything else (get key information, 1100/s)
+MHSM_LIMITS = {"create": 10, "delete": 100, "other": 11000}
+THROTTLED_VAULT = "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
+THROTTLED_SUBSCRIPTION = ("Request was not processed because too many requests were received. Reason: "
+                          "SubscriptionRequestsLimitReached")
+
+
+@dataclass
+class Transaction:
+    """How one request counts against the limits: its bucket and the limit of its row (it costs 1/limit of the bucket)."""
+
+    bucket: str
+    limit: int
+
+    @property
+    def cost(self) -> float:
+        return 1.0 / self.limit
+
+
+def transaction(vault: "Vault", permission: str, name: Optional[str], body: Optional[dict]) -> Transaction:
+    """The row of Microsoft's limit tables a vault request falls in (weighted: enforcement is on the sum of costs)."""
+    if vault.kind == MANAGED_HSM:
+        if permission in ("create", "import"):
+            return Transaction("create", MHSM_LIMITS["create"])
+        if permission in ("delete", "purge", "recover"):
+            return Transaction("delete", MHSM_LIMITS["delete"])
+        return Transaction("other", MHSM_LIMITS["other"])
+    if permission in ("create", "import"):
+        doc = body if isinstance(body, dict) else {}
+        kty = (doc.get("key") or {}).get("kty") if permission == "import" and isinstance(doc.get("key"), dict) else doc.get("kty")
+        hsm = not isinstance(kty, str) or kty.endswith("-HSM")
+        return Transaction("create", VAULT_CREATE_LIMIT[0 if hsm else 1])
+    row: Tuple[str, Optional[int]] = ("RSA", 2048)  # a list, or a key the vault does not hold: the cheapest row
+    hsm = True
+    key = vault.keys.get(name.lower()) if isinstance(name, str) else None
+    if key is not None and key.versions:
+        item = key.current
+        fam = family(item.kty)
+        hsm = item.kty.endswith("-HSM")
+        if fam == "RSA" and item.size in (2048, 3072, 4096):
+            row = ("RSA", item.size)
+        elif fam == "EC":
+            row = ("EC", None)
+    return Transaction("other", VAULT_OTHER_LIMITS[row][0 if hsm else 1])
+
+
+class Throttle:
+    """Azure's service limits as a state model: weighted transactions in sliding windows, per vault and per subscription.
+
+    Off unless enabled.  ``time_scale`` shrinks the 10-second window (0.1: 1 s) and keeps the counts, so a test sees
+    Azure's numbers in a tenth of the time.  A refused request (429) does not count against the limits, as Microsoft's
+    throttling guidance says.  ``throttled`` counts the 429s served, per vault.
+    """
+
+    def __init__(self, enabled: bool = False, time_scale: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = enabled
+        self.time_scale = time_scale
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._log: Dict[Tuple[str, str], deque] = {}
+        self.throttled: Dict[str, int] = {}
+        self.admitted: Dict[str, int] = {}
+
+    @property
+    def window(self) -> float:
+        return LIMIT_WINDOW_SECONDS * self.time_scale
+
+    def configure(self, values: dict) -> dict:
+        if not isinstance(values, dict):
+            raise BadParameter("The limits must be a JSON object.")
+        unknown = sorted(set(values) - {"enabled", "time_scale", "reset_counts"})
+        if unknown:
+            raise BadParameter("Unknown limits settings %s; known: enabled, time_scale, reset_counts." % unknown)
+        with self._lock:
+            if "enabled" in values:
+                if not isinstance(values["enabled"], bool):
+                    raise BadParameter("limits.enabled must be true or false.")
+                self.enabled = values["enabled"]
+            if "time_scale" in values:
+                scale = values["time_scale"]
+                if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.001 <= scale <= 1:
+                    raise BadParameter("limits.time_scale must be a number from 0.001 to 1 (0.1 shrinks 10-second windows to 1 s).")
+                self.time_scale = float(scale)
+            if values.get("reset_counts") or "enabled" in values or "time_scale" in values:
+                self._log.clear()
+                self.throttled.clear()
+                self.admitted.clear()
+        return self.describe()
+
+    def describe(self) -> dict:
+        with self._lock:
+            return {"enabled": self.enabled, "time_scale": self.time_scale, "window_seconds": self.window,
+                    "throttled": dict(self.throttled), "admitted": dict(self.admitted)}
+
+    def _used(self, scope: Tuple[str, str], now: float) -> deque:
+        log = self._log.setdefault(scope, deque())
+        while log and log[0][0] <= now - self.window:
+            log.popleft()
+        return log
+
+    def _wait(self, log: deque, cost: float, capacity: float, now: float) -> Optional[float]:
+        """None when cost fits into the window, else the seconds until it would."""
+        used = sum(c for _t, c in log)
+        if used + cost <= capacity + 1e-9:
+            return None
+        for stamp, item in log:
+            used -= item
+            if used + cost <= capacity + 1e-9:
+                return max(0.0, stamp + self.window - now)
+        return self.window
+
+    def admit(self, vault: "Vault", txn: Transaction) -> None:
+        """Count the transaction, or raise Throttled (429 with Retry-After) when it exceeds a limit."""
+        if not self.enabled:
+            return
+        with self._lock:
+            now = self.clock()
+            scopes = [((vault.name, txn.bucket), 1.0, THROTTLED_VAULT)]
+            if vault.kind == PREMIUM:
+                scopes.append((("subscription", txn.bucket), float(SUBSCRIPTION_FACTOR), THROTTLED_SUBSCRIPTION))
+            for scope, capacity, message in scopes:
+                wait = self._wait(self._used(scope, now), txn.cost, capacity, now)
+                if wait is not None:
+                    self.throttled[vault.name] = self.throttled.get(vault.name, 0) + 1
+                    LOG.info("vault=%s throttled %s transaction (%s limit %d per %.1f s), retry after %.2f s", vault.name,
+                             txn.bucket, scope[0], txn.limit * (1 if scope[0] != "subscription" else SUBSCRIPTION_FACTOR),
+                             self.window, wait)
+                    raise Throttled(message, headers={"Retry-After": str(max(1, int(-(-wait // 1))))})
+            for scope, _capacity, _message in scopes:
+                self._log[scope].append((now, txn.cost))
+            self.admitted[vault.name] = self.admitted.get(vault.name, 0) + 1
 
 
 class LabState:
     """All vaults of a lab, persisted under ``<state_dir>/vaults/<vault>.json`` (or in memory)."""
 
-    def __init__(self, state_dir: Optional[str] = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state_dir: Optional[str] = None, clock: Callable[[], float] = time.time,
+                 throttle: Optional[Throttle] = None) -> None:
         self.state_dir = state_dir
         self.clock = clock
         self.vaults: Dict[str, Vault] = {}
+        self.throttle = throttle or Throttle()
 
-    def add_vault(self, name: str, kind: str, url: str) -> Vault:
+    def add_vault(self, name: str, kind: str, url: str, options: Optional[VaultOptions] = None) -> Vault:
         path = os.path.join(self.state_dir, "vaults", "%s.json" % name) if self.state_dir else None
-        vault = Vault(name, kind, url, path=path, clock=self.clock)
+        vault = Vault(name, kind, url, path=path, clock=self.clock, options=options)
         self.vaults[name] = vault
         return vault
 

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -234,7 +234,8 @@ class LabServer:
     ``config.json``; ``port=N`` uses N for the base port and keeps the vaults' offsets.
     """
 
-    def __init__(self, state_dir: str, port: Optional[int] = 0, host: str = "127.0.0.1", log_to_file: bool = True) -> None:
+    def __init__(self, state_dir: str, port: Optional[int] = 0, host: str = "127.0.0.1", log_to_file: bool = True,
+                 settings: Optional[dict] = None) -> None:
         self.config = config.init(state_dir)
         cfg = self.config
         self.host = host
@@ -262,10 +263,43 @@ class LabServer:
             srv = _TLSServer((host, wanted(vdef.port)), self.context, self, vdef.name)
             self._servers[vdef.name] = srv
             self.kinds[vdef.name] = vdef.kind
-            self.state.add_vault(vdef.name, vdef.kind, "https://%s:%d" % (host, srv.server_address[1]))
+            self.state.add_vault(vdef.name, vdef.kind, "https://%s:%d" % (host, srv.server_address[1]),
+                                 options=models.VaultOptions(delete_delay=config.DEFAULT_DELETE_DELAY,
+                                                             purge_delay=config.DEFAULT_PURGE_DELAY))
         self._resources = {name: self.resource(name) for name in self.kinds}
         self.arm = models.ResourceManager(self.authority + "/", cfg.tenant_id, self.authority, self.urls, self.kinds)
         self._audiences = set(self._resources.values()) | {self.arm.audience}
+        self.configure(cfg.settings)
+        if settings:
+            self.configure(settings)
+
+    def configure(self, settings: dict) -> dict:
+        """``{"limits": {"enabled": true, "time_scale": 0.1}, "vaults": {"premium": {"purge_protection": true, ...}}}``.
+
+        ``limits`` switches Azure's service limits on or off (:class:`models.Throttle`); ``vaults`` sets the options of
+        named vaults (:class:`models.VaultOptions`). Returns what :meth:`settings` returns.
+        """
+        if not isinstance(settings, dict):
+            raise errors.BadParameter("The lab settings must be a JSON object.")
+        unknown = sorted(set(settings) - {"limits", "vaults"})
+        if unknown:
+            raise errors.BadParameter("Unknown lab settings %s; known: limits, vaults." % unknown)
+        vaults = settings.get("vaults") or {}
+        if not isinstance(vaults, dict) or any(name not in self.kinds for name in vaults):
+            raise errors.BadParameter("settings.vaults must map vault names (%s) to options." % ", ".join(sorted(self.kinds)))
+        for name, values in vaults.items():
+            self.vault(name).options.update(values)
+        if "limits" in settings:
+            self.state.throttle.configure(settings["limits"])
+        return self.settings()
+
+    def settings(self) -> dict:
+        """The limits (with the 429s served per vault) and each vault's options."""
+        vaults = {}
+        for name in sorted(self.kinds):
+            vault = self.vault(name)
+            vaults[name] = dict(asdict(vault.options), purge_protection=vault.purge_protection)
+        return {"limits": self.state.throttle.describe(), "vaults": vaults}
 
     # -- addresses -------------------------------------------------------------------------------
     def port(self, role: str = LOGIN) -> int:
@@ -505,6 +539,12 @@ class LabServer:
             return Reply(200, self.state.summary())
         if what == "state" and method == "GET":
             return Reply(200, self.state.summary())
+        if what == "settings" and method == "GET":
+            return Reply(200, self.settings())
+        if what == "settings" and method == "POST":
+            described = self.configure(doc)
+            LOG.info("settings: %s", json.dumps(described, sort_keys=True))
+            return Reply(200, described)
         raise errors.NotFound("No admin endpoint at %s /lab/%s." % (method, what))
 
     # vaults
@@ -532,8 +572,12 @@ class LabServer:
                                       % (api_version, LATEST_API_VERSION))
         segments = [unquote(s) for s in parts.path.lstrip("/").split("/")]
         permission, action = self._route(vault, method, segments, query, body, parts.path)
-        fault = self.faults.pick(method, parts.path)
         note = " appid=%s" % claims.appid
+        throttled = self._throttle(vault, permission, segments, body)
+        if throttled is not None:
+            throttled.note = note + " [limit]"
+            return throttled
+        fault = self.faults.pick(method, parts.path)
         if fault in ("429", "500", "503"):
             return self._fault_reply(fault, note)
         reply = self._run(vault, claims, permission, action)
@@ -544,6 +588,25 @@ class LabServer:
             reply.delay = self.faults.slow_seconds
             reply.note += " [fault=slow]"
         return reply
+
+    def _throttle(self, vault: models.Vault, permission: str, segments: List[str], body: bytes) -> Optional[Reply]:
+        """Azure's service limits (when on): None, or the 429 Key Vault answers."""
+        if not self.state.throttle.enabled:
+            return None
+        name = segments[1] if len(segments) > 1 and segments[0] in ("keys", "deletedkeys") and segments[1] else None
+        doc = None
+        if permission in ("create", "import") and body:
+            try:
+                doc = json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                doc = None
+        try:
+            with vault.lock:
+                txn = models.transaction(vault, permission, name, doc)
+            self.state.throttle.admit(vault, txn)
+        except errors.LabError as exc:
+            return error_reply(exc)
+        return None
 
     def _run(self, vault: models.Vault, claims: Claims, permission: str, action: Callable[[], Reply]) -> Reply:
         try:
@@ -594,7 +657,7 @@ class LabServer:
             routes["POST"] = ("create", lambda: Reply(200, _bundle_of(vault, name, vault.create_key(name, _json_body(body)))))
         elif len(seg) == 2 and seg[1] == "versions" and method == "GET":
             name = seg[0]
-            routes["GET"] = ("list", lambda: self._page(vault, [vault.key_item(vault.keys[name], v) for v in vault.list_versions(name)],
+            routes["GET"] = ("list", lambda: self._page(vault, [vault.key_item(vault.key_of(name), v) for v in vault.list_versions(name)],
                                                         query, path))
         elif len(seg) == 2:
             name, version = seg
@@ -673,7 +736,7 @@ def _json_body(body: bytes) -> dict:
 
 
 def _bundle_of(vault: models.Vault, name: str, version: models.KeyVersion) -> dict:
-    return vault.key_bundle(vault.keys[name], version)
+    return vault.key_bundle(vault.key_of(name), version)
 
 
 def _current(key: models.Key) -> Tuple[models.Key, models.KeyVersion]:

@@ -202,18 +202,21 @@ def test_missing_key(premium):
 
 def test_soft_deleted_name_conflict_recover_purge(premium):
     premium.create_ec_key("gone", curve="P-256", hardware_protected=True)
-    deleted = premium.begin_delete_key("gone").result()
+    poller = premium.begin_delete_key("gone")
+    deleted = poller.result()  # the DELETE's answer; the deletion itself finishes later, as in Azure
     assert deleted.recovery_id.endswith("/deletedkeys/gone") and deleted.scheduled_purge_date
+    poller.wait()
     assert premium.get_deleted_key("gone").name == "gone"
     with pytest.raises(core_exceptions.ResourceExistsError) as info:
         premium.create_ec_key("gone", curve="P-256", hardware_protected=True)
     assert info.value.status_code == 409 and info.value.error.code == "Conflict"
     assert "deleted but recoverable state" in info.value.error.message
     assert premium.begin_recover_deleted_key("gone").result().name == "gone"
-    premium.begin_delete_key("gone").result()
+    premium.begin_delete_key("gone").wait()
     premium.purge_deleted_key("gone")
     with pytest.raises(core_exceptions.ResourceNotFoundError):
         premium.get_deleted_key("gone")
+    time.sleep(0.3)  # the purge has finished (the lab's purge delay is 0.2 s): the name is free
     assert premium.create_ec_key("gone", curve="P-256", hardware_protected=True).name == "gone"
 
 
