@@ -41,17 +41,37 @@ def ours_running(lab_dir):
         return False
 
 
+def current_port(lab_dir):
+    """The base port in this state directory's lab configuration, or None."""
+    try:
+        with open(os.path.join(lab_dir, "vault", "config.json"), encoding="utf-8") as f:
+            return int(json.load(f)["base_port"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def main():
     lab_dir = sys.argv[1] if len(sys.argv) > 1 else ".lab"
     os.makedirs(lab_dir, mode=0o700, exist_ok=True)
     port_file = os.path.join(lab_dir, "port")
     wanted = os.environ.get("LAB_PORT")
+    running = current_port(lab_dir) if ours_running(lab_dir) else None
+    if running is not None:
+        # this state directory's lab is up: it keeps its ports; moving it needs a stop first (one server per state dir)
+        if wanted and wanted != str(running):
+            print("lab: the lab of %s is running on ports %d-%d; stop it first (make lab-stop), then LAB_PORT=%s make demo"
+                  % (lab_dir, running, running + SPAN - 1, wanted), file=sys.stderr)
+            return 2
+        with open(port_file, "w", encoding="ascii") as f:
+            f.write("%d\n" % running)
+        print(running)
+        return 0
     if wanted:
         if not wanted.isdigit() or not 1024 <= int(wanted) <= 65531:
             print("lab: LAB_PORT=%s is not a port number between 1024 and 65531" % wanted, file=sys.stderr)
             return 2
         base = int(wanted)
-        if not free(base) and not ours_running(lab_dir):
+        if not free(base):
             print("lab: LAB_PORT=%d: a port of %d-%d is in use; choose another LAB_PORT or leave it unset to let the lab pick "
                   "a free one" % (base, base, base + SPAN - 1), file=sys.stderr)
             return 2
@@ -65,7 +85,7 @@ def main():
                 break
             except (OSError, ValueError, KeyError):
                 continue
-        if base is None or (not free(base) and not ours_running(lab_dir)):
+        if base is None or not free(base):
             start = base or DEFAULT
             chosen = next((b for b in range(start, start + 400, SPAN) if free(b)), None)
             if chosen is None:

@@ -42,6 +42,7 @@ FLEET_VARS = ('byok_controller', 'byok_vaults', 'byok_azure', 'byok_verify_signa
 #: variables whose value is a secret: checked, never returned
 SECRET_VARS = ('byok_user_pin',)
 PARALLEL_RANGE = (1, 16)
+_CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
 _BOOL_TRUE = ('yes', 'on', '1', 'true', 'y', 't')
 _BOOL_FALSE = ('no', 'off', '0', 'false', 'n', 'f')
 _INVALID = object()
@@ -267,6 +268,10 @@ def _check_key(checker, index, key, vaults, now):
             vault = vaults[key['vault']]
     if key.get('label') in (None, '') and _ok(key.get('name')):
         key['label'] = key['name']
+    elif isinstance(key.get('label'), str) and _CONTROL_RE.search(key['label']):
+        checker.problem(path + '.label', "%s holds a control character (a line break, a tab, ...); use a label of printable "
+                        "characters" % _show(key['label']))
+        key['label'] = _INVALID
     if _ok(key.get('id')) and key.get('id'):
         try:
             bytes.fromhex(key['id'])
@@ -435,6 +440,12 @@ def format_problems(problems, all_hosts):
             index[key] = len(grouped)
             grouped.append((p, []))
         grouped[index[key]][1].append(p.host)
+    def natural(text):
+        return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', text)]
+
+    order = dict((h, i) for i, h in enumerate(all_hosts))
+    grouped.sort(key=lambda item: (len(item[1]) < len(all_hosts), min(order.get(h, len(order)) for h in item[1]),
+                                   natural(item[0].path)))
     lines = []
     for p, hosts in grouped:
         if len(hosts) > 1 and sorted(hosts) == sorted(all_hosts):

@@ -123,7 +123,7 @@ def validate_target(key_type, key_size=None, curve=None, vault_type=None):
                            % (name, size, service, ', '.join(str(s) for s in sizes)))
     if kt == 'oct' and vault_type == 'premium':
         raise KeySpecError("oct (AES) keys can only be imported into Azure Managed HSM, not into a Key Vault Premium vault; "
-                           "use a Managed HSM (vault_type: managed_hsm) or an RSA/EC key")
+                           "use a Managed HSM (vault type managed_hsm) or an RSA/EC key")
     return {'key_type': kt, 'key_size': size, 'curve': None}
 
 

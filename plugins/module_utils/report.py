@@ -135,6 +135,12 @@ def summary(rows):
     return ', '.join('%s: %d' % (k, counts[k]) for k in sorted(counts))
 
 
+def _cell(value):
+    """A table cell on one line: control characters shown escaped, so no value can start a line of its own."""
+    text = '%s' % (value if value is not None else '-')
+    return ''.join(c if ' ' <= c != '\x7f' else repr(c)[1:-1] for c in text)
+
+
 def table(rows):
     """The rows as lines of a fixed-width table a person can read, and a summary line."""
     header = ('KEY', 'TYPE', 'HOST', 'HSM LABEL', 'VAULT', 'VERSION', 'FINGERPRINT (HSM = VAULT)', 'RESULT')
@@ -143,8 +149,9 @@ def table(rows):
         version = (r.get('kid') or '').rstrip('/').rsplit('/', 1)[-1] if r.get('kid') else '-'
         fp = r.get('hsm_fingerprint') or '-'
         mark = 'match' if r.get('match') else ('-' if not r.get('vault_fingerprint') else 'DIFFERS')
-        lines.append((r['name'], _size(r), r['host'] or '-', r.get('label') or '-', r['vault'] or '-', version[:12],
-                      '%s %s' % (fp[:16], mark), r['result'] + ((': ' + r['message']) if r.get('message') else '')))
+        cells = (r['name'], _size(r), r['host'] or '-', r.get('label') or '-', r['vault'] or '-', version[:12],
+                 '%s %s' % (fp[:16], mark), r['result'] + ((': ' + r['message']) if r.get('message') else ''))
+        lines.append(tuple(_cell(c) for c in cells))
     widths = [max(len(x[i]) for x in [header] + lines) for i in range(len(header) - 1)]
     out = ['  '.join(c.ljust(w) for c, w in zip(line[:-1], widths)) + '  ' + line[-1] for line in [header] + lines]
     return out + [summary(rows)]

@@ -137,3 +137,16 @@ def test_the_override_lets_the_plan_through():
     plan, problems = plan_fleet(SPEC, {'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'a', 'vault': 'cn'}],
                                                     byok_azure={'allow_unsupported_clouds': True})}, now=NOW)
     assert problems == [] and plan['vaults'][0]['url'] == 'https://contoso.vault.azure.cn', problems
+
+
+def test_a_label_with_a_line_break_is_refused():
+    found = lines({'hsm1': host(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'label': 'x\nnext: 1 transferred'}])})
+    assert len(found) == 1 and found[0].startswith('hsm1: byok_keys[0] (app-rsa).label: ') and 'control character' in found[0]
+
+
+def test_problems_come_in_host_then_path_order():
+    keys = [{'name': 'k%d' % i, 'vault': 'prod', 'key_size': 1} for i in range(12)]
+    found = lines({'hsm1': host(byok_keys=keys), 'hsm2': host(byok_keys=[{'name': 'other', 'vault': 'prod', 'key_size': 1}])})
+    hsm1 = [line for line in found if line.startswith('hsm1:')]
+    assert [line.split('(')[1].split(')')[0] for line in hsm1] == ['k%d' % i for i in range(12)]
+    assert found.index(hsm1[-1]) < found.index([line for line in found if line.startswith('hsm2:')][0])

@@ -99,3 +99,9 @@ def test_a_stopped_host_reports_in_the_inventory_terms_the_user_wrote():
     rows = report.failed_rows(HOST['keys'], 'hsm1', "user_pin was refused by the token (CKR_PIN_INCORRECT); fix token_label")
     assert [r['result'] for r in rows] == ['failed', 'failed']
     assert rows[0]['message'] == "byok_user_pin was refused by the token (CKR_PIN_INCORRECT); fix byok_token_label"
+
+
+def test_no_value_can_start_a_line_of_its_own_in_the_table():
+    row = report.new_row(entry('app-rsa', label='x\nnext: 1  transferred'), 'hsm1', result='in place')
+    lines = report.table([row])
+    assert len(lines) == 3 and '\\n' in lines[1] and not any(line.startswith('next') for line in lines)
