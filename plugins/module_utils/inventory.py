@@ -430,6 +430,11 @@ def _fleet_problems(checked):
     return problems
 
 
+def _natural(text):
+    """A sort key that puts byok_keys[2] before byok_keys[10]."""
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', text)]
+
+
 def format_problems(problems, all_hosts):
     """One line per problem; a problem every host shares (a fleet variable) is written once for all of them."""
     grouped = []
@@ -440,12 +445,9 @@ def format_problems(problems, all_hosts):
             index[key] = len(grouped)
             grouped.append((p, []))
         grouped[index[key]][1].append(p.host)
-    def natural(text):
-        return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', text)]
-
     order = dict((h, i) for i, h in enumerate(all_hosts))
     grouped.sort(key=lambda item: (len(item[1]) < len(all_hosts), min(order.get(h, len(order)) for h in item[1]),
-                                   natural(item[0].path)))
+                                   _natural(item[0].path)))
     lines = []
     for p, hosts in grouped:
         if len(hosts) > 1 and sorted(hosts) == sorted(all_hosts):
