@@ -43,6 +43,7 @@ run "collection docs (antsibull-docs lint-collection-docs; no error, no warning)
 run "execution environment definition" scripts/ee-check.sh
 run "ansible-test units" scripts/ansible-test.sh units
 run "HSM-host Pythons (3.6 to 3.13: hsm_keygen, byok_wrap on SoftHSM2)" scripts/hsm-python-matrix.sh
+run "controller ansible-core 2.16 to 2.20 (a lab transfer, then a re-run that changes nothing)" scripts/controller-matrix.sh
 run "ansible-test integration (SoftHSM2 + lab vault)" scripts/integration.sh
 run "end-to-end tests (playbooks, faults, secrets; SoftHSM2 + lab vault)" \
     python -m pytest tests/e2e -q -p no:cacheprovider
