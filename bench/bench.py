@@ -747,20 +747,24 @@ def hsm_floor(run_dir, keys, hosts, pin):
     """bench/hsm_floor.py over fresh tokens (one per host, all in one softhsm2.conf), one process per core."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
-    conf = softhsm_conf(os.path.join(run_dir, "hsm-floor"))
+    procs = os.cpu_count() or 1
+    # one token directory per process: SoftHSM2 re-reads its token directory on every slot listing, and a token that
+    # another process is writing can make that listing fail (CKR_GENERAL_ERROR)
+    confs = [softhsm_conf(os.path.join(run_dir, "hsm-floor", "p%d" % p)) for p in range(procs)]
     so_pin = secrets.token_hex(8)
     tokens = []
     for h in range(hosts):
         label = "hf%d-%s" % (h + 1, os.path.basename(run_dir))
-        init_token(conf, label, pin, so_pin)
-        tokens.append({"token_label": label, "keys": [k for k in keys if k["host"] == "bh%d" % (h + 1)]})
+        init_token(confs[h % procs], label, pin, so_pin)
+        tokens.append({"token_label": label, "softhsm2_conf": confs[h % procs],
+                       "keys": [k for k in keys if k["host"] == "bh%d" % (h + 1)]})
     kek = rsa_keys.generate_private_key(65537, KEK_SIZE).public_key()
-    spec = {"module": SOFTHSM_LIB, "softhsm2_conf": conf, "pin": pin, "processes": os.cpu_count(), "tokens": tokens,
+    spec = {"module": SOFTHSM_LIB, "pin": pin, "processes": procs, "tokens": tokens,
             "kek_pem": kek.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
     spec_path = os.path.join(run_dir, "hsm-floor.json")
     with open(spec_path, "w") as handle:
         json.dump(spec, handle)
-    res, out, err = timed([PY, os.path.join(BENCH, "hsm_floor.py"), spec_path], env=dict(os.environ, SOFTHSM2_CONF=conf),
+    res, out, err = timed([PY, os.path.join(BENCH, "hsm_floor.py"), spec_path], env=dict(os.environ),
                           stdout_path=os.path.join(run_dir, "hsm-floor.log"))
     if res["rc"] != 0:
         raise RuntimeError("hsm floor failed: %s" % err[-2000:])
@@ -858,6 +862,8 @@ def scale_main():
     pin = lab_pin()
     path = os.path.join(OUT, "scale.json")
     results = {"run_id": RUN_ID, "machine": machine(), "time_scale": TIME_SCALE, "scale": []}
+    if os.environ.get("BENCH_SCALE_APPEND") == "1" and os.path.exists(path):  # add to the sizes of an earlier run
+        results = json.load(open(path))
     sizes = [(n, 0) for n in SCALE_SIZES] + ([(SCALE_RSA_MIX, 2)] if SCALE_RSA_MIX else [])
     for n, rsa_every in sizes:
         results["scale"].append(scale_size(n, env, pin, rsa_every))

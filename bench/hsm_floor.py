@@ -3,8 +3,10 @@
 and no vault, spread over the cores: one process per core, each taking every n-th token (one login per token).
 
     hsm_floor.py SPEC.json   -> JSON on stdout: wall seconds, keys, per-process seconds
-SPEC: {"module": "...", "softhsm2_conf": "... (all the tokens)", "pin": "...", "kek_pem": "... (RSA public key, PEM)",
-       "processes": 2, "tokens": [{"token_label": "...", "keys": [{"label", "key_type", "key_size", "curve"}]}]}
+SPEC: {"module": "...", "pin": "...", "kek_pem": "... (RSA public key, PEM)", "processes": 2,
+       "tokens": [{"token_label": "...", "softhsm2_conf": "...", "keys": [{"label", "key_type", "key_size", "curve"}]}]}
+Token i goes to process i % processes; the tokens of one process share one softhsm2.conf (one token directory each
+process, so no process lists a token directory another one writes to).
 """
 
 import json
@@ -18,7 +20,8 @@ def work(args):
     """One process: its tokens one after the other (one library load, one login per token)."""
     spec, tokens = args
     started = time.monotonic()
-    os.environ["SOFTHSM2_CONF"] = spec["softhsm2_conf"]  # read at C_Initialize, in this process
+    if tokens:  # read at C_Initialize, in this process: its tokens share one token directory
+        os.environ["SOFTHSM2_CONF"] = tokens[0]["softhsm2_conf"]
     import pkcs11
     lib = pkcs11.lib(spec["module"])
     count = 0
