@@ -820,8 +820,8 @@ def scale_size(n, env, pin, rsa_every=0):
     log("  %.1f s wall, %.1f s CPU, %.0f MiB, %d throttled, %d changed" % (
         first["wall"], first["cpu"], first["maxrss_mib"], first["throttled"], first["changed"]))
     noop = run_scale_collection(run_dir, inv, env, "noop")
-    log("  no-op %.1f s wall, %.1f s CPU, %d throttled, %d changed" % (noop["wall"], noop["cpu"], noop["throttled"],
-                                                                         noop["changed"]))
+    log("  no-op %.1f s wall, %.1f s CPU, %d throttled, %d changed" % (
+        noop["wall"], noop["cpu"], noop["throttled"], noop["changed"]))
     dump = json.loads(lab("dump"))
     counts = [len(dump[k["vault"]]["keys"].get(k["name"], {}).get("versions", [])) for k in keys]
     lab_settings("--limits", "off")
@@ -850,7 +850,7 @@ def scale_table(results):
                      "orchestration CPU (collection minus HSM floor) %.1f ms/key" % (
                          coll_cpu, coll_cpu * 2.0, hsm_cpu, hsm_cpu * 2.0, (coll_cpu - hsm_cpu) * 2.0))
     for r in results["scale"]:
-        lines.append("Azure floor, %d keys: %s" % (r["keys"], json.dumps({k: v for k, v in r["floor_azure"].items()})))
+        lines.append("Azure floor, %d keys: %s" % (r["keys"], json.dumps(r["floor_azure"])))
     return "\n".join(lines)
 
 
