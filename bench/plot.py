@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Plot bench/out/results.json: wall seconds against key count (floor, collection, no-op, az).
+"""Plot bench/out/results.json: wall seconds against key count (floor, collection, no-op, az); or, with --scale,
+bench/out/scale.json: the scale runs against their two floors.
 
     plot.py RESULTS.json OUT.png      (bench/run.sh runs it with bench/out/plotvenv, which has matplotlib)
+    plot.py --scale SCALE.json OUT.png
 """
 import json
 import sys
@@ -43,5 +45,32 @@ def main(results_path, png):
     fig.savefig(png)
 
 
+def scale(results_path, png):
+    results = json.load(open(results_path))
+    runs = [r for r in results["scale"] if not r["rsa_every"]]
+    n = [r["keys"] for r in runs]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    ax.plot(n, [r["first"]["wall"] for r in runs], "s-", label="collection: transfer.yml, first run")
+    ax.plot(n, [r["noop"]["wall"] for r in runs], "^-", label="collection: no-op re-run")
+    ax.plot(n, [r["floor_hsm"]["wall"] for r in runs], "o:", label="parallel HSM floor (keygen + wrap, 1 process per core)")
+    ax.plot(n, [r["floor_azure"]["seconds"] for r in runs], "v:", label="Azure-limit floor (published limits, lab time scale)")
+    ax.plot(n, [1.2 * max(r["floor_hsm"]["wall"], r["floor_azure"]["seconds"]) for r in runs], "k--", linewidth=0.8,
+            label="target: 1.2 x max(floors)")
+    loads = [x for r in runs for x in (r["first"]["load1_before"], r["first"]["load1_after"])]
+    ax.set_xlabel("EC P-256 keys (%d HSM hosts, %d vaults, Azure's limits on at time scale %s)" % (
+        runs[0]["hosts"], len(runs[0]["vaults"]), results["time_scale"]))
+    ax.set_ylabel("wall seconds")
+    ax.set_title("byok.keyvault at scale: %d cores, 1-min load average %.1f-%.1f during the first runs"
+                 % (results["machine"]["nproc"], min(loads), max(loads)), fontsize=10)
+    ax.set_xticks(n)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(png)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--scale":
+        scale(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2])
