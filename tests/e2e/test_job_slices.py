@@ -15,8 +15,6 @@ import json
 import subprocess
 import time
 
-import pytest
-
 from conftest import ANSIBLE_PLAYBOOK, ROOT, TRANSFER_PLAYBOOK, parse_recap, unique
 from test_transfer import write_inventory
 
