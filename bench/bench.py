@@ -625,8 +625,8 @@ def experiment(name, n):
 # -- scale: hundreds of keys, many hosts, several vaults, Azure's limits on ------------------------------------
 SCALE_SIZES = [int(x) for x in os.environ.get("BENCH_SCALE_SIZES", "250,500,1000").split(",") if x.strip()]
 SCALE_HOSTS = int(os.environ.get("BENCH_SCALE_HOSTS", "20"))
-#: the lab's vaults: two Key Vault Premium vaults and a Managed HSM (the lab serves these three)
-SCALE_VAULTS = [v for v in os.environ.get("BENCH_SCALE_VAULTS", "premium,premium2,mhsm").split(",") if v]
+#: the lab's vaults: three Key Vault Premium vaults and a Managed HSM
+SCALE_VAULTS = [v for v in os.environ.get("BENCH_SCALE_VAULTS", "premium,premium2,premium3,mhsm").split(",") if v]
 SCALE_RSA_MIX = int(os.environ.get("BENCH_SCALE_RSA_MIX", "100"))
 TIME_SCALE = float(os.environ.get("BENCH_TIME_SCALE", "0.1"))
 #: Azure's published limits per 10 s window, as the lab models them (docs/lab.md): CREATE (a BYOK import is one) and

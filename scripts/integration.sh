@@ -21,14 +21,14 @@ BASE_PORT=${BYOK_IT_PORT:-38443}
 # (8>&-: the lab server must not inherit the lock below)
 it_lab() { local cmd=$1; shift; PYTHONPATH="$ROOT/tests" "$PYTHON" -m lab "$cmd" --state-dir "$STATE_DIR" "$@" 8>&-; }
 
-# Are base..base+3 free on 127.0.0.1? (the lab listens on base for the login endpoint and base+1..3 for the vaults)
+# Are base..base+4 free on 127.0.0.1? (the lab listens on base for the login endpoint and base+1..4 for the vaults)
 ports_free() {
     "$PYTHON" - "$1" <<'PY'
 import socket, sys
 base = int(sys.argv[1])
 socks = []
 try:
-    for port in range(base, base + 4):
+    for port in range(base, base + 5):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the lab server does: TIME_WAIT is no obstacle
         socks.append(s)

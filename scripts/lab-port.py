@@ -6,7 +6,7 @@
 
 The lab uses the base port (its login endpoint) and the three after it (its vaults). Order of choice:
 LAB_PORT from the environment; the port the lab in this state directory already uses; the default 18443;
-and when that is busy, the first free block of four ports above it (said on stderr). The choice is written to
+and when that is busy, the first free block of five ports above it (said on stderr). The choice is written to
 <lab dir>/port and printed; `make lab-reset` keeps that file.
 """
 
@@ -16,7 +16,7 @@ import socket
 import sys
 
 DEFAULT = 18443
-SPAN = 4
+SPAN = 5
 
 
 def free(base):

@@ -18,10 +18,26 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import 
 
 
 def _results(registered):
-    """The per-item results of a registered loop (a dict with results), or of a list of them."""
+    """The per-item results of a step as the role registered it: a loop's results, a multi-vault module's vaults (one
+    result per vault), or one module result; a step that failed as a whole gives one result with every=True."""
     if isinstance(registered, dict):
-        return registered.get('results') or []
+        for field in ('results', 'vaults'):
+            if field in registered:
+                return registered.get(field) or []
+        if registered.get('skipped') or not registered:
+            return []
+        if registered.get('failed') or registered.get('unreachable'):
+            return [dict(registered, every=True)]
+        return [registered]
     return registered or []
+
+
+def _whole_failure(registered):
+    """The message of a step that failed before it gave any per-vault result (its module could not start), else None."""
+    for result in _results(registered):
+        if result.get('every'):
+            return result.get('msg') or 'failed'
+    return None
 
 
 def _failed(result, field):
@@ -31,7 +47,10 @@ def _failed(result, field):
 
 
 def _vault_of(result):
+    """The vault a result is about: its loop item's name, or the name a multi-vault module returned."""
     item = result.get('item')
+    if item is None:
+        return result.get('name')
     return item.get('name') if isinstance(item, dict) else item
 
 
@@ -74,8 +93,11 @@ def vault_problems(host_plan, vault_state, keks):
     problems = []
     failed = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(vault_state) if _failed(r, 'keys'))
     failed_keks = dict((_vault_of(r), r.get('msg') or 'failed') for r in _results(keks) if _failed(r, 'kid'))
+    every = _whole_failure(vault_state)
     for vault in host_plan.get('vaults') or []:
-        if vault in failed:
+        if every:
+            problems.append('vault %s could not be read: %s' % (vault, every))
+        elif vault in failed:
             problems.append('vault %s could not be read: %s' % (vault, failed[vault]))
         elif vault in failed_keks:
             problems.append('the KEK of vault %s could not be had: %s' % (vault, failed_keks[vault]))
@@ -85,14 +107,16 @@ def vault_problems(host_plan, vault_state, keks):
 def decide(host_plan, keygen, vault_state, keks):
     """What each key of a host does, and the wrap work per vault.
 
-    Returns {'keys': [entry + hsm/vault facts + action, reason], 'wrap': [{vault, kek_pem, kek_kid, kek_fingerprint,
-    wrap_keys: [{label, id}]}]}.  action is import, keep or conflict (decisions.import_decision).
+    Returns {'keys': [entry + hsm/vault facts + action, reason], 'wrap_keks': [{kek_kid, kek_pem, kek_fingerprint}],
+    'wrap_keys': [{label, id, kek_kid}], 'wrap_vaults': {kek_kid: vault}}: byok_wrap's keks and keys options (each HSM
+    key once per vault it goes to) and the vault of each KEK.  action is import, keep or conflict (decisions.import_decision).
     """
     hsm = dict((k.get('label'), k) for k in (keygen or {}).get('keys') or [])
     holdings = vault_holdings(vault_state)
     kek = dict((_vault_of(r), r) for r in _results(keks) if not _failed(r, 'kid') and not r.get('skipped'))
     keys = []
-    wrap = {}
+    wrap_keks = {}
+    wrap_keys = []
     for entry in host_plan.get('keys') or []:
         h = hsm.get(entry['label']) or {}
         held = holdings.get(entry['vault'], {}).get(key_name_key(entry['name']))
@@ -107,15 +131,26 @@ def decide(host_plan, keygen, vault_state, keks):
                        key_size=h.get('key_size') or entry.get('key_size'), curve=h.get('curve') or entry.get('curve'))
         keys.append(decided)
         if action == decisions.IMPORT and entry['vault'] in kek:
-            work = wrap.setdefault(entry['vault'], {'vault': entry['vault'], 'kek_pem': kek[entry['vault']].get('public_key_pem'),
-                                                    'kek_kid': kek[entry['vault']].get('kid'),
-                                                    'kek_fingerprint': kek[entry['vault']].get('fingerprint'), 'wrap_keys': []})
-            item = {'label': entry['label']}
+            fetched = kek[entry['vault']]
+            wrap_keks.setdefault(entry['vault'], {'kek_kid': fetched.get('kid'), 'kek_pem': fetched.get('public_key_pem'),
+                                                  'kek_fingerprint': fetched.get('fingerprint')})
+            item = {'label': entry['label'], 'kek_kid': fetched.get('kid')}
             if entry.get('id'):
                 item['id'] = entry['id']
-            if item not in work['wrap_keys']:
-                work['wrap_keys'].append(item)
-    return {'keys': keys, 'wrap': [wrap[v] for v in sorted(wrap)]}
+            if item not in wrap_keys:
+                wrap_keys.append(item)
+    return {'keys': keys, 'wrap_keks': [wrap_keks[v] for v in sorted(wrap_keks)], 'wrap_keys': wrap_keys,
+            'wrap_vaults': dict((k['kek_kid'], v) for v, k in wrap_keks.items())}
+
+
+def _wrapped_by_vault(work, wrapped):
+    """{(vault, label): byok_wrap's result for that key} of the host's wrap step."""
+    vaults = (work or {}).get('wrap_vaults') or {}
+    out = {}
+    for result in _results(wrapped):
+        for k in result.get('keys') or []:
+            out[(vaults.get(k.get('kek_kid')), k.get('label'))] = k
+    return out
 
 
 IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force')
@@ -126,12 +161,7 @@ def outbox(work, wrapped, check_mode=False):
 
     A key whose wrap gave no content (its wrap failed) is left out outside check mode: its row says why.
     """
-    contents = {}
-    for result in _results(wrapped):
-        vault = (result.get('item') or {}).get('vault') if isinstance(result.get('item'), dict) else result.get('item')
-        for k in result.get('keys') or []:
-            if k.get('byok_content'):
-                contents[(vault, k.get('label'))] = k['byok_content']
+    contents = dict((where, k['byok_content']) for where, k in _wrapped_by_vault(work, wrapped).items() if k.get('byok_content'))
     out = {}
     for entry in (work or {}).get('keys') or []:
         if entry['action'] != decisions.IMPORT:
@@ -150,31 +180,36 @@ def outbox(work, wrapped, check_mode=False):
 
 
 def imports_by_vault(hosts_vars, plan):
-    """The vault entries of the plan that receive keys, each with import_keys: every host's byok_outbox for it."""
+    """keyvault_import's vaults option: each vault of the plan that receives keys, with every host's byok_outbox for it."""
     out = []
     for vault in plan.get('vaults') or []:
         items = []
         for hv in hosts_vars or []:
             items.extend(((hv or {}).get('byok_outbox') or {}).get(vault['name']) or [])
         if items:
-            out.append(dict(vault, import_keys=items))
+            out.append({'name': vault['name'], 'vault_url': vault['url'], 'vault_type': vault.get('kind') or 'auto',
+                        'keys': items})
     return out
 
 
-def import_outcomes(imports):
-    """{(vault, name key): per-key result} from the keyvault_import loop over imports_by_vault entries.
+#: import_outcomes' key for "every key": the import step failed before it gave per-key results
+EVERY_KEY = (None, None)
 
-    A vault whose whole call failed (authentication, network) gives each of its keys that failure.
+
+def import_outcomes(imports):
+    """{(vault, name key): per-key result} from keyvault_import over imports_by_vault's vaults.
+
+    A vault whose whole call failed (authentication, network) gives each of its keys that failure; an import step that
+    could not run at all gives EVERY_KEY its failure.
     """
     out = {}
+    every = _whole_failure(imports)
+    if every:
+        out[EVERY_KEY] = {'failed': True, 'msg': every}
     for result in _results(imports):
         vault = _vault_of(result)
-        if result.get('keys'):
-            for k in result['keys']:
-                out[(vault, key_name_key(k.get('name')))] = k
-        elif _failed(result, 'keys'):
-            for k in (result.get('item') or {}).get('import_keys') or []:
-                out[(vault, key_name_key(k.get('name')))] = {'name': k.get('name'), 'failed': True, 'msg': result.get('msg', '')}
+        for k in result.get('keys') or []:
+            out[(vault, key_name_key(k.get('name')))] = k
     return out
 
 
@@ -182,13 +217,8 @@ def kek_kids(keks):
     return dict((_vault_of(r), r.get('kid')) for r in _results(keks) if not _failed(r, 'kid'))
 
 
-def wrap_methods(wrapped):
-    out = {}
-    for result in _results(wrapped):
-        vault = (result.get('item') or {}).get('vault') if isinstance(result.get('item'), dict) else result.get('item')
-        for k in result.get('keys') or []:
-            out[(vault, k.get('label'))] = k.get('wrap_method')
-    return out
+def wrap_methods(work, wrapped):
+    return dict((where, k.get('wrap_method')) for where, k in _wrapped_by_vault(work, wrapped).items())
 
 
 def wrap_files(keys, directory, name_field='label'):

@@ -357,6 +357,7 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     problems.extend(_fleet_problems(checked))
     plan = {'hosts': {}, 'vaults': [], 'controller': None}
     vaults = {}
+    names = {}
     for host, values in sorted(checked.items()):
         vault_defs = dict((n, v) for n, v in (values.get('byok_vaults') or {}).items() if v is not _INVALID)
         entries = [dict(k, host=host, vault_url=(vault_defs.get(k['vault']) or {}).get('url'),
@@ -368,11 +369,14 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
         plan['controller'] = plan['controller'] or values.get('byok_controller')
         for entry in entries:
             vault = vault_defs.get(entry['vault']) or {'url': None, 'kind': None}
-            v = vaults.setdefault(entry['vault'], dict(vault, name=entry['vault'], names=[], hosts=[]))
-            v['names'].append(entry['name'])
+            v = vaults.setdefault(entry['vault'], dict(vault, name=entry['vault'], hosts=[]))
+            names.setdefault(entry['vault'], []).append(entry['name'])
             if host not in v['hosts']:
                 v['hosts'].append(host)
     plan['vaults'] = [vaults[name] for name in sorted(vaults)]
+    # keyvault_key_info's vaults option: every vault, the names to ask it about
+    plan['reads'] = [{'name': v['name'], 'vault_url': v['url'], 'vault_type': v.get('kind') or 'auto', 'names': names[v['name']]}
+                     for v in plan['vaults']]
     plan['entries'] = [e for host in sorted(plan['hosts']) for e in plan['hosts'][host]['keys']]
     nkeys = sum(len(h['keys']) for h in plan['hosts'].values())
     plan['summary'] = '%s on %s into %s' % (count(nkeys, 'key'), count(len(plan['hosts']), 'HSM host'),

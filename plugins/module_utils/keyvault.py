@@ -31,7 +31,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
-from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule, failed_result
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, check_byok_cloud
 
 AZURE_IMPORT_ERROR = None
@@ -65,6 +65,8 @@ NAME_RELEASE_SECONDS = 60
 IMPORT_CONFIRM_SECONDS = 120
 #: upper bound of the modules' parallel option (requests in flight to one vault)
 MAX_PARALLEL = 16
+#: how many vaults of a module's vaults option are served at the same time
+MAX_VAULTS = 16
 
 # Azure's service limits, per vault (Managed HSM: per instance), in windows of PACING_WINDOW seconds, weighted: a
 # transaction costs 1/limit of its row's budget and the vault enforces the sum (Key Vault service limits; Managed HSM
@@ -89,6 +91,14 @@ PERMISSION_HINT = {
     'recover': "keys/recover (access policy) or the RBAC role 'Key Vault Crypto Officer'",
     'purge': "keys/purge (access policy) or the RBAC role 'Key Vault Crypto Officer'",
 }
+
+
+def vaults_option(**item_options):
+    """The vaults option of a module that serves several vaults in one run (documented in each such module)."""
+    options = dict(name=dict(type='str'), vault_url=dict(type='str', required=True),
+                   vault_type=dict(type='str', default='auto', choices=list(VAULT_KIND_CHOICES)))
+    options.update(item_options)
+    return dict(type='list', elements='dict', options=options)
 
 
 def azure_argument_spec():
@@ -920,6 +930,45 @@ class KeyVaultModule(ByokModule):
             return []
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(parallel, len(items))) as pool:
             return list(pool.map(lambda item: self.run_keys([item], func, key_field)[0], items))
+
+    def run_vaults(self, entries, func, items=None):
+        """func(vault, entry) for each entry of O(vaults), the vaults served at the same time (one thread per vault, up to
+        MAX_VAULTS at once, each vault with its own pacing and up to O(parallel) requests in flight).
+
+        Returns one result per entry, in order, each with the entry's name and vault_url; a vault that cannot be set up
+        (its URL, its credential) gets failed and msg, and func's own ByokError the same; with items (the entry's field
+        that lists its keys), such a result also has keys, each failed with that message.
+        """
+        def one(entry):
+            try:
+                vault = Vault(dict(self.params, vault_url=entry['vault_url'], vault_type=entry.get('vault_type') or 'auto'))
+                result = func(vault, entry)
+            except ByokError as exc:
+                result = dict(self.failure_details(exc), failed=True, changed=False, msg=str(exc))
+                if items:
+                    result['keys'] = [failed_result(item, 'name', exc) for item in entry.get(items) or []]
+            result.update(name=entry.get('name') or entry['vault_url'], vault_url=entry['vault_url'])
+            return result
+
+        if not entries:
+            return []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(entries), MAX_VAULTS)) as pool:
+            return list(pool.map(one, entries))
+
+    def check_vaults(self, entries):
+        """Refuse, before any request, a vaults list that names a vault twice or a name twice."""
+        seen = {}
+        for entry in entries:
+            target = self.guard(VaultTarget.parse, entry['vault_url'], entry.get('vault_type'))
+            label = entry.get('name') or entry['vault_url']
+            if target.lock_key in seen:
+                self.fail('vaults lists vault %s twice (%s and %s); give each vault once, with all its keys'
+                          % (target.url, seen[target.lock_key], label))
+            seen[target.lock_key] = label
+        names = [e.get('name') for e in entries if e.get('name')]
+        if len(set(names)) != len(names):
+            self.fail('vaults uses the name %s twice; give each vault its own name'
+                      % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
 
     def failure_details(self, exc):
         """status_code and error_code of a KeyVaultError, for a failed result."""

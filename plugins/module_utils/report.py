@@ -43,7 +43,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None):
     """The rows of one host after the transfer role's steps (decide, wrap, import)."""
     outcomes = fleet.import_outcomes(imports)
     kids = fleet.kek_kids(keks)
-    methods = fleet.wrap_methods(wrapped)
+    methods = fleet.wrap_methods(work, wrapped)
     token = dict((f, ((keygen or {}).get('token') or {}).get(f)) for f in TOKEN_FIELDS)
     rows = []
     for entry in (work or {}).get('keys') or []:
@@ -61,7 +61,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None):
             rows.append(row)
             continue
         row.update(kek_kid=kids.get(entry['vault']), wrap_method=methods.get((entry['vault'], entry['label'])))
-        outcome = outcomes.get((entry['vault'], key_name_key(entry['name'])))
+        outcome = outcomes.get((entry['vault'], key_name_key(entry['name']))) or outcomes.get(fleet.EVERY_KEY)
         if outcome is None:
             row['result'] = 'failed'
             row['message'] = 'not imported: nothing was wrapped for this key or the import did not reach it (see the task above)'

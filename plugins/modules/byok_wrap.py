@@ -44,13 +44,36 @@ options:
     type: path
   keys:
     description:
-      - Several keys at once, each a dictionary with C(label) and optionally C(dest) and C(id). All share the KEK and one login.
+      - Several keys at once, each a dictionary with C(label) and optionally C(dest), C(id) and C(kek_kid). All share one
+        login.
+      - An item's C(kek_kid) wraps it under that KEK of O(keks) (keys for several vaults in one run); the others use the
+        module's O(kek_kid).
     type: list
     elements: dict
+  keks:
+    description:
+      - With O(keys), the KEKs the items name by their C(kek_kid), each with C(kek_kid), C(kek_pem) or C(kek_file), and
+        C(kek_fingerprint), as the module options of those names.
+    type: list
+    elements: dict
+    suboptions:
+      kek_kid:
+        description: Versioned key identifier of the KEK, as O(kek_kid).
+        type: str
+        required: true
+      kek_pem:
+        description: The KEK public key as PEM text, as O(kek_pem).
+        type: str
+      kek_file:
+        description: PEM file with the KEK public key, as O(kek_file).
+        type: path
+      kek_fingerprint:
+        description: Fingerprint the KEK public key must have, as O(kek_fingerprint).
+        type: str
   kek_file:
     description:
       - PEM file with the KEK public key, as written by M(byok.keyvault.byok_kek_fetch) with C(dest).
-      - One of O(kek_file) and O(kek_pem) is required.
+      - One of O(kek_file) and O(kek_pem) is required, unless every item of O(keys) names a KEK of O(keks).
     type: path
   kek_pem:
     description:
@@ -59,8 +82,8 @@ options:
   kek_kid:
     description:
       - Versioned key identifier of the KEK (C(https://VAULT/keys/NAME/VERSION)), as returned by M(byok.keyvault.byok_kek_fetch).
+      - Required unless every item of O(keys) names a KEK of O(keks).
     type: str
-    required: true
   kek_fingerprint:
     description:
       - SHA-256 fingerprint (lowercase hex of the DER SubjectPublicKeyInfo) the KEK public key must have, as
@@ -106,6 +129,16 @@ EXAMPLES = r'''
         dest: /var/lib/byok/app-ec.byok
       - label: app-rsa
         dest: /var/lib/byok/app-rsa.byok
+
+- name: Wrap keys for two vaults with one login, each under its vault's KEK
+  byok.keyvault.byok_wrap:
+    keks:
+      - {kek_kid: "{{ kek_prod.kid }}", kek_pem: "{{ kek_prod.public_key_pem }}", kek_fingerprint: "{{ kek_prod.fingerprint }}"}
+      - {kek_kid: "{{ kek_dr.kid }}", kek_pem: "{{ kek_dr.public_key_pem }}", kek_fingerprint: "{{ kek_dr.fingerprint }}"}
+    keys:
+      - {label: app-ec, kek_kid: "{{ kek_prod.kid }}"}
+      - {label: app-ec, kek_kid: "{{ kek_dr.kid }}"}
+  register: wrapped
 '''
 
 RETURN = r'''
@@ -114,8 +147,8 @@ dest:
   returned: when O(label) is given
   type: str
 kek_kid:
-  description: Versioned KEK id written into the file's header.
-  returned: always
+  description: Versioned KEK id written into the file's header (each item of RV(keys) has its own).
+  returned: when O(kek_kid) is given
   type: str
 fingerprint:
   description: Fingerprint (SPKI SHA-256) of the wrapped key, or its KCV for oct keys (single-key form).
@@ -143,8 +176,8 @@ byok_content:
   returned: when O(label) is given without O(dest), outside check mode
   type: str
 keys:
-  description: One entry per item of O(keys) with label, dest, changed, fingerprint, wrap_method, key_type, key_size, curve
-    (and byok_content for an item without dest).
+  description: One entry per item of O(keys) with label, dest, changed, kek_kid, fingerprint, wrap_method, key_type,
+    key_size, curve (and byok_content for an item without dest).
   returned: when O(keys) is given
   type: list
   elements: dict
@@ -175,6 +208,34 @@ def wrap_item(item):
     return dict(item, key_id=key_id)
 
 
+def item_keks(p, items):
+    """{kek_kid: KEK public key} of every KEK the items use (loaded and checked once each), and each item's kek_kid."""
+    keks = {}
+    for kek in p['keks'] or []:
+        byok_file.parse_kid(kek['kek_kid'], option='kek_kid of keks')
+        if bool(kek['kek_pem']) == bool(kek['kek_file']):
+            raise HsmError('KEK %s of keks needs one of kek_pem and kek_file' % kek['kek_kid'])
+        if kek['kek_kid'] in keks:
+            raise HsmError('keks lists KEK %s twice; give each KEK once' % kek['kek_kid'])
+        keks[kek['kek_kid']] = load_kek(kek['kek_file'], kek['kek_fingerprint'], kek['kek_pem'])
+    if p['kek_kid']:
+        byok_file.parse_kid(p['kek_kid'])
+        if not (p['kek_file'] or p['kek_pem']):
+            raise HsmError('kek_kid %s needs one of kek_file and kek_pem (the KEK public key)' % p['kek_kid'])
+        keks.setdefault(p['kek_kid'], load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem']))
+    out = []
+    for item in items:
+        kid = item.get('kek_kid') or p['kek_kid']
+        if not kid:
+            raise HsmError('key %s has no KEK: give kek_kid (with kek_pem or kek_file), or kek_kid on the item with that KEK '
+                           'in keks' % item['label'])
+        if kid not in keks:
+            raise HsmError('key %s names KEK %s, which keks does not list; add it to keks (kek_kid, kek_pem, '
+                           'kek_fingerprint)' % (item['label'], kid))
+        out.append(dict(item, kek_kid=kid))
+    return keks, out
+
+
 def main():
     hsm = HsmModule(
         argument_spec=dict(
@@ -182,30 +243,33 @@ def main():
             id=dict(type='str'),
             dest=dict(type='path'),
             keys=dict(type='list', elements='dict', no_log=False),
+            keks=dict(type='list', elements='dict', no_log=False, options=dict(
+                kek_kid=dict(type='str', required=True), kek_pem=dict(type='str'), kek_file=dict(type='path'),
+                kek_fingerprint=dict(type='str'))),
             kek_file=dict(type='path'),
             kek_pem=dict(type='str'),
-            kek_kid=dict(type='str', required=True),
+            kek_kid=dict(type='str'),
             kek_fingerprint=dict(type='str'),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
             force=dict(type='bool', default=False),
         ),
-        mutually_exclusive=[('label', 'keys'), ('kek_file', 'kek_pem')],
-        required_one_of=[('label', 'keys'), ('kek_file', 'kek_pem')],
+        mutually_exclusive=[('label', 'keys'), ('kek_file', 'kek_pem'), ('label', 'keks')],
+        required_one_of=[('label', 'keys'), ('kek_kid', 'keks')],
+        required_by={'label': 'kek_kid'},
         supports_check_mode=True,
     )
     p = hsm.params
     single = p['keys'] is None
     items = [dict(label=p['label'], id=p['id'], dest=p['dest'])] if single else p['keys']
     # Everything that can be checked without the HSM is checked first
-    hsm.guard(byok_file.parse_kid, p['kek_kid'])
-    kek_public = hsm.guard(load_kek, p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
     items = hsm.guard(lambda: [wrap_item(item) for item in items])
+    keks, items = hsm.guard(item_keks, p, items)
 
     token = hsm.open_token()
     padded = []
 
     def one(item):
-        r = wrap_key(token, item, kek_public, p['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
+        r = wrap_key(token, item, keks[item['kek_kid']], item['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
         if r.pop('warning', None):
             padded.append(r.get('label'))
         return r
@@ -220,7 +284,8 @@ def main():
                         % (profile_name, info['library_version'], ', '.join(padded)))
     if single:
         hsm.finish(results, True, token=info)
-    hsm.finish(results, False, kek_kid=p['kek_kid'], token=info)
+    extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
+    hsm.finish(results, False, token=info, **extra)
 
 
 if __name__ == '__main__':

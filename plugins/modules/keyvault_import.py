@@ -27,6 +27,12 @@ attributes:
     details:
       - In check mode O(byok_file) does not need to exist.
 options:
+  vault_url:
+    description:
+      - URI of the Key Vault Premium vault (C(https://NAME.vault.azure.net)) or Managed HSM
+        (C(https://NAME.managedhsm.azure.net)).
+      - Required unless O(vaults) is given.
+    type: str
   name:
     description:
       - Name of the key in the vault (1-127 characters of 0-9, a-z, A-Z and -). Mutually exclusive with O(keys).
@@ -48,7 +54,7 @@ options:
         and defaults.
     type: list
     elements: dict
-    suboptions:
+    suboptions: &import_key_options
       name:
         description: Vault key name.
         type: str
@@ -95,9 +101,36 @@ options:
         description: Import even when the vault's current version is another key.
         type: bool
         default: false
+  vaults:
+    description:
+      - Keys for several vaults at once, instead of O(vault_url), O(vault_type) and O(keys). The vaults are served at the
+        same time, each with up to O(parallel) requests in flight and its own pacing under its limits.
+      - A vault that fails as a whole (its credential, its URL) fails each of its keys with that message; the others go on.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: A name for the vault, returned in its entry of RV(vaults) and used in the diff (the transfer role gives
+          its C(byok_vaults) key).
+        type: str
+      vault_url:
+        description: URI of the vault, as O(vault_url).
+        type: str
+        required: true
+      vault_type:
+        description: Kind of vault, as O(vault_type).
+        type: str
+        default: auto
+        choices: [auto, premium, managed_hsm]
+      keys:
+        description: The keys of this vault, as O(keys).
+        type: list
+        elements: dict
+        required: true
+        suboptions: *import_key_options
   parallel:
     description:
-      - With O(keys), how many import requests may be in flight at once (1-16).
+      - With O(keys) or O(vaults), how many import requests may be in flight at once to one vault (1-16).
     type: int
     default: 4
   key_type:
@@ -179,6 +212,19 @@ EXAMPLES = r'''
     byok_file: /var/lib/byok/payments-signing-2027.byok
     expected_fingerprint: "{{ newkey.fingerprint }}"
     force: true
+
+- name: Import the keys of a fleet into two vaults at the same time
+  byok.keyvault.keyvault_import:
+    vaults:
+      - name: prod
+        vault_url: https://contoso-prod.vault.azure.net
+        keys:
+          - {name: payments-signing, byok_file: /var/lib/byok/payments-signing.byok, key_ops: [sign, verify]}
+      - name: dr
+        vault_url: https://contoso-dr.vault.azure.net
+        keys:
+          - {name: payments-signing, byok_file: /var/lib/byok/payments-signing-dr.byok, key_ops: [sign, verify]}
+  register: imported
 '''
 
 RETURN = r'''
@@ -187,6 +233,25 @@ keys:
   returned: when O(keys) is given
   type: list
   elements: dict
+vaults:
+  description: With O(vaults), one entry per vault in order; C(failed) and C(msg) when one of its keys (or the vault) failed.
+  returned: when O(vaults) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The vault's O(vaults[].name) (its URL when it has none).
+      type: str
+    vault_url:
+      description: The vault's O(vaults[].vault_url).
+      type: str
+    changed:
+      description: Whether a key was imported into this vault.
+      type: bool
+    keys:
+      description: One result per key, as RV(keys).
+      type: list
+      elements: dict
 kid:
   description: Versioned id of the vault key that holds the HSM key. Null in check mode before the import.
   returned: when O(name) is given
@@ -232,7 +297,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule, vaults_option
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_key
 
 
@@ -320,41 +385,85 @@ def import_one(vault, item, prepared, check_mode, verify_signature):
     return result
 
 
+def check_names(kv, items, where=''):
+    names = [i['name'].lower() for i in items]
+    if len(set(names)) != len(names):
+        kv.fail('keys%s lists a name twice (%s; Key Vault compares names case-insensitively); give each vault key once'
+                % (where, ', '.join(sorted(set(n for n in names if names.count(n) > 1)))))
+
+
+def import_vault(kv, vault, items):
+    """Import (or keep) the keys of one vault, up to O(parallel) at once; the vault's result."""
+    p = kv.params
+
+    def one(item):
+        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, p['verify_signature'])
+
+    results = kv.run_keys_parallel(items, one, 'name', 'import')
+    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
+    failed = [r for r in results if r.get('failed')]
+    if failed:
+        out.update(failed=True, msg='%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
+            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
+    return out
+
+
+def take_diffs(results, prefix=''):
+    """Remove each result's diff and merge them into one {before, after} keyed by (vault/)key name."""
+    diff = {'before': {}, 'after': {}}
+    for r in results:
+        d = r.pop('diff', None)
+        if d:
+            diff['before'][prefix + r['name']] = d['before']
+            diff['after'][prefix + r['name']] = d['after']
+    return diff
+
+
 def main():
     spec = dict((k, dict(v, required=False) if k == 'name' else v) for k, v in ITEM_SPEC.items())
     spec.update(
+        vault_url=dict(type='str'),
         keys=dict(type='list', elements='dict', options=ITEM_SPEC, no_log=False),
+        vaults=vaults_option(keys=dict(type='list', elements='dict', options=ITEM_SPEC, required=True, no_log=False)),
         verify_signature=dict(type='bool', default=False),
         parallel=dict(type='int', default=4),
     )
     kv = KeyVaultModule(
         argument_spec=spec,
-        mutually_exclusive=[('name', 'keys'), ('byok_file', 'byok_content')],
-        required_one_of=[('name', 'keys')],
+        mutually_exclusive=[('name', 'keys', 'vaults'), ('byok_file', 'byok_content'), ('vault_url', 'vaults')],
+        required_one_of=[('name', 'keys', 'vaults')],
+        required_by={'name': 'vault_url', 'keys': 'vault_url'},
         supports_check_mode=True,
     )
     p = kv.params
+    if p['vaults'] is not None:
+        kv.check_vaults(p['vaults'])
+        for entry in p['vaults']:
+            check_names(kv, entry['keys'], ' of vault %s' % (entry['name'] or entry['vault_url']))
+        results = kv.run_vaults(p['vaults'], lambda vault, entry: import_vault(kv, vault, entry['keys']), items='keys')
+        diff = {'before': {}, 'after': {}}
+        for r in results:
+            d = take_diffs(r.get('keys') or [], prefix='%s/' % r['name'])
+            diff['before'].update(d['before'])
+            diff['after'].update(d['after'])
+        changed = any(r.get('changed') for r in results)
+        failed = [r for r in results if r.get('failed')]
+        if failed:
+            kv.fail(' | '.join('vault %s: %s' % (r['name'], r['msg']) for r in failed), changed=changed, vaults=results,
+                    diff=diff)
+        kv.module.exit_json(changed=changed, vaults=results, diff=diff)
     single = p['keys'] is None
     items = [dict((k, p[k]) for k in ITEM_SPEC)] if single else p['keys']
-    names = [i['name'].lower() for i in items]
-    if len(set(names)) != len(names):
-        kv.fail('keys lists a name twice (%s; Key Vault compares names case-insensitively); give each vault key once'
-                % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
-    vault = kv.vault
-
-    def one(item):
-        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, p['verify_signature'])
-
-    results = kv.run_keys_parallel(items, one, 'name', 'import') if not single else kv.run_keys(items, one, 'name')
-    diff = {'before': {}, 'after': {}}
-    for r in results:
-        d = r.pop('diff', None)
-        if d and single:
-            diff = dict(d, before_header=r['name'], after_header=d['after'].get('change', r['name']))
-        elif d:
-            diff['before'][r['name']] = d['before']
-            diff['after'][r['name']] = d['after']
-    kv.finish(results, single, diff=diff)
+    check_names(kv, items)
+    if single:
+        results = kv.run_keys(items, lambda item: import_one(kv.vault, item, prepare(item, kv.vault.vault_type, kv.check_mode),
+                                                             kv.check_mode, p['verify_signature']), 'name')
+        d = results[0].pop('diff', None)
+        diff = dict(d, before_header=results[0]['name'], after_header=d['after'].get('change', results[0]['name'])) if d else {
+            'before': {}, 'after': {}}
+        kv.finish(results, single, diff=diff)
+    result = import_vault(kv, kv.vault, items)
+    kv.finish(result['keys'], single, diff=take_diffs(result['keys']))
 
 
 if __name__ == '__main__':

@@ -19,12 +19,42 @@ extends_documentation_fragment:
   - byok.keyvault.attributes
   - byok.keyvault.attributes.info_module
 options:
+  vault_url:
+    description:
+      - URI of the Key Vault Premium vault (C(https://NAME.vault.azure.net)) or Managed HSM
+        (C(https://NAME.managedhsm.azure.net)).
+      - Required unless O(vaults) is given.
+    type: str
   names:
     description:
-      - Key names to look up.
+      - Key names to look up in O(vault_url). Required with O(vault_url).
     type: list
     elements: str
-    required: true
+  vaults:
+    description:
+      - Several vaults at once, read at the same time (each with up to O(parallel) look-ups in flight and its own pacing);
+        instead of O(vault_url), O(vault_type) and O(names).
+      - A vault that cannot be read is reported in its entry of RV(vaults); the others are still read.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: A name for the vault, returned in its entry of RV(vaults) (the transfer role gives its C(byok_vaults) key).
+        type: str
+      vault_url:
+        description: URI of the vault, as O(vault_url).
+        type: str
+        required: true
+      vault_type:
+        description: Kind of vault, as O(vault_type).
+        type: str
+        default: auto
+        choices: [auto, premium, managed_hsm]
+      names:
+        description: Key names to look up in this vault.
+        type: list
+        elements: str
+        required: true
   versions:
     description:
       - Also count the versions of each key (one more request per key).
@@ -43,12 +73,21 @@ EXAMPLES = r'''
     vault_url: https://contoso-prod.vault.azure.net
     names: [payments-signing, app-ec]
   register: info
+
+- name: Read three vaults at the same time
+  byok.keyvault.keyvault_key_info:
+    vaults:
+      - {name: prod, vault_url: "https://contoso-prod.vault.azure.net", names: [payments-signing]}
+      - {name: dr, vault_url: "https://contoso-dr.vault.azure.net", names: [payments-signing]}
+      - {name: mhsm, vault_url: "https://contoso.managedhsm.azure.net", names: [app-aes]}
+    versions: false
+  register: fleet_info
 '''
 
 RETURN = r'''
 keys:
-  description: One entry per name.
-  returned: always
+  description: One entry per name (with O(vault_url); with O(vaults), each entry of RV(vaults) has its own).
+  returned: with O(vault_url)
   type: list
   elements: dict
   contains:
@@ -88,11 +127,35 @@ keys:
         - Key check value of an oct-HSM key computed by the vault (AES-CBC with a zero IV over a zero block), or null when
           the key or the identity may not encrypt.
       type: str
+vaults:
+  description: One entry per item of O(vaults), in order.
+  returned: with O(vaults)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The item's name (its O(vaults[].vault_url) when it has none).
+      type: str
+    vault_url:
+      description: The item's O(vaults[].vault_url).
+      type: str
+    keys:
+      description: One entry per name, as RV(keys).
+      type: list
+      elements: dict
+    failed:
+      description: Whether the vault could not be read.
+      type: bool
+      returned: when the vault could not be read
+    msg:
+      description: Why the vault could not be read.
+      type: str
+      returned: when the vault could not be read
 '''
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, key_summary, vaults_option
 
 
 def vault_kcv(vault, key):
@@ -116,25 +179,50 @@ def look_up(vault, name, versions):
     return entry
 
 
+def read_vault(kv, vault, names, versions):
+    """The look-ups of one vault; a vault that cannot be read fails as a whole (authentication, permission, network)."""
+    keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
+    failed = [k for k in keys if k.get('failed')]
+    result = {'changed': False, 'keys': keys}
+    if failed:
+        result.update(failed=True, msg=failed[0]['msg'])
+    return result
+
+
 def main():
     kv = KeyVaultModule(
         argument_spec=dict(
-            names=dict(type='list', elements='str', required=True),
+            vault_url=dict(type='str'),
+            names=dict(type='list', elements='str'),
+            vaults=vaults_option(names=dict(type='list', elements='str', required=True)),
             versions=dict(type='bool', default=True),
             parallel=dict(type='int', default=8),
         ),
+        mutually_exclusive=[('vault_url', 'vaults'), ('names', 'vaults')],
+        required_one_of=[('vault_url', 'vaults')],
+        required_by={'vault_url': 'names'},
         supports_check_mode=True,
     )
-    names, versions = kv.params['names'], kv.params['versions']
-    for name in names:
+    p = kv.params
+    versions = p['versions']
+    if p['vaults'] is not None:
+        kv.check_vaults(p['vaults'])
+        for entry in p['vaults']:
+            for name in entry['names']:
+                kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
+        results = kv.run_vaults(p['vaults'], lambda vault, entry: read_vault(kv, vault, entry['names'], versions),
+                                 items='names')
+        failed = [r for r in results if r.get('failed')]
+        if failed:
+            kv.fail('%d of %d vaults could not be read: %s' % (len(failed), len(results), ' | '.join(
+                '%s: %s' % (r['name'], r['msg']) for r in failed)), vaults=results)
+        kv.module.exit_json(changed=False, vaults=results)
+    for name in p['names']:
         kv.guard(byok_file.validate_key_name, name, option='names')
-    vault = kv.vault
-    keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
-    failed = [k for k in keys if k.get('failed')]
-    if failed:
-        # a vault that cannot be read fails as a whole (authentication, permission, network): one message, once
-        kv.fail(failed[0]['msg'], keys=keys)
-    kv.module.exit_json(changed=False, keys=keys)
+    result = read_vault(kv, kv.vault, p['names'], versions)
+    if result.get('failed'):
+        kv.fail(result['msg'], keys=result['keys'])
+    kv.module.exit_json(changed=False, keys=result['keys'])
 
 
 if __name__ == '__main__':

@@ -49,7 +49,7 @@ RECAP_RE = re.compile(
 # Processes
 # --------------------------------------------------------------------------------------------------------------------
 
-def _free_base_port(count: int = 4) -> int:
+def _free_base_port(count: int = 5) -> int:
     """A base port such that base..base+count-1 are all free on 127.0.0.1 (the lab uses base..base+3)."""
     for _dummy in range(200):
         base = 20000 + secrets.randbelow(40000)

@@ -315,7 +315,7 @@ def build_parser(prog: str = "python -m lab") -> argparse.ArgumentParser:
     p_settings = sub.add_parser("settings", parents=[common], help="Azure's service limits and vault options on the running server")
     p_settings.add_argument("--limits", choices=["on", "off"], help="throttle like Azure (429 + Retry-After) or not (default off)")
     p_settings.add_argument("--time-scale", type=float, help="shrink Azure's 10-second windows (0.1: 1 s windows, same counts)")
-    p_settings.add_argument("--vault", help="the vault the options below apply to (premium, mhsm, premium2)")
+    p_settings.add_argument("--vault", help="the vault the options below apply to (premium, mhsm, premium2, premium3)")
     p_settings.add_argument("--purge-protection", choices=["on", "off"], help="refuse purges (always on for mhsm)")
     p_settings.add_argument("--delete-delay", type=float, help="seconds before a deleted key is listed as deleted")
     p_settings.add_argument("--purge-delay", type=float, help="seconds a purged name still answers 409")

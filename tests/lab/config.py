@@ -30,7 +30,9 @@ from .tokens import ALL_KEY_PERMISSIONS, READER_PERMISSIONS, Identity
 DEFAULT_STATE_DIR = ".lab"
 DEFAULT_PORT = 18443
 #: (name, kind, offset from the base port)
-VAULT_LAYOUT = (("premium", "premium", 1), ("mhsm", "managedhsm", 2), ("premium2", "premium", 3))
+VAULT_LAYOUT = (("premium", "premium", 1), ("mhsm", "managedhsm", 2), ("premium2", "premium", 3), ("premium3", "premium", 4))
+#: ports a lab uses: the login endpoint on the base port and one per vault
+PORT_SPAN = 1 + len(VAULT_LAYOUT)
 OPERATOR = "lab-operator"
 READER = "lab-reader"
 
@@ -170,7 +172,8 @@ def init(state_dir: str, port: Optional[int] = None) -> LabConfig:
     changed = not config
     config.setdefault("tenant_id", str(uuid.uuid4()))
     base = port if port is not None else config.get("base_port", DEFAULT_PORT)
-    if config.get("base_port") != base or "vaults" not in config:
+    layout = [n for n, dummy, dummy2 in VAULT_LAYOUT]
+    if config.get("base_port") != base or [v.get("name") for v in config.get("vaults") or []] != layout:
         config["base_port"] = base
         config["vaults"] = [{"name": n, "kind": k, "port": base + off} for n, k, off in VAULT_LAYOUT]
         changed = True

@@ -8,7 +8,7 @@ package (a checkout, ``PYTHONPATH=tests``), enable it with ``-p lab.pytest_plugi
 ``pytest_plugins = ["lab.pytest_plugin"]`` in a conftest.py.
 
 * ``lab_vault`` (session): a running lab (:class:`lab.server.LabServer`) in a temporary state directory, on free
-  ports: ``.urls["premium"|"mhsm"|"premium2"]``, ``.authority``, ``.ca_path``, ``.tenant_id``, ``.env()``,
+  ports: ``.urls["premium"|"mhsm"|"premium2"|"premium3"]``, ``.authority``, ``.ca_path``, ``.tenant_id``, ``.env()``,
   ``.vault(name)`` (the state, for assertions), ``.reset()``, ``.faults``.
 * ``lab_env`` (function): the environment variables ``byok-keyvault-lab env`` prints (``AZURE_CLIENT_ID``,
   ``AZURE_SECRET``, ``AZURE_TENANT``, ``LAB_AUTHORITY``, ``LAB_CA``, ``LAB_VAULT_*``, ``LAB_CLIENT_CERTIFICATE``),

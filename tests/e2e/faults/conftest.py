@@ -142,7 +142,7 @@ def fl_work(tmp_path, fl_base_env) -> Work:
 # The lab vault
 # ----------------------------------------------------------------------------------------------------------------------
 
-def _free_base_port(count: int = 4) -> int:
+def _free_base_port(count: int = 5) -> int:
     for _dummy in range(200):
         base = 20000 + secrets.randbelow(40000)
         socks = []

@@ -388,7 +388,7 @@ def test_cli(tmp_path, capsys):
         assert "running" in run("status")
         assert json.loads(run("faults", "--rate", "0.3", "--kinds", "429,reset", "--seed", "3"))["kinds"] == ["429", "reset"]
         assert json.loads(run("faults", "--off"))["rate"] == 0.0
-        assert set(json.loads(run("dump"))) == {"premium", "mhsm", "premium2"}
+        assert set(json.loads(run("dump"))) == {"premium", "mhsm", "premium2", "premium3"}
         assert "server running" in run("reset")
     finally:
         assert "stopped" in run("stop")

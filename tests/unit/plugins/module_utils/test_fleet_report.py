@@ -7,8 +7,8 @@ __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet, report
 
-VAULT = {'name': 'prod', 'url': 'https://contoso.vault.azure.net', 'kind': 'premium', 'kek_name': 'byok-kek', 'kek_size': 4096,
-         'names': ['app-rsa', 'app-ec']}
+VAULT = {'name': 'prod', 'url': 'https://contoso.vault.azure.net', 'kind': 'premium', 'kek_name': 'byok-kek', 'kek_size': 4096}
+DR = {'name': 'dr', 'url': 'https://contoso-dr.vault.azure.net', 'kind': 'premium', 'kek_name': 'byok-kek', 'kek_size': 4096}
 
 
 def entry(name, **extra):
@@ -28,8 +28,12 @@ KEYGEN = {'keys': [{'label': 'app-rsa', 'fingerprint': 'f1', 'key_size': 3072}, 
           'token': {'label': 'tok', 'serial': '1'}}
 
 
-def state(*keys):
-    return {'results': [{'item': VAULT, 'keys': list(keys)}]}
+def state(*keys, **vaults):
+    """keyvault_key_info's result with vaults: prod holding keys (and other vaults as given)."""
+    out = [{'name': 'prod', 'vault_url': VAULT['url'], 'changed': False, 'keys': list(keys)}]
+    for name, held in vaults.items():
+        out.append({'name': name, 'vault_url': 'https://%s.vault.azure.net' % name, 'changed': False, 'keys': held})
+    return {'changed': False, 'vaults': out}
 
 
 def test_a_fleet_in_place_needs_no_kek_and_moves_nothing():
@@ -37,7 +41,7 @@ def test_a_fleet_in_place_needs_no_kek_and_moves_nothing():
                  {'name': 'app-ec', 'exists': True, 'fingerprint': 'f2', 'kid': 'k2'})
     assert fleet.kek_vaults(PLAN, held) == []
     work = fleet.decide(HOST, KEYGEN, held, {'results': []})
-    assert [k['action'] for k in work['keys']] == ['keep', 'keep'] and work['wrap'] == []
+    assert [k['action'] for k in work['keys']] == ['keep', 'keep'] and work['wrap_keys'] == [] and work['wrap_keks'] == []
     rows = report.host_rows(work, 'hsm1', KEYGEN)
     assert [r['result'] for r in rows] == ['in place', 'in place'] and all(r['match'] for r in rows)
     assert report.table(rows)[-1] == 'nothing to transfer: all 2 keys are already in their vaults'
@@ -49,16 +53,18 @@ def test_a_missing_key_moves_and_another_key_is_a_conflict_unless_forced():
     assert fleet.kek_vaults(PLAN, held) == [VAULT]
     work = fleet.decide(HOST, KEYGEN, held, KEK)
     assert [k['action'] for k in work['keys']] == ['import', 'conflict']
-    assert work['wrap'] == [{'vault': 'prod', 'kek_pem': 'PEM', 'kek_kid': KEK['results'][0]['kid'], 'kek_fingerprint': 'kf',
-                             'wrap_keys': [{'label': 'app-rsa'}]}]
-    wrapped_key = {'label': 'app-rsa', 'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}
-    wrapped = {'results': [{'item': work['wrap'][0], 'keys': [wrapped_key]}]}
+    kid = KEK['results'][0]['kid']
+    assert work['wrap_keks'] == [{'kek_pem': 'PEM', 'kek_kid': kid, 'kek_fingerprint': 'kf'}]
+    assert work['wrap_keys'] == [{'label': 'app-rsa', 'kek_kid': kid}]
+    wrapped_key = {'label': 'app-rsa', 'kek_kid': kid, 'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}
+    wrapped = {'changed': True, 'keys': [wrapped_key]}
     out = fleet.outbox(work, wrapped)
     assert out == {'prod': [{'name': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'key_ops': ['sign', 'verify'],
                              'enabled': True, 'force': False, 'expected_fingerprint': 'f1', 'byok_content': 'Ynl0ZXM='}]}
     imports_in = fleet.imports_by_vault([{'byok_outbox': out}, {}], PLAN)
-    assert imports_in[0]['name'] == 'prod' and len(imports_in[0]['import_keys']) == 1
-    imports = {'results': [{'item': imports_in[0], 'keys': [{'name': 'app-rsa', 'changed': True, 'kid': 'k9', 'fingerprint': 'f1'}]}]}
+    assert imports_in == [{'name': 'prod', 'vault_url': VAULT['url'], 'vault_type': 'premium', 'keys': out['prod']}]
+    imports = {'vaults': [{'name': 'prod', 'vault_url': VAULT['url'],
+                           'keys': [{'name': 'app-rsa', 'changed': True, 'kid': 'k9', 'fingerprint': 'f1'}]}]}
     rows = dict((r['name'], r) for r in report.host_rows(work, 'hsm1', KEYGEN, imports, wrapped, KEK))
     assert rows['app-rsa']['result'] == 'transferred' and rows['app-rsa']['match'] and rows['app-rsa']['wrap_method'] == 'two_step'
     assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
@@ -70,7 +76,7 @@ def test_a_missing_key_moves_and_another_key_is_a_conflict_unless_forced():
 def test_unknown_outcome_is_never_failed_and_closing_message_names_each_key_once():
     held = state({'name': 'app-rsa', 'exists': False}, {'name': 'app-ec', 'exists': False})
     work = fleet.decide(HOST, KEYGEN, held, KEK)
-    imports = {'results': [{'item': VAULT, 'keys': [
+    imports = {'failed': True, 'vaults': [{'name': 'prod', 'failed': True, 'keys': [
         {'name': 'app-rsa', 'failed': True, 'outcome_unknown': True, 'msg': 'outcome unknown: re-run to confirm'},
         {'name': 'app-ec', 'failed': True, 'msg': 'the identity may not import'}]}]}
     rows = report.host_rows(work, 'hsm1', KEYGEN, imports, None, KEK)
@@ -82,7 +88,8 @@ def test_unknown_outcome_is_never_failed_and_closing_message_names_each_key_once
 
 
 def test_a_vault_that_cannot_be_read_stops_only_its_hosts():
-    failed = {'results': [{'item': VAULT, 'failed': True, 'msg': 'the identity may not get keys in ...'}]}
+    failed = {'failed': True, 'vaults': [{'name': 'prod', 'failed': True, 'msg': 'the identity may not get keys in ...',
+                                          'keys': [{'name': 'app-rsa', 'failed': True, 'msg': '...'}]}]}
     assert fleet.kek_vaults(PLAN, failed) == []
     assert fleet.vault_problems(HOST, failed, {'results': []}) == ['vault prod could not be read: the identity may not get keys in ...']
     assert fleet.vault_problems({'vaults': ['other']}, failed, {'results': []}) == []
@@ -105,3 +112,31 @@ def test_no_value_can_start_a_line_of_its_own_in_the_table():
     row = report.new_row(entry('app-rsa', label='x\nnext: 1  transferred'), 'hsm1', result='in place')
     lines = report.table([row])
     assert len(lines) == 3 and '\\n' in lines[1] and not any(line.startswith('next') for line in lines)
+
+
+def test_a_step_that_could_not_run_at_all_stops_every_host_and_fails_every_key():
+    """A module that fails before it gives per-vault results (its libraries missing, its arguments refused)."""
+    crashed = {'failed': True, 'msg': 'Failed to import the required Python library (azure-keyvault-keys)'}
+    assert fleet.kek_vaults(PLAN, crashed) == []
+    assert fleet.vault_problems(HOST, crashed, {'results': []}) == [
+        'vault prod could not be read: Failed to import the required Python library (azure-keyvault-keys)']
+    work = fleet.decide(HOST, KEYGEN, state({'name': 'app-rsa', 'exists': False}, {'name': 'app-ec', 'exists': False}), KEK)
+    rows = report.host_rows(work, 'hsm1', KEYGEN, crashed, None, KEK)
+    assert [r['result'] for r in rows] == ['failed', 'failed']
+    assert all('azure-keyvault-keys' in r['message'] for r in rows)
+
+
+def test_one_label_for_two_vaults_is_wrapped_once_per_kek_and_each_blob_goes_to_its_vault():
+    host = {'keys': [entry('app-ec', key_type='EC', curve='P-256'), entry('app-ec', vault='dr', key_type='EC', curve='P-256')],
+            'vaults': ['dr', 'prod'], 'regenerate': 'fail'}
+    keks = {'results': [dict(KEK['results'][0]), {'item': DR, 'kid': 'https://contoso-dr.vault.azure.net/keys/byok-kek/02',
+                                                  'public_key_pem': 'PEM2', 'fingerprint': 'kf2'}]}
+    held = state({'name': 'app-ec', 'exists': False}, dr=[{'name': 'app-ec', 'exists': False}])
+    work = fleet.decide(host, {'keys': [{'label': 'app-ec', 'fingerprint': 'f2'}]}, held, keks)
+    kids = [k['kid'] for k in keks['results']]
+    assert sorted(k['kek_kid'] for k in work['wrap_keks']) == sorted(kids)
+    assert work['wrap_keys'] == [{'label': 'app-ec', 'kek_kid': kids[0]}, {'label': 'app-ec', 'kek_kid': kids[1]}]
+    wrapped = {'keys': [{'label': 'app-ec', 'kek_kid': kids[0], 'byok_content': 'UA=='},
+                        {'label': 'app-ec', 'kek_kid': kids[1], 'byok_content': 'RA=='}]}
+    out = fleet.outbox(work, wrapped)
+    assert out['prod'][0]['byok_content'] == 'UA==' and out['dr'][0]['byok_content'] == 'RA=='
