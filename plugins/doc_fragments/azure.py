@@ -112,14 +112,24 @@ options:
       - Keep this module's requests to the vault under Azure's published service limits, counted per vault in
         10-second windows and weighted by key type - for Key Vault 10 HSM-key CREATE transactions (a BYOK import is
         one) and, for all other transactions, 2000 (RSA-2048, EC), 500 (RSA-3072) or 250 (RSA-4096); for a Managed HSM
-        1 create or import, 10 deletes, purges or recovers and 1100 other operations per second - using 80% of each
-        budget, so that parallel imports (the C(parallel) option of M(byok.keyvault.keyvault_import)) are not answered
-        with 429.
+        1 create or import, 10 deletes, purges or recovers and 1100 other operations per second - using O(pacing_share)
+        of each budget, so that parallel imports (the C(parallel) option of M(byok.keyvault.keyvault_import)) are not
+        answered with 429.
+      - A request counts from when it is sent until a window after its answer came (the vault counts it somewhere in
+        between), so a module run alone on the vault stays under each limit in every window, whatever the latency.
       - A 429 that comes nevertheless (other clients of the vault, the subscription-wide ceiling of five times the
         vault limits) holds back the following requests for its Retry-After, and is retried as before.
       - The budgets are per module run; forks that call the module at the same time on one vault each have their own.
     type: bool
     default: true
+  pacing_share:
+    description:
+      - Share of each service limit of O(pacing) this module run may use, more than 0 and at most 1.
+      - V(1) uses Azure's numbers in full, which a run alone on the vault may. Lower it when other clients use the vault at
+        the same time (another job, an application, a second slice of a sliced job template), for example V(0.5) for two
+        runs that import into one vault at once, so that together they stay under the limits.
+    type: float
+    default: 1.0
   pacing_window:
     description:
       - Length in seconds of the windows in which the vault counts requests for O(pacing). Azure counts in

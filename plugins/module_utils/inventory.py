@@ -188,6 +188,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
         value = out.get(name)
         if _ok(value) and value is not None and not PARALLEL_RANGE[0] <= value <= PARALLEL_RANGE[1]:
             checker.problem(name, '%s is out of range; use %d to %d' % (value, PARALLEL_RANGE[0], PARALLEL_RANGE[1]))
+    _check_azure_numbers(checker, out.get('byok_azure'))
     vaults = out.get('byok_vaults')
     checked_vaults = {}
     if _ok(vaults):
@@ -200,6 +201,27 @@ def check_host(spec, host, values, now=None, vaults_required=True):
                         for index, key in enumerate(keys or [])] if _ok(keys) else []
     _check_labels(checker, out['byok_keys'])
     return out, checker.problems
+
+
+#: byok_azure's numbers the modules would refuse: (lowest, whether the lowest itself is allowed, highest, what to write)
+AZURE_NUMBERS = {
+    'pacing_share': (0, False, 1, 'more than 0 and at most 1 (1: all of each limit; 0.5 when another job uses the vaults '
+                                  'at the same time)'),
+    'pacing_window': (0, False, None, 'the seconds of the windows the vault counts requests in, more than 0 (Azure: 10)'),
+    'lock_timeout': (0, True, None, 'seconds, 0 or more'),
+    'import_confirm_timeout': (0, True, None, 'seconds, 0 or more'),
+}
+
+
+def _check_azure_numbers(checker, azure):
+    if not isinstance(azure, dict):
+        return
+    for name, (low, low_ok, high, hint) in sorted(AZURE_NUMBERS.items()):
+        value = azure.get(name)
+        if not _ok(value) or value is None or isinstance(value, bool):
+            continue
+        if (value < low or (value == low and not low_ok)) or (high is not None and value > high):
+            checker.problem('byok_azure.%s' % name, '%s is out of range; use %s' % (value, hint))
 
 
 def _check_vault(checker, vname, value, now):

@@ -72,8 +72,11 @@ MAX_VAULTS = 16
 # transaction costs 1/limit of its row's budget and the vault enforces the sum (Key Vault service limits; Managed HSM
 # scaling guidance, whose operations per second are given here per 10 s).  A BYOK import counts as a CREATE.
 PACING_WINDOW = 10.0
-#: share of each budget the collection uses, leaving room for clock skew, latency and the challenge request
-PACING_SHARE = 0.8
+#: share of each budget the collection uses by default (pacing_share): all of it.  A request counts from when it is sent
+#: until a window after its answer (the vault counts it somewhere in between), the challenge request included, so a
+#: client alone on the vault cannot exceed a limit in any window the vault counts in; a smaller share leaves room for
+#: other clients of the vault
+PACING_SHARE = 1.0
 PREMIUM_CREATE_LIMIT = 10
 #: all other transactions on an HSM key of a Key Vault, by key type and size
 PREMIUM_OTHER_LIMITS = {('RSA', 2048): 2000, ('RSA', 3072): 500, ('RSA', 4096): 250, ('EC', None): 2000}
@@ -123,6 +126,7 @@ def azure_argument_spec():
         allow_unsupported_clouds=dict(type='bool', default=False),
         pacing=dict(type='bool', default=True),
         pacing_window=dict(type='float', default=PACING_WINDOW),
+        pacing_share=dict(type='float', default=PACING_SHARE),
     )
 
 
@@ -351,7 +355,7 @@ class Pacer(object):
 
     Each request is put in its bucket (create: create and import; Managed HSM also delete: delete, purge, recover;
     other: the rest) with the weight of its row; a request whose cost does not fit into what the last window's requests
-    left of PACING_SHARE of the budget waits until it does.  A request counts from when it is sent until a window
+    left of the share (PACING_SHARE unless pacing_share says otherwise) of the budget waits until it does.  A request counts from when it is sent until a window
     after its answer came (the vault counts it somewhere in between), so a slow answer cannot make two windows' worth
     of requests reach the vault in one.  A 429 holds back every request for its Retry-After.  The 'other' row of a key
     is learnt from the vault's answers (RSA size, EC); until then it is RSA-2048's.
@@ -628,7 +632,13 @@ class Vault(object):
             if window <= 0:
                 raise KeyVaultError('pacing_window is %s; give the length in seconds of the windows in which the vault counts '
                                     "requests (Azure: %d), or set pacing: false" % (window, PACING_WINDOW))
-            self.pacer = Pacer(self.vault_type, window)
+            share = params.get('pacing_share')
+            share = PACING_SHARE if share is None else share
+            if not 0 < share <= 1:
+                raise KeyVaultError('pacing_share is %s; give the share of each service limit this run may use, more than 0 '
+                                    'and at most 1 (default %s; for example 0.5 when another job uses the same vault at the '
+                                    'same time)' % (share, PACING_SHARE))
+            self.pacer = Pacer(self.vault_type, window, share)
         self.client_kwargs = client_kwargs(params, self.pacer)
         self.client = KeyClient(self.url, self.credential, **self.client_kwargs)
         confirm = params.get('import_confirm_timeout')

@@ -159,6 +159,8 @@ CASES = [
     ("azure-field-typo", lambda inv: fleet(inv)["byok_azure"].update(clientid="x"),
      "all HSM hosts: byok_azure.clientid: unknown field; did you mean client_id?"),
     ("parallel-out-of-range", set_fleet(byok_import_parallel=64), "all HSM hosts: byok_import_parallel: 64 is out of range"),
+    ("pacing-share-out-of-range", lambda inv: fleet(inv)["byok_azure"].update(pacing_share=80),
+     "all HSM hosts: byok_azure.pacing_share: 80 is out of range; use more than 0 and at most 1"),
     ("same-vault-key-two-hosts", second_host_key("CONTRACT-rsa"), "hsm2: byok_keys[0] (CONTRACT-rsa).name: vault key 'CONTRACT-rsa'"),
 ]
 

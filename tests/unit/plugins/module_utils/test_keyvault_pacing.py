@@ -25,9 +25,9 @@ class Clock(object):
         self.now += seconds
 
 
-def pacer(kind='premium', window=10.0):
+def pacer(kind='premium', window=10.0, share=0.8):
     clock = Clock()
-    return kv.Pacer(kind, window, clock=clock, sleep=clock.sleep), clock
+    return kv.Pacer(kind, window, share, clock=clock, sleep=clock.sleep), clock
 
 
 def send(p, method, path):
@@ -60,6 +60,17 @@ def test_creates_are_paced_to_80_percent_of_the_window():
     # reads are another budget: no wait
     send(p, 'GET', '/keys/k')
     assert clock.slept == [10.0]
+
+
+def test_by_default_the_whole_budget_is_used():
+    p = kv.Pacer('premium')
+    assert p.share == kv.PACING_SHARE == 1.0
+    p, clock = pacer(share=1.0)
+    for _dummy in range(10):
+        send(p, 'PUT', '/keys/k')
+    assert clock.slept == []
+    send(p, 'PUT', '/keys/k11')
+    assert clock.slept == [10.0] and p.requests == 11
 
 
 def test_a_request_counts_until_a_window_after_its_answer():
@@ -103,6 +114,7 @@ def test_pacing_is_on_by_default_and_can_be_switched_off():
     spec = kv.azure_argument_spec()
     assert spec['pacing'] == dict(type='bool', default=True)
     assert spec['pacing_window'] == dict(type='float', default=kv.PACING_WINDOW) and kv.PACING_WINDOW == 10.0
+    assert spec['pacing_share'] == dict(type='float', default=1.0)
     kwargs = kv.client_kwargs({}, kv.Pacer('premium'))
     assert isinstance(kwargs['custom_hook_policy'], kv.PacingPolicy)
     assert 'custom_hook_policy' not in kv.client_kwargs({})
