@@ -235,6 +235,7 @@ def run_collection(run_dir, inv_path, env, tag):
         "ANSIBLE_CALLBACK_PLUGINS": os.path.join(BENCH, "callback_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
         "BENCH_TIMER_OUT": timer,
+        "BENCH_LAB_PID_FILE": os.path.join(OUT, "lab", "vault", "server.pid"),
         "ANSIBLE_NOCOLOR": "1",
         "PATH": os.path.join(ROOT, ".venv", "bin") + ":" + os.environ.get("PATH", ""),
     })
@@ -719,6 +720,7 @@ def run_scale_collection(run_dir, inv_path, env, tag):
         "ANSIBLE_CALLBACK_PLUGINS": os.path.join(BENCH, "callback_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
         "BENCH_TIMER_OUT": timer,
+        "BENCH_LAB_PID_FILE": os.path.join(OUT, "lab", "vault", "server.pid"),
         "ANSIBLE_NOCOLOR": "1",
         "PATH": os.path.join(ROOT, ".venv", "bin") + ":" + os.environ.get("PATH", ""),
     })

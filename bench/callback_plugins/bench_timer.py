@@ -41,8 +41,36 @@ class CallbackModule(CallbackBase):
         self.current = None
         self.host_start = {}
 
+    @staticmethod
+    def _machine_cpu():
+        """CPU seconds the whole machine spent so far (user, nice, system, irq, softirq of /proc/stat), or None."""
+        try:
+            with open('/proc/stat') as handle:
+                fields = handle.readline().split()[1:8]
+            return (sum(int(v) for v in fields) - int(fields[3]) - int(fields[4])) / float(os.sysconf('SC_CLK_TCK'))
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _lab_cpu():
+        """CPU seconds of the bench's lab vault server so far (its pid in BENCH_LAB_PID_FILE), or None."""
+        try:
+            with open(os.environ['BENCH_LAB_PID_FILE']) as handle:
+                pid = int(handle.read().split()[0])
+            with open('/proc/%d/stat' % pid) as handle:
+                fields = handle.read().rsplit(')', 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / float(os.sysconf('SC_CLK_TCK'))
+        except (KeyError, OSError, ValueError, IndexError):
+            return None
+
     def _close_current(self, now):
         if self.current is not None:
+            machine, lab = self._machine_cpu(), self._lab_cpu()
+            if machine is not None and self.current.get('machine_cpu') is not None:
+                # CPU the task cost the machine, the lab vault's share apart (the machine runs nothing else during a bench)
+                self.current['machine_cpu'] = round(machine - self.current['machine_cpu'], 3)
+                if lab is not None and self.current.get('lab_cpu') is not None:
+                    self.current['lab_cpu'] = round(lab - self.current['lab_cpu'], 3)
             self.current['wall'] = round(now - self.current['start'], 4)
             self.current['start'] = round(self.current['start'] - self.t0, 4)
             self.tasks.append(self.current)
@@ -51,7 +79,8 @@ class CallbackModule(CallbackBase):
     def _task_start(self, task):
         now = time.time()
         self._close_current(now)
-        self.current = {'name': task.get_name(), 'action': task.action, 'start': now, 'hosts': {}, 'items': 0}
+        self.current = {'name': task.get_name(), 'action': task.action, 'start': now, 'hosts': {}, 'items': 0,
+                        'machine_cpu': self._machine_cpu(), 'lab_cpu': self._lab_cpu()}
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._task_start(task)

@@ -33,7 +33,8 @@ ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
 OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', 'byok_expected_kek_fingerprints',
                   'byok_plan', 'byok_transfer_report', 'byok_outbox',
                   # what the transfer role registers on its hosts (seen by a later serial batch's plan)
-                  'byok_vault_state', 'byok_keks', 'byok_keygen', 'byok_work', 'byok_wrapped', 'byok_imports',
+                  'byok_vault_state', 'byok_vault_view', 'byok_keks', 'byok_keygen', 'byok_work', 'byok_wrapped', 'byok_imports',
+                  'byok_import_view',
                   'byok_kek_vaults', 'byok_kek_dest')
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 

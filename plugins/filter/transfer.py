@@ -17,6 +17,10 @@ from ansible_collections.byok.keyvault.plugins.module_utils import fleet
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 
 
+def byok_per_host(registered, plan):
+    return fleet.per_host(registered, plan)
+
+
 def byok_kek_vaults(plan, vault_state):
     return fleet.kek_vaults(plan, vault_state)
 
@@ -72,5 +76,5 @@ def byok_closing_message(rows, silent_hosts=None, manifest_path=None):
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            byok_kek_vaults, byok_vault_problems, byok_decide, byok_outbox, byok_imports, byok_bundle_items, byok_wrap_files,
+            byok_per_host, byok_kek_vaults, byok_vault_problems, byok_decide, byok_outbox, byok_imports, byok_bundle_items, byok_wrap_files,
             byok_report_rows, byok_failed_rows, byok_import_rows, byok_table, byok_details, byok_closing_message))

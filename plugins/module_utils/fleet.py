@@ -54,6 +54,36 @@ def _vault_of(result):
     return item.get('name') if isinstance(item, dict) else item
 
 
+def per_host(registered, plan):
+    """{host: registered} with each vault's keys cut down to those of the host, for every HSM host of the plan.
+
+    registered is a multi-vault module's result (keyvault_key_info or keyvault_import with vaults).  Computed once for
+    the fleet, it spares every host's step from going through every key of every host; a vault entry keeps its other
+    fields (name, failed, msg) for each host that sends keys to it.  A result without per-vault entries (the step was
+    skipped, or failed as a whole) is every host's as it is.
+    """
+    hosts = plan.get('hosts') or {}
+    if not isinstance(registered, dict) or 'vaults' not in registered:
+        return dict((host, registered) for host in hosts)
+    owners = {}
+    for host, host_plan in hosts.items():
+        for entry in host_plan.get('keys') or []:
+            owners.setdefault((entry['vault'], key_name_key(entry['name'])), set()).add(host)
+    top = dict((k, v) for k, v in registered.items() if k not in ('vaults', 'msg'))
+    out = dict((host, dict(top, vaults=[])) for host in hosts)
+    for result in registered.get('vaults') or []:
+        vault = _vault_of(result)
+        head = dict((k, v) for k, v in result.items() if k != 'keys')
+        mine = dict((host, dict(head, keys=[])) for host, host_plan in hosts.items() if vault in (host_plan.get('vaults') or []))
+        for key in result.get('keys') or []:
+            for host in owners.get((vault, key_name_key(key.get('name'))), ()):
+                if host in mine:
+                    mine[host]['keys'].append(key)
+        for host, cut in mine.items():
+            out[host]['vaults'].append(cut)
+    return out
+
+
 def vault_holdings(vault_state):
     """{vault: {name key: entry}} of what each vault read holds; vaults whose read failed are left out."""
     out = {}

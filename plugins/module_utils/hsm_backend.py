@@ -47,7 +47,8 @@ def ensure_key(token, spec, regenerate, check_mode):
     if vendors.needs_private_key_wrap_probe(token.profile, spec['key_type']):
         token.check_private_key_wrap()  # a partition that cannot wrap private keys gets none generated
     with token.lock():
-        existing = token.find(spec['label'], spec['key_id'])
+        objects = token.labelled(spec['label'], spec['key_id'])
+        existing = token.find(spec['label'], spec['key_id'], objects)
         before = existing.as_dict() if existing else None
         diffs = existing.matches(spec) if existing else []
         action, reason = decisions.regeneration_decision(diffs, existing is not None, regenerate)
@@ -64,9 +65,10 @@ def ensure_key(token, spec, regenerate, check_mode):
             return result
         if existing is not None and not check_mode:
             token.destroy(existing)
+            objects = None  # searched again below, without the destroyed pair
         # A run killed during C_GenerateKeyPair can leave a public object without its private key; generating beside
         # it would leave two public objects for one label.  It is public material only, so it is removed first.
-        orphans = token.lone_public_objects(spec['label'], spec['key_id'])
+        orphans = token.lone_public_objects(spec['label'], spec['key_id'], objects)
         if orphans:
             result['warning'] = ("token '%s' held %d public key object(s) labelled '%s' without a private key (left by an "
                                  "interrupted generation); %s before generating" % (

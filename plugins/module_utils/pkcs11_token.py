@@ -434,12 +434,18 @@ class HsmToken(object):
         except p11e.PKCS11Error as exc:
             raise HsmError(explain(exc, 'object search'))
 
-    def find(self, label, key_id=None):
-        """The target key with this label (and id), or None.  Several candidates are an error."""
+    def labelled(self, label, key_id=None):
+        """Every object with this label (and id): one search, for find() and lone_public_objects()."""
         attrs = {Attribute.LABEL: label}
         if key_id:
             attrs[Attribute.ID] = key_id
-        objects = self._objects(attrs)
+        return self._objects(attrs)
+
+    def find(self, label, key_id=None, objects=None):
+        """The target key with this label (and id), or None.  Several candidates are an error.  objects: what
+        labelled() returned, when the caller searched already."""
+        if objects is None:
+            objects = self.labelled(label, key_id)
         private = [o for o in objects if o.object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY)]
         public = [o for o in objects if o.object_class == ObjectClass.PUBLIC_KEY]
         if not private:
@@ -458,16 +464,14 @@ class HsmToken(object):
             pub = pub[0] if pub else None
         return self._describe(label, obj, pub)
 
-    def lone_public_objects(self, label, key_id=None):
+    def lone_public_objects(self, label, key_id=None, objects=None):
         """Public key objects with this label (and id) that no private key with the label pairs with.
 
         A run killed inside C_GenerateKeyPair can leave such an object behind (the token stored the
-        public half first).  It holds public material only.
+        public half first).  It holds public material only.  objects: what labelled() returned.
         """
-        attrs = {Attribute.LABEL: label}
-        if key_id:
-            attrs[Attribute.ID] = key_id
-        objects = self._objects(attrs)
+        if objects is None:
+            objects = self.labelled(label, key_id)
         private_ids = set()
         for o in objects:
             if o.object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY):
@@ -552,23 +556,23 @@ class HsmToken(object):
         }
         try:
             if spec['key_type'] == 'RSA':
-                self.session.generate_keypair(KeyType.RSA, spec['key_size'], label=label, id=key_id, store=True,
-                                              public_template={Attribute.TOKEN: True}, private_template=private_template)
+                pub, obj = self.session.generate_keypair(KeyType.RSA, spec['key_size'], label=label, id=key_id, store=True,
+                                                         public_template={Attribute.TOKEN: True},
+                                                         private_template=private_template)
             elif spec['key_type'] == 'EC':
                 params = self.session.create_domain_parameters(
                     KeyType.EC, {Attribute.EC_PARAMS: ki.CURVES[spec['curve']][1]}, local=True)
-                params.generate_keypair(label=label, id=key_id, store=True,
-                                        public_template={Attribute.TOKEN: True}, private_template=private_template)
+                pub, obj = params.generate_keypair(label=label, id=key_id, store=True,
+                                                   public_template={Attribute.TOKEN: True}, private_template=private_template)
             else:
                 template = dict(private_template)
                 template[Attribute.ENCRYPT] = True
-                self.session.generate_key(KeyType.AES, spec['key_size'], label=label, id=key_id, store=True, template=template)
+                pub, obj = None, self.session.generate_key(KeyType.AES, spec['key_size'], label=label, id=key_id, store=True,
+                                                           template=template)
         except p11e.PKCS11Error as exc:
             raise HsmError(explain(exc, "generation of %s key '%s'" % (spec['key_type'], label)))
-        key = self.find(label, key_id)
-        if key is None:
-            raise HsmError("the token reported success but key '%s' cannot be found afterwards; check the token" % label)
-        return key
+        # the objects the token returned, described as find() would (their attributes read back from the token)
+        return self._describe(label, obj, pub)
 
     def destroy(self, key):
         for obj in (key.private, key.public):

@@ -82,8 +82,12 @@ plan:
           per label), C(vaults) (the vault names it sends keys to) and C(regenerate).
       type: dict
     vaults:
-      description: Every vault that receives a key - name, url, kind, kek_name, kek_size, kek_expires_on, names (the key
-        names to ask it about) and hosts.
+      description: Every vault that receives a key - name, url, kind, kek_name, kek_size, kek_expires_on and hosts.
+      type: list
+      elements: dict
+    reads:
+      description: Every vault of C(vaults) with the key names to ask it about - name, vault_url, vault_type and names, the
+        items of O(byok.keyvault.keyvault_key_info#module:vaults).
       type: list
       elements: dict
     entries:

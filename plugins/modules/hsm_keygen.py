@@ -196,7 +196,7 @@ def main():
         hsm.module.warn(w)
     diff = {'before': {}, 'after': {}}
     for r in results:
-        if 'diff' in r:
+        if 'diff' in r and hsm.module._diff:
             diff['before'][r['label']] = r['diff']['before']
             diff['after'][r['label']] = r['diff']['after']
     flat = [r if r.get('failed') else flatten(r) for r in results]

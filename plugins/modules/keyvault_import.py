@@ -408,12 +408,13 @@ def import_vault(kv, vault, items):
     return out
 
 
-def take_diffs(results, prefix=''):
-    """Remove each result's diff and merge them into one {before, after} keyed by (vault/)key name."""
+def take_diffs(results, prefix='', wanted=True):
+    """Remove each result's diff and merge them into one {before, after} keyed by (vault/)key name; only when the diff
+    is wanted (--diff), so a large run does not carry a second copy of every key in its result."""
     diff = {'before': {}, 'after': {}}
     for r in results:
         d = r.pop('diff', None)
-        if d:
+        if d and wanted:
             diff['before'][prefix + r['name']] = d['before']
             diff['after'][prefix + r['name']] = d['after']
     return diff
@@ -443,7 +444,7 @@ def main():
         results = kv.run_vaults(p['vaults'], lambda vault, entry: import_vault(kv, vault, entry['keys']), items='keys')
         diff = {'before': {}, 'after': {}}
         for r in results:
-            d = take_diffs(r.get('keys') or [], prefix='%s/' % r['name'])
+            d = take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff)
             diff['before'].update(d['before'])
             diff['after'].update(d['after'])
         changed = any(r.get('changed') for r in results)
@@ -463,7 +464,7 @@ def main():
             'before': {}, 'after': {}}
         kv.finish(results, single, diff=diff)
     result = import_vault(kv, kv.vault, items)
-    kv.finish(result['keys'], single, diff=take_diffs(result['keys']))
+    kv.finish(result['keys'], single, diff=take_diffs(result['keys'], wanted=kv.module._diff))
 
 
 if __name__ == '__main__':

@@ -140,3 +140,23 @@ def test_one_label_for_two_vaults_is_wrapped_once_per_kek_and_each_blob_goes_to_
                         {'label': 'app-ec', 'kek_kid': kids[1], 'byok_content': 'RA=='}]}
     out = fleet.outbox(work, wrapped)
     assert out['prod'][0]['byok_content'] == 'UA==' and out['dr'][0]['byok_content'] == 'RA=='
+
+
+def test_a_fleet_wide_result_is_cut_per_host_and_decides_as_the_whole_would():
+    other = {'keys': [entry('db-ec', host='hsm2', key_type='EC', curve='P-256')], 'vaults': ['prod'], 'regenerate': 'fail'}
+    plan = {'hosts': {'hsm1': HOST, 'hsm2': other, 'hsm3': {'keys': [], 'vaults': []}}, 'vaults': [VAULT]}
+    held = state({'name': 'app-rsa', 'exists': False}, {'name': 'APP-EC', 'exists': True, 'fingerprint': 'f2'},
+                 {'name': 'db-ec', 'exists': False})
+    cut = fleet.per_host(held, plan)
+    assert [k['name'] for k in cut['hsm1']['vaults'][0]['keys']] == ['app-rsa', 'APP-EC']
+    assert [k['name'] for k in cut['hsm2']['vaults'][0]['keys']] == ['db-ec']
+    assert cut['hsm3']['vaults'] == []
+    assert fleet.decide(HOST, KEYGEN, cut['hsm1'], KEK) == fleet.decide(HOST, KEYGEN, held, KEK)
+    # a vault that failed keeps its message for each of its hosts; a step that failed as a whole is everyone's
+    failed = {'failed': True, 'msg': 'x', 'vaults': [{'name': 'prod', 'failed': True, 'msg': 'no access', 'keys': []}]}
+    assert fleet.vault_problems(HOST, fleet.per_host(failed, plan)['hsm2'], {'results': []}) == [
+        'vault prod could not be read: no access']
+    crashed = {'failed': True, 'msg': 'no SDK'}
+    assert fleet.per_host(crashed, plan)['hsm1'] is crashed
+    skipped = {'skipped': True, 'changed': False}
+    assert report.host_rows(fleet.decide(HOST, KEYGEN, held, KEK), 'hsm1', KEYGEN, fleet.per_host(skipped, plan)['hsm1'])
