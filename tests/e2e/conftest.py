@@ -12,6 +12,7 @@ SoftHSM2 over PKCS#11.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -374,12 +375,11 @@ def run_module(base_env, tmp_path):
     invocation; warnings stay in ``output``). ``env`` is added to the environment of the ansible process, which the
     local connection hands on to the module (SOFTHSM2_CONF, AZURE_*).
     """
-    counter = {"n": 0}
+    counter = itertools.count(1)  # next() is atomic: tests may run modules from several threads at once
 
     def _run(module: str, args: dict, env: Optional[Dict[str, str]] = None, check: bool = False,
              timeout: int = 180) -> ModuleRun:
-        counter["n"] += 1
-        work = tmp_path / ("module-run-%d" % counter["n"])
+        work = tmp_path / ("module-run-%d" % next(counter))
         work.mkdir()
         fqcn = module if "." in module else "byok.keyvault.%s" % module
         run_env = _env(base_env, env)
