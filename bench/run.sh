@@ -21,7 +21,8 @@ fi
 
 # az CLI: the one on PATH, or azure-cli in bench/out/azvenv when it installs within 5 minutes (tried once;
 # the reason it is unavailable is kept in bench/out/az-unavailable.txt - delete that file to try again)
-if [ "${BENCH_AZ:-auto}" != 0 ] && ! command -v az >/dev/null && [ ! -x bench/out/azvenv/bin/az ] \
+# (not for the scale runs, which do not use it)
+if [ "${BENCH_AZ:-auto}" != 0 ] && [ "${BENCH_SCALE:-0}" != 1 ] && ! command -v az >/dev/null && [ ! -x bench/out/azvenv/bin/az ] \
         && [ ! -f bench/out/az-unavailable.txt ]; then
     echo "bench: trying pip install azure-cli into bench/out/azvenv (at most 5 minutes)"
     python3 -m venv bench/out/azvenv

@@ -355,9 +355,9 @@ class Pacer(object):
 
     Each request is put in its bucket (create: create and import; Managed HSM also delete: delete, purge, recover;
     other: the rest) with the weight of its row; a request whose cost does not fit into what the last window's requests
-    left of the share (PACING_SHARE unless pacing_share says otherwise) of the budget waits until it does.  A request counts from when it is sent until a window
-    after its answer came (the vault counts it somewhere in between), so a slow answer cannot make two windows' worth
-    of requests reach the vault in one.  A 429 holds back every request for its Retry-After.  The 'other' row of a key
+    left of the share (pacing_share, default PACING_SHARE) of the budget waits until it does.  A request counts from
+    when it is sent until a window after its answer came (the vault counts it somewhere in between), so a slow answer
+    cannot make two windows' worth of requests reach the vault in one.  A 429 holds back every request for its Retry-After.  The 'other' row of a key
     is learnt from the vault's answers (RSA size, EC); until then it is RSA-2048's.
     """
 
