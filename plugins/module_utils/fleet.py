@@ -19,16 +19,18 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import 
 
 def _results(registered):
     """The per-item results of a step as the role registered it: a loop's results, a multi-vault module's vaults (one
-    result per vault), or one module result; a step that failed as a whole gives one result with every=True."""
+    result per vault), or one module result with its keys.  Anything else that ran is a step that failed as a whole
+    (its module could not start or was refused its arguments: the role registers with failed_when: false, so its
+    'failed' says nothing), given as one failed result with every=True."""
     if isinstance(registered, dict):
         for field in ('results', 'vaults'):
             if field in registered:
                 return registered.get(field) or []
         if registered.get('skipped') or not registered:
             return []
-        if registered.get('failed') or registered.get('unreachable'):
-            return [dict(registered, every=True)]
-        return [registered]
+        if 'keys' in registered and not registered.get('unreachable'):
+            return [registered]
+        return [dict(registered, every=True, failed=True)]
     return registered or []
 
 
@@ -69,7 +71,8 @@ def per_host(registered, plan):
     for host, host_plan in hosts.items():
         for entry in host_plan.get('keys') or []:
             owners.setdefault((entry['vault'], key_name_key(entry['name'])), set()).add(host)
-    top = dict((k, v) for k, v in registered.items() if k not in ('vaults', 'msg'))
+    # not the fleet's message nor its module arguments (every .byok of the fleet): each host gets its own part only
+    top = dict((k, v) for k, v in registered.items() if k not in ('vaults', 'msg', 'invocation'))
     out = dict((host, dict(top, vaults=[])) for host in hosts)
     for result in registered.get('vaults') or []:
         vault = _vault_of(result)
@@ -235,7 +238,9 @@ def import_outcomes(imports):
     out = {}
     every = _whole_failure(imports)
     if every:
-        out[EVERY_KEY] = {'failed': True, 'msg': every}
+        # the step gave no per-key answer: it may have stopped after some imports landed, so the outcome is unknown
+        out[EVERY_KEY] = {'failed': True, 'outcome_unknown': True,
+                          'msg': 'the import step failed as a whole (%s); some keys may have landed: re-run to confirm' % every}
     for result in _results(imports):
         vault = _vault_of(result)
         for k in result.get('keys') or []:

@@ -195,6 +195,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
         for vname, vvalue in sorted((vaults or {}).items()):
             checked_vaults[vname] = _check_vault(checker, vname, vvalue, now)
     out['byok_vaults'] = checked_vaults
+    _check_same_vault(checker, checked_vaults)
     _check_clouds(checker, checked_vaults, out.get('byok_azure'))
     keys = out.get('byok_keys')
     out['byok_keys'] = [_check_key(checker, index, key, checked_vaults if vaults_required else None, now)
@@ -218,9 +219,15 @@ def _check_azure_numbers(checker, azure):
         return
     for name, (low, low_ok, high, hint) in sorted(AZURE_NUMBERS.items()):
         value = azure.get(name)
-        if not _ok(value) or value is None or isinstance(value, bool):
+        if not _ok(value) or value is None:
             continue
-        if (value < low or (value == low and not low_ok)) or (high is not None and value > high):
+        try:
+            number = float(value)  # the modules take numbers given as strings (extra vars, non-native templating)
+        except (TypeError, ValueError):
+            number = None
+        if isinstance(value, bool) or number is None or number != number:  # NaN
+            checker.problem('byok_azure.%s' % name, '%s is not a number; use %s' % (_show(value), hint))
+        elif (number < low or (number == low and not low_ok)) or (high is not None and number > high):
             checker.problem('byok_azure.%s' % name, '%s is out of range; use %s' % (value, hint))
 
 
@@ -250,6 +257,20 @@ def _check_vault(checker, vname, value, now):
             checker.problem(path + '.kek_expires_on', str(exc).replace('expires_on', 'kek_expires_on', 1))
             vault['kek_expires_on'] = _INVALID
     return vault if all(_ok(v) for v in vault.values()) else _INVALID
+
+
+def _check_same_vault(checker, vaults):
+    """Two names of byok_vaults for one vault would read, wrap for and import into it as if it were two."""
+    first = {}
+    for vname, vault in sorted(vaults.items()):
+        if vault is _INVALID or not _ok(vault.get('url')):
+            continue
+        if vault['url'] in first:
+            checker.problem('byok_vaults.%s.url' % vname, "'%s' is the vault of byok_vaults.%s too (URLs compare without "
+                            "case, default port and trailing slash); give each vault one entry of byok_vaults and point "
+                            "the keys' vault at it" % (vault['url'], first[vault['url']]))
+        else:
+            first[vault['url']] = vname
 
 
 def _check_clouds(checker, vaults, azure):

@@ -67,6 +67,8 @@ IMPORT_CONFIRM_SECONDS = 120
 MAX_PARALLEL = 16
 #: how many vaults of a module's vaults option are served at the same time
 MAX_VAULTS = 16
+#: how many Key Vault vaults are served at the same time: a subscription allows five times one vault's limits
+SUBSCRIPTION_VAULTS = 5
 
 # Azure's service limits, per vault (Managed HSM: per instance), in windows of PACING_WINDOW seconds, weighted: a
 # transaction costs 1/limit of its row's budget and the vault enforces the sum (Key Vault service limits; Managed HSM
@@ -616,7 +618,8 @@ def is_retryable(err):
 class Vault(object):
     """Key Vault operations with the collection's semantics: get returns None when missing, import never duplicates."""
 
-    def __init__(self, params):
+    def __init__(self, params, credential=None):
+        """credential: (credential, auth) of build_credential() to share with other vaults of the run (one login)."""
         self.target = VaultTarget.parse(params['vault_url'], params.get('vault_type'))
         self.url = self.target.url
         # before any credential or request: Microsoft does not offer BYOK in some clouds (data in vault_target)
@@ -624,7 +627,7 @@ class Vault(object):
             check_byok_cloud(self.target, params.get('cloud_environment'))
         self.vault_type = self.target.kind
         # auth says where the identity came from (for messages); the secret stays inside the credential only
-        self.credential, self.auth = build_credential(params)
+        self.credential, self.auth = credential or build_credential(params)
         self.pacer = None
         if params.get('pacing', True):
             window = params.get('pacing_window')
@@ -931,45 +934,74 @@ class KeyVaultModule(ByokModule):
             self._vault = self.guard(Vault, self.params)
         return self._vault
 
-    def run_keys_parallel(self, items, func, key_field, what):
-        """run_keys() with up to O(parallel) vault requests in flight; results in the order of items."""
+    def check_parallel(self, what):
+        """O(parallel), refused before any request when out of range (in the module's thread: never from a worker)."""
         parallel = self.params['parallel']
         if parallel < 1 or parallel > MAX_PARALLEL:
             self.fail('parallel must be between 1 and %d (concurrent %s requests to the vault); got %d' % (MAX_PARALLEL, what, parallel))
+        return parallel
+
+    def run_keys_parallel(self, items, func, key_field, what):
+        """run_keys() with up to O(parallel) vault requests in flight; results in the order of items."""
+        parallel = self.check_parallel(what)  # in run_vaults' threads it was checked before they started: never fails there
         if not items:
             return []
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(parallel, len(items))) as pool:
             return list(pool.map(lambda item: self.run_keys([item], func, key_field)[0], items))
 
-    def run_vaults(self, entries, func, items=None):
+    def run_vaults(self, entries, func, what, items=None, writes=False):
         """func(vault, entry) for each entry of O(vaults), the vaults served at the same time (one thread per vault, up to
-        MAX_VAULTS at once, each vault with its own pacing and up to O(parallel) requests in flight).
+        MAX_VAULTS at once, each vault with its own pacing and up to O(parallel) requests in flight, all with one
+        credential).  At most SUBSCRIPTION_VAULTS Key Vault vaults are served at once: Azure's subscription-wide limit
+        is that many times a vault's, and the vaults of a run may share a subscription (Managed HSMs have their own).
 
         Returns one result per entry, in order, each with the entry's name and vault_url; a vault that cannot be set up
-        (its URL, its credential) gets failed and msg, and func's own ByokError the same; with items (the entry's field
-        that lists its keys), such a result also has keys, each failed with that message.
+        (an unsupported cloud) gets failed and msg, and func's own ByokError the same; with items (the entry's field
+        that lists its keys), such a result also has keys, each failed with that message.  Any other exception fails
+        only its vault, its keys then with outcome_unknown when writes (some requests may have changed the vault).
         """
+        self.check_parallel(what)
+        if not entries:
+            return []
+        credential = self.guard(build_credential, self.params)
+        key_vaults = threading.BoundedSemaphore(SUBSCRIPTION_VAULTS)
+
+        def serve(entry):
+            vault = Vault(dict(self.params, vault_url=entry['vault_url'], vault_type=entry.get('vault_type') or 'auto'),
+                          credential)
+            if vault.vault_type == 'managed_hsm':
+                return func(vault, entry)
+            with key_vaults:
+                return func(vault, entry)
+
         def one(entry):
+            label = entry.get('name') or entry['vault_url']
             try:
-                vault = Vault(dict(self.params, vault_url=entry['vault_url'], vault_type=entry.get('vault_type') or 'auto'))
-                result = func(vault, entry)
+                result = serve(entry)
             except ByokError as exc:
                 result = dict(self.failure_details(exc), failed=True, changed=False, msg=str(exc))
                 if items:
                     result['keys'] = [failed_result(item, 'name', exc) for item in entry.get(items) or []]
-            result.update(name=entry.get('name') or entry['vault_url'], vault_url=entry['vault_url'])
+            except Exception as exc:  # an SDK or library error no message maps: this vault only, said as it is
+                error = KeyVaultError('unexpected %s while serving vault %s: %s%s' % (
+                    type(exc).__name__, label, _first_line(str(exc)),
+                    '; some of its keys may have been imported: re-run to confirm' if writes else ''))
+                error.outcome_unknown = writes
+                result = dict(failed=True, changed=False, msg=str(error), exception=traceback.format_exc())
+                if items:
+                    result['keys'] = [failed_result(item, 'name', error) for item in entry.get(items) or []]
+            result.update(name=label, vault_url=entry['vault_url'])
             return result
 
-        if not entries:
-            return []
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(entries), MAX_VAULTS)) as pool:
             return list(pool.map(one, entries))
 
     def check_vaults(self, entries):
         """Refuse, before any request, a vaults list that names a vault twice or a name twice."""
         seen = {}
-        for entry in entries:
-            target = self.guard(VaultTarget.parse, entry['vault_url'], entry.get('vault_type'))
+        for index, entry in enumerate(entries):
+            target = self.guard(VaultTarget.parse, entry['vault_url'], entry.get('vault_type'),
+                                option='vaults[%d].vault_url' % index)
             label = entry.get('name') or entry['vault_url']
             if target.lock_key in seen:
                 self.fail('vaults lists vault %s twice (%s and %s); give each vault once, with all its keys'

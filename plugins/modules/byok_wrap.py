@@ -30,7 +30,7 @@ attributes:
 options:
   label:
     description:
-      - CKA_LABEL of the key to wrap. Mutually exclusive with O(keys).
+      - CKA_LABEL of the key to wrap. Mutually exclusive with O(keys) and O(keks).
     type: str
   id:
     description:
@@ -190,6 +190,7 @@ token:
 import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import load_kek, wrap_key
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
@@ -214,7 +215,8 @@ def item_keks(p, items):
     for kek in p['keks'] or []:
         byok_file.parse_kid(kek['kek_kid'], option='kek_kid of keks')
         if bool(kek['kek_pem']) == bool(kek['kek_file']):
-            raise HsmError('KEK %s of keks needs one of kek_pem and kek_file' % kek['kek_kid'])
+            raise HsmError('KEK %s of keks needs exactly one of kek_pem and kek_file (got %s)'
+                           % (kek['kek_kid'], 'both' if kek['kek_pem'] else 'neither'))
         if kek['kek_kid'] in keks:
             raise HsmError('keks lists KEK %s twice; give each KEK once' % kek['kek_kid'])
         keks[kek['kek_kid']] = load_kek(kek['kek_file'], kek['kek_fingerprint'], kek['kek_pem'])
@@ -222,7 +224,11 @@ def item_keks(p, items):
         byok_file.parse_kid(p['kek_kid'])
         if not (p['kek_file'] or p['kek_pem']):
             raise HsmError('kek_kid %s needs one of kek_file and kek_pem (the KEK public key)' % p['kek_kid'])
-        keks.setdefault(p['kek_kid'], load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem']))
+        own = load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
+        if p['kek_kid'] in keks and ki.fingerprint(keks[p['kek_kid']]) != ki.fingerprint(own):
+            raise HsmError('kek_kid %s is also in keks, with another public key (fingerprints %s and %s); give each KEK '
+                           'once' % (p['kek_kid'], ki.fingerprint(own), ki.fingerprint(keks[p['kek_kid']])))
+        keks[p['kek_kid']] = own
     out = []
     for item in items:
         kid = item.get('kek_kid') or p['kek_kid']
@@ -233,6 +239,11 @@ def item_keks(p, items):
             raise HsmError('key %s names KEK %s, which keks does not list; add it to keks (kek_kid, kek_pem, '
                            'kek_fingerprint)' % (item['label'], kid))
         out.append(dict(item, kek_kid=kid))
+    dests = [i['dest'] for i in out if i.get('dest')]
+    twice = sorted(set(d for d in dests if dests.count(d) > 1))
+    if twice:
+        raise HsmError('keys writes %s more than once (each .byok is the wrap of one key under one KEK); give each item '
+                       'its own dest' % ', '.join(twice))
     return keks, out
 
 

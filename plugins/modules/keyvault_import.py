@@ -33,9 +33,11 @@ options:
         (C(https://NAME.managedhsm.azure.net)).
       - Required unless O(vaults) is given.
     type: str
+    required: false
   name:
     description:
-      - Name of the key in the vault (1-127 characters of 0-9, a-z, A-Z and -). Mutually exclusive with O(keys).
+      - Name of the key in the vault (1-127 characters of 0-9, a-z, A-Z and -). Mutually exclusive with O(keys) and
+        O(vaults).
     type: str
   byok_file:
     description:
@@ -103,9 +105,14 @@ options:
         default: false
   vaults:
     description:
-      - Keys for several vaults at once, instead of O(vault_url), O(vault_type) and O(keys). The vaults are served at the
-        same time, each with up to O(parallel) requests in flight and its own pacing under its limits.
-      - A vault that fails as a whole (its credential, its URL) fails each of its keys with that message; the others go on.
+      - Keys for several vaults at once, instead of O(vault_url), O(vault_type), O(name) and O(keys). The vaults are served
+        at the same time with one credential, each with up to O(parallel) requests in flight and its own pacing under
+        its limits; at most five Key Vault vaults at once, as Azure's subscription-wide limit is five times a vault's
+        (Managed HSMs are not counted).
+      - A vault listed twice, or a O(vaults[].vault_url) that is not a vault URI, fails the module before any request. A
+        vault that fails as a whole during the run (an unsupported cloud, its permissions, an unexpected error) fails
+        each of its keys with that message (an unexpected error as an unknown outcome: re-run to confirm); the other
+        vaults go on.
     type: list
     elements: dict
     suboptions:
@@ -441,7 +448,8 @@ def main():
         kv.check_vaults(p['vaults'])
         for entry in p['vaults']:
             check_names(kv, entry['keys'], ' of vault %s' % (entry['name'] or entry['vault_url']))
-        results = kv.run_vaults(p['vaults'], lambda vault, entry: import_vault(kv, vault, entry['keys']), items='keys')
+        results = kv.run_vaults(p['vaults'], lambda vault, entry: import_vault(kv, vault, entry['keys']), 'import', items='keys',
+                                writes=True)
         diff = {'before': {}, 'after': {}}
         for r in results:
             d = take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff)

@@ -25,6 +25,7 @@ options:
         (C(https://NAME.managedhsm.azure.net)).
       - Required unless O(vaults) is given.
     type: str
+    required: false
   names:
     description:
       - Key names to look up in O(vault_url). Required with O(vault_url).
@@ -33,8 +34,10 @@ options:
   vaults:
     description:
       - Several vaults at once, read at the same time (each with up to O(parallel) look-ups in flight and its own pacing);
-        instead of O(vault_url), O(vault_type) and O(names).
-      - A vault that cannot be read is reported in its entry of RV(vaults); the others are still read.
+        instead of O(vault_url), O(vault_type) and O(names). One credential serves them all; at most five Key Vault
+        vaults are read at once (Azure's subscription-wide limit is five times a vault's).
+      - A vault that cannot be read is reported in its entry of RV(vaults) (and the module fails naming it); the others
+        are still read. A vault listed twice fails the module before any request.
     type: list
     elements: dict
     suboptions:
@@ -62,7 +65,7 @@ options:
     default: true
   parallel:
     description:
-      - How many keys are looked up at once (1-16); each look-up is one or two requests.
+      - How many keys are looked up at once in each vault (1-16); each look-up is one or two requests.
     type: int
     default: 8
 '''
@@ -211,7 +214,7 @@ def main():
             for name in entry['names']:
                 kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
         results = kv.run_vaults(p['vaults'], lambda vault, entry: read_vault(kv, vault, entry['names'], versions),
-                                 items='names')
+                                'look-up', items='names')
         failed = [r for r in results if r.get('failed')]
         if failed:
             kv.fail('%d of %d vaults could not be read: %s' % (len(failed), len(results), ' | '.join(

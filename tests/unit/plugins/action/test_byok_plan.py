@@ -93,11 +93,22 @@ def test_every_problem_of_the_fleet_at_once_and_a_shared_one_once():
     ({'byok_vaults': {'prod': {'url': 'https://contoso.vault.azure.net', 'kek_size': 1024}}}, 'byok_vaults.prod.kek_size: 1024'),
     ({'byok_vaults': {'prod': {'uri': 'https://contoso.vault.azure.net'}}}, 'byok_vaults.prod.uri: unknown field; did you mean url?'),
     ({'byok_hsm_environment': 'SOFTHSM2_CONF=/x'}, 'byok_hsm_environment: '),
+    ({'byok_azure': {'pacing_share': 1.5}}, 'byok_azure.pacing_share: 1.5 is out of range; use more than 0 and at most 1'),
+    ({'byok_azure': {'pacing_share': 'half'}}, "byok_azure.pacing_share: 'half' is not a number; use more than 0"),
+    ({'byok_azure': {'pacing_share': float('nan')}}, 'byok_azure.pacing_share: nan is not a number'),
+    ({'byok_azure': {'pacing_window': 0}}, 'byok_azure.pacing_window: 0 is out of range; use the seconds'),
+    ({'byok_vaults': dict(VAULTS, again={'url': 'https://CONTOSO.vault.azure.net/'})},
+     "byok_vaults.prod.url: 'https://contoso.vault.azure.net' is the vault of byok_vaults.again too"),
 ])
 def test_host_variable_mistakes(values, expected):
     found = lines({'hsm1': host(**values)})
     assert any(expected in line for line in found), found
     assert '342391' not in ' '.join(found)
+
+
+def test_numbers_given_as_strings_are_numbers():
+    """AWX extra vars and non-native templating give numbers as strings; the modules convert them, so does the plan."""
+    assert lines({'hsm1': host(byok_azure={'pacing_share': '0.5', 'pacing_window': '1'})}) == []
 
 
 def test_an_empty_vendor_means_auto():
