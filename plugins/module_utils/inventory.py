@@ -19,6 +19,7 @@ __metaclass__ = type
 import copy
 import datetime
 import difflib
+import math
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
@@ -225,7 +226,7 @@ def _check_azure_numbers(checker, azure):
             number = float(value)  # the modules take numbers given as strings (extra vars, non-native templating)
         except (TypeError, ValueError):
             number = None
-        if isinstance(value, bool) or number is None or number != number:  # NaN
+        if isinstance(value, bool) or number is None or math.isnan(number):
             checker.problem('byok_azure.%s' % name, '%s is not a number; use %s' % (_show(value), hint))
         elif (number < low or (number == low and not low_ok)) or (high is not None and number > high):
             checker.problem('byok_azure.%s' % name, '%s is out of range; use %s' % (value, hint))

@@ -111,8 +111,8 @@ options:
         (Managed HSMs are not counted).
       - A vault listed twice, or a O(vaults[].vault_url) that is not a vault URI, fails the module before any request. A
         vault that fails as a whole during the run (an unsupported cloud, its permissions, an unexpected error) fails
-        each of its keys with that message (an unexpected error as an unknown outcome: re-run to confirm); the other
-        vaults go on.
+        each of its keys with that message (an unexpected error as an unknown outcome, to confirm by running again); the
+        other vaults go on.
     type: list
     elements: dict
     suboptions:
