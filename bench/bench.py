@@ -226,8 +226,8 @@ def run_floor(run_dir, keys, env, pin, kek_name, hosts, tag, wrap_only_dir=None)
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def run_collection(run_dir, inv_path, env, tag):
-    timer = os.path.join(run_dir, "%s-tasks.json" % tag)
+def playbook_env(env, timer):
+    """The environment of a bench run of playbooks/transfer.yml: the collection, the timing callback, the lab's pid."""
     env2 = dict(os.environ, **env)
     env2.update({
         "ANSIBLE_CONFIG": os.path.join(ROOT, "playbooks", "ansible.cfg"),
@@ -235,24 +235,35 @@ def run_collection(run_dir, inv_path, env, tag):
         "ANSIBLE_CALLBACK_PLUGINS": os.path.join(BENCH, "callback_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
         "BENCH_TIMER_OUT": timer,
-        "BENCH_LAB_PID_FILE": os.path.join(OUT, "lab", "vault", "server.pid"),
+        "BENCH_LAB_PID_FILE": os.path.join(LAB_STATE, "server.pid"),
         "ANSIBLE_NOCOLOR": "1",
         "PATH": os.path.join(ROOT, ".venv", "bin") + ":" + os.environ.get("PATH", ""),
     })
-    res, out, err = timed([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inv_path,
-                           os.path.join(ROOT, "playbooks", "transfer.yml")], env=env2,
-                          stdout_path=os.path.join(run_dir, "%s.log" % tag))
+    return env2
+
+
+def playbook_outcome(res, out, timer, tag, log_path):
+    """res gets changed (HSM hosts), failed and the per-task timings of a run whose output is out; its recap returned."""
     recap = {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)), "failed": int(m.group(5))}
              for m in RECAP.finditer(out)}
-    res["recap"] = recap
     res["changed"] = sum(v["changed"] for h, v in recap.items() if h != "localhost")
     res["failed"] = sum(v["failed"] for v in recap.values())
     if res["rc"] != 0:
-        raise RuntimeError("ansible-playbook failed (%s), see %s" % (tag, os.path.join(run_dir, "%s.log" % tag)))
+        raise RuntimeError("ansible-playbook failed (%s), see %s" % (tag, log_path))
     try:
         res["tasks"] = json.load(open(timer))
     except (OSError, ValueError):
         res["tasks"] = None
+    return recap
+
+
+def run_collection(run_dir, inv_path, env, tag):
+    timer = os.path.join(run_dir, "%s-tasks.json" % tag)
+    env2 = playbook_env(env, timer)
+    res, out, err = timed([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inv_path,
+                           os.path.join(ROOT, "playbooks", "transfer.yml")], env=env2,
+                          stdout_path=os.path.join(run_dir, "%s.log" % tag))
+    res["recap"] = playbook_outcome(res, out, timer, tag, os.path.join(run_dir, "%s.log" % tag))
     return res
 
 
@@ -713,17 +724,7 @@ def rusage_run(cmd, env, log_path):
 
 def run_scale_collection(run_dir, inv_path, env, tag):
     timer = os.path.join(run_dir, "%s-tasks.json" % tag)
-    env2 = dict(os.environ, **env)
-    env2.update({
-        "ANSIBLE_CONFIG": os.path.join(ROOT, "playbooks", "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, "build", "collections"),
-        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(BENCH, "callback_plugins"),
-        "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
-        "BENCH_TIMER_OUT": timer,
-        "BENCH_LAB_PID_FILE": os.path.join(OUT, "lab", "vault", "server.pid"),
-        "ANSIBLE_NOCOLOR": "1",
-        "PATH": os.path.join(ROOT, ".venv", "bin") + ":" + os.environ.get("PATH", ""),
-    })
+    env2 = playbook_env(env, timer)
     lab_settings("--limits", "on", "--time-scale", str(TIME_SCALE))  # the 429 counts start from zero
     log_path = os.path.join(run_dir, "%s.log" % tag)
     res = rusage_run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inv_path,
@@ -732,16 +733,7 @@ def run_scale_collection(run_dir, inv_path, env, tag):
     res["throttled"] = sum(served.get("throttled", {}).values())
     res["throttled_by_vault"] = served.get("throttled", {})
     out = open(log_path).read()
-    recap = {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)), "failed": int(m.group(5))}
-             for m in RECAP.finditer(out)}
-    res["changed"] = sum(v["changed"] for h, v in recap.items() if h != "localhost")
-    res["failed"] = sum(v["failed"] for v in recap.values())
-    if res["rc"] != 0:
-        raise RuntimeError("ansible-playbook failed (%s), see %s" % (tag, log_path))
-    try:
-        res["tasks"] = json.load(open(timer))
-    except (OSError, ValueError):
-        res["tasks"] = None
+    playbook_outcome(res, out, timer, tag, log_path)
     return res
 
 

@@ -31,7 +31,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
-from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule, failed_result
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule, failed_result, repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, check_byok_cloud
 
 AZURE_IMPORT_ERROR = None
@@ -1007,10 +1007,9 @@ class KeyVaultModule(ByokModule):
                 self.fail('vaults lists vault %s twice (%s and %s); give each vault once, with all its keys'
                           % (target.url, seen[target.lock_key], label))
             seen[target.lock_key] = label
-        names = [e.get('name') for e in entries if e.get('name')]
-        if len(set(names)) != len(names):
-            self.fail('vaults uses the name %s twice; give each vault its own name'
-                      % ', '.join(sorted(set(n for n in names if names.count(n) > 1))))
+        twice = repeated(e.get('name') for e in entries if e.get('name'))
+        if twice:
+            self.fail('vaults uses the name %s twice; give each vault its own name' % ', '.join(twice))
 
     def failure_details(self, exc):
         """status_code and error_code of a KeyVaultError, for a failed result."""

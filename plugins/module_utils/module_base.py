@@ -81,6 +81,12 @@ class ByokModule(object):
         self.module.exit_json(changed=changed, keys=results, **extra)
 
 
+def repeated(values):
+    """The values that occur more than once, sorted (for 'X lists ... twice' refusals)."""
+    values = list(values)
+    return sorted(set(v for v in values if values.count(v) > 1))
+
+
 def failed_result(item, key_field, exc):
     """The result of one key that failed."""
     result = {key_field: item.get(key_field) if isinstance(item, dict) else item, 'changed': False, 'failed': True,

@@ -193,6 +193,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import load_kek, wrap_key
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
 
 
@@ -239,8 +240,7 @@ def item_keks(p, items):
             raise HsmError('key %s names KEK %s, which keks does not list; add it to keks (kek_kid, kek_pem, '
                            'kek_fingerprint)' % (item['label'], kid))
         out.append(dict(item, kek_kid=kid))
-    dests = [i['dest'] for i in out if i.get('dest')]
-    twice = sorted(set(d for d in dests if dests.count(d) > 1))
+    twice = repeated(i['dest'] for i in out if i.get('dest'))
     if twice:
         raise HsmError('keys writes %s more than once (each .byok is the wrap of one key under one KEK); give each item '
                        'its own dest' % ', '.join(twice))

@@ -141,6 +141,7 @@ token:
 
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import REGENERATE_CHOICES, ensure_key, key_spec
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
 
 KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem')
@@ -176,9 +177,9 @@ def main():
         if single else p['keys']
     # Refuse what Azure would refuse before touching the HSM
     specs = hsm.guard(lambda: [key_spec(item) for item in items])
-    labels = [s['label'] for s in specs]
-    if len(set(labels)) != len(labels):
-        hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(sorted(set(x for x in labels if labels.count(x) > 1))))
+    twice = repeated(s['label'] for s in specs)
+    if twice:
+        hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(twice))
 
     token = hsm.open_token()
     warnings = []

@@ -305,6 +305,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule, vaults_option
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_key
 
 
@@ -393,10 +394,10 @@ def import_one(vault, item, prepared, check_mode, verify_signature):
 
 
 def check_names(kv, items, where=''):
-    names = [i['name'].lower() for i in items]
-    if len(set(names)) != len(names):
+    twice = repeated(i['name'].lower() for i in items)
+    if twice:
         kv.fail('keys%s lists a name twice (%s; Key Vault compares names case-insensitively); give each vault key once'
-                % (where, ', '.join(sorted(set(n for n in names if names.count(n) > 1)))))
+                % (where, ', '.join(twice)))
 
 
 def import_vault(kv, vault, items):
@@ -415,10 +416,10 @@ def import_vault(kv, vault, items):
     return out
 
 
-def take_diffs(results, prefix='', wanted=True):
-    """Remove each result's diff and merge them into one {before, after} keyed by (vault/)key name; only when the diff
-    is wanted (--diff), so a large run does not carry a second copy of every key in its result."""
-    diff = {'before': {}, 'after': {}}
+def take_diffs(results, prefix='', wanted=True, diff=None):
+    """Remove each result's diff and merge them into one {before, after} (diff, or a new one) keyed by (vault/)key name;
+    only when the diff is wanted (--diff), so a large run does not carry a second copy of every key in its result."""
+    diff = diff if diff is not None else {'before': {}, 'after': {}}
     for r in results:
         d = r.pop('diff', None)
         if d and wanted:
@@ -452,9 +453,7 @@ def main():
                                 writes=True)
         diff = {'before': {}, 'after': {}}
         for r in results:
-            d = take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff)
-            diff['before'].update(d['before'])
-            diff['after'].update(d['after'])
+            take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
         changed = any(r.get('changed') for r in results)
         failed = [r for r in results if r.get('failed')]
         if failed:
