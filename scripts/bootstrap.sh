@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(softhsm2 opensc openssl shellcheck graphviz libp11-kit-dev gcc)
+packages=(softhsm2 opensc openssl libssl-dev shellcheck graphviz libp11-kit-dev gcc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

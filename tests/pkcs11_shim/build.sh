@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the test-only PKCS#11 proxy that adds CKM_RSA_AES_KEY_WRAP to SoftHSM (see rsa_aes_shim.c).
 # Output: build/pkcs11_shim/librsaaesshim.so (relative to the repository root).
-# Needs gcc and pkcs11.h from libp11-kit-dev (p11-kit/pkcs11.h); override with CC / PKCS11_INCLUDE.
+# Needs gcc, pkcs11.h from libp11-kit-dev (p11-kit/pkcs11.h) and libcrypto from libssl-dev; override with CC /
+# PKCS11_INCLUDE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 src="$root/tests/pkcs11_shim/rsa_aes_shim.c"
@@ -24,7 +25,7 @@ if [ -z "$include" ]; then
 fi
 mkdir -p "$out_dir"
 "$CC" -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
-    -I"$include" -o "$out.tmp.$$" "$src" -ldl
+    -I"$include" -o "$out.tmp.$$" "$src" -ldl -lcrypto
 # a private temporary name, then an atomic rename: parallel test workers may build at the same time
 mv -f "$out.tmp.$$" "$out"
 echo "$out"

@@ -36,6 +36,19 @@
  *                       or a Key Export partition with partition policy 1 "Allow private key wrapping" off:
  *                       CKR_KEY_NOT_WRAPPABLE, 0x69).  Secret keys are still wrapped.
  *
+ *   BYOK_SHIM_KWP_STANDARD=1  behaves as the PKCS#11 standard and conforming tokens (opencryptoki, NSS softokn) do,
+ *                       not as SoftHSM: CKM_AES_KEY_WRAP_PAD (0x210A) is RFC 3394 over PKCS#7-padded input (block of
+ *                       BYOK_SHIM_PKCS7_BLOCK bytes, default 16), and CKM_AES_KEY_WRAP_KWP (0x210B, added to the list)
+ *                       is RFC 5649 over the exact encoding.  Done inside the token: the key's encoding is wrapped and
+ *                       unwrapped under a session key into a session secret (SoftHSM's zero padding cut by the DER
+ *                       length), re-encoded, and wrapped with SoftHSM's own RFC 3394 or RFC 5649 of a secret value.
+ *   BYOK_SHIM_KWP_RV=0xNN  makes every AES wrap with padding (0x210A, 0x210B, Luna's 0x80000171) fail with that
+ *                       return value (a token whose padded wraps are broken or refused).
+ *   BYOK_SHIM_NO_EC=1   a token without EC key generation: CKM_EC_KEY_PAIR_GEN is not listed and is refused.
+ *   BYOK_SHIM_TOKENINFO_RV=0xNN  C_GetTokenInfo fails with that return value (e.g. 0x5, CKR_GENERAL_ERROR).
+ *   BYOK_SHIM_HIDE_PRIVATE_FINDS=N  the first N object searches of a process that name a CKA_LABEL do not list
+ *                       private keys (a token that briefly does not show a private key it holds).
+ *
  * Test hooks, off unless their environment variable is set (the calls pass through unchanged):
  *
  *   BYOK_SHIM_CALL_LOG=FILE  appends one line per C_Login ("pid C_Login user_type=U rv=0x..."; the PIN is
@@ -59,6 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <p11-kit/pkcs11.h>
 
 #define DEFAULT_TARGET "/usr/lib/softhsm/libsofthsm2.so"
@@ -67,6 +81,9 @@
 #define CKM_RSA_AES_KEY_WRAP 0x1054UL
 #endif
 #define SHIM_CKM_LUNA_AES_KWP 0x80000171UL
+#define SHIM_CKM_AES_KEY_WRAP 0x2109UL
+#define SHIM_CKM_AES_KEY_WRAP_KWP 0x210BUL
+#define SHIM_CKM_EC_KEY_PAIR_GEN 0x1040UL
 
 static int env_flag(const char *name, int dflt)
 {
@@ -79,6 +96,30 @@ static int env_flag(const char *name, int dflt)
 static int luna_kwp(void)
 {
     return env_flag("BYOK_SHIM_LUNA_KWP", 0);
+}
+
+static int kwp_standard(void)
+{
+    return env_flag("BYOK_SHIM_KWP_STANDARD", 0);
+}
+
+static int no_ec(void)
+{
+    return env_flag("BYOK_SHIM_NO_EC", 0);
+}
+
+/* a return value from the environment, or CKR_OK when unset */
+static CK_RV env_rv(const char *name)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return CKR_OK;
+    return (CK_RV)strtoul(v, NULL, 0);
+}
+
+static int is_padded_wrap(CK_MECHANISM_TYPE m)
+{
+    return m == CKM_AES_KEY_WRAP_PAD || m == SHIM_CKM_AES_KEY_WRAP_KWP || m == SHIM_CKM_LUNA_AES_KWP;
 }
 
 /* what C_WrapKey/C_UnwrapKey hand to the real library for a mechanism the caller asked for */
@@ -168,6 +209,8 @@ static CK_RV shim_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM_PTR me
                                   CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv)
 {
     CK_RV rv;
+    if (no_ec() && mech != NULL && mech->mechanism == SHIM_CKM_EC_KEY_PAIR_GEN)
+        return CKR_MECHANISM_INVALID;
     call_log("C_GenerateKeyPair begin mechanism=0x%lx", mech != NULL ? (unsigned long)mech->mechanism : 0UL);
     rv = target->C_GenerateKeyPair(session, mech, pub_tmpl, pub_count, priv_tmpl, priv_count, pub, priv);
     call_log("C_GenerateKeyPair end rv=0x%08lx", (unsigned long)rv);
@@ -201,37 +244,43 @@ static int can_emulate(const CK_MECHANISM_TYPE *list, CK_ULONG n)
 static CK_RV shim_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
 {
     CK_MECHANISM_TYPE *tmp;
-    CK_ULONG n = 0;
+    CK_ULONG n = 0, i, kept = 0;
     CK_RV rv;
-    int add;
+    int has_kwp = 0;
 
     if (count == NULL)
         return CKR_ARGUMENTS_BAD;
     rv = target->C_GetMechanismList(slot, NULL, &n);
     if (rv != CKR_OK)
         return rv;
-    tmp = calloc(n + 1, sizeof(*tmp));
+    tmp = calloc(n + 2, sizeof(*tmp));
     if (tmp == NULL)
         return CKR_HOST_MEMORY;
     rv = target->C_GetMechanismList(slot, tmp, &n);
     if (rv == CKR_OK) {
-        add = can_emulate(tmp, n) && env_flag("BYOK_SHIM_COMBINED", 1);
-        if (add)
-            tmp[n] = CKM_RSA_AES_KEY_WRAP;
-        if (luna_kwp()) {
-            CK_ULONG i;
-            for (i = 0; i < n; i++)
-                if (tmp[i] == CKM_AES_KEY_WRAP_PAD)
-                    tmp[i] = SHIM_CKM_LUNA_AES_KWP;
+        int add = can_emulate(tmp, n) && env_flag("BYOK_SHIM_COMBINED", 1);
+        /* what the emulated token lists: the real list less what it hides, then what it adds */
+        for (i = 0; i < n; i++) {
+            CK_MECHANISM_TYPE m = tmp[i];
+            if (no_ec() && m == SHIM_CKM_EC_KEY_PAIR_GEN)
+                continue;
+            if (luna_kwp() && m == CKM_AES_KEY_WRAP_PAD)
+                m = SHIM_CKM_LUNA_AES_KWP;
+            has_kwp |= m == SHIM_CKM_AES_KEY_WRAP_KWP;
+            tmp[kept++] = m;
         }
+        if (add)
+            tmp[kept++] = CKM_RSA_AES_KEY_WRAP;
+        if (kwp_standard() && !has_kwp)
+            tmp[kept++] = SHIM_CKM_AES_KEY_WRAP_KWP;
         if (list == NULL) {
-            *count = n + add;
-        } else if (*count < n + add) {
-            *count = n + add;
+            *count = kept;
+        } else if (*count < kept) {
+            *count = kept;
             rv = CKR_BUFFER_TOO_SMALL;
         } else {
-            memcpy(list, tmp, (n + add) * sizeof(*tmp));
-            *count = n + add;
+            memcpy(list, tmp, kept * sizeof(*tmp));
+            *count = kept;
         }
     }
     free(tmp);
@@ -248,6 +297,10 @@ static CK_RV shim_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_M
         type = CKM_AES_KEY_WRAP_PAD;
     if (type == CKM_RSA_AES_KEY_WRAP && !env_flag("BYOK_SHIM_COMBINED", 1))
         return CKR_MECHANISM_INVALID;
+    if (no_ec() && type == SHIM_CKM_EC_KEY_PAIR_GEN)
+        return CKR_MECHANISM_INVALID;
+    if (kwp_standard() && type == SHIM_CKM_AES_KEY_WRAP_KWP)
+        type = CKM_AES_KEY_WRAP_PAD;
     rv = target->C_GetMechanismInfo(slot, type, info);
     if (type != CKM_RSA_AES_KEY_WRAP || rv != CKR_MECHANISM_INVALID)
         return rv;
@@ -271,6 +324,8 @@ static CK_RV shim_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
     const char *manufacturer = getenv("BYOK_SHIM_MANUFACTURER");
     const char *model = getenv("BYOK_SHIM_MODEL");
 
+    if (rv == CKR_OK && env_rv("BYOK_SHIM_TOKENINFO_RV") != CKR_OK)
+        return env_rv("BYOK_SHIM_TOKENINFO_RV");
     if (rv == CKR_OK && fw != NULL && sscanf(fw, "%u.%u", &major, &minor) == 2) {
         info->firmwareVersion.major = (CK_BYTE)major;
         info->firmwareVersion.minor = (CK_BYTE)minor;
@@ -300,6 +355,203 @@ static CK_RV check_params(CK_MECHANISM_PTR mech, SHIM_RSA_AES_KEY_WRAP_PARAMS **
     return CKR_OK;
 }
 
+/* The length of a DER SEQUENCE at the start of buf (header included), or 0 when it is not one that fits */
+static CK_ULONG der_length(const CK_BYTE *buf, CK_ULONG len)
+{
+    CK_ULONG body = 0, head, i, n;
+
+    if (len < 2 || buf[0] != 0x30)
+        return 0;
+    if (buf[1] < 0x80) {
+        head = 2;
+        body = buf[1];
+    } else {
+        n = buf[1] & 0x7f;
+        if (n == 0 || n > 3 || len < 2 + n)
+            return 0;
+        for (i = 0; i < n; i++)
+            body = (body << 8) | buf[2 + i];
+        head = 2 + n;
+    }
+    return head + body <= len ? head + body : 0;
+}
+
+static void destroy_quietly(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE *obj)
+{
+    if (*obj != CK_INVALID_HANDLE)
+        target->C_DestroyObject(session, *obj);
+    *obj = CK_INVALID_HANDLE;
+}
+
+static void free_clear(CK_BYTE *buf, CK_ULONG len)
+{
+    if (buf != NULL) {
+        memset(buf, 0, len);
+        free(buf);
+    }
+}
+
+/*
+ * The encoding of key_handle as a symmetric wrap sees it (PKCS#8 for a private key, the value for a secret key), read
+ * inside the token: wrapped with SoftHSM's RFC 5649 under a session key, unwrapped into a readable session secret.
+ * SoftHSM's zero padding of private keys is cut at the DER length.  *out is malloc'd; the caller clears and frees it.
+ */
+static CK_RV key_encoding(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key_handle, CK_BYTE **out, CK_ULONG *out_len)
+{
+    CK_MECHANISM keygen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_MECHANISM rfc5649 = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+    CK_OBJECT_CLASS secret = CKO_SECRET_KEY, key_class = 0;
+    CK_KEY_TYPE aes = CKK_AES, generic = CKK_GENERIC_SECRET;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ULONG value_len = 32, wrapped_len = 0;
+    CK_OBJECT_HANDLE tmp = CK_INVALID_HANDLE, clear = CK_INVALID_HANDLE;
+    CK_BYTE *wrapped = NULL, *value = NULL;
+    CK_ATTRIBUTE class_attr = {CKA_CLASS, &key_class, sizeof(key_class)};
+    CK_ATTRIBUTE value_attr = {CKA_VALUE, NULL, 0};
+    CK_RV rv;
+    CK_ATTRIBUTE tmp_tmpl[] = {
+        {CKA_CLASS, &secret, sizeof(secret)}, {CKA_KEY_TYPE, &aes, sizeof(aes)},
+        {CKA_VALUE_LEN, &value_len, sizeof(value_len)}, {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_WRAP, &yes, sizeof(yes)}, {CKA_UNWRAP, &yes, sizeof(yes)},
+    };
+    CK_ATTRIBUTE clear_tmpl[] = {
+        {CKA_CLASS, &secret, sizeof(secret)}, {CKA_KEY_TYPE, &generic, sizeof(generic)},
+        {CKA_TOKEN, &no, sizeof(no)}, {CKA_SENSITIVE, &no, sizeof(no)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+    };
+
+    *out = NULL;
+    /* a secret key that is not sensitive: its value as it is */
+    if (target->C_GetAttributeValue(session, key_handle, &value_attr, 1) == CKR_OK && value_attr.ulValueLen > 0 &&
+        value_attr.ulValueLen != CK_UNAVAILABLE_INFORMATION && (value = malloc(value_attr.ulValueLen)) != NULL) {
+        value_attr.pValue = value;
+        if (target->C_GetAttributeValue(session, key_handle, &value_attr, 1) == CKR_OK) {
+            *out = value;
+            *out_len = value_attr.ulValueLen;
+            return CKR_OK;
+        }
+        free(value);
+        value = NULL;
+        value_attr.pValue = NULL;
+    }
+    value_attr.ulValueLen = 0;
+    rv = target->C_GetAttributeValue(session, key_handle, &class_attr, 1);
+    if (rv == CKR_OK)
+        rv = target->C_GenerateKey(session, &keygen, tmp_tmpl, sizeof(tmp_tmpl) / sizeof(tmp_tmpl[0]), &tmp);
+    if (rv == CKR_OK)
+        rv = target->C_WrapKey(session, &rfc5649, tmp, key_handle, NULL, &wrapped_len);
+    if (rv == CKR_OK && (wrapped = malloc(wrapped_len)) == NULL)
+        rv = CKR_HOST_MEMORY;
+    if (rv == CKR_OK)
+        rv = target->C_WrapKey(session, &rfc5649, tmp, key_handle, wrapped, &wrapped_len);
+    if (rv == CKR_OK)
+        rv = target->C_UnwrapKey(session, &rfc5649, tmp, wrapped, wrapped_len, clear_tmpl,
+                                 sizeof(clear_tmpl) / sizeof(clear_tmpl[0]), &clear);
+    if (rv == CKR_OK)
+        rv = target->C_GetAttributeValue(session, clear, &value_attr, 1);
+    if (rv == CKR_OK && (value = malloc(value_attr.ulValueLen + 1)) == NULL)
+        rv = CKR_HOST_MEMORY;
+    if (rv == CKR_OK) {
+        value_attr.pValue = value;
+        rv = target->C_GetAttributeValue(session, clear, &value_attr, 1);
+    }
+    if (rv == CKR_OK) {
+        *out_len = value_attr.ulValueLen;
+        if (key_class == CKO_PRIVATE_KEY && der_length(value, *out_len) != 0)
+            *out_len = der_length(value, *out_len);
+        *out = value;
+        value = NULL;
+    }
+    free(wrapped);
+    free_clear(value, value_attr.ulValueLen);
+    destroy_quietly(session, &clear);
+    destroy_quietly(session, &tmp);
+    return rv;
+}
+
+/* RFC 5649 (padded) or RFC 3394 of in under an AES key, with OpenSSL; CKR_OK or CKR_FUNCTION_FAILED */
+static CK_RV aes_wrap(int padded, const CK_BYTE *key, CK_ULONG key_len, const CK_BYTE *in, CK_ULONG in_len,
+                      CK_BYTE *out, CK_ULONG *out_len)
+{
+    const EVP_CIPHER *cipher;
+    EVP_CIPHER_CTX *ctx;
+    int n = 0, m = 0, ok;
+
+    if (key_len == 16)
+        cipher = padded ? EVP_aes_128_wrap_pad() : EVP_aes_128_wrap();
+    else if (key_len == 24)
+        cipher = padded ? EVP_aes_192_wrap_pad() : EVP_aes_192_wrap();
+    else if (key_len == 32)
+        cipher = padded ? EVP_aes_256_wrap_pad() : EVP_aes_256_wrap();
+    else
+        return CKR_WRAPPING_KEY_SIZE_RANGE;
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return CKR_HOST_MEMORY;
+    EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    ok = EVP_EncryptInit_ex(ctx, cipher, NULL, key, NULL) == 1 &&
+         EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len) == 1 && EVP_EncryptFinal_ex(ctx, out + n, &m) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok)
+        return CKR_FUNCTION_FAILED;
+    *out_len = (CK_ULONG)(n + m);
+    return CKR_OK;
+}
+
+/*
+ * 0x210A and 0x210B as the standard defines them (BYOK_SHIM_KWP_STANDARD): the encodings of the wrapping key and of the
+ * key to wrap are read inside the token (key_encoding: both must be extractable, as the collection's are), then wrapped
+ * in software - RFC 5649 for 0x210B, RFC 3394 over PKCS#7 padding for 0x210A - since SoftHSM 2.6.1 zero-pads every
+ * input of its own padded wrap to a multiple of 8 bytes, secret values included.
+ */
+static CK_RV standard_padded_wrap(CK_SESSION_HANDLE session, CK_MECHANISM_TYPE mechanism, CK_OBJECT_HANDLE wrapping,
+                                  CK_OBJECT_HANDLE key_handle, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+{
+    const char *block_env = getenv("BYOK_SHIM_PKCS7_BLOCK");
+    CK_ULONG block = block_env != NULL && *block_env != '\0' ? strtoul(block_env, NULL, 10) : 16;
+    CK_BYTE *kek = NULL, *plain = NULL, *input = NULL, *result = NULL;
+    CK_ULONG kek_len = 0, plain_len = 0, input_len = 0, result_len = 0, pad, i;
+    int padded = mechanism == SHIM_CKM_AES_KEY_WRAP_KWP;
+    CK_RV rv;
+
+    if (block != 8 && block != 16)
+        block = 16;
+    if (out_len == NULL)
+        return CKR_ARGUMENTS_BAD;
+    rv = key_encoding(session, wrapping, &kek, &kek_len);
+    if (rv == CKR_OK)
+        rv = key_encoding(session, key_handle, &plain, &plain_len);
+    if (rv == CKR_OK) {
+        pad = padded ? 0 : block - plain_len % block;  /* PKCS#7: 1 to block bytes, each the padding's length */
+        input_len = plain_len + pad;
+        input = malloc(input_len);
+        result = malloc(input_len + 16);
+        if (input == NULL || result == NULL)
+            rv = CKR_HOST_MEMORY;
+    }
+    if (rv == CKR_OK) {
+        memcpy(input, plain, plain_len);
+        for (i = plain_len; i < input_len; i++)
+            input[i] = (CK_BYTE)pad;
+        rv = aes_wrap(padded, kek, kek_len, input, input_len, result, &result_len);
+    }
+    if (rv == CKR_OK) {
+        if (out == NULL) {
+            *out_len = result_len;
+        } else if (*out_len < result_len) {
+            *out_len = result_len;
+            rv = CKR_BUFFER_TOO_SMALL;
+        } else {
+            memcpy(out, result, result_len);
+            *out_len = result_len;
+        }
+    }
+    free_clear(kek, kek_len);
+    free_clear(plain, plain_len);
+    free_clear(input, input_len);
+    free_clear(result, input_len + 16);
+    return rv;
+}
+
 static CK_RV wrap_key_impl(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE rsa_pub,
                            CK_OBJECT_HANDLE target_key, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
@@ -325,6 +577,10 @@ static CK_RV wrap_key_impl(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_
                 return (CK_RV)strtoul(refuse, NULL, 0);
         }
     }
+    if (is_padded_wrap(mech->mechanism) && env_rv("BYOK_SHIM_KWP_RV") != CKR_OK)
+        return env_rv("BYOK_SHIM_KWP_RV");
+    if (kwp_standard() && (mech->mechanism == CKM_AES_KEY_WRAP_PAD || mech->mechanism == SHIM_CKM_AES_KEY_WRAP_KWP))
+        return standard_padded_wrap(session, mech->mechanism, rsa_pub, target_key, out, out_len);
     if (mech->mechanism != CKM_RSA_AES_KEY_WRAP) {
         CK_MECHANISM mapped;
         rv = map_mechanism(mech, &mapped);
@@ -408,6 +664,55 @@ static CK_RV shim_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_O
     return rv;
 }
 
+/* BYOK_SHIM_HIDE_PRIVATE_FINDS: the session whose current search hides private keys, and how many searches did */
+static CK_SESSION_HANDLE hiding_session = CK_INVALID_HANDLE;
+static unsigned long hidden_searches;
+
+static CK_RV shim_FindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+    const char *limit = getenv("BYOK_SHIM_HIDE_PRIVATE_FINDS");
+    CK_RV rv = target->C_FindObjectsInit(session, tmpl, count);
+    CK_ULONG i;
+    int labelled = 0;
+
+    for (i = 0; tmpl != NULL && i < count; i++)
+        labelled |= tmpl[i].type == CKA_LABEL;
+    if (rv == CKR_OK && labelled && limit != NULL && hidden_searches < strtoul(limit, NULL, 10)) {
+        hidden_searches++;
+        hiding_session = session;
+    }
+    return rv;
+}
+
+static CK_RV shim_FindObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR found, CK_ULONG max, CK_ULONG_PTR count)
+{
+    CK_RV rv;
+    CK_ULONG i, kept;
+
+    for (;;) {
+        rv = target->C_FindObjects(session, found, max, count);
+        if (rv != CKR_OK || session != hiding_session || count == NULL || *count == 0)
+            return rv;
+        for (i = 0, kept = 0; i < *count; i++) {
+            CK_OBJECT_CLASS cls = 0;
+            CK_ATTRIBUTE attr = {CKA_CLASS, &cls, sizeof(cls)};
+            if (target->C_GetAttributeValue(session, found[i], &attr, 1) == CKR_OK && cls == CKO_PRIVATE_KEY)
+                continue;
+            found[kept++] = found[i];
+        }
+        *count = kept;
+        if (kept > 0)
+            return rv;
+    }
+}
+
+static CK_RV shim_FindObjectsFinal(CK_SESSION_HANDLE session)
+{
+    if (session == hiding_session)
+        hiding_session = CK_INVALID_HANDLE;
+    return target->C_FindObjectsFinal(session);
+}
+
 static CK_RV shim_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
 
 static CK_RV load_target(void)
@@ -442,6 +747,9 @@ static CK_RV load_target(void)
     shim_list.C_Login = shim_Login;
     shim_list.C_GenerateKeyPair = shim_GenerateKeyPair;
     shim_list.C_GenerateKey = shim_GenerateKey;
+    shim_list.C_FindObjectsInit = shim_FindObjectsInit;
+    shim_list.C_FindObjects = shim_FindObjects;
+    shim_list.C_FindObjectsFinal = shim_FindObjectsFinal;
     return CKR_OK;
 }
 
