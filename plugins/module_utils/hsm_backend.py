@@ -41,11 +41,13 @@ def key_spec(item):
     return spec
 
 
-def ensure_key(token, spec, regenerate, check_mode):
-    """Make sure the token holds the target key; returns a result dict (changed, action, key facts, diff)."""
-    vendors.check_firmware(token.profile, token.info()['firmware_version'], spec['key_type'], spec['key_size'])
-    if vendors.needs_private_key_wrap_probe(token.profile, spec['key_type']):
-        token.check_private_key_wrap()  # a partition that cannot wrap private keys gets none generated
+def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto'):
+    """Make sure the token holds the target key; returns a result dict (changed, action, key facts, diff).
+
+    A key is generated only where the token lists its generation mechanism and a wrap path was proved for its type
+    (the known-answer tests of pkcs11_wrap): a key that could never reach Azure is never made.
+    """
+    vendors.check_firmware(token.profile, token.info_basic()['firmware_version'], spec['key_type'], spec['key_size'])
     with token.lock():
         objects = token.labelled(spec['label'], spec['key_id'])
         existing = token.find(spec['label'], spec['key_id'], objects)
@@ -63,6 +65,9 @@ def ensure_key(token, spec, regenerate, check_mode):
                     spec['label'], reason)
             result.update(changed=False, key=before, diff={'before': before, 'after': before})
             return result
+        token.check_generation(spec)
+        path = token.wrap_path(spec['key_type'], wrap_method)
+        result['wrap_mechanism'] = path['mechanism_name']
         if existing is not None and not check_mode:
             token.destroy(existing)
             objects = None  # searched again below, without the destroyed pair
@@ -80,7 +85,8 @@ def ensure_key(token, spec, regenerate, check_mode):
                      'curve': spec['curve'], 'fingerprint': None}
             result.update(changed=True, key=after, diff={'before': before, 'after': after})
             return result
-        token.destroy_objects(orphans, spec['label'])
+        if orphans:
+            token.remove_lone_public_objects(orphans, spec['label'])
         key = token.generate(spec, spec['label'], spec['key_id'] or (existing.key_id if existing else None))
         after = key.as_dict()
         result.update(changed=True, key=after, diff={'before': before, 'after': after})
@@ -140,26 +146,27 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
     if key is None:
         raise HsmError("token '%s' holds no key labelled '%s'; run hsm_keygen for it first" % (token.info()['label'], label))
     ki.validate_target(key.key_type, key.key_size, key.curve)
-    vendors.check_firmware(token.profile, token.info()['firmware_version'], key.key_type, key.key_size)
-    method = vendors.choose_wrap_method(token.profile, wrap_method, token.mechanisms)
-    if vendors.needs_private_key_wrap_probe(token.profile, key.key_type):
-        token.check_private_key_wrap()
+    vendors.check_firmware(token.profile, token.info_basic()['firmware_version'], key.key_type, key.key_size)
     fp = key.kcv if key.key_type == 'oct' else key.fingerprint
     kek_fp = ki.fingerprint(kek_public)
-    result = {'label': label, 'dest': dest, 'kek_kid': kek_kid, 'fingerprint': fp, 'wrap_method': method,
+    result = {'label': label, 'dest': dest, 'kek_kid': kek_kid, 'fingerprint': fp,
               'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve}
-    padded = key.key_type != 'oct' and token.zero_padding_quirk()
-    if padded:
-        result['warning'] = ("%s %s zero-pads private keys to a multiple of 8 bytes before wrapping; the .byok for '%s' may "
-                             "carry 1-7 zero bytes after the PKCS#8 key, which OpenSSL-based importers accept"
-                             % (token.profile['display_name'], token.info()['library_version'], label))
     if dest and not force and byok_is_current(dest, kek_kid, fp, kek_fp):
-        result['changed'] = False
+        meta = byok_file.read_sidecar(dest) or {}
+        result.update(changed=False, wrap_method=meta.get('wrap_method'), wrap_mechanism=meta.get('wrap_mechanism'))
         return result
+    path = token.wrap_path(key.key_type, wrap_method)
+    padded = path['zero_padded']
+    result.update(wrap_method=path['method'], wrap_mechanism=path['mechanism_name'])
+    if padded:
+        result['warning'] = ("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): the "
+                             ".byok of '%s' can carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based "
+                             "unwrappers accept and strict PKCS#8 parsers refuse" % (token.info_basic()['label'],
+                                                                                   path['mechanism_name'], label))
     result['changed'] = bool(dest)
     if check_mode:
         return result
-    ciphertext = token.wrap(key, kek_public, method)
+    ciphertext = token.wrap(key, kek_public, path)
     info = token.info()
     content = byok_file.build(kek_kid, ciphertext, token.generator(GENERATOR))
     if not dest:
@@ -168,8 +175,8 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
     byok_file.atomic_write(dest, content, mode=0o600)
     byok_file.write_sidecar(dest, {
         'label': label, 'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve, 'fingerprint': fp,
-        'kcv': key.kcv, 'kek_kid': kek_kid, 'kek_fingerprint': kek_fp, 'wrap_method': method,
-        'possibly_zero_padded': padded,
+        'kcv': key.kcv, 'kek_kid': kek_kid, 'kek_fingerprint': kek_fp, 'wrap_method': path['method'],
+        'wrap_mechanism': path['mechanism_name'], 'zero_padded': padded,
         'token': {k: info[k] for k in ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version',
                                        'library_version')},
         'created': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),

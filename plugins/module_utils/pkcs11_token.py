@@ -4,8 +4,9 @@
 """PKCS#11 sessions and key operations for BYOK, over python-pkcs11.
 
 One library load, one token, one login per module run.  Finds and generates target keys,
-wraps them under a KEK inside the HSM (one-shot CKM_RSA_AES_KEY_WRAP or the two-step
-CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP), and maps PKCS11Error to messages a person can act on.
+wraps them under a KEK inside the HSM (one-shot CKM_RSA_AES_KEY_WRAP or the two steps, an RFC 5649
+AES key wrap and CKM_RSA_PKCS_OAEP) with the path pkcs11_wrap proved on this token, and maps
+PKCS11Error to messages a person can act on.
 The PIN is only handed to C_Login; no object here keeps it.
 """
 
@@ -23,6 +24,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_wrap
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
@@ -52,19 +54,7 @@ class HsmError(ByokError):
     """A failure with a message that names the input and the fix; never carries a secret."""
 
 
-def _mechanism(value):
-    """A python-pkcs11 Mechanism for a value, also for values its enum lacks (CKM_RSA_AES_KEY_WRAP).
-
-    python-pkcs11 0.10 accepts only Mechanism members; an int subclass instance of the enum with
-    the right value passes its check and is handed to C_WrapKey as the plain number.
-    """
-    try:
-        return Mechanism(value)
-    except ValueError:
-        member = int.__new__(Mechanism, value)
-        member._name_ = 'VENDOR_0x%08x' % value
-        member._value_ = value
-        return member
+_mechanism = pkcs11_wrap.pkcs11_mechanism
 
 
 class _OaepParams(ctypes.Structure):
@@ -107,60 +97,43 @@ def clear_openssl_errors():
         pass
 
 
+#: what to do about a CKR_ code, where the code alone does not say it
 _FIX = {
-    'PinIncorrect': 'user_pin was refused by the token (CKR_PIN_INCORRECT); it was tried once and not retried, because HSMs '
-                    'lock a user after a few failures: check the PIN (PKCS11_USER_PIN) before the next run',
-    'PinLocked': 'the token user is locked (CKR_PIN_LOCKED) after too many wrong PINs; the HSM security officer must unlock '
-                 'or reset the user PIN',
-    'PinExpired': 'the user PIN has expired (CKR_PIN_EXPIRED); set a new PIN with the vendor tool',
-    'PinLenRange': 'user_pin has a length the token does not accept (CKR_PIN_LEN_RANGE); check the PIN',
-    'UserPinNotInitialized': 'the token has no user PIN yet (CKR_USER_PIN_NOT_INITIALIZED); initialise the token user first',
-    'TokenNotPresent': 'the token is not present (CKR_TOKEN_NOT_PRESENT); check the HSM connection and the slot',
-    'DeviceRemoved': 'the HSM went away during the operation (CKR_DEVICE_REMOVED); check the connection and run again',
-    'DeviceError': 'the HSM reported a device error (CKR_DEVICE_ERROR); check the HSM logs and run again',
-    'DeviceMemory': 'the HSM is out of memory (CKR_DEVICE_MEMORY); free objects on the token',
-    'KeyUnextractable': 'the key was generated without CKA_EXTRACTABLE, so the HSM will not wrap it (CKR_KEY_UNEXTRACTABLE); '
-                        'generate a new key with hsm_keygen (regenerate: always) or under another label',
-    'KeyNotWrappable': 'the HSM refuses to wrap this key (CKR_KEY_NOT_WRAPPABLE); check the key policy on the HSM',
-    'MechanismInvalid': 'the token does not offer the mechanism (CKR_MECHANISM_INVALID); use wrap_method: auto',
-    'MechanismParamInvalid': 'the token refused the mechanism parameters (CKR_MECHANISM_PARAM_INVALID); use '
-                             'wrap_method: two_step',
-    'TemplateInconsistent': 'the token refused the key attributes (CKR_TEMPLATE_INCONSISTENT); check the vendor policy for '
-                            'extractable, sensitive keys',
-    'SessionCount': 'the token has no free session (CKR_SESSION_COUNT); close other applications and run again',
-    'TokenWriteProtected': 'the token is write-protected (CKR_TOKEN_WRITE_PROTECTED); log in as a user that may create keys',
+    'PinIncorrect': 'the user PIN was refused by the token; it was tried once and not retried, because HSMs lock a user '
+                    'after a few failures: check the PIN before the next run',
+    'PinLocked': 'the token user is locked after too many wrong PINs; the HSM security officer must unlock or reset the '
+                 'user PIN',
+    'PinExpired': 'the user PIN has expired; set a new PIN with the vendor tool',
+    'PinLenRange': 'the user PIN has a length the token does not accept; check the PIN',
+    'UserPinNotInitialized': 'the token has no user PIN yet; initialise the token user first',
+    'TokenNotPresent': 'the token is not present; check the HSM connection and the slot',
+    'DeviceRemoved': 'the HSM went away during the operation; check the connection and run again',
+    'DeviceError': 'the HSM reported a device error; check the HSM logs and run again',
+    'DeviceMemory': 'the HSM is out of memory; free objects on the token',
+    'GeneralError': 'the token reported a general failure; check the HSM and its client logs, then run again',
+    'KeyUnextractable': 'the key was generated without CKA_EXTRACTABLE, so the HSM will not wrap it; generate a new key '
+                        'with hsm_keygen (regenerate: always) or under another label',
+    'KeyNotWrappable': 'the HSM refuses to wrap this key; check the key policy on the HSM',
+    'MechanismInvalid': 'the token does not offer this mechanism',
+    'MechanismParamInvalid': 'the token refused the mechanism parameters',
+    'TemplateInconsistent': 'the token refused this combination of key attributes; check the vendor policy for them',
+    'AttributeValueInvalid': 'the token refused a value of the key attributes; check the vendor policy for them',
+    'SessionCount': 'the token has no free session; close other applications and run again',
+    'TokenWriteProtected': 'the token is write-protected; log in as a user that may create keys',
 }
 
 
-def explain(exc, action):
-    """One line for a PKCS11Error raised while doing `action`."""
+def explain(exc, action, call=None, mechanism=None, template=None):
+    """One line for a PKCS11Error raised while doing `action`: the PKCS#11 call, the mechanism, the CKR_ code, the
+    attributes asked for (template: a dict of names to values, never key material) and what to do."""
     name = type(exc).__name__
-    detail = _FIX.get(name)
-    if detail is None:
-        text = str(exc).strip()
-        detail = 'the token answered %s%s' % (name, (': ' + text) if text else '')
-    return 'PKCS#11 %s failed: %s' % (action, detail)
-
-
-#: the CKR_ names of python-pkcs11's exception classes a wrap can raise (what an HSM log and the vendor docs show)
-_CKR_NAMES = {'KeyNotWrappable': 'CKR_KEY_NOT_WRAPPABLE', 'KeyUnextractable': 'CKR_KEY_UNEXTRACTABLE',
-              'KeyFunctionNotPermitted': 'CKR_KEY_FUNCTION_NOT_PERMITTED', 'MechanismInvalid': 'CKR_MECHANISM_INVALID',
-              'MechanismParamInvalid': 'CKR_MECHANISM_PARAM_INVALID', 'KeyTypeInconsistent': 'CKR_KEY_TYPE_INCONSISTENT',
-              'WrappingKeyTypeInconsistent': 'CKR_WRAPPING_KEY_TYPE_INCONSISTENT', 'FunctionFailed': 'CKR_FUNCTION_FAILED',
-              'GeneralError': 'CKR_GENERAL_ERROR'}
-
-
-#: answers of a wrap that say nothing about the partition's policy (the HSM or the session failed): not a refusal
-_NOT_A_POLICY = ('DeviceError', 'DeviceRemoved', 'DeviceMemory', 'HostMemory', 'TokenNotPresent', 'SessionClosed',
-                 'SessionHandleInvalid', 'UserNotLoggedIn', 'OperationActive')
-
-
-def _ckr_name(exc):
-    name = type(exc).__name__
-    if name in _CKR_NAMES:
-        return _CKR_NAMES[name]
-    text = str(exc).strip()
-    return '%s%s' % (name, (' (%s)' % text) if text else '')
+    where = ' '.join(x for x in (call, ('with %s' % vendors.mechanism_name(mechanism)) if mechanism is not None else '')
+                     if x)
+    line = 'PKCS#11 %s failed%s: %s' % (action, (' (%s)' % where) if where else '', pkcs11_wrap.exc_code(exc))
+    if template:
+        line += ' for the attributes %s' % ', '.join('%s=%s' % (k, v) for k, v in template.items())
+    fix = _FIX.get(name)
+    return line + ('; %s' % fix if fix else '')
 
 
 def _token_label(token):
@@ -180,6 +153,12 @@ def _version(value):
     if isinstance(value, tuple):
         return '.'.join(str(v) for v in value)
     return str(value)
+
+
+_ATTRIBUTE_NAMES = {}
+if not PKCS11_IMPORT_ERROR:
+    _ATTRIBUTE_NAMES = {Attribute.TOKEN: 'CKA_TOKEN', Attribute.PRIVATE: 'CKA_PRIVATE', Attribute.SENSITIVE: 'CKA_SENSITIVE',
+                        Attribute.EXTRACTABLE: 'CKA_EXTRACTABLE'}
 
 
 class HsmKey(object):
@@ -249,7 +228,7 @@ class HsmToken(object):
         self.session = None
         self.profile = None
         self._mechanisms = None
-        self._private_key_wrap = None
+        self._proof = None
 
     # -- opening -----------------------------------------------------------------------------
     def _load(self):
@@ -286,8 +265,11 @@ class HsmToken(object):
     def _select_token(self):
         if not self.token_label and not self.token_serial:
             raise HsmError('neither token_label nor token_serial is set; set one (or PKCS11_TOKEN_LABEL) to choose the token')
-        tokens = list(self.lib.get_tokens())
-        chosen = [t for t in tokens if self._is_chosen(t)]
+        try:
+            tokens = list(self.lib.get_tokens())
+            chosen = [t for t in tokens if self._is_chosen(t)]
+        except p11e.PKCS11Error as exc:
+            raise HsmError(explain(exc, 'listing of the tokens of %s' % self.module_path, call='C_GetSlotList/C_GetTokenInfo'))
         if not chosen:
             available = ', '.join("'%s' (serial %s)" % (_token_label(t), _token_serial(t)) for t in tokens if _token_label(t))
             wanted = ' and '.join(x for x in (
@@ -311,7 +293,7 @@ class HsmToken(object):
         try:
             self.session = self.token.open(rw=True, user_pin=user_pin)
         except p11e.PKCS11Error as exc:
-            raise HsmError(explain(exc, "login to token '%s'" % _token_label(self.token)))
+            raise HsmError(explain(exc, "login to token '%s'" % _token_label(self.token), call='C_Login'))
         return self
 
     def close(self):
@@ -333,12 +315,16 @@ class HsmToken(object):
     @property
     def mechanisms(self):
         if self._mechanisms is None:
-            self._mechanisms = set(int(m) for m in self.token.slot.get_mechanisms())
+            try:
+                self._mechanisms = set(int(m) for m in self.token.slot.get_mechanisms())
+            except p11e.PKCS11Error as exc:
+                raise HsmError(explain(exc, "listing of the mechanisms of token '%s'" % _token_label(self.token),
+                                       call='C_GetMechanismList'))
         return self._mechanisms
 
-    def info(self):
-        """Token facts for results and manifests (no secrets)."""
-        facts = {
+    def info_basic(self):
+        """Token facts for results and manifests (no secrets), without testing anything."""
+        return {
             'vendor': self.profile['name'],
             'vendor_name': self.profile['display_name'],
             'library': self.module_path,
@@ -351,72 +337,62 @@ class HsmToken(object):
             'firmware_version': _version(getattr(self.token, 'firmware_version', None)),
             'hardware_version': _version(getattr(self.token, 'hardware_version', None)),
         }
+
+    def info(self):
+        """Token facts for results and manifests (no secrets); a profile that gates private-key wrapping (Luna 5/6)
+        adds whether this partition allows it, as its test wraps showed."""
+        facts = self.info_basic()
         if self.profile.get('private_key_wrap') and self.session is not None:
             try:
-                cause = self.private_key_wrap()
+                self.wrap_path('EC', 'auto')
+            except vendors.VendorError as exc:
+                facts['private_key_wrap'] = 'refused: %s' % exc
             except HsmError as exc:
                 facts['private_key_wrap'] = 'unknown: %s' % exc
             else:
-                facts['private_key_wrap'] = 'refused: %s' % cause if cause else 'allowed'
+                facts['private_key_wrap'] = 'allowed'
         return facts
 
-    def private_key_wrap(self):
-        """None when the partition lets private keys be wrapped off the HSM, else what refused it (e.g. CKR_KEY_NOT_WRAPPABLE).
+    def proof(self):
+        """What this token's wrap mechanisms compute (pkcs11_wrap.prove), as plain data; proved once per login.
 
-        Asked only for profiles that need it (vendors.needs_private_key_wrap_probe), once per login.  Why a probe wrap:
-        a Luna 5/6 cloning model and a Key Export model with partition policy 1 off look the same through standard
-        PKCS#11 - the same CK_TOKEN_INFO flags, the same mechanism list (CKM_AES_KWP stays offered, since secret keys
-        may still be wrapped) - and the partition policies are readable only through Luna's own CA_* extension
-        functions, outside PKCS#11.  The one sound test is the operation itself, on keys that cost nothing: a session
-        (CKA_TOKEN false) EC P-256 key pair with the attributes hsm_keygen gives target keys (private, sensitive,
-        extractable), wrapped with the same AES key-wrap mechanism under a session AES key.  The HSM applies the same
-        policy to it as to a token key; session objects are destroyed here, and vanish at logout even if the run is killed,
-        so nothing is ever left on the partition.
+        Test wraps on session objects only (CKA_TOKEN false, destroyed here, gone at logout even if the run is killed),
+        so nothing is ever left on the token.  Why a test and not the mechanism list: a name or a number proves
+        nothing (SoftHSM's CKM_AES_KEY_WRAP_PAD is the standard's CKM_AES_KEY_WRAP_KWP), and a partition that may not
+        wrap private keys (a Luna 5/6 cloning model, or a Key Export one with partition policy 1 off) lists the same
+        mechanisms as one that may: the one sound test is the operation itself.
         """
-        if self._private_key_wrap is None:
-            self._private_key_wrap = self._probe_private_key_wrap() or ''
-        return self._private_key_wrap or None
+        if self._proof is None:
+            try:
+                proof = pkcs11_wrap.prove(self.session, self.mechanisms, vendors.kwp_candidates(self.profile),
+                                          self.profile['private_key_attributes'], rsa_aes_key_wrap_params,
+                                          try_combined='combined' in self.profile['preferred_wrap'])
+            except pkcs11_wrap.ProofError as exc:
+                raise HsmError('%s on token \'%s\'; check the HSM and run again' % (exc, _token_label(self.token)))
+            self._proof = proof.as_dict()
+        return self._proof
 
-    def _probe_private_key_wrap(self):
-        kwp = vendors.kwp_mechanism(self.profile, self.mechanisms)
-        if kwp is None:
-            return 'the partition offers no AES key wrap with padding (%s)' % vendors.MECHANISM_NAMES[vendors.CKM_LUNA_AES_KWP]
-        wanted = self.profile['private_key_attributes']
-        objects = []
+    def wrap_path(self, key_type, requested):
+        """The proved wrap path for a target key type (vendors.choose_wrap_path); VendorError when there is none.
+
+        A profile that gates private-key wrapping (Luna 5/6) refuses with its own explanation."""
+        cls = pkcs11_wrap.key_class(key_type)
         try:
-            try:
-                params = self.session.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: ki.CURVES['P-256'][1]}, local=True)
-                pub, priv = params.generate_keypair(store=False, public_template={Attribute.TOKEN: False}, private_template={
-                    Attribute.TOKEN: False, Attribute.PRIVATE: wanted['private'], Attribute.SENSITIVE: wanted['sensitive'],
-                    Attribute.EXTRACTABLE: wanted['extractable']})
-                objects.extend([pub, priv])
-                aes = self.session.generate_key(KeyType.AES, 256, store=False, template={
-                    Attribute.TOKEN: False, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True, Attribute.WRAP: True,
-                    Attribute.ENCRYPT: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False})
-                objects.append(aes)
-            except p11e.PKCS11Error as exc:
-                raise HsmError(explain(exc, 'generation of the session keys that test whether the partition wraps private keys'))
-            try:
-                aes.wrap_key(priv, mechanism=_mechanism(kwp))
-            except p11e.PKCS11Error as exc:
-                if type(exc).__name__ in _NOT_A_POLICY:
-                    raise HsmError(explain(exc, 'test wrap of a session key (does the partition wrap private keys?)'))
-                return 'a test wrap of a session key was refused with %s' % _ckr_name(exc)
-            return None
-        finally:
-            for obj in objects:
-                try:
-                    obj.destroy()
-                except p11e.PKCS11Error:
-                    pass
+            return vendors.choose_wrap_path(self.profile, requested, self.proof(), cls)
+        except vendors.VendorError as exc:
+            if cls == pkcs11_wrap.PRIVATE and self.profile.get('private_key_wrap'):
+                i = self.info_basic()
+                vendors.refuse_private_key_wrap(self.profile, i['label'], i['model'], i['firmware_version'],
+                                                'test wraps of a session key: %s' % vendors.tried(self.proof(), self.profile, cls))
+            raise
 
-    def check_private_key_wrap(self):
-        """Raise VendorError (before any key is generated) when the profile needs private-key wrapping and it is refused."""
-        cause = self.private_key_wrap()
-        if cause:
-            i = self.info()
-            vendors.refuse_private_key_wrap(self.profile, i['label'], i['model'], i['firmware_version'], cause)
+    def check_generation(self, spec):
+        """Refuse, before anything is created, a key type the token does not list a generation mechanism for."""
+        mechanism = vendors.GENERATION_MECHANISMS[spec['key_type']]
+        if mechanism not in self.mechanisms:
+            raise HsmError("token '%s' cannot generate %s keys: it does not offer %s; nothing was generated. Use a key type "
+                           "the token generates, or another HSM" % (_token_label(self.token), spec['key_type'],
+                                                                     vendors.mechanism_name(mechanism)))
 
     def generator(self, tool):
         i = self.info()
@@ -432,7 +408,7 @@ class HsmToken(object):
         try:
             return list(self.session.get_objects(attrs))
         except p11e.PKCS11Error as exc:
-            raise HsmError(explain(exc, 'object search'))
+            raise HsmError(explain(exc, 'object search', call='C_FindObjects'))
 
     def labelled(self, label, key_id=None):
         """Every object with this label (and id): one search, for find() and lone_public_objects()."""
@@ -479,13 +455,32 @@ class HsmToken(object):
         public = [o for o in objects if o.object_class == ObjectClass.PUBLIC_KEY]
         return [o for o in public if bytes(self._attr(o, Attribute.ID) or b'') not in private_ids]
 
-    def destroy_objects(self, objects, label):
+    def remove_lone_public_objects(self, objects, label):
+        """Remove public objects that lone_public_objects() found, once a search in a fresh session confirms that no
+        private key with their label and CKA_ID exists.  A token may briefly not list a key it holds (an HA group or a
+        replica catching up): destroying the public half on a guess would leave that key without it."""
+        try:
+            with self.token.open(rw=False) as fresh:
+                for obj in objects:
+                    obj_id = self._attr(obj, Attribute.ID)
+                    attrs = {Attribute.LABEL: label, Attribute.CLASS: ObjectClass.PRIVATE_KEY}
+                    if obj_id:
+                        attrs[Attribute.ID] = bytes(obj_id)
+                    if list(fresh.get_objects(attrs)):
+                        raise HsmError("token '%s' holds a private key labelled '%s'%s that its first search did not list "
+                                       "(a second search, in a fresh session, did); nothing was removed or generated. Run "
+                                       "again; if it recurs, check the HSM (an HA group or a replica that lags)"
+                                       % (_token_label(self.token), label,
+                                          (' (CKA_ID %s)' % bytes(obj_id).hex()) if obj_id else ''))
+        except p11e.PKCS11Error as exc:
+            raise HsmError(explain(exc, "search that confirms no private key labelled '%s' exists" % label,
+                                   call='C_FindObjects'))
         for obj in objects:
             try:
                 obj.destroy()
             except p11e.PKCS11Error as exc:
                 raise HsmError(explain(exc, "removal of a public key object left over from an interrupted generation of '%s'"
-                                       % label))
+                                       % label, call='C_DestroyObject'))
 
     def _attr(self, obj, attr, default=None):
         try:
@@ -570,7 +565,12 @@ class HsmToken(object):
                 pub, obj = None, self.session.generate_key(KeyType.AES, spec['key_size'], label=label, id=key_id, store=True,
                                                            template=template)
         except p11e.PKCS11Error as exc:
-            raise HsmError(explain(exc, "generation of %s key '%s'" % (spec['key_type'], label)))
+            asked = dict((_ATTRIBUTE_NAMES.get(k, str(k)), v) for k, v in private_template.items())
+            if spec['key_type'] == 'oct':
+                asked['CKA_ENCRYPT'] = True
+            raise HsmError(explain(exc, "generation of %s key '%s'" % (spec['key_type'], label),
+                                   call='C_GenerateKey' if spec['key_type'] == 'oct' else 'C_GenerateKeyPair',
+                                   mechanism=vendors.GENERATION_MECHANISMS[spec['key_type']], template=asked))
         # the objects the token returned, described as find() would (their attributes read back from the token)
         return self._describe(label, obj, pub)
 
@@ -580,7 +580,7 @@ class HsmToken(object):
                 try:
                     obj.destroy()
                 except p11e.PKCS11Error as exc:
-                    raise HsmError(explain(exc, "removal of key '%s'" % key.label))
+                    raise HsmError(explain(exc, "removal of key '%s'" % key.label, call='C_DestroyObject'))
 
     # -- wrapping ----------------------------------------------------------------------------
     def _import_kek(self, kek_public_key):
@@ -600,28 +600,32 @@ class HsmToken(object):
                 Attribute.VERIFY: False,
             })
         except p11e.PKCS11Error as exc:
-            raise HsmError(explain(exc, 'import of the KEK public key as a session object'))
+            raise HsmError(explain(exc, 'import of the KEK public key as a session object', call='C_CreateObject'))
 
-    def wrap(self, key, kek_public_key, method):
-        """Wrap `key` under the KEK inside the HSM; returns the BYOK ciphertext (OAEP part || KWP part).
+    def wrap(self, key, kek_public_key, path):
+        """Wrap `key` under the KEK inside the HSM on a proved path (wrap_path); returns the BYOK ciphertext
+        (OAEP part || RFC 5649 part).
 
         The KEK public key and the ephemeral AES key are session objects, destroyed before returning.
         """
         kek = self._import_kek(kek_public_key)
         aes = None
+        call, mechanism = 'C_WrapKey', path['mechanism']
         try:
-            if method == 'combined':
+            if path['method'] == 'combined':
                 with rsa_aes_key_wrap_params(256) as params:
                     return kek.wrap_key(key.private, mechanism=_mechanism(vendors.CKM_RSA_AES_KEY_WRAP), mechanism_param=params)
+            call, mechanism = 'C_GenerateKey', vendors.GENERATION_MECHANISMS['oct']
             aes = self.session.generate_key(KeyType.AES, 256, store=False, template={
                 Attribute.TOKEN: False, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True,
                 Attribute.WRAP: True, Attribute.ENCRYPT: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False})
-            kwp = vendors.kwp_mechanism(self.profile, self.mechanisms) or vendors.CKM_AES_KEY_WRAP_PAD
-            key_part = aes.wrap_key(key.private, mechanism=_mechanism(kwp))
+            call, mechanism = 'C_WrapKey', path['mechanism']
+            key_part = aes.wrap_key(key.private, mechanism=_mechanism(path['mechanism']))
+            mechanism = vendors.CKM_RSA_PKCS_OAEP
             rsa_part = kek.wrap_key(aes, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=(Mechanism.SHA_1, MGF.SHA1, None))
             return rsa_part + key_part
         except p11e.PKCS11Error as exc:
-            raise HsmError(explain(exc, "wrap of key '%s' (%s)" % (key.label, method)))
+            raise HsmError(explain(exc, "wrap of key '%s' (%s)" % (key.label, path['method']), call=call, mechanism=mechanism))
         finally:
             for obj in (aes, kek):
                 if obj is not None:
@@ -629,10 +633,6 @@ class HsmToken(object):
                         obj.destroy()
                     except p11e.PKCS11Error:
                         pass
-
-    def zero_padding_quirk(self):
-        """True when this library pads private keys with zero bytes before wrapping (see vendors)."""
-        return vendors.zero_padding_quirk(self.profile, self.lib.library_version)
 
 
 class HsmModule(ByokModule):

@@ -22,14 +22,25 @@ WRAP_METHODS = ('auto', 'combined', 'two_step')
 
 # CKM_RSA_AES_KEY_WRAP (PKCS#11 v2.40); python-pkcs11 0.10 has no enum member for it
 CKM_RSA_AES_KEY_WRAP = 0x00001054
-CKM_AES_KEY_WRAP_PAD = 0x0000210A
 CKM_RSA_PKCS_OAEP = 0x00000009
-# Thales Luna's vendor-defined CKM_AES_KWP (RFC 5649 / SP 800-38F KWP), what Luna 5/6 firmware offers for the AES step
+# AES key wrap with padding.  PKCS#11 (v2.40, 3.x) defines CKM_AES_KEY_WRAP_PAD as RFC 3394 over PKCS#7 padding and
+# CKM_AES_KEY_WRAP_KWP as RFC 5649, the only one Azure unwraps; SoftHSM 2.6.1 computes RFC 5649 under 0x210A; Thales
+# Luna has its own CKM_AES_KWP.  Names and numbers prove nothing: pkcs11_wrap proves each candidate before use.
+CKM_AES_KEY_WRAP_PAD = 0x0000210A
+CKM_AES_KEY_WRAP_KWP = 0x0000210B
 CKM_LUNA_AES_KWP = 0x80000171
-#: AES key-wrap-with-padding mechanisms for the two-step wrap, in the order a profile without kwp_mechanisms tries them
-DEFAULT_KWP_MECHANISMS = (CKM_AES_KEY_WRAP_PAD,)
-MECHANISM_NAMES = {CKM_RSA_AES_KEY_WRAP: 'CKM_RSA_AES_KEY_WRAP', CKM_AES_KEY_WRAP_PAD: 'CKM_AES_KEY_WRAP_PAD',
-                   CKM_RSA_PKCS_OAEP: 'CKM_RSA_PKCS_OAEP', CKM_LUNA_AES_KWP: 'CKM_AES_KWP (Luna, 0x80000171)'}
+#: the AES key-wrap candidates of a profile without kwp_mechanisms, in the order they are tried (standard code first)
+DEFAULT_KWP_MECHANISMS = (CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD)
+#: the mechanism that generates each kind of target key
+GENERATION_MECHANISMS = {'RSA': 0x00000000, 'EC': 0x00001040, 'oct': 0x00001080}
+MECHANISM_NAMES = {CKM_RSA_AES_KEY_WRAP: 'CKM_RSA_AES_KEY_WRAP', CKM_AES_KEY_WRAP_PAD: 'CKM_AES_KEY_WRAP_PAD (0x210A)',
+                   CKM_AES_KEY_WRAP_KWP: 'CKM_AES_KEY_WRAP_KWP (0x210B)', CKM_RSA_PKCS_OAEP: 'CKM_RSA_PKCS_OAEP',
+                   CKM_LUNA_AES_KWP: 'CKM_AES_KWP (Luna, 0x80000171)', 0x00000000: 'CKM_RSA_PKCS_KEY_PAIR_GEN',
+                   0x00001040: 'CKM_EC_KEY_PAIR_GEN', 0x00001080: 'CKM_AES_KEY_GEN'}
+
+
+def mechanism_name(mechanism):
+    return MECHANISM_NAMES.get(mechanism, '0x%08x' % mechanism)
 
 
 class VendorError(ByokError, ValueError):
@@ -50,7 +61,6 @@ DEFAULTS = {
     'min_firmware': None,
     'firmware_gates': {},
     'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
-    'quirks': {},
     'legacy_methods': {},
 }
 
@@ -83,6 +93,7 @@ PROFILES = {
         min_firmware=(7, 3),
         # (key_type, key_size) -> minimum firmware for that target
         firmware_gates={('RSA', 4096): (7, 4)},
+        kwp_mechanisms=(CKM_LUNA_AES_KWP, CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD),
         # a Luna token whose firmware falls in a variant's firmware_range takes that variant's profile
         variants=('luna56',),
     ),
@@ -98,7 +109,7 @@ PROFILES = {
         # firmware 5/6 has no CKM_RSA_AES_KEY_WRAP: the two steps, the AES one with Luna's CKM_AES_KWP (RFC 5649), the
         # RSA one with CKM_RSA_PKCS_OAEP (SHA-1, MGF1-SHA-1, no label: what Azure unwraps)
         preferred_wrap=('two_step',),
-        kwp_mechanisms=(CKM_LUNA_AES_KWP, CKM_AES_KEY_WRAP_PAD),
+        kwp_mechanisms=(CKM_LUNA_AES_KWP, CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD),
         # the largest target sizes (Azure's own largest; no smaller limit of Luna 5/6 firmware applies)
         max_key_sizes={'RSA': 4096},
         # private keys must be wrappable off the partition: probed at login, before any key is generated
@@ -135,12 +146,9 @@ PROFILES = {
         display_name='SoftHSM v2',
         library_paths=['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
                        '/usr/lib64/pkcs11/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so'],
+        # SoftHSM 2.6.1 computes RFC 5649 under CKM_AES_KEY_WRAP_PAD and zero-pads what it wraps to a multiple of 8
+        # bytes; the known-answer tests see both (pkcs11_wrap), so nothing here assumes either
         manufacturers=('softhsm',),
-        quirks={
-            # SoftHSM < 2.7 zero-pads a private key's PKCS#8 encoding to a multiple of 8 bytes before
-            # any symmetric wrap, also for RFC 5649 (padded) key wrap.
-            'private_key_wrap_zero_padding': {'library_below': (2, 7)},
-        },
     ),
     'generic': _profile(),
 }
@@ -240,64 +248,70 @@ def check_firmware(profile, firmware, key_type=None, key_size=None):
                           'choose another key size' % (profile['display_name'], _fmt(fw), key_type, key_size, _fmt(gate)))
 
 
-def kwp_mechanism(profile, mechanisms):
-    """The AES key-wrap-with-padding mechanism (int) for the two-step wrap that the token offers, or None."""
-    mechanisms = set(int(m) for m in mechanisms)
-    for mechanism in profile.get('kwp_mechanisms') or DEFAULT_KWP_MECHANISMS:
-        if mechanism in mechanisms:
-            return mechanism
-    return None
+def kwp_candidates(profile):
+    """The AES key-wrap mechanisms (ints) the profile lets the two-step wrap try, in order; a test decides."""
+    return tuple(profile.get('kwp_mechanisms') or DEFAULT_KWP_MECHANISMS)
 
 
-def _kwp_names(profile):
-    return ' or '.join(MECHANISM_NAMES.get(m, '0x%08x' % m) for m in profile.get('kwp_mechanisms') or DEFAULT_KWP_MECHANISMS)
+_USABLE = ('exact', 'zero-padded')
+_KEY_CLASS_NAMES = {'secret': 'AES (oct)', 'private': 'RSA and EC'}
 
 
-def choose_wrap_method(profile, requested, mechanisms):
-    """combined or two_step from the wrap_method option, the profile and the token's mechanism list (ints)."""
-    mechanisms = set(int(m) for m in mechanisms)
-    has_combined = CKM_RSA_AES_KEY_WRAP in mechanisms
-    has_two_step = kwp_mechanism(profile, mechanisms) is not None and CKM_RSA_PKCS_OAEP in mechanisms
-    available = {'combined': has_combined and 'combined' in profile['preferred_wrap'], 'two_step': has_two_step}
-    if requested in (None, 'auto'):
-        for method in profile['preferred_wrap']:
-            if available[method]:
-                return method
-        if 'combined' not in profile['preferred_wrap']:
-            raise VendorError('%s needs %s with CKM_RSA_PKCS_OAEP for the two-step wrap, which the token does not offer; '
-                              'check the HSM firmware and its mechanism policy' % (profile['display_name'], _kwp_names(profile)))
-        raise VendorError('the token offers neither CKM_RSA_AES_KEY_WRAP nor %s with CKM_RSA_PKCS_OAEP; '
-                          'it cannot wrap keys for Azure BYOK (check the HSM firmware and its mechanism policy)'
-                          % _kwp_names(profile))
-    if requested == 'combined' and 'combined' not in profile['preferred_wrap']:
-        raise VendorError('wrap_method combined needs CKM_RSA_AES_KEY_WRAP, which %s firmware does not have; use wrap_method: '
-                          'auto or two_step' % profile['display_name'])
-    if not available[requested]:
-        need = 'CKM_RSA_AES_KEY_WRAP' if requested == 'combined' else '%s and CKM_RSA_PKCS_OAEP' % _kwp_names(profile)
-        other = 'two_step' if requested == 'combined' else 'combined'
-        hint = (" or wrap_method: %s, which this token supports" % other) if available[other] else ''
-        raise VendorError('wrap_method %s needs %s, which the token does not offer; use wrap_method: auto%s'
-                          % (requested, need, hint))
-    return requested
+def tried(proof, profile, key_class):
+    """What was tried for a key class, as one readable list."""
+    lines = []
+    combined = proof.get('combined')
+    if 'combined' in profile['preferred_wrap']:
+        lines.append('%s: %s' % (mechanism_name(CKM_RSA_AES_KEY_WRAP),
+                                 combined.get(key_class) if combined is not None else 'not offered'))
+    for mechanism, outcome in proof.get('kwp') or ():
+        lines.append('%s: %s' % (mechanism_name(mechanism), outcome.get(key_class)))
+    if proof.get('oaep') is not None:
+        lines.append('%s (SHA-1): %s' % (mechanism_name(CKM_RSA_PKCS_OAEP), proof.get('oaep')))
+    return '; '.join(lines)
 
 
-def zero_padding_quirk(profile, library_version):
-    """True when this library zero-pads private keys before a symmetric wrap (see the softhsm profile)."""
-    quirk = profile.get('quirks', {}).get('private_key_wrap_zero_padding')
-    if not quirk:
-        return False
-    version = _version_tuple(library_version)
-    return version is not None and version < tuple(quirk['library_below'])
+def choose_wrap_path(profile, requested, proof, key_class):
+    """The wrap path for one key class ('secret' or 'private') from the wrap_method option, the profile and a proof
+    (pkcs11_wrap.WrapProof.as_dict()): a dict with method (combined or two_step), mechanism (the AES key-wrap
+    mechanism of two_step, or CKM_RSA_AES_KEY_WRAP), its name, and zero_padded (the token pads what it wraps).
+
+    A mechanism is used only where its test wrap of this key class unwrapped as Azure unwraps it, whatever its name;
+    an exact encoding wins over a zero-padded one.  No usable path: VendorError naming everything that was tried.
+    """
+    paths = {}
+    combined = proof.get('combined')
+    if 'combined' in profile['preferred_wrap'] and combined is not None and combined.get(key_class) in _USABLE:
+        paths['combined'] = {'method': 'combined', 'mechanism': CKM_RSA_AES_KEY_WRAP,
+                             'zero_padded': combined[key_class] != 'exact'}
+    if proof.get('oaep') is None:
+        usable = [(m, o[key_class]) for m, o in proof.get('kwp') or () if o.get(key_class) in _USABLE]
+        usable.sort(key=lambda mo: mo[1] != 'exact')  # stable: the profile's order within exact, then padded
+        if usable:
+            paths['two_step'] = {'method': 'two_step', 'mechanism': usable[0][0], 'zero_padded': usable[0][1] != 'exact'}
+    for path in paths.values():
+        path['mechanism_name'] = mechanism_name(path['mechanism']) + (
+            ' + %s' % mechanism_name(CKM_RSA_PKCS_OAEP) if path['method'] == 'two_step' else '')
+    order = profile['preferred_wrap'] if requested in (None, 'auto') else (requested,)
+    # an exact encoding first, then the profile's order (a zero-padded one only where nothing else works)
+    for method in sorted((m for m in order if m in paths), key=lambda m: paths[m]['zero_padded']):
+        return paths[method]
+    what = _KEY_CLASS_NAMES[key_class]
+    if requested not in (None, 'auto') and requested not in profile['preferred_wrap']:
+        raise VendorError('wrap_method %s is not possible on %s (it has no CKM_RSA_AES_KEY_WRAP); use wrap_method: auto '
+                          'or two_step' % (requested, profile['display_name']))
+    if requested not in (None, 'auto'):
+        other = [m for m in paths if m != requested]
+        raise VendorError('wrap_method %s cannot wrap %s keys on this token for Azure (tried %s); use wrap_method: auto%s'
+                          % (requested, what, tried(proof, profile, key_class),
+                             (' (%s works here)' % other[0]) if other else ''))
+    raise VendorError('the token has no wrap path Azure can unwrap for %s keys (tried %s); check the HSM firmware and '
+                      'its mechanism policy, or use another HSM' % (what, tried(proof, profile, key_class)))
 
 
 def legacy_method_error(profile, method):
     """The message for a retired vendor method, or None when the method is not a known legacy one."""
     return profile.get('legacy_methods', {}).get(method)
-
-
-def needs_private_key_wrap_probe(profile, key_type):
-    """True when the profile must prove, before generating, that the partition lets private keys be wrapped."""
-    return bool(profile.get('private_key_wrap')) and key_type in ('RSA', 'EC')
 
 
 def refuse_private_key_wrap(profile, token_label, model, firmware, cause):

@@ -13,9 +13,14 @@ short_description: Wrap an HSM key under a Key Vault KEK and write the .byok fil
 version_added: 1.0.0
 description:
   - Wraps the target key inside the HSM under the key exchange key (KEK) of the target vault, as Azure's BYOK
-    specification requires - CKM_RSA_AES_KEY_WRAP in one step, or the equivalent two steps CKM_AES_KEY_WRAP_PAD
-    (RFC 5649) with an ephemeral AES-256 key and CKM_RSA_PKCS_OAEP (SHA-1) of that AES key - and writes the .byok
+    specification requires - CKM_RSA_AES_KEY_WRAP in one step, or the equivalent two steps, an RFC 5649 AES key wrap
+    with an ephemeral AES-256 key and CKM_RSA_PKCS_OAEP (SHA-1) of that AES key - and writes the .byok
     JSON file (mode 0600, written atomically).
+  - No mechanism is trusted by its name or number. Before the first wrap of a run, test wraps of session keys (a secret
+    value and a private key, made and destroyed in the HSM) with each candidate - CKM_RSA_AES_KEY_WRAP, and for the
+    AES step CKM_AES_KEY_WRAP_KWP (0x210B), a vendor's own code such as Luna's CKM_AES_KWP, then CKM_AES_KEY_WRAP_PAD
+    (0x210A) - are unwrapped in software as Azure unwraps them (RSA-OAEP with SHA-1, RFC 5649); only a mechanism whose
+    output matched is used (RV(wrap_mechanism)), and a token without one is refused, naming what was tried.
   - The KEK public key and the ephemeral AES key exist only as session objects and are destroyed afterwards.
   - Beside each .byok file a metadata file C(<dest>.json) records which key was wrapped under which KEK (fingerprints,
     no key material); it makes the module idempotent and lets M(byok.keyvault.keyvault_import) derive the key type.
@@ -91,8 +96,8 @@ options:
     type: str
   wrap_method:
     description:
-      - V(auto) uses CKM_RSA_AES_KEY_WRAP when the token offers it and the two-step wrap otherwise.
-      - V(combined) and V(two_step) force one and fail when the token lacks the mechanisms.
+      - V(auto) uses CKM_RSA_AES_KEY_WRAP when its test wrap proved it and the two-step wrap otherwise.
+      - V(combined) and V(two_step) force one and fail when its test wraps did not prove it on this token.
     type: str
     default: auto
     choices: [auto, combined, two_step]
@@ -159,6 +164,12 @@ wrap_method:
   returned: when O(label) is given
   type: str
   sample: two_step
+wrap_mechanism:
+  description: The mechanisms of that path, as their test wraps proved them on this token (single-key form); for a kept
+    .byok, what its metadata file records.
+  returned: when O(label) is given
+  type: str
+  sample: CKM_AES_KEY_WRAP_KWP (0x210B) + CKM_RSA_PKCS_OAEP
 key_type:
   description: Type of the wrapped key, V(RSA), V(EC) or V(oct) (single-key form).
   returned: when O(label) is given
@@ -176,7 +187,7 @@ byok_content:
   returned: when O(label) is given without O(dest), outside check mode
   type: str
 keys:
-  description: One entry per item of O(keys) with label, dest, changed, kek_kid, fingerprint, wrap_method, key_type,
+  description: One entry per item of O(keys) with label, dest, changed, kek_kid, fingerprint, wrap_method, wrap_mechanism, key_type,
     key_size, curve (and byok_content for an item without dest).
   returned: when O(keys) is given
   type: list

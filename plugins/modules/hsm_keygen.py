@@ -16,6 +16,10 @@ description:
     generated inside the HSM as a token object that is private, sensitive and extractable (so that the HSM itself
     may wrap it for the transfer; its clear value never leaves the HSM).
   - A key that exists with the label and matches is left alone. One that differs follows O(regenerate).
+  - Before a key is generated, the module checks that the token lists the mechanism that generates its type, and proves
+    by test wraps of session keys (known-answer tests, checked in software) that the token can wrap a key of that type
+    the way Azure unwraps it (see M(byok.keyvault.byok_wrap)); otherwise it refuses and generates nothing, so no key is
+    made that could never be transferred.
   - Give one key with O(label) or several with O(keys); several keys share one login.
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
@@ -60,6 +64,13 @@ options:
     type: str
     default: fail
     choices: [never, fail, full_idempotence, always]
+  wrap_method:
+    description:
+      - The wrap path the key will take (as O(byok.keyvault.byok_wrap#module:wrap_method)); a key is generated only when
+        that path was proved on this token for its type. V(auto) accepts either path.
+    type: str
+    default: auto
+    choices: [auto, combined, two_step]
 seealso:
   - module: byok.keyvault.byok_wrap
   - module: byok.keyvault.keyvault_import
@@ -127,6 +138,12 @@ action:
   returned: when O(label) is given
   type: str
   sample: generate
+wrap_mechanism:
+  description: The wrap path proved on this token for the key's type before it was generated (single-key form; only for
+    a key generated or to be generated).
+  returned: when O(label) is given and a key is generated
+  type: str
+  sample: CKM_AES_KEY_WRAP_KWP (0x210B) + CKM_RSA_PKCS_OAEP
 keys:
   description: One entry per item of O(keys), each with label, action, changed, key_type, key_size, curve, fingerprint,
     public_key_pem.
@@ -140,6 +157,7 @@ token:
 '''
 
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import REGENERATE_CHOICES, ensure_key, key_spec
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
@@ -150,6 +168,8 @@ KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem')
 def flatten(r):
     """A key's result as the module returns it: label, action, changed and the key's facts (no key material)."""
     out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
+    if r.get('wrap_mechanism'):
+        out['wrap_mechanism'] = r['wrap_mechanism']
     key = r['key'] or {}
     for field in KEY_FIELDS:
         out[field] = key.get(field)
@@ -166,6 +186,7 @@ def main():
             curve=dict(type='str', choices=list(ki.EC_CURVES)),
             keys=dict(type='list', elements='dict', no_log=False),
             regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
+            wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
         ),
         mutually_exclusive=[('label', 'keys')],
         required_one_of=[('label', 'keys')],
@@ -185,7 +206,7 @@ def main():
     warnings = []
 
     def one(spec):
-        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode)
+        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'])
         if r.get('warning'):
             warnings.append(r['warning'])
         return r

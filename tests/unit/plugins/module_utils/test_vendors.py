@@ -20,6 +20,8 @@ from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 COMBINED = vendors.CKM_RSA_AES_KEY_WRAP
 KWP = vendors.CKM_AES_KEY_WRAP_PAD
+KWP_STD = vendors.CKM_AES_KEY_WRAP_KWP
+LUNA_KWP = vendors.CKM_LUNA_AES_KWP
 OAEP = vendors.CKM_RSA_PKCS_OAEP
 # Mechanism sets as the vendors document them (plus noise), and SoftHSM 2.6.1 as measured
 LUNA_7 = {0x1, OAEP, 0x1080, 0x2109, KWP, COMBINED}          # Luna 7: RSA_AES_KEY_WRAP and AES_KWP
@@ -67,62 +69,101 @@ def test_other_vendors_have_no_firmware_gate(name):
     vendors.check_firmware(vendors.get_profile(name), '2.6', 'RSA', 4096)
 
 
-# -- wrap method -------------------------------------------------------------------------------------------------
+# -- wrap path, from what the test wraps proved -------------------------------------------------------------------
 
-@pytest.mark.parametrize('name,mechanisms,expected', [
-    ('luna', LUNA_7, 'combined'),
-    ('nshield', NSHIELD, 'combined'),
-    ('generic', LUNA_7, 'combined'),
-    ('softhsm', SOFTHSM_261, 'two_step'),
-    ('generic', SOFTHSM_261, 'two_step'),
-    ('luna', SOFTHSM_261, 'two_step'),
-    ('generic', COMBINED_ONLY, 'combined'),
+PAD_3394 = 'output is RFC 3394 over PKCS#7 padding, not RFC 5649 (Azure cannot unwrap it)'
+
+
+def proof(combined=None, kwp=(), oaep=None):
+    """A proof as pkcs11_wrap.WrapProof.as_dict() gives it: combined/kwp outcomes per key class."""
+    def both(outcome):
+        return outcome if isinstance(outcome, dict) else {'secret': outcome, 'private': outcome}
+    return {'oaep': oaep, 'combined': both(combined) if combined is not None else None,
+            'kwp': [(m, both(o)) for m, o in kwp]}
+
+
+EVERYTHING = proof('exact', [(KWP_STD, 'exact')])
+SOFTHSM = proof(None, [(KWP_STD, 'not offered'), (KWP, {'secret': 'exact', 'private': 'zero-padded'})])
+CONFORMING = proof(None, [(KWP_STD, 'exact'), (KWP, PAD_3394)])
+
+
+@pytest.mark.parametrize('name,facts,expected', [
+    ('luna', EVERYTHING, 'combined'),
+    ('nshield', EVERYTHING, 'combined'),
+    ('generic', EVERYTHING, 'combined'),
+    ('softhsm', SOFTHSM, 'two_step'),
+    ('generic', CONFORMING, 'two_step'),
+    ('generic', proof('exact'), 'combined'),
 ])
-def test_auto_prefers_combined_then_two_step(name, mechanisms, expected):
+def test_auto_prefers_combined_then_two_step(name, facts, expected):
     profile = vendors.get_profile(name)
-    assert vendors.choose_wrap_method(profile, 'auto', mechanisms) == expected
-    assert vendors.choose_wrap_method(profile, None, mechanisms) == expected
+    for requested in ('auto', None):
+        for cls in ('secret', 'private'):
+            assert vendors.choose_wrap_path(profile, requested, facts, cls)['method'] == expected
 
 
-def test_auto_without_any_wrap_path_is_refused():
-    with pytest.raises(vendors.VendorError, match='neither CKM_RSA_AES_KEY_WRAP nor CKM_AES_KEY_WRAP_PAD'):
-        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', NOTHING)
+def test_a_mechanism_whose_output_did_not_match_is_never_used_whatever_its_name():
+    path = vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', CONFORMING, 'private')
+    assert path['mechanism'] == KWP_STD and path['zero_padded'] is False
+    assert path['mechanism_name'] == 'CKM_AES_KEY_WRAP_KWP (0x210B) + CKM_RSA_PKCS_OAEP'
+    with pytest.raises(vendors.VendorError) as exc:
+        vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', proof(None, [(KWP, PAD_3394)]), 'private')
+    assert 'CKM_AES_KEY_WRAP_PAD (0x210A): output is RFC 3394 over PKCS#7 padding' in str(exc.value)
 
 
-def test_two_step_alone_needs_both_mechanisms():
-    with pytest.raises(vendors.VendorError):
-        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', {KWP})
-    with pytest.raises(vendors.VendorError):
-        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', {OAEP})
+def test_an_exact_encoding_wins_over_a_zero_padded_one_and_padding_is_reported():
+    facts = proof({'secret': 'exact', 'private': 'zero-padded'}, [(KWP_STD, 'exact')])
+    assert vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', facts, 'private')['method'] == 'two_step'
+    assert vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', facts, 'secret')['method'] == 'combined'
+    softhsm = vendors.choose_wrap_path(vendors.get_profile('softhsm'), 'auto', SOFTHSM, 'private')
+    assert softhsm['mechanism'] == KWP and softhsm['zero_padded'] is True
+
+
+def test_without_any_proved_path_the_refusal_names_everything_tried():
+    facts = proof(None, [(KWP_STD, 'refused by C_WrapKey with CKR_BUFFER_TOO_SMALL'), (KWP, PAD_3394)])
+    with pytest.raises(vendors.VendorError) as exc:
+        vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', facts, 'private')
+    msg = str(exc.value)
+    assert '\n' not in msg and 'RSA and EC keys' in msg
+    for words in ('CKM_RSA_AES_KEY_WRAP: not offered', 'CKM_AES_KEY_WRAP_KWP (0x210B): refused by C_WrapKey with '
+                  'CKR_BUFFER_TOO_SMALL', 'CKM_AES_KEY_WRAP_PAD (0x210A): output is RFC 3394'):
+        assert words in msg, (words, msg)
+
+
+def test_a_class_the_token_cannot_wrap_is_refused_while_the_other_is_served():
+    facts = proof(None, [(KWP_STD, {'secret': 'exact', 'private': 'refused by C_WrapKey with CKR_BUFFER_TOO_SMALL'})])
+    assert vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', facts, 'secret')['method'] == 'two_step'
+    with pytest.raises(vendors.VendorError, match='RSA and EC keys'):
+        vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', facts, 'private')
+
+
+def test_two_step_needs_the_oaep_step_proved():
+    facts = proof(None, [(KWP_STD, 'exact')], oaep='output is not RSA-OAEP with SHA-1 and MGF1-SHA-1')
+    with pytest.raises(vendors.VendorError, match='CKM_RSA_PKCS_OAEP .SHA-1.: output is not RSA-OAEP'):
+        vendors.choose_wrap_path(vendors.get_profile('generic'), 'auto', facts, 'secret')
 
 
 @pytest.mark.parametrize('method', ['combined', 'two_step'])
-def test_explicit_method_is_honoured_when_offered(method):
-    assert vendors.choose_wrap_method(luna(), method, LUNA_7) == method
+def test_explicit_method_is_honoured_when_proved(method):
+    assert vendors.choose_wrap_path(luna(), method, EVERYTHING, 'private')['method'] == method
 
 
 def test_combined_on_a_token_without_it_names_the_alternative():
     with pytest.raises(vendors.VendorError) as exc:
-        vendors.choose_wrap_method(vendors.get_profile('softhsm'), 'combined', SOFTHSM_261)
-    assert 'CKM_RSA_AES_KEY_WRAP' in str(exc.value) and 'wrap_method: two_step' in str(exc.value)
+        vendors.choose_wrap_path(vendors.get_profile('softhsm'), 'combined', SOFTHSM, 'private')
+    assert 'CKM_RSA_AES_KEY_WRAP: not offered' in str(exc.value) and 'two_step works here' in str(exc.value)
 
 
 def test_two_step_on_a_combined_only_token_names_the_alternative():
     with pytest.raises(vendors.VendorError) as exc:
-        vendors.choose_wrap_method(vendors.get_profile('generic'), 'two_step', COMBINED_ONLY)
-    assert 'CKM_AES_KEY_WRAP_PAD and CKM_RSA_PKCS_OAEP' in str(exc.value) and 'wrap_method: combined' in str(exc.value)
+        vendors.choose_wrap_path(vendors.get_profile('generic'), 'two_step', proof('exact'), 'secret')
+    assert 'wrap_method: auto (combined works here)' in str(exc.value)
 
 
-def test_mechanisms_may_be_int_enum_members_in_any_iterable():
-    import enum
-
-    class Mech(enum.IntEnum):  # what python-pkcs11's slot.get_mechanisms() yields
-        RSA_PKCS_OAEP = OAEP
-        AES_KEY_WRAP_PAD = KWP
-
-    assert vendors.choose_wrap_method(luna(), 'auto', iter([Mech.RSA_PKCS_OAEP, Mech.AES_KEY_WRAP_PAD])) == 'two_step'
-    assert vendors.choose_wrap_method(luna(), 'auto', [COMBINED]) == 'combined'
-    assert (COMBINED, KWP, OAEP) == (0x1054, 0x210A, 0x9)
+def test_mechanism_codes():
+    assert (COMBINED, KWP, KWP_STD, OAEP, LUNA_KWP) == (0x1054, 0x210A, 0x210B, 0x9, 0x80000171)
+    assert vendors.kwp_candidates(vendors.get_profile('generic')) == (KWP_STD, KWP)
+    assert vendors.kwp_candidates(luna()) == (LUNA_KWP, KWP_STD, KWP)
 
 
 # -- environment and files ---------------------------------------------------------------------------------------
@@ -193,15 +234,6 @@ def test_nshield_legacy_method_message():
     assert vendors.legacy_method_error(luna(), 'KeyTransferRemote') is None
 
 
-def test_softhsm_zero_padding_quirk_below_2_7():
-    softhsm = vendors.get_profile('softhsm')
-    assert vendors.zero_padding_quirk(softhsm, '2.6') is True
-    assert vendors.zero_padding_quirk(softhsm, (2, 6)) is True
-    assert vendors.zero_padding_quirk(softhsm, '2.7') is False
-    assert vendors.zero_padding_quirk(softhsm, None) is False
-    assert vendors.zero_padding_quirk(luna(), '2.6') is False
-
-
 @pytest.mark.parametrize('name', sorted(vendors.PROFILES))
 def test_every_profile_generates_extractable_sensitive_private_keys(name):
     assert vendors.get_profile(name)['private_key_attributes'] == {'extractable': True, 'sensitive': True, 'private': True}
@@ -259,9 +291,8 @@ def _flatten(tasks):
 
 
 # -- Luna 5/6, Key Export variant only ----------------------------------------------------------------------------
-LUNA_KWP = vendors.CKM_LUNA_AES_KWP
+
 # Luna 5/6 firmware: no CKM_RSA_AES_KEY_WRAP; Luna's CKM_AES_KWP for the AES step, CKM_RSA_PKCS_OAEP
-LUNA_6 = {0x1, OAEP, 0x1080, 0x2109, LUNA_KWP}
 
 
 @pytest.mark.parametrize('firmware,expected', [
@@ -287,23 +318,18 @@ def test_below_luna_5_and_luna_7_before_7_3_are_still_refused():
 
 def test_luna56_wraps_in_two_steps_with_luna_kwp():
     profile = vendors.get_profile('luna56')
-    assert vendors.choose_wrap_method(profile, 'auto', LUNA_6) == 'two_step'
-    assert vendors.kwp_mechanism(profile, LUNA_6) == LUNA_KWP
-    # Luna's own KWP is preferred when the token lists both; the standard one is the fallback
-    assert vendors.kwp_mechanism(profile, LUNA_6 | {KWP}) == LUNA_KWP
-    assert vendors.kwp_mechanism(profile, {OAEP, KWP}) == KWP
-    # even if a library listed 0x1054, the profile of firmware 5/6 never takes the one-shot path
-    assert vendors.choose_wrap_method(profile, 'auto', LUNA_6 | {COMBINED}) == 'two_step'
-    with pytest.raises(vendors.VendorError, match='combined needs CKM_RSA_AES_KEY_WRAP.*Luna 5/6'):
-        vendors.choose_wrap_method(profile, 'combined', LUNA_6 | {COMBINED})
-    with pytest.raises(vendors.VendorError, match=r'CKM_AES_KWP \(Luna, 0x80000171\) or CKM_AES_KEY_WRAP_PAD'):
-        vendors.choose_wrap_method(profile, 'auto', {OAEP, 0x1080})
+    facts = proof('exact', [(LUNA_KWP, 'exact'), (KWP_STD, 'exact'), (KWP, 'exact')])
+    # Luna's own KWP is tried first; even if a library listed 0x1054, firmware 5/6 never takes the one-shot path
+    path = vendors.choose_wrap_path(profile, 'auto', facts, 'private')
+    assert (path['method'], path['mechanism']) == ('two_step', LUNA_KWP)
+    assert vendors.kwp_candidates(profile) == (LUNA_KWP, KWP_STD, KWP)
+    with pytest.raises(vendors.VendorError, match='combined is not possible on Thales Luna 5/6'):
+        vendors.choose_wrap_path(profile, 'combined', facts, 'private')
 
 
-def test_other_profiles_do_not_take_luna_kwp():
-    assert vendors.kwp_mechanism(vendors.get_profile('generic'), {OAEP, LUNA_KWP}) is None
-    with pytest.raises(vendors.VendorError):
-        vendors.choose_wrap_method(vendors.get_profile('generic'), 'auto', {OAEP, LUNA_KWP})
+def test_other_profiles_do_not_try_luna_kwp():
+    assert LUNA_KWP not in vendors.kwp_candidates(vendors.get_profile('generic'))
+    assert LUNA_KWP not in vendors.kwp_candidates(vendors.get_profile('nshield'))
 
 
 def test_luna56_limits_and_private_key_wrap_rule():
@@ -311,10 +337,7 @@ def test_luna56_limits_and_private_key_wrap_rule():
     assert profile['max_key_sizes'] == {'RSA': 4096}
     with pytest.raises(vendors.VendorError, match='at most RSA-4096'):
         vendors.check_firmware(profile, '6.10', 'RSA', 8192)
-    assert vendors.needs_private_key_wrap_probe(profile, 'RSA') and vendors.needs_private_key_wrap_probe(profile, 'EC')
-    assert not vendors.needs_private_key_wrap_probe(profile, 'oct')
-    assert not any(vendors.needs_private_key_wrap_probe(vendors.get_profile(n), 'RSA') for n in vendors.PROFILES
-                   if n != 'luna56')
+    assert [n for n in vendors.PROFILES if vendors.PROFILES[n].get('private_key_wrap')] == ['luna56']
     with pytest.raises(vendors.VendorError) as err:
         vendors.refuse_private_key_wrap(profile, 'part1', 'LunaSA', '6.10', 'refused with CKR_KEY_NOT_WRAPPABLE')
     msg = str(err.value)
