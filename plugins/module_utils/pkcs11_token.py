@@ -99,12 +99,12 @@ def clear_openssl_errors():
 
 #: what to do about a CKR_ code, where the code alone does not say it
 _FIX = {
-    'PinIncorrect': 'the user PIN was refused by the token; it was tried once and not retried, because HSMs lock a user '
-                    'after a few failures: check the PIN before the next run',
+    'PinIncorrect': 'user_pin was refused by the token; it was tried once and not retried, because HSMs lock a user '
+                    'after a few failures: check user_pin before the next run',
     'PinLocked': 'the token user is locked after too many wrong PINs; the HSM security officer must unlock or reset the '
                  'user PIN',
     'PinExpired': 'the user PIN has expired; set a new PIN with the vendor tool',
-    'PinLenRange': 'the user PIN has a length the token does not accept; check the PIN',
+    'PinLenRange': 'user_pin has a length the token does not accept; check user_pin',
     'UserPinNotInitialized': 'the token has no user PIN yet; initialise the token user first',
     'TokenNotPresent': 'the token is not present; check the HSM connection and the slot',
     'DeviceRemoved': 'the HSM went away during the operation; check the connection and run again',

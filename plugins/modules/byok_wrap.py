@@ -288,22 +288,21 @@ def main():
     keks, items = hsm.guard(item_keks, p, items)
 
     token = hsm.open_token()
-    padded = []
+    padded = {}
 
     def one(item):
         r = wrap_key(token, item, keks[item['kek_kid']], item['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
         if r.pop('warning', None):
-            padded.append(r.get('label'))
+            padded.setdefault(r['wrap_mechanism'], set()).add(r.get('label'))
         return r
 
     with token:
         results = hsm.run_keys(items, one, 'label')
         info = token.info()
-        profile_name = token.profile['display_name']
-    if padded:
-        hsm.module.warn('%s %s zero-pads private keys to a multiple of 8 bytes before wrapping; the .byok of %s may carry '
-                        '1-7 zero bytes after the PKCS#8 key (accepted by OpenSSL-based importers)'
-                        % (profile_name, info['library_version'], ', '.join(padded)))
+    for mechanism, labels in sorted(padded.items()):
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): the .byok "
+                        "of %s can carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers "
+                        "accept and strict PKCS#8 parsers refuse" % (info['label'], mechanism, ', '.join(sorted(labels))))
     if single:
         hsm.finish(results, True, token=info)
     extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}

@@ -273,11 +273,11 @@ def _worker(mode, lib_path, kek_path, out_path):  # pragma: no cover - runs in a
         out['info'] = token.info()
         out['has_combined'] = vendors.CKM_RSA_AES_KEY_WRAP in mechs
         out['has_two_step'] = vendors.CKM_AES_KEY_WRAP_PAD in mechs and vendors.CKM_RSA_PKCS_OAEP in mechs
-        out['auto'] = vendors.choose_wrap_method(token.profile, 'auto', mechs)
-        out['zero_padding_quirk'] = token.zero_padding_quirk()
+        out['auto'] = token.wrap_path('EC', 'auto')['method']
+        out['zero_padding_quirk'] = token.wrap_path('EC', 'auto')['zero_padded']
         if mode == 'plain':
             try:
-                vendors.choose_wrap_method(token.profile, 'combined', mechs)
+                token.wrap_path('RSA', 'combined')
                 out['combined_refused'] = ''
             except vendors.VendorError as exc:
                 out['combined_refused'] = str(exc)
@@ -292,15 +292,15 @@ def _worker(mode, lib_path, kek_path, out_path):  # pragma: no cover - runs in a
             for name, spec in specs.items():
                 key = token.generate(spec, name)
                 keys[name] = {'fingerprint': key.fingerprint, 'kcv': key.kcv,
-                              'combined': token.wrap(key, kek, 'combined').hex(),
-                              'two_step': token.wrap(key, kek, 'two_step').hex()}
+                              'combined': token.wrap(key, kek, token.wrap_path(spec['key_type'], 'combined')).hex(),
+                              'two_step': token.wrap(key, kek, token.wrap_path(spec['key_type'], 'two_step')).hex()}
             out['keys'] = keys
 
             # An RSA key whose PKCS#8 length is a multiple of 8 (no SoftHSM zero padding): search, bounded
             exact = {'fingerprint': None, 'attempts': 0}
             for attempt in range(RSA_EXACT_ATTEMPTS):
                 key = token.generate({'key_type': 'RSA', 'key_size': 2048, 'curve': None}, 'rsa-exact-%d' % attempt)
-                blob = token.wrap(key, kek, 'two_step')
+                blob = token.wrap(key, kek, token.wrap_path('RSA', 'two_step'))
                 n = kek.key_size // 8
                 aes = kek_private.decrypt(blob[:n], padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None))
                 plain = aes_key_unwrap_with_padding(aes, blob[n:])

@@ -23,12 +23,6 @@ KWP = vendors.CKM_AES_KEY_WRAP_PAD
 KWP_STD = vendors.CKM_AES_KEY_WRAP_KWP
 LUNA_KWP = vendors.CKM_LUNA_AES_KWP
 OAEP = vendors.CKM_RSA_PKCS_OAEP
-# Mechanism sets as the vendors document them (plus noise), and SoftHSM 2.6.1 as measured
-LUNA_7 = {0x1, OAEP, 0x1080, 0x2109, KWP, COMBINED}          # Luna 7: RSA_AES_KEY_WRAP and AES_KWP
-NSHIELD = {0x1, OAEP, 0x1080, KWP, COMBINED}                  # nShield Security World 12.x
-SOFTHSM_261 = {0x1, OAEP, 0x1080, 0x2109, KWP}               # no 0x1054 before 2.7.0
-COMBINED_ONLY = {0x1, COMBINED}
-NOTHING = {0x1, 0x1080}
 
 
 def luna():
