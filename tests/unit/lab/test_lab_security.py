@@ -34,9 +34,15 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+class In(int):
+    """A time claim given as seconds from the moment the token is made (not from when the tests were collected, which
+    on a loaded machine can be long before)."""
+
+
 def forged(lab, vault="premium", **claims):
-    """A token signed with the lab's key (what the token endpoint would issue), with some claims changed."""
+    """A token signed with the lab's key (what the token endpoint would issue), with some claims changed (In(n): now+n)."""
     now = int(time.time())
+    claims = dict((k, now + int(v) if isinstance(v, In) else v) for k, v in claims.items())
     ident = lab.identity("lab-operator")
     payload = {"aud": lab.resource(vault), "iss": "https://sts.windows.net/%s/" % lab.tenant_id, "iat": now, "nbf": now,
                "exp": now + 3600, "tid": lab.tenant_id, "appid": ident.client_id, "oid": ident.client_id,
@@ -63,13 +69,13 @@ def test_a_forged_token_with_current_claims_is_accepted(lab):
 
 
 @pytest.mark.parametrize("claims, needle", [
-    ({"nbf": int(time.time()) + 3600, "exp": int(time.time()) + 7200}, "not yet valid"),
-    ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200, "nbf": None}, "issued in the future"),
-    ({"exp": int(time.time()) - 120}, "expired"),
+    ({"nbf": In(3600), "exp": In(7200)}, "not yet valid"),
+    ({"iat": In(3600), "exp": In(7200), "nbf": None}, "issued in the future"),
+    ({"exp": In(-120)}, "expired"),
     ({"exp": None}, "expired"),
-    ({"exp": str(int(time.time()) + 3600)}, "format"),
+    ({"exp": str(int(time.time()) + 36000)}, "format"),
     ({"nbf": "soon"}, "format"),
-    ({"iat": int(time.time()) + 30, "exp": int(time.time()) + 20, "nbf": None}, "exp is not after iat"),
+    ({"iat": In(30), "exp": In(20), "nbf": None}, "exp is not after iat"),
 ])
 def test_bad_time_claims_get_401_like_azure(lab, claims, needle):
     status, headers, body = get_key(lab, forged(lab, **claims))
