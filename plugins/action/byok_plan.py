@@ -123,7 +123,8 @@ class ActionModule(ByokAction):
 
     def _debug_problems(self, values):
         """ANSIBLE_DEBUG makes ansible-core log module arguments: refuse to pass a secret then, unless the user opted in."""
-        if not _debug_on():
+        reasons = _secret_exposing_settings()
+        if not reasons:
             return []
         problems = []
         for host, hv in sorted(values.items()):
@@ -133,13 +134,21 @@ class ActionModule(ByokAction):
             azure = hv.get('byok_azure') if isinstance(hv.get('byok_azure'), dict) else {}
             secrets += ['byok_azure.%s' % k for k in ('secret', 'x509_certificate_password') if azure.get(k)]
             for name in secrets:
-                problems.append(inventory.Problem(host, name, 'ANSIBLE_DEBUG is on, and ansible-core then writes module arguments '
-                                                  'to its debug output, this secret among them; unset ANSIBLE_DEBUG, pass the '
-                                                  'secret as an environment variable instead, or set %s: true to accept that'
-                                                  % DEBUG_OPT_IN))
+                for setting, what in reasons:
+                    problems.append(inventory.Problem(host, name, '%s is on, and %s, this secret among them; unset %s, pass the '
+                                                      'secret as an environment variable instead, or set %s: true to accept '
+                                                      'that' % (setting, what, setting, DEBUG_OPT_IN)))
         return problems
 
 
-def _debug_on():
+def _secret_exposing_settings():
+    """(setting, what it does) for each debugging aid on that would show or keep module arguments."""
     from ansible import constants as C
-    return bool(getattr(C, 'DEFAULT_DEBUG', False))
+    out = []
+    if getattr(C, 'DEFAULT_DEBUG', False):
+        out.append(('ANSIBLE_DEBUG', 'ansible-core then writes module arguments to its debug output'))
+    if getattr(C, 'DEFAULT_KEEP_REMOTE_FILES', False):
+        # it also turns pipelining off: every module is written to the host as a file with its arguments in clear
+        out.append(('ANSIBLE_KEEP_REMOTE_FILES', 'ansible-core then leaves every module payload on the host, in its remote '
+                    'tmp directory, with the module arguments in clear'))
+    return out
