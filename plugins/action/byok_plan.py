@@ -34,7 +34,7 @@ OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', '
                   'byok_plan', 'byok_transfer_report', 'byok_outbox',
                   # what the transfer role registers on its hosts (seen by a later serial batch's plan)
                   'byok_vault_state', 'byok_vault_view', 'byok_keks', 'byok_keygen', 'byok_work', 'byok_wrapped', 'byok_imports',
-                  'byok_import_view',
+                  'byok_import_view', 'byok_sealed',
                   'byok_kek_vaults', 'byok_kek_dest')
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 
@@ -134,21 +134,26 @@ class ActionModule(ByokAction):
             azure = hv.get('byok_azure') if isinstance(hv.get('byok_azure'), dict) else {}
             secrets += ['byok_azure.%s' % k for k in ('secret', 'x509_certificate_password') if azure.get(k)]
             for name in secrets:
-                for setting, what in reasons:
-                    problems.append(inventory.Problem(host, name, '%s is on, and %s, this secret among them; unset %s, pass the '
-                                                      'secret as an environment variable instead, or set %s: true to accept '
-                                                      'that' % (setting, what, setting, DEBUG_OPT_IN)))
+                if 'ANSIBLE_DEBUG' in reasons:
+                    problems.append(inventory.Problem(host, name, 'ANSIBLE_DEBUG is on, and ansible-core then writes module '
+                                                      'arguments to its debug output, this secret among them; unset ANSIBLE_DEBUG, '
+                                                      'pass the secret as an environment variable instead, or set %s: true to '
+                                                      'accept that' % DEBUG_OPT_IN))
+                if 'ANSIBLE_KEEP_REMOTE_FILES' in reasons:
+                    problems.append(inventory.Problem(host, name, 'ANSIBLE_KEEP_REMOTE_FILES is on, and ansible-core then turns '
+                                                      'pipelining off and leaves every module payload on the host, in its remote '
+                                                      'tmp directory, with the module arguments in clear, this secret among them; '
+                                                      'unset ANSIBLE_KEEP_REMOTE_FILES, pass the secret as an environment variable '
+                                                      'instead, or set %s: true to accept that' % DEBUG_OPT_IN))
         return problems
 
 
 def _secret_exposing_settings():
-    """(setting, what it does) for each debugging aid on that would show or keep module arguments."""
+    """The debugging aids that are on and would show or keep module arguments (secrets among them)."""
     from ansible import constants as C
     out = []
     if getattr(C, 'DEFAULT_DEBUG', False):
-        out.append(('ANSIBLE_DEBUG', 'ansible-core then writes module arguments to its debug output'))
+        out.append('ANSIBLE_DEBUG')
     if getattr(C, 'DEFAULT_KEEP_REMOTE_FILES', False):
-        # it also turns pipelining off: every module is written to the host as a file with its arguments in clear
-        out.append(('ANSIBLE_KEEP_REMOTE_FILES', 'ansible-core then leaves every module payload on the host, in its remote '
-                    'tmp directory, with the module arguments in clear'))
+        out.append('ANSIBLE_KEEP_REMOTE_FILES')
     return out

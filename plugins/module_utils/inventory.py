@@ -399,8 +399,8 @@ def _check_kek_names(checker, keys, vaults):
             continue
         where = ', '.join('byok_vaults.%s.kek_name' % v for v in owners if v) or 'the default KEK name'
         checker.problem('byok_keys[%d] (%s).name' % (index, key['name']),
-                        "'%s' is a KEK name (%s; Key Vault compares names case-insensitively) and a KEK is never a target key; "
-                        "give the key another name" % (key['name'], where))
+                        "'%s' is a KEK name (%s, compared case-insensitively as Key Vault does) and a KEK is never a target "
+                        "key; give the key another name" % (key['name'], where))
         key['name'] = _INVALID
 
 

@@ -42,8 +42,8 @@ def test_a_key_named_like_a_kek_is_refused_with_one_line(name, vault, where):
 def test_the_default_kek_name_is_refused_even_when_every_vault_chose_another():
     vaults = {'prod': {'url': 'https://contoso.vault.azure.net', 'kek_name': 'prod-kek'}}
     plan, out = lines([{'name': 'byok-kek', 'vault': 'prod'}], vaults)
-    assert out == ["hsm1: byok_keys[0] (byok-kek).name: 'byok-kek' is a KEK name (the default KEK name; Key Vault compares "
-                   "names case-insensitively) and a KEK is never a target key; give the key another name"]
+    assert out == ["hsm1: byok_keys[0] (byok-kek).name: 'byok-kek' is a KEK name (the default KEK name, compared "
+                   "case-insensitively as Key Vault does) and a KEK is never a target key; give the key another name"]
 
 
 def test_names_near_a_kek_name_pass():
