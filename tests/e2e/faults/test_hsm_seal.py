@@ -113,3 +113,12 @@ def test_sealed_after_the_transfer_no_wrap_no_change_no_further_vault(fl_lab, fl
     assert "sealed after its transfer" in rows[extra["name"]]["message"], rows[extra["name"]]
     assert fl_lab.versions(extra["name"]) == []
     assert len(fl_lab.versions(rsa_key["name"])) == 1
+
+
+def test_check_mode_with_the_opt_in_says_what_would_be_sealed_and_touches_nothing(fl_lab, fl_work):
+    fleet = new_fleet(fl_lab, fl_work, {"hsm1": [ec(unique("seal-check"))]}, extra_vars={"byok_hsm_seal_after_transfer": True})
+    before = fl_lab.dump()
+    run = run_playbook(fl_work, fleet.inventory, extra_args=["--check"], env=fl_lab.azure_env)
+    assert run.rc == 0, run
+    assert "would transfer: HSM key would be sealed" in run.output, run
+    assert fleet.hosts["hsm1"].objects() == [] and fl_lab.dump() == before
