@@ -34,7 +34,7 @@ OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', '
                   'byok_plan', 'byok_transfer_report', 'byok_outbox',
                   # what the transfer role registers on its hosts (seen by a later serial batch's plan)
                   'byok_vault_state', 'byok_vault_view', 'byok_keks', 'byok_keygen', 'byok_work', 'byok_wrapped', 'byok_imports',
-                  'byok_import_view',
+                  'byok_import_view', 'byok_sealed',
                   'byok_kek_vaults', 'byok_kek_dest')
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 
@@ -123,7 +123,8 @@ class ActionModule(ByokAction):
 
     def _debug_problems(self, values):
         """ANSIBLE_DEBUG makes ansible-core log module arguments: refuse to pass a secret then, unless the user opted in."""
-        if not _debug_on():
+        reasons = _secret_exposing_settings()
+        if not reasons:
             return []
         problems = []
         for host, hv in sorted(values.items()):
@@ -133,13 +134,26 @@ class ActionModule(ByokAction):
             azure = hv.get('byok_azure') if isinstance(hv.get('byok_azure'), dict) else {}
             secrets += ['byok_azure.%s' % k for k in ('secret', 'x509_certificate_password') if azure.get(k)]
             for name in secrets:
-                problems.append(inventory.Problem(host, name, 'ANSIBLE_DEBUG is on, and ansible-core then writes module arguments '
-                                                  'to its debug output, this secret among them; unset ANSIBLE_DEBUG, pass the '
-                                                  'secret as an environment variable instead, or set %s: true to accept that'
-                                                  % DEBUG_OPT_IN))
+                if 'ANSIBLE_DEBUG' in reasons:
+                    problems.append(inventory.Problem(host, name, 'ANSIBLE_DEBUG is on, and ansible-core then writes module '
+                                                      'arguments to its debug output, this secret among them; unset ANSIBLE_DEBUG, '
+                                                      'pass the secret as an environment variable instead, or set %s: true to '
+                                                      'accept that' % DEBUG_OPT_IN))
+                if 'ANSIBLE_KEEP_REMOTE_FILES' in reasons:
+                    problems.append(inventory.Problem(host, name, 'ANSIBLE_KEEP_REMOTE_FILES is on, and ansible-core then turns '
+                                                      'pipelining off and leaves every module payload on the host, in its remote '
+                                                      'tmp directory, with the module arguments in clear, this secret among them; '
+                                                      'unset ANSIBLE_KEEP_REMOTE_FILES, pass the secret as an environment variable '
+                                                      'instead, or set %s: true to accept that' % DEBUG_OPT_IN))
         return problems
 
 
-def _debug_on():
+def _secret_exposing_settings():
+    """The debugging aids that are on and would show or keep module arguments (secrets among them)."""
     from ansible import constants as C
-    return bool(getattr(C, 'DEFAULT_DEBUG', False))
+    out = []
+    if getattr(C, 'DEFAULT_DEBUG', False):
+        out.append('ANSIBLE_DEBUG')
+    if getattr(C, 'DEFAULT_KEEP_REMOTE_FILES', False):
+        out.append('ANSIBLE_KEEP_REMOTE_FILES')
+    return out

@@ -15,6 +15,7 @@ data for the next step; each is documented in its own plugins/filter/<name>.yml.
 # Pure Python only: filters load in every worker, the Azure SDK would cost a second each time.
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
 from ansible_collections.byok.keyvault.plugins.module_utils import report
+from ansible_collections.byok.keyvault.plugins.module_utils import sealing
 
 
 def byok_per_host(registered, plan):
@@ -73,8 +74,17 @@ def byok_closing_message(rows, silent_hosts=None, manifest_path=None):
     return report.closing_message(rows, silent_hosts, manifest_path)
 
 
+def byok_seal_items(rows, host_plan, keygen=None, check_mode=False):
+    return sealing.seal_items(rows, host_plan, keygen, check_mode)
+
+
+def byok_sealed_rows(rows, keygen=None, sealed=None, check_mode=False):
+    return sealing.sealed_rows(rows, keygen, sealed, check_mode)
+
+
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
             byok_per_host, byok_kek_vaults, byok_vault_problems, byok_decide, byok_outbox, byok_imports, byok_bundle_items, byok_wrap_files,
-            byok_report_rows, byok_failed_rows, byok_import_rows, byok_table, byok_details, byok_closing_message))
+            byok_report_rows, byok_failed_rows, byok_import_rows, byok_table, byok_details, byok_closing_message,
+            byok_seal_items, byok_sealed_rows))

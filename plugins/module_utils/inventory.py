@@ -202,6 +202,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     out['byok_keys'] = [_check_key(checker, index, key, checked_vaults if vaults_required else None, now)
                         for index, key in enumerate(keys or [])] if _ok(keys) else []
     _check_labels(checker, out['byok_keys'])
+    _check_kek_names(checker, out['byok_keys'], checked_vaults)
     return out, checker.problems
 
 
@@ -384,6 +385,23 @@ def _check_labels(checker, keys):
             checker.problem(path + '.name', "'%s' is listed twice for vault %s on this host (byok_keys[%d]; Key Vault compares "
                             "names case-insensitively); give each vault key once" % (key['name'], key['vault'], names[where]))
         names.setdefault(where, index)
+
+
+def _check_kek_names(checker, keys, vaults):
+    """A KEK is never a target: importing into a vault key whose current version is a KEK makes the KEK a usable key."""
+    keks = [(VAULT_OPTIONS['kek_name']['default'], None)]
+    keks += [(v['kek_name'], vname) for vname, v in sorted(vaults.items()) if v is not _INVALID and _ok(v.get('kek_name'))]
+    for index, key in enumerate(keys):
+        if key is _INVALID or not _ok(key.get('name')):
+            continue
+        owners = [vname for kek, vname in keks if key_name_key(kek) == key_name_key(key['name'])]
+        if not owners:
+            continue
+        where = ', '.join('byok_vaults.%s.kek_name' % v for v in owners if v) or 'the default KEK name'
+        checker.problem('byok_keys[%d] (%s).name' % (index, key['name']),
+                        "'%s' is a KEK name (%s, compared case-insensitively as Key Vault does) and a KEK is never a target "
+                        "key; give the key another name" % (key['name'], where))
+        key['name'] = _INVALID
 
 
 def plan_fleet(spec, hosts, now=None, vaults_required=True):

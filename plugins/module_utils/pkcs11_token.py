@@ -111,8 +111,9 @@ _FIX = {
     'DeviceError': 'the HSM reported a device error; check the HSM logs and run again',
     'DeviceMemory': 'the HSM is out of memory; free objects on the token',
     'GeneralError': 'the token reported a general failure; check the HSM and its client logs, then run again',
-    'KeyUnextractable': 'the key was generated without CKA_EXTRACTABLE, so the HSM will not wrap it; generate a new key '
-                        'with hsm_keygen (regenerate: always) or under another label',
+    'KeyUnextractable': 'the key is not extractable: it was generated without CKA_EXTRACTABLE, or sealed after its transfer '
+                        '(hsm_seal, byok_hsm_seal_after_transfer), so the HSM will not wrap it and it can go to no further '
+                        'vault; generate a new key under another label (or with regenerate: always, which destroys this one)',
     'KeyNotWrappable': 'the HSM refuses to wrap this key; check the key policy on the HSM',
     'MechanismInvalid': 'the token does not offer this mechanism',
     'MechanismParamInvalid': 'the token refused the mechanism parameters',
@@ -158,14 +159,14 @@ def _version(value):
 _ATTRIBUTE_NAMES = {}
 if not PKCS11_IMPORT_ERROR:
     _ATTRIBUTE_NAMES = {Attribute.TOKEN: 'CKA_TOKEN', Attribute.PRIVATE: 'CKA_PRIVATE', Attribute.SENSITIVE: 'CKA_SENSITIVE',
-                        Attribute.EXTRACTABLE: 'CKA_EXTRACTABLE'}
+                        Attribute.EXTRACTABLE: 'CKA_EXTRACTABLE', Attribute.WRAP_WITH_TRUSTED: 'CKA_WRAP_WITH_TRUSTED'}
 
 
 class HsmKey(object):
     """A target key found in or generated on the token (handles only, never key material)."""
 
     def __init__(self, label, key_id, key_type, key_size, curve, private, public=None, extractable=None,
-                 sensitive=None, on_token=None):
+                 sensitive=None, on_token=None, never_extractable=None):
         self.label = label
         self.key_id = key_id
         self.key_type = key_type
@@ -176,6 +177,7 @@ class HsmKey(object):
         self.extractable = extractable
         self.sensitive = sensitive
         self.on_token = on_token
+        self.never_extractable = never_extractable
         self.public_key = None
         self.fingerprint = None
         self.kcv = None
@@ -189,7 +191,7 @@ class HsmKey(object):
             diffs.append('curve is %s, wanted %s' % (self.curve, spec['curve']))
         elif spec['key_type'] != 'EC' and self.key_size != spec['key_size']:
             diffs.append('key_size is %s, wanted %s' % (self.key_size, spec['key_size']))
-        if self.extractable is False:
+        if self.extractable is False and not sealed(self):
             diffs.append('CKA_EXTRACTABLE is false (the HSM cannot wrap it)')
         if self.sensitive is False:
             diffs.append('CKA_SENSITIVE is false (the key could be read in clear)')
@@ -207,6 +209,7 @@ class HsmKey(object):
             'fingerprint': self.fingerprint,
             'kcv': self.kcv,
             'public_key_pem': ki.public_pem(self.public_key) if self.public_key is not None else None,
+            'sealed': sealed(self),
         }
         if self.key_type == 'oct':
             d['fingerprint'] = self.kcv
@@ -493,7 +496,7 @@ class HsmToken(object):
         key_id = self._attr(obj, Attribute.ID)
         common = dict(label=label, key_id=bytes(key_id) if key_id else None, private=obj, public=pub,
                       extractable=self._attr(obj, Attribute.EXTRACTABLE), sensitive=self._attr(obj, Attribute.SENSITIVE),
-                      on_token=self._attr(obj, Attribute.TOKEN))
+                      on_token=self._attr(obj, Attribute.TOKEN), never_extractable=self._attr(obj, Attribute.NEVER_EXTRACTABLE))
         if key_type == KeyType.RSA:
             modulus = self._attr(obj, Attribute.MODULUS) or (self._attr(pub, Attribute.MODULUS) if pub else None)
             exponent = self._attr(obj, Attribute.PUBLIC_EXPONENT) or (self._attr(pub, Attribute.PUBLIC_EXPONENT) if pub else None)
@@ -549,6 +552,8 @@ class HsmToken(object):
             Attribute.SENSITIVE: wanted['sensitive'],
             Attribute.EXTRACTABLE: wanted['extractable'],
         }
+        if self.profile.get('trusted_wrapping_keys'):
+            private_template[Attribute.WRAP_WITH_TRUSTED] = True  # only wrapping keys with CKA_TRUSTED may wrap it
         try:
             if spec['key_type'] == 'RSA':
                 pub, obj = self.session.generate_keypair(KeyType.RSA, spec['key_size'], label=label, id=key_id, store=True,
@@ -651,3 +656,18 @@ class HsmModule(ByokModule):
         except ByokError as exc:
             token.close()
             self.fail(exc)
+
+
+def sealed(key):
+    """Whether a target key was sealed after its transfer: it was extractable once (CKA_NEVER_EXTRACTABLE false) and is
+    not any more (CKA_EXTRACTABLE false), so the HSM wraps it no more; it is kept as it is, never regenerated."""
+    return key.extractable is False and key.never_extractable is False and key.sensitive is not False
+
+
+def seal(token, key):
+    """Set CKA_EXTRACTABLE to false on a target key (PKCS#11 allows only true -> false); True when the token confirms it."""
+    try:
+        key.private[Attribute.EXTRACTABLE] = False
+    except p11e.PKCS11Error as exc:
+        raise HsmError(explain(exc, "seal of key '%s' (setting CKA_EXTRACTABLE to false)" % key.label, call='C_SetAttributeValue'))
+    return token._attr(key.private, Attribute.EXTRACTABLE) is False

@@ -44,6 +44,11 @@ def kek_problems(summary, key_size=None, now=None):
     return problems
 
 
+def is_kek(summary):
+    """Whether a vault key's current version is a KEK: its key_ops are exactly ["import"] (mutually exclusive with the rest)."""
+    return sorted(summary.get('key_ops') or []) == ['import']
+
+
 def ensure_kek(vault, name, key_size, create, expires_on, check_mode):
     """(created, summary, public_key) for the KEK `name`, created when missing and allowed (summary None in check mode)."""
     byok_file.validate_key_name(name)
@@ -138,6 +143,10 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
 def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
                 byok_data):
     current = vault.get(name)
+    if current is not None and is_kek(key_summary(current)):
+        raise KeyVaultError('vault key %s in %s is a KEK (its current version %s has key_ops exactly ["import"]); a KEK is '
+                            'never a target key, so nothing was imported (force does not change that): give the key another '
+                            'name' % (name, vault.url, current.properties.version))
     current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
     decision, reason = decisions.import_decision(current is not None, current_identity, expected, force)
     before = key_summary(current) if current else None

@@ -61,6 +61,9 @@ DEFAULTS = {
     'min_firmware': None,
     'firmware_gates': {},
     'private_key_attributes': {'extractable': True, 'sensitive': True, 'private': True},
+    # True where the token supports trusted wrapping keys (CKA_TRUSTED, set by its security officer) and the wrap path
+    # uses one: target keys are then generated with CKA_WRAP_WITH_TRUSTED, so only a trusted key can wrap them out
+    'trusted_wrapping_keys': False,
     'legacy_methods': {},
 }
 

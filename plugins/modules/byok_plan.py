@@ -19,8 +19,11 @@ description:
     and curve for the vault kind, key operations for the key type, tags, dates, labels per token, vault URLs.
   - Every problem of the whole fleet is reported at once, one line each - host, variable path, value, rule and fix -
     and the task fails. A problem shared by every host (a variable set under C(all) C(vars)) is written once.
-  - With ANSIBLE_DEBUG on, refuses to continue when a PIN or client secret would be passed as a module argument
-    (ansible-core writes module arguments to its debug output), unless C(byok_allow_secrets_in_debug_log) is true.
+  - With ANSIBLE_DEBUG or ANSIBLE_KEEP_REMOTE_FILES on, refuses to continue when a PIN or client secret would be passed
+    as a module argument (ansible-core then writes module arguments to its debug output, or leaves them in clear in the
+    module payloads it keeps on the host), unless C(byok_allow_secrets_in_debug_log) is true.
+  - Refuses a key whose name is a KEK name (any vault's C(kek_name), or the default byok-kek, compared
+    case-insensitively), because a KEK is never a target key.
   - This is an action plugin; it runs on the controller, in-process, and makes no vault call, HSM login or file write.
     The byok.keyvault.plan role runs it once for the play.
 author:

@@ -15,7 +15,9 @@ description:
   - Makes sure the token holds a key with the given label, of a type, size or curve Azure Key Vault accepts,
     generated inside the HSM as a token object that is private, sensitive and extractable (so that the HSM itself
     may wrap it for the transfer; its clear value never leaves the HSM).
-  - A key that exists with the label and matches is left alone. One that differs follows O(regenerate).
+  - A key that exists with the label and matches is left alone. One that differs follows O(regenerate). A key sealed
+    after its transfer by M(byok.keyvault.hsm_seal) (no longer extractable, but extractable once) is not a difference;
+    it is kept, and reported with C(sealed) true.
   - Before a key is generated, the module checks that the token lists the mechanism that generates its type, and proves
     by test wraps of session keys (known-answer tests, checked in software) that the token can wrap a key of that type
     the way Azure unwraps it (see M(byok.keyvault.byok_wrap)); otherwise it refuses and generates nothing, so no key is
@@ -146,7 +148,7 @@ wrap_mechanism:
   sample: CKM_AES_KEY_WRAP_KWP (0x210B) + CKM_RSA_PKCS_OAEP
 keys:
   description: One entry per item of O(keys), each with label, action, changed, key_type, key_size, curve, fingerprint,
-    public_key_pem.
+    public_key_pem and sealed (true for a key sealed after its transfer by M(byok.keyvault.hsm_seal); it is kept as it is).
   returned: when O(keys) is given
   type: list
   elements: dict
@@ -162,7 +164,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import R
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
 
-KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem')
+KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem', 'sealed')
 
 
 def flatten(r):

@@ -17,6 +17,9 @@ description:
   - Every import creates a new key version, so the module first compares the vault's current version with the HSM key
     (O(expected_fingerprint), or the fingerprint recorded next to O(byok_file)); when they are equal nothing is imported.
   - A vault key whose current version is another key is reported and left alone unless O(force) is set (a rotation).
+  - A vault key whose current version is a KEK (key_ops exactly V(import)) is refused before any write, with or without
+    O(force), because a new version would turn the KEK into a usable key and break every later transfer into that
+    vault.
   - The import request is never resent blindly; after a failure the vault is checked for the key first.
 extends_documentation_fragment:
   - byok.keyvault.azure

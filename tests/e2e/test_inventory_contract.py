@@ -161,6 +161,10 @@ CASES = [
     ("parallel-out-of-range", set_fleet(byok_import_parallel=64), "all HSM hosts: byok_import_parallel: 64 is out of range"),
     ("pacing-share-out-of-range", lambda inv: fleet(inv)["byok_azure"].update(pacing_share=80),
      "all HSM hosts: byok_azure.pacing_share: 80 is out of range; use more than 0 and at most 1"),
+    ("key-named-like-the-default-kek", set_key(name="Byok-Kek"),
+     "hsm1: byok_keys[0] (Byok-Kek).name: 'Byok-Kek' is a KEK name (byok_vaults.premium.kek_name,"),
+    ("key-named-like-a-chosen-kek", lambda inv: (set_vault(kek_name="contract-kek")(inv), set_key(name="CONTRACT-KEK")(inv)),
+     "hsm1: byok_keys[0] (CONTRACT-KEK).name: 'CONTRACT-KEK' is a KEK name (byok_vaults.premium.kek_name,"),
     ("same-vault-key-two-hosts", second_host_key("CONTRACT-rsa"), "hsm2: byok_keys[0] (CONTRACT-rsa).name: vault key 'CONTRACT-rsa'"),
 ]
 
