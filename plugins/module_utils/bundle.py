@@ -228,8 +228,8 @@ def verify(bundle_dir, entries, digests, unauthenticated):
     if refusals:
         refusal = 'nothing was imported (the air gap is not authenticated): %s' % ' | '.join(refusals)
         for r in results:
-            r.update(ready=False, msg=r['msg'] if r['msg'] and r['msg'] in refusals else
-                     'not imported: %s' % refusal)
+            own = r['msg'] if r['msg'] in refusals else ' | '.join(refusals)
+            r.update(ready=False, msg='nothing was imported (the air gap is not authenticated): %s' % own)
     return results, refusal
 
 
