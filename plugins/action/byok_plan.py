@@ -20,7 +20,6 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.parsing.yaml.loader import AnsibleLoader
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 
-from ansible_collections.byok.keyvault.plugins.action.byok_manifest import MANIFEST_FIX
 from ansible_collections.byok.keyvault.plugins.module_utils import inventory
 from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 
@@ -135,7 +134,8 @@ class ActionModule(ByokAction):
         if problem is None:
             return []
         return [inventory.Problem(task_vars.get('byok_controller') or 'localhost', 'byok_manifest_dir',
-                                  '%s; %s' % (problem, MANIFEST_FIX))]
+                                  '%s; point byok_manifest_dir (or BYOK_MANIFEST_DIR) at a directory of this user that only it '
+                                  'may write, by its real path (mkdir -m 0700 DIR)' % problem)]
 
     def _debug_problems(self, values):
         """ANSIBLE_DEBUG makes ansible-core log module arguments: refuse to pass a secret then, unless the user opted in."""

@@ -261,9 +261,9 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
                       'for %s again' % (where, sha, record.get('byok_sha256'), host))
         out['tampered'] = True
     elif not _same_spec(record, entry):
-        out['msg'] = ('%s holds an HSM key of type %s (%s), not the %s the inventory gives; wrap it again (stage 2) with '
-                      'the same inventory' % (where, record.get('key_type'), record.get('curve') or record.get('key_size'),
-                                             entry.get('key_type')))
+        sealed = '%s (%s)' % (record.get('key_type'), record.get('curve') or record.get('key_size'))
+        out['msg'] = ('%s holds an HSM key of type %s, not the %s the inventory gives; wrap it again (stage 2) with the same '
+                      'inventory' % (where, sealed, entry.get('key_type')))
     elif not record.get('identity'):
         out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
                       'key could not be confirmed after the import' % where)

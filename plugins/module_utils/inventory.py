@@ -234,18 +234,16 @@ def _check_azure_numbers(checker, azure):
             checker.problem('byok_azure.%s' % name, '%s is out of range; use %s' % (value, hint))
 
 
-def vault_name_problem(vname):
-    """Why a vault short name cannot be used (it names bundle folders and files), or None."""
-    if isinstance(vname, str) and VAULT_NAME_RE.match(vname):
-        return None
-    return ("%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the folders and files of a transfer "
-            "bundle)" % _show(vname))
+def vault_name_ok(vname):
+    """A vault short name names bundle folders and files: an identifier only."""
+    return isinstance(vname, str) and bool(VAULT_NAME_RE.match(vname))
 
 
 def _check_vault(checker, vname, value, now):
     path = 'byok_vaults.%s' % vname
-    if vault_name_problem(vname):
-        checker.problem(path, vault_name_problem(vname))
+    if not vault_name_ok(vname):
+        checker.problem(path, "%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the folders and "
+                              "files of a transfer bundle)" % _show(vname))
         return _INVALID
     vault = checker.options(VAULT_OPTIONS, value, path)
     if vault is _INVALID:
@@ -323,8 +321,9 @@ def _check_key(checker, index, key, vaults, now):
             key['vault'] = _INVALID
         else:
             vault = vaults[key['vault']]
-    elif _ok(key.get('vault')) and vault_name_problem(key['vault']):
-        checker.problem(path + '.vault', vault_name_problem(key['vault']))
+    elif _ok(key.get('vault')) and not vault_name_ok(key['vault']):
+        checker.problem(path + '.vault', "%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the "
+                                         "folders and files of a transfer bundle)" % _show(key['vault']))
         key['vault'] = _INVALID
     if key.get('label') in (None, '') and _ok(key.get('name')):
         key['label'] = key['name']

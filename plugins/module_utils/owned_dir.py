@@ -68,8 +68,8 @@ def _problem(st, own, forbid, euid):
         if st.st_uid != euid:
             return 'owned by uid %d, not by this user (uid %d)' % (st.st_uid, euid)
         if mode & forbid:
-            return 'mode %04o (%s may write into it)' % (mode, 'group or others' if forbid == GROUP_OTHER_WRITE else
-                                                          'not 0700: other users')
+            who = 'group or others' if forbid == GROUP_OTHER_WRITE else 'not 0700: other users'
+            return 'mode %04o (%s may write into it)' % (mode, who)
         return None
     if st.st_uid not in (0, euid):
         return 'owned by uid %d, neither root nor this user (uid %d), who could replace what it holds' % (st.st_uid, euid)

@@ -27,15 +27,12 @@ author:
   - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.attributes
+  - byok.keyvault.attributes.no_diff
 attributes:
   check_mode:
-    support: full
     details:
       - Creates no folder and writes no seal; O(verify) works as without check mode.
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - A seal is written again only when its content changed (stage 2 wraps afresh on every run, so a new .byok
         makes a new seal and a new digest).

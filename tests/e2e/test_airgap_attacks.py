@@ -198,7 +198,8 @@ def test_a_vault_short_name_is_an_identifier(lab, make_token, run_playbook, tmp_
     assert keks["premium"] not in lab.keys("premium"), "a KEK was made before the plan refused"
 
 
-def test_a_keks_symlink_planted_by_another_user_is_refused(lab, make_token, run_playbook, tmp_path, other_user, shared_tmp):
+def test_a_keks_symlink_planted_by_another_user_is_refused(lab, make_token, run_playbook, tmp_path,
+                                                           other_user, shared_tmp):  # noqa: F811
     key = ec_key()
     _token, keks, connected, _offline = setup(lab, make_token, tmp_path, [key])
     bundle = shared_tmp / "bundle"
@@ -233,8 +234,8 @@ def _transfer_inventory(lab, make_token, tmp_path, manifest_dir):
     return key, token, keks, connected
 
 
-def test_a_manifest_folder_of_another_user_is_refused_before_keys_move(lab, make_token, run_playbook, tmp_path, other_user,
-                                                                       shared_tmp):
+def test_a_manifest_folder_of_another_user_is_refused_before_keys_move(lab, make_token, run_playbook, tmp_path,
+                                                                       other_user, shared_tmp):  # noqa: F811
     theirs = shared_tmp / "manifests"
     as_user(other_user, "mkdir", "-m", "0755", str(theirs))
     key, token, keks, connected = _transfer_inventory(lab, make_token, tmp_path, theirs)
@@ -247,8 +248,8 @@ def test_a_manifest_folder_of_another_user_is_refused_before_keys_move(lab, make
     assert token.objects() == [], "an HSM key was made before the manifest folder was checked"
 
 
-def test_a_symlinked_manifest_parent_is_refused_before_keys_move(lab, make_token, run_playbook, tmp_path, other_user,
-                                                                 shared_tmp):
+def test_a_symlinked_manifest_parent_is_refused_before_keys_move(lab, make_token, run_playbook, tmp_path,
+                                                                 other_user, shared_tmp):  # noqa: F811
     home = shared_tmp / "home-of-someone"
     as_user(other_user, "mkdir", "-m", "0755", str(home))
     (tmp_path / "audit").symlink_to(home, target_is_directory=True)
