@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import hashlib
 import json
 import os
@@ -170,8 +171,9 @@ def _same_spec(record, entry):
 def verify(bundle_dir, entries, digests, unauthenticated):
     """Stage 3: which plan entries may be imported, and under which HSM identity.
 
-    Returns (results, refusal): one result per entry (the entry with ready, msg, hsm_fingerprint, byok_sha256, seal_digest),
-    and the message that stops every import (an authentication failure anywhere in the bundle) or None.
+    Returns (results, refusal): one result per entry (the entry with ready, msg, hsm_fingerprint, byok_sha256, seal_digest,
+    and for a ready one byok_content, the checked bytes as base64), and the message that stops every import (an
+    authentication failure anywhere in the bundle) or None.
     """
     hosts = []
     for entry in entries:
@@ -230,6 +232,9 @@ def verify(bundle_dir, entries, digests, unauthenticated):
         for r in results:
             own = r['msg'] if r['msg'] in refusals else ' | '.join(refusals)
             r.update(ready=False, msg='nothing was imported (the air gap is not authenticated): %s' % own)
+    for r in results:
+        if not r['ready']:
+            r.pop('byok_content', None)
     return results, refusal
 
 
@@ -240,13 +245,16 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
         return out
     where = 'wrapped/%s/%s/%s.byok' % (host, vault, name)
     try:
-        sha = file_sha256(bundle_dir, 'wrapped/%s/%s' % (host, vault), '%s.byok' % name)
+        data = read_file(bundle_dir, 'wrapped/%s/%s' % (host, vault), '%s.byok' % name)
+        sha = hashlib.sha256(data).hexdigest()
     except owned_dir.UnsafeDirectory as exc:
         if not exc.missing:
             raise BundleError(unsafe_message(exc, bundle_dir))
         out['msg'] = 'not done: %s is missing from the bundle; run stage 2 for %s and carry its new bundle digest' % (where, host)
         return out
     out['byok_sha256'] = sha
+    # the import gets these very bytes (byok_content), not the file's name: nothing can swap it after this check
+    out['byok_content'] = base64.b64encode(data).decode('ascii')
     if records is None:  # unauthenticated, no seal: the sidecar's word, as the opt-in says
         meta = byok_file.read_sidecar(os.path.join(bundle_dir, where)) or {}
         out.update(ready=bool(meta.get('fingerprint')), hsm_fingerprint=meta.get('fingerprint'),

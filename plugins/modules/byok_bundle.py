@@ -124,7 +124,8 @@ seal:
   type: dict
 keys:
   description: With O(verify) - one entry per key of O(verify.keys) with C(ready) (may be imported), C(msg) (why not),
-    C(hsm_fingerprint) (the sealed HSM identity), C(byok_sha256) and C(seal_digest).
+    C(hsm_fingerprint) (the sealed HSM identity), C(byok_sha256), C(seal_digest) and, for a key that may be imported,
+    C(byok_content) (the checked .byok as base64, for M(byok.keyvault.keyvault_import), so that the file is not read again).
   returned: when O(verify) is given
   type: list
   elements: dict
