@@ -22,7 +22,7 @@ description:
   - With ANSIBLE_DEBUG on, refuses to continue when a PIN or client secret would be passed as a module argument
     (ansible-core writes module arguments to its debug output), unless C(byok_allow_secrets_in_debug_log) is true.
   - Vault short names (the keys of C(byok_vaults), and each key's C(vault)) must be identifiers (letters, digits, C(-),
-    C(_)): they name folders and files of an air-gapped transfer bundle. Host names must be usable as folder names.
+    C(_)), as they name folders and files of an air-gapped transfer bundle. Host names must be usable as folder names.
   - Unless O(vaults_required) is false (an offline HSM host), the audit manifest folder on the controller
     (C(byok_manifest_dir), else C(BYOK_MANIFEST_DIR) or C(~/byok-keyvault/manifests)) must be the running user's own - no
     symbolic link on its path, not writable by group or others, under directories of root or the running user - or be
