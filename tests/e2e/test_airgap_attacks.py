@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Attacks on the air-gapped (staged) flow, each with REAL playbook runs against the lab vault and SoftHSM2 tokens:
 
-- a KEK swapped in the bundle is never wrapped under (stage 2 needs the fingerprints carried out of band);
+- a KEK swapped in the bundle is never wrapped under (stage 2 needs the fingerprints carried out of band), and a .byok
+  planted between two runs of stage 2 is never kept and sealed as stage 2's own;
 - a .byok replaced by a wrap of the attacker's own key under the (public) KEK is never imported (stage 3 needs the
   bundle digest stage 2 printed), nor is a key whose .byok is missing reported "in place";
 - the folders the collection writes are its own: a `keks` symlink and a world-writable bundle planted by another
@@ -260,3 +261,23 @@ def test_a_symlinked_manifest_parent_is_refused_before_keys_move(lab, make_token
     assert "(its component %s/audit) is a symbolic link" % tmp_path in run.output, str(run)
     assert list(home.iterdir()) == [], "root created %s in another user's folder" % list(home.iterdir())
     assert key["name"] not in lab.keys("premium") and token.objects() == [], "keys moved first"
+
+
+def test_stage2_never_vouches_for_a_byok_it_finds_in_the_bundle(lab, make_token, run_playbook, tmp_path):
+    key = ec_key()
+    _token, _keks, connected, offline = setup(lab, make_token, tmp_path, [key])
+    bundle = tmp_path / "bundle"
+    stages_1_2(lab, run_playbook, connected, offline, bundle)
+
+    # between two runs of stage 2, someone plants a wrap of their own key, with a sidecar that claims the HSM key
+    byok = bundle / "wrapped" / "hsm1" / "premium" / ("%s.byok" % key["name"])
+    kid = json.loads((bundle / "keks" / "premium.json").read_text())["kid"]
+    forged, _fingerprint = forge_byok((bundle / "keks" / "premium.pem").read_bytes(), kid)
+    byok.write_bytes(forged)
+
+    again = run_playbook(STAGED[1], offline, extra_env=offline_env(lab),
+                         extra_args=stage_args(bundle, byok_expected_kek_fingerprints=kek_fingerprints(bundle, ["premium"])))
+    assert again.rc == 0, str(again)
+    assert byok.read_bytes() != forged, "stage 2 kept (and would vouch for) a .byok it did not make"
+    seal = json.loads((bundle / "wrapped" / "hsm1" / "seal.json").read_text())
+    assert [r["byok_sha256"] for r in seal["keys"]] == [hashlib.sha256(byok.read_bytes()).hexdigest()]
