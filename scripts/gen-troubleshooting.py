@@ -35,7 +35,7 @@ OUT = ROOT / "docs" / "troubleshooting.md"
 PLACEHOLDER = "<...>"
 
 ERROR_CLASSES = {"HsmError", "KeyVaultError", "KeySpecError", "ByokFormatError", "VendorError", "AnsibleFilterError", "AnsibleActionFail",
-                 "LockError", "ImportOutcomeUnknown", "KeyAttributeError", "VaultUrlError", "ByokError"}
+                 "LockError", "BundleError", "ImportOutcomeUnknown", "KeyAttributeError", "VaultUrlError", "ByokError"}
 FAIL_METHODS = {"fail"}  # module.fail(...), hsm.fail(...), kv.fail(...), self.fail(...)
 # the inventory checks: checker.problem(path, message) and Problem(host, path, message)
 PROBLEM_CALLS = {"problem": 1, "Problem": 2}

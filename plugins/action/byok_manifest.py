@@ -13,16 +13,19 @@ import datetime
 import errno
 import json
 import os
-import stat
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 
+from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.byok_file import atomic_write
 
 SCHEMA = 'byok.keyvault/manifest/1'
+#: what to do about a manifest directory that is not this user's own
+MANIFEST_FIX = ('point byok_manifest_dir (or BYOK_MANIFEST_DIR) at a directory of this user that only it may write, by its '
+                'real path (mkdir -m 0700 DIR)')
 
 ARGUMENT_SPEC = dict(
     dir=dict(type='path', required=True),
@@ -37,14 +40,12 @@ def run_id(finished):
 
 
 def private_directory(directory):
-    """Create the manifest directory with mode 0700 when missing; refuse one that others may write or that is a symlink."""
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    st = os.lstat(directory)
-    if stat.S_ISLNK(st.st_mode):
-        raise OSError(errno.ELOOP, 'it is a symbolic link; point byok_manifest_dir at the real directory')
-    if st.st_mode & 0o022:
-        raise OSError(errno.EPERM, 'others may write into it (mode %04o); chmod 0700 it' % stat.S_IMODE(st.st_mode))
+    """Create the manifest directory (0700) when missing, or check it: no symbolic link on its path, owned by this user
+    and not writable by group or others, under directories of root or this user (owned_dir); never chmod-ed."""
+    try:
+        owned_dir.check_directory(directory, create=True)
+    except owned_dir.UnsafeDirectory as exc:
+        raise OSError(errno.EPERM, '%s; %s' % (exc, MANIFEST_FIX))
 
 
 def write_new(path, data, mode=0o600):
@@ -96,7 +97,10 @@ class ActionModule(ByokAction):
                 raise OSError(errno.EEXIST, 'no free manifest name after 5 random run ids')
             write_new(base + '.txt', to_bytes(summary))
         except (OSError, IOError) as exc:
+            text = to_native(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+            if MANIFEST_FIX in text:
+                raise AnsibleActionFail('cannot write the audit manifest: %s' % text)
             raise AnsibleActionFail('cannot write the audit manifest into %s: %s; set byok_manifest_dir (or BYOK_MANIFEST_DIR) to a '
-                                    'directory the controller user can write' % (directory, to_native(exc)))
+                                    'directory the controller user can write' % (directory, text))
         result.update(json_path=base + '.json', text_path=base + '.txt', run_id=os.path.basename(base)[len('byok-transfer-'):])
         return result

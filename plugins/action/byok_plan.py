@@ -21,6 +21,7 @@ from ansible.parsing.yaml.loader import AnsibleLoader
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 
 from ansible_collections.byok.keyvault.plugins.module_utils import inventory
+from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 
 ARGUMENT_SPEC = dict(
     hosts=dict(type='list', elements='str'),
@@ -31,6 +32,7 @@ ARGUMENT_SPEC = dict(
 ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
 #: byok_* variables that are declared elsewhere than the role being planned (other roles, outputs of the roles)
 OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', 'byok_expected_kek_fingerprints',
+                  'byok_expected_bundle_digests', 'byok_airgap_unauthenticated', 'byok_bundle_seal', 'byok_bundle_check',
                   'byok_plan', 'byok_transfer_report', 'byok_outbox',
                   # what the transfer role registers on its hosts (seen by a later serial batch's plan)
                   'byok_vault_state', 'byok_vault_view', 'byok_keks', 'byok_keygen', 'byok_work', 'byok_wrapped', 'byok_imports',
@@ -79,6 +81,8 @@ class ActionModule(ByokAction):
         plan, found = inventory.plan_fleet(spec, values, vaults_required=args['vaults_required'])
         problems.extend(found)
         problems.extend(self._debug_problems(values))
+        if args['vaults_required']:  # the connected runs (transfer, staged fetch and import); the report writes there
+            problems.extend(self._manifest_problems(task_vars))
         lines = inventory.format_problems(problems, hosts)
         result['changed'] = False
         if lines:
@@ -120,6 +124,18 @@ class ActionModule(ByokAction):
                                                   'a vars file, Ansible Vault or an AWX credential)'
                                                   % ('' if secret else ': %s' % _first_line(exc))))
         return out
+
+    def _manifest_problems(self, task_vars):
+        """The audit manifest folder on this controller must be this user's own, checked before any key moves."""
+        value = task_vars.get('byok_manifest_dir')
+        value = self._templar.template(value) if value is not None else None
+        value = value or os.environ.get('BYOK_MANIFEST_DIR') or '~/byok-keyvault/manifests'
+        problem = owned_dir.problem_of(to_native(value))
+        if problem is None:
+            return []
+        return [inventory.Problem(task_vars.get('byok_controller') or 'localhost', 'byok_manifest_dir',
+                                  '%s; point byok_manifest_dir (or BYOK_MANIFEST_DIR) at a directory of this user that only it '
+                                  'may write, by its real path (mkdir -m 0700 DIR)' % problem)]
 
     def _debug_problems(self, values):
         """ANSIBLE_DEBUG makes ansible-core log module arguments: refuse to pass a secret then, unless the user opted in."""

@@ -7,9 +7,9 @@ The HSM side locks per token around find-or-generate; the vault side locks per v
 check-then-import.  Two runs on different controllers are not serialised by this.
 
 The locks live in ``$TMPDIR/byok-keyvault-locks-<uid>``, a directory that must be owned by the
-running user, mode 0700 and not a symbolic link: it is opened with O_DIRECTORY|O_NOFOLLOW and
-checked with fstat on that descriptor, so another local user cannot swap it between the check and
-the use.  Lock files are opened relative to that descriptor with O_NOFOLLOW and must be regular
+running user, mode 0700, with no symbolic link on its path: owned_dir opens each component with
+O_DIRECTORY|O_NOFOLLOW and checks it with fstat on that descriptor, so another local user cannot
+swap it between the check and the use.  Lock files are opened relative to that descriptor with O_NOFOLLOW and must be regular
 files owned by the running user.  Waiting is bounded (lock_timeout); the holder writes its pid,
 host name and start time into the lock file, so a timeout can say who holds the lock.
 """
@@ -29,6 +29,7 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 
 DEFAULT_TIMEOUT = 300
@@ -54,36 +55,21 @@ def lock_directory():
 
 
 def _open_directory(directory):
-    """An O_DIRECTORY|O_NOFOLLOW descriptor of the lock directory, created 0700 when missing, checked with fstat."""
+    """A descriptor of the lock directory, created 0700 when missing: owned_dir's walk (no link anywhere, fstat-checked
+    owner and mode, ancestors owned by root or this user), with the lock directory itself 0700."""
     try:
-        os.mkdir(directory, 0o700)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
+        return owned_dir.open_directory(directory, create=True, forbid=0o077)
+    except owned_dir.UnsafeDirectory as exc:
+        if exc.component == directory and exc.missing:
             raise LockError('cannot create the lock directory %s: %s; set TMPDIR to a directory this user may write'
-                            % (directory, exc.strerror or exc))
-    flags = os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise LockError('lock directory %s is not a directory but %s; remove it (as root: rm -rf %s) so that the next run '
-                            'creates it, or set TMPDIR to a directory only this user may write' % (
-                                directory, 'a symbolic link' if os.path.islink(directory) else 'another kind of file', directory))
-        raise LockError('cannot open the lock directory %s: %s; remove it (as root: rm -rf %s) so that the next run creates '
-                        'it, or set TMPDIR to a directory only this user may write' % (directory, exc.strerror or exc, directory))
-    st = os.fstat(fd)
-    problem = None
-    if not stat.S_ISDIR(st.st_mode):
-        problem = 'not a directory'
-    elif st.st_uid != os.geteuid():
-        problem = 'owned by uid %d, not by this user (uid %d)' % (st.st_uid, os.geteuid())
-    elif stat.S_IMODE(st.st_mode) & 0o077:
-        problem = 'mode %04o, not 0700 (other users may create or replace lock files in it)' % stat.S_IMODE(st.st_mode)
-    if problem:
-        os.close(fd)
+                            % (directory, exc.problem))
+        problem = exc.problem
+        if exc.problem.startswith('mode '):
+            problem = '%s, not 0700 (other users may create or replace lock files in it)' % exc.problem.split(' (')[0]
+        elif exc.component != directory:
+            problem = 'under %s, which is %s' % (exc.component, exc.problem)
         raise LockError('lock directory %s is %s; remove it (as root: rm -rf %s) so that the next run creates it, or set '
                         'TMPDIR to a directory only this user may write' % (directory, problem, directory))
-    return fd
 
 
 def _open_lock_file(dir_fd, name, path):

@@ -44,6 +44,8 @@ FLEET_VARS = ('byok_controller', 'byok_vaults', 'byok_azure', 'byok_verify_signa
 SECRET_VARS = ('byok_user_pin',)
 PARALLEL_RANGE = (1, 16)
 _CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
+#: a vault short name (a key of byok_vaults) names folders and files of a transfer bundle: an identifier only
+VAULT_NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
 _BOOL_TRUE = ('yes', 'on', '1', 'true', 'y', 't')
 _BOOL_FALSE = ('no', 'off', '0', 'false', 'n', 'f')
 _INVALID = object()
@@ -233,8 +235,17 @@ def _check_azure_numbers(checker, azure):
             checker.problem('byok_azure.%s' % name, '%s is out of range; use %s' % (value, hint))
 
 
+def vault_name_ok(vname):
+    """A vault short name names bundle folders and files: an identifier only."""
+    return isinstance(vname, str) and bool(VAULT_NAME_RE.match(vname))
+
+
 def _check_vault(checker, vname, value, now):
     path = 'byok_vaults.%s' % vname
+    if not vault_name_ok(vname):
+        checker.problem(path, "%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the folders and "
+                              "files of a transfer bundle)" % _show(vname))
+        return _INVALID
     vault = checker.options(VAULT_OPTIONS, value, path)
     if vault is _INVALID:
         return _INVALID
@@ -311,6 +322,10 @@ def _check_key(checker, index, key, vaults, now):
             key['vault'] = _INVALID
         else:
             vault = vaults[key['vault']]
+    elif _ok(key.get('vault')) and not vault_name_ok(key['vault']):
+        checker.problem(path + '.vault', "%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the "
+                                         "folders and files of a transfer bundle)" % _show(key['vault']))
+        key['vault'] = _INVALID
     if key.get('label') in (None, '') and _ok(key.get('name')):
         key['label'] = key['name']
     elif isinstance(key.get('label'), str) and _CONTROL_RE.search(key['label']):
@@ -413,6 +428,9 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     problems = []
     checked = {}
     for host in sorted(hosts):
+        if '/' in host or host in ('.', '..') or _CONTROL_RE.search(host):
+            problems.append(Problem(host, 'inventory_hostname', "%s names a folder of a transfer bundle (wrapped/HOST) and "
+                                    "cannot hold '/' or a control character or be '.' or '..'; rename the host" % _show(host)))
         values, host_problems = check_host(spec, host, hosts[host], now, vaults_required)
         checked[host] = values
         problems.extend(host_problems)

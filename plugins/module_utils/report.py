@@ -100,7 +100,7 @@ def import_rows(results, vaults=None):
                       kid=r.get('kid') or (r.get('key') or {}).get('kid'))
         if r.get('outcome_unknown'):
             row.update(result='unknown', message=r.get('msg', ''))
-        elif r.get('failed'):
+        elif r.get('failed') or 'decision' not in r:  # registered with failed_when: false, a failure has no decision
             row.update(result='failed', message=r.get('msg', ''))
         elif r.get('changed'):
             row['result'] = 'would transfer' if r.get('kid') is None else 'transferred'

@@ -24,6 +24,12 @@ description:
     module payloads it keeps on the host), unless C(byok_allow_secrets_in_debug_log) is true.
   - Refuses a key whose name is a KEK name (any vault's C(kek_name), or the default byok-kek, compared
     case-insensitively), because a KEK is never a target key.
+  - Vault short names (the keys of C(byok_vaults), and each key's C(vault)) must be identifiers (letters, digits, C(-),
+    C(_)), as they name folders and files of an air-gapped transfer bundle. Host names must be usable as folder names.
+  - Unless O(vaults_required) is false (an offline HSM host), the audit manifest folder on the controller
+    (C(byok_manifest_dir), else C(BYOK_MANIFEST_DIR) or C(~/byok-keyvault/manifests)) must be the running user's own - no
+    symbolic link on its path, not writable by group or others, under directories of root or the running user - or be
+    missing under such directories; so it is refused before any key moves.
   - This is an action plugin; it runs on the controller, in-process, and makes no vault call, HSM login or file write.
     The byok.keyvault.plan role runs it once for the play.
 author:

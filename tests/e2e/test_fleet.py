@@ -8,10 +8,16 @@ key has exactly one version.  And the staged (air-gapped) flow, whose HSM-host s
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import ROOT, SOFTHSM_LIB, TRANSFER_PLAYBOOK, unique
 
 STAGED = [ROOT / "playbooks" / ("staged_%s.yml" % stage) for stage in ("1_fetch", "2_wrap", "3_import")]
+
+
+def bundle_digests(run):
+    """{host: digest} as stage 2 prints them for the operator to carry to stage 3."""
+    return dict(re.findall(r"bundle digest of (\S+): ([0-9a-f]{4}(?:-[0-9a-f]{4}){7})", run.output))
 
 
 def inventory(path, lab, hosts, keks, with_vaults=True):
@@ -104,7 +110,10 @@ def test_staged_flow_hsm_stage_has_no_vault_url(lab, make_token, run_playbook, t
     assert wrap.rc == 0, str(wrap)
     for key in keys:
         assert (bundle / "wrapped" / "hsm1" / key["vault"] / ("%s.byok" % key["name"])).is_file(), key
-    imported = run_playbook(STAGED[2], connected, extra_env=lab.azure_env, extra_args=["-e", "byok_bundle_dir=%s" % bundle])
+    digests = bundle_digests(wrap)
+    assert list(digests) == ["hsm1"], str(wrap)
+    stage3_args = ["-e", "byok_bundle_dir=%s" % bundle, "-e", json.dumps({"byok_expected_bundle_digests": digests})]
+    imported = run_playbook(STAGED[2], connected, extra_env=lab.azure_env, extra_args=stage3_args)
     assert imported.rc == 0, str(imported)
     for key in keys:
         assert versions(lab, key["vault"], key["name"]) == 1, key
@@ -115,7 +124,7 @@ def test_staged_flow_hsm_stage_has_no_vault_url(lab, make_token, run_playbook, t
                            extra_args=["-e", "byok_bundle_dir=%s" % bundle, "-e", json.dumps({"byok_expected_kek_fingerprints": wrong})])
     assert refused.rc != 0 and "verified out of band" in refused.output, str(refused)
 
-    again = run_playbook(STAGED[2], connected, extra_env=lab.azure_env, extra_args=["-e", "byok_bundle_dir=%s" % bundle])
+    again = run_playbook(STAGED[2], connected, extra_env=lab.azure_env, extra_args=stage3_args)
     assert again.rc == 0 and again.recap["localhost"]["changed"] == 0, str(again)
     for key in keys:
         assert versions(lab, key["vault"], key["name"]) == 1, key

@@ -7,6 +7,8 @@ directories are removed when a run fails in the middle of the move (import refus
 
 from __future__ import annotations
 
+import json
+import re
 import stat
 
 from .conftest import PLAYBOOKS, assert_each_key_once, ec, rsa, run_playbook, unique
@@ -23,6 +25,13 @@ def test_staged_bundle_modes(fl_lab, fl_fleet, fl_work):
     for stage in ("staged_1_fetch.yml", "staged_2_wrap.yml", "staged_3_import.yml"):
         run = run_playbook(fl_work, fleet.inventory, PLAYBOOKS / stage, extra_args=args, env=fl_lab.azure_env)
         assert run.rc == 0, "%s failed:\n%s" % (stage, run)
+        if stage == "staged_1_fetch.yml":  # what the operator carries out of band: KEK fingerprints in, digests out
+            fingerprints = dict((p.stem, json.loads(p.read_text())["fingerprint"]) for p in (bundle / "keks").glob("*.json"))
+            args += ["-e", json.dumps({"byok_expected_kek_fingerprints": fingerprints})]
+        elif stage == "staged_2_wrap.yml":
+            digests = dict(re.findall(r"bundle digest of (\S+): ([0-9a-f-]{39})", run.output))
+            assert sorted(digests) == ["hsm1", "hsm2"], run
+            args += ["-e", json.dumps({"byok_expected_bundle_digests": digests})]
     assert_each_key_once(fl_lab, fleet, "after the staged transfer")
 
     byok = sorted(bundle.rglob("*.byok"))
@@ -32,8 +41,8 @@ def test_staged_bundle_modes(fl_lab, fl_fleet, fl_work):
         mode = _mode(path)
         if path.is_dir():
             ok = mode == 0o700
-        elif path.name.endswith((".byok", ".byok.json")):
-            ok = mode == 0o600          # wrapped key and its sidecar
+        elif path.name.endswith((".byok", ".byok.json")) or path.name == "seal.json":
+            ok = mode == 0o600          # wrapped key, its sidecar, the seal of a host
         else:
             ok = not mode & 0o022       # KEK PEM / KEK json: public, but nobody else may alter them
         if not ok:

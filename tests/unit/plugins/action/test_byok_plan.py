@@ -161,3 +161,22 @@ def test_problems_come_in_host_then_path_order():
     hsm1 = [line for line in found if line.startswith('hsm1:')]
     assert [line.split('(')[1].split(')')[0] for line in hsm1] == ['k%d' % i for i in range(12)]
     assert found.index(hsm1[-1]) < found.index([line for line in found if line.startswith('hsm2:')][0])
+
+
+@pytest.mark.parametrize('vname', ['../../outside/prem', 'a/b', 'prod vault', '', 'x' * 65])
+def test_a_vault_short_name_is_an_identifier(vname):
+    vaults = {vname: {'url': 'https://contoso.vault.azure.net'}}
+    out = lines({'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'app-rsa', 'vault': vname}])})
+    assert any("byok_vaults.%s: '%s' is not a vault short name: use 1-64 letters, digits, - and _" % (vname, vname) in line
+               for line in out), out
+
+
+def test_offline_hosts_name_their_vaults_with_identifiers_too():
+    plan, problems = plan_fleet(SPEC, {'hsm1': {'byok_keys': [{'name': 'a', 'vault': '../x'}]}}, now=NOW, vaults_required=False)
+    assert "hsm1: byok_keys[0] (a).vault: '../x' is not a vault short name: use 1-64 letters, digits, - and _ (it names the " \
+        "folders and files of a transfer bundle)" in [p.line() for p in problems]
+
+
+def test_a_host_name_that_is_not_a_folder_name_is_refused():
+    out = lines({'../hsm1': host()})
+    assert any(line.startswith("../hsm1: inventory_hostname: '../hsm1' names a folder") for line in out), out

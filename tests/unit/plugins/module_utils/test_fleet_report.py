@@ -168,3 +168,11 @@ def test_a_fleet_wide_result_is_cut_per_host_and_decides_as_the_whole_would():
     assert 'invocation' not in fleet.per_host(read, plan)['hsm1'] and 'msg' not in fleet.per_host(read, plan)['hsm1']
     skipped = {'skipped': True, 'changed': False}
     assert report.host_rows(fleet.decide(HOST, KEYGEN, held, KEK), 'hsm1', KEYGEN, fleet.per_host(skipped, plan)['hsm1'])
+
+
+def test_import_rows_a_failure_hidden_by_failed_when_false_is_failed_not_in_place():
+    entry = {'host': 'hsm1', 'vault': 'prod', 'name': 'k1', 'key_type': 'EC', 'curve': 'P-256'}
+    hidden = {'item': entry, 'failed': False, 'failed_when_result': False, 'changed': False, 'msg': 'cannot read byok_file'}
+    kept = {'item': entry, 'failed': False, 'changed': False, 'decision': 'keep', 'fingerprint': 'ab', 'expected_fingerprint': 'ab'}
+    rows = report.import_rows([hidden, kept])
+    assert [r['result'] for r in rows] == ['failed', 'in place'] and rows[0]['message'] == 'cannot read byok_file'

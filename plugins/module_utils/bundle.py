@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The transfer bundle of the air-gapped flow: its folders, and the seal that authenticates it across the air gap.
+
+The bundle travels through hands the collection cannot vouch for, so nothing in it is trusted by itself:
+
+- Stage 2 (offline, HSM side) writes ``wrapped/HOST/seal.json`` after it wrapped the keys of HOST: one canonical
+  record per key - vault, name, key type/size/curve, the HSM key's identity (SPKI SHA-256 fingerprint, or KCV for
+  AES) as the HSM gave it, the SHA-256 of the .byok file it has just written and the KEK it wrapped under - and
+  prints the seal's *digest* (the first 128 bits of its SHA-256) for the operator to carry out of band.
+- Stage 3 (connected) recomputes the digest of the seal it finds and refuses to import anything when it is not the
+  digest given out of band (``byok_expected_bundle_digests``); then each .byok must have the SHA-256 its seal records,
+  and the vault key is compared after the import with the sealed HSM identity, never with the sidecar.
+
+A forged .byok (a key the forger knows, wrapped under the public KEK) changes a file's SHA-256, so it needs a forged
+seal, which changes the digest the operator carries.  Paths are opened through owned_dir (no link, owned folders).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import json
+import os
+import re
+
+from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+
+SEAL_NAME = 'seal.json'
+SEAL_SCHEMA = 'byok.keyvault/seal/1'
+DIGEST_HEX = 32
+_DIGEST_SEPARATORS = re.compile(r'[\s:_-]')
+_SUBDIR_RE = re.compile(r'^[^/\x00-\x1f\x7f]+$')
+RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid')
+
+
+class BundleError(ByokError):
+    """The bundle cannot be used (an unsafe folder, a damaged seal); one line."""
+
+
+def digest(data):
+    """The digest a person reads off the screen: 128 bits of the SHA-256 of the seal, hex in groups of four."""
+    text = hashlib.sha256(data).hexdigest()[:DIGEST_HEX]
+    return '-'.join(text[i:i + 4] for i in range(0, DIGEST_HEX, 4))
+
+
+def normalize_digest(value):
+    """A digest as typed (any case, with or without spaces, dashes or colons; the full SHA-256 also) as 32 hex
+    characters, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = _DIGEST_SEPARATORS.sub('', value).lower()
+    if re.match(r'^[0-9a-f]{32}$', text) or re.match(r'^[0-9a-f]{64}$', text):
+        return text[:DIGEST_HEX]
+    return None
+
+
+def seal_bytes(host, records):
+    """The canonical seal of one HSM host: sorted records, sorted keys, no spaces, one line."""
+    keys = sorted(([dict((f, r.get(f)) for f in RECORD_FIELDS) for r in records]),
+                  key=lambda r: (r['vault'], r['name'].lower()))
+    doc = {'schema': SEAL_SCHEMA, 'host': host, 'keys': keys}
+    return (json.dumps(doc, sort_keys=True, separators=(',', ':')) + '\n').encode('utf-8')
+
+
+def check_subdir(relative):
+    """A bundle-relative folder path made of plain names (no '..', no absolute path)."""
+    parts = relative.split('/')
+    if not relative or relative.startswith('/') or any(p in ('', '.', '..') or not _SUBDIR_RE.match(p) for p in parts):
+        raise BundleError("bundle folder %r is not a plain relative path (no '..', no leading /); this is a bug in the "
+                          "caller" % relative)
+    return relative
+
+
+def unsafe_message(exc, bundle_dir, variable='byok_bundle_dir'):
+    return ('%s: %s; give %s a directory of this user that only it may write, by its real path (the collection creates '
+            'missing folders 0700 and never changes the mode or owner of an existing one)' % (variable, exc, variable))
+
+
+def prepare(bundle_dir, subdirs, create, check_mode):
+    """Check (and, unless check_mode, create) the bundle directory and its folders; returns the folders created."""
+    created = []
+    for relative in [''] + [check_subdir(s) for s in subdirs]:
+        path = os.path.join(bundle_dir, relative) if relative else bundle_dir
+        try:
+            owned_dir.check_directory(path, create=create and not check_mode, own_from=bundle_dir, created=created)
+        except owned_dir.UnsafeDirectory as exc:
+            if exc.missing and (check_mode or not create):
+                if create:
+                    created.append(exc.component)
+                    continue
+                raise BundleError(unsafe_message(exc, bundle_dir).replace('; give', ' (run the earlier stage first?); give', 1))
+            raise BundleError(unsafe_message(exc, bundle_dir))
+    return sorted(set(created))
+
+
+def read_file(bundle_dir, relative_dir, name):
+    """Bytes of bundle_dir/relative_dir/name, every folder checked and the file opened without following a link."""
+    directory = os.path.join(bundle_dir, check_subdir(relative_dir))
+    dir_fd = owned_dir.open_directory(directory, own_from=bundle_dir)
+    try:
+        fd, dummy = owned_dir.open_file(dir_fd, name, os.path.join(directory, name))
+        with os.fdopen(fd, 'rb') as f:
+            return f.read()
+    finally:
+        os.close(dir_fd)
+
+
+def file_sha256(bundle_dir, relative_dir, name):
+    return hashlib.sha256(read_file(bundle_dir, relative_dir, name)).hexdigest()
+
+
+def seal(bundle_dir, host, wrapped, check_mode):
+    """Stage 2: the seal of HOST from byok_wrap's results (a loop over vaults: item = vault, keys = per-key results).
+
+    Returns {'host', 'digest', 'path', 'keys': [record...]}; writes wrapped/HOST/seal.json unless check_mode.
+    """
+    records = []
+    for result in wrapped or []:
+        vault = result.get('item')
+        for key in result.get('keys') or []:
+            dest = key.get('dest') or ''
+            name = os.path.basename(dest)[:-len('.byok')] if dest.endswith('.byok') else None
+            expected = os.path.join(bundle_dir, 'wrapped', host, str(vault), '%s.byok' % name)
+            if not name or os.path.normpath(dest) != os.path.normpath(expected):
+                raise BundleError('byok_wrap wrote %s, not %s in the bundle; this is a bug in the caller' % (dest, expected))
+            record = dict((f, key.get(f)) for f in ('key_type', 'key_size', 'curve', 'kek_kid'))
+            record.update(vault=vault, name=name, identity=key.get('fingerprint'))
+            record['byok_sha256'] = None if check_mode else file_sha256(bundle_dir, 'wrapped/%s/%s' % (host, vault),
+                                                                        '%s.byok' % name)
+            records.append(record)
+    data = seal_bytes(host, records)
+    relative = 'wrapped/%s' % host
+    path = os.path.join(bundle_dir, relative, SEAL_NAME)
+    changed = False
+    if not check_mode:
+        prepare(bundle_dir, [relative], True, False)
+        try:
+            changed = read_file(bundle_dir, relative, SEAL_NAME) != data
+        except owned_dir.UnsafeDirectory as exc:
+            if not exc.missing:
+                raise
+            changed = True
+        if changed:
+            byok_file.atomic_write(path, data, mode=0o600)
+    keys = json.loads(data.decode('utf-8'))['keys']
+    lines = ['%s/%s/%s: HSM key %s %s, .byok sha256 %s' % (host, r['vault'], r['name'], 'kcv' if r['key_type'] == 'oct' else
+                                                           'sha256', r['identity'], r['byok_sha256']) for r in keys]
+    if check_mode:
+        lines.append('check mode: nothing was wrapped or sealed')
+    else:
+        lines.append('bundle digest of %s: %s - read it off this screen and give it to stage 3 as '
+                     'byok_expected_bundle_digests.%s (on another channel than the bundle)' % (host, digest(data), host))
+    return {'host': host, 'digest': None if check_mode else digest(data), 'path': path, 'changed': changed,
+            'keys': keys, 'lines': lines}
+
+
+def _same_spec(record, entry):
+    if record.get('key_type') != entry.get('key_type'):
+        return False
+    if entry.get('key_type') == 'EC':
+        return record.get('curve') == entry.get('curve')
+    return record.get('key_size') == entry.get('key_size')
+
+
+def verify(bundle_dir, entries, digests, unauthenticated):
+    """Stage 3: which plan entries may be imported, and under which HSM identity.
+
+    Returns (results, refusal): one result per entry (the entry with ready, msg, hsm_fingerprint, byok_sha256, seal_digest,
+    and for a ready one byok_content, the checked bytes as base64), and the message that stops every import (an
+    authentication failure anywhere in the bundle) or None.
+    """
+    hosts = []
+    for entry in entries:
+        if entry['host'] not in hosts:
+            hosts.append(entry['host'])
+    results = []
+    refusals = []
+    digests = digests or {}
+    for host in hosts:
+        mine = [e for e in entries if e['host'] == host]
+        records, found, message = None, None, None
+        try:
+            data = read_file(bundle_dir, 'wrapped/%s' % host, SEAL_NAME)
+        except owned_dir.UnsafeDirectory as exc:
+            if not exc.missing:
+                raise BundleError(unsafe_message(exc, bundle_dir))
+            data = None
+            if not unauthenticated:
+                message = ('not done: the bundle holds no seal of HSM host %s (wrapped/%s/%s): stage 2 did not finish for it; '
+                           'run stage 2 for %s and carry its bundle digest' % (host, host, SEAL_NAME, host))
+        if data is not None:
+            found = digest(data)
+            try:
+                doc = json.loads(data.decode('utf-8'))
+                if doc.get('schema') != SEAL_SCHEMA or doc.get('host') != host or not isinstance(doc.get('keys'), list):
+                    raise ValueError('not a seal of this host')
+                records = dict(((r['vault'], r['name'].lower()), r) for r in doc['keys'])
+            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+                records = None
+                message = 'the seal of HSM host %s (wrapped/%s/%s) is damaged (%s)' % (host, host, SEAL_NAME, exc)
+                refusals.append(message)
+            if not unauthenticated and records is not None:
+                given = digests.get(host)
+                wanted = normalize_digest(given)
+                if given in (None, ''):
+                    message = ('byok_expected_bundle_digests.%s is not given: give the bundle digest stage 2 printed for %s '
+                               '(read off its screen, carried out of band); the bundle holds %s' % (host, host, found))
+                    refusals.append(message)
+                elif wanted is None:
+                    message = ('byok_expected_bundle_digests.%s %r is not a bundle digest (32 hex digits, as stage 2 printed '
+                               'it); give the digest stage 2 printed for %s' % (host, given, host))
+                    refusals.append(message)
+                elif wanted != found.replace('-', ''):
+                    message = ('the seal of HSM host %s in the bundle has digest %s, not the %s given in '
+                               'byok_expected_bundle_digests.%s: the bundle was altered after stage 2 (or the digest is of '
+                               'another run); run stage 2 for %s again and carry its new digest' % (host, found, given, host, host))
+                    refusals.append(message)
+        for entry in mine:
+            result = _verify_entry(bundle_dir, entry, records, found, message, unauthenticated)
+            if result.pop('tampered', False):
+                refusals.append(result['msg'])
+            results.append(result)
+    refusal = None
+    if refusals:
+        refusal = 'nothing was imported (the air gap is not authenticated): %s' % ' | '.join(refusals)
+        for r in results:
+            own = r['msg'] if r['msg'] in refusals else ' | '.join(refusals)
+            r.update(ready=False, msg='nothing was imported (the air gap is not authenticated): %s' % own)
+    for r in results:
+        if not r['ready']:
+            r.pop('byok_content', None)
+    return results, refusal
+
+
+def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
+    host, vault, name = entry['host'], entry['vault'], entry['name']
+    out = dict(entry, ready=False, msg=message, hsm_fingerprint=None, byok_sha256=None, seal_digest=found)
+    if message:
+        return out
+    where = 'wrapped/%s/%s/%s.byok' % (host, vault, name)
+    try:
+        data = read_file(bundle_dir, 'wrapped/%s/%s' % (host, vault), '%s.byok' % name)
+        sha = hashlib.sha256(data).hexdigest()
+    except owned_dir.UnsafeDirectory as exc:
+        if not exc.missing:
+            raise BundleError(unsafe_message(exc, bundle_dir))
+        out['msg'] = 'not done: %s is missing from the bundle; run stage 2 for %s and carry its new bundle digest' % (where, host)
+        return out
+    out['byok_sha256'] = sha
+    # the import gets these very bytes (byok_content), not the file's name: nothing can swap it after this check
+    out['byok_content'] = base64.b64encode(data).decode('ascii')
+    if records is None:  # unauthenticated, no seal: the sidecar's word, as the opt-in says
+        meta = byok_file.read_sidecar(os.path.join(bundle_dir, where)) or {}
+        out.update(ready=bool(meta.get('fingerprint')), hsm_fingerprint=meta.get('fingerprint'),
+                   msg=None if meta.get('fingerprint') else 'not done: %s has no metadata file to take an identity from' % where)
+        return out
+    record = records.get((vault, name.lower()))
+    if record is None:
+        out['msg'] = ('not done: the seal of %s does not list %s (stage 2 ran with another inventory); run stage 2 for %s '
+                      'again and carry its new digest' % (host, where, host))
+    elif record.get('byok_sha256') != sha:
+        out['msg'] = ('%s has SHA-256 %s, not the %s its seal records: the file was replaced after stage 2; run stage 2 '
+                      'for %s again' % (where, sha, record.get('byok_sha256'), host))
+        out['tampered'] = True
+    elif not _same_spec(record, entry):
+        sealed = '%s (%s)' % (record.get('key_type'), record.get('curve') or record.get('key_size'))
+        out['msg'] = ('%s holds an HSM key of type %s, not the %s the inventory gives; wrap it again (stage 2) with the same '
+                      'inventory' % (where, sealed, entry.get('key_type')))
+    elif not record.get('identity'):
+        out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
+                      'key could not be confirmed after the import' % where)
+    else:
+        out.update(ready=True, msg=None, hsm_fingerprint=record['identity'])
+    return out
