@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import Background, new_fleet, playbook_cmd, rsa, run_playbook, unique
-from .test_sigkill import _ansiballz_members, call_log, ensure_shim, wait_until
+from .test_sigkill import call_log, ensure_shim, pin_hits, wait_until
 
 
 @pytest.fixture
@@ -28,20 +28,6 @@ def bare_work(fl_work):
     fl_work.env.pop("ANSIBLE_PIPELINING", None)  # the base environment drops every ANSIBLE_* of the caller; be explicit
     fl_work.env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
     return fl_work
-
-
-def pin_hits(work, pins):
-    """Every file (or AnsiballZ member) under ansible's remote/local tmp and TMPDIR that holds one of pins."""
-    hits = []
-    for base in (work.path / "ansible-remote-tmp", work.path / "ansible-local-tmp", work.tmpdir):
-        for path in base.rglob("*"):
-            if not path.is_file():
-                continue
-            blobs = {str(path): path.read_bytes()}
-            if path.name.startswith("AnsiballZ_"):
-                blobs.update({"%s!%s" % (path, n): b for n, b in _ansiballz_members(path).items()})
-            hits += [where for where, blob in blobs.items() for pin in pins if pin in blob]
-    return hits
 
 
 def test_a_run_killed_inside_hsm_keygen_leaves_no_pin_on_disk(fl_lab, bare_work):

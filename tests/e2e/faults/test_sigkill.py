@@ -288,11 +288,11 @@ def _ansiballz_members(path):
         return {n: z.read(n) for n in z.namelist()}
 
 
-def test_no_pin_in_what_the_killed_runs_left(chain):
-    """Leftovers of the killed runs (ansible's remote_tmp, TMPDIR) must not hold a token PIN, even zipped."""
-    pins = [t.pin.encode() for t in chain.fleet.hosts.values()]
+def pin_hits(work, pins):
+    """Every file (or AnsiballZ member) under ansible's remote/local tmp and TMPDIR of a run's work dir that holds one
+    of pins (bytes)."""
     hits = []
-    for base in (chain.work.path / "ansible-remote-tmp", chain.work.path / "ansible-local-tmp", chain.work.tmpdir):
+    for base in (work.path / "ansible-remote-tmp", work.path / "ansible-local-tmp", work.tmpdir):
         for path in base.rglob("*"):
             if not path.is_file():
                 continue
@@ -300,4 +300,10 @@ def test_no_pin_in_what_the_killed_runs_left(chain):
             if path.name.startswith("AnsiballZ_"):
                 blobs.update({"%s!%s" % (path, n): b for n, b in _ansiballz_members(path).items()})
             hits += [where for where, blob in blobs.items() for pin in pins if pin in blob]
+    return hits
+
+
+def test_no_pin_in_what_the_killed_runs_left(chain):
+    """Leftovers of the killed runs (ansible's remote_tmp, TMPDIR) must not hold a token PIN, even zipped."""
+    hits = pin_hits(chain.work, [t.pin.encode() for t in chain.fleet.hosts.values()])
     assert not hits, "a token PIN is readable in files the killed runs left: %s" % hits
