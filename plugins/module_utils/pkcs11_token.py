@@ -382,7 +382,7 @@ class HsmToken(object):
         cls = pkcs11_wrap.key_class(key_type)
         try:
             return vendors.choose_wrap_path(self.profile, requested, self.proof(), cls)
-        except vendors.VendorError as exc:
+        except vendors.VendorError:
             if cls == pkcs11_wrap.PRIVATE and self.profile.get('private_key_wrap'):
                 i = self.info_basic()
                 vendors.refuse_private_key_wrap(self.profile, i['label'], i['model'], i['firmware_version'],
@@ -394,8 +394,8 @@ class HsmToken(object):
         mechanism = vendors.GENERATION_MECHANISMS[spec['key_type']]
         if mechanism not in self.mechanisms:
             raise HsmError("token '%s' cannot generate %s keys: it does not offer %s; nothing was generated. Use a key type "
-                           "the token generates, or another HSM" % (_token_label(self.token), spec['key_type'],
-                                                                     vendors.mechanism_name(mechanism)))
+                           "the token generates, or another HSM"
+                           % (_token_label(self.token), spec['key_type'], vendors.mechanism_name(mechanism)))
 
     def generator(self, tool):
         i = self.info()

@@ -24,7 +24,7 @@ import stat
 
 from conftest import TRANSFER_PLAYBOOK, unique
 from test_fleet import STAGED, bundle_digests, inventory
-from test_lock_hostile_user import as_user, other_user, shared_tmp  # noqa: F401 (fixtures)
+from test_lock_hostile_user import as_user, other_user, shared_tmp  # noqa: F401 pylint: disable=unused-import
 
 
 def ec_key(vault="premium"):
