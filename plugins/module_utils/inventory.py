@@ -188,7 +188,7 @@ class _Checker(object):
         for name in values:
             if name not in spec:
                 hint = suggest(name, spec)
-                self.problem('%s.%s' % (path, name) if path else name,
+                self.problem('%s.%s' % (path, _escaped(name)) if path else _escaped(name),
                              'unknown field%s' % (hint or ' (%s takes %s)' % (path or 'this entry', ', '.join(sorted(spec)))))
         for name, option in spec.items():
             where = '%s.%s' % (path, name) if path else name

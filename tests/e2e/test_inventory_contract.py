@@ -236,8 +236,8 @@ def _fatal_messages(output):
     ("wrong-pin", set_host(byok_user_pin="0000-not-the-pin"), "byok_user_pin"),
     ("wrong-module-path", set_host(byok_pkcs11_module="/usr/lib/softhsm/libnot-there.so"), "byok_pkcs11_module"),
 ], ids=["wrong-pin", "wrong-module-path"])
-def test_an_hsm_that_cannot_be_used_stops_the_run_before_any_kek(case, mutate, variable, contract_lab, token, run_playbook,
-                                                                  tmp_path):
+def test_an_hsm_that_cannot_be_used_stops_the_run_before_any_kek(case, mutate, variable, contract_lab, token,
+                                                                 run_playbook, tmp_path):
     manifests = tmp_path / "manifests"
     inv = good_inventory(contract_lab, token, manifests)
     mutate(inv)
