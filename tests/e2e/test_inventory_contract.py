@@ -290,3 +290,20 @@ def test_four_mistakes_of_one_inventory_are_reported_in_one_run(contract_lab, to
     for start in expected:
         assert any(p.startswith(start) for p in problems), (start, problems)
     assert len(problems) == 4, problems
+
+
+def test_a_quoted_no_is_false_for_the_whole_run(contract_lab, base_env, run_playbook, tmp_path):
+    """byok_kek_delete_after_run: "no" (a string, as extra vars and AWX surveys give it) passes the plan as false, and
+    the role acts on it the same way: the key is imported and reported transferred, and the KEK stays."""
+    own = new_token(tmp_path / "token", base_env)
+    inv = good_inventory(contract_lab, own, tmp_path / "manifests")
+    key0(inv)["name"] = "contract-quoted-no"
+    for host in inv["all"]["children"]["byok_hsm_hosts"]["hosts"].values():
+        host.update(byok_token_label=own.label, byok_user_pin=own.pin, byok_hsm_environment=own.env)
+    fleet(inv)["byok_kek_delete_after_run"] = "no"
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps(inv, indent=1))
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    assert run.rc == 0, run.output[-8000:]
+    keys = contract_lab.dump()["premium"]["keys"]
+    assert "contract-quoted-no" in keys and "byok-kek" in keys, sorted(keys)
