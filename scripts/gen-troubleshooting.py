@@ -43,6 +43,12 @@ PROBLEM_CALLS = {"problem": 1, "Problem": 2}
 # Hand-written cause / fix for messages that do not explain themselves, keyed by a stable prefix of the rendered message
 # (the longest matching prefix wins). Keep the prefixes short enough to survive rewording of the tail.
 NOTES = {
+    "<...>: <...>": (
+        "Before any KEK or vault write, the transfer role contacts the HSM of every host with keys (hsm_keygen in check "
+        "mode: the PKCS#11 library loads, the token is found, the PIN logs in, the mechanisms are listed and the wrap path "
+        "is proved). This host's HSM could not be used; the message after the host names the inventory variable "
+        "(byok_pkcs11_module, byok_user_pin, byok_token_label, byok_hsm_vendor, ...) and the HSM's answer.",
+        "Fix the variable the message names and run again: nothing was created in any vault or HSM, on any host."),
     "PKCS#11 <...> failed: ": (
         "The PKCS#11 library returned an error code (CKR_...) while doing the named action. The part after 'failed:' is "
         "the explanation of that code, from the table 'PKCS#11 return codes' below when the code is known.",

@@ -41,6 +41,11 @@ OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', '
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 
 
+def _looks_like_ours(name):
+    """A variable name that is, or nearly is, in the byok_ namespace (any case, - for _)."""
+    return isinstance(name, str) and name.lower().replace('-', '_').startswith('byok')
+
+
 def load_spec(role, entry_point):
     """The options of a role entry point, from the role's meta/argument_specs.yml (the one declaration of its variables)."""
     path = os.path.join(ROLES_DIR, role, 'meta', 'argument_specs.yml')
@@ -107,12 +112,13 @@ class ActionModule(ByokAction):
             names = list(spec)
             problems.append(inventory.Problem(host, 'host variables', 'cannot be read: %s' % _first_line(exc)))
         for name in names:
-            if name.startswith('byok_') and name not in spec and name not in OTHER_DECLARED:
-                # a near miss of a declared name is a typo that would silently fall back to a default; other byok_*
-                # names (a survey's answers, the user's own variables) are not the collection's to judge
-                hint = inventory.suggest(name, list(spec) + list(OTHER_DECLARED), cutoff=0.85)
-                if hint:
-                    problems.append(inventory.Problem(host, name, 'unknown variable%s' % hint))
+            if _looks_like_ours(name) and name not in spec and name not in OTHER_DECLARED:
+                # a near miss of a declared name (byok-keys, Byok_keys, byok_kyes) is a typo that would silently fall back
+                # to a default; other byok_* names (a survey's answers, the user's own variables) are not ours to judge
+                match = inventory.nearest(name, list(spec) + list(OTHER_DECLARED), cutoff=0.85)
+                if match:
+                    note = ' (names are case-sensitive and use _, not -)' if name.lower().replace('-', '_') == match else ''
+                    problems.append(inventory.Problem(host, name, 'unknown variable; did you mean %s?%s' % (match, note)))
         for name in spec:
             if name not in names:
                 continue
@@ -127,13 +133,17 @@ class ActionModule(ByokAction):
 
     def _manifest_problems(self, task_vars):
         """The audit manifest folder on this controller must be this user's own, checked before any key moves."""
+        controller = task_vars.get('byok_controller') or 'localhost'
         value = task_vars.get('byok_manifest_dir')
         value = self._templar.template(value) if value is not None else None
+        problem = manifest_dir_type_problem(value)
+        if problem:
+            return [inventory.Problem(controller, 'byok_manifest_dir', problem)]
         value = value or os.environ.get('BYOK_MANIFEST_DIR') or '~/byok-keyvault/manifests'
         problem = owned_dir.problem_of(to_native(value))
         if problem is None:
             return []
-        return [inventory.Problem(task_vars.get('byok_controller') or 'localhost', 'byok_manifest_dir',
+        return [inventory.Problem(controller, 'byok_manifest_dir',
                                   '%s; point byok_manifest_dir (or BYOK_MANIFEST_DIR) at a directory of this user that only it '
                                   'may write, by its real path (mkdir -m 0700 DIR)' % problem)]
 
@@ -162,6 +172,14 @@ class ActionModule(ByokAction):
                                                       'unset ANSIBLE_KEEP_REMOTE_FILES, pass the secret as an environment variable '
                                                       'instead, or set %s: true to accept that' % DEBUG_OPT_IN))
         return problems
+
+
+def manifest_dir_type_problem(value):
+    """byok_manifest_dir must be a path (a string): YAML reads 0755 as the octal number 493, which would name ./493."""
+    if value is None or isinstance(value, str):
+        return None
+    return ('%s is %s, not a string (a path); write the path of the folder, in quotes if YAML could read it as a number or '
+            'boolean' % (inventory.show(value), inventory.kind_of(value)))
 
 
 def _secret_exposing_settings():

@@ -101,4 +101,11 @@ def _kind(value):
         return 'a number'
     if value is None:
         return 'empty (null)'
+    # plain type names: Ansible hands values over as subclasses of str, list and dict (tagged YAML values)
+    for kind, name in ((str, 'a string'), (bytes, 'a string'), (dict, 'a dictionary'), (list, 'a list'), (tuple, 'a list'),
+                       (datetime.datetime, 'a date-time'), (datetime.date, 'a date')):
+        if isinstance(value, kind):
+            return name
+    if hasattr(value, 'keys'):
+        return 'a dictionary'
     return 'a %s' % type(value).__name__

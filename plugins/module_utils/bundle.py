@@ -35,7 +35,7 @@ SEAL_NAME = 'seal.json'
 SEAL_SCHEMA = 'byok.keyvault/seal/1'
 DIGEST_HEX = 32
 _DIGEST_SEPARATORS = re.compile(r'[\s:_-]')
-_SUBDIR_RE = re.compile(r'^[^/\x00-\x1f\x7f]+$')
+_SUBDIR_RE = re.compile(r'^[^/\x00-\x1f\x7f]+\Z')
 RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid')
 
 
@@ -55,7 +55,7 @@ def normalize_digest(value):
     if not isinstance(value, str):
         return None
     text = _DIGEST_SEPARATORS.sub('', value).lower()
-    if re.match(r'^[0-9a-f]{32}$', text) or re.match(r'^[0-9a-f]{64}$', text):
+    if re.match(r'^[0-9a-f]{32}\Z', text) or re.match(r'^[0-9a-f]{64}\Z', text):
         return text[:DIGEST_HEX]
     return None
 

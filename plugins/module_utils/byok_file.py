@@ -36,9 +36,9 @@ KEK_MODULUS_BYTES = (256, 384, 512)
 SIDECAR_SUFFIX = '.json'
 
 # https://{vault}.vault.azure.net/keys/{name}/{version}; versions are 32 hex characters in Azure
-_KID_RE = re.compile(r'^(?P<vault>https://[^/\s]+)/keys/(?P<name>[0-9A-Za-z-]{1,127})(?:/(?P<version>[0-9A-Za-z]+))?/?$')
-_NAME_RE = re.compile(r'^[0-9A-Za-z-]{1,127}$')
-_B64URL_RE = re.compile(r'^[A-Za-z0-9_-]+={0,2}$')
+_KID_RE = re.compile(r'^(?P<vault>https://[^/\s]+)/keys/(?P<name>[0-9A-Za-z-]{1,127})(?:/(?P<version>[0-9A-Za-z]+))?/?\Z')
+_NAME_RE = re.compile(r'^[0-9A-Za-z-]{1,127}\Z')
+_B64URL_RE = re.compile(r'^[A-Za-z0-9_-]+={0,2}\Z')
 
 
 class ByokFormatError(ByokError, ValueError):

@@ -26,6 +26,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import kind_from_host
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import byok_refusal
 
 #: the fields of each value of byok_vaults (a dictionary keyed by names the user chooses, which an argument spec
@@ -43,12 +44,53 @@ FLEET_VARS = ('byok_controller', 'byok_vaults', 'byok_azure', 'byok_verify_signa
 #: variables whose value is a secret: checked, never returned
 SECRET_VARS = ('byok_user_pin',)
 PARALLEL_RANGE = (1, 16)
+VAULT_KIND_NAMES = {'premium': 'Key Vault (Premium)', 'managed_hsm': 'Managed HSM'}
 _CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
+_DIGITS_RE = re.compile(r'[0-9]+\Z')
 #: a vault short name (a key of byok_vaults) names folders and files of a transfer bundle: an identifier only
-VAULT_NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
-_BOOL_TRUE = ('yes', 'on', '1', 'true', 'y', 't')
-_BOOL_FALSE = ('no', 'off', '0', 'false', 'n', 'f')
-_INVALID = object()
+VAULT_NAME_RE = re.compile(r'[A-Za-z0-9_-]{1,64}\Z')
+#: the strings taken as booleans: those both Ansible's argument specs and its bool filter (which the roles use) read
+#: alike, in any case; y, n, t and f are refused (the bool filter does not know them)
+_BOOL_TRUE = ('yes', 'on', '1', 'true')
+_BOOL_FALSE = ('no', 'off', '0', 'false')
+#: an expiry date must leave the key (or the KEK) usable for at least this long after the plan
+MIN_LIFETIME = datetime.timedelta(hours=1)
+#: key operations a BYOK target key may have, and what a list of them looks like for each key type
+TARGET_OPS = ('encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey')
+OPS_EXAMPLE = {'RSA': '[sign, verify]', 'EC': '[sign, verify]', 'oct': '[encrypt, decrypt]', None: '[sign, verify]'}
+
+
+class _Invalid(object):
+    """A value that was refused (already reported).  ``assumed`` is what it would be once the user fixes the reported
+    mistake (a choice in another case, say), so that checks that depend on it still run in the same pass."""
+
+    def __init__(self, raw=None, assumed=None):
+        self.raw = raw
+        self.assumed = assumed
+
+    def __repr__(self):
+        return '<invalid>'
+
+
+_INVALID = _Invalid()
+
+
+def _bad(value):
+    return isinstance(value, _Invalid)
+
+
+def _would_be(value, normalize=None):
+    """A checked value, or, for a refused one, what it would be after the fix the message suggests (None: unknown)."""
+    if not _bad(value):
+        return value
+    if value.assumed is not None:
+        return value.assumed
+    if normalize is not None and isinstance(value.raw, str):
+        try:
+            return normalize(value.raw)
+        except (ValueError, TypeError):
+            return None
+    return None
 
 
 class Problem(object):
@@ -67,21 +109,63 @@ class Problem(object):
 
 
 def _show(value):
-    """A value as the user wrote it, shortened, never more than one line."""
-    text = repr(value) if not isinstance(value, str) else "'%s'" % value
+    """A value as the user wrote it, shortened, never more than one line (a line break shows as \\n)."""
+    if isinstance(value, str):
+        text = "'%s'" % _escaped(value)
+    elif isinstance(value, (bool, int, float)) or value is None:
+        text = repr(value)
+    else:
+        text = repr(_plain(value))
     text = ' '.join(text.split())
     return text if len(text) <= 80 else text[:77] + '...'
 
 
+def show(value):
+    """A value as messages show it (one line, shortened)."""
+    return _show(value)
+
+
+def kind_of(value):
+    """'a string', 'a list', 'a dictionary', 'an integer', ... (plain names, never Python's)."""
+    return attributes._kind(value)
+
+
+def _escaped(text):
+    """text with control characters written as escapes (a line break as \\n): one line, and visible."""
+    return ''.join(c if not _CONTROL_RE.match(c) else repr(c)[1:-1] for c in str(text))
+
+
+def _plain(value):
+    """value with Ansible's tagged str/list/dict subclasses turned into plain ones (for repr)."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return dict((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fold(word):
+    """What two variable or field names share when they differ only in case or in - against _."""
+    return str(word).lower().replace('-', '_')
+
+
+def nearest(word, choices, cutoff=0.65):
+    """The choice word is a near miss of (same but for case or - and _, else the closest), or None."""
+    if not isinstance(word, str):
+        return None
+    folded = dict((_fold(c), c) for c in choices)
+    if _fold(word) in folded:
+        return folded[_fold(word)]
+    match = difflib.get_close_matches(_fold(word), list(folded), n=1, cutoff=cutoff)
+    return folded[match[0]] if match else None
+
+
 def suggest(word, choices, cutoff=0.65):
     """'; did you mean X?' for the nearest of choices, or ''."""
-    if not isinstance(word, str):
-        return ''
-    lowered = dict((str(c).lower(), c) for c in choices)
-    if word.lower() in lowered:
-        return '; did you mean %s?' % lowered[word.lower()]
-    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=cutoff)
-    return '; did you mean %s?' % match[0] if match else ''
+    match = nearest(word, choices, cutoff)
+    return '; did you mean %s?' % match if match is not None else ''
 
 
 class _Checker(object):
@@ -99,12 +183,12 @@ class _Checker(object):
         if not isinstance(values, dict):
             self.problem(path, '%s is %s, not a dictionary; use a mapping (key: value lines)'
                          % (_show(values), attributes._kind(values)))
-            return _INVALID
+            return _Invalid(values)
         out = {}
         for name in values:
             if name not in spec:
                 hint = suggest(name, spec)
-                self.problem('%s.%s' % (path, name) if path else name,
+                self.problem('%s.%s' % (path, _escaped(name)) if path else _escaped(name),
                              'unknown field%s' % (hint or ' (%s takes %s)' % (path or 'this entry', ', '.join(sorted(spec)))))
         for name, option in spec.items():
             where = '%s.%s' % (path, name) if path else name
@@ -127,42 +211,48 @@ class _Checker(object):
             if not isinstance(value, str):
                 self.problem(path, "%s is %s, not a string; use quotes (YAML reads digits with a leading 0 as an octal "
                                    "number and yes/no as booleans)" % (shown, attributes._kind(value)))
-                return _INVALID
+                return _Invalid(value)
+        elif kind == 'raw':
+            return value  # checked by the caller, with messages that depend on other fields
         elif kind == 'int':
-            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DIGITS_RE.match(value.strip()))):
                 self.problem(path, '%s is not a whole number; use a number like %s' % (shown, option.get('default') or 3072))
-                return _INVALID
+                return _Invalid(value)
             value = int(value)
         elif kind == 'bool':
             if isinstance(value, str) and value.strip().lower() in _BOOL_TRUE + _BOOL_FALSE:
                 value = value.strip().lower() in _BOOL_TRUE
             elif not isinstance(value, bool):
                 self.problem(path, '%s is not a boolean; use true or false' % shown)
-                return _INVALID
+                return _Invalid(value)
         elif kind == 'list':
             if not isinstance(value, list):
-                self.problem(path, '%s is not a list; use a list like [%s]'
-                             % (_show(value), ', '.join(str(c) for c in (option.get('choices') or ['a', 'b'])[:2])))
-                return _INVALID
+                self.problem(path, '%s is %s, not a list; use a list like [%s]'
+                             % (_show(value), attributes._kind(value),
+                                ', '.join(str(c) for c in (option.get('choices') or ['a', 'b'])[:2])))
+                return _Invalid(value)
             element = dict((k, v) for k, v in option.items() if k not in ('type', 'elements', 'default', 'required'))
             element['type'] = option.get('elements', 'str')
             checked = []
             for index, item in enumerate(value):
                 label = ''
                 if isinstance(item, dict) and isinstance(item.get('name'), str):
-                    label = ' (%s)' % item['name']
+                    label = ' (%s)' % _escaped(item['name'])
                 checked.append(self.value(element, item, '%s[%d]%s' % (path, index, label)))
             return checked
         elif kind == 'dict':
             if option.get('options'):
                 return self.options(option['options'], value, path)
             if not isinstance(value, dict):
-                self.problem(path, '%s is not a dictionary; use a mapping (key: value lines)' % _show(value))
-                return _INVALID
+                self.problem(path, '%s is %s, not a dictionary; use a mapping (key: value lines)'
+                             % (_show(value), attributes._kind(value)))
+                return _Invalid(value)
         choices = option.get('choices')
         if choices and kind != 'list' and value not in choices:
             self.problem(path, '%s is not one of %s%s' % (shown, ', '.join(str(c) for c in choices), suggest(value, choices)))
-            return _INVALID
+            # a choice written in another case is taken as that choice by the checks that depend on it
+            folded = [c for c in choices if isinstance(value, str) and _fold(c) == _fold(value)]
+            return _Invalid(value, folded[0] if len(folded) == 1 else None)
         return value
 
 
@@ -175,15 +265,34 @@ def _first_line(text):
 
 
 def _ok(*values):
-    return all(v is not _INVALID for v in values)
+    return all(not _bad(v) for v in values)
+
+
+def _key_path(index, name):
+    """byok_keys[N] (NAME): where a key's problems are, its name escaped to one line."""
+    return 'byok_keys[%d]%s' % (index, ' (%s)' % _escaped(name) if isinstance(name, str) else '')
+
+
+def _for_checking(spec):
+    """The spec as the checker reads it: key_ops is checked by _check_key (its rules depend on the key type)."""
+    keys = spec.get('byok_keys')
+    if not isinstance(keys, dict) or not isinstance(keys.get('options'), dict) or 'key_ops' not in keys['options']:
+        return spec
+    options = dict(keys['options'], key_ops=dict(keys['options']['key_ops'], type='raw'))
+    return dict(spec, byok_keys=dict(keys, options=options))
 
 
 def check_host(spec, host, values, now=None, vaults_required=True):
-    """(checked variables, problems) for one HSM host: every variable of the role's spec, defaults filled in."""
+    """(checked variables, problems) for one HSM host: every variable of the role's spec, defaults filled in.
+
+    Every problem is reported in one pass: a check that depends on a refused value runs with the value as it would be
+    once the reported mistake is fixed (RSA for 'rsa'), or is left out when that cannot be known.
+    """
     checker = _Checker(host)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     declared = dict((k, v) for k, v in values.items() if k in spec)
-    out = checker.options(spec, declared, '')
-    if out is _INVALID:
+    out = checker.options(_for_checking(spec), declared, '')
+    if _bad(out):
         return {}, checker.problems
     if out.get('byok_hsm_vendor') == '':
         out['byok_hsm_vendor'] = 'auto'  # an AWX credential that leaves the vendor empty means: detect it
@@ -205,6 +314,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
                         for index, key in enumerate(keys or [])] if _ok(keys) else []
     _check_labels(checker, out['byok_keys'])
     _check_kek_names(checker, out['byok_keys'], checked_vaults)
+    _check_verify_signature(checker, out.get('byok_verify_signature'), out['byok_keys'])
     return out, checker.problems
 
 
@@ -241,42 +351,75 @@ def vault_name_ok(vname):
 
 
 def _check_vault(checker, vname, value, now):
-    path = 'byok_vaults.%s' % vname
+    path = 'byok_vaults.%s' % _escaped(vname)
     if not vault_name_ok(vname):
         checker.problem(path, "%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the folders and "
                               "files of a transfer bundle)" % _show(vname))
         return _INVALID
     vault = checker.options(VAULT_OPTIONS, value, path)
-    if vault is _INVALID:
+    if _bad(vault):
         return _INVALID
-    if _ok(vault['url'], vault['type']):
+    declared = _would_be(vault['type'])
+    if _ok(vault['url']) and declared is not None:
         try:
-            target = VaultTarget.parse(vault['url'], vault['type'], option='url')
+            target = VaultTarget.parse(vault['url'], declared, option='url')
         except VaultUrlError as exc:
             checker.problem(path + '.url', str(exc))
             vault['url'] = _INVALID
         else:
             vault['url'], vault['kind'] = target.url, target.kind
+            named = kind_from_host(target.host)
+            if declared != 'auto' and named is not None and named != declared:
+                checker.problem(path + '.type', "'%s' contradicts the url %s, which names a %s; set type: %s (or auto), or "
+                                "correct the url" % (declared, target.url, VAULT_KIND_NAMES[named], named))
+                vault['type'] = _Invalid(declared, named)
+                vault['kind'] = named  # the vault the requests go to, for the checks of its keys
     if _ok(vault['kek_name']):
-        try:
-            byok_file.validate_key_name(vault['kek_name'], option='kek_name')
-        except byok_file.ByokFormatError as exc:
-            checker.problem(path + '.kek_name', str(exc))
+        message = _key_name_problem(vault['kek_name'])
+        if message:
+            checker.problem(path + '.kek_name', message)
             vault['kek_name'] = _INVALID
     if _ok(vault['kek_expires_on']) and vault['kek_expires_on']:
-        try:
-            attributes.check_dates(None, vault['kek_expires_on'], now, what='a KEK created now')
-        except attributes.KeyAttributeError as exc:
-            checker.problem(path + '.kek_expires_on', str(exc).replace('expires_on', 'kek_expires_on', 1))
+        message = _expiry_problem(None, vault['kek_expires_on'], now, 'a KEK created now')
+        if message:
+            field, dummy, message = message.partition(' ')
+            checker.problem(path + '.kek_expires_on', message)
             vault['kek_expires_on'] = _INVALID
-    return vault if all(_ok(v) for v in vault.values()) else _INVALID
+    if all(_ok(v) for v in vault.values()):
+        return vault
+    return _Invalid(value, dict((k, _would_be(v)) for k, v in vault.items()))
+
+
+def _key_name_problem(name):
+    """Why Key Vault would refuse name as a key name (the whole name: a final line break counts), or None."""
+    try:
+        byok_file.validate_key_name(name)
+    except byok_file.ByokFormatError:
+        hint = ' (it holds a line break or another control character)' if _CONTROL_RE.search(name) else ''
+        return "%s is not a valid Key Vault key name%s: use 1-127 characters of 0-9, a-z, A-Z and '-'" % (_show(name), hint)
+    return None
+
+
+def _expiry_problem(not_before, expires_on, now, what):
+    """Why the dates would not do (Key Vault's rules, and at least MIN_LIFETIME of life left), or None.
+
+    The message starts with the field it is about."""
+    try:
+        dummy, exp = attributes.check_dates(not_before, expires_on, now, what=what)
+    except attributes.KeyAttributeError as exc:
+        return str(exc)
+    if exp is not None and exp < now + MIN_LIFETIME:
+        return ("expires_on %s is less than an hour after now (%s); %s would expire during or right after the transfer: "
+                "give a date-time at least an hour ahead (like %s) or leave it out"
+                % (_show(expires_on), now.strftime('%Y-%m-%dT%H:%M:%SZ'), what, attributes.DATE_EXAMPLE))
+    return None
 
 
 def _check_same_vault(checker, vaults):
     """Two names of byok_vaults for one vault would read, wrap for and import into it as if it were two."""
     first = {}
     for vname, vault in sorted(vaults.items()):
-        if vault is _INVALID or not _ok(vault.get('url')):
+        if _bad(vault) or not _ok(vault.get('url')):
             continue
         if vault['url'] in first:
             checker.problem('byok_vaults.%s.url' % vname, "'%s' is the vault of byok_vaults.%s too (URLs compare without "
@@ -293,7 +436,7 @@ def _check_clouds(checker, vaults, azure):
         return
     cloud = azure.get('cloud_environment') if _ok(azure.get('cloud_environment')) else None
     for vname, vault in sorted(vaults.items()):
-        if vault is _INVALID or not _ok(vault.get('url')):
+        if _bad(vault) or not _ok(vault.get('url')):
             continue
         message = byok_refusal(vault['url'], cloud, option='vault',
                                override='byok_azure.allow_unsupported_clouds')
@@ -304,24 +447,25 @@ def _check_clouds(checker, vaults, azure):
 
 def _check_key(checker, index, key, vaults, now):
     name = key.get('name') if isinstance(key, dict) else None
-    path = 'byok_keys[%d]%s' % (index, ' (%s)' % name if isinstance(name, str) else '')
+    path = _key_path(index, name)
     # the element spec is in the role's argument spec; checker.value() already ran it (defaults filled in)
-    if key is _INVALID or not isinstance(key, dict):
+    if _bad(key) or not isinstance(key, dict):
         return _INVALID
     if _ok(key.get('name')):
-        try:
-            byok_file.validate_key_name(key['name'])
-        except byok_file.ByokFormatError as exc:
-            checker.problem(path + '.name', str(exc).replace("name '", "'", 1))
+        message = _key_name_problem(key['name'])
+        if message:
+            checker.problem(path + '.name', message)
             key['name'] = _INVALID
     vault = None
     if _ok(key.get('vault')) and vaults is not None:
         if key['vault'] not in vaults:
-            checker.problem(path + '.vault', "'%s' is not a vault of byok_vaults (%s)%s; add it to byok_vaults or fix the name"
-                            % (key['vault'], ', '.join(sorted(vaults)) or 'none defined', suggest(key['vault'], vaults)))
+            checker.problem(path + '.vault', "%s is not a vault of byok_vaults (%s)%s; add it to byok_vaults or fix the name"
+                            % (_show(key['vault']), ', '.join(sorted(vaults)) or 'none defined', suggest(key['vault'], vaults)))
+            near = nearest(key['vault'], vaults, cutoff=1.0)  # the same name but for case or - and _
+            vault = _would_be(vaults[near]) if near is not None else None
             key['vault'] = _INVALID
         else:
-            vault = vaults[key['vault']]
+            vault = _would_be(vaults[key['vault']])
     elif _ok(key.get('vault')) and not vault_name_ok(key['vault']):
         checker.problem(path + '.vault', "%s is not a vault short name: use 1-64 letters, digits, - and _ (it names the "
                                          "folders and files of a transfer bundle)" % _show(key['vault']))
@@ -336,41 +480,123 @@ def _check_key(checker, index, key, vaults, now):
         try:
             bytes.fromhex(key['id'])
         except ValueError:
-            checker.problem(path + '.id', "'%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % key['id'])
+            checker.problem(path + '.id', "%s is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % _show(key['id']))
             key['id'] = _INVALID
-    spec = None
-    if _ok(key.get('key_type'), key.get('key_size'), key.get('curve')):
-        kind = vault['kind'] if vault not in (None, _INVALID) and _ok(vault.get('url')) else None
-        try:
-            spec = ki.validate_target(key['key_type'], key.get('key_size'), key.get('curve'), kind)
-        except ki.KeySpecError as exc:
-            checker.problem('%s.%s' % (path, _spec_field(str(exc))), str(exc))
-        else:
-            key.update(key_size=spec['key_size'], curve=spec['curve'])
-    if spec and _ok(key.get('key_ops')):
-        ops = key.get('key_ops') or []
-        for index, op in enumerate(ops):
-            if not _ok(op):
-                continue  # already reported
-            try:
-                ki.check_key_ops(spec['key_type'], [op])
-            except ki.KeySpecError as exc:
-                checker.problem('%s.key_ops[%d]' % (path, index), str(exc))
-                ops[index] = _INVALID
-        dupes = sorted(set(op for op in ops if _ok(op) and ops.count(op) > 1))
-        if dupes:
-            checker.problem(path + '.key_ops', 'lists %s twice; give each operation once' % ', '.join(dupes))
-        key['key_ops'] = ki.check_key_ops(spec['key_type'], ops) if all(_ok(op) for op in ops) and not dupes else _INVALID
+    kind = vault.get('kind') if isinstance(vault, dict) else None
+    key_type = _check_key_spec(checker, path, key, kind)
+    _check_key_ops(checker, path, key, key_type)
     if _ok(key.get('tags')):
-        for tag, message in attributes.tag_problems(key.get('tags'), spec['key_type'] if spec else None):
-            checker.problem('%s.tags%s' % (path, '.%s' % tag if tag else ''), message)
+        for tag, message in attributes.tag_problems(key.get('tags'), key_type):
+            checker.problem('%s.tags%s' % (path, '.%s' % _escaped(tag) if tag else ''), message)
     if _ok(key.get('not_before'), key.get('expires_on')):
-        try:
-            attributes.check_dates(key.get('not_before'), key.get('expires_on'), now)
-        except attributes.KeyAttributeError as exc:
-            field, dummy, message = str(exc).partition(' ')
+        message = _expiry_problem(key.get('not_before'), key.get('expires_on'), now, 'the key')
+        if message:
+            field, dummy, message = message.partition(' ')
             checker.problem('%s.%s' % (path, field), message)
+            key[field] = _INVALID
     return key
+
+
+def _check_key_spec(checker, path, key, kind):
+    """Type, size and curve against Azure's rules for the vault kind, every problem at once; the key type as it would be
+    once fixed (None when unknown)."""
+    key_type = _would_be(key.get('key_type'), ki.normalize_key_type)
+    size = _would_be(key.get('key_size'))
+    curve = _would_be(key.get('curve'), ki.normalize_curve)
+    if key_type is None or (key_type == 'EC' and key.get('curve') is not None and curve is None):
+        return key_type  # a field the others depend on is unknown: its own problem is reported
+    # a size that is not a number (reported) is left out: the type's other rules are still checked
+    valid = _ok(key.get('key_type'), key.get('key_size'), key.get('curve'))
+    for dummy in range(3):  # each refusal names one field: report it and check the others without it
+        try:
+            spec = ki.validate_target(key_type, size, curve, kind)
+        except ki.KeySpecError as exc:
+            field = _spec_field(str(exc))
+            checker.problem('%s.%s' % (path, field), str(exc))
+            valid = False
+            if field == 'curve' and key_type != 'EC':
+                curve = None
+            elif field == 'key_size':
+                size = None
+            else:
+                break
+        else:
+            if valid:
+                key.update(key_size=spec['key_size'], curve=spec['curve'])
+            break
+    if not valid:
+        for field in ('key_type', 'key_size', 'curve'):
+            if _ok(key.get(field)):
+                key[field] = _Invalid(key.get(field), key.get(field))
+    return key_type
+
+
+def _check_key_ops(checker, path, key, key_type):
+    """key_ops against what a target key of key_type may do: every operation's problem at once, with examples that fit
+    the key type; key['key_ops'] becomes the checked list (the type's default when not given)."""
+    ops = key.get('key_ops')
+    allowed = list(ki.TARGET_KEY_OPS[key_type]) if key_type else list(TARGET_OPS)
+    whose = ' (the operations of %s keys)' % key_type if key_type else ''
+    if ops is None:
+        key['key_ops'] = list(ki.DEFAULT_KEY_OPS[key_type]) if key_type else _Invalid(None, list(TARGET_OPS))
+        return
+    if not isinstance(ops, list):
+        checker.problem(path + '.key_ops', '%s is %s, not a list; use a list like %s%s'
+                        % (_show(ops), attributes._kind(ops), OPS_EXAMPLE[key_type], whose))
+        key['key_ops'] = _Invalid(ops)
+        return
+    checked = []
+    valid = True
+    for index, op in enumerate(ops):
+        where = '%s.key_ops[%d]' % (path, index)
+        if not isinstance(op, str):
+            checker.problem(where, '%s is %s, not a string; use one of %s%s'
+                            % (_show(op), attributes._kind(op), ', '.join(allowed), whose))
+            valid = False
+            continue
+        if op in ('import', 'export'):
+            checker.problem(where, "'%s' is not allowed for a BYOK target key (import belongs to a KEK only, export to keys "
+                                   "with a release policy); use %s%s" % (op, ', '.join(allowed), whose))
+            valid = False
+            continue
+        if op not in TARGET_OPS:
+            near = nearest(op, TARGET_OPS)
+            checker.problem(where, '%s is not one of %s%s%s' % (_show(op), ', '.join(allowed), whose,
+                                                                suggest(op, allowed if near in allowed else TARGET_OPS)))
+            valid = False
+            if near is not None and _fold(near) == _fold(op):
+                checked.append(near)  # Sign: taken as sign by the checks below
+            continue
+        if op not in allowed:
+            checker.problem(where, "'%s' is not allowed for %s keys; use %s" % (op, key_type, ', '.join(allowed)))
+            valid = False
+        checked.append(op)
+    dupes = sorted(set(op for op in checked if checked.count(op) > 1))
+    if dupes:
+        checker.problem(path + '.key_ops', 'lists %s twice; give each operation once' % ', '.join(dupes))
+        valid = False
+    key['key_ops'] = checked if valid and key_type else _Invalid(ops, checked)
+
+
+def _check_verify_signature(checker, verify, keys):
+    """byok_verify_signature makes the vault sign with every RSA and EC key after its import: a key without sign would be
+    imported, then reported failed while the vault holds it."""
+    if _would_be(verify) is not True:
+        return
+    for index, key in enumerate(keys):
+        if _bad(key):
+            continue
+        key_type = _would_be(key.get('key_type'), ki.normalize_key_type)
+        ops = _would_be(key.get('key_ops'))
+        if key_type in ('RSA', 'EC') and isinstance(ops, list) and 'sign' not in ops:
+            checker.problem(_key_path(index, _would_be(key.get('name')) or _raw(key.get('name'))) + '.key_ops',
+                            '%s lacks sign, which byok_verify_signature: true needs (the vault signs with the key after the '
+                            'import to prove it holds it); add sign to key_ops or set byok_verify_signature: false'
+                            % _show(ops))
+
+
+def _raw(value):
+    return value.raw if _bad(value) else value
 
 
 def _spec_field(message):
@@ -387,11 +613,11 @@ def _check_labels(checker, keys):
     seen = {}
     names = {}
     for index, key in enumerate(keys):
-        if key is _INVALID or not _ok(key.get('label'), key.get('name'), key.get('vault')):
+        if _bad(key) or not _ok(key.get('label'), key.get('name'), key.get('vault')):
             continue
         path = 'byok_keys[%d] (%s)' % (index, key['name'])
         shape = (key.get('key_type'), key.get('key_size'), key.get('curve'), key.get('id') or None)
-        if key['label'] in seen and seen[key['label']][1] != shape:
+        if key['label'] in seen and seen[key['label']][1] != shape and _ok(*shape) and _ok(*seen[key['label']][1]):
             checker.problem(path + '.label', "'%s' is also the label of byok_keys[%d] with another type, size, curve or id; one "
                             "HSM label is one key: give this key its own label" % (key['label'], seen[key['label']][0]))
         seen.setdefault(key['label'], (index, shape))
@@ -405,9 +631,12 @@ def _check_labels(checker, keys):
 def _check_kek_names(checker, keys, vaults):
     """A KEK is never a target: importing into a vault key whose current version is a KEK makes the KEK a usable key."""
     keks = [(VAULT_OPTIONS['kek_name']['default'], None)]
-    keks += [(v['kek_name'], vname) for vname, v in sorted(vaults.items()) if v is not _INVALID and _ok(v.get('kek_name'))]
+    for vname, vault in sorted(vaults.items()):
+        kek = (_would_be(vault) or {}).get('kek_name')
+        if isinstance(kek, str):
+            keks.append((kek, vname))
     for index, key in enumerate(keys):
-        if key is _INVALID or not _ok(key.get('name')):
+        if _bad(key) or not _ok(key.get('name')):
             continue
         owners = [vname for kek, vname in keks if key_name_key(kek) == key_name_key(key['name'])]
         if not owners:
@@ -439,11 +668,11 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     vaults = {}
     names = {}
     for host, values in sorted(checked.items()):
-        vault_defs = dict((n, v) for n, v in (values.get('byok_vaults') or {}).items() if v is not _INVALID)
+        vault_defs = dict((n, v) for n, v in (values.get('byok_vaults') or {}).items() if not _bad(v))
         entries = [dict(k, host=host, vault_url=(vault_defs.get(k['vault']) or {}).get('url'),
                         vault_kind=(vault_defs.get(k['vault']) or {}).get('kind'),
                         bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name')))
-                   for k in values.get('byok_keys') or [] if k is not _INVALID and all(_ok(v) for v in k.values())]
+                   for k in values.get('byok_keys') or [] if not _bad(k) and all(_ok(v) for v in k.values())]
         plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
                                'regenerate': values.get('byok_regenerate') or 'fail'}
         plan['controller'] = plan['controller'] or values.get('byok_controller')
@@ -489,7 +718,7 @@ def _fleet_problems(checked):
     first = {}
     for host, values in sorted(checked.items()):
         for vname, vault in sorted((values.get('byok_vaults') or {}).items()):
-            if vault is _INVALID:
+            if _bad(vault):
                 continue
             if vname in first and first[vname][1] != vault:
                 problems.append(Problem(host, 'byok_vaults.%s' % vname, 'differs from its definition on %s (%s against %s); '
@@ -499,10 +728,10 @@ def _fleet_problems(checked):
     owner = {}
     for host, values in sorted(checked.items()):
         for index, key in enumerate(values.get('byok_keys') or []):
-            if key is _INVALID or not _ok(key.get('name'), key.get('vault')):
+            if _bad(key) or not _ok(key.get('name'), key.get('vault')):
                 continue
             vault = (values.get('byok_vaults') or {}).get(key['vault'])
-            if vault in (None, _INVALID) or not _ok(vault.get('url')):
+            if vault is None or _bad(vault) or not _ok(vault.get('url')):
                 continue
             where = (vault['url'], key_name_key(key['name']))
             if where in owner and owner[where][0] != host:

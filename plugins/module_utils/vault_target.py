@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 
 VAULT_KINDS = ('premium', 'managed_hsm')
@@ -34,6 +36,16 @@ BYOK_UNAVAILABLE_CLOUDS = {
 }
 #: the option (module) and the byok_azure field (inventory) that override the refusal when Microsoft's documentation changes
 ALLOW_UNSUPPORTED_CLOUDS = 'allow_unsupported_clouds'
+
+
+_PORT_RE = re.compile(r'[0-9]{1,5}\Z')
+#: one DNS label (an IPv4 address is four of them); no '_', no spaces, no other character
+_LABEL_RE = re.compile(r'(?!-)[a-z0-9-]{1,63}(?<!-)\Z')
+
+
+def _one_line(text):
+    """A value as shown in a one-line message: control characters escaped."""
+    return ''.join(c if ' ' <= c != '\x7f' else repr(c)[1:-1] for c in text)
 
 
 class VaultUrlError(ByokError, ValueError):
@@ -63,16 +75,20 @@ class VaultTarget(object):
             raise VaultUrlError("%s '%s' is not a vault URI; use only scheme and host, e.g. %s" % (option, url, EXAMPLE))
         if '@' in authority:
             raise VaultUrlError("%s '%s' carries user information; use only scheme and host, e.g. %s" % (option, url, EXAMPLE))
-        host, colon, port_text = authority.rpartition(':') if authority.count(':') == 1 else (authority, '', '')
+        host, colon, port_text = authority.partition(':')
         port = None
         if colon:
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise VaultUrlError("%s '%s' has an invalid port '%s'; leave the port out (443) or give a number"
-                                    % (option, url, port_text))
+            if not _PORT_RE.match(port_text) or not 0 < int(port_text) < 65536:
+                raise VaultUrlError("%s '%s' has an invalid port '%s'; leave the port out (443) or give one number from 1 to "
+                                    "65535, e.g. %s:8443" % (option, _one_line(url), _one_line(port_text), EXAMPLE))
             port = int(port_text) if int(port_text) != DEFAULT_PORT else None
-        host = host.lower().rstrip('.')
-        if not host or any(c.isspace() for c in host):
-            raise VaultUrlError("%s '%s' has no host; use the vault URI, e.g. %s" % (option, url, EXAMPLE))
+        host = host.lower()
+        host = host[:-1] if host.endswith('.') else host
+        if not host:
+            raise VaultUrlError("%s '%s' has no host; use the vault URI, e.g. %s" % (option, _one_line(url), EXAMPLE))
+        if len(host) > 253 or not all(_LABEL_RE.match(label) for label in host.split('.')):
+            raise VaultUrlError("%s '%s' has an invalid host name '%s'; use DNS labels of letters, digits and '-' "
+                                "separated by dots, e.g. %s" % (option, _one_line(url), _one_line(host), EXAMPLE))
         if kind in (None, '', 'auto'):
             kind = kind_from_host(host)
         elif kind not in VAULT_KINDS:

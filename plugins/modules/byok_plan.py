@@ -19,6 +19,13 @@ description:
     and curve for the vault kind, key operations for the key type, tags, dates, labels per token, vault URLs.
   - Every problem of the whole fleet is reported at once, one line each - host, variable path, value, rule and fix -
     and the task fails. A problem shared by every host (a variable set under C(all) C(vars)) is written once.
+  - A check that depends on another field runs with that field as it would be once its own problem is fixed (C(rsa) as
+    C(RSA), C(P384) as C(P-384), C(Sign) as C(sign)), so no problem waits for a second run.
+  - Also refused - names (key, KEK, vault short name) that end in a line break; a vault C(type) that contradicts its
+    URL; vault URLs with more than one port or a host that is not a DNS name; booleans other than true/false, yes/no,
+    on/off, 1/0 (any case); C(byok_verify_signature) with an RSA or EC key whose C(key_ops) lack C(sign);
+    C(expires_on) or C(kek_expires_on) less than one hour ahead; a C(byok_manifest_dir) that is not a string; variables
+    that differ from a declared one only in case or C(-) for C(_) (C(byok-keys), C(Byok_keys)).
   - With ANSIBLE_DEBUG or ANSIBLE_KEEP_REMOTE_FILES on, refuses to continue when a PIN or client secret would be passed
     as a module argument (ansible-core then writes module arguments to its debug output, or leaves them in clear in the
     module payloads it keeps on the host), unless C(byok_allow_secrets_in_debug_log) is true.

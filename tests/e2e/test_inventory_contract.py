@@ -113,7 +113,7 @@ CASES = [
     ("key_ops-import", set_key(key_ops=["sign", "import"]), K + "key_ops[1]: 'import' is not allowed for a BYOK target key"),
     ("key_ops-export", set_key(key_ops=["export"]), K + "key_ops[0]: 'export' is not allowed"),
     ("key_ops-twice", set_key(key_ops=["sign", "sign"]), K + "key_ops: lists sign twice"),
-    ("key_ops-not-a-list", set_key(key_ops="sign"), K + "key_ops: 'sign' is not a list"),
+    ("key_ops-not-a-list", set_key(key_ops="sign"), K + "key_ops: 'sign' is a string, not a list; use a list like [sign, verify]"),
     ("tag-integer", set_key(tags={"cost": 5}), K + "tags.cost: tag value 5 is an integer, not a string"),
     ("tag-boolean", set_key(tags={"prod": True}), K + "tags.prod: tag value True is a boolean"),
     ("tag-too-long", set_key(tags={"note": "x" * 300}), K + "tags.note: tag value is 300 characters long"),
@@ -224,3 +224,86 @@ def test_ansible_debug_with_a_pin_is_refused_unless_opted_in(contract_lab, token
     path.write_text(json.dumps(inv, indent=1))
     run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=dict(contract_lab.azure_env, ANSIBLE_DEBUG="1"), check=True)
     assert "ANSIBLE_DEBUG is on" not in run.output, run
+
+
+# -- the HSM of every host is contacted before any KEK or vault write ------------------------------------------------
+def _fatal_messages(output):
+    """The msg of every failed task, as the json result format shows it."""
+    return [json.loads(m.group(1)).get("msg", "") for m in re.finditer(r"^fatal: \[[^\]]+\]: FAILED! => (\{.*\})\s*$", output, re.M)]
+
+
+@pytest.mark.parametrize("case, mutate, variable", [
+    ("wrong-pin", set_host(byok_user_pin="0000-not-the-pin"), "byok_user_pin"),
+    ("wrong-module-path", set_host(byok_pkcs11_module="/usr/lib/softhsm/libnot-there.so"), "byok_pkcs11_module"),
+], ids=["wrong-pin", "wrong-module-path"])
+def test_an_hsm_that_cannot_be_used_stops_the_run_before_any_kek(case, mutate, variable, contract_lab, token,
+                                                                 run_playbook, tmp_path):
+    manifests = tmp_path / "manifests"
+    inv = good_inventory(contract_lab, token, manifests)
+    mutate(inv)
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps(inv, indent=1))
+    before = contract_lab.dump()
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    assert run.rc != 0, run
+    lines = [m for m in _fatal_messages(run.output) if m.startswith("hsm1: ")]
+    assert len(lines) == 1 and "\n" not in lines[0], run.output[-6000:]
+    assert variable in lines[0] and FIX_HINT.search(lines[0]), lines
+    assert "0000-not-the-pin" not in run.output and token.pin not in run.output
+    assert contract_lab.dump() == before, "%s: the vault changed (a KEK was created before the HSM was contacted)" % case
+    assert token.objects() == [], "%s: the token holds objects" % case
+    assert not manifests.exists(), "%s: a manifest was written" % case
+
+
+# -- mistakes the plan let through, in real runs ----------------------------------------------------------------------
+def _run_mistake(inv, contract_lab, token, run_playbook, tmp_path, manifests):
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps(inv, indent=1))
+    before = contract_lab.dump()
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    assert run.rc != 0, run
+    problems = _problems(run.output)
+    assert token.objects() == [] and contract_lab.dump() == before and not manifests.exists()
+    return problems
+
+
+def test_a_misspelled_byok_keys_stops_the_run(contract_lab, token, run_playbook, tmp_path):
+    manifests = tmp_path / "manifests"
+    inv = good_inventory(contract_lab, token, manifests)
+    hsm1(inv)["byok-keys"] = hsm1(inv).pop("byok_keys")
+    problems = _run_mistake(inv, contract_lab, token, run_playbook, tmp_path, manifests)
+    assert problems == ["hsm1: byok-keys: unknown variable; did you mean byok_keys? (names are case-sensitive and use _, "
+                        "not -)"], problems
+
+
+def test_four_mistakes_of_one_inventory_are_reported_in_one_run(contract_lab, token, run_playbook, tmp_path):
+    """Each of these used to wait for the one before it to be fixed: curve, key_type, key_size, key_ops."""
+    manifests = tmp_path / "manifests"
+    inv = good_inventory(contract_lab, token, manifests)
+    key0(inv).update(key_type="rsa", key_size=1024, key_ops=["sign", "import"])
+    fleet(inv)["byok_vaults"]["premium"]["url"] += ":443:443"
+    problems = _run_mistake(inv, contract_lab, token, run_playbook, tmp_path, manifests)
+    expected = ["all HSM hosts: byok_vaults.premium.url: url '%s' has an invalid port" % fleet(inv)["byok_vaults"]["premium"]["url"],
+                K + "key_type: 'rsa' is not one of RSA, EC, oct; did you mean RSA?",
+                K + "key_size: RSA key_size 1024 is not accepted",
+                K + "key_ops[1]: 'import' is not allowed for a BYOK target key"]
+    for start in expected:
+        assert any(p.startswith(start) for p in problems), (start, problems)
+    assert len(problems) == 4, problems
+
+
+def test_a_quoted_no_is_false_for_the_whole_run(contract_lab, base_env, run_playbook, tmp_path):
+    """byok_kek_delete_after_run: "no" (a string, as extra vars and AWX surveys give it) passes the plan as false, and
+    the role acts on it the same way: the key is imported and reported transferred, and the KEK stays."""
+    own = new_token(tmp_path / "token", base_env)
+    inv = good_inventory(contract_lab, own, tmp_path / "manifests")
+    key0(inv)["name"] = "contract-quoted-no"
+    for host in inv["all"]["children"]["byok_hsm_hosts"]["hosts"].values():
+        host.update(byok_token_label=own.label, byok_user_pin=own.pin, byok_hsm_environment=own.env)
+    fleet(inv)["byok_kek_delete_after_run"] = "no"
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps(inv, indent=1))
+    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    assert run.rc == 0, run.output[-8000:]
+    keys = contract_lab.dump()["premium"]["keys"]
+    assert "contract-quoted-no" in keys and "byok-kek" in keys, sorted(keys)

@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The inventory contract, mistake by mistake: each is refused by the plan in one line that names the host and the
+variable path the user wrote, and every problem of an inventory comes in one run (no rounds)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+import os
+import types
+
+import pytest
+import yaml
+
+from ansible_collections.byok.keyvault.plugins.action.byok_plan import ActionModule, load_spec
+from ansible_collections.byok.keyvault.plugins.module_utils.inventory import format_problems, plan_fleet
+
+SPEC = load_spec('transfer', 'main')
+NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+VAULTS = {'prod': {'url': 'https://contoso.vault.azure.net'}, 'mhsm': {'url': 'https://c.managedhsm.azure.net'}}
+ROLE = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'transfer')
+
+
+class Tagged(str):
+    """A str subclass, as Ansible hands inventory strings over (its name must never reach a message)."""
+
+
+def host(**values):
+    base = {'byok_vaults': copy.deepcopy(VAULTS), 'byok_user_pin': '1234', 'byok_keys': [{'name': 'app-rsa', 'vault': 'prod'}]}
+    base.update(values)
+    return base
+
+
+def lines(**values):
+    plan, problems = plan_fleet(SPEC, {'hsm1': host(**values)}, now=NOW)
+    return format_problems(problems, ['hsm1'])
+
+
+def one_line(**values):
+    found = lines(**values)
+    assert len(found) == 1, found
+    assert '\n' not in found[0]
+    return found[0]
+
+
+# -- names ending in a line break (a $-anchored regex matches before a final newline) ---------------------------------
+def test_a_key_name_ending_in_a_newline_is_refused():
+    line = one_line(byok_keys=[{'name': 'app-rsa\n', 'vault': 'prod'}])
+    assert line.startswith("hsm1: byok_keys[0] (app-rsa\\n).name: 'app-rsa\\n' is not a valid Key Vault key name"), line
+    assert 'line break' in line and "use 1-127 characters" in line
+
+
+def test_a_kek_name_ending_in_a_newline_is_refused():
+    vaults = dict(copy.deepcopy(VAULTS), prod={'url': 'https://contoso.vault.azure.net', 'kek_name': 'prod-kek\n'})
+    line = one_line(byok_vaults=vaults)
+    assert line.startswith("hsm1: byok_vaults.prod.kek_name: 'prod-kek\\n' is not a valid Key Vault key name"), line
+
+
+def test_a_vault_short_name_ending_in_a_newline_is_refused():
+    vaults = {'prod\n': {'url': 'https://contoso.vault.azure.net'}}
+    found = lines(byok_vaults=vaults, byok_keys=[{'name': 'app-rsa', 'vault': 'prod\n'}])
+    assert any(line.startswith("hsm1: byok_vaults.prod\\n: 'prod\\n' is not a vault short name") for line in found), found
+
+
+# -- the vault's declared type against its URL ------------------------------------------------------------------------
+def test_a_declared_type_that_contradicts_the_url_is_refused():
+    vaults = dict(copy.deepcopy(VAULTS), mhsm={'url': 'https://c.managedhsm.azure.net', 'type': 'premium'})
+    line = one_line(byok_vaults=vaults, byok_keys=[{'name': 'app-aes', 'vault': 'mhsm', 'key_type': 'oct'}])
+    assert line.startswith("hsm1: byok_vaults.mhsm.type: 'premium' contradicts the url https://c.managedhsm.azure.net"), line
+    assert 'set type: managed_hsm (or auto)' in line
+
+
+# -- vault URLs parsed strictly ---------------------------------------------------------------------------------------
+def test_a_url_with_two_ports_is_refused_by_the_plan():
+    vaults = dict(copy.deepcopy(VAULTS), prod={'url': 'https://contoso.vault.azure.net:443:443'})
+    line = one_line(byok_vaults=vaults)
+    assert line.startswith("hsm1: byok_vaults.prod.url: url 'https://contoso.vault.azure.net:443:443' has an invalid port"), line
+
+
+# -- booleans: what the plan accepts, the role reads the same way -----------------------------------------------------
+def test_booleans_the_bool_filter_would_misread_are_refused_and_quoted_no_is_false():
+    plan, problems = plan_fleet(SPEC, {'hsm1': host(byok_kek_delete_after_run='no')}, now=NOW)
+    assert problems == []
+    line = one_line(byok_kek_delete_after_run='n')
+    assert line == "hsm1: byok_kek_delete_after_run: 'n' is not a boolean; use true or false", line
+
+
+def test_the_role_reads_every_boolean_variable_through_the_bool_filter_in_its_conditions():
+    """The plan takes 'no' as false (as argument specs do); a bare `when: VAR` would read the string 'no' as an error."""
+    booleans = [name for name, option in SPEC.items() if option.get('type') == 'bool']
+    tasks_dir = os.path.join(ROLE, 'tasks')
+    bare = []
+    for name in sorted(os.listdir(tasks_dir)):
+        with open(os.path.join(tasks_dir, name)) as f:
+            stack = list(yaml.safe_load(f) or [])
+        while stack:
+            task = stack.pop()
+            for part in ('block', 'rescue', 'always'):
+                stack.extend(task.get(part) or [])
+            conditions = task.get('when') or []
+            for condition in conditions if isinstance(conditions, list) else [conditions]:
+                for var in booleans:
+                    if var in str(condition) and '%s | bool' % var not in str(condition):
+                        bare.append('%s: %s' % (name, condition))
+    assert bare == []
+
+
+def test_verify_signature_without_sign_is_refused():
+    line = one_line(byok_verify_signature=True,
+                    byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'key_ops': ['encrypt', 'decrypt']}])
+    assert line.startswith("hsm1: byok_keys[0] (app-rsa).key_ops: ['encrypt', 'decrypt'] lacks sign, which "
+                           "byok_verify_signature: true needs"), line
+    assert 'add sign to key_ops or set byok_verify_signature: false' in line
+    # as a string from extra vars, and an AES key (proved by its KCV) needs no sign
+    assert lines(byok_verify_signature='true', byok_keys=[{'name': 'app-aes', 'vault': 'mhsm', 'key_type': 'oct',
+                                                           'key_ops': ['encrypt']}]) == []
+
+
+# -- byok_manifest_dir ------------------------------------------------------------------------------------------------
+def manifest_problems(value):
+    action = types.SimpleNamespace(_templar=types.SimpleNamespace(template=lambda v: v))
+    return [p.line() for p in ActionModule._manifest_problems(action, {'byok_manifest_dir': value, 'byok_controller': 'ctl'})]
+
+
+def test_a_manifest_dir_that_yaml_read_as_a_number_is_refused(tmp_path):
+    found = manifest_problems(0o755)  # byok_manifest_dir: 0755, unquoted
+    assert len(found) == 1 and found[0].startswith('ctl: byok_manifest_dir: 493 is an integer, not a string (a path)'), found
+    assert manifest_problems(str(tmp_path / 'manifests')) == []
+
+
+# -- near-miss variable names -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize('name', ['byok-keys', 'Byok_keys', 'BYOK_KEYS'])
+def test_a_near_miss_of_a_variable_name_is_refused_with_did_you_mean(name):
+    problems = []
+    hostvars = {'hsm1': {name: [{'name': 'a', 'vault': 'prod'}], 'byok_survey_answer': 1, 'ansible_host': 'x', 'backup_keys': []}}
+    values = ActionModule._declared(None, hostvars, 'hsm1', SPEC, problems)
+    assert values == {}
+    found = [p.line() for p in problems]
+    assert found == ['hsm1: %s: unknown variable; did you mean byok_keys? (names are case-sensitive and use _, not -)' % name]
+
+
+# -- an expiry a few seconds ahead ------------------------------------------------------------------------------------
+def test_an_expiry_less_than_an_hour_ahead_is_refused():
+    soon = (NOW + datetime.timedelta(seconds=30)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'expires_on': soon}])
+    assert line.startswith("hsm1: byok_keys[0] (app-rsa).expires_on: '%s' is less than an hour after now" % soon), line
+    assert 'at least an hour ahead' in line
+    later = (NOW + datetime.timedelta(hours=2)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    assert lines(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'expires_on': later}]) == []
+
+
+def test_a_kek_expiry_less_than_an_hour_ahead_is_refused():
+    soon = (NOW + datetime.timedelta(minutes=5)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    vaults = dict(copy.deepcopy(VAULTS), prod={'url': 'https://contoso.vault.azure.net', 'kek_expires_on': soon})
+    line = one_line(byok_vaults=vaults)
+    assert line.startswith("hsm1: byok_vaults.prod.kek_expires_on: '%s' is less than an hour after now" % soon), line
+
+
+# -- messages: plain type names, examples that fit the key type, never import/export offered --------------------------
+def test_type_names_are_plain():
+    line = one_line(byok_keys=[Tagged('k1')])
+    assert line == "hsm1: byok_keys[0]: 'k1' is a string, not a dictionary; use a mapping (key: value lines)", line
+
+
+def test_an_ec_key_is_shown_an_ec_example_list():
+    line = one_line(byok_keys=[{'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC', 'key_ops': 'sign'}])
+    assert line.startswith("hsm1: byok_keys[0] (app-ec).key_ops: 'sign' is a string, not a list; use a list like "
+                           "[sign, verify]"), line
+    assert 'encrypt' not in line
+
+
+@pytest.mark.parametrize('key_type, op, allowed', [
+    ('RSA', 'verfy', 'encrypt, decrypt, sign, verify, wrapKey, unwrapKey'),
+    ('EC', 'sing', 'sign, verify'),
+])
+def test_the_key_ops_message_offers_only_what_the_key_type_may_do(key_type, op, allowed):
+    line = one_line(byok_keys=[{'name': 'k', 'vault': 'prod', 'key_type': key_type, 'key_ops': [op]}])
+    assert line.startswith("hsm1: byok_keys[0] (k).key_ops[0]: '%s' is not one of %s" % (op, allowed)), line
+    assert 'import' not in line and 'export' not in line
+
+
+# -- every problem in one run -----------------------------------------------------------------------------------------
+def test_every_problem_of_a_key_comes_in_one_run():
+    """Once: curve P384, key_ops Sign, key_type rsa, vault type Premium; then key_size 1024; then 'import' - in rounds."""
+    vaults = {'prod': {'url': 'https://contoso.vault.azure.net', 'type': 'Premium'}}
+    key = {'name': 'k', 'vault': 'prod', 'key_type': 'rsa', 'key_size': 1024, 'curve': 'P384', 'key_ops': ['Sign', 'import']}
+    found = lines(byok_vaults=vaults, byok_keys=[key])
+    expected = ["hsm1: byok_vaults.prod.type: 'Premium' is not one of auto, premium, managed_hsm; did you mean premium?",
+                "hsm1: byok_keys[0] (k).key_type: 'rsa' is not one of RSA, EC, oct; did you mean RSA?",
+                'hsm1: byok_keys[0] (k).key_size: RSA key_size 1024 is not accepted',
+                "hsm1: byok_keys[0] (k).curve: 'P384' is not one of",
+                'hsm1: byok_keys[0] (k).curve: curve is only for EC keys',
+                "hsm1: byok_keys[0] (k).key_ops[0]: 'Sign' is not one of",
+                "hsm1: byok_keys[0] (k).key_ops[1]: 'import' is not allowed for a BYOK target key"]
+    for start in expected:
+        assert any(line.startswith(start) for line in found), (start, found)
+    assert len(found) == len(expected), found
+
+
+def test_an_aes_key_of_a_wrong_size_for_a_premium_vault_gets_both_problems_at_once():
+    found = lines(byok_keys=[{'name': 'k', 'vault': 'prod', 'key_type': 'OCT', 'key_size': 512}])
+    assert len(found) == 3, found
+    assert "hsm1: byok_keys[0] (k).key_type: 'OCT' is not one of RSA, EC, oct; did you mean oct?" in found
+    assert any(line.startswith('hsm1: byok_keys[0] (k).key_size: oct (AES) key_size 512 is not accepted') for line in found)
+    assert any(line.startswith('hsm1: byok_keys[0] (k).key_type: oct (AES) keys can only be imported into Azure Managed HSM')
+               for line in found), found
