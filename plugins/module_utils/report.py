@@ -15,7 +15,7 @@ __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
-from ansible_collections.byok.keyvault.plugins.module_utils.inventory import in_inventory_terms
+from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')

@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.byok.keyvault.plugins.module_utils.inventory import in_inventory_terms
+from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 
 IN_VAULT = ('transferred', 'in place')
 
