@@ -162,3 +162,64 @@ def test_module_token_not_found_names_the_softhsm_configuration(run_module, make
     run = run_module("hsm_keygen", dict(args, token_label="no-such-token"), env=token.env)
     msg = assert_one_line_failure(run, "no-such-token", "SOFTHSM2_CONF", str(token.conf))
     assert token.label in msg, "the message does not list the tokens that exist: %r" % msg
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Warnings: each key once, named as the user finds it
+# --------------------------------------------------------------------------------------------------------------------
+
+def padding_warnings(output):
+    warnings = re.findall(r"\[WARNING\]: (.*?)(?=\n\S|\Z)", output, re.S)
+    return [" ".join(w.split()) for w in warnings if "zero-pads" in w]
+
+
+def test_zero_padding_warning_names_a_key_wrapped_for_two_vaults_once(lab, make_token, run_playbook, tmp_path):
+    """One HSM key sent to two vaults is wrapped twice in one byok_wrap call; the warning names it once."""
+    token = make_token()
+    name, label = unique("ut-two"), unique("ut-shared")
+    keys = [{"name": name, "label": label, "vault": vault, "key_type": "EC", "curve": "P-256"} for vault in ("premium", "mhsm")]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, unique("ut-kek"))
+    data = json.loads(inventory.read_text())
+    data["all"]["vars"]["byok_vaults"]["mhsm"] = {"url": lab.env["LAB_VAULT_MHSM"], "type": "managed_hsm",
+                                                  "kek_name": unique("ut-kek"), "kek_size": 2048}
+    inventory.write_text(json.dumps(data))
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert run.rc == 0, str(run)
+    padding = padding_warnings(run.output)
+    assert len(padding) == 1, padding
+    assert padding[0].count(label) == 1, "the warning names the key more than once: %r" % padding[0]
+
+
+def test_stage2_warning_names_the_byok_file_and_offline_inventory_without_vaults(lab, make_token, run_playbook, tmp_path):
+    """Stage 2 writes wrapped/HOST/VAULT/NAME.byok, named after the vault key: its warning names that file, not only the
+    HSM label. And docs/air-gapped.md's offline inventory: byok_vaults left out works; the connected inventory's
+    byok_vaults with a URL that cannot be resolved offline is refused before anything is wrapped."""
+    from test_fleet import STAGED, inventory as staged_inventory
+
+    token = make_token()
+    name, label = unique("ut-file"), unique("ut-hsm")
+    keys = [{"name": name, "label": label, "vault": "premium", "key_type": "EC", "curve": "P-256"}]
+    keks = {"premium": unique("ut-kek"), "mhsm": unique("ut-kek")}
+    connected = staged_inventory(tmp_path / "connected.yml", lab, {"hsm1": (token, keys)}, keks)
+    offline = staged_inventory(tmp_path / "offline.yml", lab, {"hsm1": (token, keys)}, keks, with_vaults=False)
+    bundle = tmp_path / "bundle"
+    fetch = run_playbook(STAGED[0], connected, extra_env=lab.azure_env, extra_args=["-e", "byok_bundle_dir=%s" % bundle])
+    assert fetch.rc == 0, str(fetch)
+    fingerprint = json.loads((bundle / "keks" / "premium.json").read_text())["fingerprint"]
+    args = ["-e", "byok_bundle_dir=%s" % bundle, "-e", json.dumps({"byok_expected_kek_fingerprints": {"premium": fingerprint}})]
+
+    # the connected inventory taken offline as it is: its vault URL comes from a variable the offline side lacks
+    unresolved = json.loads(connected.read_text())
+    unresolved["all"]["vars"]["byok_vaults"]["premium"]["url"] = "{{ lookup('ansible.builtin.env', 'BYOK_NO_SUCH_VAULT') }}"
+    (tmp_path / "unresolved.yml").write_text(json.dumps(unresolved))
+    refused = run_playbook(STAGED[1], tmp_path / "unresolved.yml", extra_args=args)
+    assert refused.rc != 0 and "byok_vaults.premium" in refused.output, str(refused)
+    assert not (bundle / "wrapped").exists() or not any((bundle / "wrapped").rglob("*.byok")), str(refused)
+
+    wrap = run_playbook(STAGED[1], offline, extra_args=args)
+    assert wrap.rc == 0, str(wrap)
+    byok = bundle / "wrapped" / "hsm1" / "premium" / ("%s.byok" % name)
+    assert byok.is_file()
+    padding = padding_warnings(wrap.output)
+    assert padding, "SoftHSM 2.6.1 zero-pads every EC key; no warning:\n%s" % wrap.output[-6000:]
+    assert any("%s.byok" % name in w for w in padding), "the warning does not name the .byok file: %s" % padding
