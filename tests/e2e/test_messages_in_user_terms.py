@@ -223,3 +223,27 @@ def test_stage2_warning_names_the_byok_file_and_offline_inventory_without_vaults
     padding = padding_warnings(wrap.output)
     assert padding, "SoftHSM 2.6.1 zero-pads every EC key; no warning:\n%s" % wrap.output[-6000:]
     assert any("%s.byok" % name in w for w in padding), "the warning does not name the .byok file: %s" % padding
+
+
+def test_check_mode_shows_a_planned_rotation_as_a_rotation(lab, make_token, run_playbook, tmp_path):
+    """A key in place, then a new HSM label with force: true (docs/inventory.md, Rotation), in check mode: the new HSM
+    key does not exist yet, so there is no fingerprint to compare - the row says "would rotate", not that the
+    fingerprints differ."""
+    from test_transfer import report_rows
+
+    token = make_token()
+    name, kek = unique("ut-rot"), unique("ut-kek")
+    keys = [{"name": name, "vault": "premium", "key_type": "EC", "curve": "P-256"}]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    first = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert first.rc == 0, str(first)
+
+    keys[0].update(label=unique("ut-rot-2027"), force=True)
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    check = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env, check=True)
+    assert check.rc == 0, str(check)
+    row = report_rows(check.output)[name]
+    assert row["result"].startswith("would rotate"), " ".join("%s=%s" % kv for kv in row.items())
+    assert "new version of %s" % name in row["result"], row
+    assert row["mark"] != "DIFFERS", "no HSM fingerprint yet, nothing was compared: %s" % row
+    assert len(lab.keys()[name]["versions"]) == 1
