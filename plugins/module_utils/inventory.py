@@ -540,4 +540,3 @@ def format_problems(problems, all_hosts):
             who = ', '.join(hosts)
         lines.append(p.line(who))
     return lines
-

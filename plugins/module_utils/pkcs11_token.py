@@ -285,12 +285,12 @@ class HsmToken(object):
             if config and not config[2]:
                 raise HsmError('no token with %s in %s, which read its default configuration %s because %s is not set; '
                                'available tokens: %s; set %s to the configuration that lists the token, or fix '
-                               'token_label/token_serial' % (wanted, self.module_path, config[1], config[0], available,
-                                                             config[0]))
+                               'token_label/token_serial'
+                               % (wanted, self.module_path, config[1], config[0], available, config[0]))
             if config:
                 raise HsmError('no token with %s in %s, configured by %s=%s; available tokens: %s; fix '
-                               'token_label/token_serial or %s' % (wanted, self.module_path, config[0], config[1], available,
-                                                                  config[0]))
+                               'token_label/token_serial or %s'
+                               % (wanted, self.module_path, config[0], config[1], available, config[0]))
             raise HsmError('no token with %s in %s; available tokens: %s; fix token_label/token_serial'
                            % (wanted, self.module_path, available))
         if len(chosen) > 1:

@@ -303,7 +303,7 @@ def main():
     for mechanism, keys in sorted(padded.items()):
         files = sorted(set(dest for dest, _label in keys if dest))
         labels = sorted(set(label for dest, label in keys if not dest))
-        which = ', '.join((['the .byok file %s' % f for f in files]) + (['the .byok of HSM key %s' % l for l in labels]))
+        which = ', '.join(['the .byok file %s' % f for f in files] + ['the .byok of HSM key %s' % k for k in labels])
         hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
                         "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
                         "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
