@@ -769,15 +769,3 @@ def format_problems(problems, all_hosts):
             who = ', '.join(hosts)
         lines.append(p.line(who))
     return lines
-
-
-#: the module option each HSM host variable of the transfer role becomes (module_defaults of the hsm action group)
-HOST_OPTION_VARS = {'user_pin': 'byok_user_pin', 'token_label': 'byok_token_label', 'token_serial': 'byok_token_serial',
-                    'pkcs11_module': 'byok_pkcs11_module', 'vendor': 'byok_hsm_vendor', 'wrap_method': 'byok_wrap_method',
-                    'regenerate': 'byok_regenerate'}
-_OPTION_RE = re.compile(r'(?<![\w.])(%s)\b' % '|'.join(sorted(HOST_OPTION_VARS, key=len, reverse=True)))
-
-
-def in_inventory_terms(message):
-    """A module's message with its option names replaced by the inventory variables the user wrote."""
-    return _OPTION_RE.sub(lambda m: HOST_OPTION_VARS[m.group(1)], message or '')

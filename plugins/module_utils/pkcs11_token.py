@@ -25,6 +25,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_wrap
+from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
@@ -41,10 +42,10 @@ except ImportError:  # pragma: no cover - exercised on hosts without the library
 def pkcs11_argument_spec():
     """Options every HSM-side module shares (documented in the byok.keyvault.pkcs11 doc fragment)."""
     return dict(
-        pkcs11_module=dict(type='path', fallback=(env_fallback, ['PKCS11_MODULE'])),
-        token_label=dict(type='str', no_log=False, fallback=(env_fallback, ['PKCS11_TOKEN_LABEL'])),
+        pkcs11_module=dict(type='path', fallback=(env_fallback, [user_terms.OPTION_ENVIRONMENT['pkcs11_module']])),
+        token_label=dict(type='str', no_log=False, fallback=(env_fallback, [user_terms.OPTION_ENVIRONMENT['token_label']])),
         token_serial=dict(type='str', no_log=False),
-        user_pin=dict(type='str', no_log=True, fallback=(env_fallback, ['PKCS11_USER_PIN'])),
+        user_pin=dict(type='str', no_log=True, fallback=(env_fallback, [user_terms.OPTION_ENVIRONMENT['user_pin']])),
         vendor=dict(type='str', default='auto', choices=list(vendors.VENDOR_CHOICES)),
         lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
     )
@@ -278,14 +279,33 @@ class HsmToken(object):
             wanted = ' and '.join(x for x in (
                 ("token_label '%s'" % self.token_label) if self.token_label else '',
                 ("token_serial '%s'" % self.token_serial) if self.token_serial else '') if x)
+            available = available or 'none (initialise a token first)'
+            # where the vendor profile knows the variable that points the library at its tokens, name what it read
+            config = vendors.configuration_read(self._library_profile())
+            if config and not config[2]:
+                raise HsmError('no token with %s in %s, which read its default configuration %s because %s is not set; '
+                               'available tokens: %s; set %s to the configuration that lists the token, or fix '
+                               'token_label/token_serial'
+                               % (wanted, self.module_path, config[1], config[0], available, config[0]))
+            if config:
+                raise HsmError('no token with %s in %s, configured by %s=%s; available tokens: %s; fix '
+                               'token_label/token_serial or %s'
+                               % (wanted, self.module_path, config[0], config[1], available, config[0]))
             raise HsmError('no token with %s in %s; available tokens: %s; fix token_label/token_serial'
-                           % (wanted, self.module_path, available or 'none (initialise a token first)'))
+                           % (wanted, self.module_path, available))
         if len(chosen) > 1:
             raise HsmError("%d tokens carry the label '%s'; set token_serial to choose one (serials: %s)"
                            % (len(chosen), self.token_label, ', '.join(_token_serial(t) for t in chosen)))
         self.token = chosen[0]
         manufacturer = '%s %s %s' % (self.token.manufacturer_id, self.token.model, self.lib.manufacturer_id)
         self.profile = vendors.resolve(self.vendor, manufacturer, _version(getattr(self.token, 'firmware_version', None)))
+
+    def _library_profile(self):
+        """The vendor profile of the loaded library (before a token is chosen): the vendor asked for, or detected."""
+        try:
+            return vendors.resolve(self.vendor, getattr(self.lib, 'manufacturer_id', ''))
+        except vendors.VendorError:
+            return vendors.get_profile('generic')
 
     def open(self, user_pin):
         """Load the library, select the token and log in once.  user_pin is used here and not kept."""
@@ -646,6 +666,28 @@ class HsmModule(ByokModule):
     def __init__(self, argument_spec, **kwargs):
         libraries = [('python-pkcs11', PKCS11_IMPORT_ERROR), ('cryptography', ki.CRYPTOGRAPHY_IMPORT_ERROR)]
         super(HsmModule, self).__init__(argument_spec, common=pkcs11_argument_spec(), requirements=libraries, **kwargs)
+
+    def options_from_environment(self):
+        """The PKCS#11 options whose value came from the environment (PKCS11_*), not from the task's arguments."""
+        try:
+            from ansible.module_utils.basic import _load_params
+            given = _load_params()
+        except Exception:  # pylint: disable=broad-except  # a private helper of ansible-core: compare values instead
+            given = None
+        out = []
+        for option, variable in user_terms.OPTION_ENVIRONMENT.items():
+            value = os.environ.get(variable)
+            if not value or self.params.get(option) != value:
+                continue
+            if given is None or option not in given:
+                out.append(option)
+        return out
+
+    def fail(self, exc, **result):
+        """Fail as ByokModule does, naming PKCS11_* instead of the option where the value came from the environment."""
+        if isinstance(exc, ByokError):
+            result = dict(self.failure_details(exc), **result)
+        self.module.fail_json(msg=user_terms.in_environment_terms(str(exc), self.options_from_environment()), **result)
 
     def open_token(self):
         """The opened token of this run; fails the module with a one-line message when it cannot be opened."""

@@ -15,14 +15,14 @@ __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
-from ansible_collections.byok.keyvault.plugins.module_utils.inventory import in_inventory_terms
+from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
 ROW_FIELDS = ('host', 'vault', 'vault_url', 'name', 'label', 'key_type', 'key_size', 'curve', 'hsm_fingerprint',
               'vault_fingerprint', 'match', 'kid', 'kek_kid', 'wrap_method', 'token', 'result', 'message')
 #: results a row can have; a key whose import outcome could not be confirmed is 'unknown', never 'failed'
-RESULTS = ('transferred', 'in place', 'would transfer', 'failed', 'unknown')
+RESULTS = ('transferred', 'in place', 'would transfer', 'would rotate', 'failed', 'unknown')
 FAILED = ('failed',)
 NOT_DONE = ('failed', 'unknown')
 
@@ -72,7 +72,8 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None):
             row['result'] = 'failed'
             row['message'] = outcome.get('msg', '')
         elif outcome.get('changed') and outcome.get('kid') is None:
-            row['result'] = 'would transfer'
+            # a planned rotation (force: true over another vault key) is not a first transfer: say so
+            row['result'] = 'would rotate' if entry.get('rotation') else 'would transfer'
             row['message'] = decisions.rotation_text(entry['name']) if entry.get('rotation') else ''
         else:
             row['result'] = 'transferred' if outcome.get('changed') else 'in place'
@@ -148,7 +149,8 @@ def table(rows):
     for r in rows or []:
         version = (r.get('kid') or '').rstrip('/').rsplit('/', 1)[-1] if r.get('kid') else '-'
         fp = r.get('hsm_fingerprint') or '-'
-        mark = 'match' if r.get('match') else ('-' if not r.get('vault_fingerprint') else 'DIFFERS')
+        # DIFFERS only when both sides were compared: in check mode a key to generate has no fingerprint yet
+        mark = 'match' if r.get('match') else ('-' if not (r.get('vault_fingerprint') and r.get('hsm_fingerprint')) else 'DIFFERS')
         cells = (r['name'], _size(r), r['host'] or '-', r.get('label') or '-', r['vault'] or '-', version[:12],
                  '%s %s' % (fp[:16], mark), r['result'] + ((': ' + r['message']) if r.get('message') else ''))
         lines.append(tuple(_cell(c) for c in cells))

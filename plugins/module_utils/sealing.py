@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.byok.keyvault.plugins.module_utils.inventory import in_inventory_terms
+from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 
 IN_VAULT = ('transferred', 'in place')
 
@@ -32,7 +32,7 @@ def _sealed_by_keygen(keygen):
 def _sealable(rows, label, check_mode):
     mine = [r for r in rows or [] if r.get('label') == label]
     if check_mode:
-        return all(r.get('result') in IN_VAULT + ('would transfer',) for r in mine)
+        return all(r.get('result') in IN_VAULT + ('would transfer', 'would rotate') for r in mine)
     return all(r.get('result') in IN_VAULT and r.get('match') for r in mine)
 
 

@@ -65,6 +65,10 @@ DEFAULTS = {
     # uses one: target keys are then generated with CKA_WRAP_WITH_TRUSTED, so only a trusted key can wrap them out
     'trusted_wrapping_keys': False,
     'legacy_methods': {},
+    # The environment variable that tells the library where its configuration (and so its tokens) is, and what the
+    # library reads when it is not set; messages name both when a token is not found
+    'config_variable': None,
+    'config_defaults': (),
 }
 
 #: what the Luna client gives every Luna profile
@@ -73,6 +77,8 @@ LUNA_CLIENT = {
                       '/opt/safenet/lunaclient/lib/libCryptoki2_64.so'],
     # The Luna client finds its configuration through this variable (default /etc/Chrystoki.conf)
     'environment_defaults': {'ChrystokiConfigurationPath': '/etc'},
+    'config_variable': 'ChrystokiConfigurationPath',
+    'config_defaults': ('/etc',),
     'required_files': [('ChrystokiConfigurationPath', 'Chrystoki.conf')],
     'token_selection': 'partition label (token_label) or partition serial number (token_serial)',
     'user_role': 'Crypto Officer',
@@ -152,6 +158,10 @@ PROFILES = {
         # SoftHSM 2.6.1 computes RFC 5649 under CKM_AES_KEY_WRAP_PAD and zero-pads what it wraps to a multiple of 8
         # bytes; the known-answer tests see both (pkcs11_wrap), so nothing here assumes either
         manufacturers=('softhsm',),
+        # where SoftHSM finds its token directory: SOFTHSM2_CONF, else the path it was built with (Debian and Ubuntu:
+        # /etc/softhsm/softhsm2.conf; Fedora and RHEL: /etc/softhsm2.conf)
+        config_variable='SOFTHSM2_CONF',
+        config_defaults=('/etc/softhsm/softhsm2.conf', '/etc/softhsm2.conf'),
     ),
     'generic': _profile(),
 }
@@ -206,6 +216,25 @@ def library_environment(profile, environ=None):
     """Variables the vendor library needs that are not set yet (name -> default value)."""
     environ = os.environ if environ is None else environ
     return dict((k, v) for k, v in profile['environment_defaults'].items() if k not in environ)
+
+
+def config_variables():
+    """The configuration variables of every profile (SOFTHSM2_CONF, ChrystokiConfigurationPath, ...)."""
+    return sorted(set(p['config_variable'] for p in PROFILES.values() if p.get('config_variable')))
+
+
+def configuration_read(profile, environ=None, exists=os.path.exists):
+    """(variable, what the library read, whether the variable is set) for a profile that knows its configuration
+    variable, else None.  Unset, the library read its built-in default: the first default path that exists."""
+    variable = profile.get('config_variable')
+    if not variable:
+        return None
+    environ = os.environ if environ is None else environ
+    if environ.get(variable):
+        return variable, environ[variable], True
+    defaults = profile.get('config_defaults') or ()
+    found = [d for d in defaults if exists(d)]
+    return variable, (found or list(defaults) or ['its built-in default'])[0], False
 
 
 def missing_files(profile, environ=None, exists=os.path.exists):

@@ -293,16 +293,20 @@ def main():
     def one(item):
         r = wrap_key(token, item, keks[item['kek_kid']], item['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
         if r.pop('warning', None):
-            padded.setdefault(r['wrap_mechanism'], set()).add(r.get('label'))
+            # named as the user finds it: the file written (named after the vault key), else the HSM label
+            padded.setdefault(r['wrap_mechanism'], set()).add((r.get('dest'), r.get('label')))
         return r
 
     with token:
         results = hsm.run_keys(items, one, 'label')
         info = token.info()
-    for mechanism, labels in sorted(padded.items()):
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): the .byok "
-                        "of %s can carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers "
-                        "accept and strict PKCS#8 parsers refuse" % (info['label'], mechanism, ', '.join(sorted(labels))))
+    for mechanism, keys in sorted(padded.items()):
+        files = sorted(set(dest for dest, _label in keys if dest))
+        labels = sorted(set(label for dest, label in keys if not dest))
+        which = ', '.join(['the .byok file %s' % f for f in files] + ['the .byok of HSM key %s' % k for k in labels])
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
+                        "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
+                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
     if single:
         hsm.finish(results, True, token=info)
     extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
