@@ -187,12 +187,11 @@ def test_a_vault_that_cannot_be_read_marks_only_its_own_keys(lab, make_token, ru
     assert "vault premium could not be read" not in json.dumps(rows), rows
 
 
-def test_the_manifest_names_the_run_and_the_table_fits_80_columns(lab, make_token, run_playbook, tmp_path):
-    names = (unique("rp-man-rsa-with-a-rather-long-name"), unique("rp-man-aes"), unique("rp-man-aes2"))
+def test_the_manifest_names_the_run_its_controller_versions_and_keks(lab, make_token, run_playbook, tmp_path):
+    names = (unique("rp-man-rsa"), unique("rp-man-aes"), unique("rp-man-aes2"))
     keks = {"premium": unique("rp-kek"), "mhsm": unique("rp-kek")}
     inventory = proof_inventory(lab, make_token, tmp_path, names, keks)
-    narrow = {"COLUMNS": "80", "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml"}
-    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=dict(lab.azure_env, **narrow))
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
     assert run.rc == 0, str(run)
     document = manifest(tmp_path)
     assert document["run_id"] and document["started"] and document["finished"], document
@@ -203,6 +202,17 @@ def test_the_manifest_names_the_run_and_the_table_fits_80_columns(lab, make_toke
     kek_id = lab.key_client("mhsm").get_key(keks["mhsm"]).id
     assert mhsm["kek_kid"] == kek_id and mhsm["kek_fingerprint"] == lab.vault_key_sha256(keks["mhsm"], "mhsm"), mhsm
     assert all(r["proof"] for r in document["keys"]), document["keys"]
+    assert "premium" not in document["vaults"], document["vaults"]  # no key of this inventory goes there
+    text = (tmp_path / "manifests" / ("byok-transfer-%s.txt" % document["run_id"])).read_text()
+    assert "vault mhsm (%s): KEK %s, fingerprint %s" % (lab.env["LAB_VAULT_MHSM"], kek_id, mhsm["kek_fingerprint"]) in text, text
+
+
+def test_the_table_fits_80_columns_one_line_per_key_and_a_wider_terminal_gets_more(lab, make_token, run_playbook, tmp_path):
+    names = (unique("rp-tab-rsa-with-a-rather-long-name"), unique("rp-tab-aes"), unique("rp-tab-aes2"))
+    inventory = proof_inventory(lab, make_token, tmp_path, names, {"premium": unique("rp-kek"), "mhsm": unique("rp-kek")})
+    # the project's ansible.cfg prints results as YAML
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=dict(lab.azure_env, COLUMNS="80", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml"))
+    assert run.rc == 0, str(run)
 
     # every line of the table; the last line, the manifest's path, is as long as the path is
     lines = [line for line in table_block(run.output) if "audit manifest: " not in line]
