@@ -357,9 +357,9 @@ COLUMNS = (
     ('RESULT', None, True),
     ('TYPE', _size, False),
     ('PROOF', lambda r: SHORT_PROOF.get(r.get('proof'), '-'), False),
+    ('FINGERPRINT', lambda r: (r.get('hsm_fingerprint') or '-')[:16], False),
     ('SIGNATURE', lambda r: _short_signature(r.get('signature')), False),
     ('HSM LABEL', lambda r: r.get('label'), False),
-    ('FINGERPRINT', lambda r: (r.get('hsm_fingerprint') or '-')[:16], False),
 )
 ORDER = ('KEY', 'TYPE', 'HOST', 'HSM LABEL', 'VAULT', 'VERSION', 'FINGERPRINT', 'CHECK', 'PROOF', 'SIGNATURE', 'RESULT')
 CUTTABLE = ('KEY', 'HOST', 'VAULT', 'HSM LABEL')

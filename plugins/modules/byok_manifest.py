@@ -14,7 +14,8 @@ version_added: 1.0.0
 description:
   - Writes C(byok-transfer-<run id>.json) (schema C(byok.keyvault/manifest/2)) and C(byok-transfer-<run id>.txt) into O(dir)
     on the Ansible controller, as mode 0600 files written atomically; the directory is created with mode 0700 when missing.
-  - The JSON holds the run id, the start (O(started)) and finish times, the controller's host name and user, the versions of
+  - >-
+    The JSON holds the run id, the start (O(started)) and finish times, the controller's host name and user, the versions of
     this collection and of ansible-core, each vault's URL and the kid and fingerprint of the KEK its keys were wrapped under
     in this run (null when none was needed), the hosts without a report or that stopped, and the rows (C(keys)); each row
     names its C(proof) (C(fingerprint from the vault's JWK), C(KCV computed by the vault), or C(unverified: only the
