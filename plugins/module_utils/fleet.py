@@ -193,6 +193,11 @@ def decide(host_plan, keygen, vault_state, keks):
             'wrap_vaults': dict((k['kek_kid'], v) for v, k in wrap_keks.items())}
 
 
+def wrap_results(work, wrapped):
+    """{(vault, label): byok_wrap's result for that key} of the host's wrap step (for the report)."""
+    return _wrapped_by_vault(work, wrapped)
+
+
 def _wrapped_by_vault(work, wrapped):
     """{(vault, label): byok_wrap's result for that key} of the host's wrap step."""
     vaults = (work or {}).get('wrap_vaults') or {}

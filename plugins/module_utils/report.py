@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import textwrap
+
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
 from ansible_collections.byok.keyvault.plugins.module_utils.inventory import in_inventory_terms
@@ -129,7 +131,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, va
     outcomes = fleet.import_outcomes(imports)
     kek_facts, kek_failed = fleet.kek_facts(keks)
     methods = fleet.wrap_methods(work, wrapped)
-    wraps = fleet._wrapped_by_vault(work, wrapped)
+    wraps = fleet.wrap_results(work, wrapped)
     wrap_failure = _step_failure(wrapped)
     reads = fleet.vault_reads(vault_state) if _ran(vault_state) else None
     keygen_failure = _step_failure(keygen)
@@ -396,7 +398,6 @@ def _render(cells, widths):
 def _wrap(text, width, indent='    '):
     if width is None or len(text) <= width:
         return [text]
-    import textwrap
     return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False)
 
 
