@@ -135,6 +135,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, va
     wrap_failure = _step_failure(wrapped)
     reads = fleet.vault_reads(vault_state) if _ran(vault_state) else None
     keygen_failure = _step_failure(keygen)
+    keygen_failure = in_inventory_terms(keygen_failure) if keygen_failure else None
     token = dict((f, ((keygen or {}).get('token') or {}).get(f)) for f in TOKEN_FIELDS)
     rows = []
     for entry in entries:
@@ -166,10 +167,8 @@ def _undecided(row, entry, reads, kek_failed, keygen, keygen_failure, failure):
         row.update(result='failed', message='vault %s could not be read: %s' % (vault, in_inventory_terms(read_failure)))
         return
     if held is not None and held.get('exists'):
-        identity, source = fleet.vault_identity_and_source(held, entry['key_type'])
-        row.update(kid=held.get('kid'), vault_fingerprint=identity)
-        _proof(row, source)
-        row['match'] = None  # the HSM key was not read: nothing was compared
+        identity = fleet.vault_identity(held, entry['key_type'])
+        row.update(kid=held.get('kid'), vault_fingerprint=identity, proof=None, match=None)  # the HSM key was not read
         row.update(result='not done', message='the vault holds version %s; not compared with the HSM key: %s'
                    % (_version(held.get('kid')), stopped))
         return
@@ -250,7 +249,7 @@ def outside_rows(hosts_keys, reason=OUTSIDE_LIMIT):
             if not isinstance(key, dict):
                 continue
             rows.append(new_row(dict(key, label=key.get('label') or key.get('name')), host, result='not done',
-                                in_run=False, message=reason))
+                                in_run=False, signature='not done', message=reason))
     return rows
 
 
