@@ -143,7 +143,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, va
             continue
         row = new_row(entry, host, token=token)
         if 'action' not in entry:
-            _undecided(row, entry, reads, kek_failed, keygen, keygen_failure, failure)
+            _undecided(row, entry, reads, kek_failed, keygen_failure, failure)
         else:
             _decided(row, entry, outcomes, kek_facts, methods, wraps, wrap_failure, imports, failure)
         outcome = outcomes.get((entry['vault'], key_name_key(entry['name'])))
@@ -155,7 +155,7 @@ def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, va
     return rows
 
 
-def _undecided(row, entry, reads, kek_failed, keygen, keygen_failure, failure):
+def _undecided(row, entry, reads, kek_failed, keygen_failure, failure):
     """A key of a host that stopped before deciding: what each step that ran said about it."""
     vault = entry['vault']
     stopped = failure or keygen_failure or 'this host stopped before its keys were compared'
