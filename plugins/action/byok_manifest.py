@@ -109,8 +109,8 @@ def manifest_documents(rows, silent_hosts, finished, check_mode, run=None):
         controller.get('host') or '-', controller.get('user') or '-', versions.get('collection') or '-',
         versions.get('ansible_core') or '-'))
     for name, vault in sorted(document['vaults'].items()):
-        lines.append('vault %s (%s): KEK %s, fingerprint %s' % (name, vault.get('url') or '-', vault.get('kek_kid') or 'none in this run',
-                                                               vault.get('kek_fingerprint') or '-'))
+        lines.append('vault %s (%s): KEK %s, fingerprint %s' % (
+            name, vault.get('url') or '-', vault.get('kek_kid') or 'none in this run', vault.get('kek_fingerprint') or '-'))
     lines.extend(report.table(rows))
     lines.extend(report.details(rows))
     if silent_hosts:
