@@ -11,8 +11,12 @@ __metaclass__ = type
 import binascii
 import datetime
 import errno
+import getpass
 import json
 import os
+import socket
+
+from ansible.release import __version__ as ansible_core_version
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_native
@@ -22,7 +26,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.byok_file import atomic_write
 
-SCHEMA = 'byok.keyvault/manifest/1'
+SCHEMA = 'byok.keyvault/manifest/2'
 #: what to do about a manifest directory that is not this user's own
 MANIFEST_FIX = ('point byok_manifest_dir (or BYOK_MANIFEST_DIR) at a directory of this user that only it may write, by its '
                 'real path (mkdir -m 0700 DIR)')
@@ -31,7 +35,10 @@ ARGUMENT_SPEC = dict(
     dir=dict(type='path', required=True),
     rows=dict(type='list', elements='dict', required=True),
     hosts_without_report=dict(type='list', elements='str', default=[]),
+    hosts_failed=dict(type='dict', default={}),
+    started=dict(type='str'),
 )
+COLLECTION_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 
 
 def run_id(finished):
@@ -59,14 +66,57 @@ def write_new(path, data, mode=0o600):
         os.close(dir_fd)
 
 
-def manifest_documents(rows, silent_hosts, finished, check_mode):
-    """(JSON text, summary text) of a run: the same rows, for machines and for people."""
-    document = {'schema': SCHEMA, 'finished': finished, 'check_mode': check_mode,
-                'hosts_without_report': silent_hosts, 'keys': rows}
-    lines = ['byok.keyvault transfer finished %s%s' % (finished, ' (check mode: nothing was changed)' if check_mode else '')]
+def collection_version():
+    """The version of this collection: its MANIFEST.json when installed, else the galaxy.yml of a checkout."""
+    try:
+        with open(os.path.join(COLLECTION_ROOT, 'MANIFEST.json'), 'rb') as f:
+            return json.loads(f.read().decode('utf-8'))['collection_info']['version']
+    except (IOError, OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        with open(os.path.join(COLLECTION_ROOT, 'galaxy.yml'), 'rb') as f:
+            for line in f.read().decode('utf-8').splitlines():
+                if line.startswith('version:'):
+                    return line.split(':', 1)[1].strip().strip('\'"')
+    except (IOError, OSError, ValueError):
+        pass
+    return None
+
+
+def controller_facts():
+    """Where the manifest was written: the controller's host name and the user the run ran as."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name and no passwd entry (a container with an arbitrary uid)
+        user = 'uid %d' % os.getuid()
+    return {'host': socket.gethostname(), 'user': user}
+
+
+def manifest_documents(rows, silent_hosts, finished, check_mode, run=None):
+    """(JSON text, summary text) of a run: the same rows, for machines and for people.
+
+    run holds what identifies the run: run_id, started, controller {host, user}, versions {collection, ansible_core}
+    and hosts_failed {host: why it stopped}; the vaults (each one's KEK kid and fingerprint) come from the rows."""
+    run = run or {}
+    document = {'schema': SCHEMA, 'run_id': run.get('run_id'), 'started': run.get('started'), 'finished': finished,
+                'check_mode': check_mode, 'controller': run.get('controller'), 'versions': run.get('versions'),
+                'vaults': report.vaults_of(rows), 'hosts_without_report': silent_hosts,
+                'hosts_failed': run.get('hosts_failed') or {}, 'keys': rows}
+    lines = ['byok.keyvault transfer finished %s%s' % (finished, ' (check mode: nothing was changed)' if check_mode else ''),
+             'run %s, started %s' % (run.get('run_id') or '-', run.get('started') or '-')]
+    controller, versions = run.get('controller') or {}, run.get('versions') or {}
+    lines.append('controller %s, user %s; byok.keyvault %s, ansible-core %s' % (
+        controller.get('host') or '-', controller.get('user') or '-', versions.get('collection') or '-',
+        versions.get('ansible_core') or '-'))
+    for name, vault in sorted(document['vaults'].items()):
+        lines.append('vault %s (%s): KEK %s, fingerprint %s' % (
+            name, vault.get('url') or '-', vault.get('kek_kid') or 'none in this run', vault.get('kek_fingerprint') or '-'))
     lines.extend(report.table(rows))
+    lines.extend(report.details(rows))
     if silent_hosts:
         lines.append('hosts without a report (failed before planning): %s' % ', '.join(silent_hosts))
+    for host, why in sorted((run.get('hosts_failed') or {}).items()):
+        lines.append('host %s stopped: %s' % (host, why))
     return json.dumps(document, indent=4, sort_keys=True) + '\n', '\n'.join(lines) + '\n'
 
 
@@ -82,11 +132,14 @@ class ActionModule(ByokAction):
             result['msg'] = 'check mode: no manifest written'
             return result
         directory = os.path.expanduser(args['dir'])
-        json_text, summary = manifest_documents(args['rows'], args['hosts_without_report'], finished, False)
+        run = {'started': args['started'] or None, 'controller': controller_facts(), 'hosts_failed': args['hosts_failed'],
+               'versions': {'collection': collection_version(), 'ansible_core': ansible_core_version}}
         try:
             private_directory(directory)
             for dummy in range(5):
-                base = os.path.join(directory, 'byok-transfer-%s' % run_id(finished))
+                run['run_id'] = run_id(finished)
+                json_text, summary = manifest_documents(args['rows'], args['hosts_without_report'], finished, False, run)
+                base = os.path.join(directory, 'byok-transfer-%s' % run['run_id'])
                 try:
                     write_new(base + '.json', to_bytes(json_text))
                     break

@@ -97,13 +97,29 @@ def vault_holdings(vault_state):
     return out
 
 
+#: where a vault identity came from (as keyvault_import's identity_source): the vault's JWK, a KCV the vault computed, or
+#: only the byok-kcv tag the collection wrote itself
+SOURCE_JWK = 'vault-jwk'
+SOURCE_VAULT_KCV = 'vault-kcv'
+SOURCE_KCV_TAG = 'kcv-tag'
+
+
+def vault_identity_and_source(entry, key_type):
+    """(identity, source) of the current version of a vault key (keyvault_key_info's entry): its fingerprint from the
+    vault's JWK, or for AES the KCV the vault computed, else the byok-kcv tag (source kcv-tag: proves nothing)."""
+    if not entry or not entry.get('exists'):
+        return None, None
+    if key_type == 'oct':
+        if entry.get('kcv'):
+            return entry['kcv'], SOURCE_VAULT_KCV
+        tag = (entry.get('tags') or {}).get(KCV_TAG)
+        return tag, (SOURCE_KCV_TAG if tag else None)
+    return entry.get('fingerprint'), (SOURCE_JWK if entry.get('fingerprint') else None)
+
+
 def vault_identity(entry, key_type):
     """What identifies the current version of a vault key: its fingerprint, or for AES its KCV (vault-side, else tag)."""
-    if not entry or not entry.get('exists'):
-        return None
-    if key_type == 'oct':
-        return entry.get('kcv') or (entry.get('tags') or {}).get(KCV_TAG)
-    return entry.get('fingerprint')
+    return vault_identity_and_source(entry, key_type)[0]
 
 
 def kek_vaults(plan, vault_state):
@@ -154,12 +170,13 @@ def decide(host_plan, keygen, vault_state, keks):
         h = hsm.get(entry['label']) or {}
         held = holdings.get(entry['vault'], {}).get(key_name_key(entry['name']))
         hsm_identity = h.get('fingerprint')
-        vault_id = vault_identity(held, entry['key_type'])
+        vault_id, vault_source = vault_identity_and_source(held, entry['key_type'])
         action, reason = decisions.import_decision(bool(held and held.get('exists')), vault_id, hsm_identity, entry.get('force'))
         if action == decisions.IMPORT and entry['vault'] not in kek:
             # only in check mode, for a key the run would import although no KEK was fetched: the real run fetches it
             reason += '; its KEK is fetched by the real run'
         decided = dict(entry, action=action, reason=reason, hsm_fingerprint=hsm_identity, vault_fingerprint=vault_id,
+                       identity_source=vault_source,
                        vault_kid=(held or {}).get('kid'), rotation=bool(action == decisions.IMPORT and held and held.get('exists')),
                        key_size=h.get('key_size') or entry.get('key_size'), curve=h.get('curve') or entry.get('curve'))
         keys.append(decided)
@@ -174,6 +191,11 @@ def decide(host_plan, keygen, vault_state, keks):
                 wrap_keys.append(item)
     return {'keys': keys, 'wrap_keks': [wrap_keks[v] for v in sorted(wrap_keks)], 'wrap_keys': wrap_keys,
             'wrap_vaults': dict((k['kek_kid'], v) for v, k in wrap_keks.items())}
+
+
+def wrap_results(work, wrapped):
+    """{(vault, label): byok_wrap's result for that key} of the host's wrap step (for the report)."""
+    return _wrapped_by_vault(work, wrapped)
 
 
 def _wrapped_by_vault(work, wrapped):
@@ -250,6 +272,34 @@ def import_outcomes(imports):
 
 def kek_kids(keks):
     return dict((_vault_of(r), r.get('kid')) for r in _results(keks) if not _failed(r, 'kid'))
+
+
+def kek_facts(keks):
+    """{vault: {'kek_kid', 'kek_fingerprint'}} of the KEKs fetched, and {vault: message} of those that failed."""
+    facts, failed = {}, {}
+    for r in _results(keks):
+        if r.get('skipped'):
+            continue
+        if _failed(r, 'kid'):
+            failed[_vault_of(r)] = r.get('msg') or 'failed'
+        else:
+            facts[_vault_of(r)] = {'kek_kid': r.get('kid'), 'kek_fingerprint': r.get('fingerprint')}
+    return facts, failed
+
+
+def vault_reads(vault_state):
+    """{vault: (keys by name key, message or None)} of a keyvault_key_info step: each vault's look-ups and, when its read
+    failed, its own message; a step that failed as a whole gives every vault its message under the key None."""
+    out = {}
+    every = _whole_failure(vault_state)
+    if every:
+        out[None] = ({}, every)
+    for result in _results(vault_state):
+        if result.get('every') or result.get('skipped'):
+            continue
+        keys = dict((key_name_key(e.get('name')), e) for e in result.get('keys') or [])
+        out[_vault_of(result)] = (keys, (result.get('msg') or 'failed') if _failed(result, 'keys') else None)
+    return out
 
 
 def wrap_methods(work, wrapped):

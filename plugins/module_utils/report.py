@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import textwrap
+
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
@@ -20,11 +22,38 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import 
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
 ROW_FIELDS = ('host', 'vault', 'vault_url', 'name', 'label', 'key_type', 'key_size', 'curve', 'hsm_fingerprint',
-              'vault_fingerprint', 'match', 'kid', 'kek_kid', 'wrap_method', 'token', 'result', 'message')
-#: results a row can have; a key whose import outcome could not be confirmed is 'unknown', never 'failed'
-RESULTS = ('transferred', 'in place', 'would transfer', 'would rotate', 'failed', 'unknown')
+              'vault_fingerprint', 'match', 'proof', 'signature', 'kid', 'kek_kid', 'kek_fingerprint', 'wrap_method', 'token',
+              'in_run', 'result', 'message')
+#: results a row can have; a key whose import outcome could not be confirmed is 'unknown', never 'failed'; a key whose
+#: steps did not run (its host stopped at another step, or is outside the run's --limit) is 'not done', never ok
+RESULTS = ('transferred', 'in place', 'would transfer', 'would rotate', 'failed', 'unknown', 'not done')
 FAILED = ('failed',)
-NOT_DONE = ('failed', 'unknown')
+NOT_DONE = ('failed', 'unknown', 'not done')
+DONE = ('transferred', 'in place', 'would transfer', 'would rotate')
+
+#: what proves that the vault's key is the HSM key, per row (the proof field)
+PROOF_JWK = "fingerprint from the vault's JWK"
+PROOF_VAULT_KCV = 'KCV computed by the vault'
+PROOF_TAG = "unverified: only the collection's own tag"
+PROOFS = {fleet.SOURCE_JWK: PROOF_JWK, fleet.SOURCE_VAULT_KCV: PROOF_VAULT_KCV, fleet.SOURCE_KCV_TAG: PROOF_TAG}
+#: the signature field when byok_verify_signature is off
+SIGNATURE_NOT_ASKED = 'not asked'
+OUTSIDE_LIMIT = "not in this run's --limit"
+
+
+def _proof(row, source):
+    """Set the row's proof from where its vault identity came from, and match from it: a match is claimed only when the
+    vault itself gave the identity (its JWK, or a KCV it computed); the collection's own tag proves nothing."""
+    if not row.get('vault_fingerprint'):
+        row.update(proof=None, match=None)
+        return row
+    row['proof'] = PROOFS.get(source)
+    same = decisions.same_identity(row['hsm_fingerprint'], row['vault_fingerprint'])
+    if source in (fleet.SOURCE_JWK, fleet.SOURCE_VAULT_KCV):
+        row['match'] = same
+    else:
+        row['match'] = False if (same is False and decisions.known(row['hsm_fingerprint'])) else None
+    return row
 
 
 def new_row(entry, host=None, **facts):
@@ -33,56 +62,170 @@ def new_row(entry, host=None, **facts):
     row.update(host=host or entry.get('host'), vault=entry.get('vault'), vault_url=entry.get('vault_url'),
                name=entry.get('name'), label=entry.get('label') or entry.get('name'), key_type=entry.get('key_type'),
                key_size=entry.get('key_size'), curve=entry.get('curve'), hsm_fingerprint=entry.get('hsm_fingerprint'),
-               vault_fingerprint=entry.get('vault_fingerprint'), kid=entry.get('vault_kid'), message='')
+               vault_fingerprint=entry.get('vault_fingerprint'), kid=entry.get('vault_kid'), in_run=True, message='')
+    source = facts.pop('identity_source', entry.get('identity_source'))
     row.update(facts)
-    row['match'] = decisions.same_identity(row['hsm_fingerprint'], row['vault_fingerprint'])
-    return row
+    return _proof(row, source)
 
 
-def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None):
-    """The rows of one host after the transfer role's steps (decide, wrap, import)."""
+def _signature(row, asked, outcome=None):
+    """What the signature check (byok_verify_signature) did for this row."""
+    if not asked:
+        return SIGNATURE_NOT_ASKED
+    if row.get('key_type') == 'oct':
+        return 'not possible for AES (its proof is the KCV)'
+    proof = (outcome or {}).get('proof') or {}
+    if proof.get('method') == 'signature' and proof.get('verified'):
+        return 'verified (%s)' % proof.get('algorithm') if proof.get('algorithm') else 'verified'
+    if outcome is not None and (outcome.get('failed') or outcome.get('outcome_unknown')):
+        return 'failed: see the message'
+    if row.get('result') in ('would transfer', 'would rotate'):
+        return 'not done (check mode)'
+    if row.get('result') == 'in place' and outcome is None:
+        return 'not done (the key was in place; only an import is signed)'
+    return 'not done'
+
+
+def _held(reads, vault, name):
+    """(the vault's entry for the key or None, the message of a failed read of the key or its vault, or None)."""
+    if None in reads:
+        return None, reads[None][1]
+    if vault not in reads:
+        return None, None
+    keys, message = reads[vault]
+    entry = keys.get(key_name_key(name))
+    if entry is not None and entry.get('failed'):
+        return None, entry.get('msg') or message or 'failed'
+    if entry is not None and 'exists' in entry:
+        return entry, None
+    return None, message
+
+
+def _step_failure(registered):
+    """The message of a registered module step that failed (failed_when: false or not), else None."""
+    if not isinstance(registered, dict) or registered.get('skipped'):
+        return None
+    if registered.get('failed') or registered.get('unreachable'):
+        return registered.get('msg') or 'failed'
+    return None
+
+
+def _ran(registered):
+    return isinstance(registered, dict) and bool(registered) and not registered.get('skipped')
+
+
+def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, vault_state=None, host_plan=None, failure=None,
+              verify_signature=False):
+    """The rows of one host, each derived from what each step of the transfer role did for its key.
+
+    work is byok_decide's result (None when the host stopped before the decision: then the keys of host_plan are used);
+    vault_state, keks, keygen, wrapped and imports are the registered results of the steps (None when a step did not run);
+    failure is the message of the task that stopped the host (its rescue), if any.  Each outcome is set explicitly: a
+    step that failed for a key makes it 'failed' with that step's message (a vault's read failure with that vault's own
+    message); a key whose steps did not run is 'not done' with the reason; a key the vault holds is never 'failed' nor
+    without its vault version because another step failed.
+    """
+    failure = in_inventory_terms(failure) if failure else None
+    decided = (work or {}).get('keys')
+    entries = decided if decided is not None else (host_plan or {}).get('keys') or []
     outcomes = fleet.import_outcomes(imports)
-    kids = fleet.kek_kids(keks)
+    kek_facts, kek_failed = fleet.kek_facts(keks)
     methods = fleet.wrap_methods(work, wrapped)
+    wraps = fleet.wrap_results(work, wrapped)
+    wrap_failure = _step_failure(wrapped)
+    reads = fleet.vault_reads(vault_state) if _ran(vault_state) else None
+    keygen_failure = _step_failure(keygen)
+    keygen_failure = in_inventory_terms(keygen_failure) if keygen_failure else None
     token = dict((f, ((keygen or {}).get('token') or {}).get(f)) for f in TOKEN_FIELDS)
     rows = []
-    for entry in (work or {}).get('keys') or []:
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
         row = new_row(entry, host, token=token)
-        if entry['action'] == decisions.CONFLICT:
-            row['result'] = 'failed'
-            row['message'] = ("vault key %s is not HSM key %s: %s; nothing was wrapped or imported. Set force: true on "
-                              "byok_keys entry %s to import the HSM key as a %s (a rotation), or use another name"
-                              % (entry['name'], entry['label'], entry['reason'], entry['name'],
-                                 decisions.rotation_text(entry['name'])))
-            rows.append(row)
-            continue
-        if entry['action'] == decisions.KEEP:
-            row['result'] = 'in place'
-            rows.append(row)
-            continue
-        row.update(kek_kid=kids.get(entry['vault']), wrap_method=methods.get((entry['vault'], entry['label'])))
-        outcome = outcomes.get((entry['vault'], key_name_key(entry['name']))) or outcomes.get(fleet.EVERY_KEY)
-        if outcome is None:
-            row['result'] = 'failed'
-            row['message'] = 'not imported: nothing was wrapped for this key or the import did not reach it (see the task above)'
-        elif outcome.get('outcome_unknown'):
-            row['result'] = 'unknown'
-            row['message'] = outcome.get('msg', '')
-        elif outcome.get('failed'):
-            row['result'] = 'failed'
-            row['message'] = outcome.get('msg', '')
-        elif outcome.get('changed') and outcome.get('kid') is None:
-            # a planned rotation (force: true over another vault key) is not a first transfer: say so
-            row['result'] = 'would rotate' if entry.get('rotation') else 'would transfer'
-            row['message'] = decisions.rotation_text(entry['name']) if entry.get('rotation') else ''
+        if 'action' not in entry:
+            _undecided(row, entry, reads, kek_failed, keygen_failure, failure)
         else:
-            row['result'] = 'transferred' if outcome.get('changed') else 'in place'
-            row.update(kid=outcome.get('kid'), vault_fingerprint=outcome.get('fingerprint'), attempts=outcome.get('attempts'))
-            if outcome.get('changed') and entry.get('rotation'):
-                row['message'] = decisions.rotation_text(entry['name'])
-        row['match'] = decisions.same_identity(row['hsm_fingerprint'], row['vault_fingerprint'])
+            _decided(row, entry, outcomes, kek_facts, methods, wraps, wrap_failure, imports, failure)
+        outcome = outcomes.get((entry['vault'], key_name_key(entry['name'])))
+        row['signature'] = _signature(row, verify_signature, outcome)
+        if failure and row['result'] in DONE and failure not in row['message']:
+            # the key's own steps went through; the step that stopped the host came after (or was about others)
+            row['message'] = '; '.join(m for m in (row['message'], 'this host then stopped: %s' % failure) if m)
         rows.append(row)
     return rows
+
+
+def _undecided(row, entry, reads, kek_failed, keygen_failure, failure):
+    """A key of a host that stopped before deciding: what each step that ran said about it."""
+    vault = entry['vault']
+    stopped = failure or keygen_failure or 'this host stopped before its keys were compared'
+    if reads is None:
+        row.update(result='not done', message='the vault read did not run: %s' % stopped)
+        return
+    held, read_failure = _held(reads, vault, entry['name'])
+    if read_failure:
+        row.update(result='failed', message='vault %s could not be read: %s' % (vault, in_inventory_terms(read_failure)))
+        return
+    if held is not None and held.get('exists'):
+        identity = fleet.vault_identity(held, entry['key_type'])
+        row.update(kid=held.get('kid'), vault_fingerprint=identity, proof=None, match=None)  # the HSM key was not read
+        row.update(result='not done', message='the vault holds version %s; not compared with the HSM key: %s'
+                   % (_version(held.get('kid')), stopped))
+        return
+    if vault in kek_failed:
+        row.update(result='failed', message='the KEK of vault %s could not be had: %s' % (vault, in_inventory_terms(kek_failed[vault])))
+        return
+    if keygen_failure:
+        row.update(result='failed', message='the HSM step failed: %s' % keygen_failure)
+        return
+    row.update(result='not done', message='not wrapped or imported: %s' % stopped)
+
+
+def _decided(row, entry, outcomes, kek_facts, methods, wraps, wrap_failure, imports, failure):
+    """A key the transfer decided about (import, keep or conflict): the outcome of the steps that followed."""
+    if entry['action'] == decisions.CONFLICT:
+        row['result'] = 'failed'
+        row['message'] = ("vault key %s is not HSM key %s: %s; nothing was wrapped or imported. Set force: true on "
+                          "byok_keys entry %s to import the HSM key as a %s (a rotation), or use another name"
+                          % (entry['name'], entry['label'], entry['reason'], entry['name'],
+                             decisions.rotation_text(entry['name'])))
+        return
+    if entry['action'] == decisions.KEEP:
+        row['result'] = 'in place'
+        return
+    row.update(kek_facts.get(entry['vault']) or {})
+    where = (entry['vault'], entry['label'])
+    row['wrap_method'] = methods.get(where)
+    outcome = outcomes.get((entry['vault'], key_name_key(entry['name']))) or outcomes.get(fleet.EVERY_KEY)
+    wrap = wraps.get(where)
+    if outcome is None:
+        if wrap is not None and (wrap.get('failed') or ('byok_content' not in wrap and not wrap.get('dest'))):
+            row.update(result='failed', message='the wrap failed: %s' % in_inventory_terms(wrap.get('msg') or wrap_failure or 'failed'))
+        elif wrap is None and wrap_failure:
+            row.update(result='failed', message='the wrap failed: %s' % in_inventory_terms(wrap_failure))
+        elif not _ran(imports):
+            row.update(result='not done', message='not imported: the import step did not run%s' % (
+                ' (%s)' % failure if failure else ''))
+        else:
+            row.update(result='not done', message='not imported: the import gave no result for this key%s' % (
+                ' (%s)' % failure if failure else ''))
+        return
+    if outcome.get('outcome_unknown'):
+        row.update(result='unknown', message=outcome.get('msg', ''))
+        return
+    if outcome.get('failed'):
+        row.update(result='failed', message=outcome.get('msg', ''))
+        return
+    if outcome.get('changed') and outcome.get('kid') is None:
+        # a planned rotation (force: true over another vault key) is not a first transfer: say so
+        row['result'] = 'would rotate' if entry.get('rotation') else 'would transfer'
+        row['message'] = decisions.rotation_text(entry['name']) if entry.get('rotation') else ''
+        return
+    row['result'] = 'transferred' if outcome.get('changed') else 'in place'
+    row.update(kid=outcome.get('kid'), vault_fingerprint=outcome.get('fingerprint'), attempts=outcome.get('attempts'))
+    _proof(row, outcome.get('identity_source'))
+    if outcome.get('changed') and entry.get('rotation'):
+        row['message'] = decisions.rotation_text(entry['name'])
 
 
 def failed_rows(entries, host, message):
@@ -91,14 +234,35 @@ def failed_rows(entries, host, message):
     return [new_row(e, host, result='failed', message=message) for e in entries or [] if isinstance(e, dict)]
 
 
-def import_rows(results, vaults=None):
+def outside_rows(hosts_keys, reason=OUTSIDE_LIMIT):
+    """Rows of the keys of HSM hosts this run did not plan (outside its --limit): 'not done', with the reason.
+
+    hosts_keys is {host: the host's byok_keys, or a message when they could not be read}."""
+    rows = []
+    for host in sorted(hosts_keys or {}):
+        keys = hosts_keys[host]
+        if not isinstance(keys, list):
+            row = new_row({'name': '-'}, host, result='not done', in_run=False,
+                          message='%s; its byok_keys could not be read: %s' % (reason, keys))
+            rows.append(row)
+            continue
+        for key in keys:
+            if not isinstance(key, dict):
+                continue
+            rows.append(new_row(dict(key, label=key.get('label') or key.get('name')), host, result='not done',
+                                in_run=False, signature='not done', message=reason))
+    return rows
+
+
+def import_rows(results, vaults=None, verify_signature=False):
     """Rows from keyvault_import loop results whose items are plan entries (the staged import)."""
     rows = []
     for r in results or []:
         entry = r.get('item') or {}
         row = new_row(entry, vault_url=entry.get('vault_url') or ((vaults or {}).get(entry.get('vault')) or {}).get('url'),
-                      hsm_fingerprint=r.get('expected_fingerprint'), vault_fingerprint=r.get('fingerprint'),
-                      kid=r.get('kid') or (r.get('key') or {}).get('kid'))
+                      hsm_fingerprint=r.get('expected_fingerprint'),
+                      vault_fingerprint=r.get('fingerprint') if r.get('identity_source') else None,
+                      kid=r.get('kid') or (r.get('key') or {}).get('kid'), identity_source=r.get('identity_source'))
         if r.get('outcome_unknown'):
             row.update(result='unknown', message=r.get('msg', ''))
         elif r.get('failed') or 'decision' not in r:  # registered with failed_when: false, a failure has no decision
@@ -107,9 +271,27 @@ def import_rows(results, vaults=None):
             row['result'] = 'would transfer' if r.get('kid') is None else 'transferred'
         else:
             row['result'] = 'in place'
-        row['match'] = decisions.same_identity(row['hsm_fingerprint'], row['vault_fingerprint'])
+        row['signature'] = _signature(row, verify_signature, r)
         rows.append(row)
     return rows
+
+
+def vaults_of(rows):
+    """{vault: {url, kek_kid, kek_fingerprint}} of the vaults the rows name: the KEK each vault's keys were wrapped under in
+    this run (null when no key of the vault needed one)."""
+    out = {}
+    for r in rows or []:
+        if not r.get('vault'):
+            continue
+        v = out.setdefault(r['vault'], {'url': None, 'kek_kid': None, 'kek_fingerprint': None})
+        for field in ('kek_kid', 'kek_fingerprint'):
+            v[field] = v[field] or r.get(field)
+        v['url'] = v['url'] or r.get('vault_url')
+    return out
+
+
+def _version(kid):
+    return (kid or '').rstrip('/').rsplit('/', 1)[-1] if kid else '-'
 
 
 def _size(row):
@@ -123,10 +305,16 @@ def count(n, word):
 
 
 def summary(rows):
-    """One line: how many keys had which result."""
+    """One line: how many keys had which result (the keys of hosts outside the run counted apart)."""
     counts = {}
-    for r in rows or []:
+    outside = [r for r in rows or [] if r.get('in_run') is False]
+    rows = [r for r in rows or [] if r.get('in_run') is not False]
+    if outside:
+        counts[OUTSIDE_LIMIT] = len(outside)
+    for r in rows:
         counts[r['result']] = counts.get(r['result'], 0) + 1
+    if not rows and outside:
+        return ', '.join('%s: %d' % (k, counts[k]) for k in sorted(counts))
     if not rows:
         return 'no keys in the inventory'
     if set(counts) == set(['in place']):
@@ -142,49 +330,154 @@ def _cell(value):
     return ''.join(c if ' ' <= c != '\x7f' else repr(c)[1:-1] for c in text)
 
 
-def table(rows):
-    """The rows as lines of a fixed-width table a person can read, and a summary line."""
-    header = ('KEY', 'TYPE', 'HOST', 'HSM LABEL', 'VAULT', 'VERSION', 'FINGERPRINT (HSM = VAULT)', 'RESULT')
-    lines = []
-    for r in rows or []:
-        version = (r.get('kid') or '').rstrip('/').rsplit('/', 1)[-1] if r.get('kid') else '-'
-        fp = r.get('hsm_fingerprint') or '-'
-        # DIFFERS only when both sides were compared: in check mode a key to generate has no fingerprint yet
-        mark = 'match' if r.get('match') else ('-' if not (r.get('vault_fingerprint') and r.get('hsm_fingerprint')) else 'DIFFERS')
-        cells = (r['name'], _size(r), r['host'] or '-', r.get('label') or '-', r['vault'] or '-', version[:12],
-                 '%s %s' % (fp[:16], mark), r['result'] + ((': ' + r['message']) if r.get('message') else ''))
-        lines.append(tuple(_cell(c) for c in cells))
-    widths = [max(len(x[i]) for x in [header] + lines) for i in range(len(header) - 1)]
-    out = ['  '.join(c.ljust(w) for c, w in zip(line[:-1], widths)) + '  ' + line[-1] for line in [header] + lines]
-    return out + [summary(rows)]
+def check_mark(row):
+    """The table's CHECK cell: match, DIFFERS, unverified (only the collection's own tag), or - (nothing to compare)."""
+    if row.get('proof') == PROOF_TAG and row.get('match') is not False:
+        return 'unverified'
+    if row.get('match'):
+        return 'match'
+    if row.get('match') is False and row.get('vault_fingerprint') and row.get('hsm_fingerprint'):
+        return 'DIFFERS'
+    return '-'
+
+
+SHORT_PROOF = {PROOF_JWK: 'vault JWK', PROOF_VAULT_KCV: 'vault KCV', PROOF_TAG: 'own tag only'}
+
+
+def _short_signature(text):
+    return (text or '-').split(' (')[0].split(':')[0]
+
+
+#: (header, cell of a row, shown at any width): the first columns are always shown, the others when the width allows,
+#: in this order; KEY, HOST and VAULT are cut (ending in ~) when even the first ones do not fit
+COLUMNS = (
+    ('KEY', lambda r: r.get('name'), True),
+    ('HOST', lambda r: r.get('host'), True),
+    ('VAULT', lambda r: r.get('vault'), True),
+    ('VERSION', lambda r: _version(r.get('kid'))[:12], True),
+    ('CHECK', check_mark, True),
+    ('RESULT', None, True),
+    ('TYPE', _size, False),
+    ('PROOF', lambda r: SHORT_PROOF.get(r.get('proof'), '-'), False),
+    ('FINGERPRINT', lambda r: (r.get('hsm_fingerprint') or '-')[:16], False),
+    ('SIGNATURE', lambda r: _short_signature(r.get('signature')), False),
+    ('HSM LABEL', lambda r: r.get('label'), False),
+)
+ORDER = ('KEY', 'TYPE', 'HOST', 'HSM LABEL', 'VAULT', 'VERSION', 'FINGERPRINT', 'CHECK', 'PROOF', 'SIGNATURE', 'RESULT')
+CUTTABLE = ('KEY', 'HOST', 'VAULT', 'HSM LABEL')
+GAP = '  '
+
+
+def _fit(cells, width):
+    """Widths of the columns, cut (KEY first, then HOST, VAULT, HSM LABEL) until the lines fit in width; None: unlimited."""
+    widths = dict((h, max(len(c[h]) for c in cells)) for h in cells[0])
+    if width is None:
+        return widths
+    over = sum(widths.values()) + len(GAP) * (len(widths) - 1) - width
+    while over > 0:
+        cuttable = [h for h in CUTTABLE if h in widths and widths[h] > max(len(h), 8)]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda h: (widths[h], -CUTTABLE.index(h)))
+        widths[widest] -= 1
+        over -= 1
+    return widths
+
+
+def _render(cells, widths):
+    out = []
+    for c in cells:
+        parts = []
+        for h in [h for h in ORDER if h in widths]:
+            text = c[h] if len(c[h]) <= widths[h] else c[h][:widths[h] - 1] + '~'
+            parts.append(text.ljust(widths[h]))
+        out.append(GAP.join(parts).rstrip())
+    return out
+
+
+def _wrap(text, width, indent='    '):
+    if width is None or len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False)
+
+
+def table(rows, width=None):
+    """The rows as lines a person can read: a table with one line per key, each reason as a numbered note below it, and a
+    summary line.  With a width every line fits in it (the columns after RESULT are shown only when there is room for
+    them; KEY, HOST and VAULT are cut ending in ~, the notes and details() carry the full names); without, every column."""
+    rows = rows or []
+    notes = []
+    cells = [dict((h, h) for h, _f, _a in COLUMNS)]
+    for r in rows:
+        result = r.get('result') or '-'
+        if r.get('message'):
+            note = '%s: %s' % (result, r['message'])
+            if note not in notes:  # one note for the rows that share a reason (the keys of a host outside the --limit)
+                notes.append(note)
+            result = '%s [%d]' % (result, notes.index(note) + 1)
+        cells.append(dict((h, _cell(result if f is None else f(r))) for h, f, _a in COLUMNS))
+    shown = [h for h, _f, always in COLUMNS if always]
+    if width is not None:
+        for h, _f, always in COLUMNS:
+            if always:
+                continue
+            wanted = shown + [h]
+            need = sum(max(len(c[x]) for c in cells) for x in wanted) + len(GAP) * (len(wanted) - 1)
+            if need > width:
+                break
+            shown = wanted
+    else:
+        shown = [h for h, _f, _a in COLUMNS]
+    cells = [dict((h, c[h]) for h in shown) for c in cells]
+    out = _render(cells, _fit(cells, width)) if rows else []
+    if any(check_mark(r) == 'unverified' for r in rows):
+        out.extend(_wrap('unverified: the vault computed no KCV (the key or the identity may not encrypt); only the byok-kcv tag '
+                         'the collection wrote itself says it is the HSM key', width))
+    for number, note in enumerate(notes, 1):
+        out.extend(_wrap(_cell('[%d] %s' % (number, note)), width))
+    out.extend(_wrap(summary(rows), width))
+    return out
 
 
 def details(rows):
-    """Per key: the vault kid and both full fingerprints, for people who compare them by eye."""
+    """Per key: the vault kid, both full fingerprints, what proves them the same key, and the signature check."""
     out = []
     for r in rows or []:
         kind = 'kcv' if r.get('key_type') == 'oct' else 'sha256'
-        out.append('%s (%s, %s): %s' % (r['name'], r['host'], r['result'], r.get('kid') or 'no vault version'))
+        if r.get('kid'):
+            where = r['kid']
+        elif r.get('result') in ('failed', 'unknown', 'not done'):
+            where = 'vault version not known'
+        else:
+            where = 'no vault version'
+        out.append('%s (%s, %s): %s' % (r['name'], r['host'], r['result'], where))
         out.append('    HSM   %s %s' % (kind, r.get('hsm_fingerprint') or '-'))
         out.append('    vault %s %s' % (kind, r.get('vault_fingerprint') or '-'))
+        out.append('    proof: %s; signature: %s' % (r.get('proof') or 'none', r.get('signature') or '-'))
     return out
 
 
 def not_done(rows):
-    """The rows of keys that did not move (failed, or outcome unknown)."""
-    return [r for r in rows or [] if r.get('result') in NOT_DONE]
+    """The rows of keys of this run that did not move (failed, outcome unknown, or not done); keys of hosts outside the
+    run (its --limit) are not counted."""
+    return [r for r in rows or [] if r.get('result') in NOT_DONE and r.get('in_run') is not False]
 
 
-def closing_message(rows, silent_hosts, manifest_path):
-    """The one message that ends a run in which some key did not move (each key's reason is in the table above)."""
+def closing_message(rows, silent_hosts, manifest_path, failed_hosts=None):
+    """The one message that ends a run in which some key did not move or a host stopped (each reason is in the table above)."""
     bad = not_done(rows)
     parts = []
+    late = dict((h, m) for h, m in (failed_hosts or {}).items() if not [r for r in bad if r.get('host') == h])
     if bad:
         unknown = [r for r in bad if r['result'] == 'unknown']
         names = ', '.join('%s/%s/%s' % (r['host'], r['vault'], r['name']) for r in bad)
         tail = '; %d with an unknown outcome: run again to confirm them' % len(unknown) if unknown else ''
-        parts.append('%s of %d did not move (%s)%s' % (count(len(bad), 'key'), len(rows or []), names, tail))
+        in_run = len([r for r in rows or [] if r.get('in_run') is not False])
+        parts.append('%s of %d did not move (%s)%s' % (count(len(bad), 'key'), in_run, names, tail))
     if silent_hosts:
         parts.append('%s sent no report (failed before planning): %s' % (count(len(silent_hosts), 'host'), ', '.join(silent_hosts)))
+    if late:
+        parts.append('%s stopped after its keys moved: %s' % (count(len(late), 'host'), '; '.join(
+            '%s (%s)' % (h, late[h]) for h in sorted(late))))
     return '; '.join(parts) + '; each reason is in the table above%s' % (
         ' and in %s' % manifest_path if manifest_path else '')

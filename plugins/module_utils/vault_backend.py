@@ -106,14 +106,28 @@ def _recover_kek(vault, name, deleted, key_size, check_mode):
     return vault.recover(name)
 
 
-def vault_identity(vault, key, key_type, key_size):
-    """What identifies the key material of a vault key: fingerprint (RSA/EC) or KCV (oct, vault-side or from its tag)."""
+#: where a vault key's identity came from (the report names it as the row's proof)
+SOURCE_JWK = 'vault-jwk'
+SOURCE_VAULT_KCV = 'vault-kcv'
+SOURCE_KCV_TAG = 'kcv-tag'
+
+
+def vault_identity_and_source(vault, key, key_type, key_size):
+    """(identity, source) of a vault key: its fingerprint from the vault's JWK (RSA/EC), or for oct the KCV the vault
+    computed (the key and identity may encrypt) else the byok-kcv tag the collection wrote itself (which proves nothing)."""
     if key_type == 'oct':
         kcv = vault.kcv(key, key_size)
-        if kcv is None:
-            kcv = (key.properties.tags or {}).get(KCV_TAG)
-        return kcv
-    return key_summary(key)['fingerprint']
+        if kcv is not None:
+            return kcv, SOURCE_VAULT_KCV
+        tag = (key.properties.tags or {}).get(KCV_TAG)
+        return tag, (SOURCE_KCV_TAG if tag else None)
+    fingerprint = key_summary(key)['fingerprint']
+    return fingerprint, (SOURCE_JWK if fingerprint else None)
+
+
+def vault_identity(vault, key, key_type, key_size):
+    """What identifies the key material of a vault key: fingerprint (RSA/EC) or KCV (oct, vault-side or from its tag)."""
+    return vault_identity_and_source(vault, key, key_type, key_size)[0]
 
 
 def prove(vault, key, spec):
@@ -147,7 +161,8 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
         raise KeyVaultError('vault key %s in %s is a KEK (its current version %s has key_ops exactly ["import"]); a KEK is '
                             'never a target key, so nothing was imported (force does not change that): give the key another '
                             'name' % (name, vault.url, current.properties.version))
-    current_identity = vault_identity(vault, current, spec['key_type'], spec['key_size']) if current else None
+    current_identity, current_source = (vault_identity_and_source(vault, current, spec['key_type'], spec['key_size'])
+                                        if current else (None, None))
     decision, reason = decisions.import_decision(current is not None, current_identity, expected, force)
     before = key_summary(current) if current else None
     result = {'name': name, 'decision': decision, 'reason': reason, 'before': before, 'expected_fingerprint': expected}
@@ -155,7 +170,8 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
         raise KeyVaultError('vault key %s in %s is not the HSM key: %s; nothing was imported. Set force: true to import the '
                             'HSM key as a new current version (a rotation), or use another name' % (name, vault.url, reason))
     if decision == 'keep':
-        result.update(changed=False, key=before, version=before['version'], kid=before['kid'], fingerprint=current_identity)
+        result.update(changed=False, key=before, version=before['version'], kid=before['kid'], fingerprint=current_identity,
+                      identity_source=current_source)
         if verify_signature:
             result['proof'] = prove(vault, current, spec)
         return result
@@ -186,13 +202,14 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
         return decisions.same_identity(vault_identity(vault, key, spec['key_type'], spec['key_size']), expected)
 
     key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, exists=current is not None, **attributes)
-    identity = vault_identity(vault, key, spec['key_type'], spec['key_size'])
+    identity, source = vault_identity_and_source(vault, key, spec['key_type'], spec['key_size'])
     if expected and not decisions.same_identity(identity, expected):
         raise KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); the blob was '
                             'wrapped from another key: check byok_file and expected_fingerprint'
                             % (name, key.properties.version, identity, expected))
     after = key_summary(key)
-    result.update(changed=True, key=after, version=after['version'], kid=after['kid'], fingerprint=identity, attempts=attempts)
+    result.update(changed=True, key=after, version=after['version'], kid=after['kid'], fingerprint=identity, identity_source=source,
+                  attempts=attempts)
     if verify_signature:
         result['proof'] = prove(vault, key, spec)
     return result

@@ -12,8 +12,14 @@ module: byok_manifest
 short_description: Write the audit manifest of a transfer (JSON and a text summary) on the controller
 version_added: 1.0.0
 description:
-  - Writes C(byok-transfer-<run id>.json) (schema C(byok.keyvault/manifest/1)) and C(byok-transfer-<run id>.txt) into O(dir)
+  - Writes C(byok-transfer-<run id>.json) (schema C(byok.keyvault/manifest/2)) and C(byok-transfer-<run id>.txt) into O(dir)
     on the Ansible controller, as mode 0600 files written atomically; the directory is created with mode 0700 when missing.
+  - >-
+    The JSON holds the run id, the start (O(started)) and finish times, the controller's host name and user, the versions of
+    this collection and of ansible-core, each vault's URL and the kid and fingerprint of the KEK its keys were wrapped under
+    in this run (null when none was needed), the hosts without a report or that stopped, and the rows (C(keys)); each row
+    names its C(proof) (C(fingerprint from the vault's JWK), C(KCV computed by the vault), or C(unverified: only the
+    collection's own tag), with C(match) then null) and its C(signature) check. The text summary shows the same.
   - The run id is the UTC time the run finished and a random suffix, so every run keeps its own pair of files. A file is
     written under a temporary name, synced, then linked to its final name, which never replaces an existing file.
   - A O(dir) that is a symbolic link or that group or others may write is refused.
@@ -44,6 +50,15 @@ options:
     type: list
     elements: str
     default: []
+  hosts_failed:
+    description:
+      - HSM hosts that stopped during the transfer, each with the task and message that stopped it; listed in both files.
+    type: dict
+    default: {}
+  started:
+    description:
+      - UTC time the run started (ISO 8601), as the transfer role noted it; null when not known.
+    type: str
 attributes:
   check_mode:
     support: full

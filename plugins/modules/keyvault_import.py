@@ -275,6 +275,13 @@ fingerprint:
   description: Fingerprint of the vault key (SPKI SHA-256), or KCV for oct keys; equals the HSM key's.
   returned: when O(name) is given
   type: str
+identity_source:
+  description:
+    - Where RV(fingerprint) came from - V(vault-jwk) (the fingerprint of the vault's JWK, RSA and EC), V(vault-kcv) (a KCV the
+      vault computed, oct keys whose key_ops and identity allow encrypt) or V(kcv-tag) (only the C(byok-kcv) tag the
+      collection wrote itself, which proves nothing about the key material); null in check mode before an import.
+  returned: when O(name) is given
+  type: str
 decision:
   description: V(import) or V(keep), and why in C(reason).
   returned: when O(name) is given

@@ -318,6 +318,7 @@ def _env(base_env: Dict[str, str], extra_env: Optional[Dict[str, str]]) -> Dict[
     env = dict(base_env)
     env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
     env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"  # the project's ansible.cfg says yaml, which folds long lines
+    env["COLUMNS"] = "250"  # the report table shows every column (test_transfer.report_rows reads them)
     env.update(extra_env or {})
     return env
 

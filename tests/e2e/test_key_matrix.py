@@ -220,7 +220,7 @@ def manifest_rows(directory: Path) -> Dict[str, dict]:
     files = sorted(directory.glob("byok-transfer-*.json"))
     assert len(files) == 1, "expected one JSON manifest in %s, found %s" % (directory, [f.name for f in files])
     data = json.loads(files[0].read_text())
-    assert data.get("schema") == "byok.keyvault/manifest/1", data.get("schema")
+    assert data.get("schema") == "byok.keyvault/manifest/2", data.get("schema")
     rows = {}
     for row in data["keys"]:
         assert row["name"] not in rows, "manifest lists %s twice" % row["name"]

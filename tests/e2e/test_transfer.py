@@ -58,21 +58,35 @@ def two_hosts(make_token, rsa_name, ec_name):
     }
 
 
-def report_rows(output):
-    """The table of the "Report what moved" play: {key name: {type, host, label, vault, version, fp, mark, result}}.
+#: the table's headers and the fields report_rows() gives them
+TABLE_FIELDS = {"KEY": "name", "TYPE": "type", "HOST": "host", "HSM LABEL": "label", "VAULT": "vault", "VERSION": "version",
+                "FINGERPRINT": "fp", "CHECK": "mark", "PROOF": "proof", "SIGNATURE": "signature", "RESULT": "result"}
 
-    The playbooks run with ANSIBLE_CALLBACK_RESULT_FORMAT=json, so the debug task's result is a JSON object.
+
+def report_rows(output):
+    """The table of the "Report what moved" play: {key name: {type, host, label, vault, version, fp, mark, result, ...}}.
+
+    The playbooks run with ANSIBLE_CALLBACK_RESULT_FORMAT=json, so the debug task's result is a JSON object; the
+    columns are found from the header line (the e2e runs have a wide COLUMNS, so every column is shown). result is
+    the result without its note number ("failed [1]" -> "failed").
     """
     m = re.search(r"TASK \[(?:[^\]]*: )?Keys, HSM hosts and vault versions\].*?\n(?:ok|fatal): \[[^\]]+\] => (\{.*?\n\})", output, re.S)
     assert m, "no report table in the output:\n%s" % output[-6000:]
     lines = json.loads(m.group(1))["msg"]
+    header = lines[0]
+    starts = sorted((header.index(h), h) for h in TABLE_FIELDS if re.search(r"(^|  )%s(  |$)" % re.escape(h), header))
     rows = {}
     for line in lines[1:]:
-        m = re.match(r"^(?P<name>[0-9A-Za-z-]+)\s+(?P<type>(?:RSA|EC|AES)-\S+)\s+(?P<host>\S+)\s+(?P<label>\S+)\s+"
-                     r"(?P<vault>\S+)\s+(?P<version>\S+)\s+"
-                     r"(?P<fp>[0-9a-f]{16}|-)\s+(?P<mark>match|DIFFERS|-)\s+(?P<result>.+?)\s*$", line)
-        if m:
-            rows[m.group("name")] = m.groupdict()
+        if not line or line.startswith((" ", "[")) or len(line) < starts[-1][0]:
+            continue
+        cells = {}
+        for i, (start, h) in enumerate(starts):
+            end = starts[i + 1][0] if i + 1 < len(starts) else len(line)
+            cells[TABLE_FIELDS[h]] = line[start:end].strip()
+        if not re.match(r"^[0-9A-Za-z-]+~?$", cells.get("name", "")) or not cells.get("result"):
+            continue
+        cells["result"] = re.sub(r" \[\d+\]$", "", cells["result"])
+        rows[cells["name"]] = cells
     return rows
 
 

@@ -64,7 +64,8 @@ def test_a_missing_key_moves_and_another_key_is_a_conflict_unless_forced():
     imports_in = fleet.imports_by_vault([{'byok_outbox': out}, {}], PLAN)
     assert imports_in == [{'name': 'prod', 'vault_url': VAULT['url'], 'vault_type': 'premium', 'keys': out['prod']}]
     imports = {'vaults': [{'name': 'prod', 'vault_url': VAULT['url'],
-                           'keys': [{'name': 'app-rsa', 'changed': True, 'kid': 'k9', 'fingerprint': 'f1'}]}]}
+                           'keys': [{'name': 'app-rsa', 'changed': True, 'kid': 'k9', 'fingerprint': 'f1',
+                                    'identity_source': 'vault-jwk'}]}]}
     rows = dict((r['name'], r) for r in report.host_rows(work, 'hsm1', KEYGEN, imports, wrapped, KEK))
     assert rows['app-rsa']['result'] == 'transferred' and rows['app-rsa']['match'] and rows['app-rsa']['wrap_method'] == 'two_step'
     assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
