@@ -94,7 +94,7 @@ def test_luna6_key_export_transfers_with_the_two_step_wrap(luna6_run, lab):
         versions = lab.keys("premium")[name]["versions"]
         assert len(versions) == 1 and versions[0]["origin"] == "byok", versions
     calls = luna6_run["logs"]["luna6ke"].read_text()
-    wraps = [line.split("mechanism=")[1] for line in calls.splitlines() if "C_WrapKey begin" in line]
+    wraps = [line.split("mechanism=")[1].split()[0] for line in calls.splitlines() if "C_WrapKey begin" in line]
     # every private key went through Luna's CKM_AES_KWP, the AES key through OAEP; never the one-shot 0x1054
     assert "0x80000171" in wraps and "0x9" in wraps and "0x1054" not in wraps, wraps
     # the audit manifest: profile luna56 (from the token's firmware), the two-step wrap
@@ -115,7 +115,7 @@ def test_luna6_cloning_is_refused_before_any_key_is_generated(luna6_run, lab):
     assert luna6_run["tokens"]["luna6clone"].objects() == [], "refused, yet the partition holds objects"
     calls = luna6_run["logs"]["luna6clone"].read_text()
     # one EC P-256 session pair for the probe wrap, and no other key pair: neither target key was generated
-    pairs = [line.split("mechanism=")[1] for line in calls.splitlines() if "C_GenerateKeyPair begin" in line]
+    pairs = [line.split("mechanism=")[1].split()[0] for line in calls.splitlines() if "C_GenerateKeyPair begin" in line]
     assert pairs == ["0x1040"], pairs
     held = lab.keys("premium")
     for key in luna6_run["keys"]["luna6clone"]:

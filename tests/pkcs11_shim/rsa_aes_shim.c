@@ -53,10 +53,11 @@
  *
  *   BYOK_SHIM_CALL_LOG=FILE  appends one line per C_Login ("pid C_Login user_type=U rv=0x..."; the PIN is
  *                       never written) and a "begin" and an "end rv=0x..." line around each C_GenerateKeyPair,
- *                       C_GenerateKey and C_WrapKey (one write(2) per line, O_APPEND: safe across processes).
+ *                       C_GenerateKey and C_WrapKey (one write(2) per line, O_APPEND: safe across processes); each
+ *                       ends in token=1 for a token object (a target key) and token=0 for a session object.
  *                       Tests count logins and see where a killed process was.
- *   BYOK_SHIM_WRAP_DELAY_MS=N  sleeps N ms inside each C_WrapKey (after its "begin" line), so a test can
- *                       kill a process while a wrap is in progress.
+ *   BYOK_SHIM_WRAP_DELAY_MS=N  sleeps N ms inside each C_WrapKey of a token object (after its "begin" line), so a
+ *                       test can kill a process while a target key's wrap is in progress.
  *
  * The clear AES key never leaves the underlying token: the proxy only handles object handles, so
  * the result is exactly what the token's own two-step wrap produces.  0x1054 is always emulated,
@@ -197,6 +198,24 @@ static void wrap_delay(void)
     }
 }
 
+/* CKA_TOKEN of a template (0 when absent: PKCS#11's default is a session object) */
+static int template_token(CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+    CK_ULONG i;
+    for (i = 0; tmpl != NULL && i < count; i++)
+        if (tmpl[i].type == CKA_TOKEN && tmpl[i].pValue != NULL && tmpl[i].ulValueLen == sizeof(CK_BBOOL))
+            return *(CK_BBOOL *)tmpl[i].pValue == CK_TRUE;
+    return 0;
+}
+
+/* CKA_TOKEN of an object (0 when it cannot be read) */
+static int object_token(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE obj)
+{
+    CK_BBOOL on_token = CK_FALSE;
+    CK_ATTRIBUTE attr = {CKA_TOKEN, &on_token, sizeof(on_token)};
+    return target->C_GetAttributeValue(session, obj, &attr, 1) == CKR_OK && on_token == CK_TRUE;
+}
+
 static CK_RV shim_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user_type, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
 {
     CK_RV rv = target->C_Login(session, user_type, pin, pin_len);
@@ -211,9 +230,11 @@ static CK_RV shim_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM_PTR me
     CK_RV rv;
     if (no_ec() && mech != NULL && mech->mechanism == SHIM_CKM_EC_KEY_PAIR_GEN)
         return CKR_MECHANISM_INVALID;
-    call_log("C_GenerateKeyPair begin mechanism=0x%lx", mech != NULL ? (unsigned long)mech->mechanism : 0UL);
+    int on_token = template_token(priv_tmpl, priv_count);
+    call_log("C_GenerateKeyPair begin mechanism=0x%lx token=%d", mech != NULL ? (unsigned long)mech->mechanism : 0UL,
+             on_token);
     rv = target->C_GenerateKeyPair(session, mech, pub_tmpl, pub_count, priv_tmpl, priv_count, pub, priv);
-    call_log("C_GenerateKeyPair end rv=0x%08lx", (unsigned long)rv);
+    call_log("C_GenerateKeyPair end rv=0x%08lx token=%d", (unsigned long)rv, on_token);
     return rv;
 }
 
@@ -221,9 +242,11 @@ static CK_RV shim_GenerateKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, 
                               CK_OBJECT_HANDLE_PTR key)
 {
     CK_RV rv;
-    call_log("C_GenerateKey begin mechanism=0x%lx", mech != NULL ? (unsigned long)mech->mechanism : 0UL);
+    int on_token = template_token(tmpl, count);
+    call_log("C_GenerateKey begin mechanism=0x%lx token=%d", mech != NULL ? (unsigned long)mech->mechanism : 0UL,
+             on_token);
     rv = target->C_GenerateKey(session, mech, tmpl, count, key);
-    call_log("C_GenerateKey end rv=0x%08lx", (unsigned long)rv);
+    call_log("C_GenerateKey end rv=0x%08lx token=%d", (unsigned long)rv, on_token);
     return rv;
 }
 
@@ -653,14 +676,18 @@ static CK_RV shim_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_O
                           CK_OBJECT_HANDLE target_key, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
     unsigned long mechanism = mech != NULL ? (unsigned long)mech->mechanism : 0UL;
+    int on_token;
     CK_RV rv;
 
     if (out == NULL)
         return wrap_key_impl(session, mech, rsa_pub, target_key, out, out_len);
-    call_log("C_WrapKey begin mechanism=0x%lx", mechanism);
-    wrap_delay();
+    /* token=1: a wrap of a token object (a target key); the test wraps that prove a mechanism use session objects */
+    on_token = object_token(session, target_key);
+    call_log("C_WrapKey begin mechanism=0x%lx token=%d", mechanism, on_token);
+    if (on_token)
+        wrap_delay();
     rv = wrap_key_impl(session, mech, rsa_pub, target_key, out, out_len);
-    call_log("C_WrapKey end rv=0x%08lx", (unsigned long)rv);
+    call_log("C_WrapKey end rv=0x%08lx token=%d", (unsigned long)rv, on_token);
     return rv;
 }
 

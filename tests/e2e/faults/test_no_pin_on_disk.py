@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import Background, new_fleet, playbook_cmd, rsa, run_playbook, unique
-from .test_sigkill import call_log, ensure_shim, pin_hits, wait_until
+from .test_sigkill import call_log, ensure_shim, pin_hits, target_calls, wait_until
 
 
 @pytest.fixture
@@ -37,14 +37,14 @@ def test_a_run_killed_inside_hsm_keygen_leaves_no_pin_on_disk(fl_lab, bare_work)
     env = dict(fl_lab.azure_env, BYOK_SHIM_CALL_LOG=str(shim_log))
     run = Background(bare_work, playbook_cmd(fleet.inventory, extra_args=["-e", "byok_pkcs11_module=%s" % ensure_shim()]),
                      env=env)
-    reached = wait_until(run, lambda: "C_GenerateKeyPair begin" in call_log(shim_log))
+    reached = wait_until(run, lambda: bool(target_calls(call_log(shim_log), "C_GenerateKeyPair", "begin")))
     alive = run.proc.poll() is None
     if alive:
         run.kill()
     else:
         run.wait()
     assert reached and alive, "the run was not killed inside hsm_keygen:\n%s" % run.output[-4000:]
-    assert "C_GenerateKeyPair end" not in call_log(shim_log), "the kill landed after the key generation"
+    assert not target_calls(call_log(shim_log), "C_GenerateKeyPair", "end"), "the kill landed after the key generation"
     hits = pin_hits(bare_work, [token.pin.encode()])
     assert not hits, "the PIN is readable in files the killed run left: %s" % hits
 

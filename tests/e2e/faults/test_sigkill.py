@@ -100,9 +100,15 @@ def module_pids(root: int, module: str):
     return out
 
 
+def target_calls(log: str, call: str, phase: str):
+    """The shim's call-log lines `<call> <phase> ... token=1`: calls on token objects (target keys), not on the session
+    objects of the test wraps that prove the wrap mechanisms."""
+    return [line for line in log.splitlines() if line.split()[1:3] == [call, phase] and line.endswith(" token=1")]
+
+
 def shim_pids(log: str, call: str):
-    """pids of the processes that logged `<call> begin` in the shim's call log."""
-    return sorted({int(line.split()[0]) for line in log.splitlines() if line.split()[1:3] == [call, "begin"]})
+    """pids of the processes that logged `<call> begin` on a token object in the shim's call log."""
+    return sorted({int(line.split()[0]) for line in target_calls(log, call, "begin")})
 
 
 def lab_log(lab) -> str:
@@ -175,13 +181,13 @@ def chain(fl_lab, fl_base_env, tmp_path_factory):
             order["kek created"] = reached
             order["no key on the token yet"] = object_files(token) == objects_before == []
         elif name == "keygen":
-            reached = wait_until(run, lambda: "C_GenerateKeyPair begin" in call_log(shim_log))
+            reached = wait_until(run, lambda: bool(target_calls(call_log(shim_log), "C_GenerateKeyPair", "begin")))
             order["C_GenerateKeyPair begun"] = reached
             pids = shim_pids(call_log(shim_log), "C_GenerateKeyPair")
             order["the RSA-4096 key not stored yet"] = object_files(token) == objects_before
             order["hsm_keygen running it"] = bool(pids) and all(_alive(p) for p in pids)
         elif name == "wrap":
-            reached = wait_until(run, lambda: "C_WrapKey begin" in call_log(shim_log))
+            reached = wait_until(run, lambda: bool(target_calls(call_log(shim_log), "C_WrapKey", "begin")))
             order["C_WrapKey begun"] = reached
             pids = shim_pids(call_log(shim_log), "C_WrapKey")
             order["byok_wrap running it"] = bool(pids) and all(_alive(p) for p in pids)
@@ -205,9 +211,9 @@ def chain(fl_lab, fl_base_env, tmp_path_factory):
         # what the killed run left tells whether the step had ended: checked after the kill, when nothing moves any more
         calls = call_log(shim_log)
         if name == "keygen":
-            order["C_GenerateKeyPair had not ended"] = "C_GenerateKeyPair end" not in calls
+            order["C_GenerateKeyPair had not ended"] = not target_calls(calls, "C_GenerateKeyPair", "end")
         if name == "wrap":
-            order["C_WrapKey had not ended"] = "C_WrapKey end" not in calls
+            order["C_WrapKey had not ended"] = not target_calls(calls, "C_WrapKey", "end")
             order["nothing of the host imported"] = not any(fl_lab.versions(n) for n in host_keys)
         c.stages[name] = {
             "reached": reached, "killed": alive, "order": order, "output": run.output, "last_banner": banners[-1:],
