@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
-from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 
@@ -101,9 +101,7 @@ def vault_identity(entry, key_type):
     """What identifies the current version of a vault key: its fingerprint, or for AES its KCV (vault-side, else tag)."""
     if not entry or not entry.get('exists'):
         return None
-    if key_type == 'oct':
-        return entry.get('kcv') or (entry.get('tags') or {}).get(KCV_TAG)
-    return entry.get('fingerprint')
+    return ki.vault_identity(key_type, entry.get('fingerprint'), entry.get('kcv'), entry.get('tags'))
 
 
 def kek_vaults(plan, vault_state):

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
@@ -163,7 +164,7 @@ def details(rows):
     """Per key: the vault kid and both full fingerprints, for people who compare them by eye."""
     out = []
     for r in rows or []:
-        kind = 'kcv' if r.get('key_type') == 'oct' else 'sha256'
+        kind = ki.identity_kind(r.get('key_type'))
         out.append('%s (%s, %s): %s' % (r['name'], r['host'], r['result'], r.get('kid') or 'no vault version'))
         out.append('    HSM   %s %s' % (kind, r.get('hsm_fingerprint') or '-'))
         out.append('    vault %s %s' % (kind, r.get('vault_fingerprint') or '-'))

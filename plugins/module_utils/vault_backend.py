@@ -108,17 +108,14 @@ def _recover_kek(vault, name, deleted, key_size, check_mode):
 
 def vault_identity(vault, key, key_type, key_size):
     """What identifies the key material of a vault key: fingerprint (RSA/EC) or KCV (oct, vault-side or from its tag)."""
-    if key_type == 'oct':
-        kcv = vault.kcv(key, key_size)
-        if kcv is None:
-            kcv = (key.properties.tags or {}).get(KCV_TAG)
-        return kcv
+    if ki.identified_by_kcv(key_type):
+        return ki.vault_identity(key_type, None, vault.kcv(key, key_size), key.properties.tags)
     return key_summary(key)['fingerprint']
 
 
 def prove(vault, key, spec):
     """Proof that the vault holds the HSM key's private part: a vault signature verified with the public key (RSA/EC)."""
-    if spec['key_type'] == 'oct':
+    if ki.identified_by_kcv(spec['key_type']):
         return {'method': 'kcv', 'verified': True}
     ops = key_summary(key)['key_ops']
     if 'sign' not in ops:
@@ -175,7 +172,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if spec['key_type'] == 'EC':
         jwk['crv'] = spec['curve']
     tags = dict(tags or {})
-    if spec['key_type'] == 'oct' and expected:
+    if ki.identified_by_kcv(spec['key_type']) and expected:
         tags[KCV_TAG] = expected
 
     def is_ours(key):
