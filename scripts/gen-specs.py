@@ -139,8 +139,9 @@ def render(path, current, option_specs):
     return current[:match.start()] + indent + BEGIN + "\n" + body + indent + END + "\n" + current[match.end():]
 
 
-def generate(root=ROOT):
-    """{path: (current text, generated text)} of every target under root."""
+def generate(root=None):
+    """{path: (current text, generated text)} of every target under root (default: this checkout)."""
+    root = root or ROOT
     option_specs = _option_specs()
     out = {}
     for path in targets():
@@ -149,8 +150,8 @@ def generate(root=ROOT):
     return out
 
 
-def stale(root=ROOT):
-    """The unified diff of every stale target under root ('' when all are current)."""
+def stale(root=None):
+    """The unified diff of every stale target under root (default: this checkout); '' when all are current."""
     diff = []
     for path, (current, generated) in sorted(generate(root).items()):
         if current != generated:
@@ -165,14 +166,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.check:
-            diff = stale()
+            diff = stale(ROOT)
             if diff:
                 sys.stdout.write(diff)
                 print("\ngenerated sections are out of date: edit %s, then run scripts/gen-specs.py" % SOURCE,
                       file=sys.stderr)
                 return 1
             return 0
-        for path, (current, generated) in sorted(generate().items()):
+        for path, (current, generated) in sorted(generate(ROOT).items()):
             if current != generated:
                 (ROOT / path).write_text(generated)
                 print("wrote %s" % path)

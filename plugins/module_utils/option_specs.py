@@ -37,11 +37,6 @@ VENDOR_ROLES = ('luna', 'nshield')
 GENERIC_ROLE_VENDOR_CHOICES = tuple(v for v in ROLE_VENDOR_CHOICES if v not in VENDOR_ROLES)
 
 
-def empty_means_auto(vendor):
-    """The vendor option a role variable gives the modules: '' and None are auto."""
-    return vendor or 'auto'
-
-
 #: the options of the HSM modules, in the order the doc fragment lists them: argument spec fields and documentation
 MODULE_OPTIONS = (
     ('pkcs11_module', {
