@@ -66,8 +66,7 @@ def _str(dumper, value):
 
 
 _Dumper.add_representer(str, _str)
-_Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value,
-                                                                              flow_style=True))
+_Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True))
 
 
 def _styled(value, key=None):
