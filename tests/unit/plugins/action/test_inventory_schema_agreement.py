@@ -55,8 +55,7 @@ def _walk(options, path=''):
     for name, option in options.items():
         where = '%s.%s' % (path, name) if path else name
         yield where, option
-        for sub in _walk(option.get('options') or {}, where):
-            yield sub
+        yield from _walk(option.get('options') or {}, where)
 
 
 @pytest.mark.parametrize('role, entry', PLANNED)
