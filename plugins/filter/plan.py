@@ -6,16 +6,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-"""Filters of the plan: a module's message in the words of the inventory (documented in byok_inventory_terms.yml)."""
+"""Filters of the plan and the vendor roles: a module's message in the words of the inventory, and the default library
+paths of a vendor profile (documented in byok_inventory_terms.yml and byok_vendor_libraries.yml)."""
 
-from ansible_collections.byok.keyvault.plugins.module_utils import inventory
+from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
+from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 
 
 def byok_inventory_terms(message):
-    return inventory.in_inventory_terms(' '.join(str(message or '').split()))
+    return user_terms.in_inventory_terms(' '.join(str(message or '').split()))
+
+
+def byok_vendor_libraries(vendor):
+    """The default PKCS#11 library paths of a vendor profile, in the order the modules try them."""
+    return list(vendors.get_profile(vendor)['library_paths'])
 
 
 class FilterModule(object):
 
     def filters(self):
-        return {'byok_inventory_terms': byok_inventory_terms}
+        return {'byok_inventory_terms': byok_inventory_terms, 'byok_vendor_libraries': byok_vendor_libraries}

@@ -13,14 +13,15 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 
 # Key Vault's documented limits for object tags (keys overview, "Key tags")
 MAX_TAGS = 15
 MAX_TAG_NAME = 256
 MAX_TAG_VALUE = 256
-#: tag the collection writes on imported AES keys (their KCV), so a user tag of this name is refused
-KCV_TAG = 'byok-kcv'
+#: tag the collection writes on the keys identified by their KCV (AES), so a user tag of this name is refused
+KCV_TAG = ki.KCV_TAG
 DATE_EXAMPLE = '2027-01-31T00:00:00Z'
 
 
@@ -70,10 +71,11 @@ def tag_problems(tags, key_type=None):
         return problems
     if not isinstance(tags, dict):
         return [(None, 'tags must be a dictionary of names to string values, like {owner: payments}')]
-    limit = MAX_TAGS - (1 if key_type == 'oct' else 0)
+    kcv_tag = ki.identified_by_kcv(key_type)
+    limit = MAX_TAGS - (1 if kcv_tag else 0)
     if len(tags) > limit:
         problems.append((None, '%d tags are more than Key Vault allows on a key (%d%s); remove %d'
-                         % (len(tags), limit, ', one is taken by %s on AES keys' % KCV_TAG if key_type == 'oct' else '',
+                         % (len(tags), limit, ', one is taken by %s on AES keys' % KCV_TAG if kcv_tag else '',
                             len(tags) - limit)))
     for name, value in tags.items():
         if not isinstance(name, str) or not name:

@@ -28,6 +28,7 @@ import os
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 
@@ -149,8 +150,8 @@ def seal(bundle_dir, host, wrapped, check_mode):
         if changed:
             byok_file.atomic_write(path, data, mode=0o600)
     keys = json.loads(data.decode('utf-8'))['keys']
-    lines = ['%s/%s/%s: HSM key %s %s, .byok sha256 %s' % (host, r['vault'], r['name'], 'kcv' if r['key_type'] == 'oct' else
-                                                           'sha256', r['identity'], r['byok_sha256']) for r in keys]
+    lines = ['%s/%s/%s: HSM key %s %s, .byok sha256 %s' % (host, r['vault'], r['name'], ki.identity_kind(r['key_type']),
+                                                           r['identity'], r['byok_sha256']) for r in keys]
     if check_mode:
         lines.append('check mode: nothing was wrapped or sealed')
     else:

@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
-from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 
@@ -109,10 +109,10 @@ def vault_identity_and_source(entry, key_type):
     vault's JWK, or for AES the KCV the vault computed, else the byok-kcv tag (source kcv-tag: proves nothing)."""
     if not entry or not entry.get('exists'):
         return None, None
-    if key_type == 'oct':
+    if ki.identified_by_kcv(key_type):
         if entry.get('kcv'):
             return entry['kcv'], SOURCE_VAULT_KCV
-        tag = (entry.get('tags') or {}).get(KCV_TAG)
+        tag = (entry.get('tags') or {}).get(ki.KCV_TAG)
         return tag, (SOURCE_KCV_TAG if tag else None)
     return entry.get('fingerprint'), (SOURCE_JWK if entry.get('fingerprint') else None)
 

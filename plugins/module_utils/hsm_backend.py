@@ -147,7 +147,7 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
         raise HsmError("token '%s' holds no key labelled '%s'; run hsm_keygen for it first" % (token.info()['label'], label))
     ki.validate_target(key.key_type, key.key_size, key.curve)
     vendors.check_firmware(token.profile, token.info_basic()['firmware_version'], key.key_type, key.key_size)
-    fp = key.kcv if key.key_type == 'oct' else key.fingerprint
+    fp = ki.identity(key.key_type, key.fingerprint, key.kcv)
     kek_fp = ki.fingerprint(kek_public)
     result = {'label': label, 'dest': dest, 'kek_kid': kek_kid, 'fingerprint': fp,
               'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve}

@@ -235,6 +235,37 @@ def load_public_pem(data, what='the KEK file'):
                            'from the vault as PEM' % what)
 
 
+#: the key types identified by their key check value (an AES key has no public key); the others (RSA, EC) by the
+#: SHA-256 fingerprint of their public key (SPKI)
+KCV_IDENTIFIED = ('oct',)
+
+
+def identified_by_kcv(key_type):
+    """True when a key of key_type (RSA, EC, oct, or a kty such as oct-HSM) is identified by its KCV, not its fingerprint."""
+    try:
+        return normalize_key_type(key_type) in KCV_IDENTIFIED
+    except KeySpecError:
+        return False
+
+
+def identity_kind(key_type):
+    """What an identity of a key of key_type is, as reports name it: 'kcv' or 'sha256'."""
+    return 'kcv' if identified_by_kcv(key_type) else 'sha256'
+
+
+def identity(key_type, fingerprint, kcv):
+    """What identifies the key material of a key of key_type: its KCV (AES) or its SPKI SHA-256 fingerprint (RSA, EC)."""
+    return kcv if identified_by_kcv(key_type) else fingerprint
+
+
+def vault_identity(key_type, fingerprint, kcv, tags):
+    """identity() of a vault key version: for AES, the KCV the vault computed, else the one the collection recorded in the
+    version's KCV_TAG at import (the only identity Key Vault keeps for an AES key that may not encrypt)."""
+    if identified_by_kcv(key_type):
+        return kcv or (tags or {}).get(KCV_TAG)
+    return fingerprint
+
+
 def kcv_from_block(encrypted_zero_block):
     """Key check value: the first 3 bytes of AES-ECB(key, 16 zero bytes), lowercase hex."""
     return bytes(encrypted_zero_block)[:3].hex()

@@ -20,10 +20,9 @@ import ctypes.util
 import os
 import traceback
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import option_specs
 from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_wrap
 from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
@@ -41,14 +40,7 @@ except ImportError:  # pragma: no cover - exercised on hosts without the library
 
 def pkcs11_argument_spec():
     """Options every HSM-side module shares (documented in the byok.keyvault.pkcs11 doc fragment)."""
-    return dict(
-        pkcs11_module=dict(type='path', fallback=(env_fallback, [user_terms.OPTION_ENVIRONMENT['pkcs11_module']])),
-        token_label=dict(type='str', no_log=False, fallback=(env_fallback, [user_terms.OPTION_ENVIRONMENT['token_label']])),
-        token_serial=dict(type='str', no_log=False),
-        user_pin=dict(type='str', no_log=True, fallback=(env_fallback, [user_terms.OPTION_ENVIRONMENT['user_pin']])),
-        vendor=dict(type='str', default='auto', choices=list(vendors.VENDOR_CHOICES)),
-        lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
-    )
+    return option_specs.module_argument_spec()
 
 
 class HsmError(ByokError):
@@ -207,13 +199,11 @@ class HsmKey(object):
             'key_type': self.key_type,
             'key_size': self.key_size,
             'curve': self.curve,
-            'fingerprint': self.fingerprint,
+            'fingerprint': ki.identity(self.key_type, self.fingerprint, self.kcv),
             'kcv': self.kcv,
             'public_key_pem': ki.public_pem(self.public_key) if self.public_key is not None else None,
             'sealed': sealed(self),
         }
-        if self.key_type == 'oct':
-            d['fingerprint'] = self.kcv
         return d
 
 

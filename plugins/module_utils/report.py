@@ -17,6 +17,7 @@ import textwrap
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import fleet
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
@@ -72,7 +73,7 @@ def _signature(row, asked, outcome=None):
     """What the signature check (byok_verify_signature) did for this row."""
     if not asked:
         return SIGNATURE_NOT_ASKED
-    if row.get('key_type') == 'oct':
+    if ki.identified_by_kcv(row.get('key_type')):
         return 'not possible for AES (its proof is the KCV)'
     proof = (outcome or {}).get('proof') or {}
     if proof.get('method') == 'signature' and proof.get('verified'):
@@ -443,7 +444,7 @@ def details(rows):
     """Per key: the vault kid, both full fingerprints, what proves them the same key, and the signature check."""
     out = []
     for r in rows or []:
-        kind = 'kcv' if r.get('key_type') == 'oct' else 'sha256'
+        kind = ki.identity_kind(r.get('key_type'))
         if r.get('kid'):
             where = r['kid']
         elif r.get('result') in ('failed', 'unknown', 'not done'):

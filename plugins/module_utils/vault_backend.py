@@ -115,7 +115,7 @@ SOURCE_KCV_TAG = 'kcv-tag'
 def vault_identity_and_source(vault, key, key_type, key_size):
     """(identity, source) of a vault key: its fingerprint from the vault's JWK (RSA/EC), or for oct the KCV the vault
     computed (the key and identity may encrypt) else the byok-kcv tag the collection wrote itself (which proves nothing)."""
-    if key_type == 'oct':
+    if ki.identified_by_kcv(key_type):
         kcv = vault.kcv(key, key_size)
         if kcv is not None:
             return kcv, SOURCE_VAULT_KCV
@@ -132,7 +132,7 @@ def vault_identity(vault, key, key_type, key_size):
 
 def prove(vault, key, spec):
     """Proof that the vault holds the HSM key's private part: a vault signature verified with the public key (RSA/EC)."""
-    if spec['key_type'] == 'oct':
+    if ki.identified_by_kcv(spec['key_type']):
         return {'method': 'kcv', 'verified': True}
     ops = key_summary(key)['key_ops']
     if 'sign' not in ops:
@@ -191,7 +191,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if spec['key_type'] == 'EC':
         jwk['crv'] = spec['curve']
     tags = dict(tags or {})
-    if spec['key_type'] == 'oct' and expected:
+    if ki.identified_by_kcv(spec['key_type']) and expected:
         tags[KCV_TAG] = expected
 
     def is_ours(key):

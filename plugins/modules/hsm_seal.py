@@ -95,6 +95,7 @@ token:
 '''
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule, seal
 
@@ -113,7 +114,7 @@ def seal_one(token, item, check_mode):
                 return {'label': label, 'action': 'seal', 'changed': True, 'sealed': False, 'fingerprint': item['fingerprint']}
             raise HsmError("no key labelled '%s' on token '%s'; nothing was sealed: check the label (the key must have been "
                            "generated and transferred first)" % (label, token.info()['label']))
-        identity = key.kcv if key.key_type == 'oct' else key.fingerprint
+        identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
         if not decisions.same_identity(identity, item['fingerprint']):
             raise HsmError("key '%s' on token '%s' is not the key the vaults hold (%s, expected %s); it was not sealed: "
                            "check the label and the fingerprint" % (label, token.info()['label'], identity, item['fingerprint']))

@@ -175,7 +175,7 @@ def look_up(vault, name, versions):
     entry = {'name': name, 'exists': key is not None}
     if key is not None:
         entry.update(key_summary(key))
-        if entry['kty'] == 'oct-HSM':
+        if ki.identified_by_kcv(entry['kty']):
             entry['kcv'] = vault_kcv(vault, key)
     if versions:
         entry['version_count'] = len(vault.versions(name)) if key is not None else 0

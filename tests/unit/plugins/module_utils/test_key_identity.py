@@ -5,6 +5,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import os
+import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -76,3 +78,51 @@ def test_load_public_pem_refuses_private_keys_and_garbage():
 
 def test_kcv():
     assert ki.kcv_from_block(bytes.fromhex('dc95c078a2408989ad48a21492842087')) == 'dc95c0'
+
+
+# -- an AES (oct) key is identified by its KCV: decided here, once ------------------------------------------------------
+@pytest.mark.parametrize('key_type, by_kcv', [('oct', True), ('oct-HSM', True), ('AES', True), ('RSA', False),
+                                              ('EC-HSM', False), (None, False), ('bogus', False)])
+def test_which_keys_are_identified_by_their_kcv(key_type, by_kcv):
+    assert ki.identified_by_kcv(key_type) is by_kcv
+    assert ki.identity_kind(key_type) == ('kcv' if by_kcv else 'sha256')
+    assert ki.identity(key_type, 'f' * 64, 'abc123') == ('abc123' if by_kcv else 'f' * 64)
+
+
+def test_a_vault_key_is_identified_by_the_vaults_kcv_else_by_the_collections_tag():
+    tags = {ki.KCV_TAG: 'abc123'}
+    assert ki.vault_identity('oct', None, '0a0b0c', tags) == '0a0b0c'
+    assert ki.vault_identity('oct-HSM', None, None, tags) == 'abc123'
+    assert ki.vault_identity('oct', None, None, None) is None
+    assert ki.vault_identity('RSA', 'f' * 64, None, tags) == 'f' * 64
+    assert ki.vault_identity('EC', None, '0a0b0c', tags) is None
+
+
+_TYPE_TEST = re.compile(r"(==|!=)\s*'oct(-HSM)?'|'oct(-HSM)?'\s*(==|!=)")
+
+
+def _kcv_decisions(text):
+    """Lines that decide by themselves that an AES key is identified by its KCV: a test of the key type with a KCV on
+    the same line or the next."""
+    lines = text.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if _TYPE_TEST.search(line):
+            near = ' '.join(lines[index:index + 2])
+            if 'kcv' in near.lower():
+                found.append(line.strip())
+    return found
+
+
+def test_no_other_file_decides_how_an_aes_key_is_identified():
+    root = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins')
+    found = {}
+    for folder, dummy, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith('.py') and name != 'key_identity.py':
+                with open(path) as f:
+                    lines = _kcv_decisions(f.read())
+                if lines:
+                    found[os.path.relpath(path, root)] = lines
+    assert not found, 'use key_identity.identified_by_kcv / identity / identity_kind / vault_identity: %s' % found

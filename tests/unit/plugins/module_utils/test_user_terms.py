@@ -64,3 +64,10 @@ def test_configuration_read():
     assert vendors.configuration_read(vendors.get_profile('luna'), {}, exists=lambda p: True) == \
         ('ChrystokiConfigurationPath', '/etc', False)
     assert vendors.configuration_read(vendors.get_profile('nshield'), {}) is None
+
+
+def test_the_filter_of_the_transfer_role_says_a_message_in_inventory_terms_on_one_line():
+    from ansible_collections.byok.keyvault.plugins.filter.plan import FilterModule
+    say = FilterModule().filters()['byok_inventory_terms']
+    assert say("user_pin was refused by the token;\n  check user_pin") == \
+        "byok_user_pin was refused by the token; check byok_user_pin"

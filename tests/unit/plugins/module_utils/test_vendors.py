@@ -240,12 +240,29 @@ def _yaml(path):
         return yaml.safe_load(f)
 
 
-def test_role_library_candidates_mirror_the_profiles():
-    assert _yaml('roles/luna/defaults/main.yml')['luna_library_candidates'] == vendors.PROFILES['luna']['library_paths']
-    assert _yaml('roles/nshield/defaults/main.yml')['nshield_library_candidates'] == \
-        vendors.PROFILES['nshield']['library_paths']
+def test_library_paths_are_written_only_in_the_profiles():
+    """The roles hold no library path: preflight reports on the profile's own, as the modules try them."""
+    paths = set(p for profile in vendors.PROFILES.values() for p in profile['library_paths'])
+    for role in ('luna', 'nshield', 'generic_pkcs11', 'transfer', 'staged'):
+        for where in ('defaults/main.yml', 'meta/argument_specs.yml', 'tasks/preflight.yml', 'tasks/main.yml'):
+            path = os.path.join(ROOT, 'roles', role, where)
+            if os.path.exists(path):
+                with open(path) as f:
+                    text = f.read()
+                assert not [p for p in paths if p in text], (role, where)
+    assert _yaml('roles/luna/defaults/main.yml')['luna_library_candidates'] == []
+    assert _yaml('roles/nshield/defaults/main.yml')['nshield_library_candidates'] == []
     assert _yaml('roles/luna/defaults/main.yml')['luna_config_default_dir'] == \
         vendors.PROFILES['luna']['environment_defaults']['ChrystokiConfigurationPath']
+
+
+def test_the_vendor_roles_preflight_reports_on_the_profiles_paths():
+    from ansible_collections.byok.keyvault.plugins.filter.plan import byok_vendor_libraries
+    assert byok_vendor_libraries('luna') == vendors.PROFILES['luna']['library_paths']
+    assert byok_vendor_libraries('nshield') == vendors.PROFILES['nshield']['library_paths']
+    for role in ('luna', 'nshield'):
+        with open(os.path.join(ROOT, 'roles', role, 'tasks', 'preflight.yml')) as f:
+            assert "'%s' | byok.keyvault.byok_vendor_libraries" % role in f.read()
 
 
 def test_nshield_role_refuses_the_legacy_method_with_the_profile_facts():
@@ -271,7 +288,8 @@ def test_roles_pass_only_the_profile_name(role, vendor):
         assert [t['ansible.builtin.include_role'] for t in includes] == [shared]
         assert includes[0]['vars']['generic_pkcs11_vendor'] == vendor
     procedure = _yaml('roles/generic_pkcs11/tasks/procedure.yml')
-    assert procedure[0]['module_defaults']['group/byok.keyvault.hsm']['vendor'] == '{{ generic_pkcs11_vendor }}'
+    # empty means auto, as for every role variable that names a vendor
+    assert procedure[0]['module_defaults']['group/byok.keyvault.hsm']['vendor'] == "{{ generic_pkcs11_vendor | default('auto', true) }}"
     modules = [t for t in _flatten(procedure) if any(k in t for k in ('byok.keyvault.hsm_keygen', 'byok.keyvault.byok_wrap'))]
     assert len(modules) == 2 and not any('vendor' in (t.get('byok.keyvault.hsm_keygen') or t.get('byok.keyvault.byok_wrap'))
                                          for t in modules)
