@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lab import __main__ as cli
 from lab.config import admin_headers
 from lab.server import LabServer
+from lab.wire import state_summary
 from lab_blobs import blob, pkcs8, pkcs8_ec_p256_minimal, rsa_public_from_jwk, softhsm_pad
 from lab_http import http_call
 
@@ -108,7 +109,7 @@ def test_import_byok_get_and_versions(lab, premium, target_rsa, rsa3072):
     assert premium.get_key("target-rsa", imported.properties.version).id == imported.id
     versions = list(premium.list_properties_of_key_versions("target-rsa"))
     assert [v.version for v in versions] == [imported.properties.version]
-    state = lab.state.summary()["premium"]["keys"]["target-rsa"]["versions"]
+    state = state_summary(lab.state)["premium"]["keys"]["target-rsa"]["versions"]
     assert state[0]["origin"] == "byok" and state[0]["lab_trailing_zero_bytes"] == 0
 
 
