@@ -47,12 +47,12 @@ ARM_PREFIXES = ("metadata", "tenants", "subscriptions")
 class LabServer:
     """The lab: login endpoint + admin on the base port, one HTTPS port per vault.
 
-    ``port=0`` binds every listener to a free port (tests); ``port=None`` uses the ports of
-    ``config.json``; ``port=N`` uses N for the base port and keeps the vaults' offsets.
+    ``port=0`` binds every listener to a free port (tests; with ``record_ports`` they are written to ``config.json``);
+    ``port=None`` uses the ports of ``config.json``; ``port=N`` uses N for the base port and keeps the vaults' offsets.
     """
 
     def __init__(self, state_dir: str, port: Optional[int] = 0, host: str = "127.0.0.1", log_to_file: bool = True,
-                 settings: Optional[dict] = None) -> None:
+                 settings: Optional[dict] = None, record_ports: bool = False) -> None:
         self.config = config.init(state_dir)
         cfg = self.config
         self.host = host
@@ -74,15 +74,18 @@ class LabServer:
                 return 0
             return port + default_port - cfg.base_port
 
-        self._servers[LOGIN] = TLSServer((host, wanted(cfg.base_port)), self.context, self.handle, LOGIN)
+        self._servers[LOGIN] = TLSServer((host, wanted(cfg.base_port)), self.context, self.handle, LOGIN, owner=self)
         self.kinds: Dict[str, str] = {}
         for vdef in cfg.vaults:
-            srv = TLSServer((host, wanted(vdef.port)), self.context, self.handle, vdef.name)
+            srv = TLSServer((host, wanted(vdef.port)), self.context, self.handle, vdef.name, owner=self)
             self._servers[vdef.name] = srv
             self.kinds[vdef.name] = vdef.kind
             self.state.add_vault(vdef.name, vdef.kind, "https://%s:%d" % (host, srv.server_address[1]),
                                  options=models.VaultOptions(delete_delay=config.DEFAULT_DELETE_DELAY,
                                                              purge_delay=config.DEFAULT_PURGE_DELAY))
+        if record_ports:
+            # the CLI (``python -m lab env|faults|settings --state-dir``) then reaches this server on its free ports
+            self.config = config.record_ports(cfg.state_dir, self.port(), {name: self.port(name) for name in self.kinds})
         self.arm = ResourceManager(self.authority + "/", cfg.tenant_id, self.authority, self.urls, self.kinds)
         #: token audiences the login endpoint issues tokens for: each vault's challenge resource and the resource manager
         self.audiences = {self.resource(name) for name in self.kinds} | {self.arm.audience}
@@ -95,7 +98,7 @@ class LabServer:
     def configure(self, settings: dict) -> dict:
         """``{"limits": {"enabled": true, "time_scale": 0.1}, "vaults": {"premium": {"purge_protection": true, ...}}}``.
 
-        ``limits`` switches Azure's service limits on or off (:class:`models.Throttle`); ``vaults`` sets the options of
+        ``limits`` switches Azure's service limits on or off (:class:`limits.Throttle`); ``vaults`` sets the options of
         named vaults (:class:`models.VaultOptions`). Returns what :meth:`settings` returns.
         """
         if not isinstance(settings, dict):
@@ -159,6 +162,7 @@ class LabServer:
             handler = logging.FileHandler(self.config.log_path, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             handler.setLevel(logging.INFO)
+            handler.addFilter(self._own_records)
             lab_logger = logging.getLogger("lab")
             lab_logger.setLevel(logging.INFO)
             lab_logger.addHandler(handler)
@@ -167,7 +171,7 @@ class LabServer:
             thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name="lab-%s" % role, daemon=True)
             thread.start()
             self._threads.append(thread)
-        LOG.info("lab started: authority %s, vaults %s", self.authority, json.dumps(self.urls, sort_keys=True))
+        LOG.info("lab started: authority %s, vaults %s", self.authority, json.dumps(self.urls, sort_keys=True), extra={"lab_owner": self})
         return self
 
     def stop(self) -> None:
@@ -180,11 +184,16 @@ class LabServer:
         for srv in self._servers.values():
             srv.server_close()
         self._threads = []
-        LOG.info("lab stopped")
+        LOG.info("lab stopped", extra={"lab_owner": self})
         if self._log_handler is not None:
             logging.getLogger("lab").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+
+    def _own_records(self, record: logging.LogRecord) -> bool:
+        """Several labs in one process (tests) each log only their own requests into their own server.log."""
+        owner = getattr(record, "lab_owner", None) or getattr(threading.current_thread(), "lab_owner", None)
+        return owner is None or owner is self
 
     def __enter__(self) -> "LabServer":
         return self.start()
@@ -194,7 +203,7 @@ class LabServer:
 
     def reset(self) -> None:
         self.state.reset()
-        LOG.info("lab state reset")
+        LOG.info("lab state reset", extra={"lab_owner": self})
 
     # -- routing ---------------------------------------------------------------------------------
     def handle(self, role: str, method: str, target: str, headers, body: bytes) -> Reply:

@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -72,11 +73,17 @@ class TLSServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: Tuple[str, int], context: ssl.SSLContext, router: Router, role: str) -> None:
+    def __init__(self, address: Tuple[str, int], context: ssl.SSLContext, router: Router, role: str, owner: object = None) -> None:
         self.context = context
         self.router = router
         self.role = role
+        #: the lab this listener belongs to (its request threads carry it, so its log lines go to its own log)
+        self.owner = owner
         super().__init__(address, _Handler)
+
+    def process_request_thread(self, request, client_address) -> None:
+        threading.current_thread().lab_owner = self.owner  # type: ignore[attr-defined]
+        super().process_request_thread(request, client_address)
 
     def get_request(self):  # type: ignore[override]
         sock, addr = self.socket.accept()

@@ -6,10 +6,11 @@ the service limits (weighted transactions in 10-second windows), on a clock the 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from lab import errors, limits, models, store, wire
-from lab.server import LabServer
 from lab_blobs import b64url, blob, pkcs8
 
 keys = pytest.importorskip("azure.keyvault.keys")
@@ -229,11 +230,14 @@ def test_limits_are_off_by_default():
 
 # -- over HTTPS --------------------------------------------------------------------------------------
 
-def test_server_answers_429_with_retry_after_when_limits_are_on(tmp_path):
+def test_server_answers_429_with_retry_after_when_limits_are_on(lab_factory):
     from azure.identity import ClientSecretCredential
 
     settings = {"limits": {"enabled": True, "time_scale": 0.5}, "vaults": {"premium": {"purge_protection": True}}}
-    with LabServer(str(tmp_path / "lab"), port=0, settings=settings) as lab:
+    started = lab_factory("limits", settings=settings)
+    with contextlib.ExitStack() as stop:
+        stop.callback(started.stop)
+        lab = started.server
         ident = lab.identity("lab-operator")
         credential = ClientSecretCredential(lab.tenant_id, ident.client_id, ident.secret, authority=lab.authority,
                                             disable_instance_discovery=True, connection_verify=lab.ca_path)
