@@ -365,7 +365,7 @@ def _tool(name: str, bin_dir: Optional[Path]) -> str:
 def run_playbook(env: Dict[str, str], cwd: PathLike, playbook: PathLike, inventory: PathLike, check: bool = False,
                  extra_args: Sequence[str] = (), timeout: int = 300, bin_dir: Optional[Path] = None) -> PlaybookRun:
     """``ansible-playbook -i INVENTORY PLAYBOOK [--check] EXTRA_ARGS`` in cwd with exactly env."""
-    cmd = playbook_cmd(inventory, playbook, extra_args, bin_dir) + (["--check"] if check else [])
+    cmd = playbook_cmd(inventory, playbook, (["--check"] if check else []) + list(extra_args), bin_dir)
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, cwd=str(cwd), capture_output=True, text=True, timeout=timeout, check=False)
     return PlaybookRun(rc=proc.returncode, output=proc.stdout + proc.stderr, recap=parse_recap(proc.stdout),
@@ -424,16 +424,11 @@ def lab_azure(env: Dict[str, str], **extra) -> dict:
     return out
 
 
-def write_inventory(path: PathLike, hsm_hosts: Dict[str, dict], vaults: dict, azure: dict, manifest_dir: PathLike,
-                    hsm_vars: Optional[dict] = None, extra_vars: Optional[dict] = None,
-                    python: str = "{{ ansible_playbook_python }}", vaulted_pins: Optional[Dict[str, str]] = None) -> Path:
+def inventory(hsm_hosts: Dict[str, dict], vaults: Optional[dict], azure: Optional[dict], manifest_dir: PathLike,
+              hsm_vars: Optional[dict] = None, extra_vars: Optional[dict] = None, python: str = "{{ ansible_playbook_python }}") -> dict:
     """A transfer inventory like playbooks/inventory/lab.yml: ``hsm_hosts`` ({host: host variables}) in byok_hsm_hosts
-    (softhsm, SoftHSM2's library, plus ``hsm_vars``), localhost as the controller, ``extra_vars`` in all.vars.
-
-    JSON (which is YAML); with ``vaulted_pins`` ({host: ``ansible-vault encrypt_string`` output}) YAML with ``!vault``
-    blocks as each host's byok_user_pin.
-    """
-    path = Path(path)
+    (softhsm, SoftHSM2's library, plus ``hsm_vars``), localhost as the controller, ``extra_vars`` in all.vars;
+    byok_vaults and byok_azure left out when None."""
     group_vars = {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB}
     group_vars.update(hsm_vars or {})
     all_vars = {
@@ -441,22 +436,34 @@ def write_inventory(path: PathLike, hsm_hosts: Dict[str, dict], vaults: dict, az
         "ansible_python_interpreter": python,
         "byok_controller": "localhost",
         "byok_manifest_dir": str(manifest_dir),
-        "byok_vaults": vaults,
-        "byok_azure": azure,
     }
+    if vaults is not None:
+        all_vars["byok_vaults"] = vaults
+    if azure is not None:
+        all_vars["byok_azure"] = azure
     all_vars.update(extra_vars or {})
     hosts = {name: dict(host_vars) for name, host_vars in hsm_hosts.items()}
-    inventory = {"all": {"vars": all_vars, "children": {
+    return {"all": {"vars": all_vars, "children": {
         "byok_hsm_hosts": {"vars": group_vars, "hosts": hosts},
         "controllers": {"hosts": {"localhost": {}}}}}}
+
+
+def write_inventory(path: PathLike, hsm_hosts: Dict[str, dict], vaults: Optional[dict], azure: Optional[dict], manifest_dir: PathLike,
+                    hsm_vars: Optional[dict] = None, extra_vars: Optional[dict] = None,
+                    python: str = "{{ ansible_playbook_python }}", vaulted_pins: Optional[Dict[str, str]] = None) -> Path:
+    """:func:`inventory` written to path: JSON (which is YAML); with ``vaulted_pins`` ({host: ``ansible-vault
+    encrypt_string`` output}) YAML with ``!vault`` blocks as each host's byok_user_pin."""
+    path = Path(path)
+    doc = inventory(hsm_hosts, vaults, azure, manifest_dir, hsm_vars, extra_vars, python)
     if not vaulted_pins:
-        path.write_text(json.dumps(inventory, indent=1))
+        path.write_text(json.dumps(doc, indent=1))
         return path
     import yaml  # pylint: disable=import-outside-toplevel  # ansible-core depends on PyYAML
 
+    hosts = doc["all"]["children"]["byok_hsm_hosts"]["hosts"]
     for name in vaulted_pins:
         hosts[name]["byok_user_pin"] = "__VAULTED_%s__" % name
-    text = yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False, width=1000)
+    text = yaml.safe_dump(doc, default_flow_style=False, sort_keys=False, width=1000)
     for name, vaulted in vaulted_pins.items():
         indent = re.search(r"^( *)byok_user_pin: __VAULTED_%s__$" % re.escape(name), text, re.M).group(1)
         block = "\n".join(indent + "  " + line for line in vaulted.strip().splitlines())
