@@ -322,6 +322,12 @@ class Vault:
             if self.store is not None:
                 self.store.remove()
 
+    def summary(self) -> dict:
+        """What the vault holds, for assertions (the lab's own document: :func:`wire.vault_summary`)."""
+        from .wire import vault_summary  # pylint: disable=import-outside-toplevel,cyclic-import  # wire renders models
+
+        return vault_summary(self)
+
     def all_keys(self) -> List[Key]:
         """Every key, deleted or not, sorted by (lowercase) name, after what Azure does in the background."""
         with self.lock:
