@@ -28,6 +28,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -145,7 +146,13 @@ class Lab:
         headers.update(config.admin_headers(cfg))
         data = json.dumps(body).encode("utf-8") if body is not None else b""
         if self.server is not None:
-            reply = self.server.handle("login", method, "/lab/%s" % what, headers, data)
+            thread = threading.current_thread()
+            previous = getattr(thread, "lab_owner", None)
+            thread.lab_owner = self.server  # type: ignore[attr-defined]  # what it logs goes to this lab's log
+            try:
+                reply = self.server.handle("login", method, "/lab/%s" % what, headers, data)
+            finally:
+                thread.lab_owner = previous  # type: ignore[attr-defined]
             if reply.status != 200:
                 raise RuntimeError("lab admin %s /lab/%s: %d %s" % (method, what, reply.status, reply.body))
             return reply.body
