@@ -10,7 +10,7 @@ Built on the lab's own pytest plugin (``lab_factory``) and on ``lab.testing`` (t
 ansible runs, the inventory writer), which every suite uses; this file only binds them to this checkout (its .venv,
 its ansible.cfg, the collection as this directory) under the names the tests use.
 
-    cd /work/main && source scripts/env.sh && python -m pytest tests/e2e -q -x
+    source scripts/env.sh && python -m pytest tests/e2e -q -x
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Built on the same lab, tokens, ansible runs and inventory writer as tests/e2e/co
 lab's pytest plugin); the fixtures here keep their own names (fl_*): this package has its own lab server, and its
 processes get a TMPDIR of their own.
 
-    cd /work/main && source scripts/env.sh && python -m pytest tests/e2e/faults -q
+    source scripts/env.sh && python -m pytest tests/e2e/faults -q
 
 Isolation: every test gets its own TMPDIR (tempfile.gettempdir() of ansible and of the modules), so the byok-* work
 directories and lock files it finds are its own, not those of other test runs on this machine.
