@@ -36,6 +36,8 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from lab.testing import lab_azure, lab_vaults, write_inventory as write_lab_inventory  # noqa: E402 (the tests' inventory writer)
 OUT = os.environ.get("BENCH_OUT") or os.path.join(BENCH, "out")  # results, runs and the lab state
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 LAB_STATE = os.path.join(OUT, "lab", "vault")
@@ -136,37 +138,26 @@ def init_token(conf, label, pin, so_pin):
                    env=dict(os.environ, SOFTHSM2_CONF=conf), check=True, capture_output=True)
 
 
-def write_inventory(path, run_dir, keys, hosts, env, pin_file, kek_name):
+def hsm_host_vars(run_dir, pin_file):
+    """The byok_hsm_hosts group's variables: each host's token and softhsm2.conf by its name, the PIN from a file."""
+    return {"byok_token_label": "{{ inventory_hostname }}-%s" % os.path.basename(run_dir),
+            "byok_user_pin": "{{ lookup('ansible.builtin.file', '%s') }}" % pin_file,
+            "byok_hsm_environment": {"SOFTHSM2_CONF": run_dir + "/hsm/{{ inventory_hostname }}/softhsm2.conf"}}
+
+
+def keys_by_host(keys, hosts, vault=None):
+    """{bhN: [byok_keys items]} (vault: every key into that vault, else each key's own)."""
     host_keys = {"bh%d" % (h + 1): [] for h in range(hosts)}
     for k in keys:
-        item = {"name": k["name"], "vault": "premium", "key_type": k["key_type"], "key_ops": k["key_ops"]}
-        if k["key_type"] == "EC":
-            item["curve"] = k["curve"]
-        else:
-            item["key_size"] = k["key_size"]
+        item = {"name": k["name"], "vault": vault or k["vault"], "key_type": k["key_type"], "key_ops": k["key_ops"]}
+        item.update({"curve": k["curve"]} if k["key_type"] == "EC" else {"key_size": k["key_size"]})
         host_keys[k["host"]].append(item)
-    inv = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "byok_controller": "localhost",
-            "byok_manifest_dir": os.path.join(run_dir, "manifests"),
-            "byok_vaults": {"premium": {"url": env["LAB_VAULT_PREMIUM"], "type": "premium", "kek_name": kek_name,
-                                        "kek_size": 3072}},
-            "byok_azure": {"auth_source": "env", "cloud_environment": env["LAB_AUTHORITY"], "ca_bundle": env["LAB_CA"]},
-        },
-        "children": {
-            "byok_hsm_hosts": {
-                "vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB,
-                         "byok_token_label": "{{ inventory_hostname }}-%s" % os.path.basename(run_dir),
-                         "byok_user_pin": "{{ lookup('ansible.builtin.file', '%s') }}" % pin_file,
-                         "byok_hsm_environment": {"SOFTHSM2_CONF": run_dir + "/hsm/{{ inventory_hostname }}/softhsm2.conf"}},
-                "hosts": {h: {"byok_keys": ks} for h, ks in host_keys.items()},
-            },
-            "controllers": {"hosts": {"localhost": {}}},
-        }}}
-    with open(path, "w") as handle:
-        json.dump(inv, handle, indent=1)  # JSON is YAML
+    return {h: {"byok_keys": ks} for h, ks in host_keys.items()}
+
+
+def write_inventory(path, run_dir, keys, hosts, env, pin_file, kek_name):
+    write_lab_inventory(path, keys_by_host(keys, hosts, vault="premium"), lab_vaults(env, kek_name, kek_size=3072), lab_azure(env),
+                        os.path.join(run_dir, "manifests"), hsm_vars=hsm_host_vars(run_dir, pin_file))
 
 
 # -- runners ---------------------------------------------------------------------------------------------
@@ -671,35 +662,9 @@ def scale_keys(n, hosts, vaults, prefix, rsa_every=0):
 
 
 def write_scale_inventory(path, run_dir, keys, hosts, env, pin_file, kek_name):
-    host_keys = {"bh%d" % (h + 1): [] for h in range(hosts)}
-    for k in keys:
-        item = {"name": k["name"], "vault": k["vault"], "key_type": k["key_type"], "key_ops": k["key_ops"]}
-        item.update({"curve": k["curve"]} if k["key_type"] == "EC" else {"key_size": k["key_size"]})
-        host_keys[k["host"]].append(item)
-    vaults = {v: {"url": env["LAB_VAULT_%s" % v.upper()], "type": vault_kind(v), "kek_name": kek_name, "kek_size": KEK_SIZE}
-              for v in sorted({k["vault"] for k in keys})}
-    inv = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "byok_controller": "localhost",
-            "byok_manifest_dir": os.path.join(run_dir, "manifests"),
-            "byok_vaults": vaults,
-            "byok_azure": {"auth_source": "env", "cloud_environment": env["LAB_AUTHORITY"], "ca_bundle": env["LAB_CA"],
-                           "pacing_window": 10.0 * TIME_SCALE},
-        },
-        "children": {
-            "byok_hsm_hosts": {
-                "vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB,
-                         "byok_token_label": "{{ inventory_hostname }}-%s" % os.path.basename(run_dir),
-                         "byok_user_pin": "{{ lookup('ansible.builtin.file', '%s') }}" % pin_file,
-                         "byok_hsm_environment": {"SOFTHSM2_CONF": run_dir + "/hsm/{{ inventory_hostname }}/softhsm2.conf"}},
-                "hosts": {h: {"byok_keys": ks} for h, ks in host_keys.items()},
-            },
-            "controllers": {"hosts": {"localhost": {}}},
-        }}}
-    with open(path, "w") as handle:
-        json.dump(inv, handle, indent=1)
+    vaults = lab_vaults(env, kek_name, kek_size=KEK_SIZE, names=sorted({k["vault"] for k in keys}))
+    write_lab_inventory(path, keys_by_host(keys, hosts), vaults, lab_azure(env, pacing_window=10.0 * TIME_SCALE),
+                        os.path.join(run_dir, "manifests"), hsm_vars=hsm_host_vars(run_dir, pin_file))
 
 
 def lab_settings(*args):

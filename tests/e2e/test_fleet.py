@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import ROOT, SOFTHSM_LIB, TRANSFER_PLAYBOOK, unique
+from conftest import ROOT, TRANSFER_PLAYBOOK, testing, unique
 
 STAGED = [ROOT / "playbooks" / ("staged_%s.yml" % stage) for stage in ("1_fetch", "2_wrap", "3_import")]
 
@@ -22,23 +22,13 @@ def bundle_digests(run):
 
 def inventory(path, lab, hosts, keks, with_vaults=True):
     """hosts: {name: (token, [byok_keys])}.  Without with_vaults the inventory has no vault URL and no Azure option."""
-    hsm_hosts = dict((name, {"byok_token_label": token.label, "byok_user_pin": token.pin,
-                             "byok_hsm_environment": token.env, "byok_keys": keys})
-                     for name, (token, keys) in hosts.items())
-    all_vars = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                "byok_controller": "localhost", "byok_manifest_dir": str(path.parent / "manifests")}
+    vaults = azure = None
     if with_vaults:
-        all_vars["byok_vaults"] = {
-            "premium": {"url": lab.env["LAB_VAULT_PREMIUM"], "type": "premium", "kek_name": keks["premium"], "kek_size": 2048},
-            "mhsm": {"url": lab.env["LAB_VAULT_MHSM"], "type": "managed_hsm", "kek_name": keks["mhsm"], "kek_size": 3072},
-        }
-        all_vars["byok_azure"] = {"auth_source": "env", "cloud_environment": lab.env["LAB_AUTHORITY"],
-                                  "ca_bundle": lab.env["LAB_CA"]}
-    path.write_text(json.dumps({"all": {"vars": all_vars, "children": {
-        "byok_hsm_hosts": {"vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB}, "hosts": hsm_hosts},
-        "controllers": {"hosts": {"localhost": {}}},
-    }}}, indent=1))
-    return path
+        vaults = dict(testing.lab_vaults(lab.env, keks["premium"], kek_size=2048),
+                      **testing.lab_vaults(lab.env, keks["mhsm"], kek_size=3072, names=("mhsm",)))
+        azure = testing.lab_azure(lab.env)
+    return testing.write_inventory(path, {name: testing.token_vars(token, keys) for name, (token, keys) in hosts.items()},
+                                   vaults, azure, path.parent / "manifests")
 
 
 def twelve_keys(make_token):

@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import (ANSIBLE_PLAYBOOK, PYTHON, ROOT, SOFTHSM_LIB, TRANSFER_PLAYBOOK, PlaybookRun, Token, _env, new_token,
-                      assert_one_line_failure, parse_recap, unique)
+                      assert_one_line_failure, parse_recap, testing, unique)
 
 SHIM_LIB = ROOT / "build" / "pkcs11_shim" / "librsaaesshim.so"
 
@@ -265,38 +265,16 @@ def write_inventory(path: Path, lab, hosts: Dict[str, tuple], keks: Dict[str, st
     """A transfer inventory: ``hosts`` maps a host to (token, byok_keys); vaults premium and mhsm of the lab."""
     hsm_hosts = {}
     for name, (token, keys) in hosts.items():
-        env = dict(token.env)
-        host = {"byok_token_label": token.label, "byok_user_pin": token.pin, "byok_hsm_environment": env,
-                "byok_keys": keys}
+        host = testing.token_vars(token, keys)
         if name in shim_hosts:
             host["byok_pkcs11_module"] = str(SHIM_LIB)
-            env["BYOK_SHIM_TARGET"] = SOFTHSM_LIB
+            host["byok_hsm_environment"] = dict(token.env, BYOK_SHIM_TARGET=SOFTHSM_LIB)
         hsm_hosts[name] = host
     vaults = {}
-    if "premium" in keks:
-        vaults["premium"] = {"url": lab.env["LAB_VAULT_PREMIUM"], "type": "premium", "kek_name": keks["premium"],
-                             "kek_size": 2048}
-    if "mhsm" in keks:
-        vaults["mhsm"] = {"url": lab.env["LAB_VAULT_MHSM"], "type": "managed_hsm", "kek_name": keks["mhsm"],
-                          "kek_size": 2048}
-    inventory = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "byok_controller": "localhost",
-            "byok_manifest_dir": str(path.parent / "manifests"),
-            "byok_vaults": vaults,
-            "byok_azure": {"auth_source": "env", "cloud_environment": lab.env["LAB_AUTHORITY"],
-                           "ca_bundle": lab.env["LAB_CA"]},
-        },
-        "children": {
-            "byok_hsm_hosts": {"vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB},
-                               "hosts": hsm_hosts},
-            "controllers": {"hosts": {"localhost": {}}},
-        },
-    }}
-    path.write_text(json.dumps(inventory, indent=1))  # JSON is YAML
-    return path
+    for vault in ("premium", "mhsm"):
+        if vault in keks:
+            vaults.update(testing.lab_vaults(lab.env, keks[vault], kek_size=2048, names=(vault,)))
+    return testing.write_inventory(path, hsm_hosts, vaults, testing.lab_azure(lab.env), path.parent / "manifests")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SOFTHSM_LIB, TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, new_token, unique
+from conftest import SOFTHSM_LIB, TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, new_token, testing, unique
 from test_key_matrix import SHIM_LIB, ensure_shim, failure_of, playbook, task_results
 from test_transfer import report_rows
 
@@ -40,21 +40,9 @@ def luna6_env(token, chrystoki: Path, call_log: Path, cloning: bool) -> dict:
 
 def transfer_inventory(path: Path, lab, hosts: dict, vaults: dict, azure: dict = None) -> Path:
     """hosts: {name: (token, environment, byok_keys)}; vaults: byok_vaults."""
-    inventory = {"all": {
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                 "byok_controller": "localhost", "byok_manifest_dir": str(path.parent / "manifests"),
-                 "byok_vaults": vaults,
-                 "byok_azure": dict({"auth_source": "env", "cloud_environment": lab.env["LAB_AUTHORITY"],
-                                     "ca_bundle": lab.env["LAB_CA"]}, **(azure or {}))},
-        "children": {
-            "byok_hsm_hosts": {"vars": {"byok_hsm_vendor": "luna", "byok_pkcs11_module": str(SHIM_LIB)}, "hosts": {
-                name: {"byok_token_label": token.label, "byok_user_pin": token.pin, "byok_hsm_environment": env,
-                       "byok_keys": keys} for name, (token, env, keys) in hosts.items()}},
-            "controllers": {"hosts": {"localhost": {}}},
-        },
-    }}
-    path.write_text(json.dumps(inventory, indent=1))
-    return path
+    hsm_hosts = {name: dict(testing.token_vars(token, keys), byok_hsm_environment=env) for name, (token, env, keys) in hosts.items()}
+    return testing.write_inventory(path, hsm_hosts, vaults, testing.lab_azure(lab.env, **(azure or {})), path.parent / "manifests",
+                                   hsm_vars={"byok_hsm_vendor": "luna", "byok_pkcs11_module": str(SHIM_LIB)})
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 
-from conftest import ROOT, TRANSFER_PLAYBOOK, SOFTHSM_LIB, unique
+from conftest import ROOT, TRANSFER_PLAYBOOK, testing, unique
 
 
 def write_inventory(path, lab, hosts, kek_name, extra_vars=None):
@@ -18,35 +18,10 @@ def write_inventory(path, lab, hosts, kek_name, extra_vars=None):
 
     ``hosts`` maps a host name to (token, [byok_keys items]); ``extra_vars`` go to all.vars.
     """
-    hsm_hosts = {}
-    for name, (token, keys) in hosts.items():
-        hsm_hosts[name] = {
-            "byok_token_label": token.label,
-            "byok_user_pin": token.pin,
-            "byok_hsm_environment": token.env,
-            "byok_keys": keys,
-        }
-    inventory = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "byok_controller": "localhost",
-            # the report role writes an audit manifest (default: next to the playbook, i.e. into the checkout)
-            "byok_manifest_dir": str(path.parent / "manifests"),
-            "byok_vaults": {"premium": {"url": lab.env["LAB_VAULT_PREMIUM"], "type": "premium", "kek_name": kek_name,
-                                        "kek_size": 3072}},
-            "byok_azure": {"auth_source": "env", "cloud_environment": lab.env["LAB_AUTHORITY"],
-                           "ca_bundle": lab.env["LAB_CA"]},
-        },
-        "children": {
-            "byok_hsm_hosts": {"vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB},
-                               "hosts": hsm_hosts},
-            "controllers": {"hosts": {"localhost": {}}},
-        },
-    }}
-    inventory["all"]["vars"].update(extra_vars or {})
-    path.write_text(json.dumps(inventory, indent=1))  # JSON is YAML
-    return path
+    # the report role writes an audit manifest (default: next to the playbook, i.e. into the checkout)
+    return testing.write_inventory(path, {name: testing.token_vars(token, keys) for name, (token, keys) in hosts.items()},
+                                   testing.lab_vaults(lab.env, kek_name, kek_size=3072), testing.lab_azure(lab.env),
+                                   path.parent / "manifests", extra_vars=extra_vars)
 
 
 def two_hosts(make_token, rsa_name, ec_name):

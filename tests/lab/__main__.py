@@ -276,12 +276,13 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if _pid(cfg) and _healthy(cfg):
         state = _admin(cfg, "GET", "state")
     else:
-        from .models import LabState  # pylint: disable=import-outside-toplevel
+        from .store import LabState  # pylint: disable=import-outside-toplevel
+        from .wire import state_summary  # pylint: disable=import-outside-toplevel
 
         lab_state = LabState(cfg.state_dir)
         for vdef in cfg.vaults:
             lab_state.add_vault(vdef.name, vdef.kind, cfg.urls[vdef.name])
-        state = lab_state.summary()
+        state = state_summary(lab_state)
     print(json.dumps(state, indent=2, sort_keys=True))
     return 0
 

@@ -208,6 +208,18 @@ def init(state_dir: str, port: Optional[int] = None) -> LabConfig:
     return load(state_dir)
 
 
+def record_ports(state_dir: str, base_port: int, vault_ports: Dict[str, int]) -> LabConfig:
+    """Write the ports a server listens on (e.g. free ports it was given) into ``config.json``."""
+    config_path = os.path.join(os.path.abspath(state_dir), CONFIG_FILE)
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["base_port"] = base_port
+    for vault in config["vaults"]:
+        vault["port"] = vault_ports.get(vault["name"], vault["port"])
+    _write_json(config_path, config, 0o644)
+    return load(state_dir)
+
+
 def _ensure_client_certificate(state_dir: str, config: dict) -> bool:
     """Give the operator a certificate credential (key + certificate in client-cert.pem; the public part registered
     in config.json), unless it has one; True if config changed."""

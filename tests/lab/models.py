@@ -1,38 +1,37 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) byok.keyvault contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Vault state and the Key Vault rules, without HTTP.
+"""Vault state and the Key Vault rules as state and transitions: no HTTP, no JSON, no files.
 
 A :class:`Vault` holds keys; a key holds versions; each version holds real key material (the lab
-generates it or unwraps it from a BYOK blob), so sign and encrypt work and the public JWK can be
-returned.  Every operation either raises an :mod:`errors` exception and changes nothing, or
-changes the state and (when the vault has a path) writes it to disk atomically.
+generates it or unwraps it from a BYOK blob), so sign and encrypt work.  Every operation either
+raises an :mod:`errors` exception and changes nothing, or changes the state and hands the vault to
+its store (:mod:`store`: the state directory), if it has one.
 
-Request bodies are passed as the dicts Key Vault receives; results are returned as model objects,
-and ``*_bundle``/``*_item`` render them in Key Vault's JSON shape.
+The parameters of an operation are the request's parameters as Key Vault names them (``kty``,
+``key_ops``, ``attributes``, ...); results are model objects.  :mod:`wire` renders them in Key Vault's
+JSON shape; :mod:`store` writes them to the state directory; :mod:`limits` counts them against
+Azure's service limits.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import secrets
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Protocol, Tuple, Union
 from urllib.parse import urlparse
 
-from cryptography.hazmat.primitives import hashes, padding as sym_padding, serialization
+from cryptography.hazmat.primitives import hashes, padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from . import byok
-from .errors import BadParameter, Conflict, Forbidden, KeyNotFound, Throttled
+from .errors import BadParameter, Conflict, Forbidden, KeyNotFound
 
 LOG = logging.getLogger("lab.models")
 
@@ -95,6 +94,17 @@ AES_CBC_ALGS = {
     "A128CBCPAD": (128, True), "A192CBCPAD": (192, True), "A256CBCPAD": (256, True),
 }
 RSA_ENC_ALGS = ("RSA-OAEP", "RSA-OAEP-256", "RSA1_5")
+
+
+class VaultStore(Protocol):
+    """Where a vault's state lives between runs (:class:`store.VaultFile`): read once, written after each change."""
+
+    def load(self, vault: "Vault") -> Dict[str, "Key"]: ...
+
+    def save(self, vault: "Vault") -> None: ...
+
+    def remove(self) -> None: ...
+
 
 Material = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, bytes]
 
@@ -189,27 +199,6 @@ class KeyVersion:
             return byok.CURVE_NAMES.get(self.material.curve.name, self.material.curve.name)
         return None
 
-    def public_jwk(self) -> Dict[str, str]:
-        """Public JWK members (none for oct keys)."""
-        if isinstance(self.material, rsa.RSAPrivateKey):
-            numbers = self.material.public_key().public_numbers()
-            return {"n": byok.b64url_encode(_int_bytes(numbers.n)), "e": byok.b64url_encode(_int_bytes(numbers.e))}
-        if isinstance(self.material, ec.EllipticCurvePrivateKey):
-            numbers = self.material.public_key().public_numbers()
-            size = (self.material.curve.key_size + 7) // 8
-            return {
-                "crv": self.crv or "",
-                "x": byok.b64url_encode(numbers.x.to_bytes(size, "big")),
-                "y": byok.b64url_encode(numbers.y.to_bytes(size, "big")),
-            }
-        return {}
-
-    def public_pem(self) -> Optional[str]:
-        if isinstance(self.material, bytes):
-            return None
-        return self.material.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-
     def usable_now(self, now: int) -> Optional[str]:
         """Why the version cannot be used now, or None."""
         if not self.enabled:
@@ -219,57 +208,6 @@ class KeyVersion:
         if self.exp is not None and now >= self.exp:
             return "expired (exp %d)" % self.exp
         return None
-
-    def to_state(self) -> dict:
-        state = {
-            "version": self.version, "kty": self.kty, "key_ops": list(self.key_ops),
-            "created": self.created, "updated": self.updated, "enabled": self.enabled, "nbf": self.nbf, "exp": self.exp,
-            "tags": dict(self.tags), "origin": self.origin, "lab_trailing_zero_bytes": self.lab_trailing_zero_bytes,
-            "generator": self.generator, "kek_kid": self.kek_kid,
-        }
-        if isinstance(self.material, bytes):
-            state["oct"] = byok.b64url_encode(self.material)
-        else:
-            state["private_pem"] = self.material.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii")
-        return state
-
-    @classmethod
-    def from_state(cls, state: dict) -> "KeyVersion":
-        material: Material
-        if "oct" in state:
-            material = byok.b64url_decode(state["oct"], "oct")
-        else:
-            loaded = serialization.load_pem_private_key(state["private_pem"].encode("ascii"), password=None)
-            if not isinstance(loaded, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-                raise ValueError("unexpected key type in state")
-            material = loaded
-        return cls(
-            version=state["version"], kty=state["kty"], key_ops=list(state["key_ops"]), material=material,
-            created=state["created"], updated=state["updated"], enabled=state["enabled"], nbf=state.get("nbf"),
-            exp=state.get("exp"), tags=dict(state.get("tags") or {}), origin=state.get("origin", "generated"),
-            lab_trailing_zero_bytes=state.get("lab_trailing_zero_bytes", 0), generator=state.get("generator", ""),
-            kek_kid=state.get("kek_kid", ""),
-        )
-
-    def summary(self) -> dict:
-        out: dict = {"version": self.version, "kty": self.kty, "key_ops": list(self.key_ops), "enabled": self.enabled,
-                     "origin": self.origin, "created": self.created}
-        if self.size:
-            out["size"] = self.size
-        if self.crv:
-            out["crv"] = self.crv
-        if self.origin == "byok":
-            out["lab_trailing_zero_bytes"] = self.lab_trailing_zero_bytes
-            out["kek_kid"] = self.kek_kid
-            out["generator"] = self.generator
-        if self.tags:
-            out["tags"] = dict(self.tags)
-        return out
-
-
-def _int_bytes(value: int) -> bytes:
-    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
 
 
 @dataclass
@@ -344,22 +282,22 @@ class Vault:
     :class:`Key` keeps the case of its first creation as its name.
     """
 
-    def __init__(self, name: str, kind: str, url: str, path: Optional[str] = None,
+    def __init__(self, name: str, kind: str, url: str, store: Optional["VaultStore"] = None,
                  clock: Callable[[], float] = time.time, options: Optional[VaultOptions] = None) -> None:
         if kind not in VAULT_KINDS:
             raise ValueError("vault kind must be one of %s" % (VAULT_KINDS,))
         self.name = name
         self.kind = kind
         self.url = url.rstrip("/")
-        self.path = path
+        self.store = store
         self.clock = clock
         self.options = options or VaultOptions()
         self.keys: Dict[str, Key] = {}
         #: lowercase name -> clock time until which a purged name still answers 409 (the purge is running)
         self.purging: Dict[str, float] = {}
         self.lock = threading.RLock()
-        if path and os.path.exists(path):
-            self._load()
+        if store is not None:
+            self.keys.update(store.load(self))
 
     @property
     def purge_protection(self) -> bool:
@@ -372,54 +310,29 @@ class Vault:
         prefix = "Recoverable" if self.options.retention_days == RECOVERABLE_DAYS else "CustomizedRecoverable"
         return prefix if self.purge_protection else prefix + "+Purgeable"
 
-    # -- persistence -------------------------------------------------------------------------
-    def _load(self) -> None:
-        with open(str(self.path), encoding="utf-8") as handle:
-            state = json.load(handle)
-        for name, item in state.get("keys", {}).items():
-            if name.lower() in self.keys:
-                LOG.warning("vault=%s state file holds key %s and %s, one name for Key Vault; keeping %s", self.name,
-                            self.keys[name.lower()].name, name, self.keys[name.lower()].name)
-                continue
-            self.keys[name.lower()] = Key(
-                name=name, versions=[KeyVersion.from_state(v) for v in item["versions"]],
-                deleted_date=item.get("deleted_date"), scheduled_purge_date=item.get("scheduled_purge_date"),
-                visible_at=item.get("visible_at"))
-
-    def to_state(self) -> dict:
-        return {
-            "name": self.name, "kind": self.kind,
-            "keys": {
-                key.name: {"versions": [v.to_state() for v in key.versions], "deleted_date": key.deleted_date,
-                           "scheduled_purge_date": key.scheduled_purge_date, "visible_at": key.visible_at}
-                for key in self.keys.values()
-            },
-        }
-
     def save(self) -> None:
-        """Write the state atomically (temp file + rename), mode 0600: it holds private keys."""
-        if not self.path:
-            return
-        directory = os.path.dirname(self.path) or "."
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        tmp = "%s.%s.tmp" % (self.path, secrets.token_hex(4))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_state(), handle, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        """Hand the changed state to the store (nothing without one)."""
+        if self.store is not None:
+            self.store.save(self)
 
     def reset(self) -> None:
         with self.lock:
             self.keys.clear()
             self.purging.clear()
-            if self.path and os.path.exists(self.path):
-                os.unlink(self.path)
+            if self.store is not None:
+                self.store.remove()
+
+    def summary(self) -> dict:
+        """What the vault holds, for assertions (the lab's own document: :func:`wire.vault_summary`)."""
+        from .wire import vault_summary  # pylint: disable=import-outside-toplevel,cyclic-import  # wire renders models
+
+        return vault_summary(self)
+
+    def all_keys(self) -> List[Key]:
+        """Every key, deleted or not, sorted by (lowercase) name, after what Azure does in the background."""
+        with self.lock:
+            self._expire()
+            return [self.keys[name] for name in sorted(self.keys)]
 
     # -- helpers -----------------------------------------------------------------------------
     def _now(self) -> int:
@@ -782,279 +695,3 @@ class Vault:
                 pad_rsa = padding.OAEP(mgf=padding.MGF1(hash_alg), algorithm=hash_alg, label=None)
             return item, item.material.public_key().encrypt(plaintext, pad_rsa), None
         raise BadParameter("Key type %s does not support encrypt." % item.kty)
-
-    # -- JSON shapes -------------------------------------------------------------------------
-    def attributes_json(self, item: KeyVersion) -> dict:
-        attributes: dict = {"enabled": item.enabled}
-        if item.nbf is not None:
-            attributes["nbf"] = item.nbf
-        if item.exp is not None:
-            attributes["exp"] = item.exp
-        attributes.update({"created": item.created, "updated": item.updated, "recoveryLevel": self.recovery_level,
-                           "recoverableDays": self.options.retention_days})
-        return attributes
-
-    def key_bundle(self, key: Key, item: KeyVersion) -> dict:
-        jwk: dict = {"kid": self.kid(key.name, item.version), "kty": item.kty, "key_ops": list(item.key_ops)}
-        jwk.update(item.public_jwk())
-        bundle: dict = {"key": jwk, "attributes": self.attributes_json(item)}
-        if item.tags:
-            bundle["tags"] = dict(item.tags)
-        return bundle
-
-    def _deleted_fields(self, key: Key) -> dict:
-        return {"recoveryId": "%s/deletedkeys/%s" % (self.url, key.name), "deletedDate": key.deleted_date,
-                "scheduledPurgeDate": key.scheduled_purge_date}
-
-    def deleted_key_bundle(self, key: Key) -> dict:
-        bundle = self.key_bundle(key, key.current)
-        bundle.update(self._deleted_fields(key))
-        return bundle
-
-    def key_item(self, key: Key, item: Optional[KeyVersion] = None) -> dict:
-        """An entry of ``GET /keys`` (unversioned kid) or of ``/versions`` (versioned kid, pass ``item``)."""
-        shown = item or key.current
-        entry: dict = {"kid": self.kid(key.name, item.version if item else None), "attributes": self.attributes_json(shown)}
-        if shown.tags:
-            entry["tags"] = dict(shown.tags)
-        return entry
-
-    def deleted_key_item(self, key: Key) -> dict:
-        entry = self.key_item(key)
-        entry.update(self._deleted_fields(key))
-        return entry
-
-    def summary(self) -> dict:
-        with self.lock:
-            self._expire()
-            return {
-                "kind": self.kind, "url": self.url, "purge_protection": self.purge_protection,
-                "keys": {key.name: {"deleted": key.deleted, "versions": [v.summary() for v in key.versions]}
-                         for _lower, key in sorted(self.keys.items())},
-            }
-
-
-# -- service limits ---------------------------------------------------------------------------------
-#: Azure counts transactions in 10-second windows; the lab's time scale shrinks them (0.1: 1-second windows)
-LIMIT_WINDOW_SECONDS = 10.0
-#: Key Vault (resource type vault), per vault and 10 s: CREATE key (a BYOK import counts as one), (HSM key, software key)
-VAULT_CREATE_LIMIT = (10, 20)
-#: ... and all other transactions on a key, by key type and size: (HSM key, software key)
-VAULT_OTHER_LIMITS = {("RSA", 2048): (2000, 4000), ("RSA", 3072): (500, 1000), ("RSA", 4096): (250, 500),
-                      ("EC", None): (2000, 4000)}
-#: the subscription-wide ceiling for all transaction types is five times the per-vault limit (one lab = one subscription)
-SUBSCRIPTION_FACTOR = 5
-#: Managed HSM, per HSM instance (Microsoft publishes operations per second; here per 10 s): create (and import), delete,
-#: purge and recover (Microsoft's delete/purge/restore rows), everything else (get key information, 1100/s)
-MHSM_LIMITS = {"create": 10, "delete": 100, "other": 11000}
-THROTTLED_VAULT = "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
-THROTTLED_SUBSCRIPTION = ("Request was not processed because too many requests were received. Reason: "
-                          "SubscriptionRequestsLimitReached")
-
-
-@dataclass
-class Transaction:
-    """How one request counts against the limits: its bucket and the limit of its row (it costs 1/limit of the bucket)."""
-
-    bucket: str
-    limit: int
-
-    @property
-    def cost(self) -> float:
-        return 1.0 / self.limit
-
-
-def transaction(vault: "Vault", permission: str, name: Optional[str], body: Optional[dict]) -> Transaction:
-    """The row of Microsoft's limit tables a vault request falls in (weighted: enforcement is on the sum of costs)."""
-    if vault.kind == MANAGED_HSM:
-        if permission in ("create", "import"):
-            return Transaction("create", MHSM_LIMITS["create"])
-        if permission in ("delete", "purge", "recover"):
-            return Transaction("delete", MHSM_LIMITS["delete"])
-        return Transaction("other", MHSM_LIMITS["other"])
-    if permission in ("create", "import"):
-        doc = body if isinstance(body, dict) else {}
-        kty = (doc.get("key") or {}).get("kty") if permission == "import" and isinstance(doc.get("key"), dict) else doc.get("kty")
-        hsm = not isinstance(kty, str) or kty.endswith("-HSM")
-        return Transaction("create", VAULT_CREATE_LIMIT[0 if hsm else 1])
-    row: Tuple[str, Optional[int]] = ("RSA", 2048)  # a list, or a key the vault does not hold: the cheapest row
-    hsm = True
-    key = vault.keys.get(name.lower()) if isinstance(name, str) else None
-    if key is not None and key.versions:
-        item = key.current
-        fam = family(item.kty)
-        hsm = item.kty.endswith("-HSM")
-        if fam == "RSA" and item.size in (2048, 3072, 4096):
-            row = ("RSA", item.size)
-        elif fam == "EC":
-            row = ("EC", None)
-    return Transaction("other", VAULT_OTHER_LIMITS[row][0 if hsm else 1])
-
-
-class Throttle:
-    """Azure's service limits as a state model: weighted transactions in sliding windows, per vault and per subscription.
-
-    Off unless enabled.  ``time_scale`` shrinks the 10-second window (0.1: 1 s) and keeps the counts, so a test sees
-    Azure's numbers in a tenth of the time.  A refused request (429) does not count against the limits, as Microsoft's
-    throttling guidance says.  ``throttled`` counts the 429s served, per vault.
-    """
-
-    def __init__(self, enabled: bool = False, time_scale: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.enabled = enabled
-        self.time_scale = time_scale
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._log: Dict[Tuple[str, str], deque] = {}
-        self.throttled: Dict[str, int] = {}
-        self.admitted: Dict[str, int] = {}
-
-    @property
-    def window(self) -> float:
-        return LIMIT_WINDOW_SECONDS * self.time_scale
-
-    def configure(self, values: dict) -> dict:
-        if not isinstance(values, dict):
-            raise BadParameter("The limits must be a JSON object.")
-        unknown = sorted(set(values) - {"enabled", "time_scale", "reset_counts"})
-        if unknown:
-            raise BadParameter("Unknown limits settings %s; known: enabled, time_scale, reset_counts." % unknown)
-        with self._lock:
-            if "enabled" in values:
-                if not isinstance(values["enabled"], bool):
-                    raise BadParameter("limits.enabled must be true or false.")
-                self.enabled = values["enabled"]
-            if "time_scale" in values:
-                scale = values["time_scale"]
-                if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.001 <= scale <= 1:
-                    raise BadParameter("limits.time_scale must be a number from 0.001 to 1 (0.1 shrinks 10-second windows to 1 s).")
-                self.time_scale = float(scale)
-            if values.get("reset_counts") or "enabled" in values or "time_scale" in values:
-                self._log.clear()
-                self.throttled.clear()
-                self.admitted.clear()
-        return self.describe()
-
-    def describe(self) -> dict:
-        with self._lock:
-            return {"enabled": self.enabled, "time_scale": self.time_scale, "window_seconds": self.window,
-                    "throttled": dict(self.throttled), "admitted": dict(self.admitted)}
-
-    def _used(self, scope: Tuple[str, str], now: float) -> deque:
-        log = self._log.setdefault(scope, deque())
-        while log and log[0][0] <= now - self.window:
-            log.popleft()
-        return log
-
-    def _wait(self, log: deque, cost: float, capacity: float, now: float) -> Optional[float]:
-        """None when cost fits into the window, else the seconds until it would."""
-        used = sum(c for _t, c in log)
-        if used + cost <= capacity + 1e-9:
-            return None
-        for stamp, item in log:
-            used -= item
-            if used + cost <= capacity + 1e-9:
-                return max(0.0, stamp + self.window - now)
-        return self.window
-
-    def admit(self, vault: "Vault", txn: Transaction) -> None:
-        """Count the transaction, or raise Throttled (429 with Retry-After) when it exceeds a limit."""
-        if not self.enabled:
-            return
-        with self._lock:
-            now = self.clock()
-            scopes = [((vault.name, txn.bucket), 1.0, THROTTLED_VAULT)]
-            if vault.kind == PREMIUM:
-                scopes.append((("subscription", txn.bucket), float(SUBSCRIPTION_FACTOR), THROTTLED_SUBSCRIPTION))
-            for scope, capacity, message in scopes:
-                wait = self._wait(self._used(scope, now), txn.cost, capacity, now)
-                if wait is not None:
-                    self.throttled[vault.name] = self.throttled.get(vault.name, 0) + 1
-                    LOG.info("vault=%s throttled %s transaction (%s limit %d per %.1f s), retry after %.2f s", vault.name,
-                             txn.bucket, scope[0], txn.limit * (1 if scope[0] != "subscription" else SUBSCRIPTION_FACTOR),
-                             self.window, wait)
-                    raise Throttled(message, headers={"Retry-After": str(max(1, int(-(-wait // 1))))})
-            for scope, _capacity, _message in scopes:
-                self._log[scope].append((now, txn.cost))
-            self.admitted[vault.name] = self.admitted.get(vault.name, 0) + 1
-
-
-class LabState:
-    """All vaults of a lab, persisted under ``<state_dir>/vaults/<vault>.json`` (or in memory)."""
-
-    def __init__(self, state_dir: Optional[str] = None, clock: Callable[[], float] = time.time,
-                 throttle: Optional[Throttle] = None) -> None:
-        self.state_dir = state_dir
-        self.clock = clock
-        self.vaults: Dict[str, Vault] = {}
-        self.throttle = throttle or Throttle()
-
-    def add_vault(self, name: str, kind: str, url: str, options: Optional[VaultOptions] = None) -> Vault:
-        path = os.path.join(self.state_dir, "vaults", "%s.json" % name) if self.state_dir else None
-        vault = Vault(name, kind, url, path=path, clock=self.clock, options=options)
-        self.vaults[name] = vault
-        return vault
-
-    def vault(self, name: str) -> Vault:
-        return self.vaults[name]
-
-    def reset(self) -> None:
-        for vault in self.vaults.values():
-            vault.reset()
-
-    def summary(self) -> dict:
-        return {name: vault.summary() for name, vault in self.vaults.items()}
-
-
-class ResourceManager:
-    """The lab's Azure Resource Manager: what a client reads before it talks to a vault.
-
-    The cloud metadata document (``GET /metadata/endpoints``) names the lab authority as the login
-    endpoint, the resource manager URL as the token audience, and DNS suffixes that turn the vault
-    name ``127`` into the lab vaults' URLs (``127`` + ``.0.0.1:PORT``).  One tenant, no subscriptions.
-    """
-
-    CLOUD_NAME = "LabCloud"
-
-    def __init__(self, url: str, tenant_id: str, login_endpoint: str, vault_urls: Dict[str, str], vault_kinds: Dict[str, str]) -> None:
-        self.url = url.rstrip("/") + "/"
-        self.tenant_id = tenant_id
-        self.login_endpoint = login_endpoint
-        self.vault_urls = dict(vault_urls)
-        self.vault_kinds = dict(vault_kinds)
-
-    @property
-    def audience(self) -> str:
-        """The ``aud`` of a token for the resource manager (the URL without its trailing slash)."""
-        return self.url.rstrip("/")
-
-    def _dns_suffix(self, kind: str) -> Optional[str]:
-        """``0.0.1:PORT`` of the first vault (in ``vault_urls`` order) of that kind at ``https://127.0.0.1:PORT``, else None."""
-        for name, url in self.vault_urls.items():
-            parts = urlparse(url)
-            if self.vault_kinds.get(name) == kind and parts.hostname == "127.0.0.1":
-                return "0.0.1:%d" % parts.port
-        return None
-
-    def cloud_metadata(self) -> dict:
-        """The document of ``GET /metadata/endpoints?api-version=2022-09-01`` (only what the lab serves)."""
-        suffixes = {}
-        for key, kind in (("keyVaultDns", PREMIUM), ("mhsmDns", MANAGED_HSM)):
-            suffix = self._dns_suffix(kind)
-            if suffix:
-                suffixes[key] = suffix
-        return {
-            "name": self.CLOUD_NAME,
-            "resourceManager": self.url,
-            "authentication": {"loginEndpoint": self.login_endpoint, "audiences": [self.url], "tenant": "common",
-                               "identityProvider": "AAD"},
-            "suffixes": suffixes,
-        }
-
-    def tenants(self) -> List[dict]:
-        """``GET /tenants``: the lab tenant."""
-        return [{"id": "/tenants/%s" % self.tenant_id, "tenantId": self.tenant_id, "tenantCategory": "Home",
-                 "displayName": "Lab tenant", "defaultDomain": "lab.invalid", "domains": ["lab.invalid"], "tenantType": "AAD"}]
-
-    def subscriptions(self) -> List[dict]:
-        """``GET /subscriptions``: none (the lab has vaults, no Azure subscriptions)."""
-        return []

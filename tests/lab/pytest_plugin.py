@@ -7,6 +7,9 @@ Installed with the ``byok-keyvault-lab`` package, this plugin is loaded by pytes
 package (a checkout, ``PYTHONPATH=tests``), enable it with ``-p lab.pytest_plugin`` or
 ``pytest_plugins = ["lab.pytest_plugin"]`` in a conftest.py.
 
+* ``lab_factory`` (session): ``lab_factory(name="lab", settings=None)`` starts another lab (:class:`lab.testing.Lab`, in
+  this process, on free ports, in a temporary state directory; ``.env``, ``.dump()``, ``.faults(...)``, ``.settings(...)``,
+  ``.key_client(vault)``, ``.server``); every lab it started is stopped at the end of the session (or by ``.stop()``).
 * ``lab_vault`` (session): a running lab (:class:`lab.server.LabServer`) in a temporary state directory, on free
   ports: ``.urls["premium"|"mhsm"|"premium2"|"premium3"]``, ``.authority``, ``.ca_path``, ``.tenant_id``, ``.env()``,
   ``.vault(name)`` (the state, for assertions), ``.reset()``, ``.faults``.
@@ -19,18 +22,47 @@ package (a checkout, ``PYTHONPATH=tests``), enable it with ``-p lab.pytest_plugi
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from .testing import Lab
+
+
+class LabFactory:
+    """Starts labs (each in its own temporary state directory) and stops those still running at the end."""
+
+    def __init__(self, tmp_path_factory) -> None:
+        self._tmp = tmp_path_factory
+        self._labs: List[Lab] = []
+
+    def __call__(self, name: str = "lab", settings: Optional[dict] = None, base_env: Optional[Dict[str, str]] = None,
+                 state_dir=None) -> Lab:
+        """A started lab; ``state_dir`` (default: a new temporary directory) may hold the state of an earlier one."""
+        where = state_dir if state_dir is not None else self._tmp.mktemp(name) / "vault"
+        lab = Lab(where, base_env=base_env, settings=settings).start()
+        self._labs.append(lab)
+        return lab
+
+    def stop_all(self) -> None:
+        while self._labs:
+            self._labs.pop().stop()
+
 
 @pytest.fixture(scope="session")
-def lab_vault(tmp_path_factory) -> Iterator["object"]:
-    """A lab Key Vault server for the whole test session (every vault empty at the start)."""
-    from .server import LabServer  # pylint: disable=import-outside-toplevel  # cryptography only when used
+def lab_factory(tmp_path_factory) -> Iterator[LabFactory]:
+    """Start labs: ``lab_factory("name")`` -> :class:`lab.testing.Lab` (stopped at the end of the session)."""
+    factory = LabFactory(tmp_path_factory)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
 
-    with LabServer(str(tmp_path_factory.mktemp("byok-lab")), port=0) as server:
-        yield server
+
+@pytest.fixture(scope="session")
+def lab_vault(lab_factory) -> Iterator["object"]:
+    """A lab Key Vault server for the whole test session (every vault empty at the start)."""
+    yield lab_factory("byok-lab").server
 
 
 @pytest.fixture

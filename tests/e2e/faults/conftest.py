@@ -5,10 +5,11 @@
 tokens, REAL ansible-playbook runs of playbooks/transfer.yml, and the tools to kill them, scan what they wrote and
 count what they created.
 
-Self-contained on purpose (tests/e2e/conftest.py is written at the same time by someone else): every fixture here has
-its own name (fl_*), so nothing shadows or depends on the parent conftest.
+Built on the same lab, tokens, ansible runs and inventory writer as tests/e2e/conftest.py (``lab.testing`` and the
+lab's pytest plugin); the fixtures here keep their own names (fl_*): this package has its own lab server, and its
+processes get a TMPDIR of their own.
 
-    cd /work/main && source scripts/env.sh && python -m pytest tests/e2e/faults -q
+    source scripts/env.sh && python -m pytest tests/e2e/faults -q
 
 Isolation: every test gets its own TMPDIR (tempfile.gettempdir() of ansible and of the modules), so the byok-* work
 directories and lock files it finds are its own, not those of other test runs on this machine.
@@ -19,44 +20,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
-import socket
-import ssl
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+from conftest import PYTHON, ROOT, VENV_BIN, project_env  # tests/e2e/conftest.py (tests/e2e is on sys.path)
+from lab import testing
+from lab.testing import ONELINE_RE, SOFTHSM_LIB, Lab, Token, module_result, unique  # noqa: F401 pylint: disable=unused-import
+
 ANSIBLE = str(VENV_BIN / "ansible") if (VENV_BIN / "ansible").exists() else "ansible"
 ANSIBLE_PLAYBOOK = str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook"
 ANSIBLE_VAULT = str(VENV_BIN / "ansible-vault") if (VENV_BIN / "ansible-vault").exists() else "ansible-vault"
-SOFTHSM_LIB = "/usr/lib/softhsm/libsofthsm2.so"
 PLAYBOOKS = ROOT / "playbooks"
 TRANSFER = PLAYBOOKS / "transfer.yml"
-ANSIBLE_CFG = PLAYBOOKS / "ansible.cfg"
 
-# Variables of the caller's shell that would change what the modules do
-_SCRUB = re.compile(r"^(AZURE_|LAB_|PKCS11_|SOFTHSM2_CONF$|ChrystokiConfigurationPath$|CKNFAST_|BYOK_|ANSIBLE_|TMPDIR$|"
-                    r"REQUESTS_CA_BUNDLE$)")
-
-RECAP_RE = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
-                      r"failed=(?P<failed>\d+)", re.M)
-
-
-def unique(prefix: str) -> str:
-    """A vault key name / HSM label nobody else uses (0-9 a-z A-Z - only)."""
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+Run = testing.PlaybookRun
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -64,31 +49,19 @@ def unique(prefix: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def fl_collections(tmp_path_factory) -> str:
+def fl_collections(collections_path) -> str:
     """An ANSIBLE_COLLECTIONS_PATH whose ansible_collections/byok/keyvault is this checkout (not a stale build)."""
-    base = tmp_path_factory.mktemp("fl-collections")
-    ns = base / "ansible_collections" / "byok"
-    ns.mkdir(parents=True)
-    (ns / "keyvault").symlink_to(ROOT, target_is_directory=True)
-    return str(base)
+    return collections_path
 
 
 @pytest.fixture(scope="session")
 def fl_base_env(fl_collections) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not _SCRUB.match(k)}
-    env.update({
-        "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
-        "ANSIBLE_COLLECTIONS_PATH": fl_collections,
-        "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
+    """As base_env, without the caller's TMPDIR and REQUESTS_CA_BUNDLE, the default callback, unbuffered Python."""
+    return project_env(fl_collections, testing.SCRUB_ISOLATED, {
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
     })
-    return env
 
 
 @dataclass
@@ -142,104 +115,10 @@ def fl_work(tmp_path, fl_base_env) -> Work:
 # The lab vault
 # ----------------------------------------------------------------------------------------------------------------------
 
-def _free_base_port(count: int = 5) -> int:
-    for _dummy in range(200):
-        base = 20000 + secrets.randbelow(40000)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no %d consecutive free ports" % count)
-
-
-class Lab:
-    """One lab Key Vault server (tests/lab) with its own state dir and ports."""
-
-    def __init__(self, state_dir: Path, base_env: Dict[str, str]):
-        self.state_dir = state_dir
-        self._env = dict(base_env)
-        self._env["PYTHONPATH"] = str(ROOT / "tests")
-        self.env: Dict[str, str] = {}
-        self.base_port: Optional[int] = None
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([PYTHON, "-m", "lab", args[0], "--state-dir", str(self.state_dir)] + list(args[1:]),
-                              env=self._env, cwd=str(ROOT), capture_output=True, text=True, timeout=60, check=False)
-        if check and proc.returncode != 0:
-            raise RuntimeError("lab %s failed (%d): %s%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
-        return proc
-
-    def start(self) -> "Lab":
-        last = None
-        for _dummy in range(3):
-            self.base_port = _free_base_port()
-            self.cli("init", "--port", str(self.base_port))
-            proc = self.cli("start", check=False)
-            if proc.returncode == 0:
-                self.env = json.loads(self.cli("env", "--json").stdout)
-                return self
-            last = proc
-        raise RuntimeError("lab did not start: %s%s" % (last.stdout, last.stderr))
-
-    def stop(self) -> None:
-        self.cli("stop", check=False)
-
-    # state
-    def dump(self) -> dict:
-        return json.loads(self.cli("dump").stdout)
-
-    def keys(self, vault: str = "premium") -> dict:
-        return self.dump()[vault]["keys"]
-
-    def versions(self, name: str, vault: str = "premium") -> List[dict]:
-        key = self.keys(vault).get(name)
-        return list(key["versions"]) if key else []
-
-    # faults (admin endpoint on the base port, HTTPS with the lab CA, the admin secret of `lab env`)
-    def _admin(self, method: str, what: str, body: Optional[dict] = None) -> dict:
-        ctx = ssl.create_default_context(cafile=self.env["LAB_CA"])
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request("https://127.0.0.1:%d/lab/%s" % (self.base_port, what), data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "X-Lab-Admin-Secret": self.env["LAB_ADMIN_SECRET"]})
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-            return json.loads(resp.read().decode() or "{}")
-
-    def faults(self, **body) -> dict:
-        """POST /lab/faults: faults(rate=0.3, kinds=[...], seed=N) | faults(next=[...], method="PUT") | faults(off=True)."""
-        return self._admin("POST", "faults", body)
-
-    def faults_state(self) -> dict:
-        return self._admin("GET", "faults")
-
-    @property
-    def azure_env(self) -> Dict[str, str]:
-        return {k: self.env[k] for k in ("AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_TENANT")}
-
-    def azure_args(self, vault: str = "premium") -> Dict[str, str]:
-        return {"vault_url": self.env["LAB_VAULT_%s" % vault.upper()], "vault_type": "premium", "auth_source": "env",
-                "cloud_environment": self.env["LAB_AUTHORITY"], "ca_bundle": self.env["LAB_CA"]}
-
-    def vault_url(self, vault: str = "premium") -> str:
-        return self.env["LAB_VAULT_%s" % vault.upper()]
-
-
 @pytest.fixture(scope="session")
-def fl_lab(tmp_path_factory, fl_base_env):
+def fl_lab(lab_factory, fl_base_env) -> Lab:
     """The lab vault of this package's tests (its own server; tests use unique key and KEK names)."""
-    instance = Lab(tmp_path_factory.mktemp("fl-lab") / "vault", fl_base_env).start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
+    return lab_factory("fl-lab", base_env=fl_base_env)
 
 
 @pytest.fixture(autouse=True)
@@ -257,64 +136,9 @@ def _fl_faults_off(request):
 # SoftHSM2 tokens
 # ----------------------------------------------------------------------------------------------------------------------
 
-@dataclass
-class Token:
-    label: str
-    pin: str
-    so_pin: str
-    directory: Path
-    conf: Path
-    base_env: Dict[str, str] = field(repr=False)
-
-    @property
-    def env(self) -> Dict[str, str]:
-        return {"SOFTHSM2_CONF": str(self.conf)}
-
-    def pkcs11_args(self) -> Dict[str, str]:
-        return {"vendor": "softhsm", "pkcs11_module": SOFTHSM_LIB, "token_label": self.label, "user_pin": self.pin}
-
-    def objects(self) -> List[Dict[str, str]]:
-        """Every object of the token after a user login (pkcs11-tool --list-objects): [{class, label, id}]."""
-        env = dict(self.base_env)
-        env.update(self.env)
-        proc = subprocess.run(["pkcs11-tool", "--module", SOFTHSM_LIB, "--token-label", self.label, "--login", "--pin",
-                               self.pin, "--list-objects"], env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0, "pkcs11-tool --list-objects failed: %s%s" % (proc.stdout, proc.stderr)
-        objects: List[Dict[str, str]] = []
-        for line in proc.stdout.splitlines():
-            m = re.match(r"^(Private Key|Public Key|Secret Key|Certificate|Data|Profile)\s+Object", line)
-            if m:
-                objects.append({"class": m.group(1), "label": None, "id": None})
-                continue
-            m = re.match(r"^\s+(label|ID):\s*(.*)$", line)
-            if m and objects:
-                objects[-1][m.group(1).lower()] = m.group(2).strip()
-        return objects
-
-    def census(self) -> Dict[str, Dict[str, int]]:
-        """{label: {class: count}} of the token's objects."""
-        out: Dict[str, Dict[str, int]] = {}
-        for o in self.objects():
-            per = out.setdefault(o["label"] or "<no label>", {})
-            per[o["class"]] = per.get(o["class"], 0) + 1
-        return out
-
-
 def new_token(directory: Path, base_env: Dict[str, str], label: Optional[str] = None, pin: Optional[str] = None) -> Token:
     """A fresh SoftHSM2 token in directory (own softhsm2.conf, random PINs unless given)."""
-    tokens = directory / "tokens"
-    tokens.mkdir(parents=True)
-    conf = directory / "softhsm2.conf"
-    conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
-                    % tokens)
-    token = Token(label=label or unique("ftok"), pin=pin or secrets.token_hex(8), so_pin=secrets.token_hex(8),
-                  directory=directory, conf=conf, base_env=base_env)
-    env = dict(base_env)
-    env.update(token.env)
-    proc = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", token.label, "--pin", token.pin,
-                           "--so-pin", token.so_pin], env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, "softhsm2-util --init-token failed: %s%s" % (proc.stdout, proc.stderr)
-    return token
+    return testing.new_token(directory, base_env, label, pin, prefix="ftok")
 
 
 @pytest.fixture
@@ -370,39 +194,10 @@ def write_inventory(path: Path, lab: Lab, hosts: Dict[str, Token], keys: Dict[st
                     manifest_dir: Path, vaults: Optional[Dict[str, dict]] = None, pin_values: Optional[Dict[str, str]] = None,
                     azure: Optional[dict] = None, extra_vars: Optional[dict] = None) -> Path:
     """An inventory like playbooks/inventory/lab.yml for these tokens and keys (YAML; pin_values may be !vault text)."""
-    if vaults is None:
-        vaults = {"premium": {"url": lab.vault_url("premium"), "type": "premium", "kek_name": kek_name, "kek_size": 2048}}
-    hsm_hosts = {}
-    for name, token in hosts.items():
-        hsm_hosts[name] = {"byok_token_label": token.label, "byok_hsm_environment": token.env, "byok_keys": keys[name]}
-        if not pin_values:
-            hsm_hosts[name]["byok_user_pin"] = token.pin
-    all_vars = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": PYTHON,
-        "byok_controller": "localhost",
-        "byok_manifest_dir": str(manifest_dir),
-        "byok_vaults": vaults,
-        "byok_azure": azure or {"auth_source": "env", "cloud_environment": lab.env["LAB_AUTHORITY"],
-                                "ca_bundle": lab.env["LAB_CA"]},
-    }
-    all_vars.update(extra_vars or {})
-    inventory = {"all": {"vars": all_vars, "children": {
-        "byok_hsm_hosts": {"vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB}, "hosts": hsm_hosts},
-        "controllers": {"hosts": {"localhost": {}}}}}}
-    text = json.dumps(inventory, indent=1)  # JSON is YAML
-    if pin_values:
-        # "byok_user_pin": !vault | ... per host: inserted as YAML after the JSON is turned into flow-free YAML
-        import yaml  # ansible-core depends on PyYAML
-        for name, vaulted in pin_values.items():
-            hsm_hosts[name]["byok_user_pin"] = "__VAULTED_%s__" % name
-        text = yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False, width=1000)
-        for name, vaulted in pin_values.items():
-            indent = re.search(r"^( *)byok_user_pin: __VAULTED_%s__$" % re.escape(name), text, re.M).group(1)
-            block = "\n".join(indent + "  " + line for line in vaulted.strip().splitlines())
-            text = text.replace("byok_user_pin: __VAULTED_%s__" % name, "byok_user_pin: !vault |\n" + block)
-    path.write_text(text)
-    return path
+    return testing.write_inventory(
+        path, {name: testing.token_vars(token, keys[name], pin=not pin_values) for name, token in hosts.items()},
+        vaults if vaults is not None else testing.lab_vaults(lab.env, kek_name),
+        azure or testing.lab_azure(lab.env), manifest_dir, extra_vars=extra_vars, python=PYTHON, vaulted_pins=pin_values)
 
 
 def new_fleet(lab: Lab, work: Work, keys_per_host: Dict[str, List[dict]], kek_name: Optional[str] = None,
@@ -439,41 +234,15 @@ def eight_keys(tag: str) -> Dict[str, List[dict]]:
 # Running ansible
 # ----------------------------------------------------------------------------------------------------------------------
 
-@dataclass(repr=False)
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    @property
-    def recap(self) -> Dict[str, Dict[str, int]]:
-        tail = self.stdout.rsplit("PLAY RECAP", 1)
-        if len(tail) != 2:
-            return {}
-        return {m.group("host"): {k: int(v) for k, v in m.groupdict().items() if k != "host"}
-                for m in RECAP_RE.finditer(tail[1])}
-
-    def __str__(self) -> str:
-        return "rc=%d\n%s" % (self.rc, self.output[-12000:])
-
-    __repr__ = __str__
-
-
 def playbook_cmd(inventory: Path, playbook: Path = TRANSFER, extra_args: Sequence[str] = ()) -> List[str]:
-    return [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)] + list(extra_args)
+    return testing.playbook_cmd(inventory, playbook, extra_args, VENV_BIN)
 
 
 def run_playbook(work: Work, inventory: Path, playbook: Path = TRANSFER, extra_args: Sequence[str] = (),
                  env: Optional[Dict[str, str]] = None, timeout: int = 300) -> Run:
     run_env = dict(work.env)
     run_env.update(env or {})
-    proc = subprocess.run(playbook_cmd(inventory, playbook, extra_args), env=run_env, cwd=str(work.path),
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return testing.run_playbook(run_env, work.path, playbook, inventory, extra_args=extra_args, timeout=timeout, bin_dir=VENV_BIN)
 
 
 def _descendants(pid: int) -> List[int]:
@@ -562,7 +331,8 @@ class Background:
     def wait(self, timeout: float = 300) -> Run:
         rc = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
-        return Run(rc, self.output, "")
+        output = self.output
+        return Run(rc=rc, output=output, recap=testing.parse_recap(output), stdout=output)
 
 
 def _alive(pid: int) -> bool:
@@ -575,25 +345,10 @@ def _alive(pid: int) -> bool:
 
 def run_module(work: Work, module: str, args: dict, env: Optional[Dict[str, str]] = None, verbosity: int = 0,
                timeout: int = 180) -> Run:
-    """ansible localhost -m byok.keyvault.<module> -a <json> (-o), the module's JSON result in .result."""
+    """ansible localhost -m byok.keyvault.<module> -a <json> (-o); module_result(run) is the module's JSON result."""
     run_env = dict(work.env)
     run_env.update(env or {})
-    cmd = [ANSIBLE, "localhost", "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % PYTHON,
-           "-m", "byok.keyvault.%s" % module, "-a", json.dumps(args), "-o"] + (["-" + "v" * verbosity] if verbosity else [])
-    proc = subprocess.run(cmd, env=run_env, cwd=str(work.path), capture_output=True, text=True, timeout=timeout, check=False)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
-ONELINE_RE = re.compile(r"^\S+ \| (?P<state>SUCCESS|CHANGED|FAILED!) => (?P<json>\{.*\})\s*$", re.M)
-
-
-def module_result(run: Run) -> dict:
-    found = list(ONELINE_RE.finditer(run.stdout))
-    assert found, "no one-line result from ansible:\n%s" % run
-    result = json.loads(found[-1].group("json"))
-    if found[-1].group("state") == "FAILED!":
-        result.setdefault("failed", True)
-    return result
+    return testing.run_module(run_env, work.path, module, args, verbosity=verbosity, timeout=timeout, python=PYTHON, bin_dir=VENV_BIN)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

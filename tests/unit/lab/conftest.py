@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) byok.keyvault contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures for the lab tests."""
+"""Fixtures for the lab tests: the lab's own pytest plugin (``lab_factory`` starts the labs) and test keys."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ _TESTS_DIR = os.path.dirname(os.path.dirname(_HERE))
 for _path in (_TESTS_DIR, _HERE):  # `import lab` without PYTHONPATH=tests; `import lab_blobs`
     if _path not in sys.path:
         sys.path.insert(0, _path)
+
+from lab.pytest_plugin import lab_factory  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
 
 
 @pytest.fixture(scope="session")

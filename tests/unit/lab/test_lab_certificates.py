@@ -28,7 +28,6 @@ from cryptography.x509.oid import NameOID
 
 from lab import __main__ as cli
 from lab import config
-from lab.server import LabServer
 from lab_http import http_call
 
 azure_identity = pytest.importorskip("azure.identity")
@@ -39,9 +38,10 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with LabServer(str(tmp_path_factory.mktemp("certlab")), port=0) as server:
-        yield server
+def lab(lab_factory):
+    started = lab_factory("certlab")
+    yield started.server
+    started.stop()
 
 
 def _b64(data: bytes) -> str:

@@ -6,10 +6,11 @@ the service limits (weighted transactions in 10-second windows), on a clock the 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from lab import errors, models
-from lab.server import LabServer
+from lab import errors, limits, models, store, wire
 from lab_blobs import b64url, blob, pkcs8
 
 keys = pytest.importorskip("azure.keyvault.keys")
@@ -47,14 +48,14 @@ def test_names_are_case_insensitive_everywhere(p256):
     assert [k.name for k in v.list_keys()] == ["Byok-KEK", "Demo-RSA"]
     key, current = v.get_key("DEMO-rsa")
     assert key.name == "Demo-RSA" and current.version == second.version and len(v.list_versions("demo-RSA")) == 2
-    assert v.key_bundle(key, current)["key"]["kid"] == URL + "/keys/Demo-RSA/" + second.version
+    assert wire.key_bundle(v, key, current)["key"]["kid"] == URL + "/keys/Demo-RSA/" + second.version
 
     # an import under another case (and a KEK kid in another case) is a new version of the same key
     _kek, kek_version = v.get_key("byok-kek")
     kid = "%s/keys/BYOK-kek/%s" % (URL, kek_version.version)
     v.import_key("EC-Target", import_body(blob(kek_version.material.public_key(), kid, pkcs8(p256))))
     v.import_key("ec-target", import_body(blob(kek_version.material.public_key(), kid, pkcs8(p256))))
-    assert len(v.list_versions("EC-TARGET")) == 2 and sorted(v.summary()["keys"]) == ["Byok-KEK", "Demo-RSA", "EC-Target"]
+    assert len(v.list_versions("EC-TARGET")) == 2 and sorted(wire.vault_summary(v)["keys"]) == ["Byok-KEK", "Demo-RSA", "EC-Target"]
 
     # delete, deleted keys, recover and purge find the key in any case
     v.delete_key("DEMO-RSA")
@@ -62,7 +63,7 @@ def test_names_are_case_insensitive_everywhere(p256):
         v.get_key("Demo-RSA")
     assert v.get_deleted_key("demo-rsa").name == "Demo-RSA"
     assert [k.name for k in v.list_deleted_keys()] == ["Demo-RSA"]
-    assert v.deleted_key_bundle(v.get_deleted_key("DEMO-RSA"))["recoveryId"] == URL + "/deletedkeys/Demo-RSA"
+    assert wire.deleted_key_bundle(v, v.get_deleted_key("DEMO-RSA"))["recoveryId"] == URL + "/deletedkeys/Demo-RSA"
     with pytest.raises(errors.Conflict) as info:
         v.create_key("demo-rsa", {"kty": "RSA-HSM", "key_size": 2048})
     assert "Key Demo-RSA is currently in a deleted but recoverable state" in info.value.message
@@ -70,16 +71,16 @@ def test_names_are_case_insensitive_everywhere(p256):
     assert v.recover_deleted_key("demo-RSA").name == "Demo-RSA" and len(v.list_versions("demo-rsa")) == 2
     v.delete_key("demo-rsa")
     v.purge_deleted_key("DEMO-rsa")
-    assert "demo-rsa" not in v.keys and "Demo-RSA" not in v.summary()["keys"]
+    assert "demo-rsa" not in v.keys and "Demo-RSA" not in wire.vault_summary(v)["keys"]
     assert v.create_key("DEMO-RSA", {"kty": "EC-HSM"}) and v.get_key("demo-rsa")[0].name == "DEMO-RSA"
 
 
 def test_state_file_keeps_the_case_and_one_key_per_name(tmp_path):
     path = str(tmp_path / "v.json")
-    first = models.Vault("v", models.PREMIUM, URL, path=path)
+    first = models.Vault("v", models.PREMIUM, URL, store=store.VaultFile(path))
     first.create_key("Demo-EC", {"kty": "EC-HSM"})
     first.create_key("DEMO-ec", {"kty": "EC-HSM"})
-    again = models.Vault("v", models.PREMIUM, URL, path=path)
+    again = models.Vault("v", models.PREMIUM, URL, store=store.VaultFile(path))
     assert [k.name for k in again.list_keys()] == ["Demo-EC"] and len(again.list_versions("demo-ec")) == 2
 
 
@@ -118,7 +119,7 @@ def test_purge_protection_refuses_purge_until_retention_ends():
     v = vault(clock=clock, purge_protection=True, retention_days=7)
     v.create_key("kept", {"kty": "EC-HSM"})
     key = v.delete_key("kept")
-    assert v.attributes_json(key.current)["recoveryLevel"] == "CustomizedRecoverable"
+    assert wire.attributes(v, key.current)["recoveryLevel"] == "CustomizedRecoverable"
     assert key.scheduled_purge_date - key.deleted_date == 7 * 86400
     with pytest.raises(errors.Forbidden) as info:
         v.purge_deleted_key("kept")
@@ -136,25 +137,25 @@ def test_managed_hsm_is_always_purge_protected():
     v = vault(kind=models.MANAGED_HSM, purge_protection=False)
     v.create_key("hsm", {"kty": "EC-HSM"})
     key = v.delete_key("hsm")
-    assert v.purge_protection and v.attributes_json(key.current)["recoveryLevel"] == "Recoverable"
+    assert v.purge_protection and wire.attributes(v, key.current)["recoveryLevel"] == "Recoverable"
     with pytest.raises(errors.Forbidden):
         v.purge_deleted_key("hsm")
     plain = vault()
     plain.create_key("p", {"kty": "EC-HSM"})
-    assert plain.attributes_json(plain.get_key("p")[1])["recoveryLevel"] == "Recoverable+Purgeable"
+    assert wire.attributes(plain, plain.get_key("p")[1])["recoveryLevel"] == "Recoverable+Purgeable"
 
 
 # -- service limits --------------------------------------------------------------------------------
 
 def throttle(clock, scale=0.1):
-    return models.Throttle(enabled=True, time_scale=scale, clock=clock)
+    return limits.Throttle(enabled=True, time_scale=scale, clock=clock)
 
 
 def test_hsm_create_limit_per_window_and_retry_after():
     clock = Clock()
     t = throttle(clock)
     v = vault()
-    create = models.transaction(v, "import", "k", {"key": {"kty": "EC-HSM"}})
+    create = limits.transaction(v, "import", "k", {"key": {"kty": "EC-HSM"}})
     assert (create.bucket, create.limit) == ("create", 10)
     for dummy in range(10):
         t.admit(v, create)
@@ -162,13 +163,13 @@ def test_hsm_create_limit_per_window_and_retry_after():
     with pytest.raises(errors.Throttled) as info:
         t.admit(v, create)
     assert info.value.status == 429 and info.value.headers == {"Retry-After": "1"}
-    assert info.value.body() == {"error": {"code": "Throttled", "message": models.THROTTLED_VAULT}}
+    assert info.value.body() == {"error": {"code": "Throttled", "message": limits.THROTTLED_VAULT}}
     # a refused request does not count; once the first creates leave the (1-second) window there is room again
     clock.advance(0.91)
     t.admit(v, create)
     assert t.describe()["throttled"] == {"v": 1} and t.describe()["admitted"] == {"v": 11}
     # software keys have their own, higher row: 20 per window
-    assert models.transaction(v, "create", "s", {"kty": "EC"}).limit == 20
+    assert limits.transaction(v, "create", "s", {"kty": "EC"}).limit == 20
 
 
 def test_other_transactions_are_weighted_by_key_type():
@@ -179,8 +180,8 @@ def test_other_transactions_are_weighted_by_key_type():
     v.create_key("big", {"kty": "RSA-HSM", "key_size": 4096})
     v.create_key("small", {"kty": "RSA-HSM", "key_size": 2048})
     v.create_key("curve", {"kty": "EC-HSM"})
-    big, small = models.transaction(v, "get", "BIG", None), models.transaction(v, "get", "small", None)
-    assert (big.limit, small.limit, models.transaction(v, "sign", "curve", None).limit) == (250, 2000, 2000)
+    big, small = limits.transaction(v, "get", "BIG", None), limits.transaction(v, "get", "small", None)
+    assert (big.limit, small.limit, limits.transaction(v, "sign", "curve", None).limit) == (250, 2000, 2000)
     for dummy in range(248):
         t.admit(v, big)
     for dummy in range(16):
@@ -188,40 +189,40 @@ def test_other_transactions_are_weighted_by_key_type():
     with pytest.raises(errors.Throttled):
         t.admit(v, small)
     # creates are a bucket of their own
-    t.admit(v, models.transaction(v, "create", "new", {"kty": "RSA-HSM"}))
+    t.admit(v, limits.transaction(v, "create", "new", {"kty": "RSA-HSM"}))
 
 
 def test_subscription_ceiling_is_five_vaults_worth():
     clock = Clock()
     t = throttle(clock)
     vaults = [models.Vault("v%d" % i, models.PREMIUM, URL) for i in range(6)]
-    create = models.transaction(vaults[0], "create", "k", {"kty": "EC-HSM"})
+    create = limits.transaction(vaults[0], "create", "k", {"kty": "EC-HSM"})
     for v in vaults[:5]:
         for dummy in range(10):
             t.admit(v, create)
     with pytest.raises(errors.Throttled) as info:
         t.admit(vaults[5], create)
-    assert info.value.message == models.THROTTLED_SUBSCRIPTION
+    assert info.value.message == limits.THROTTLED_SUBSCRIPTION
 
 
 def test_managed_hsm_table():
     clock = Clock()
     t = throttle(clock)
     v = vault(kind=models.MANAGED_HSM)
-    create = models.transaction(v, "import", "k", {"key": {"kty": "oct-HSM"}})
-    assert (create.limit, models.transaction(v, "delete", "k", None).limit,
-            models.transaction(v, "get", "k", None).limit) == (10, 100, 11000)
+    create = limits.transaction(v, "import", "k", {"key": {"kty": "oct-HSM"}})
+    assert (create.limit, limits.transaction(v, "delete", "k", None).limit,
+            limits.transaction(v, "get", "k", None).limit) == (10, 100, 11000)
     for dummy in range(10):
         t.admit(v, create)
     with pytest.raises(errors.Throttled):
         t.admit(v, create)
-    t.admit(v, models.transaction(v, "purge", "k", None))
+    t.admit(v, limits.transaction(v, "purge", "k", None))
 
 
 def test_limits_are_off_by_default():
-    t = models.Throttle(clock=Clock())
+    t = limits.Throttle(clock=Clock())
     v = vault()
-    create = models.transaction(v, "create", "k", {"kty": "EC-HSM"})
+    create = limits.transaction(v, "create", "k", {"kty": "EC-HSM"})
     for dummy in range(100):
         t.admit(v, create)
     assert t.describe()["throttled"] == {}
@@ -229,11 +230,14 @@ def test_limits_are_off_by_default():
 
 # -- over HTTPS --------------------------------------------------------------------------------------
 
-def test_server_answers_429_with_retry_after_when_limits_are_on(tmp_path):
+def test_server_answers_429_with_retry_after_when_limits_are_on(lab_factory):
     from azure.identity import ClientSecretCredential
 
     settings = {"limits": {"enabled": True, "time_scale": 0.5}, "vaults": {"premium": {"purge_protection": True}}}
-    with LabServer(str(tmp_path / "lab"), port=0, settings=settings) as lab:
+    started = lab_factory("limits", settings=settings)
+    with contextlib.ExitStack() as stop:
+        stop.callback(started.stop)
+        lab = started.server
         ident = lab.identity("lab-operator")
         credential = ClientSecretCredential(lab.tenant_id, ident.client_id, ident.secret, authority=lab.authority,
                                             disable_instance_discovery=True, connection_verify=lab.ca_path)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from lab import errors, models
+from lab import arm as lab_arm, errors, models, store, wire
 from lab_blobs import b64url, blob, pkcs1, pkcs8, pkcs8_ec_p256_minimal, softhsm_pad
 
 PREMIUM_URL = "https://127.0.0.1:18444"
@@ -58,7 +58,7 @@ def versions(vault, name):
 
 def test_create_kek_bundle_shape(premium):
     key, version = premium.get_key("kek")
-    bundle = premium.key_bundle(key, version)
+    bundle = wire.key_bundle(premium, key, version)
     assert re.match(r"^https://127\.0\.0\.1:18444/keys/kek/[0-9a-f]{32}$", bundle["key"]["kid"])
     assert bundle["key"]["kty"] == "RSA-HSM"
     assert bundle["key"]["key_ops"] == ["import"]
@@ -98,7 +98,7 @@ def test_key_names(premium, name):
 
 def test_oct_hsm_only_in_managed_hsm(mhsm):
     version = mhsm.create_key("aes", {"kty": "oct-HSM", "key_size": 128})
-    bundle = mhsm.key_bundle(mhsm.keys["aes"], version)
+    bundle = wire.key_bundle(mhsm, mhsm.keys["aes"], version)
     assert bundle["key"]["kty"] == "oct-HSM"
     assert set(bundle["key"]) == {"kid", "kty", "key_ops"}  # no key material for oct
     with pytest.raises(errors.BadParameter, match="Managed HSM"):
@@ -122,7 +122,7 @@ def test_import_rsa3072(premium, rsa3072):
     version = premium.import_key("rsa-target", import_body(blob(public, kid, pkcs8(rsa3072))))
     assert version.kty == "RSA-HSM" and version.size == 3072 and version.origin == "byok"
     assert version.lab_trailing_zero_bytes == 0
-    jwk = premium.key_bundle(premium.keys["rsa-target"], version)["key"]
+    jwk = wire.key_bundle(premium, premium.keys["rsa-target"], version)["key"]
     assert int.from_bytes(base64.urlsafe_b64decode(jwk["n"] + "=="), "big") == rsa3072.public_key().public_numbers().n
     assert version.kek_kid == kid
     # every import is a new version
@@ -136,7 +136,7 @@ def test_import_ec(premium, request, curve_fixture, crv):
     target = request.getfixturevalue(curve_fixture)
     public, kid = kek_of(premium)
     version = premium.import_key("ec-" + crv.lower(), import_body(blob(public, kid, pkcs8(target)), kty="EC-HSM", crv=crv))
-    jwk = premium.key_bundle(premium.keys["ec-" + crv.lower()], version)["key"]
+    jwk = wire.key_bundle(premium, premium.keys["ec-" + crv.lower()], version)["key"]
     assert jwk["crv"] == crv
     assert int.from_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="), "big") == target.public_key().public_numbers().x
     assert len(base64.urlsafe_b64decode(jwk["y"] + "==")) == 32
@@ -186,10 +186,10 @@ def test_softhsm_trailing_zeros_tolerated_and_recorded(premium, p256, zeros):
     name = "zeros-%d" % zeros
     version = premium.import_key(name, import_body(blob(public, kid, pkcs8(p256) + b"\0" * zeros), kty="EC-HSM", crv="P-256"))
     assert version.lab_trailing_zero_bytes == zeros
-    summary = premium.summary()["keys"][name]["versions"][0]
+    summary = wire.vault_summary(premium)["keys"][name]["versions"][0]
     assert summary["lab_trailing_zero_bytes"] == zeros
     # never on the wire
-    assert "lab_trailing_zero_bytes" not in json.dumps(premium.key_bundle(premium.keys[name], version))
+    assert "lab_trailing_zero_bytes" not in json.dumps(wire.key_bundle(premium, premium.keys[name], version))
 
 
 def test_softhsm_real_padding_p256(premium, p256):
@@ -199,7 +199,7 @@ def test_softhsm_real_padding_p256(premium, p256):
     public, kid = kek_of(premium)
     version = premium.import_key("softhsm-p256", import_body(blob(public, kid, softhsm_pad(der)), kty="EC-HSM", crv="P-256"))
     assert version.lab_trailing_zero_bytes == 5
-    assert version.public_jwk()["x"] == b64url(p256.public_key().public_numbers().x.to_bytes(32, "big"))
+    assert wire.public_jwk(version)["x"] == b64url(p256.public_key().public_numbers().x.to_bytes(32, "big"))
 
 
 @pytest.mark.parametrize("suffix,match", [
@@ -348,7 +348,7 @@ CONFLICT = ("Key gone is currently in a deleted but recoverable state, and its n
 def test_soft_delete_recover_purge(premium, p256):
     premium.create_key("gone", {"kty": "EC-HSM"})
     deleted = premium.delete_key("gone")
-    bundle = premium.deleted_key_bundle(deleted)
+    bundle = wire.deleted_key_bundle(premium, deleted)
     assert bundle["recoveryId"] == PREMIUM_URL + "/deletedkeys/gone"
     assert bundle["scheduledPurgeDate"] - bundle["deletedDate"] == 90 * 86400
     with pytest.raises(errors.KeyNotFound):
@@ -408,13 +408,13 @@ def test_sign_rules(premium):
     premium.update_key("ec-signer", None, {"attributes": {"enabled": False}, "tags": {"a": "b"}})
     with pytest.raises(errors.Forbidden, match="disabled"):
         premium.sign("ec-signer", ec_key.version, {"alg": "ES384", "value": b64url(bytes(48))})
-    assert premium.key_bundle(*premium.get_key("ec-signer"))["tags"] == {"a": "b"}
+    assert wire.key_bundle(premium, *premium.get_key("ec-signer"))["tags"] == {"a": "b"}
     with pytest.raises(errors.BadParameter, match="mutually exclusive"):
         premium.update_key("kek", None, {"key_ops": ["import", "sign"]})
 
 
 def test_state_persists_atomically(tmp_path, p256):
-    state = models.LabState(str(tmp_path))
+    state = store.LabState(str(tmp_path))
     vault = state.add_vault("premium", models.PREMIUM, PREMIUM_URL)
     kek = vault.create_key("kek", {"kty": "RSA-HSM", "key_size": 2048, "key_ops": ["import"]})
     kid = vault.kid("kek", kek.version)
@@ -425,20 +425,20 @@ def test_state_persists_atomically(tmp_path, p256):
     assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in (tmp_path / "vaults").iterdir()] == ["premium.json"]  # no temp files left
     # a new process (here: a new LabState) sees the same keys, on whatever port it listens now
-    again = models.LabState(str(tmp_path)).add_vault("premium", models.PREMIUM, "https://127.0.0.1:9")
-    assert again.keys["kek"].current.public_jwk() == kek.public_jwk()
+    again = store.LabState(str(tmp_path)).add_vault("premium", models.PREMIUM, "https://127.0.0.1:9")
+    assert wire.public_jwk(again.keys["kek"].current) == wire.public_jwk(kek)
     assert again.keys["target"].deleted
-    assert again.summary()["keys"]["target"]["versions"][0]["lab_trailing_zero_bytes"] == 5
+    assert wire.vault_summary(again)["keys"]["target"]["versions"][0]["lab_trailing_zero_bytes"] == 5
     again.recover_deleted_key("target")
-    assert again.key_bundle(*again.get_key("target"))["key"]["kid"].startswith("https://127.0.0.1:9/keys/target/")
+    assert wire.key_bundle(again, *again.get_key("target"))["key"]["kid"].startswith("https://127.0.0.1:9/keys/target/")
     state.reset()
     assert not path.exists()
 
 
 def test_resource_manager_metadata():
-    arm = models.ResourceManager("https://127.0.0.1:18443", "tid", "https://127.0.0.1:18443",
-                                 {"premium": PREMIUM_URL, "mhsm": MHSM_URL, "premium2": OTHER_URL},
-                                 {"premium": models.PREMIUM, "mhsm": models.MANAGED_HSM, "premium2": models.PREMIUM})
+    arm = lab_arm.ResourceManager("https://127.0.0.1:18443", "tid", "https://127.0.0.1:18443",
+                                  {"premium": PREMIUM_URL, "mhsm": MHSM_URL, "premium2": OTHER_URL},
+                                  {"premium": models.PREMIUM, "mhsm": models.MANAGED_HSM, "premium2": models.PREMIUM})
     assert arm.url == "https://127.0.0.1:18443/" and arm.audience == "https://127.0.0.1:18443"
     doc = arm.cloud_metadata()
     assert doc["resourceManager"] == arm.url and doc["authentication"]["audiences"] == [arm.url]
@@ -449,6 +449,6 @@ def test_resource_manager_metadata():
     assert arm.tenants()[0]["tenantId"] == "tid" and arm.tenants()[0]["id"] == "/tenants/tid"
     assert arm.subscriptions() == []
     # a vault on another host cannot be reached through the "127" trick: no suffix
-    elsewhere = models.ResourceManager("https://localhost:1", "tid", "https://localhost:1", {"premium": "https://localhost:2"},
-                                       {"premium": models.PREMIUM})
+    elsewhere = lab_arm.ResourceManager("https://localhost:1", "tid", "https://localhost:1", {"premium": "https://localhost:2"},
+                                        {"premium": models.PREMIUM})
     assert elsewhere.cloud_metadata()["suffixes"] == {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from lab.server import LabServer
 from lab_http import http_call
 
 azure_identity = pytest.importorskip("azure.identity")
@@ -16,9 +15,10 @@ API = "2022-12-01"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with LabServer(str(tmp_path_factory.mktemp("labstate")), port=0) as server:
-        yield server
+def lab(lab_factory):
+    started = lab_factory("labstate")
+    yield started.server
+    started.stop()
 
 
 def http_get(lab, url, token=None, method="GET"):

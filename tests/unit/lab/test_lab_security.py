@@ -18,16 +18,16 @@ import uuid
 import pytest
 
 from lab.config import ADMIN_HEADER, ADMIN_SECRET_FILE, admin_headers
-from lab.server import LabServer
 from lab_http import http_call
 
 API = "7.5"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with LabServer(str(tmp_path_factory.mktemp("labsec")), port=0) as server:
-        yield server
+def lab(lab_factory):
+    started = lab_factory("labsec")
+    yield started.server
+    started.stop()
 
 
 def _b64(data: bytes) -> str:

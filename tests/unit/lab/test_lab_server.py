@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from urllib.parse import urlencode
 
@@ -19,7 +18,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lab import __main__ as cli
 from lab.config import admin_headers
-from lab.server import LabServer
+from lab.testing import free_base_port
+from lab.wire import state_summary
 from lab_blobs import blob, pkcs8, pkcs8_ec_p256_minimal, rsa_public_from_jwk, softhsm_pad
 from lab_http import http_call
 
@@ -32,9 +32,10 @@ API = "7.5"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with LabServer(str(tmp_path_factory.mktemp("labstate")), port=0) as server:
-        yield server
+def lab(lab_factory):
+    started = lab_factory("labstate")
+    yield started.server
+    started.stop()
 
 
 def credential(lab, identity="lab-operator", secret=None, client_id=None):
@@ -108,7 +109,7 @@ def test_import_byok_get_and_versions(lab, premium, target_rsa, rsa3072):
     assert premium.get_key("target-rsa", imported.properties.version).id == imported.id
     versions = list(premium.list_properties_of_key_versions("target-rsa"))
     assert [v.version for v in versions] == [imported.properties.version]
-    state = lab.state.summary()["premium"]["keys"]["target-rsa"]["versions"]
+    state = state_summary(lab.state)["premium"]["keys"]["target-rsa"]["versions"]
     assert state[0]["origin"] == "byok" and state[0]["lab_trailing_zero_bytes"] == 0
 
 
@@ -335,28 +336,17 @@ def test_random_faults_are_seeded(lab):
     assert lab.faults.pick("GET", "/keys") is None
 
 
-def test_restart_keeps_keys(tmp_path):
-    with LabServer(str(tmp_path), port=0) as first:
-        client = key_client(first)
-        created = client.create_ec_key("persist", curve="P-384", hardware_protected=True)
-    with LabServer(str(tmp_path), port=0) as second:
-        again = key_client(second).get_key("persist")
-        assert again.properties.version == created.properties.version and again.key.x == created.key.x
+def test_restart_keeps_keys(tmp_path, lab_factory):
+    first = lab_factory(state_dir=tmp_path)
+    created = key_client(first.server).create_ec_key("persist", curve="P-384", hardware_protected=True)
+    first.stop()
+    second = lab_factory(state_dir=tmp_path)
+    again = key_client(second.server).get_key("persist")
+    second.stop()
+    assert again.properties.version == created.properties.version and again.key.x == created.key.x
 
 
 # -- the CLI --------------------------------------------------------------------------------------
-
-def _free_base_port() -> int:
-    for base in range(31000 + os.getpid() % 1000 * 20, 65000, 7):
-        try:
-            for offset in range(4):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
-
 
 def test_cli(tmp_path, capsys):
     """The CLI in-process (fast); ``start`` really detaches a ``python -m lab serve`` process."""
@@ -366,7 +356,7 @@ def test_cli(tmp_path, capsys):
         assert cli.main(list(args) + ["--state-dir", state]) == code
         return capsys.readouterr().out
 
-    port = _free_base_port()
+    port = free_base_port()
     run("init", "--port", str(port))
     run("init")  # idempotent
     assert oct(os.stat(state).st_mode & 0o777) == "0o700"
@@ -397,3 +387,27 @@ def test_cli(tmp_path, capsys):
     with open(os.path.join(state, "server.log"), encoding="utf-8") as handle:
         log = handle.read()
     assert "GET /lab/health 200" in log and values["AZURE_SECRET"] not in log and values["LAB_ADMIN_SECRET"] not in log
+
+
+def test_cli_reaches_a_lab_on_free_ports(tmp_path, capsys, lab_factory):
+    """A lab in this process on free ports writes them to its state directory: the CLI steers that very server."""
+    started = lab_factory(state_dir=tmp_path / "state")
+    state = str(tmp_path / "state")
+    assert cli.main(["env", "--json", "--state-dir", state]) == 0
+    assert json.loads(capsys.readouterr().out) == started.server.env() == started.env
+    assert cli.main(["faults", "--rate", "0.3", "--kinds", "429", "--seed", "1", "--state-dir", state]) == 0
+    capsys.readouterr()
+    assert started.server.faults.describe()["rate"] == 0.3 and started.faults_state()["kinds"] == ["429"]
+    started.stop()
+
+
+def test_labs_in_one_process_log_only_their_own_requests(lab_factory):
+    first, second = lab_factory("first"), lab_factory("second")
+    key_client(first.server).create_ec_key("only-in-first", curve="P-256", hardware_protected=True)
+    key_client(second.server).create_ec_key("only-in-second", curve="P-256", hardware_protected=True)
+    first.stop()
+    second.stop()
+    first_log = (first.state_dir / "server.log").read_text()
+    second_log = (second.state_dir / "server.log").read_text()
+    assert "/keys/only-in-first/create" in first_log and "/keys/only-in-second/" not in first_log
+    assert "/keys/only-in-second/create" in second_log and "/keys/only-in-first/" not in second_log
