@@ -24,8 +24,8 @@ def byok_per_host(registered, plan):
     return fleet.per_host(registered, plan)
 
 
-def byok_kek_vaults(plan, vault_state):
-    return fleet.kek_vaults(plan, vault_state)
+def byok_kek_vaults(plan, vault_state, hosts=None):
+    return fleet.kek_vaults(plan, vault_state, hosts)
 
 
 def byok_vault_problems(host_plan, vault_state, keks):

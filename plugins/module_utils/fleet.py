@@ -122,11 +122,14 @@ def vault_identity(entry, key_type):
     return vault_identity_and_source(entry, key_type)[0]
 
 
-def kek_vaults(plan, vault_state):
-    """The vault entries of the plan whose KEK must be fetched before any HSM work (a no-op fleet needs none)."""
+def kek_vaults(plan, vault_state, hosts=None):
+    """The vault entries of the plan whose KEK must be fetched before any HSM work (a no-op fleet needs none); hosts: only
+    the keys of these HSM hosts count (the others stopped: their HSM could not be used)."""
     holdings = vault_holdings(vault_state)
     wanted = set()
-    for host_plan in (plan.get('hosts') or {}).values():
+    for host, host_plan in (plan.get('hosts') or {}).items():
+        if hosts is not None and host not in hosts:
+            continue
         policy = host_plan.get('regenerate') or 'fail'
         for entry in host_plan.get('keys') or []:
             if entry['vault'] not in holdings:
