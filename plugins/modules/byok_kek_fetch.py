@@ -151,7 +151,9 @@ import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, parse_datetime
+from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import ensure_kek
 
 NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, expires_on=None)

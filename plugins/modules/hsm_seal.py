@@ -96,7 +96,9 @@ token:
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule, seal
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_keys import seal
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
 
 
 def seal_one(token, item, check_mode):

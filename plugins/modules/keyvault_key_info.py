@@ -158,7 +158,8 @@ vaults:
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, key_summary, vaults_option
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, vaults_option
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
 
 
 def vault_kcv(vault, key):
