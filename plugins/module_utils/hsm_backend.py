@@ -22,6 +22,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_keys import seal
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError
 
 REGENERATE_CHOICES = decisions.REGENERATE_CHOICES
@@ -269,3 +270,98 @@ def wrap_request(hsm):
         return hsm.outcome(results, True, token=info)
     extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
     return hsm.outcome(results, False, token=info, **extra)
+
+
+# -- hsm_keygen: the keys of a request, checked, then made sure of under one login --------------------------------------
+KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem', 'sealed')
+
+
+def flatten(r):
+    """A key's result as the module returns it: label, action, changed and the key's facts (no key material)."""
+    out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
+    if r.get('wrap_mechanism'):
+        out['wrap_mechanism'] = r['wrap_mechanism']
+    key = r['key'] or {}
+    for field in KEY_FIELDS:
+        out[field] = key.get(field)
+    return out
+
+
+def keygen_request(hsm):
+    """hsm_keygen's run over its input shapes (one key, keys), as the module's result: every spec checked before the HSM."""
+    p = hsm.params
+    single = p['keys'] is None
+    items = [dict(label=p['label'], id=p['id'], key_type=p['key_type'], key_size=p['key_size'], curve=p['curve'])] \
+        if single else p['keys']
+    # Refuse what Azure would refuse before touching the HSM
+    specs = hsm.guard(lambda: [key_spec(item) for item in items])
+    twice = repeated(s['label'] for s in specs)
+    if twice:
+        hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(twice))
+
+    token = hsm.open_token()
+    warnings = []
+
+    def one(spec):
+        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'])
+        if r.get('warning'):
+            warnings.append(r['warning'])
+        return r
+
+    with token:
+        results = hsm.run_keys(specs, one, 'label')
+        info = token.info()
+    for w in warnings:
+        hsm.module.warn(w)
+    diff = {'before': {}, 'after': {}}
+    for r in results:
+        if 'diff' in r and hsm.module._diff:
+            diff['before'][r['label']] = r['diff']['before']
+            diff['after'][r['label']] = r['diff']['after']
+    flat = [r if r.get('failed') else flatten(r) for r in results]
+    return hsm.outcome(flat, single, token=info, diff=diff)
+
+
+# -- hsm_seal: the keys of a request, each checked against the vaults' fingerprint, then sealed -------------------------
+def seal_one(token, item, check_mode):
+    """Seal one key: found by label (and id), checked against the fingerprint the vaults hold, then CKA_EXTRACTABLE false."""
+    label = item['label']
+    try:
+        key_id = bytes.fromhex(item['id']) if item.get('id') else None
+    except ValueError:
+        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], label))
+    with token.lock():
+        key = token.find(label, key_id)
+        if key is None:
+            if check_mode:
+                return {'label': label, 'action': 'seal', 'changed': True, 'sealed': False, 'fingerprint': item['fingerprint']}
+            raise HsmError("no key labelled '%s' on token '%s'; nothing was sealed: check the label (the key must have been "
+                           "generated and transferred first)" % (label, token.info()['label']))
+        identity = key.kcv if key.key_type == 'oct' else key.fingerprint
+        if not decisions.same_identity(identity, item['fingerprint']):
+            raise HsmError("key '%s' on token '%s' is not the key the vaults hold (%s, expected %s); it was not sealed: "
+                           "check the label and the fingerprint" % (label, token.info()['label'], identity, item['fingerprint']))
+        result = {'label': label, 'fingerprint': identity}
+        if key.extractable is False:
+            result.update(action='keep', changed=False, sealed=True)
+        elif check_mode:
+            result.update(action='seal', changed=True, sealed=False)
+        else:
+            if not seal(token, key):
+                raise HsmError("token '%s' accepted CKA_EXTRACTABLE false for key '%s' but still reports it extractable; "
+                               "check the key policy on the HSM" % (token.info()['label'], label))
+            result.update(action='seal', changed=True, sealed=True)
+        return result
+
+
+def seal_request(hsm):
+    """hsm_seal's run, as the module's result."""
+    p = hsm.params
+    twice = repeated(item['label'] for item in p['keys'])
+    if twice:
+        hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
+    token = hsm.open_token()
+    with token:
+        results = hsm.run_keys(p['keys'], lambda item: seal_one(token, item, hsm.check_mode), 'label')
+        info = token.info()
+    return hsm.outcome(results, False, token=info)

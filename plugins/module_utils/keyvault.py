@@ -85,7 +85,6 @@ def azure_argument_spec():
     )
 
 
-
 class KeyVaultModule(ByokModule):
     """ByokModule with the Azure options merged in, the SDK import checked, and one Vault per run."""
 

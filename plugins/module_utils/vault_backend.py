@@ -15,12 +15,13 @@ __metaclass__ = type
 
 import base64
 import datetime
+import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, tag_problems
+from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
@@ -340,3 +341,114 @@ def import_request(kv, item_fields):
         return kv.outcome(results, single, diff=diff)
     result = import_vault(kv, kv.vault, items)
     return kv.outcome(result['keys'], single, diff=take_diffs(result['keys'], wanted=kv.module._diff))
+
+
+# -- keyvault_key_info: the look-ups of one vault or of several ---------------------------------------------------------
+def vault_kcv(vault, key):
+    """KCV of an oct-HSM key computed by the vault; its size is not in the JWK, so each AES size is tried."""
+    for bits in reversed(ki.OCT_SIZES):
+        kcv = vault.kcv(key, bits)
+        if kcv is not None:
+            return kcv
+    return None
+
+
+def look_up(vault, name, versions):
+    key = vault.get(name)
+    entry = {'name': name, 'exists': key is not None}
+    if key is not None:
+        entry.update(key_summary(key))
+        if entry['kty'] == 'oct-HSM':
+            entry['kcv'] = vault_kcv(vault, key)
+    if versions:
+        entry['version_count'] = len(vault.versions(name)) if key is not None else 0
+    return entry
+
+
+def read_vault(kv, vault, names, versions):
+    """The look-ups of one vault; a vault that cannot be read fails as a whole (authentication, permission, network)."""
+    keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
+    failed = [k for k in keys if k.get('failed')]
+    result = {'changed': False, 'keys': keys}
+    if failed:
+        result.update(failed=True, msg=failed[0]['msg'])
+    return result
+
+
+def key_info_request(kv):
+    """keyvault_key_info's run over its input shapes (names of one vault, vaults), as the module's result."""
+    p = kv.params
+    versions = p['versions']
+    if p['vaults'] is not None:
+        kv.check_vaults(p['vaults'])
+        for entry in p['vaults']:
+            for name in entry['names']:
+                kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
+        results = kv.run_vaults(p['vaults'], lambda vault, entry: read_vault(kv, vault, entry['names'], versions),
+                                'look-up', items='names')
+        failed = [r for r in results if r.get('failed')]
+        if failed:
+            return dict(failed=True, vaults=results, msg='%d of %d vaults could not be read: %s' % (len(failed), len(results), ' | '.join(
+                '%s: %s' % (r['name'], r['msg']) for r in failed)))
+        return dict(changed=False, vaults=results)
+    for name in p['names']:
+        kv.guard(byok_file.validate_key_name, name, option='names')
+    result = read_vault(kv, kv.vault, p['names'], versions)
+    if result.get('failed'):
+        return dict(failed=True, msg=result['msg'], keys=result['keys'])
+    return dict(changed=False, keys=result['keys'])
+
+
+# -- byok_kek_fetch: the KEK of a vault ensured (or deleted), its public key written ------------------------------------
+NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, expires_on=None)
+
+
+def delete_kek(kv, name, purge):
+    """What deleting (and purging) the KEK did (keyvault.Vault.delete's dict); nothing when the vault has no such key."""
+    exists = kv.vault.get(name) is not None
+    if exists and not kv.check_mode:
+        return kv.vault.delete(name, purge=purge)
+    return {'deleted': exists, 'purged': False, 'purge_refused': None, 'scheduled_purge_date': None}
+
+
+def write_pem(dest, pem, check_mode):
+    """(changed) after writing the KEK public key to dest (0644: it is public), unless it already holds it."""
+    current = None
+    if os.path.exists(dest):
+        with open(dest, 'rb') as f:
+            current = f.read()
+    if current == pem.encode('ascii'):
+        return False
+    if not check_mode:
+        byok_file.atomic_write(dest, pem.encode('ascii'), mode=0o644)
+    return True
+
+
+def check_dest(dest):
+    if dest and not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+        raise KeyVaultError('the directory of dest %s does not exist; create it first' % dest)
+
+
+def kek_request(kv):
+    """byok_kek_fetch's run, as the module's result."""
+    p = kv.params
+    kv.guard(byok_file.validate_key_name, p['name'])
+    if p['state'] == 'absent':
+        outcome = kv.guard(delete_kek, kv, p['name'], p['purge'])
+        if outcome['purge_refused']:
+            kv.module.warn(outcome['purge_refused'])
+        return dict(NO_KEK, changed=outcome['deleted'], created=False, **outcome)
+    expires_on = kv.guard(parse_datetime, p['expires_on'], 'expires_on')
+    kv.guard(check_dest, p['dest'])
+    created, summary, public = kv.guard(ensure_kek, kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.check_mode)
+    if summary is None:
+        result = dict(NO_KEK)
+        result.update(changed=True, created=True, recovered=False, key_size=p['key_size'], expires_on=p['expires_on'])
+        return result
+    pem = ki.public_pem(public)
+    changed = created or summary['recovered']
+    if p['dest']:
+        changed = kv.guard(write_pem, p['dest'], pem, kv.check_mode) or changed
+    return dict(changed=changed, created=created, recovered=summary['recovered'], kid=summary['kid'],
+                fingerprint=ki.fingerprint(public), key_size=public.key_size, public_key_pem=pem,
+                expires_on=summary['expires_on'])
