@@ -94,14 +94,14 @@ def http_error(status, code, message, cls=azexc.HttpResponseError):
 
 def test_403_names_permission_and_role():
     err = azure_errors.explain(http_error(403, 'Forbidden', 'no keys import permission'), 'import of key k', URL, 'import',
-                     {'client_id': 'abc', 'source': 'env'})
+                               {'client_id': 'abc', 'source': 'env'})
     assert 'keys/import' in str(err) and 'Key Vault Crypto Officer' in str(err) and 'abc' in str(err)
     assert '\n' not in str(err)
 
 
 def test_409_soft_deleted_says_recover_or_purge():
     err = azure_errors.explain(http_error(409, 'Conflict', 'Key k is currently in a deleted but recoverable state'),
-                     'import of key k', URL, 'import')
+                               'import of key k', URL, 'import')
     assert 'recover' in str(err) and 'purge' in str(err)
 
 

@@ -169,7 +169,7 @@ def test_vault_keeps_no_secret(clean_env, tmp_path):
     """The Vault object keeps what it may show of the auth: no client secret, no certificate password."""
     path, _thumb = _pem(tmp_path, password='pw-keep-out')
     vault = vault_client.Vault(_params(vault_url=URL, client_id='id', tenant=TENANT, x509_certificate_path=path,
-                             x509_certificate_password='pw-keep-out'))
+                                       x509_certificate_password='pw-keep-out'))
     assert 'pw-keep-out' not in repr(vault.auth)
     vault = vault_client.Vault(_params(vault_url=URL, client_id='id', tenant=TENANT, secret='s3cr3t-keep-out'))
     assert 's3cr3t-keep-out' not in repr(vault.auth) and vault.auth['kind'] == 'secret'
