@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(r'''
     token = HsmToken(a["module"], token_label=a["token_label"], vendor="softhsm").open(a["pin"])
     with token:
         key = token.generate({"key_type": "EC", "curve": "P-256", "key_size": 256}, a["name"])
-        data = byok_file.build(kek.id, token.wrap(key, kek_public, "two_step"), token.generator("one-process test"))
+        data = byok_file.build(kek.id, token.wrap(key, kek_public, token.wrap_path("EC", "two_step")), token.generator("one-process test"))
         fingerprint = key.fingerprint
     # 3. TLS again, over the connection opened in step 1
     imported, attempts = vault.import_once(a["name"], {"kty": "EC-HSM", "crv": "P-256", "key_ops": ["sign", "verify"]},
