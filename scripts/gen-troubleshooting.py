@@ -10,10 +10,10 @@
 
 Sources (parsed with `ast`, never imported):
   * plugins/**/*.py: string literals passed to HsmError(...), KeyVaultError(...), KeySpecError(...), ByokFormatError(...),
-    VendorError(...), AnsibleFilterError(...), fail_json(msg=...), <module>.fail(...), and the strings the `explain`
-    functions return; `%s`-style, `{}` and f-string placeholders are shown as <...>;
-  * the _FIX table of plugins/module_utils/pkcs11_token.py (PKCS#11 return codes) and PERMISSION_HINT of
-    plugins/module_utils/keyvault.py (what to grant for a 403);
+    VendorError(...), AnsibleFilterError(...), fail_json(msg=...), <module>.fail(...), the msg of a result built with
+    failed=True, and the strings the `explain` functions return; `%s`-style, `{}` and f-string placeholders are shown as <...>;
+  * the _FIX table of plugins/module_utils/pkcs11_session.py (PKCS#11 return codes) and PERMISSION_HINT of
+    plugins/module_utils/azure_errors.py (what to grant for a 403);
   * roles/*/tasks/*.yml: the msg of ansible.builtin.fail and the fail_msg of ansible.builtin.assert ({{ ... }} as <...>).
 
 Cause and fix: a message of the form "<what went wrong>; <what to do>" is split at its first "; ". Where the message
@@ -253,6 +253,11 @@ class Collector(ast.NodeVisitor):
             self._add(node.args[0], "module.fail")
         elif name in PROBLEM_CALLS and len(node.args) > PROBLEM_CALLS[name]:
             self._add(node.args[PROBLEM_CALLS[name]], "inventory problem")
+        elif any(kw.arg == "failed" and isinstance(kw.value, ast.Constant) and kw.value.value is True for kw in node.keywords):
+            # a module result built as dict(..., failed=True, msg=...) that a module exits with (ByokModule.exit)
+            for kw in node.keywords:
+                if kw.arg == "msg":
+                    self._add(kw.value, "failed result")
         self.generic_visit(node)
 
     def visit_Return(self, node):
@@ -350,15 +355,20 @@ STEPS = [
      "problem (host: variable path: what is wrong; how to fix it)",
      ("action/byok_plan.py", "module_utils/inventory.py", "module_utils/attributes.py", "module_utils/vault_target.py")),
     ("2. Signing in to Azure and reaching the vault", "the first vault task fails (the vault read or the KEK), for the "
-     "hosts with keys for that vault", ("module_utils/keyvault.py", "modules/keyvault_key_info.py",
-                                        "module_utils/module_base.py")),
+     "hosts with keys for that vault", ("module_utils/keyvault.py", "module_utils/azure_auth.py", "module_utils/azure_errors.py",
+                                        "module_utils/azure_pacing.py", "module_utils/vault_client.py",
+                                        "modules/keyvault_key_info.py", "module_utils/module_base.py",
+                                        "module_utils/vault_backend.py:key_info_request,read_vault,look_up,vault_kcv")),
     ("3. The KEK", "the KEK task fails: the key exchange key cannot be found, created or used",
-     ("modules/byok_kek_fetch.py", "module_utils/vault_backend.py:ensure_kek,_ensure_kek,kek_problems")),
+     ("modules/byok_kek_fetch.py",
+      "module_utils/vault_backend.py:ensure_kek,_ensure_kek,kek_problems,kek_request,check_dest,delete_kek,write_pem")),
     ("4. The HSM: login and key generation", "the key generation task fails on a host; that host's keys are reported "
-     "failed", ("module_utils/pkcs11_token.py", "module_utils/vendors.py", "module_utils/host_lock.py",
-                "modules/hsm_keygen.py", "module_utils/key_identity.py", "module_utils/hsm_backend.py")),
+     "failed", ("module_utils/pkcs11_token.py", "module_utils/pkcs11_session.py", "module_utils/pkcs11_keys.py",
+                "module_utils/pkcs11_wrap.py", "module_utils/vendors.py", "module_utils/host_lock.py",
+                "modules/hsm_keygen.py", "module_utils/key_identity.py",
+                "module_utils/hsm_backend.py:key_spec,ensure_key,byok_is_current,load_kek,wrap_key,keygen_request,flatten")),
     ("5. Wrapping and the .byok file", "the wrap task fails on a host, or a .byok file is refused",
-     ("modules/byok_wrap.py", "module_utils/byok_file.py")),
+     ("modules/byok_wrap.py", "module_utils/hsm_backend.py:wrap_item,item_keks,wrap_request", "module_utils/byok_file.py")),
     ("6. Importing into the vault", "a key's row says failed (or unknown) after the import task",
      ("modules/keyvault_import.py", "module_utils/vault_backend.py")),
     ("7. The report and the manifest", "the run fails at the end, after the table, naming the keys that did not move",
@@ -412,9 +422,9 @@ def generate():
                 entry[1].append(where)
         if merged:
             groups.append((path.relative_to(ROOT), merged))
-        if path.name == "pkcs11_token.py":
+        if path.name == "pkcs11_session.py":
             tables["fix"] = dict_table(tree, "_FIX")
-        if path.name == "keyvault.py":
+        if path.name == "azure_errors.py":
             tables["perm"] = dict_table(tree, "PERMISSION_HINT")
 
     by_step = dict((title, []) for title, _symptom, _files in STEPS)
@@ -451,7 +461,7 @@ def generate():
     lines.append("")
     lines.append("The text after \"PKCS#11 %s failed:\" for the return codes the collection knows (`_FIX` in"
                  % PLACEHOLDER)
-    lines.append("`plugins/module_utils/pkcs11_token.py`); python-pkcs11 names the exception after the CKR_ code.")
+    lines.append("`plugins/module_utils/pkcs11_session.py`); python-pkcs11 names the exception after the CKR_ code.")
     lines.append("")
     lines.append("| python-pkcs11 exception | message (cause, then fix) |")
     lines.append("|---|---|")
@@ -461,7 +471,7 @@ def generate():
     lines.append("## Permissions for a 403")
     lines.append("")
     lines.append("What \"the identity ... may not ...; grant it ...\" asks for, by operation (`PERMISSION_HINT` in")
-    lines.append("`plugins/module_utils/keyvault.py`).")
+    lines.append("`plugins/module_utils/azure_errors.py`).")
     lines.append("")
     lines.append("| operation | grant |")
     lines.append("|---|---|")

@@ -4,7 +4,9 @@
 """The HSM-side procedures behind hsm_keygen and byok_wrap.
 
 Pure decisions (regenerate policy, is an existing .byok still valid) are separate functions so
-they can be tested without a token; the procedures take an opened HsmToken.
+they can be tested without a token; the procedures take an opened HsmToken.  wrap_request() is
+byok_wrap's whole run: its input shapes (one key, keys, keys with keks), the items and KEKs checked
+without the HSM, then every key wrapped under one login.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,7 +21,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
-from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_keys import seal
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError
 
 REGENERATE_CHOICES = decisions.REGENERATE_CHOICES
 COLLECTION_VERSION = '1.0.0'
@@ -179,3 +183,185 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
         'created': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
     })
     return result
+
+
+# -- byok_wrap: the keys of a request and their KEKs, checked, then wrapped under one login -----------------
+def wrap_item(item):
+    """A keys[] item checked without the HSM: a label, a hex id, an existing directory for dest."""
+    if not isinstance(item, dict) or not item.get('label'):
+        raise HsmError('every item of keys needs a label (the CKA_LABEL of the key to wrap); got %r' % (item,))
+    try:
+        key_id = bytes.fromhex(item['id']) if item.get('id') else None
+    except ValueError:
+        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], item['label']))
+    if item.get('dest') and not os.path.isdir(os.path.dirname(os.path.abspath(item['dest']))):
+        raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
+    return dict(item, key_id=key_id)
+
+
+def item_keks(p, items):
+    """{kek_kid: KEK public key} of every KEK the items use (loaded and checked once each), and each item's kek_kid."""
+    keks = {}
+    for kek in p['keks'] or []:
+        byok_file.parse_kid(kek['kek_kid'], option='kek_kid of keks')
+        if bool(kek['kek_pem']) == bool(kek['kek_file']):
+            raise HsmError('KEK %s of keks needs exactly one of kek_pem and kek_file (got %s)'
+                           % (kek['kek_kid'], 'both' if kek['kek_pem'] else 'neither'))
+        if kek['kek_kid'] in keks:
+            raise HsmError('keks lists KEK %s twice; give each KEK once' % kek['kek_kid'])
+        keks[kek['kek_kid']] = load_kek(kek['kek_file'], kek['kek_fingerprint'], kek['kek_pem'])
+    if p['kek_kid']:
+        byok_file.parse_kid(p['kek_kid'])
+        if not (p['kek_file'] or p['kek_pem']):
+            raise HsmError('kek_kid %s needs one of kek_file and kek_pem (the KEK public key)' % p['kek_kid'])
+        own = load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
+        if p['kek_kid'] in keks and ki.fingerprint(keks[p['kek_kid']]) != ki.fingerprint(own):
+            raise HsmError('kek_kid %s is also in keks, with another public key (fingerprints %s and %s); give each KEK '
+                           'once' % (p['kek_kid'], ki.fingerprint(own), ki.fingerprint(keks[p['kek_kid']])))
+        keks[p['kek_kid']] = own
+    out = []
+    for item in items:
+        kid = item.get('kek_kid') or p['kek_kid']
+        if not kid:
+            raise HsmError('key %s has no KEK: give kek_kid (with kek_pem or kek_file), or kek_kid on the item with that KEK '
+                           'in keks' % item['label'])
+        if kid not in keks:
+            raise HsmError('key %s names KEK %s, which keks does not list; add it to keks (kek_kid, kek_pem, '
+                           'kek_fingerprint)' % (item['label'], kid))
+        out.append(dict(item, kek_kid=kid))
+    twice = repeated(i['dest'] for i in out if i.get('dest'))
+    if twice:
+        raise HsmError('keys writes %s more than once (each .byok is the wrap of one key under one KEK); give each item '
+                       'its own dest' % ', '.join(twice))
+    return keks, out
+
+
+def wrap_request(hsm):
+    """byok_wrap's run over its input shapes (one key under kek_kid, keys under kek_kid, keys each naming a KEK of keks),
+    as the module's result.  Everything that can be checked without the HSM is checked first (failing the module)."""
+    p = hsm.params
+    single = p['keys'] is None
+    items = [dict(label=p['label'], id=p['id'], dest=p['dest'])] if single else p['keys']
+    # Everything that can be checked without the HSM is checked first
+    items = hsm.guard(lambda: [wrap_item(item) for item in items])
+    keks, items = hsm.guard(item_keks, p, items)
+
+    token = hsm.open_token()
+    padded = {}
+
+    def one(item):
+        r = wrap_key(token, item, keks[item['kek_kid']], item['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
+        if r.pop('warning', None):
+            # named as the user finds it: the file written (named after the vault key), else the HSM label
+            padded.setdefault(r['wrap_mechanism'], set()).add((r.get('dest'), r.get('label')))
+        return r
+
+    with token:
+        results = hsm.run_keys(items, one, 'label')
+        info = token.info()
+    for mechanism, keys in sorted(padded.items()):
+        files = sorted(set(dest for dest, _label in keys if dest))
+        labels = sorted(set(label for dest, label in keys if not dest))
+        which = ', '.join(['the .byok file %s' % f for f in files] + ['the .byok of HSM key %s' % k for k in labels])
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
+                        "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
+                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
+    if single:
+        return hsm.outcome(results, True, token=info)
+    extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
+    return hsm.outcome(results, False, token=info, **extra)
+
+
+# -- hsm_keygen: the keys of a request, checked, then made sure of under one login --------------------------------------
+KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem', 'sealed')
+
+
+def flatten(r):
+    """A key's result as the module returns it: label, action, changed and the key's facts (no key material)."""
+    out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
+    if r.get('wrap_mechanism'):
+        out['wrap_mechanism'] = r['wrap_mechanism']
+    key = r['key'] or {}
+    for field in KEY_FIELDS:
+        out[field] = key.get(field)
+    return out
+
+
+def keygen_request(hsm):
+    """hsm_keygen's run over its input shapes (one key, keys), as the module's result: every spec checked before the HSM."""
+    p = hsm.params
+    single = p['keys'] is None
+    items = [dict(label=p['label'], id=p['id'], key_type=p['key_type'], key_size=p['key_size'], curve=p['curve'])] \
+        if single else p['keys']
+    # Refuse what Azure would refuse before touching the HSM
+    specs = hsm.guard(lambda: [key_spec(item) for item in items])
+    twice = repeated(s['label'] for s in specs)
+    if twice:
+        hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(twice))
+
+    token = hsm.open_token()
+    warnings = []
+
+    def one(spec):
+        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'])
+        if r.get('warning'):
+            warnings.append(r['warning'])
+        return r
+
+    with token:
+        results = hsm.run_keys(specs, one, 'label')
+        info = token.info()
+    for w in warnings:
+        hsm.module.warn(w)
+    diff = {'before': {}, 'after': {}}
+    for r in results:
+        if 'diff' in r and hsm.module._diff:
+            diff['before'][r['label']] = r['diff']['before']
+            diff['after'][r['label']] = r['diff']['after']
+    flat = [r if r.get('failed') else flatten(r) for r in results]
+    return hsm.outcome(flat, single, token=info, diff=diff)
+
+
+# -- hsm_seal: the keys of a request, each checked against the vaults' fingerprint, then sealed -------------------------
+def seal_one(token, item, check_mode):
+    """Seal one key: found by label (and id), checked against the fingerprint the vaults hold, then CKA_EXTRACTABLE false."""
+    label = item['label']
+    try:
+        key_id = bytes.fromhex(item['id']) if item.get('id') else None
+    except ValueError:
+        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], label))
+    with token.lock():
+        key = token.find(label, key_id)
+        if key is None:
+            if check_mode:
+                return {'label': label, 'action': 'seal', 'changed': True, 'sealed': False, 'fingerprint': item['fingerprint']}
+            raise HsmError("no key labelled '%s' on token '%s'; nothing was sealed: check the label (the key must have been "
+                           "generated and transferred first)" % (label, token.info()['label']))
+        identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
+        if not decisions.same_identity(identity, item['fingerprint']):
+            raise HsmError("key '%s' on token '%s' is not the key the vaults hold (%s, expected %s); it was not sealed: "
+                           "check the label and the fingerprint" % (label, token.info()['label'], identity, item['fingerprint']))
+        result = {'label': label, 'fingerprint': identity}
+        if key.extractable is False:
+            result.update(action='keep', changed=False, sealed=True)
+        elif check_mode:
+            result.update(action='seal', changed=True, sealed=False)
+        else:
+            if not seal(token, key):
+                raise HsmError("token '%s' accepted CKA_EXTRACTABLE false for key '%s' but still reports it extractable; "
+                               "check the key policy on the HSM" % (token.info()['label'], label))
+            result.update(action='seal', changed=True, sealed=True)
+        return result
+
+
+def seal_request(hsm):
+    """hsm_seal's run, as the module's result."""
+    p = hsm.params
+    twice = repeated(item['label'] for item in p['keys'])
+    if twice:
+        hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
+    token = hsm.open_token()
+    with token:
+        results = hsm.run_keys(p['keys'], lambda item: seal_one(token, item, hsm.check_mode), 'label')
+        info = token.info()
+    return hsm.outcome(results, False, token=info)

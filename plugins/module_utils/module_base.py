@@ -4,9 +4,9 @@
 """What every module of the collection shares: one-line failures and the per-key loop.
 
 HsmModule (pkcs11_token.py) and KeyVaultModule (keyvault.py) build on ByokModule; neither this file
-nor its users import both sides.  A module's main() builds its argument spec, calls run_keys() with
-a backend function and finish() with the results: a ByokError becomes that key's one-line message,
-and the module fails when any key failed (naming each), or exits with every key's result.
+nor its users import both sides.  A module's main() builds its argument spec, calls one backend
+function (which runs each key through run_keys(), a ByokError becoming that key's one-line message) and exits with its
+result: the module fails when any key failed (naming each), or exits with every key's result.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -63,22 +63,35 @@ class ByokModule(object):
                 results.append(failed_result(item, key_field, exc))
         return results
 
-    def finish(self, results, single, **extra):
-        """Exit with the results (single: the one key's fields at top level), or fail naming every key that failed."""
+    def outcome(self, results, single, **extra):
+        """The module's result for its keys' results (single: the one key's fields at top level): failed, with a message
+        naming every key that failed (the first one's, when single), or every key's result.  exit() ends with it."""
         failed = [r for r in results if r.get('failed')]
         changed = any(r.get('changed') for r in results)
         if single:
             if failed:
                 details = dict((k, v) for k, v in failed[0].items() if k not in ('msg', 'failed', 'changed', 'name', 'label'))
                 details.update(extra)
-                self.fail(failed[0]['msg'], changed=False, **details)
+                return dict(details, failed=True, msg=failed[0]['msg'], changed=False)
             out = dict(results[0])
             out.update(extra)
-            self.module.exit_json(**out)
+            return out
         if failed:
-            self.fail('%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
-                '%s: %s' % (r.get('name') or r.get('label'), r['msg']) for r in failed)), changed=changed, keys=results, **extra)
-        self.module.exit_json(changed=changed, keys=results, **extra)
+            return dict(extra, failed=True, changed=changed, keys=results, msg='%d of %d keys failed: %s' % (
+                len(failed), len(results), ' | '.join('%s: %s' % (r.get('name') or r.get('label'), r['msg']) for r in failed)))
+        return dict(extra, changed=changed, keys=results)
+
+    def exit(self, result):
+        """Exit with a module result: fail() with its msg when it failed, else exit_json."""
+        if result.get('failed'):
+            result = dict(result)
+            result.pop('failed')
+            self.fail(result.pop('msg'), **result)
+        self.module.exit_json(**result)
+
+    def finish(self, results, single, **extra):
+        """Exit with the results (single: the one key's fields at top level), or fail naming every key that failed."""
+        self.exit(self.outcome(results, single, **extra))
 
 
 def repeated(values):

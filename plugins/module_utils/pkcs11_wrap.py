@@ -18,16 +18,23 @@ here and gone at logout even if the run is killed - and its output is checked in
 - CKM_RSA_AES_KEY_WRAP, when listed, wraps the same two keys under the software RSA key and is unwrapped the same way.
 
 The result is plain data (WrapProof.as_dict); vendors.choose_wrap_path decides from it.
+
+WrapMixin gives HsmToken the proof (once per login), the path vendors.choose_wrap_path picks from it, and the wrap of a
+target key on that path: one-shot CKM_RSA_AES_KEY_WRAP, or the two steps (an RFC 5649 AES key wrap, then
+CKM_RSA_PKCS_OAEP), with the KEK public key and the ephemeral AES key as session objects destroyed afterwards.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
+import ctypes
 import traceback
 
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError, exc_code, explain, token_label
 
 CRYPTO_IMPORT_ERROR = None
 try:
@@ -193,33 +200,6 @@ def _refusal(exc, call):
     return 'refused by %s with %s' % (call, exc_code(exc))
 
 
-def exc_code(exc):
-    """The CKR_ name of a python-pkcs11 exception (its class name in CKR_ spelling), or its text."""
-    name = type(exc).__name__
-    if name == 'PKCS11Error':
-        text = str(exc).strip()
-        if 'buffer' in text.lower() and 'small' in text.lower():
-            return 'CKR_BUFFER_TOO_SMALL'
-        return text or 'an unnamed PKCS#11 error'
-    return ckr_name(name)
-
-
-#: python-pkcs11 class names whose CKR_ spelling is not their upper-case snake form
-_CKR_SPELLING = {'TokenNotRecognised': 'CKR_TOKEN_NOT_RECOGNIZED', 'RandomNoRNG': 'CKR_RANDOM_NO_RNG',
-                 'AnotherUserAlreadyLoggedIn': 'CKR_USER_ANOTHER_ALREADY_LOGGED_IN'}
-
-
-def ckr_name(class_name):
-    if class_name in _CKR_SPELLING:
-        return _CKR_SPELLING[class_name]
-    out = []
-    for i, ch in enumerate(class_name):
-        if ch.isupper() and i and not class_name[i - 1].isupper():
-            out.append('_')
-        out.append(ch.upper())
-    return 'CKR_' + ''.join(out)
-
-
 def pkcs11_mechanism(value):
     """A python-pkcs11 Mechanism for a value, also for values its enum lacks (CKM_RSA_AES_KEY_WRAP, vendor codes).
 
@@ -354,3 +334,137 @@ def prove(session, mechanisms, candidates, private_attributes, combined_params, 
         return proof
     finally:
         tester.cleanup()
+
+
+class _OaepParams(ctypes.Structure):
+    _fields_ = [('hashAlg', ctypes.c_ulong), ('mgf', ctypes.c_ulong), ('source', ctypes.c_ulong),
+                ('pSourceData', ctypes.c_void_p), ('ulSourceDataLen', ctypes.c_ulong)]
+
+
+class _RsaAesKeyWrapParams(ctypes.Structure):
+    _fields_ = [('ulAESKeyBits', ctypes.c_ulong), ('pOAEPParams', ctypes.POINTER(_OaepParams))]
+
+
+CKM_SHA_1 = 0x220
+CKG_MGF1_SHA1 = 0x1
+CKZ_DATA_SPECIFIED = 0x1
+
+
+@contextlib.contextmanager
+def rsa_aes_key_wrap_params(aes_bits=256):
+    """CK_RSA_AES_KEY_WRAP_PARAMS as raw bytes (OAEP SHA-1, MGF1-SHA-1, no label).
+
+    The bytes point at the inner OAEP struct, which stays alive for the duration of the block.
+    """
+    oaep = _OaepParams(CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, None, 0)
+    outer = _RsaAesKeyWrapParams(aes_bits, ctypes.pointer(oaep))
+    yield bytes(outer)
+    del outer, oaep
+
+
+class WrapMixin(object):
+    """The wrap side of HsmToken: the proof of this token's wrap mechanisms, the path chosen from it, the facts that
+    depend on it and the wrap itself (the token, its profile and its logged-in session come from TokenSession)."""
+
+    def info(self):
+        """Token facts for results and manifests (no secrets); a profile that gates private-key wrapping (Luna 5/6)
+        adds whether this partition allows it, as its test wraps showed."""
+        facts = self.info_basic()
+        if self.profile.get('private_key_wrap') and self.session is not None:
+            try:
+                self.wrap_path('EC', 'auto')
+            except vendors.VendorError as exc:
+                facts['private_key_wrap'] = 'refused: %s' % exc
+            except HsmError as exc:
+                facts['private_key_wrap'] = 'unknown: %s' % exc
+            else:
+                facts['private_key_wrap'] = 'allowed'
+        return facts
+
+    def proof(self):
+        """What this token's wrap mechanisms compute (prove), as plain data; proved once per login.
+
+        Test wraps on session objects only (CKA_TOKEN false, destroyed here, gone at logout even if the run is killed),
+        so nothing is ever left on the token.  Why a test and not the mechanism list: a name or a number proves
+        nothing (SoftHSM's CKM_AES_KEY_WRAP_PAD is the standard's CKM_AES_KEY_WRAP_KWP), and a partition that may not
+        wrap private keys (a Luna 5/6 cloning model, or a Key Export one with partition policy 1 off) lists the same
+        mechanisms as one that may: the one sound test is the operation itself.
+        """
+        if self._proof is None:
+            try:
+                proof = prove(self.session, self.mechanisms, vendors.kwp_candidates(self.profile),
+                              self.profile['private_key_attributes'], rsa_aes_key_wrap_params,
+                              try_combined='combined' in self.profile['preferred_wrap'])
+            except ProofError as exc:
+                raise HsmError('%s on token \'%s\'; check the HSM and run again' % (exc, token_label(self.token)))
+            self._proof = proof.as_dict()
+        return self._proof
+
+    def wrap_path(self, key_type, requested):
+        """The proved wrap path for a target key type (vendors.choose_wrap_path); VendorError when there is none.
+
+        A profile that gates private-key wrapping (Luna 5/6) refuses with its own explanation."""
+        cls = key_class(key_type)
+        try:
+            return vendors.choose_wrap_path(self.profile, requested, self.proof(), cls)
+        except vendors.VendorError:
+            if cls == PRIVATE and self.profile.get('private_key_wrap'):
+                i = self.info_basic()
+                vendors.refuse_private_key_wrap(self.profile, i['label'], i['model'], i['firmware_version'],
+                                                'test wraps of a session key: %s' % vendors.tried(self.proof(), self.profile, cls))
+            raise
+
+    def generator(self, tool):
+        i = self.info()
+        return '%s; %s %s firmware %s' % (tool, i['manufacturer'] or i['vendor_name'], i['model'], i['firmware_version'])
+
+    def _import_kek(self, kek_public_key):
+        numbers = kek_public_key.public_numbers()
+        size = (kek_public_key.key_size + 7) // 8
+        try:
+            return self.session.create_object({
+                Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                Attribute.KEY_TYPE: KeyType.RSA,
+                Attribute.TOKEN: False,
+                Attribute.PRIVATE: False,
+                Attribute.LABEL: 'byok-kek-session',
+                Attribute.MODULUS: numbers.n.to_bytes(size, 'big'),
+                Attribute.PUBLIC_EXPONENT: numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, 'big'),
+                Attribute.WRAP: True,
+                Attribute.ENCRYPT: True,
+                Attribute.VERIFY: False,
+            })
+        except p11e.PKCS11Error as exc:
+            raise HsmError(explain(exc, 'import of the KEK public key as a session object', call='C_CreateObject'))
+
+    def wrap(self, key, kek_public_key, path):
+        """Wrap `key` under the KEK inside the HSM on a proved path (wrap_path); returns the BYOK ciphertext
+        (OAEP part || RFC 5649 part).
+
+        The KEK public key and the ephemeral AES key are session objects, destroyed before returning.
+        """
+        kek = self._import_kek(kek_public_key)
+        aes = None
+        call, mechanism = 'C_WrapKey', path['mechanism']
+        try:
+            if path['method'] == 'combined':
+                with rsa_aes_key_wrap_params(256) as params:
+                    return kek.wrap_key(key.private, mechanism=pkcs11_mechanism(vendors.CKM_RSA_AES_KEY_WRAP), mechanism_param=params)
+            call, mechanism = 'C_GenerateKey', vendors.GENERATION_MECHANISMS['oct']
+            aes = self.session.generate_key(KeyType.AES, 256, store=False, template={
+                Attribute.TOKEN: False, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True,
+                Attribute.WRAP: True, Attribute.ENCRYPT: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False})
+            call, mechanism = 'C_WrapKey', path['mechanism']
+            key_part = aes.wrap_key(key.private, mechanism=pkcs11_mechanism(path['mechanism']))
+            mechanism = vendors.CKM_RSA_PKCS_OAEP
+            rsa_part = kek.wrap_key(aes, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=(Mechanism.SHA_1, MGF.SHA1, None))
+            return rsa_part + key_part
+        except p11e.PKCS11Error as exc:
+            raise HsmError(explain(exc, "wrap of key '%s' (%s)" % (key.label, path['method']), call=call, mechanism=mechanism))
+        finally:
+            for obj in (aes, kek):
+                if obj is not None:
+                    try:
+                        obj.destroy()
+                    except p11e.PKCS11Error:
+                        pass

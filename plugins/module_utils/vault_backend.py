@@ -4,21 +4,27 @@
 """The vault-side procedures behind byok_kek_fetch, keyvault_import and keyvault_key_info.
 
 Decisions (is this key a usable KEK, does the vault already hold the HSM key) are pure functions
-over key summaries; the procedures take a keyvault.Vault.
+over key summaries; the procedures take a vault_client.Vault.  import_request() is keyvault_import's
+whole run: its three input shapes (one key, keys, vaults), each key checked without the vault
+(prepare), then imported or kept (import_one), with the diff --diff shows.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import datetime
+import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import DEFAULT_KEY_OPS, KeyVaultError, key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
 
 
 def _now():
@@ -187,7 +193,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if not vault.target.same_vault(kek_vault):
         raise KeyVaultError('byok_file %s was wrapped under a KEK of %s, not of %s; wrap it again with the KEK of this vault '
                             '(byok_kek_fetch with vault_url %s)' % (byok_path, kek_vault, vault.url, vault.url))
-    jwk = {'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': key_ops or DEFAULT_KEY_OPS[spec['key_type']]}
+    jwk = {'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': key_ops or ki.DEFAULT_KEY_OPS[spec['key_type']]}
     if spec['key_type'] == 'EC':
         jwk['crv'] = spec['curve']
     tags = dict(tags or {})
@@ -213,3 +219,253 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if verify_signature:
         result['proof'] = prove(vault, key, spec)
     return result
+
+
+# -- keyvault_import: the keys of a request, checked, imported and shown ----------------------------------
+def target_spec(p, meta, vault_type):
+    """Key type/size/curve from the options, else from the .byok metadata; checked against what the vault accepts."""
+    meta = meta or {}
+    key_type = p['key_type'] or meta.get('key_type')
+    if not key_type:
+        raise ki.KeySpecError('key_type of %s is not set and %s has no metadata file next to it; set key_type (and key_size '
+                              'or curve)' % (p['name'], p['byok_file'] or 'byok_content'))
+    return ki.validate_target(key_type, p['key_size'] or meta.get('key_size'), p['curve'] or meta.get('curve'), vault_type)
+
+
+def prepare(item, vault_type, check_mode):
+    """Everything about one key that can be checked without the vault: (spec, expected, attributes, .byok bytes)."""
+    name = item['name']
+    byok_file.validate_key_name(name)
+    if item['byok_file'] and item['byok_content']:
+        raise KeyVaultError('give only one of byok_file and byok_content for key %s' % name)
+    if not check_mode and not (item['byok_file'] or item['byok_content']):
+        raise KeyVaultError('key %s needs byok_file or byok_content (the .byok that byok_wrap made)' % name)
+    meta = byok_file.read_sidecar(item['byok_file']) if item['byok_file'] else None
+    spec = target_spec(item, meta, vault_type)
+    try:
+        key_ops = ki.check_key_ops(spec['key_type'], item['key_ops'])
+    except ki.KeySpecError as exc:
+        raise ki.KeySpecError('key_ops of %s: %s' % (name, exc))
+    for tag, problem in tag_problems(item['tags'], spec['key_type']):
+        raise KeyVaultError('tags of %s%s: %s' % (name, " ('%s')" % tag if tag else '', problem))
+    not_before, expires_on = check_dates(item['not_before'], item['expires_on'], what='key %s' % name)
+    attrs = {'enabled': item['enabled'], 'not_before': not_before, 'expires_on': expires_on}
+    expected = (item['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
+    data = None
+    if item['byok_content']:
+        try:
+            data = base64.b64decode(item['byok_content'], validate=True)
+        except (TypeError, ValueError):
+            raise byok_file.ByokFormatError('byok_content of %s is not base64 (give the byok_content byok_wrap returned)' % name)
+        if not check_mode:
+            byok_file.parse(data, source='byok_content of %s' % name)
+    elif not check_mode:
+        byok_file.read(item['byok_file'])  # a missing or damaged file fails before any vault call
+    return {'spec': spec, 'expected': expected, 'attributes': attrs, 'data': data, 'key_ops': key_ops}
+
+
+def planned_key(vault, item, prepared):
+    """What the vault will hold after the import: shown by --diff for a new key and for a new version."""
+    spec = prepared['spec']
+    out = {'vault': vault.url, 'name': item['name'], 'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': prepared['key_ops'],
+           'enabled': item['enabled'], 'not_before': item['not_before'], 'expires_on': item['expires_on'],
+           'tags': item['tags'] or {}, 'fingerprint': prepared['expected']}
+    out.update({'curve': spec['curve']} if spec['key_type'] == 'EC' else {'key_size': spec['key_size']})
+    return out
+
+
+def import_one(vault, item, prepared, check_mode, verify_signature):
+    """Import one key (or keep it); the result with its diff: a new key, a new version of NAME, or no change."""
+    result = import_key(vault, item['name'], item['byok_file'], prepared['spec'], prepared['key_ops'], prepared['expected'],
+                        item['force'], prepared['attributes'], item['tags'], check_mode,
+                        verify_signature=verify_signature and not check_mode, byok_data=prepared['data'])
+    before = result.pop('before')
+    if result['decision'] == decisions.KEEP:
+        result['diff'] = {'before': before, 'after': before}
+    else:
+        after = dict(planned_key(vault, item, prepared), **(result.get('key') or {}))
+        after['change'] = decisions.rotation_text(item['name']) if before else 'new key'
+        result['diff'] = {'before': before or {}, 'after': after}
+    return result
+
+
+def check_names(kv, items, where=''):
+    twice = repeated(i['name'].lower() for i in items)
+    if twice:
+        kv.fail('keys%s lists a name twice (%s; Key Vault compares names case-insensitively); give each vault key once'
+                % (where, ', '.join(twice)))
+
+
+def import_vault(kv, vault, items):
+    """Import (or keep) the keys of one vault, up to O(parallel) at once; the vault's result."""
+    p = kv.params
+
+    def one(item):
+        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, p['verify_signature'])
+
+    results = kv.run_keys_parallel(items, one, 'name', 'import')
+    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
+    failed = [r for r in results if r.get('failed')]
+    if failed:
+        out.update(failed=True, msg='%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
+            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
+    return out
+
+
+def take_diffs(results, prefix='', wanted=True, diff=None):
+    """Remove each result's diff and merge them into one {before, after} (diff, or a new one) keyed by (vault/)key name;
+    only when the diff is wanted (--diff), so a large run does not carry a second copy of every key in its result."""
+    diff = diff if diff is not None else {'before': {}, 'after': {}}
+    for r in results:
+        d = r.pop('diff', None)
+        if d and wanted:
+            diff['before'][prefix + r['name']] = d['before']
+            diff['after'][prefix + r['name']] = d['after']
+    return diff
+
+
+def import_request(kv, item_fields):
+    """keyvault_import's run over its three input shapes (one key, keys of one vault, vaults), as the module's result.
+
+    item_fields: the names of a key's options (the single key's come from the module's top level).  Refusals that
+    need no vault (a name twice, a vault twice) fail the module before any request.
+    """
+    p = kv.params
+    if p['vaults'] is not None:
+        kv.check_vaults(p['vaults'])
+        for entry in p['vaults']:
+            check_names(kv, entry['keys'], ' of vault %s' % (entry['name'] or entry['vault_url']))
+        results = kv.run_vaults(p['vaults'], lambda vault, entry: import_vault(kv, vault, entry['keys']), 'import', items='keys',
+                                writes=True)
+        diff = {'before': {}, 'after': {}}
+        for r in results:
+            take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
+        changed = any(r.get('changed') for r in results)
+        failed = [r for r in results if r.get('failed')]
+        if failed:
+            return dict(failed=True, msg=' | '.join('vault %s: %s' % (r['name'], r['msg']) for r in failed), changed=changed,
+                        vaults=results, diff=diff)
+        return dict(changed=changed, vaults=results, diff=diff)
+    single = p['keys'] is None
+    items = [dict((k, p[k]) for k in item_fields)] if single else p['keys']
+    check_names(kv, items)
+    if single:
+        results = kv.run_keys(items, lambda item: import_one(kv.vault, item, prepare(item, kv.vault.vault_type, kv.check_mode),
+                                                             kv.check_mode, p['verify_signature']), 'name')
+        d = results[0].pop('diff', None)
+        diff = dict(d, before_header=results[0]['name'], after_header=d['after'].get('change', results[0]['name'])) if d else {
+            'before': {}, 'after': {}}
+        return kv.outcome(results, single, diff=diff)
+    result = import_vault(kv, kv.vault, items)
+    return kv.outcome(result['keys'], single, diff=take_diffs(result['keys'], wanted=kv.module._diff))
+
+
+# -- keyvault_key_info: the look-ups of one vault or of several ---------------------------------------------------------
+def vault_kcv(vault, key):
+    """KCV of an oct-HSM key computed by the vault; its size is not in the JWK, so each AES size is tried."""
+    for bits in reversed(ki.OCT_SIZES):
+        kcv = vault.kcv(key, bits)
+        if kcv is not None:
+            return kcv
+    return None
+
+
+def look_up(vault, name, versions):
+    key = vault.get(name)
+    entry = {'name': name, 'exists': key is not None}
+    if key is not None:
+        entry.update(key_summary(key))
+        if ki.identified_by_kcv(entry['kty']):
+            entry['kcv'] = vault_kcv(vault, key)
+    if versions:
+        entry['version_count'] = len(vault.versions(name)) if key is not None else 0
+    return entry
+
+
+def read_vault(kv, vault, names, versions):
+    """The look-ups of one vault; a vault that cannot be read fails as a whole (authentication, permission, network)."""
+    keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
+    failed = [k for k in keys if k.get('failed')]
+    result = {'changed': False, 'keys': keys}
+    if failed:
+        result.update(failed=True, msg=failed[0]['msg'])
+    return result
+
+
+def key_info_request(kv):
+    """keyvault_key_info's run over its input shapes (names of one vault, vaults), as the module's result."""
+    p = kv.params
+    versions = p['versions']
+    if p['vaults'] is not None:
+        kv.check_vaults(p['vaults'])
+        for entry in p['vaults']:
+            for name in entry['names']:
+                kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
+        results = kv.run_vaults(p['vaults'], lambda vault, entry: read_vault(kv, vault, entry['names'], versions),
+                                'look-up', items='names')
+        failed = [r for r in results if r.get('failed')]
+        if failed:
+            return dict(failed=True, vaults=results, msg='%d of %d vaults could not be read: %s' % (len(failed), len(results), ' | '.join(
+                '%s: %s' % (r['name'], r['msg']) for r in failed)))
+        return dict(changed=False, vaults=results)
+    for name in p['names']:
+        kv.guard(byok_file.validate_key_name, name, option='names')
+    result = read_vault(kv, kv.vault, p['names'], versions)
+    if result.get('failed'):
+        return dict(failed=True, msg=result['msg'], keys=result['keys'])
+    return dict(changed=False, keys=result['keys'])
+
+
+# -- byok_kek_fetch: the KEK of a vault ensured (or deleted), its public key written ------------------------------------
+NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, expires_on=None)
+
+
+def delete_kek(kv, name, purge):
+    """What deleting (and purging) the KEK did (keyvault.Vault.delete's dict); nothing when the vault has no such key."""
+    exists = kv.vault.get(name) is not None
+    if exists and not kv.check_mode:
+        return kv.vault.delete(name, purge=purge)
+    return {'deleted': exists, 'purged': False, 'purge_refused': None, 'scheduled_purge_date': None}
+
+
+def write_pem(dest, pem, check_mode):
+    """(changed) after writing the KEK public key to dest (0644: it is public), unless it already holds it."""
+    current = None
+    if os.path.exists(dest):
+        with open(dest, 'rb') as f:
+            current = f.read()
+    if current == pem.encode('ascii'):
+        return False
+    if not check_mode:
+        byok_file.atomic_write(dest, pem.encode('ascii'), mode=0o644)
+    return True
+
+
+def check_dest(dest):
+    if dest and not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+        raise KeyVaultError('the directory of dest %s does not exist; create it first' % dest)
+
+
+def kek_request(kv):
+    """byok_kek_fetch's run, as the module's result."""
+    p = kv.params
+    kv.guard(byok_file.validate_key_name, p['name'])
+    if p['state'] == 'absent':
+        outcome = kv.guard(delete_kek, kv, p['name'], p['purge'])
+        if outcome['purge_refused']:
+            kv.module.warn(outcome['purge_refused'])
+        return dict(NO_KEK, changed=outcome['deleted'], created=False, **outcome)
+    expires_on = kv.guard(parse_datetime, p['expires_on'], 'expires_on')
+    kv.guard(check_dest, p['dest'])
+    created, summary, public = kv.guard(ensure_kek, kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.check_mode)
+    if summary is None:
+        result = dict(NO_KEK)
+        result.update(changed=True, created=True, recovered=False, key_size=p['key_size'], expires_on=p['expires_on'])
+        return result
+    pem = ki.public_pem(public)
+    changed = created or summary['recovered']
+    if p['dest']:
+        changed = kv.guard(write_pem, p['dest'], pem, kv.check_mode) or changed
+    return dict(changed=changed, created=created, recovered=summary['recovered'], kid=summary['kid'],
+                fingerprint=ki.fingerprint(public), key_size=public.key_size, public_key_pem=pem,
+                expires_on=summary['expires_on'])

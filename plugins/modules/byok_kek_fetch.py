@@ -147,40 +147,9 @@ expires_on:
   type: str
 '''
 
-import os
-
-from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError, KeyVaultModule, parse_datetime
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import ensure_kek
-
-NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, expires_on=None)
-
-
-def delete_kek(kv, name, purge):
-    """What deleting (and purging) the KEK did (keyvault.Vault.delete's dict); nothing when the vault has no such key."""
-    exists = kv.vault.get(name) is not None
-    if exists and not kv.check_mode:
-        return kv.vault.delete(name, purge=purge)
-    return {'deleted': exists, 'purged': False, 'purge_refused': None, 'scheduled_purge_date': None}
-
-
-def write_pem(dest, pem, check_mode):
-    """(changed) after writing the KEK public key to dest (0644: it is public), unless it already holds it."""
-    current = None
-    if os.path.exists(dest):
-        with open(dest, 'rb') as f:
-            current = f.read()
-    if current == pem.encode('ascii'):
-        return False
-    if not check_mode:
-        byok_file.atomic_write(dest, pem.encode('ascii'), mode=0o644)
-    return True
-
-
-def check_dest(dest):
-    if dest and not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-        raise KeyVaultError('the directory of dest %s does not exist; create it first' % dest)
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import kek_request
 
 
 def main():
@@ -196,27 +165,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = kv.params
-    kv.guard(byok_file.validate_key_name, p['name'])
-    if p['state'] == 'absent':
-        outcome = kv.guard(delete_kek, kv, p['name'], p['purge'])
-        if outcome['purge_refused']:
-            kv.module.warn(outcome['purge_refused'])
-        kv.module.exit_json(changed=outcome['deleted'], created=False, **dict(NO_KEK, **outcome))
-    expires_on = kv.guard(parse_datetime, p['expires_on'], 'expires_on')
-    kv.guard(check_dest, p['dest'])
-    created, summary, public = kv.guard(ensure_kek, kv.vault, p['name'], p['key_size'], p['create'], expires_on, kv.check_mode)
-    if summary is None:
-        result = dict(NO_KEK)
-        result.update(changed=True, created=True, recovered=False, key_size=p['key_size'], expires_on=p['expires_on'])
-        kv.module.exit_json(**result)
-    pem = ki.public_pem(public)
-    changed = created or summary['recovered']
-    if p['dest']:
-        changed = kv.guard(write_pem, p['dest'], pem, kv.check_mode) or changed
-    kv.module.exit_json(changed=changed, created=created, recovered=summary['recovered'], kid=summary['kid'],
-                        fingerprint=ki.fingerprint(public),
-                        key_size=public.key_size, public_key_pem=pem, expires_on=summary['expires_on'])
+    kv.exit(kek_request(kv))
 
 
 if __name__ == '__main__':

@@ -198,64 +198,9 @@ token:
   type: dict
 '''
 
-import os
-
-from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
-from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
-from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import load_kek, wrap_key
-from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule
-
-
-def wrap_item(item):
-    """A keys[] item checked without the HSM: a label, a hex id, an existing directory for dest."""
-    if not isinstance(item, dict) or not item.get('label'):
-        raise HsmError('every item of keys needs a label (the CKA_LABEL of the key to wrap); got %r' % (item,))
-    try:
-        key_id = bytes.fromhex(item['id']) if item.get('id') else None
-    except ValueError:
-        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], item['label']))
-    if item.get('dest') and not os.path.isdir(os.path.dirname(os.path.abspath(item['dest']))):
-        raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
-    return dict(item, key_id=key_id)
-
-
-def item_keks(p, items):
-    """{kek_kid: KEK public key} of every KEK the items use (loaded and checked once each), and each item's kek_kid."""
-    keks = {}
-    for kek in p['keks'] or []:
-        byok_file.parse_kid(kek['kek_kid'], option='kek_kid of keks')
-        if bool(kek['kek_pem']) == bool(kek['kek_file']):
-            raise HsmError('KEK %s of keks needs exactly one of kek_pem and kek_file (got %s)'
-                           % (kek['kek_kid'], 'both' if kek['kek_pem'] else 'neither'))
-        if kek['kek_kid'] in keks:
-            raise HsmError('keks lists KEK %s twice; give each KEK once' % kek['kek_kid'])
-        keks[kek['kek_kid']] = load_kek(kek['kek_file'], kek['kek_fingerprint'], kek['kek_pem'])
-    if p['kek_kid']:
-        byok_file.parse_kid(p['kek_kid'])
-        if not (p['kek_file'] or p['kek_pem']):
-            raise HsmError('kek_kid %s needs one of kek_file and kek_pem (the KEK public key)' % p['kek_kid'])
-        own = load_kek(p['kek_file'], p['kek_fingerprint'], p['kek_pem'])
-        if p['kek_kid'] in keks and ki.fingerprint(keks[p['kek_kid']]) != ki.fingerprint(own):
-            raise HsmError('kek_kid %s is also in keks, with another public key (fingerprints %s and %s); give each KEK '
-                           'once' % (p['kek_kid'], ki.fingerprint(own), ki.fingerprint(keks[p['kek_kid']])))
-        keks[p['kek_kid']] = own
-    out = []
-    for item in items:
-        kid = item.get('kek_kid') or p['kek_kid']
-        if not kid:
-            raise HsmError('key %s has no KEK: give kek_kid (with kek_pem or kek_file), or kek_kid on the item with that KEK '
-                           'in keks' % item['label'])
-        if kid not in keks:
-            raise HsmError('key %s names KEK %s, which keks does not list; add it to keks (kek_kid, kek_pem, '
-                           'kek_fingerprint)' % (item['label'], kid))
-        out.append(dict(item, kek_kid=kid))
-    twice = repeated(i['dest'] for i in out if i.get('dest'))
-    if twice:
-        raise HsmError('keys writes %s more than once (each .byok is the wrap of one key under one KEK); give each item '
-                       'its own dest' % ', '.join(twice))
-    return keks, out
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import wrap_request
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
 
 
 def main():
@@ -280,37 +225,7 @@ def main():
         required_by={'label': 'kek_kid'},
         supports_check_mode=True,
     )
-    p = hsm.params
-    single = p['keys'] is None
-    items = [dict(label=p['label'], id=p['id'], dest=p['dest'])] if single else p['keys']
-    # Everything that can be checked without the HSM is checked first
-    items = hsm.guard(lambda: [wrap_item(item) for item in items])
-    keks, items = hsm.guard(item_keks, p, items)
-
-    token = hsm.open_token()
-    padded = {}
-
-    def one(item):
-        r = wrap_key(token, item, keks[item['kek_kid']], item['kek_kid'], p['wrap_method'], p['force'], hsm.check_mode)
-        if r.pop('warning', None):
-            # named as the user finds it: the file written (named after the vault key), else the HSM label
-            padded.setdefault(r['wrap_mechanism'], set()).add((r.get('dest'), r.get('label')))
-        return r
-
-    with token:
-        results = hsm.run_keys(items, one, 'label')
-        info = token.info()
-    for mechanism, keys in sorted(padded.items()):
-        files = sorted(set(dest for dest, _label in keys if dest))
-        labels = sorted(set(label for dest, label in keys if not dest))
-        which = ', '.join(['the .byok file %s' % f for f in files] + ['the .byok of HSM key %s' % k for k in labels])
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
-                        "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
-                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
-    if single:
-        hsm.finish(results, True, token=info)
-    extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
-    hsm.finish(results, False, token=info, **extra)
+    hsm.exit(wrap_request(hsm))
 
 
 if __name__ == '__main__':

@@ -160,22 +160,8 @@ token:
 
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
-from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import REGENERATE_CHOICES, ensure_key, key_spec
-from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import REGENERATE_CHOICES, keygen_request
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
-
-KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem', 'sealed')
-
-
-def flatten(r):
-    """A key's result as the module returns it: label, action, changed and the key's facts (no key material)."""
-    out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
-    if r.get('wrap_mechanism'):
-        out['wrap_mechanism'] = r['wrap_mechanism']
-    key = r['key'] or {}
-    for field in KEY_FIELDS:
-        out[field] = key.get(field)
-    return out
 
 
 def main():
@@ -194,37 +180,7 @@ def main():
         required_one_of=[('label', 'keys')],
         supports_check_mode=True,
     )
-    p = hsm.params
-    single = p['keys'] is None
-    items = [dict(label=p['label'], id=p['id'], key_type=p['key_type'], key_size=p['key_size'], curve=p['curve'])] \
-        if single else p['keys']
-    # Refuse what Azure would refuse before touching the HSM
-    specs = hsm.guard(lambda: [key_spec(item) for item in items])
-    twice = repeated(s['label'] for s in specs)
-    if twice:
-        hsm.fail('keys lists a label twice (%s); give each key its own label' % ', '.join(twice))
-
-    token = hsm.open_token()
-    warnings = []
-
-    def one(spec):
-        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'])
-        if r.get('warning'):
-            warnings.append(r['warning'])
-        return r
-
-    with token:
-        results = hsm.run_keys(specs, one, 'label')
-        info = token.info()
-    for w in warnings:
-        hsm.module.warn(w)
-    diff = {'before': {}, 'after': {}}
-    for r in results:
-        if 'diff' in r and hsm.module._diff:
-            diff['before'][r['label']] = r['diff']['before']
-            diff['after'][r['label']] = r['diff']['after']
-    flat = [r if r.get('failed') else flatten(r) for r in results]
-    hsm.finish(flat, single, token=info, diff=diff)
+    hsm.exit(keygen_request(hsm))
 
 
 if __name__ == '__main__':

@@ -94,41 +94,8 @@ token:
   type: dict
 '''
 
-from ansible_collections.byok.keyvault.plugins.module_utils import decisions
-from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmError, HsmModule, seal
-
-
-def seal_one(token, item, check_mode):
-    """Seal one key: found by label (and id), checked against the fingerprint the vaults hold, then CKA_EXTRACTABLE false."""
-    label = item['label']
-    try:
-        key_id = bytes.fromhex(item['id']) if item.get('id') else None
-    except ValueError:
-        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], label))
-    with token.lock():
-        key = token.find(label, key_id)
-        if key is None:
-            if check_mode:
-                return {'label': label, 'action': 'seal', 'changed': True, 'sealed': False, 'fingerprint': item['fingerprint']}
-            raise HsmError("no key labelled '%s' on token '%s'; nothing was sealed: check the label (the key must have been "
-                           "generated and transferred first)" % (label, token.info()['label']))
-        identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
-        if not decisions.same_identity(identity, item['fingerprint']):
-            raise HsmError("key '%s' on token '%s' is not the key the vaults hold (%s, expected %s); it was not sealed: "
-                           "check the label and the fingerprint" % (label, token.info()['label'], identity, item['fingerprint']))
-        result = {'label': label, 'fingerprint': identity}
-        if key.extractable is False:
-            result.update(action='keep', changed=False, sealed=True)
-        elif check_mode:
-            result.update(action='seal', changed=True, sealed=False)
-        else:
-            if not seal(token, key):
-                raise HsmError("token '%s' accepted CKA_EXTRACTABLE false for key '%s' but still reports it extractable; "
-                               "check the key policy on the HSM" % (token.info()['label'], label))
-            result.update(action='seal', changed=True, sealed=True)
-        return result
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import seal_request
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
 
 
 def main():
@@ -142,15 +109,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = hsm.params
-    twice = repeated(item['label'] for item in p['keys'])
-    if twice:
-        hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
-    token = hsm.open_token()
-    with token:
-        results = hsm.run_keys(p['keys'], lambda item: seal_one(token, item, hsm.check_mode), 'label')
-        info = token.info()
-    hsm.finish(results, False, token=info)
+    hsm.exit(seal_request(hsm))
 
 
 if __name__ == '__main__':

@@ -308,15 +308,9 @@ attempts:
   type: int
 '''
 
-import base64
-
-from ansible_collections.byok.keyvault.plugins.module_utils import attributes
-from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
-from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultError, KeyVaultModule, vaults_option
-from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_key
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultModule, vaults_option
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_request
 
 
 ITEM_SPEC = dict(
@@ -336,108 +330,6 @@ ITEM_SPEC = dict(
 )
 
 
-def target_spec(p, meta, vault_type):
-    """Key type/size/curve from the options, else from the .byok metadata; checked against what the vault accepts."""
-    meta = meta or {}
-    key_type = p['key_type'] or meta.get('key_type')
-    if not key_type:
-        raise ki.KeySpecError('key_type of %s is not set and %s has no metadata file next to it; set key_type (and key_size '
-                              'or curve)' % (p['name'], p['byok_file'] or 'byok_content'))
-    return ki.validate_target(key_type, p['key_size'] or meta.get('key_size'), p['curve'] or meta.get('curve'), vault_type)
-
-
-def prepare(item, vault_type, check_mode):
-    """Everything about one key that can be checked without the vault: (spec, expected, attributes, .byok bytes)."""
-    name = item['name']
-    byok_file.validate_key_name(name)
-    if item['byok_file'] and item['byok_content']:
-        raise KeyVaultError('give only one of byok_file and byok_content for key %s' % name)
-    if not check_mode and not (item['byok_file'] or item['byok_content']):
-        raise KeyVaultError('key %s needs byok_file or byok_content (the .byok that byok_wrap made)' % name)
-    meta = byok_file.read_sidecar(item['byok_file']) if item['byok_file'] else None
-    spec = target_spec(item, meta, vault_type)
-    try:
-        key_ops = ki.check_key_ops(spec['key_type'], item['key_ops'])
-    except ki.KeySpecError as exc:
-        raise ki.KeySpecError('key_ops of %s: %s' % (name, exc))
-    for tag, problem in attributes.tag_problems(item['tags'], spec['key_type']):
-        raise KeyVaultError('tags of %s%s: %s' % (name, " ('%s')" % tag if tag else '', problem))
-    not_before, expires_on = attributes.check_dates(item['not_before'], item['expires_on'], what='key %s' % name)
-    attrs = {'enabled': item['enabled'], 'not_before': not_before, 'expires_on': expires_on}
-    expected = (item['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
-    data = None
-    if item['byok_content']:
-        try:
-            data = base64.b64decode(item['byok_content'], validate=True)
-        except (TypeError, ValueError):
-            raise byok_file.ByokFormatError('byok_content of %s is not base64 (give the byok_content byok_wrap returned)' % name)
-        if not check_mode:
-            byok_file.parse(data, source='byok_content of %s' % name)
-    elif not check_mode:
-        byok_file.read(item['byok_file'])  # a missing or damaged file fails before any vault call
-    return {'spec': spec, 'expected': expected, 'attributes': attrs, 'data': data, 'key_ops': key_ops}
-
-
-def planned_key(vault, item, prepared):
-    """What the vault will hold after the import: shown by --diff for a new key and for a new version."""
-    spec = prepared['spec']
-    out = {'vault': vault.url, 'name': item['name'], 'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': prepared['key_ops'],
-           'enabled': item['enabled'], 'not_before': item['not_before'], 'expires_on': item['expires_on'],
-           'tags': item['tags'] or {}, 'fingerprint': prepared['expected']}
-    out.update({'curve': spec['curve']} if spec['key_type'] == 'EC' else {'key_size': spec['key_size']})
-    return out
-
-
-def import_one(vault, item, prepared, check_mode, verify_signature):
-    """Import one key (or keep it); the result with its diff: a new key, a new version of NAME, or no change."""
-    result = import_key(vault, item['name'], item['byok_file'], prepared['spec'], prepared['key_ops'], prepared['expected'],
-                        item['force'], prepared['attributes'], item['tags'], check_mode,
-                        verify_signature=verify_signature and not check_mode, byok_data=prepared['data'])
-    before = result.pop('before')
-    if result['decision'] == decisions.KEEP:
-        result['diff'] = {'before': before, 'after': before}
-    else:
-        after = dict(planned_key(vault, item, prepared), **(result.get('key') or {}))
-        after['change'] = decisions.rotation_text(item['name']) if before else 'new key'
-        result['diff'] = {'before': before or {}, 'after': after}
-    return result
-
-
-def check_names(kv, items, where=''):
-    twice = repeated(i['name'].lower() for i in items)
-    if twice:
-        kv.fail('keys%s lists a name twice (%s; Key Vault compares names case-insensitively); give each vault key once'
-                % (where, ', '.join(twice)))
-
-
-def import_vault(kv, vault, items):
-    """Import (or keep) the keys of one vault, up to O(parallel) at once; the vault's result."""
-    p = kv.params
-
-    def one(item):
-        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, p['verify_signature'])
-
-    results = kv.run_keys_parallel(items, one, 'name', 'import')
-    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
-    failed = [r for r in results if r.get('failed')]
-    if failed:
-        out.update(failed=True, msg='%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
-            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
-    return out
-
-
-def take_diffs(results, prefix='', wanted=True, diff=None):
-    """Remove each result's diff and merge them into one {before, after} (diff, or a new one) keyed by (vault/)key name;
-    only when the diff is wanted (--diff), so a large run does not carry a second copy of every key in its result."""
-    diff = diff if diff is not None else {'before': {}, 'after': {}}
-    for r in results:
-        d = r.pop('diff', None)
-        if d and wanted:
-            diff['before'][prefix + r['name']] = d['before']
-            diff['after'][prefix + r['name']] = d['after']
-    return diff
-
-
 def main():
     spec = dict((k, dict(v, required=False) if k == 'name' else v) for k, v in ITEM_SPEC.items())
     spec.update(
@@ -454,34 +346,7 @@ def main():
         required_by={'name': 'vault_url', 'keys': 'vault_url'},
         supports_check_mode=True,
     )
-    p = kv.params
-    if p['vaults'] is not None:
-        kv.check_vaults(p['vaults'])
-        for entry in p['vaults']:
-            check_names(kv, entry['keys'], ' of vault %s' % (entry['name'] or entry['vault_url']))
-        results = kv.run_vaults(p['vaults'], lambda vault, entry: import_vault(kv, vault, entry['keys']), 'import', items='keys',
-                                writes=True)
-        diff = {'before': {}, 'after': {}}
-        for r in results:
-            take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
-        changed = any(r.get('changed') for r in results)
-        failed = [r for r in results if r.get('failed')]
-        if failed:
-            kv.fail(' | '.join('vault %s: %s' % (r['name'], r['msg']) for r in failed), changed=changed, vaults=results,
-                    diff=diff)
-        kv.module.exit_json(changed=changed, vaults=results, diff=diff)
-    single = p['keys'] is None
-    items = [dict((k, p[k]) for k in ITEM_SPEC)] if single else p['keys']
-    check_names(kv, items)
-    if single:
-        results = kv.run_keys(items, lambda item: import_one(kv.vault, item, prepare(item, kv.vault.vault_type, kv.check_mode),
-                                                             kv.check_mode, p['verify_signature']), 'name')
-        d = results[0].pop('diff', None)
-        diff = dict(d, before_header=results[0]['name'], after_header=d['after'].get('change', results[0]['name'])) if d else {
-            'before': {}, 'after': {}}
-        kv.finish(results, single, diff=diff)
-    result = import_vault(kv, kv.vault, items)
-    kv.finish(result['keys'], single, diff=take_diffs(result['keys'], wanted=kv.module._diff))
+    kv.exit(import_request(kv, tuple(ITEM_SPEC)))
 
 
 if __name__ == '__main__':

@@ -156,40 +156,8 @@ vaults:
       returned: when the vault could not be read
 '''
 
-from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
-from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, key_summary, vaults_option
-
-
-def vault_kcv(vault, key):
-    """KCV of an oct-HSM key computed by the vault; its size is not in the JWK, so each AES size is tried."""
-    for bits in reversed(ki.OCT_SIZES):
-        kcv = vault.kcv(key, bits)
-        if kcv is not None:
-            return kcv
-    return None
-
-
-def look_up(vault, name, versions):
-    key = vault.get(name)
-    entry = {'name': name, 'exists': key is not None}
-    if key is not None:
-        entry.update(key_summary(key))
-        if ki.identified_by_kcv(entry['kty']):
-            entry['kcv'] = vault_kcv(vault, key)
-    if versions:
-        entry['version_count'] = len(vault.versions(name)) if key is not None else 0
-    return entry
-
-
-def read_vault(kv, vault, names, versions):
-    """The look-ups of one vault; a vault that cannot be read fails as a whole (authentication, permission, network)."""
-    keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
-    failed = [k for k in keys if k.get('failed')]
-    result = {'changed': False, 'keys': keys}
-    if failed:
-        result.update(failed=True, msg=failed[0]['msg'])
-    return result
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, vaults_option
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import key_info_request
 
 
 def main():
@@ -206,26 +174,7 @@ def main():
         required_by={'vault_url': 'names'},
         supports_check_mode=True,
     )
-    p = kv.params
-    versions = p['versions']
-    if p['vaults'] is not None:
-        kv.check_vaults(p['vaults'])
-        for entry in p['vaults']:
-            for name in entry['names']:
-                kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
-        results = kv.run_vaults(p['vaults'], lambda vault, entry: read_vault(kv, vault, entry['names'], versions),
-                                'look-up', items='names')
-        failed = [r for r in results if r.get('failed')]
-        if failed:
-            kv.fail('%d of %d vaults could not be read: %s' % (len(failed), len(results), ' | '.join(
-                '%s: %s' % (r['name'], r['msg']) for r in failed)), vaults=results)
-        kv.module.exit_json(changed=False, vaults=results)
-    for name in p['names']:
-        kv.guard(byok_file.validate_key_name, name, option='names')
-    result = read_vault(kv, kv.vault, p['names'], versions)
-    if result.get('failed'):
-        kv.fail(result['msg'], keys=result['keys'])
-    kv.module.exit_json(changed=False, keys=result['keys'])
+    kv.exit(key_info_request(kv))
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(r'''
     import json, os, sys
     from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
     from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-    from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import Vault, key_fingerprint
+    from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import Vault, key_fingerprint
     from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmToken
 
     a = json.loads(sys.argv[1])

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_backend
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultError
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VaultTarget
 
 

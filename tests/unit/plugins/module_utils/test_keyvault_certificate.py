@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.byok.keyvault.plugins.module_utils import keyvault as kv
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_auth
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_errors
+from ansible_collections.byok.keyvault.plugins.module_utils import vault_client
 
 URL = 'https://contoso.vault.azure.net'
 TENANT = '11111111-2222-3333-4444-555555555555'
@@ -23,7 +25,7 @@ TENANT = '11111111-2222-3333-4444-555555555555'
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for names in kv.ENV_NAMES.values():
+    for names in azure_auth.ENV_NAMES.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
     for name in ('AZURE_CREDENTIAL_FILE', 'AZURE_PROFILE'):
@@ -54,9 +56,9 @@ def _params(**kw):
 
 def test_options_certificate(clean_env, tmp_path):
     path, _thumb = _pem(tmp_path)
-    auth = kv.resolve_auth(_params(client_id='id', tenant=TENANT, x509_certificate_path=path))
+    auth = azure_auth.resolve_auth(_params(client_id='id', tenant=TENANT, x509_certificate_path=path))
     assert (auth['source'], auth['x509_certificate_path'], auth['secret']) == ('options', path, None)
-    credential, public = kv.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path))
+    credential, public = azure_auth.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path))
     assert isinstance(credential, CertificateCredential)
     assert public['kind'] == 'certificate' and public['x509_certificate_path_from'] == 'x509_certificate_path'
 
@@ -68,10 +70,10 @@ def test_env_certificate_azure_identity_names(clean_env, tmp_path):
     clean_env.setenv('AZURE_CLIENT_CERTIFICATE_PATH', path)
     clean_env.setenv('AZURE_CLIENT_CERTIFICATE_PASSWORD', 'pw-123')
     for source in ('env', 'auto'):
-        auth = kv.resolve_auth(_params(auth_source=source))
+        auth = azure_auth.resolve_auth(_params(auth_source=source))
         assert auth['x509_certificate_path'] == path and auth['x509_certificate_password'] == 'pw-123'
         assert auth['x509_certificate_path_from'] == 'AZURE_CLIENT_CERTIFICATE_PATH'
-    credential, public = kv.build_credential(_params(auth_source='env'))
+    credential, public = azure_auth.build_credential(_params(auth_source='env'))
     assert isinstance(credential, CertificateCredential)
     assert 'pw-123' not in repr(public) and 'x509_certificate_password' not in public
 
@@ -81,7 +83,7 @@ def test_env_certificate_azcollection_name(clean_env, tmp_path):
     clean_env.setenv('AZURE_CLIENT_ID', 'id')
     clean_env.setenv('AZURE_TENANT', TENANT)
     clean_env.setenv('AZURE_X509_CERTIFICATE_PATH', path)
-    auth = kv.resolve_auth(_params(auth_source='env'))
+    auth = azure_auth.resolve_auth(_params(auth_source='env'))
     assert auth['x509_certificate_path'] == path and auth['x509_certificate_path_from'] == 'AZURE_X509_CERTIFICATE_PATH'
 
 
@@ -91,28 +93,28 @@ def test_option_certificate_wins_over_env_secret(clean_env, tmp_path):
     clean_env.setenv('AZURE_CLIENT_ID', 'id')
     clean_env.setenv('AZURE_SECRET', 'env-secret')
     clean_env.setenv('AZURE_TENANT', TENANT)
-    auth = kv.resolve_auth(_params(auth_source='env', x509_certificate_path=path))
+    auth = azure_auth.resolve_auth(_params(auth_source='env', x509_certificate_path=path))
     assert auth['x509_certificate_path'] == path and auth['secret'] is None
 
 
 def test_secret_and_certificate_in_one_source_refused(clean_env, tmp_path):
     path, _thumb = _pem(tmp_path)
-    with pytest.raises(kv.KeyVaultError, match='both a client secret and a certificate'):
-        kv.resolve_auth(_params(client_id='id', tenant=TENANT, secret='s', x509_certificate_path=path))
+    with pytest.raises(azure_errors.KeyVaultError, match='both a client secret and a certificate'):
+        azure_auth.resolve_auth(_params(client_id='id', tenant=TENANT, secret='s', x509_certificate_path=path))
     clean_env.setenv('AZURE_CLIENT_ID', 'id')
     clean_env.setenv('AZURE_SECRET', 'env-secret')
     clean_env.setenv('AZURE_TENANT', TENANT)
     clean_env.setenv('AZURE_CLIENT_CERTIFICATE_PATH', path)
-    with pytest.raises(kv.KeyVaultError, match='environment variables give both') as info:
-        kv.resolve_auth(_params(auth_source='env'))
+    with pytest.raises(azure_errors.KeyVaultError, match='environment variables give both') as info:
+        azure_auth.resolve_auth(_params(auth_source='env'))
     assert 'env-secret' not in str(info.value)
 
 
 def test_env_without_secret_or_certificate_names_both(clean_env):
     clean_env.setenv('AZURE_CLIENT_ID', 'id')
     clean_env.setenv('AZURE_TENANT', TENANT)
-    with pytest.raises(kv.KeyVaultError, match='AZURE_CLIENT_CERTIFICATE_PATH'):
-        kv.resolve_auth(_params(auth_source='env'))
+    with pytest.raises(azure_errors.KeyVaultError, match='AZURE_CLIENT_CERTIFICATE_PATH'):
+        azure_auth.resolve_auth(_params(auth_source='env'))
 
 
 def test_credential_file_certificate(clean_env, tmp_path):
@@ -120,16 +122,16 @@ def test_credential_file_certificate(clean_env, tmp_path):
     f = tmp_path / 'credentials'
     f.write_text('[default]\nclient_id=a\ntenant=%s\nx509_certificate_path=%s\nthumbprint=%s\n' % (TENANT, path, thumb.upper()))
     clean_env.setenv('AZURE_CREDENTIAL_FILE', str(f))
-    credential, public = kv.build_credential(_params(auth_source='credential_file'))
+    credential, public = azure_auth.build_credential(_params(auth_source='credential_file'))
     assert isinstance(credential, CertificateCredential) and public['kind'] == 'certificate'
 
 
 def test_thumbprint_checked(clean_env, tmp_path):
     path, thumb = _pem(tmp_path)
     colons = ':'.join(thumb[i:i + 2] for i in range(0, len(thumb), 2)).upper()
-    kv.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path, thumbprint=colons))
-    with pytest.raises(kv.KeyVaultError) as info:
-        kv.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path, thumbprint='00' * 20))
+    azure_auth.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path, thumbprint=colons))
+    with pytest.raises(azure_errors.KeyVaultError) as info:
+        azure_auth.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path, thumbprint='00' * 20))
     msg = str(info.value)
     assert 'thumbprint' in msg and thumb.upper() in msg and 'x509_certificate_path' in msg and '\n' not in msg
 
@@ -156,8 +158,8 @@ def test_unusable_certificate_files(clean_env, tmp_path, case, needle):
     else:
         path, _thumb = _pem(tmp_path, password='right-pw')
         password = 'wrong-pw' if case == 'wrong password' else None
-    with pytest.raises(kv.KeyVaultError) as info:
-        kv.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path, x509_certificate_password=password))
+    with pytest.raises(azure_errors.KeyVaultError) as info:
+        azure_auth.build_credential(_params(client_id='id', tenant=TENANT, x509_certificate_path=path, x509_certificate_password=password))
     msg = str(info.value)
     assert needle in msg and 'x509_certificate_path' in msg and '\n' not in msg, msg
     assert 'right-pw' not in msg and 'wrong-pw' not in msg
@@ -166,10 +168,10 @@ def test_unusable_certificate_files(clean_env, tmp_path, case, needle):
 def test_vault_keeps_no_secret(clean_env, tmp_path):
     """The Vault object keeps what it may show of the auth: no client secret, no certificate password."""
     path, _thumb = _pem(tmp_path, password='pw-keep-out')
-    vault = kv.Vault(_params(vault_url=URL, client_id='id', tenant=TENANT, x509_certificate_path=path,
-                             x509_certificate_password='pw-keep-out'))
+    vault = vault_client.Vault(_params(vault_url=URL, client_id='id', tenant=TENANT, x509_certificate_path=path,
+                                       x509_certificate_password='pw-keep-out'))
     assert 'pw-keep-out' not in repr(vault.auth)
-    vault = kv.Vault(_params(vault_url=URL, client_id='id', tenant=TENANT, secret='s3cr3t-keep-out'))
+    vault = vault_client.Vault(_params(vault_url=URL, client_id='id', tenant=TENANT, secret='s3cr3t-keep-out'))
     assert 's3cr3t-keep-out' not in repr(vault.auth) and vault.auth['kind'] == 'secret'
 
 
@@ -177,6 +179,6 @@ def test_unregistered_certificate_message(clean_env):
     auth = {'source': 'env', 'client_id': 'id', 'kind': 'certificate', 'x509_certificate_path_from': 'AZURE_CLIENT_CERTIFICATE_PATH'}
     exc = azexc.ClientAuthenticationError(message='CertificateCredential.get_token failed: AADSTS700027: The certificate with '
                                                   'identifier used to sign the client assertion is not registered on application.')
-    msg = str(kv.explain(exc, 'get of key k', URL, 'get', auth))
+    msg = str(azure_errors.explain(exc, 'get of key k', URL, 'get', auth))
     assert 'AZURE_CLIENT_CERTIFICATE_PATH' in msg and 'not registered' in msg and 'upload' in msg and '\n' not in msg
     assert 'AZURE_SECRET' not in msg and 'client secret is wrong' not in msg

@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import base64
 
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_pacing
 from ansible_collections.byok.keyvault.plugins.module_utils import keyvault as kv
 
 URL = 'https://contoso.vault.azure.net'
@@ -27,7 +28,7 @@ class Clock(object):
 
 def pacer(kind='premium', window=10.0, share=0.8):
     clock = Clock()
-    return kv.Pacer(kind, window, share, clock=clock, sleep=clock.sleep), clock
+    return azure_pacing.Pacer(kind, window, share, clock=clock, sleep=clock.sleep), clock
 
 
 def send(p, method, path):
@@ -63,8 +64,8 @@ def test_creates_are_paced_to_80_percent_of_the_window():
 
 
 def test_by_default_the_whole_budget_is_used():
-    p = kv.Pacer('premium')
-    assert p.share == kv.PACING_SHARE == 1.0
+    p = azure_pacing.Pacer('premium')
+    assert p.share == azure_pacing.PACING_SHARE == 1.0
     p, clock = pacer(share=1.0)
     for _dummy in range(10):
         send(p, 'PUT', '/keys/k')
@@ -113,8 +114,8 @@ def test_a_429_holds_back_every_request_for_its_retry_after():
 def test_pacing_is_on_by_default_and_can_be_switched_off():
     spec = kv.azure_argument_spec()
     assert spec['pacing'] == dict(type='bool', default=True)
-    assert spec['pacing_window'] == dict(type='float', default=kv.PACING_WINDOW) and kv.PACING_WINDOW == 10.0
+    assert spec['pacing_window'] == dict(type='float', default=azure_pacing.PACING_WINDOW) and azure_pacing.PACING_WINDOW == 10.0
     assert spec['pacing_share'] == dict(type='float', default=1.0)
-    kwargs = kv.client_kwargs({}, kv.Pacer('premium'))
-    assert isinstance(kwargs['custom_hook_policy'], kv.PacingPolicy)
-    assert 'custom_hook_policy' not in kv.client_kwargs({})
+    kwargs = azure_pacing.client_kwargs({}, azure_pacing.Pacer('premium'))
+    assert isinstance(kwargs['custom_hook_policy'], azure_pacing.PacingPolicy)
+    assert 'custom_hook_policy' not in azure_pacing.client_kwargs({})

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_errors
 from ansible_collections.byok.keyvault.plugins.module_utils import keyvault as kv
 
 
@@ -57,7 +58,7 @@ def test_results_come_in_order_with_one_login_and_one_vault_failing_alone(module
         if entry['name'] == 'b':
             raise ValueError('the SDK had a bad day\nsecond line')
         if entry['name'] == 'c':
-            raise kv.KeyVaultError('the identity may not import keys in %s' % vault.url, status=403)
+            raise azure_errors.KeyVaultError('the identity may not import keys in %s' % vault.url, status=403)
         return {'changed': True, 'keys': [{'name': 'k1', 'changed': True}], 'credential': vault.credential}
 
     out = module.run_vaults(entries('a', 'b', 'c', 'd'), serve, 'import', items='keys', writes=True)

@@ -261,6 +261,7 @@ def _worker(mode, lib_path, kek_path, out_path):  # pragma: no cover - runs in a
     from pkcs11 import exceptions as p11e
 
     from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_token as pt
+    from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_wrap as pw
     from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 
     with open(kek_path, 'rb') as f:
@@ -282,7 +283,7 @@ def _worker(mode, lib_path, kek_path, out_path):  # pragma: no cover - runs in a
             except vendors.VendorError as exc:
                 out['combined_refused'] = str(exc)
         else:
-            info = token.token.slot.get_mechanism_info(pt._mechanism(CKM_RSA_AES_KEY_WRAP))
+            info = token.token.slot.get_mechanism_info(pw.pkcs11_mechanism(CKM_RSA_AES_KEY_WRAP))
             out['mechanism_info'] = {'wrap': bool(int(info.flags) & 0x20000), 'min': info.min_key_length,
                                      'max': info.max_key_length}
             keys = {}
@@ -321,21 +322,21 @@ def _worker(mode, lib_path, kek_path, out_path):  # pragma: no cover - runs in a
             kek_obj = token._import_kek(kek)
             try:
                 errors = {}
-                oaep_sha256 = pt._OaepParams(0x250, 0x2, pt.CKZ_DATA_SPECIFIED, None, 0)
-                bad_sha256 = pt._RsaAesKeyWrapParams(256, ctypes.pointer(oaep_sha256))
+                oaep_sha256 = pw._OaepParams(0x250, 0x2, pw.CKZ_DATA_SPECIFIED, None, 0)
+                bad_sha256 = pw._RsaAesKeyWrapParams(256, ctypes.pointer(oaep_sha256))
                 cases = {'no_param': b'\x00' * 4, 'oaep_sha256': bytes(bad_sha256)}
-                with pt.rsa_aes_key_wrap_params(100) as params:
+                with pw.rsa_aes_key_wrap_params(100) as params:
                     cases['aes_bits_100'] = params
                     for case, param in sorted(cases.items()):
                         try:
-                            kek_obj.wrap_key(ec.private, mechanism=pt._mechanism(CKM_RSA_AES_KEY_WRAP),
+                            kek_obj.wrap_key(ec.private, mechanism=pw.pkcs11_mechanism(CKM_RSA_AES_KEY_WRAP),
                                              mechanism_param=param)
                             errors[case] = None
                         except p11e.PKCS11Error as exc:
                             errors[case] = type(exc).__name__
                 out['param_errors'] = errors
-                with pt.rsa_aes_key_wrap_params(128) as params:
-                    out['aes128_wrap'] = kek_obj.wrap_key(ec.private, mechanism=pt._mechanism(CKM_RSA_AES_KEY_WRAP),
+                with pw.rsa_aes_key_wrap_params(128) as params:
+                    out['aes128_wrap'] = kek_obj.wrap_key(ec.private, mechanism=pw.pkcs11_mechanism(CKM_RSA_AES_KEY_WRAP),
                                                           mechanism_param=params).hex()
             finally:
                 kek_obj.destroy()

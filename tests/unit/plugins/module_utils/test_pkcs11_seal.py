@@ -42,7 +42,8 @@ def child():
     """In the child process: generate, seal and look again; print what was seen as JSON."""
     from pkcs11 import Attribute, KeyType, ObjectClass
     from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-    from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmToken, seal, sealed
+    from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_keys import seal, sealed
+    from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmToken
 
     out = {}
     spec = ki.validate_target('EC', None, 'P-256')

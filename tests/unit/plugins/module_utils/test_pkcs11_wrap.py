@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap, aes_key_wrap_with_padding
 
 from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_wrap as pw
-from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import explain
+from ansible_collections.byok.keyvault.plugins.module_utils import pkcs11_session as ps
+from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import explain
 
 pkcs11_exceptions = pytest.importorskip('pkcs11.exceptions')
 
@@ -77,13 +78,13 @@ def test_anything_else_is_a_mismatch():
 
 
 def test_ckr_names_as_the_standard_spells_them():
-    assert pw.ckr_name('AttributeValueInvalid') == 'CKR_ATTRIBUTE_VALUE_INVALID'
-    assert pw.ckr_name('GeneralError') == 'CKR_GENERAL_ERROR'
-    assert pw.ckr_name('TokenNotRecognised') == 'CKR_TOKEN_NOT_RECOGNIZED'
-    assert pw.exc_code(pkcs11_exceptions.KeyUnextractable()) == 'CKR_KEY_UNEXTRACTABLE'
-    assert pw.exc_code(pkcs11_exceptions.PKCS11Error('Buffer was too small. Should never see this.')) == \
+    assert ps.ckr_name('AttributeValueInvalid') == 'CKR_ATTRIBUTE_VALUE_INVALID'
+    assert ps.ckr_name('GeneralError') == 'CKR_GENERAL_ERROR'
+    assert ps.ckr_name('TokenNotRecognised') == 'CKR_TOKEN_NOT_RECOGNIZED'
+    assert ps.exc_code(pkcs11_exceptions.KeyUnextractable()) == 'CKR_KEY_UNEXTRACTABLE'
+    assert ps.exc_code(pkcs11_exceptions.PKCS11Error('Buffer was too small. Should never see this.')) == \
         'CKR_BUFFER_TOO_SMALL'
-    assert pw.exc_code(pkcs11_exceptions.PKCS11Error('')) == 'an unnamed PKCS#11 error'
+    assert ps.exc_code(pkcs11_exceptions.PKCS11Error('')) == 'an unnamed PKCS#11 error'
 
 
 def test_explain_names_call_mechanism_code_attributes_and_fix():
