@@ -15,7 +15,7 @@ import pytest
 
 from lab import errors, models, store, wire
 from lab.config import admin_headers, load as load_config
-from lab_blobs import b64url, blob, pkcs8
+from lab_blobs import b64url, blob, pkcs8, rsa_public_from_jwk
 from lab_http import http_call
 
 PREMIUM_URL = "https://127.0.0.1:18444"
@@ -304,8 +304,6 @@ def test_sdk_recover_deleted_key_with_versions(client):
 
 def test_sdk_exportable_import_and_policy_update(client, rsa2048):
     kek = client.create_rsa_key("sdk-kek", size=2048, hardware_protected=True, key_operations=["import"])
-    from lab_blobs import rsa_public_from_jwk  # pylint: disable=import-outside-toplevel
-
     data = blob(rsa_public_from_jwk(kek.key.n, kek.key.e), kek.id, pkcs8(rsa2048))
     jwk = keys.JsonWebKey(kty="RSA-HSM", key_ops=["sign", "verify"], t=data)
     policy = keys.KeyReleasePolicy(json.dumps(POLICY).encode("utf-8"))
