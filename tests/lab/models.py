@@ -189,6 +189,10 @@ class ReleasePolicy:
     content_type: str = POLICY_CONTENT_TYPE
     immutable: bool = False
 
+    def same_as(self, other: "ReleasePolicy") -> bool:
+        """The same rules and mutability (the policy JSON compared as a document, not as bytes)."""
+        return self.immutable == other.immutable and json.loads(self.data) == json.loads(other.data)
+
 
 def _check_claims(rules: object, where: str) -> None:
     if not isinstance(rules, list) or not rules:
@@ -346,7 +350,7 @@ class Key:
     versions: List[KeyVersion] = field(default_factory=list)
     deleted_date: Optional[int] = None
     scheduled_purge_date: Optional[int] = None
-    #: clock time from which a deleted key is listed under /deletedkeys (its deletion has finished)
+    #: time (the vault's timer) from which a deleted key is listed under /deletedkeys (its deletion has finished)
     visible_at: Optional[float] = None
 
     @property
@@ -372,14 +376,18 @@ class Vault:
     """
 
     def __init__(self, name: str, kind: str, url: str, store: Optional["VaultStore"] = None,
-                 clock: Callable[[], float] = time.time, options: Optional[VaultOptions] = None) -> None:
+                 clock: Callable[[], float] = time.time, options: Optional[VaultOptions] = None,
+                 timer: Optional[Callable[[], float]] = None) -> None:
         if kind not in VAULT_KINDS:
             raise ValueError("vault kind must be one of %s" % (VAULT_KINDS,))
         self.name = name
         self.kind = kind
         self.url = url.rstrip("/")
         self.store = store
+        #: the vault's time: created, updated, nbf, exp, deletion and purge dates (a lab may run it ahead: clock_offset)
         self.clock = clock
+        #: the machine's time, for how long the background work (delete_delay, purge_delay) runs; the clock by default
+        self.timer = timer or clock
         self.options = options or VaultOptions()
         self.keys: Dict[str, Key] = {}
         #: lowercase name -> clock time until which a purged name still answers 409 (the purge is running)
@@ -435,7 +443,8 @@ class Vault:
         for lower in ended:
             LOG.info("vault=%s key=%s purged at the end of its retention", self.name, self.keys[lower].name)
             del self.keys[lower]
-        for lower in [n for n, until in self.purging.items() if now >= until]:
+        running = self.timer()
+        for lower in [n for n, until in self.purging.items() if running >= until]:
             del self.purging[lower]
         if ended:
             self.save()
@@ -447,7 +456,7 @@ class Vault:
         return self.keys.get(name.lower())
 
     def _being_deleted(self, key: Optional[Key]) -> bool:
-        return key is not None and key.deleted and key.visible_at is not None and self.clock() < key.visible_at
+        return key is not None and key.deleted and key.visible_at is not None and self.timer() < key.visible_at
 
     def key_of(self, name: str) -> Key:
         """The live key of that name, in any case (KeyNotFound otherwise)."""
@@ -681,7 +690,7 @@ class Vault:
                 policy = parse_release_policy(params["release_policy"])
                 if not item.exportable:
                     raise BadParameter(SKR_NOT_EXPORTABLE)
-                if item.release_policy is not None and item.release_policy.immutable and policy != item.release_policy:
+                if item.release_policy is not None and item.release_policy.immutable and not item.release_policy.same_as(policy):
                     raise BadParameter(SKR_IMMUTABLE)
             key_ops = check_key_ops(item.kty, params["key_ops"], item.exportable) if "key_ops" in params else item.key_ops
             enabled = attributes.get("enabled", item.enabled)
@@ -727,7 +736,7 @@ class Vault:
             now = self._now()
             key.deleted_date = now
             key.scheduled_purge_date = now + self.options.retention_days * 86400
-            key.visible_at = self.clock() + self.options.delete_delay
+            key.visible_at = self.timer() + self.options.delete_delay
             LOG.info("vault=%s delete key=%s (listed as deleted after %.1f s)", self.name, key.name, self.options.delete_delay)
             self.save()
             return key
@@ -756,7 +765,7 @@ class Vault:
                 raise Forbidden(PURGE_PROTECTED)
             del self.keys[key.name.lower()]
             if self.options.purge_delay > 0:
-                self.purging[key.name.lower()] = self.clock() + self.options.purge_delay
+                self.purging[key.name.lower()] = self.timer() + self.options.purge_delay
             LOG.info("vault=%s purge key=%s (name free after %.1f s)", self.name, key.name, self.options.purge_delay)
             self.save()
 

@@ -139,7 +139,7 @@ class LabState:
 
     def add_vault(self, name: str, kind: str, url: str, options: Optional[VaultOptions] = None) -> Vault:
         store = VaultFile(os.path.join(self.state_dir, "vaults", "%s.json" % name)) if self.state_dir else None
-        vault = Vault(name, kind, url, store=store, clock=self.clock, options=options)
+        vault = Vault(name, kind, url, store=store, clock=self.clock, options=options, timer=self.base_clock)
         self.vaults[name] = vault
         return vault
 

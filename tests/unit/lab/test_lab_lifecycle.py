@@ -186,6 +186,9 @@ def test_update_cannot_change_exportable_or_an_immutable_policy(premium):
     with pytest.raises(errors.BadParameter, match="immutable"):
         premium.update_key("m", None, {"release_policy": policy_body(other, immutable=False)})
     premium.update_key("m", None, {"release_policy": policy_body(other, immutable=True), "tags": {"same": "policy"}})
+    respaced = {"contentType": "application/json; charset=utf-8", "data": b64url(json.dumps(other, indent=2).encode("utf-8")),
+                "immutable": True}
+    premium.update_key("m", None, {"release_policy": respaced})  # the same policy written otherwise is no change
     assert len(premium.keys["m"].versions) == 1
 
 
@@ -231,6 +234,20 @@ def test_clock_offset_ages_keys_and_moves_nbf_exp(clock):
         vault.sign("young", later.version, {"alg": "ES256", "value": b64url(bytes(32))})
     with pytest.raises(errors.BadParameter):
         state.set_clock_offset("a year")
+
+
+def test_clock_offset_moves_dates_not_the_background_delays(clock):
+    state = store.LabState(None, clock=clock)
+    vault = state.add_vault("premium", models.PREMIUM, PREMIUM_URL, options=models.VaultOptions(delete_delay=2.0))
+    vault.create_key("gone", {"kty": "EC-HSM"})
+    state.set_clock_offset(YEAR)
+    deleted = vault.delete_key("gone")
+    assert deleted.deleted_date == int(clock.now) + YEAR
+    state.set_clock_offset(0)  # the clock set back: the deletion still finishes after delete_delay real seconds
+    clock.now += 1
+    assert vault.list_deleted_keys() == []
+    clock.now += 1.5
+    assert [k.name for k in vault.list_deleted_keys()] == ["gone"]
 
 
 def test_set_version_times(premium):
@@ -300,6 +317,12 @@ def test_sdk_recover_deleted_key_with_versions(client):
     with pytest.raises(core_exceptions.HttpResponseError) as info:
         client.get_key("sdk-r", first.properties.version)
     assert info.value.status_code == 403
+    # a key whose current version is disabled: the SDK's poller ends on the 403 of its GET, as against Azure
+    client.update_key_properties("sdk-r", enabled=False)
+    client.begin_delete_key("sdk-r").wait()
+    assert client.begin_recover_deleted_key("sdk-r").result().properties.enabled is False
+    assert {v.version: v.enabled for v in client.list_properties_of_key_versions("sdk-r")} == {
+        first.properties.version: False, second.properties.version: False}
 
 
 def test_sdk_exportable_import_and_policy_update(client, rsa2048):
