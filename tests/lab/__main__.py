@@ -247,6 +247,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
         limits["time_scale"] = args.time_scale
     if limits:
         body["limits"] = limits
+    if args.clock_offset is not None:
+        body["clock_offset"] = args.clock_offset
     options: dict = {}
     if args.purge_protection:
         options["purge_protection"] = args.purge_protection == "on"
@@ -316,6 +318,8 @@ def build_parser(prog: str = "python -m lab") -> argparse.ArgumentParser:
     p_settings = sub.add_parser("settings", parents=[common], help="Azure's service limits and vault options on the running server")
     p_settings.add_argument("--limits", choices=["on", "off"], help="throttle like Azure (429 + Retry-After) or not (default off)")
     p_settings.add_argument("--time-scale", type=float, help="shrink Azure's 10-second windows (0.1: 1 s windows, same counts)")
+    p_settings.add_argument("--clock-offset", type=float, metavar="SECONDS",
+                            help="move the vaults' clock (created, updated, nbf, exp): 31536000 makes new keys a year old")
     p_settings.add_argument("--vault", help="the vault the options below apply to (premium, mhsm, premium2, premium3)")
     p_settings.add_argument("--purge-protection", choices=["on", "off"], help="refuse purges (always on for mhsm)")
     p_settings.add_argument("--delete-delay", type=float, help="seconds before a deleted key is listed as deleted")

@@ -13,7 +13,7 @@ from typing import List
 
 from . import config, errors
 from .transport import Reply, json_body
-from .wire import state_summary
+from .wire import state_summary, version_summary
 
 LOG = logging.getLogger("lab.server")
 
@@ -56,4 +56,10 @@ class Admin:
             described = self.lab.configure(doc)
             LOG.info("settings: %s", json.dumps(described, sort_keys=True))
             return Reply(200, described)
+        if len(segments) == 5 and segments[0] == "vaults" and segments[2] == "keys" and method == "POST":
+            # /lab/vaults/{vault}/keys/{name}/{version} {"created": N, "updated": N}: age one version directly
+            if segments[1] not in self.lab.kinds:
+                raise errors.NotFound("No lab vault %s; vaults: %s." % (segments[1], ", ".join(sorted(self.lab.kinds))))
+            _key, item = self.lab.vault(segments[1]).set_version_times(segments[3], segments[4], doc)
+            return Reply(200, version_summary(item))
         raise errors.NotFound("No admin endpoint at %s /lab/%s." % (method, what))

@@ -130,6 +130,11 @@ def forbidden_by_policy(client_id: str, tenant_id: str, permission: str, vault_n
     )
 
 
+def key_disabled(operation: str) -> Forbidden:
+    """The 403 Azure answers for any operation but update (and list) on a disabled key version."""
+    return Forbidden("Operation %s is not allowed on a disabled key." % operation, innererror="KeyDisabled")
+
+
 class TokenError(Exception):
     """An OAuth2 error of the token endpoint (AADSTS...)."""
 

@@ -16,6 +16,7 @@ Azure's service limits.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from . import byok
-from .errors import BadParameter, Conflict, Forbidden, KeyNotFound
+from .errors import BadParameter, Conflict, Forbidden, KeyNotFound, key_disabled
 
 LOG = logging.getLogger("lab.models")
 
@@ -95,6 +96,18 @@ AES_CBC_ALGS = {
 }
 RSA_ENC_ALGS = ("RSA-OAEP", "RSA-OAEP-256", "RSA1_5")
 
+#: Secure Key Release: the key types that can be exportable, per vault kind, and the release policy grammar
+EXPORTABLE_KTY = {
+    PREMIUM: ("RSA-HSM", "EC-HSM"),
+    MANAGED_HSM: ("RSA-HSM", "EC-HSM", "oct-HSM"),
+}
+POLICY_CONTENT_TYPE = "application/json; charset=utf-8"
+POLICY_VERSIONS = ("1.0.0",)
+SKR_NEEDS_POLICY = "Exportable keys must have release policy"
+SKR_NOT_EXPORTABLE = "AKV.SKR.1005: Non-exportable keys must not have release policy"
+SKR_EXPORTABLE_FIXED = "AKV.SKR.1014: Cannot modify the exportable state of a key"
+SKR_IMMUTABLE = "AKV.SKR.1011: The release policy of this key is immutable and cannot be modified"
+
 
 class VaultStore(Protocol):
     """Where a vault's state lives between runs (:class:`store.VaultFile`): read once, written after each change."""
@@ -141,8 +154,8 @@ def _check_tags(tags: object) -> Dict[str, str]:
     return dict(tags)
 
 
-def check_key_ops(kty: str, key_ops: object) -> List[str]:
-    """Validate key_ops for a key type; ``None`` gives the default set."""
+def check_key_ops(kty: str, key_ops: object, exportable: bool = False) -> List[str]:
+    """Validate key_ops for a key type; ``None`` gives the default set. ``export`` only on an exportable key."""
     fam = family(kty)
     if key_ops is None:
         return list(DEFAULT_OPS[fam])
@@ -158,12 +171,90 @@ def check_key_ops(kty: str, key_ops: object) -> List[str]:
         raise BadParameter("The key operation 'import' is mutually exclusive with all other key operations (key_ops: %s)." % ", ".join(ops))
     if "import" in ops and kty != "RSA-HSM":
         raise BadParameter("The key operation 'import' is only valid for a key exchange key of type RSA-HSM, not %s." % kty)
-    if "export" in ops:
-        raise BadParameter("The key operation 'export' requires an exportable key with a release policy; the lab does not support it.")
+    if "export" in ops and not exportable:
+        raise BadParameter("The key operation 'export' requires an exportable key (attributes.exportable true) with a release policy.")
     for op in ops:
+        if op == "export":
+            continue
         if op not in OPS_BY_FAMILY[fam]:
             raise BadParameter("The key operation %r is not supported by %s keys." % (op, kty))
     return ops
+
+
+@dataclass
+class ReleasePolicy:
+    """A Secure Key Release policy as the vault keeps it: the policy document's bytes (checked), content type, immutability."""
+
+    data: bytes
+    content_type: str = POLICY_CONTENT_TYPE
+    immutable: bool = False
+
+    def same_as(self, other: "ReleasePolicy") -> bool:
+        """The same rules and mutability (the policy JSON compared as a document, not as bytes)."""
+        return self.immutable == other.immutable and json.loads(self.data) == json.loads(other.data)
+
+
+def _check_claims(rules: object, where: str) -> None:
+    if not isinstance(rules, list) or not rules:
+        raise BadParameter("AKV.SKR.1001: %s must be a non-empty list of claim conditions." % where)
+    for index, rule in enumerate(rules):
+        here = "%s[%d]" % (where, index)
+        if not isinstance(rule, dict):
+            raise BadParameter("AKV.SKR.1001: %s must be an object." % here)
+        if "allOf" in rule or "anyOf" in rule:
+            _check_claims(rule.get("allOf", rule.get("anyOf")), here + (".allOf" if "allOf" in rule else ".anyOf"))
+            continue
+        if not isinstance(rule.get("claim"), str) or not rule["claim"]:
+            raise BadParameter("AKV.SKR.1001: %s needs a claim (string)." % here)
+        if "equals" not in rule:
+            raise BadParameter("AKV.SKR.1001: %s needs the condition equals." % here)
+        unknown = sorted(set(rule) - {"claim", "equals"})
+        if unknown:
+            raise BadParameter("AKV.SKR.1001: %s has unknown members %s (claim conditions are claim and equals)." % (here, unknown))
+
+
+def check_policy_document(data: bytes) -> dict:
+    """The release policy grammar (version 1.0.0): ``anyOf``/``allOf`` of ``{authority, allOf|anyOf: [{claim, equals}]}``."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadParameter("AKV.SKR.1001: The release policy is not valid JSON.") from exc
+    if not isinstance(doc, dict):
+        raise BadParameter("AKV.SKR.1001: The release policy must be a JSON object.")
+    if doc.get("version") not in POLICY_VERSIONS:
+        raise BadParameter("AKV.SKR.1001: The release policy version %r is not supported; supported: %s." % (doc.get("version"), ", ".join(POLICY_VERSIONS)))
+    outer = [name for name in ("anyOf", "allOf") if name in doc]
+    if len(outer) != 1:
+        raise BadParameter("AKV.SKR.1001: The release policy needs exactly one of anyOf or allOf at its top.")
+    authorities = doc[outer[0]]
+    if not isinstance(authorities, list) or not authorities:
+        raise BadParameter("AKV.SKR.1001: The release policy's %s must be a non-empty list of authorities." % outer[0])
+    for index, item in enumerate(authorities):
+        where = "%s[%d]" % (outer[0], index)
+        if not isinstance(item, dict) or not isinstance(item.get("authority"), str) or not item["authority"]:
+            raise BadParameter("AKV.SKR.1001: The release policy's %s needs an authority (the attestation service URL)." % where)
+        inner = [name for name in ("anyOf", "allOf") if name in item]
+        if len(inner) != 1:
+            raise BadParameter("AKV.SKR.1001: The release policy's %s needs exactly one of allOf or anyOf (its claim conditions)." % where)
+        _check_claims(item[inner[0]], "%s.%s" % (where, inner[0]))
+    return doc
+
+
+def parse_release_policy(value: object) -> ReleasePolicy:
+    """``release_policy`` of a request: ``{"contentType", "data" (base64url policy JSON), "immutable"}``."""
+    if not isinstance(value, dict):
+        raise BadParameter("Property release_policy must be an object.")
+    content_type = value.get("contentType") or POLICY_CONTENT_TYPE
+    if content_type.replace(" ", "").lower() != POLICY_CONTENT_TYPE.replace(" ", ""):
+        raise BadParameter("AKV.SKR.1001: The release policy content type %r is not supported; use %r." % (content_type, POLICY_CONTENT_TYPE))
+    immutable = value.get("immutable", False)
+    if immutable is None:
+        immutable = False
+    if not isinstance(immutable, bool):
+        raise BadParameter("Property release_policy.immutable must be a boolean.")
+    data = byok.b64url_decode(value.get("data"), "release_policy.data")
+    check_policy_document(data)
+    return ReleasePolicy(data=data, content_type=POLICY_CONTENT_TYPE, immutable=immutable)
 
 
 @dataclass
@@ -184,6 +275,8 @@ class KeyVersion:
     lab_trailing_zero_bytes: int = 0
     generator: str = ""
     kek_kid: str = ""
+    exportable: bool = False
+    release_policy: Optional[ReleasePolicy] = None
 
     @property
     def size(self) -> Optional[int]:
@@ -257,7 +350,7 @@ class Key:
     versions: List[KeyVersion] = field(default_factory=list)
     deleted_date: Optional[int] = None
     scheduled_purge_date: Optional[int] = None
-    #: clock time from which a deleted key is listed under /deletedkeys (its deletion has finished)
+    #: time (the vault's timer) from which a deleted key is listed under /deletedkeys (its deletion has finished)
     visible_at: Optional[float] = None
 
     @property
@@ -283,14 +376,18 @@ class Vault:
     """
 
     def __init__(self, name: str, kind: str, url: str, store: Optional["VaultStore"] = None,
-                 clock: Callable[[], float] = time.time, options: Optional[VaultOptions] = None) -> None:
+                 clock: Callable[[], float] = time.time, options: Optional[VaultOptions] = None,
+                 timer: Optional[Callable[[], float]] = None) -> None:
         if kind not in VAULT_KINDS:
             raise ValueError("vault kind must be one of %s" % (VAULT_KINDS,))
         self.name = name
         self.kind = kind
         self.url = url.rstrip("/")
         self.store = store
+        #: the vault's time: created, updated, nbf, exp, deletion and purge dates (a lab may run it ahead: clock_offset)
         self.clock = clock
+        #: the machine's time, for how long the background work (delete_delay, purge_delay) runs; the clock by default
+        self.timer = timer or clock
         self.options = options or VaultOptions()
         self.keys: Dict[str, Key] = {}
         #: lowercase name -> clock time until which a purged name still answers 409 (the purge is running)
@@ -346,7 +443,8 @@ class Vault:
         for lower in ended:
             LOG.info("vault=%s key=%s purged at the end of its retention", self.name, self.keys[lower].name)
             del self.keys[lower]
-        for lower in [n for n, until in self.purging.items() if now >= until]:
+        running = self.timer()
+        for lower in [n for n, until in self.purging.items() if running >= until]:
             del self.purging[lower]
         if ended:
             self.save()
@@ -358,7 +456,7 @@ class Vault:
         return self.keys.get(name.lower())
 
     def _being_deleted(self, key: Optional[Key]) -> bool:
-        return key is not None and key.deleted and key.visible_at is not None and self.clock() < key.visible_at
+        return key is not None and key.deleted and key.visible_at is not None and self.timer() < key.visible_at
 
     def key_of(self, name: str) -> Key:
         """The live key of that name, in any case (KeyNotFound otherwise)."""
@@ -389,6 +487,34 @@ class Vault:
         if key is not None and key.deleted:
             raise Conflict("Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, "
                            "the key can only be recovered or purged." % key.name, innererror="ObjectIsDeletedButRecoverable")
+
+    def _find(self, name: str, version: Optional[str]) -> Tuple[Key, KeyVersion]:
+        """The live key and its version (current when none is named), enabled or not (KeyNotFound otherwise)."""
+        key = self._live(name)
+        if not version:
+            return key, key.current
+        found = key.version(version)
+        if found is None:
+            raise KeyNotFound("A key with (name/id) %s/%s was not found in this key vault. For help resolving this issue, please see "
+                              "https://go.microsoft.com/fwlink/?linkid=2125182" % (name, version))
+        return key, found
+
+    def _protection(self, kty: str, params: dict) -> Tuple[bool, Optional[ReleasePolicy]]:
+        """``attributes.exportable`` and ``release_policy`` of a create or import, with Secure Key Release's rules."""
+        attributes = params.get("attributes") or {}
+        exportable = attributes.get("exportable", False) if isinstance(attributes, dict) else False
+        if exportable is None:
+            exportable = False
+        if not isinstance(exportable, bool):
+            raise BadParameter("Property attributes.exportable must be a boolean.")
+        policy = parse_release_policy(params["release_policy"]) if params.get("release_policy") is not None else None
+        if exportable and kty not in EXPORTABLE_KTY[self.kind]:
+            raise BadParameter("Key type %s cannot be exportable in this vault; exportable keys are %s." % (kty, ", ".join(EXPORTABLE_KTY[self.kind])))
+        if exportable and policy is None:
+            raise BadParameter(SKR_NEEDS_POLICY)
+        if policy is not None and not exportable:
+            raise BadParameter(SKR_NOT_EXPORTABLE)
+        return exportable, policy
 
     def _check_kty(self, kty: object) -> str:
         if not isinstance(kty, str) or not kty:
@@ -431,8 +557,9 @@ class Vault:
             self._writable(name)
             kty = self._check_kty(params.get("kty"))
             fam = family(kty)
-            key_ops = check_key_ops(kty, params.get("key_ops"))
             enabled, nbf, exp = self._attributes(params.get("attributes"))
+            exportable, policy = self._protection(kty, params)
+            key_ops = check_key_ops(kty, params.get("key_ops"), exportable)
             tags = _check_tags(params.get("tags"))
             material: Material
             if fam == "RSA":
@@ -455,7 +582,8 @@ class Vault:
                 material = secrets.token_bytes(bits // 8)
             now = self._now()
             version = KeyVersion(version=_new_version(), kty=kty, key_ops=key_ops, material=material, created=now, updated=now,
-                                 enabled=enabled, nbf=nbf, exp=exp, tags=tags, origin="generated")
+                                 enabled=enabled, nbf=nbf, exp=exp, tags=tags, origin="generated", exportable=exportable,
+                                 release_policy=policy)
             return self._add_version(name, version)
 
     def find_kek(self, kid: str) -> Tuple[str, KeyVersion]:
@@ -506,8 +634,9 @@ class Vault:
             if family(kty) == "EC":
                 if crv not in CURVES:
                     raise BadParameter("Property key.crv is required for EC-HSM and must be one of %s (got %r)." % (", ".join(CURVES), crv))
-            key_ops = check_key_ops(kty, jwk.get("key_ops"))
             enabled, nbf, exp = self._attributes(params.get("attributes"))
+            exportable, policy = self._protection(kty, params)
+            key_ops = check_key_ops(kty, jwk.get("key_ops"), exportable)
             tags = _check_tags(params.get("tags"))
             blob = byok.parse_blob(byok.b64url_decode(jwk["key_hsm"], "key.key_hsm"))
             kek_name, kek = self.find_kek(blob.kid)
@@ -520,7 +649,7 @@ class Vault:
             version = KeyVersion(version=_new_version(), kty=kty, key_ops=key_ops, material=material, created=now, updated=now,
                                  enabled=enabled, nbf=nbf, exp=exp, tags=tags, origin="byok",
                                  lab_trailing_zero_bytes=target.trailing_zero_bytes, generator=blob.generator[:200],
-                                 kek_kid=self.kid(kek_name, kek.version))
+                                 kek_kid=self.kid(kek_name, kek.version), exportable=exportable, release_policy=policy)
             self._add_version(name, version)
             LOG.info("vault=%s import key=%s version=%s target=%s kek=%s trailing_zero_bytes=%d%s", self.name, name, version.version,
                      target.describe(), version.kek_kid, target.trailing_zero_bytes,
@@ -528,14 +657,11 @@ class Vault:
             return version
 
     def get_key(self, name: str, version: Optional[str] = None) -> Tuple[Key, KeyVersion]:
+        """``GET /keys/{name}[/{version}]``: 403 KeyDisabled on a disabled version (the versions list still shows it)."""
         with self.lock:
-            key = self._live(name)
-            if not version:
-                return key, key.current
-            found = key.version(version)
-            if found is None:
-                raise KeyNotFound("A key with (name/id) %s/%s was not found in this key vault. For help resolving this issue, please see "
-                                  "https://go.microsoft.com/fwlink/?linkid=2125182" % (name, version))
+            key, found = self._find(name, version)
+            if not found.enabled:
+                raise key_disabled("get")
             return key, found
 
     def list_keys(self) -> List[Key]:
@@ -548,15 +674,25 @@ class Vault:
             return list(self._live(name).versions)
 
     def update_key(self, name: str, version: Optional[str], params: dict) -> Tuple[Key, KeyVersion]:
-        """``PATCH /keys/{name}/{version}``: key_ops, attributes and tags of one version."""
+        """``PATCH /keys/{name}[/{version}]``: key_ops, attributes, tags and release policy of one version (the current one
+        without a version), in place: no new version. A disabled version can be updated (that is how it is enabled)."""
         if not isinstance(params, dict):
             raise BadParameter("The request body must be a JSON object.")
         with self.lock:
-            key, item = self.get_key(name, version)
-            key_ops = check_key_ops(item.kty, params["key_ops"]) if "key_ops" in params else item.key_ops
+            key, item = self._find(name, version)
             attributes = params.get("attributes") or {}
             if not isinstance(attributes, dict):
                 raise BadParameter("Property attributes must be an object.")
+            if attributes.get("exportable") is not None and attributes["exportable"] != item.exportable:
+                raise BadParameter(SKR_EXPORTABLE_FIXED)
+            policy = item.release_policy
+            if params.get("release_policy") is not None:
+                policy = parse_release_policy(params["release_policy"])
+                if not item.exportable:
+                    raise BadParameter(SKR_NOT_EXPORTABLE)
+                if item.release_policy is not None and item.release_policy.immutable and not item.release_policy.same_as(policy):
+                    raise BadParameter(SKR_IMMUTABLE)
+            key_ops = check_key_ops(item.kty, params["key_ops"], item.exportable) if "key_ops" in params else item.key_ops
             enabled = attributes.get("enabled", item.enabled)
             if not isinstance(enabled, bool):
                 raise BadParameter("Property attributes.enabled must be a boolean.")
@@ -564,7 +700,32 @@ class Vault:
             exp = _int_or_none(attributes["exp"], "exp") if "exp" in attributes else item.exp
             tags = _check_tags(params["tags"]) if "tags" in params else item.tags
             item.key_ops, item.enabled, item.nbf, item.exp, item.tags = key_ops, enabled, nbf, exp, tags
+            item.release_policy = policy
             item.updated = self._now()
+            self.save()
+            return key, item
+
+    def set_version_times(self, name: str, version: str, params: dict) -> Tuple[Key, KeyVersion]:
+        """The lab's own (admin API): set ``created`` and/or ``updated`` of one version, e.g. to make it look a year old.
+
+        Works on deleted keys too; Key Vault has no such operation."""
+        if not isinstance(params, dict):
+            raise BadParameter("The request body must be a JSON object.")
+        unknown = sorted(set(params) - {"created", "updated"})
+        if unknown or not params:
+            raise BadParameter("Only created and updated (seconds since the epoch) can be set, got %s." % (sorted(params),))
+        with self.lock:
+            key = self._lookup(name)
+            item = key.version(version) if key is not None else None
+            if key is None or item is None:
+                raise KeyNotFound("A key with (name/id) %s/%s was not found in this key vault." % (name, version))
+            for what in ("created", "updated"):
+                if what in params:
+                    value = _int_or_none(params[what], what)
+                    if value is None:
+                        raise BadParameter("%s must be a number of seconds since the epoch." % what)
+                    setattr(item, what, value)
+            LOG.info("vault=%s key=%s version=%s times set: created=%d updated=%d", self.name, key.name, item.version, item.created, item.updated)
             self.save()
             return key, item
 
@@ -575,7 +736,7 @@ class Vault:
             now = self._now()
             key.deleted_date = now
             key.scheduled_purge_date = now + self.options.retention_days * 86400
-            key.visible_at = self.clock() + self.options.delete_delay
+            key.visible_at = self.timer() + self.options.delete_delay
             LOG.info("vault=%s delete key=%s (listed as deleted after %.1f s)", self.name, key.name, self.options.delete_delay)
             self.save()
             return key
@@ -604,7 +765,7 @@ class Vault:
                 raise Forbidden(PURGE_PROTECTED)
             del self.keys[key.name.lower()]
             if self.options.purge_delay > 0:
-                self.purging[key.name.lower()] = self.clock() + self.options.purge_delay
+                self.purging[key.name.lower()] = self.timer() + self.options.purge_delay
             LOG.info("vault=%s purge key=%s (name free after %.1f s)", self.name, key.name, self.options.purge_delay)
             self.save()
 
@@ -618,10 +779,10 @@ class Vault:
             return key
 
     def _usable(self, name: str, version: Optional[str], op: str) -> KeyVersion:
-        _key, item = self.get_key(name, version)
+        _key, item = self._find(name, version)
         why = item.usable_now(self._now())
         if why == "disabled":
-            raise Forbidden("Operation %s is not allowed on a disabled key." % op)
+            raise key_disabled(op)
         if why:
             raise Forbidden("Operation %s is not allowed: the key is %s." % (op, why))
         if op not in item.key_ops:

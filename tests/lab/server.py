@@ -96,16 +96,18 @@ class LabServer:
             self.configure(settings)
 
     def configure(self, settings: dict) -> dict:
-        """``{"limits": {"enabled": true, "time_scale": 0.1}, "vaults": {"premium": {"purge_protection": true, ...}}}``.
+        """``{"limits": {"enabled": true, "time_scale": 0.1}, "vaults": {"premium": {"purge_protection": true, ...}},
+        "clock_offset": 31536000}``.
 
         ``limits`` switches Azure's service limits on or off (:class:`limits.Throttle`); ``vaults`` sets the options of
-        named vaults (:class:`models.VaultOptions`). Returns what :meth:`settings` returns.
+        named vaults (:class:`models.VaultOptions`); ``clock_offset`` (seconds) moves the vaults' clock (keys age without
+        waiting; the tokens keep the real clock). Returns what :meth:`settings` returns.
         """
         if not isinstance(settings, dict):
             raise errors.BadParameter("The lab settings must be a JSON object.")
-        unknown = sorted(set(settings) - {"limits", "vaults"})
+        unknown = sorted(set(settings) - {"limits", "vaults", "clock_offset"})
         if unknown:
-            raise errors.BadParameter("Unknown lab settings %s; known: limits, vaults." % unknown)
+            raise errors.BadParameter("Unknown lab settings %s; known: clock_offset, limits, vaults." % unknown)
         vaults = settings.get("vaults") or {}
         if not isinstance(vaults, dict) or any(name not in self.kinds for name in vaults):
             raise errors.BadParameter("settings.vaults must map vault names (%s) to options." % ", ".join(sorted(self.kinds)))
@@ -113,6 +115,8 @@ class LabServer:
             self.vault(name).options.update(values)
         if "limits" in settings:
             self.state.throttle.configure(settings["limits"])
+        if "clock_offset" in settings:
+            self.state.set_clock_offset(settings["clock_offset"])
         return self.settings()
 
     def settings(self) -> dict:
@@ -121,7 +125,7 @@ class LabServer:
         for name in sorted(self.kinds):
             vault = self.vault(name)
             vaults[name] = dict(asdict(vault.options), purge_protection=vault.purge_protection)
-        return {"limits": self.state.throttle.describe(), "vaults": vaults}
+        return {"limits": self.state.throttle.describe(), "vaults": vaults, "clock_offset": self.state.clock_offset}
 
     # -- addresses -------------------------------------------------------------------------------
     def port(self, role: str = LOGIN) -> int:

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from . import byok
+from .errors import BadParameter
 from .limits import Throttle
-from .models import Key, KeyVersion, Material, Vault, VaultOptions
+from .models import Key, KeyVersion, Material, ReleasePolicy, Vault, VaultOptions
 
 LOG = logging.getLogger("lab.store")
 
@@ -30,8 +31,11 @@ def version_to_state(item: KeyVersion) -> dict:
         "version": item.version, "kty": item.kty, "key_ops": list(item.key_ops),
         "created": item.created, "updated": item.updated, "enabled": item.enabled, "nbf": item.nbf, "exp": item.exp,
         "tags": dict(item.tags), "origin": item.origin, "lab_trailing_zero_bytes": item.lab_trailing_zero_bytes,
-        "generator": item.generator, "kek_kid": item.kek_kid,
+        "generator": item.generator, "kek_kid": item.kek_kid, "exportable": item.exportable,
     }
+    if item.release_policy is not None:
+        state["release_policy"] = {"data": byok.b64url_encode(item.release_policy.data), "content_type": item.release_policy.content_type,
+                                   "immutable": item.release_policy.immutable}
     if isinstance(item.material, bytes):
         state["oct"] = byok.b64url_encode(item.material)
     else:
@@ -54,8 +58,15 @@ def version_from_state(state: dict) -> KeyVersion:
         created=state["created"], updated=state["updated"], enabled=state["enabled"], nbf=state.get("nbf"),
         exp=state.get("exp"), tags=dict(state.get("tags") or {}), origin=state.get("origin", "generated"),
         lab_trailing_zero_bytes=state.get("lab_trailing_zero_bytes", 0), generator=state.get("generator", ""),
-        kek_kid=state.get("kek_kid", ""),
+        kek_kid=state.get("kek_kid", ""), exportable=bool(state.get("exportable", False)), release_policy=_policy_from_state(state.get("release_policy")),
     )
+
+
+def _policy_from_state(state: Optional[dict]) -> Optional[ReleasePolicy]:
+    if not state:
+        return None
+    return ReleasePolicy(data=byok.b64url_decode(state["data"], "release_policy.data"), content_type=state["content_type"],
+                         immutable=bool(state["immutable"]))
 
 
 def vault_to_state(vault: Vault) -> dict:
@@ -120,15 +131,28 @@ class LabState:
     def __init__(self, state_dir: Optional[str] = None, clock: Callable[[], float] = time.time,
                  throttle: Optional[Throttle] = None) -> None:
         self.state_dir = state_dir
-        self.clock = clock
+        self.base_clock = clock
+        #: seconds added to the lab clock of every vault (``clock_offset`` setting): keys age without waiting
+        self.clock_offset = 0.0
         self.vaults: Dict[str, Vault] = {}
         self.throttle = throttle or Throttle()
 
     def add_vault(self, name: str, kind: str, url: str, options: Optional[VaultOptions] = None) -> Vault:
         store = VaultFile(os.path.join(self.state_dir, "vaults", "%s.json" % name)) if self.state_dir else None
-        vault = Vault(name, kind, url, store=store, clock=self.clock, options=options)
+        vault = Vault(name, kind, url, store=store, clock=self.clock, options=options, timer=self.base_clock)
         self.vaults[name] = vault
         return vault
+
+    def clock(self) -> float:
+        """The vaults' clock: the machine's clock plus ``clock_offset`` (created, updated, nbf, exp, deletion dates)."""
+        return self.base_clock() + self.clock_offset
+
+    def set_clock_offset(self, seconds: object) -> float:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise BadParameter("clock_offset must be a number of seconds (negative: the past).")
+        self.clock_offset = float(seconds)
+        LOG.info("lab clock offset %+.0f s", self.clock_offset)
+        return self.clock_offset
 
     def vault(self, name: str) -> Vault:
         return self.vaults[name]

@@ -43,8 +43,16 @@ def attributes(vault: Vault, item: KeyVersion) -> dict:
     if item.exp is not None:
         out["exp"] = item.exp
     out.update({"created": item.created, "updated": item.updated, "recoveryLevel": vault.recovery_level,
-                "recoverableDays": vault.options.retention_days})
+                "recoverableDays": vault.options.retention_days, "exportable": item.exportable})
     return out
+
+
+def release_policy(item: KeyVersion) -> Optional[dict]:
+    """``release_policy`` of a key bundle (Secure Key Release), or None."""
+    policy = item.release_policy
+    if policy is None:
+        return None
+    return {"contentType": policy.content_type, "data": b64url_encode(policy.data), "immutable": policy.immutable}
 
 
 def key_bundle(vault: Vault, key: Key, item: KeyVersion) -> dict:
@@ -53,6 +61,9 @@ def key_bundle(vault: Vault, key: Key, item: KeyVersion) -> dict:
     bundle: dict = {"key": jwk, "attributes": attributes(vault, item)}
     if item.tags:
         bundle["tags"] = dict(item.tags)
+    policy = release_policy(item)
+    if policy is not None:
+        bundle["release_policy"] = policy
     return bundle
 
 
@@ -97,7 +108,15 @@ def page(items: list, next_link: Optional[str]) -> dict:
 # -- the lab's own documents (admin API, CLI) -------------------------------------------------------
 def version_summary(item: KeyVersion) -> dict:
     out: dict = {"version": item.version, "kty": item.kty, "key_ops": list(item.key_ops), "enabled": item.enabled,
-                 "origin": item.origin, "created": item.created}
+                 "origin": item.origin, "created": item.created, "updated": item.updated}
+    if item.nbf is not None:
+        out["nbf"] = item.nbf
+    if item.exp is not None:
+        out["exp"] = item.exp
+    if item.exportable:
+        out["exportable"] = True
+    if item.release_policy is not None:
+        out["release_policy_immutable"] = item.release_policy.immutable
     if item.size:
         out["size"] = item.size
     if item.crv:

@@ -408,7 +408,7 @@ def test_sign_rules(premium):
     premium.update_key("ec-signer", None, {"attributes": {"enabled": False}, "tags": {"a": "b"}})
     with pytest.raises(errors.Forbidden, match="disabled"):
         premium.sign("ec-signer", ec_key.version, {"alg": "ES384", "value": b64url(bytes(48))})
-    assert wire.key_bundle(premium, *premium.get_key("ec-signer"))["tags"] == {"a": "b"}
+    assert wire.key_item(premium, premium.key_of("ec-signer"), premium.list_versions("ec-signer")[-1])["tags"] == {"a": "b"}
     with pytest.raises(errors.BadParameter, match="mutually exclusive"):
         premium.update_key("kek", None, {"key_ops": ["import", "sign"]})
 
