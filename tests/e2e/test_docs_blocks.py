@@ -161,22 +161,22 @@ def clean_env(**extra):
 def test_every_console_block_is_run_or_says_why_not():
     quick, quick_skipped = console_steps((DOCS / "quickstart.md").read_text())
     runner, runner_skipped = console_steps(section((DOCS / "awx.md").read_text(), RUNNER_SECTION))
-    assert any(cmd == "make demo" for cmd, _ in quick), quick
-    assert any(cmd.startswith("ansible-runner run ") for cmd, _ in runner), runner
+    assert any(cmd == "make demo" for cmd, _why in quick), quick
+    assert any(cmd.startswith("ansible-runner run ") for cmd, _why in runner), runner
     for _line, why in quick_skipped + runner_skipped:
         assert len(why) > 10, "a skip marker must say why the block is not run: %r" % why
 
 
 def test_runner_recipe_names_the_playbook_as_the_project_holds_it():
-    runner, _ = console_steps(section((DOCS / "awx.md").read_text(), RUNNER_SECTION))
-    runs = [cmd for cmd, _ in runner if cmd.startswith("ansible-runner run ")]
+    runner, _skipped = console_steps(section((DOCS / "awx.md").read_text(), RUNNER_SECTION))
+    runs = [cmd for cmd, _why in runner if cmd.startswith("ansible-runner run ")]
     for cmd in runs:
         m = re.search(r"\s-p\s+(\S+)", cmd)
         assert m, cmd
         template = yaml.safe_load((ROOT / "awx" / "job_templates" / "transfer.yml").read_text())
         assert m.group(1) == template["playbook"], "the recipe runs %s; the project holds %s" % (m.group(1), template["playbook"])
         assert (ROOT / m.group(1)).is_file()
-    recipe = "\n".join(cmd for cmd, _ in runner)
+    recipe = "\n".join(cmd for cmd, _why in runner)
     assert "ANSIBLE_COLLECTIONS_PATH" in recipe, "the recipe does not make the collection visible to the job"
 
 
@@ -242,7 +242,7 @@ def test_quickstart_and_runner_recipe_run_as_written(docs_lab, tmp_path):
     lab_dir = docs_lab["dir"]
 
     # docs/quickstart.md, in this checkout (make demo needs the bootstrapped .venv), with a lab of its own
-    quick, _ = console_steps((DOCS / "quickstart.md").read_text())
+    quick, _skipped = console_steps((DOCS / "quickstart.md").read_text())
     run_steps(quick, ROOT, clean_env(BYOK_LAB_DIR=str(lab_dir), LAB_PORT=str(_free_base_port())))
     lab_env = json.loads(docs_lab["lab"].cli("env", "--json").stdout)
 
@@ -252,7 +252,7 @@ def test_quickstart_and_runner_recipe_run_as_written(docs_lab, tmp_path):
     shutil.copy2(ROOT / "playbooks" / "inventory" / "lab.yml", clone / "inventory.yml")
     env = clean_env(PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "/usr/bin:/bin")), BYOK_LAB_DIR=str(lab_dir))
     env.update(lab_env)
-    runner, _ = console_steps(section((DOCS / "awx.md").read_text(), RUNNER_SECTION))
+    runner, _skipped = console_steps(section((DOCS / "awx.md").read_text(), RUNNER_SECTION))
     printed = run_steps(runner, clone, env)
     job_output = "".join(printed.values())
     assert "nothing to transfer" in job_output or "transferred" in job_output, job_output[-4000:]
