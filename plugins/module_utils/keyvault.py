@@ -39,8 +39,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import 
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget
 
 #: the first failed import of the Azure SDK (azure-core, azure-identity, azure-keyvault-keys), or None
-AZURE_IMPORT_ERROR = (azure_errors.AZURE_CORE_IMPORT_ERROR or azure_auth.AZURE_IDENTITY_IMPORT_ERROR or
-                      azure_pacing.PIPELINE_IMPORT_ERROR or vault_client.KEYS_IMPORT_ERROR)
+_SDK_IMPORT_ERRORS = (azure_errors.AZURE_CORE_IMPORT_ERROR, azure_auth.AZURE_IDENTITY_IMPORT_ERROR,
+                      azure_pacing.PIPELINE_IMPORT_ERROR, vault_client.KEYS_IMPORT_ERROR)
+AZURE_IMPORT_ERROR = next((e for e in _SDK_IMPORT_ERRORS if e), None)
 
 KEY_OPS_CHOICES = ki.KEY_OPS_CHOICES
 #: upper bound of the modules' parallel option (requests in flight to one vault)

@@ -188,11 +188,12 @@ def _field_option(role, field):
             return {'type': 'str', 'required': True, 'description': _library_description(role)}
         return {'type': 'str', 'default': '', 'description': _library_description(role)}
     if field == 'token_label':
-        return {'type': 'str', 'default': '', 'description': words.get('token_label') or
-                '%s label (empty for E(PKCS11_TOKEN_LABEL)).' % words['token']}
+        description = words.get('token_label') or '%s label (empty for E(PKCS11_TOKEN_LABEL)).' % words['token']
+        return {'type': 'str', 'default': '', 'description': description}
     if field == 'token_serial':
-        return {'type': 'str', 'default': '', 'description': words.get('token_serial') or
-                '%s serial number, to choose among %ss with the same label.' % (words['token'], words['token'].lower())}
+        description = words.get('token_serial') or '%s serial number, to choose among %ss with the same label.' % (
+            words['token'], words['token'].lower())
+        return {'type': 'str', 'default': '', 'description': description}
     if field == 'user_pin':
         return {'type': 'str', 'default': '', 'no_log': True,
                 'description': '%s (empty for E(PKCS11_USER_PIN))%s.' % (words['pin'], words['pin_tail'])}
