@@ -13,6 +13,7 @@
 #
 # All or nothing: a gate that fails fails the run (every gate still runs, so one run shows every failure), and a
 # test that would skip for a missing tool fails instead.
+# shellcheck disable=SC2317  # the group_* functions are called by name ("group_$group")
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
