@@ -10,7 +10,7 @@ help:
 	@echo "make unit          the unit tests (tests/unit, pytest; under a minute)"
 	@echo "make integration   the ansible-test integration targets against SoftHSM2 and a lab vault of their own"
 	@echo "make e2e           the end-to-end tests: playbooks, faults, kills, secrets against SoftHSM2 and lab vaults"
-	@echo "                   (BYOK_E2E_WORKERS=N test processes, default 2, 0 for one; BYOK_E2E_ARGS='-k name' picks tests)"
+	@echo "                   (BYOK_E2E_ARGS='-k name' picks tests; BYOK_TEST_WORKERS=N pytest processes, default 2, 0 for one)"
 	@echo "make matrix        hsm_keygen and byok_wrap on each HSM-host Python (3.6 to 3.13); a lab transfer and a re-run"
 	@echo "                   that changes nothing on each controller ansible-core (2.16 to 2.20)"
 	@echo "make sanity        ansible-test sanity, ansible-lint, galaxy build and importer, docs lint, EE definition"

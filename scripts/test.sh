@@ -62,18 +62,18 @@ run() {
 # pytest with the collection importable as ansible_collections.byok.keyvault (build/collections, see bootstrap.sh)
 pytest_run() { PYTHONPATH="$ROOT/build/collections${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -p no:cacheprovider "$@"; }
 
-# e2e workers: two processes on a machine of two or more cores (BYOK_E2E_WORKERS=N to choose, 0 for one process).
-# The tests are independent: each has its own SoftHSM2 tokens, key names, TMPDIR and (per worker) lab vault on ports
-# of its own.
-e2e_workers() {
-    local n=${BYOK_E2E_WORKERS:-}
+# pytest workers: two processes on a machine of two or more cores (BYOK_TEST_WORKERS=N to choose, 0 for one process).
+# The tests are independent: each has its own SoftHSM2 tokens, key names and temporary folders, and each worker its own
+# lab vault on ports of its own. loadfile keeps the tests of one file in one worker, so a module-scoped lab or token is
+# made once.
+test_workers() {
+    local n=${BYOK_TEST_WORKERS:-}
     if [ -z "$n" ]; then
         n=$(nproc 2>/dev/null || echo 1)
         [ "$n" -gt 2 ] && n=2
         [ "$n" -lt 2 ] && n=0
     fi
     if [ "$n" -gt 0 ]; then
-        # loadfile: the tests of one file stay in one worker, so a module-scoped lab or token is made once
         echo "-n $n --dist loadfile"
     fi
 }
@@ -88,7 +88,8 @@ group_sanity() {
 }
 
 group_unit() {
-    run "unit tests (pytest tests/unit)" pytest_run -q tests/unit
+    # shellcheck disable=SC2046  # the worker options are words or nothing
+    run "unit tests (pytest tests/unit)" pytest_run -q tests/unit $(test_workers)
 }
 
 group_integration() {
@@ -103,7 +104,7 @@ group_matrix() {
 group_e2e() {
     # shellcheck disable=SC2046,SC2086  # the worker options and BYOK_E2E_ARGS are words or nothing
     run "end-to-end tests (playbooks, faults, secrets; SoftHSM2 + lab vault)" \
-        python -m pytest tests/e2e -q -p no:cacheprovider $(e2e_workers) ${BYOK_E2E_ARGS:-}
+        python -m pytest tests/e2e -q -p no:cacheprovider $(test_workers) ${BYOK_E2E_ARGS:-}
 }
 
 # Two lanes at once when every group runs (make test) on a machine of two or more cores: the gates of one lane do not
@@ -152,7 +153,8 @@ fi
 
 echo
 if [ "$status" -ne 0 ]; then
-    echo "make test ($groups): FAILED: $(printf "%s; " "${failed[@]}")"
+    joined=$(printf '%s; ' "${failed[@]}")
+    echo "make test ($groups): FAILED: ${joined%; }"
 else
     echo "make test ($groups): all gates passed"
 fi
