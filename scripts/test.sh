@@ -59,8 +59,11 @@ run() {
     fi
 }
 
-# pytest with the collection importable as ansible_collections.byok.keyvault (build/collections, see bootstrap.sh)
-pytest_run() { PYTHONPATH="$ROOT/build/collections${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -p no:cacheprovider "$@"; }
+# pytest with the collection importable as ansible_collections.byok.keyvault (build/collections, see bootstrap.sh), and
+# no bytecode written into the tree (other gates may read it at the same time)
+pytest_run() {
+    PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$ROOT/build/collections${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -p no:cacheprovider "$@"
+}
 
 # pytest workers: two processes on a machine of two or more cores (BYOK_TEST_WORKERS=N to choose, 0 for one process).
 # The tests are independent: each has its own SoftHSM2 tokens, key names and temporary folders, and each worker its own
