@@ -81,6 +81,7 @@ build_venv() {  # dir python requirement...
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" || return 1
 }
 
+# shellcheck disable=SC2317  # called by build_venv
 bootstrap_pins() {
     case "$1" in
         3.6) echo "pip==21.3.1 setuptools==59.6.0 wheel==0.37.1" ;;
