@@ -6,7 +6,7 @@ LAB_DIR ?= $(or $(BYOK_LAB_DIR),$(CURDIR)/.lab)
 help:
 	@echo "make demo          install what is needed, start the lab (SoftHSM2 + local Key Vault), transfer keys, print them"
 	@echo "                   (the lab's ports: LAB_PORT=N to choose; a busy default is replaced by free ones, and said)"
-	@echo "make test          everything below, all or nothing (what CI runs): sanity, unit, integration, matrix, e2e"
+	@echo "make test          everything below, all or nothing (what CI runs), in three lanes at once on two or more cores"
 	@echo "make unit          the unit tests (tests/unit, pytest; under a minute)"
 	@echo "make integration   the ansible-test integration targets against SoftHSM2 and a lab vault of their own"
 	@echo "make e2e           the end-to-end tests: playbooks, faults, kills, secrets against SoftHSM2 and lab vaults"

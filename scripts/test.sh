@@ -12,7 +12,7 @@
 #                path, Galaxy's importer, antsibull-docs lint, the execution environment definition
 #
 # All or nothing: a gate that fails fails the run (every gate still runs, so one run shows every failure), and a
-# test that would skip for a missing tool fails instead.
+# test that would skip for a missing tool fails instead. BYOK_TEST_SERIAL=1 runs the groups one after the other.
 # shellcheck disable=SC2317  # the group_* functions are called by name ("group_$group")
 set -euo pipefail
 # shellcheck source=scripts/env.sh
@@ -107,15 +107,17 @@ group_matrix() {
 group_e2e() {
     # shellcheck disable=SC2046,SC2086  # the worker options and BYOK_E2E_ARGS are words or nothing
     run "end-to-end tests (playbooks, faults, secrets; SoftHSM2 + lab vault)" \
-        python -m pytest tests/e2e -q -p no:cacheprovider $(test_workers) ${BYOK_E2E_ARGS:-}
+        env PYTHONDONTWRITEBYTECODE=1 python -m pytest tests/e2e -q -p no:cacheprovider $(test_workers) ${BYOK_E2E_ARGS:-}
 }
 
-# Two lanes at once when every group runs (make test) on a machine of two or more cores: the gates of one lane do not
-# share files, ports or lab state with those of the other, and none depends on timing, so they may overlap.
+# Three lanes at once when every group runs (make test) on a machine of two or more cores. The gates of one lane share
+# no file, port or lab with those of another, and no test depends on timing, so they may overlap; together they keep
+# both cores busy, where one after the other each leaves a core idle most of the time.
 #   lane 1: sanity, integration (ansible-test: one copy of the tree, one run at a time)
 #   lane 2: unit, matrix
-# then e2e, which spreads over the cores itself. Each lane's output goes to build/test-logs/ and is printed when both
-# are done; each gate's verdict is printed as it comes.
+#   lane 3: e2e (its own pytest workers)
+# Each lane's output goes to build/test-logs/lane-N.log and is printed when all are done; each gate's verdict is printed
+# as soon as it is known.
 lane() {  # lane LOG GROUP...: the groups in this (sub)shell, output to LOG; exit status 1 when a gate failed
     local log=$1 group
     shift
@@ -133,21 +135,24 @@ if [ "$groups" = "$GROUPS_ALL" ] && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] &
     logs="$ROOT/build/test-logs"
     mkdir -p "$logs"
     rm -f "$logs"/lane-*.log "$logs"/lane-*.log.failed
-    echo "make test: sanity and integration, beside unit and matrix (logs in build/test-logs, printed when done)"
+    echo "make test: three lanes at once: sanity, integration | unit, matrix | e2e (logs in build/test-logs, printed at the end)"
+    pids=()
     (lane "$logs/lane-1.log" sanity integration) &
-    lane1=$!
+    pids+=($!)
     (lane "$logs/lane-2.log" unit matrix) &
-    lane2=$!
-    wait "$lane1" || status=1
-    wait "$lane2" || status=1
-    for log in "$logs/lane-1.log" "$logs/lane-2.log"; do
+    pids+=($!)
+    (lane "$logs/lane-3.log" e2e) &
+    pids+=($!)
+    for pid in "${pids[@]}"; do
+        wait "$pid" || status=1
+    done
+    for log in "$logs"/lane-1.log "$logs"/lane-2.log "$logs"/lane-3.log; do
         cat "$log"
         if [ -f "$log.failed" ]; then
             mapfile -t lane_failed < "$log.failed"
             failed+=("${lane_failed[@]}")
         fi
     done
-    group_e2e
 else
     for group in $groups; do
         "group_$group"
