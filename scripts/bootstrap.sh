@@ -34,5 +34,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # The collection as Ansible looks it up: build/collections/ansible_collections/byok/keyvault -> repo root
-mkdir -p build/collections/ansible_collections/byok
-ln -sfn "$(pwd)" build/collections/ansible_collections/byok/keyvault
+# (left alone when it is right; else replaced with a rename, so that a run reading it at the same time never misses it)
+link=build/collections/ansible_collections/byok/keyvault
+mkdir -p "$(dirname "$link")"
+if [ "$(readlink "$link" 2>/dev/null)" != "$(pwd)" ]; then
+    ln -sfn "$(pwd)" "$link.new.$$"
+    mv -Tf "$link.new.$$" "$link"
+fi

@@ -6,8 +6,8 @@
 #   scripts/controller-matrix.sh                every version of the matrix
 #   scripts/controller-matrix.sh 2.16 2.20      only these
 #
-# Per version: a cached virtualenv in .venv-matrix/core<X.Y> (ansible-core X.Y, the Azure SDK, python-pkcs11,
-# cryptography) on a Python that ansible-core supports as a controller (found with pyenv), and a lab state directory
+# Per version: a cached virtualenv (see venvs.sh) with ansible-core X.Y, the Azure SDK, python-pkcs11 and
+# cryptography, on a Python that ansible-core supports as a controller (found with pyenv), and a lab state directory
 # of its own on free ports. The modules run on the local connection with that venv's Python.
 set -euo pipefail
 # shellcheck source=scripts/env.sh
@@ -16,7 +16,8 @@ cd "$ROOT"
 
 MATRIX=${CONTROLLER_MATRIX:-"2.16 2.17 2.18 2.19 2.20"}
 [ "$#" -gt 0 ] && MATRIX="$*"
-CACHE="$ROOT/.venv-matrix"
+# shellcheck source=scripts/venvs.sh
+. "$ROOT/scripts/venvs.sh"
 die() { echo "controller-matrix: $*" >&2; exit 1; }
 
 controller_python() {  # a Python each ansible-core supports as a controller
@@ -37,20 +38,24 @@ interpreter() {
     echo "$("$PYENV" root)/versions/$version/bin/python$minor"
 }
 
+# shellcheck disable=SC2317  # called by name, by ensure_venv
+build_core_venv() {  # dir python requirement...: the controller venv of one ansible-core
+    local dir=$1 python=$2
+    shift 2
+    "$python" -m venv "$dir" || return 1
+    "$dir/bin/python" -m pip install -q "$@" > "$dir.log" 2>&1 || { cat "$dir.log" >&2; return 1; }
+}
+
 status=0
 for core in $MATRIX; do
     start=$SECONDS
     minor=$(controller_python "$core") || die "ansible-core $core is not in the matrix"
     py=$(interpreter "$minor") || die "Python $minor (for ansible-core $core) is not installed in pyenv; pyenv install $minor"
-    venv="$CACHE/core$core"
     want="ansible-core==$core.* azure-keyvault-keys>=4.11,<5 azure-identity>=1.27,<2 cryptography>=42 python-pkcs11==0.10.1"
-    if [ ! -x "$venv/bin/ansible-playbook" ] || [ "$(cat "$venv/.want" 2>/dev/null)" != "$want" ]; then
-        rm -rf "$venv"
-        "$py" -m venv "$venv"
-        # shellcheck disable=SC2086
-        "$venv/bin/python" -m pip install -q $want > "$venv.log" 2>&1 || { cat "$venv.log" >&2; die "pip install for ansible-core $core failed"; }
-        echo "$want" > "$venv/.want"
-    fi
+    # shellcheck disable=SC2086  # the requirements are words
+    venv=$(venv_dir "core$core" "$py" $want)
+    # shellcheck disable=SC2086
+    ensure_venv "$venv" build_core_venv "$py" $want || die "pip install for ansible-core $core failed"
     work=$(mktemp -d "${TMPDIR:-/tmp}/byok-core$core.XXXXXX")
     lab_dir="$work/lab"
     mkdir -m 700 "$lab_dir"

@@ -4,7 +4,7 @@
 #   scripts/hsm-python-matrix.sh              every interpreter of the matrix
 #   scripts/hsm-python-matrix.sh 3.6 3.10     only these
 #
-# Per interpreter (found with pyenv): a cached virtualenv in .venv-matrix/py<X.Y> with the python-pkcs11 that host
+# Per interpreter (found with pyenv): a cached virtualenv (see venvs.sh) with the python-pkcs11 that host
 # Python gets (3.6/3.8: 0.7.0, built from source; 3.9: 0.9.4; 3.10+: 0.10.x) and a cryptography that installs there,
 # then one EC P-256 keygen and one wrap (two-step, SoftHSM2 2.6) under an RSA-2048 KEK made with openssl, each in check
 # mode and for real, with ansible_python_interpreter pointing at that venv, and one one-shot CKM_RSA_AES_KEY_WRAP wrap
@@ -18,7 +18,8 @@ cd "$ROOT"
 
 MATRIX=${HSM_PYTHON_MATRIX:-"3.6 3.8 3.9 3.10 3.12 3.13"}
 [ "$#" -gt 0 ] && MATRIX="$*"
-CACHE="$ROOT/.venv-matrix"
+# shellcheck source=scripts/venvs.sh
+. "$ROOT/scripts/venvs.sh"
 SOFTHSM_LIB=${SOFTHSM_LIB:-/usr/lib/softhsm/libsofthsm2.so}
 HOST_PY="$ROOT/.venv/bin/python"
 
@@ -63,18 +64,13 @@ for tool in softhsm2-util openssl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found; apt-get install -y softhsm2 openssl"
 done
 [ -e "$SOFTHSM_LIB" ] || die "$SOFTHSM_LIB not found; apt-get install -y softhsm2 (or set SOFTHSM_LIB)"
-mkdir -p "$CACHE"
 
-# A venv is reused while its stamp (interpreter + requirements) is unchanged
-ensure_venv() {  # dir python requirement...
+# A venv of the cache, built once per interpreter and requirements (see venvs.sh)
+# shellcheck disable=SC2317  # called by name, by ensure_venv
+build_venv() {  # dir python requirement...
     local dir=$1 python=$2
     shift 2
-    local stamp="$python $*"
-    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
-        return 0
-    fi
     echo "--- building $dir ($*)"
-    rm -rf "$dir"
     local minor
     minor=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || return 1
     "$python" -m venv "$dir" || return 1
@@ -83,9 +79,9 @@ ensure_venv() {  # dir python requirement...
     read -r -a pins <<<"$(bootstrap_pins "$minor")"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check -U "${pins[@]}" || return 1
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" || return 1
-    echo "$stamp" >"$dir/.stamp"
 }
 
+# shellcheck disable=SC2317  # called by build_venv
 bootstrap_pins() {
     case "$1" in
         3.6) echo "pip==21.3.1 setuptools==59.6.0 wheel==0.37.1" ;;
@@ -100,8 +96,10 @@ controller_for() {  # ansible bin dir that can drive a target of Python X.Y
         3.6 | 3.7)
             local py
             py=$(interpreter 3.11 || interpreter 3.10 || interpreter 3.12) || die "no Python 3.10-3.12 in pyenv for the ansible-core 2.16 controller"
-            ensure_venv "$CACHE/controller-2.16" "$py" "ansible-core>=2.16,<2.17" >&2
-            echo "$CACHE/controller-2.16/bin"
+            local dir
+            dir=$(venv_dir controller-2.16 "$py" "ansible-core>=2.16,<2.17")
+            ensure_venv "$dir" build_venv "$py" "ansible-core>=2.16,<2.17" >&2 || die "cannot build $dir"
+            echo "$dir/bin"
             ;;
         *) echo "$ROOT/.venv/bin" ;;
     esac
@@ -161,8 +159,8 @@ status=0
 for minor in $MATRIX; do
     started=$SECONDS
     python=$(interpreter "$minor")
-    venv="$CACHE/py$minor"
-    if ! ensure_venv "$venv" "$python" "$(pkcs11_pin "$minor")" cryptography; then
+    venv=$(venv_dir "py$minor" "$python" "$(pkcs11_pin "$minor")" cryptography)
+    if ! ensure_venv "$venv" build_venv "$python" "$(pkcs11_pin "$minor")" cryptography; then
         echo "=== Python $minor: FAILED to build $venv"
         status=1
         continue

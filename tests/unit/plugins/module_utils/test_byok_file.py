@@ -4,13 +4,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import json
+import multiprocessing
 import os
+import resource
 import stat
 
 import pytest
 
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
+from ansible_collections.byok.keyvault.plugins.module_utils import hsm_backend
 
 KID = 'https://contoso.vault.azure.net/keys/byok-kek/0123456789abcdef0123456789abcdef'
 
@@ -69,6 +73,99 @@ def test_atomic_write_mode_and_no_leftovers(tmp_path):
     byok_file.atomic_write(str(dest), b'data', mode=0o600)
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
     assert os.listdir(tmp_path) == ['k.byok']
+
+
+def _write_past_the_file_size_limit(write, limit):
+    """In a forked child: write() with files limited to `limit` bytes (a disk that fills up during the write).
+    Exit 0 when the write failed with EFBIG, as a full disk fails it; 1 when it did not fail; 2 on another error."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    try:
+        write()
+    except OSError as exc:
+        os._exit(0 if exc.errno == errno.EFBIG else 2)
+    except BaseException:
+        os._exit(2)
+    os._exit(1)
+
+
+def _fails_past(limit, write):
+    child = multiprocessing.get_context('fork').Process(target=_write_past_the_file_size_limit, args=(write, limit))
+    child.start()
+    child.join(60)
+    return child.exitcode
+
+
+def test_a_write_that_fails_halfway_leaves_the_previous_file_whole(tmp_path):
+    """A .byok is either the previous whole file or the new whole file: a write that fails halfway (disk full) leaves
+    the previous one as it was, and no partial file beside it."""
+    dest = tmp_path / 'k.byok'
+    old = byok_file.build(KID, b'\x01' * 296, 'old')
+    byok_file.atomic_write(str(dest), old)
+    new = byok_file.build(KID, b'\x02' * 4096, 'new')
+    assert _fails_past(1024, lambda: byok_file.atomic_write(str(dest), new)) == 0, 'the write did not fail as a full disk does'
+    assert dest.read_bytes() == old and os.listdir(str(tmp_path)) == ['k.byok']
+
+
+def test_a_reader_of_the_previous_file_never_sees_a_mix(tmp_path):
+    """The new file replaces the name (rename); a process reading the previous file (an import at the same time) goes
+    on reading the previous content, whole."""
+    dest = tmp_path / 'k.byok'
+    old = byok_file.build(KID, b'\x01' * 296, 'old')
+    byok_file.atomic_write(str(dest), old)
+    with open(str(dest), 'rb') as reader:
+        new = byok_file.build(KID, b'\x02' * 296, 'new')
+        byok_file.atomic_write(str(dest), new)
+        assert reader.read() == old
+    assert dest.read_bytes() == new and stat.S_IMODE(dest.stat().st_mode) == 0o600
+
+
+class _Key(object):
+    key_type, key_size, curve, kcv = 'EC', None, 'P-256', None
+    fingerprint = 'ab' * 32
+
+
+class _Token(object):
+    """The HSM side of byok_wrap, as far as wrap_key uses it: one EC key, wrapped into `ciphertext`."""
+    profile = {'display_name': 'test token'}
+
+    def __init__(self, ciphertext):
+        self.ciphertext = ciphertext
+
+    def find(self, label, key_id=None):
+        return _Key()
+
+    def info_basic(self):
+        return {'firmware_version': None}
+
+    def info(self):
+        return dict((k, 'x') for k in ('label', 'vendor', 'manufacturer', 'model', 'serial', 'firmware_version',
+                                       'library_version'))
+
+    def wrap_path(self, key_type, wrap_method):
+        return {'zero_padded': False, 'method': 'two_step', 'mechanism_name': 'CKM_AES_KEY_WRAP_PAD'}
+
+    def wrap(self, key, kek_public, path):
+        return self.ciphertext
+
+    def generator(self, name):
+        return name
+
+
+def test_a_rewrap_that_fails_while_writing_keeps_the_previous_byok(tmp_path):
+    """byok_wrap rewrapping a key (force) onto a disk that fills up: the previous .byok stays whole and no partial
+    file is left, so a later import reads either the previous wrap or none."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    kek = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    dest = tmp_path / 'k.byok'
+    item = {'label': 'k', 'dest': str(dest)}
+    hsm_backend.wrap_key(_Token(b'\x01' * 296), item, kek, KID, 'auto', True, False)
+    old = dest.read_bytes()
+    assert byok_file.parse(old).ciphertext == b'\x01' * 296
+    rewrap = _Token(b'\x02' * 8192)
+    assert _fails_past(4096, lambda: hsm_backend.wrap_key(rewrap, item, kek, KID, 'auto', True, False)) == 0, \
+        'the rewrap did not fail as on a full disk'
+    assert dest.read_bytes() == old
+    assert sorted(os.listdir(str(tmp_path))) == ['k.byok', 'k.byok.json']
 
 
 def test_sidecar_roundtrip_and_remove(tmp_path):

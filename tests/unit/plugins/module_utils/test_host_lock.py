@@ -7,9 +7,12 @@ __metaclass__ = type
 
 import multiprocessing
 import os
+import secrets
+import shutil
 import socket
 import stat
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +172,50 @@ def test_a_waiter_that_locked_a_removed_file_starts_over(tmpdir_env, monkeypatch
             with host_lock.exclusive(*parts, timeout=0.3):
                 pytest.fail('two runs held the lock at once (the waiter proceeded on a removed lock file)')
     assert len(calls) >= 2
+
+
+@pytest.mark.parametrize('mode', [0o770, 0o720, 0o750, 0o705], ids=lambda mode: '%04o' % mode)
+def test_a_lock_directory_its_group_or_others_may_enter_is_refused(tmpdir_env, mode):
+    """The lock directory is 0700: group write (0770, 0720) lets a member create or replace lock files, group or
+    others' read (0750, 0705) lets them see who locks which key; each is refused, and the directory is left as it is."""
+    d = lock_dir(tmpdir_env)
+    d.mkdir()
+    os.chmod(str(d), mode)
+    with pytest.raises(host_lock.LockError) as info:
+        with host_lock.exclusive('token', 'lib', 'serial', 'label'):
+            pytest.fail('the lock was taken in a directory of mode %04o' % mode)
+    msg = str(info.value)
+    assert str(d) in msg and 'mode %04o' % mode in msg and 'not 0700' in msg and '\n' not in msg
+    assert list(d.iterdir()) == [] and stat.S_IMODE(d.stat().st_mode) == mode
+
+
+def test_a_private_lock_directory_of_another_user_is_refused(tmp_path, monkeypatch):
+    """A lock directory another user prepared with the right mode (0700) is still theirs: they may replace the lock
+    files in it at any time, so it is refused because of its owner, and neither chmod-ed nor used.
+
+    As root the directory is given to an unused uid.  Otherwise the running user's own directory is looked at as by
+    another user (os.geteuid() answers an unused uid), under /tmp, whose owner (root) is trusted."""
+    if os.geteuid() == 0:
+        base, other = tmp_path, 54321
+        d = lock_dir(base)
+        d.mkdir(mode=0o700)
+        os.chown(str(d), other, other)
+    else:
+        base, other = Path('/tmp'), os.geteuid()
+        fake = 2000000000 + secrets.randbelow(100000000)
+        d = base / ('byok-keyvault-locks-%d' % fake)
+        d.mkdir(mode=0o700)
+        monkeypatch.setattr(os, 'geteuid', lambda: fake)
+    monkeypatch.setattr(tempfile, 'tempdir', str(base))
+    try:
+        os.chmod(str(d), 0o700)
+        with pytest.raises(host_lock.LockError) as info:
+            with host_lock.exclusive('token', 'lib', 'serial', 'label'):
+                pytest.fail('the lock was taken in a directory owned by uid %d' % other)
+        msg = str(info.value)
+        assert str(d) in msg and 'owned by uid %d' % other in msg and 'TMPDIR' in msg and '\n' not in msg
+        st = d.stat()
+        assert list(d.iterdir()) == [] and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == other
+    finally:
+        if base != tmp_path:
+            shutil.rmtree(str(d))
