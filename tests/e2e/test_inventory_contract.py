@@ -111,15 +111,20 @@ def _problems(output):
     return body.splitlines()
 
 
+def _transfer(inv, contract_lab, run_playbook, tmp_path, **extra_env):
+    """(vault state before, run) of playbooks/transfer.yml with inv written to tmp_path/inventory.yml."""
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps(inv, indent=1))
+    before = contract_lab.dump()
+    return before, run_playbook(TRANSFER_PLAYBOOK, path, extra_env=dict(contract_lab.azure_env, **extra_env))
+
+
 @pytest.mark.parametrize("case, mutate, expected", CASES, ids=[c[0] for c in CASES])
 def test_mistake_stops_the_run_before_anything_is_touched(case, mutate, expected, contract_lab, token, run_playbook, tmp_path):
     manifests = tmp_path / "manifests"
     inv = good_inventory(contract_lab, token, manifests)
     mutate(inv)
-    path = tmp_path / "inventory.yml"
-    path.write_text(json.dumps(inv, indent=1))
-    before = contract_lab.dump()
-    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    before, run = _transfer(inv, contract_lab, run_playbook, tmp_path)
     assert run.rc != 0, run
     problems = _problems(run.output)
     assert len(problems) == 1, "%s: expected one problem line, got %s" % (case, problems)
@@ -173,10 +178,7 @@ def test_an_hsm_that_cannot_be_used_stops_its_host_before_any_kek(case, mutate, 
     manifests = tmp_path / "manifests"
     inv = good_inventory(contract_lab, token, manifests)
     mutate(inv)
-    path = tmp_path / "inventory.yml"
-    path.write_text(json.dumps(inv, indent=1))
-    before = contract_lab.dump()
-    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    before, run = _transfer(inv, contract_lab, run_playbook, tmp_path)
     assert run.rc != 0, run
     lines = [m for m in _fatal_messages(run.output) if m.startswith("hsm1: ")]
     assert len(lines) == 1 and "\n" not in lines[0], run.output[-6000:]
@@ -191,10 +193,7 @@ def test_an_hsm_that_cannot_be_used_stops_its_host_before_any_kek(case, mutate, 
 
 # -- mistakes the plan let through, in real runs ----------------------------------------------------------------------
 def _run_mistake(inv, contract_lab, token, run_playbook, tmp_path, manifests):
-    path = tmp_path / "inventory.yml"
-    path.write_text(json.dumps(inv, indent=1))
-    before = contract_lab.dump()
-    run = run_playbook(TRANSFER_PLAYBOOK, path, extra_env=contract_lab.azure_env)
+    before, run = _transfer(inv, contract_lab, run_playbook, tmp_path)
     assert run.rc != 0, run
     problems = _problems(run.output)
     assert token.objects() == [] and contract_lab.dump() == before and not manifests.exists()
