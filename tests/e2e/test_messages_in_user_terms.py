@@ -31,15 +31,9 @@ SOFTHSM_DEFAULT_CONF = "/etc/softhsm/softhsm2.conf"
 
 
 def report_messages(output):
-    """{key name: the RESULT cell of its row} from the report table ("Keys, HSM hosts and vault versions")."""
-    m = re.search(r"TASK \[(?:[^\]]*: )?Keys, HSM hosts and vault versions\].*?\n(?:ok|fatal): \[[^\]]+\] => (\{.*?\n\})",
-                  output, re.S)
-    assert m, "no report table in the output:\n%s" % output[-6000:]
-    rows = {}
-    for line in json.loads(m.group(1))["msg"][1:]:
-        name = line.split(" ", 1)[0]
-        rows[name] = line
-    return rows
+    """{key name: its RESULT and the reason printed under the table for it} from the report table."""
+    from test_transfer import report_rows
+    return dict((name, "%s: %s" % (r["result"], r["message"])) for name, r in report_rows(output).items())
 
 
 def ec(name):
@@ -244,6 +238,6 @@ def test_check_mode_shows_a_planned_rotation_as_a_rotation(lab, make_token, run_
     assert check.rc == 0, str(check)
     row = report_rows(check.output)[name]
     assert row["result"].startswith("would rotate"), " ".join("%s=%s" % kv for kv in row.items())
-    assert "new version of %s" % name in row["result"], row
+    assert "new version of %s" % name in row["message"], row
     assert row["mark"] != "DIFFERS", "no HSM fingerprint yet, nothing was compared: %s" % row
     assert len(lab.keys()[name]["versions"]) == 1

@@ -43,7 +43,8 @@ def report_rows(output):
 
     The playbooks run with ANSIBLE_CALLBACK_RESULT_FORMAT=json, so the debug task's result is a JSON object; the
     columns are found from the header line (the e2e runs have a wide COLUMNS, so every column is shown). result is
-    the result without its note number ("failed [1]" -> "failed").
+    the result without its note number ("failed [1]" -> "failed"), and message the text of that note (the reason printed
+    under the table as "[1] failed: ...").
     """
     m = re.search(r"TASK \[(?:[^\]]*: )?Keys, HSM hosts and vault versions\].*?\n(?:ok|fatal): \[[^\]]+\] => (\{.*?\n\})", output, re.S)
     assert m, "no report table in the output:\n%s" % output[-6000:]
@@ -51,6 +52,14 @@ def report_rows(output):
     header = lines[0]
     starts = sorted((header.index(h), h) for h in TABLE_FIELDS if re.search(r"(^|  )%s(  |$)" % re.escape(h), header))
     rows = {}
+    notes, number = {}, None
+    for line in lines[1:]:
+        note = re.match(r"^\[(\d+)\] (.*)$", line)
+        if note:
+            number = note.group(1)
+            notes[number] = note.group(2)
+        elif number and line.startswith(" "):
+            notes[number] += " " + line.strip()  # a note wrapped over several lines
     for line in lines[1:]:
         if not line or line.startswith((" ", "[")) or len(line) < starts[-1][0]:
             continue
@@ -60,6 +69,8 @@ def report_rows(output):
             cells[TABLE_FIELDS[h]] = line[start:end].strip()
         if not re.match(r"^[0-9A-Za-z-]+~?$", cells.get("name", "")) or not cells.get("result"):
             continue
+        note = re.search(r" \[(\d+)\]$", cells["result"])
+        cells["message"] = notes.get(note.group(1), "") if note else ""
         cells["result"] = re.sub(r" \[\d+\]$", "", cells["result"])
         rows[cells["name"]] = cells
     return rows
