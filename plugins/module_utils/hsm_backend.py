@@ -365,3 +365,67 @@ def seal_request(hsm):
         results = hsm.run_keys(p['keys'], lambda item: seal_one(token, item, hsm.check_mode), 'label')
         info = token.info()
     return hsm.outcome(results, False, token=info)
+
+
+# -- hsm_key_info / hsm_key_remove: what the token holds, and the removal of keys nobody uses ---------------------------
+def list_token_keys(token, labels=None):
+    """Facts of every private/secret key on the token (no key material), sorted by label; labels: only these."""
+    out = []
+    for label, obj, public in token.token_keys():
+        if labels and label not in labels:
+            continue
+        try:
+            key = token.describe_object(label, obj, public)
+        except HsmError as exc:
+            kind = getattr(getattr(obj, 'key_type', None), 'name', None)
+            out.append({'label': label, 'id': None, 'key_type': kind, 'key_size': None, 'curve': None, 'fingerprint': None,
+                        'kcv': None, 'sealed': None, 'has_public_key': bool(public), 'error': str(exc)})
+            continue
+        facts = key.as_dict()
+        facts.pop('public_key_pem', None)
+        facts.update(has_public_key=key.public is not None, error=None)
+        out.append(facts)
+    return sorted(out, key=lambda k: (k['label'], k['id'] or ''))
+
+
+def key_info_request(hsm):
+    """hsm_key_info's run: the token's keys, read-only (check mode changes nothing either)."""
+    token = hsm.open_token()
+    with token:
+        keys = hsm.guard(list_token_keys, token, hsm.params['labels'])
+        info = token.info()
+    return {'changed': False, 'keys': keys, 'token': info}
+
+
+def remove_one(token, item, check_mode):
+    """Remove one key found by label (and id), only when its identity is the one given (the key that was listed)."""
+    label = item['label']
+    try:
+        key_id = bytes.fromhex(item['id']) if item.get('id') else None
+    except ValueError:
+        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], label))
+    with token.lock():
+        key = token.find(label, key_id)
+        if key is None:
+            return {'label': label, 'action': 'absent', 'changed': False, 'fingerprint': item['fingerprint']}
+        identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
+        if not decisions.same_identity(identity, item['fingerprint']):
+            raise HsmError("key '%s' on token '%s' is not the key that was listed (%s, expected %s); it was not removed: "
+                           "list the token's keys again and give the fingerprint it shows now"
+                           % (label, token.info()['label'], identity, item['fingerprint']))
+        if not check_mode:
+            token.destroy(key)
+        return {'label': label, 'action': 'remove', 'changed': True, 'fingerprint': identity}
+
+
+def key_remove_request(hsm):
+    """hsm_key_remove's run, as the module's result."""
+    p = hsm.params
+    twice = repeated(item['label'] for item in p['keys'])
+    if twice:
+        hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
+    token = hsm.open_token()
+    with token:
+        results = hsm.run_keys(p['keys'], lambda item: remove_one(token, item, hsm.check_mode), 'label')
+        info = token.info()
+    return hsm.outcome(results, False, token=info)

@@ -121,6 +121,24 @@ class KeysMixin(object):
             pub = pub[0] if pub else None
         return self._describe(label, obj, pub)
 
+    def token_keys(self):
+        """Every private or secret key stored on the token (CKA_TOKEN true), each with the public halves that share its
+        label: [(label, key object, [public objects])], one search per object class."""
+        keys = []
+        for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY):
+            for obj in self._objects({Attribute.CLASS: cls, Attribute.TOKEN: True}):
+                label = self._attr(obj, Attribute.LABEL) or ''
+                public = self._objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label}) \
+                    if cls == ObjectClass.PRIVATE_KEY and label else []
+                keys.append((label, obj, public))
+        return keys
+
+    def describe_object(self, label, obj, public):
+        """An HsmKey for a private/secret key object found by token_keys(), paired with its public half by CKA_ID."""
+        obj_id = bytes(self._attr(obj, Attribute.ID) or b'')
+        pub = [p for p in public if bytes(self._attr(p, Attribute.ID) or b'') == obj_id]
+        return self._describe(label, obj, pub[0] if pub else None)
+
     def lone_public_objects(self, label, key_id=None, objects=None):
         """Public key objects with this label (and id) that no private key with the label pairs with.
 

@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The keys a token holds beside the inventory and the vaults (the playbook hsm_keys.yml): which vault keys to read, one
+row per HSM key (in the inventory? in a vault?), and which keys nobody uses, the only ones a clean-up may remove.
+
+Pure Python on the controller: the HSM side is read by hsm_key_info, the vaults by keyvault_key_info, each in its own
+process; this only compares what they returned.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.byok.keyvault.plugins.module_utils import decisions
+
+#: what Key Vault accepts as a key name: a label that is not one cannot be a vault key's name
+_KEY_NAME_RE = re.compile(r'^[0-9A-Za-z-]{1,127}$')
+
+
+def inventory_labels(byok_keys):
+    """The HSM labels the inventory names for a host (an entry's label, or its name when it has none)."""
+    out = set()
+    for key in byok_keys or []:
+        if isinstance(key, dict):
+            label = key.get('label') or key.get('name')
+            if label:
+                out.add(label)
+    return out
+
+
+def _key_vaults(key):
+    vaults = key.get('vaults') or []
+    if isinstance(vaults, str):
+        vaults = [vaults]
+    if key.get('vault'):
+        vaults = [key['vault']] + list(vaults)
+    return [v if isinstance(v, str) else (v or {}).get('name') for v in vaults]
+
+
+def vault_reads(states):
+    """keyvault_key_info's vaults option: every vault of byok_vaults, each with the names the inventory gives it and every
+    HSM label found on the tokens (a stray key may be a vault key of its own label's name)."""
+    vaults = {}
+    for state in states:
+        for name, vault in (state.get('byok_vaults') or {}).items():
+            vaults.setdefault(name, vault)
+    names = dict((name, set()) for name in vaults)
+    labels = set()
+    for state in states:
+        for key in state.get('byok_keys') or []:
+            if not isinstance(key, dict) or not key.get('name'):
+                continue
+            for vault in _key_vaults(key):
+                if vault in names:
+                    names[vault].add(key['name'])
+        labels.update(k['label'] for k in state.get('keys') or [] if _KEY_NAME_RE.match(k.get('label') or ''))
+    out = []
+    for name in sorted(vaults):
+        vault = vaults[name] or {}
+        wanted = sorted(names[name] | labels)
+        if wanted:
+            out.append({'name': name, 'vault_url': vault.get('url'), 'vault_type': vault.get('type') or 'auto', 'names': wanted})
+    return out
+
+
+def key_kind(key):
+    """'RSA 3072', 'EC P-256', 'oct 256' (AES)."""
+    if key.get('key_type') == 'EC':
+        return 'EC %s' % key.get('curve')
+    if key.get('key_size'):
+        return '%s %s' % (key.get('key_type'), key['key_size'])
+    return str(key.get('key_type'))
+
+
+def _vault_facts(vault_state):
+    """([(vault, name, version, identity, version_count)], [problems]) of keyvault_key_info's result."""
+    entries, problems = [], []
+    if not isinstance(vault_state, dict) or vault_state.get('skipped'):
+        return entries, ['the vaults were not read']
+    if 'vaults' not in vault_state:
+        return entries, ['the vaults could not be read: %s' % (vault_state.get('msg') or 'no result')]
+    for vault in vault_state['vaults']:
+        if vault.get('failed'):
+            problems.append('vault %s could not be read: %s' % (vault.get('name'), vault.get('msg')))
+            continue
+        for key in vault.get('keys') or []:
+            if key.get('exists'):
+                entries.append((vault.get('name'), key['name'], key.get('version'), key.get('fingerprint') or key.get('kcv'),
+                                key.get('version_count')))
+    return entries, problems
+
+
+def rows(states, vault_state):
+    """One row per HSM key of every host: host, label, id, type, fingerprint, in_inventory, vaults (vault/name/version of
+    each vault key whose current version is this key), removable (nobody uses it), reason (why it stays) and line (the
+    row as one line of text)."""
+    entries, problems = _vault_facts(vault_state)
+    older = ['%s/%s has %s versions' % (v, n, c) for v, n, ver, ident, c in entries if c is None or c > 1]
+    out = []
+    for state in states:
+        labels = inventory_labels(state.get('byok_keys'))
+        for key in state.get('keys') or []:
+            identity = key.get('fingerprint')
+            held = ['%s/%s/%s' % (v, n, ver) for v, n, ver, ident, c in entries if decisions.same_identity(identity, ident)]
+            row = {'host': state.get('host'), 'label': key.get('label'), 'id': key.get('id'), 'type': key_kind(key),
+                   'fingerprint': identity, 'in_inventory': key.get('label') in labels, 'vaults': held, 'removable': False}
+            if row['in_inventory']:
+                row['reason'] = 'the inventory names it'
+            elif held:
+                row['reason'] = 'a vault holds it'
+            elif key.get('error'):
+                row['reason'] = 'its facts cannot be read: %s' % key['error']
+            elif not decisions.known(identity):
+                row['reason'] = 'its fingerprint or KCV is unknown, so no vault can be ruled out'
+            elif problems:
+                row['reason'] = '; '.join(problems)
+            elif older:
+                row['reason'] = ('older vault versions may hold it (%s; their keys are not compared); check them before '
+                                 'removing it with hsm_key_remove' % ', '.join(sorted(older)))
+            else:
+                row['removable'] = True
+                row['reason'] = 'neither the inventory nor a vault uses it'
+            row['line'] = line(row)
+            out.append(row)
+    return out
+
+
+def line(r):
+    """One line for an HSM key: host, label, type, id, in inventory, in a vault, and whether it stays or is unused."""
+    return '%s: %s  %s  id=%s  in inventory: %s  in a vault: %s  -> %s (%s)' % (
+        r['host'], r['label'], r['type'], r['id'] or '-', 'yes' if r['in_inventory'] else 'no',
+        ', '.join(r['vaults']) if r['vaults'] else 'no', 'unused' if r['removable'] else 'keep', r['reason'])
+
+
+def removals(table, host):
+    """hsm_key_remove's keys option for one host: its removable keys, each with the identity that was listed."""
+    return [{'label': r['label'], 'id': r['id'], 'fingerprint': r['fingerprint']}
+            for r in table if r['host'] == host and r['removable']]
