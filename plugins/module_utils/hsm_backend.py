@@ -410,7 +410,7 @@ def remove_one(token, item, check_mode):
             return {'label': label, 'action': 'absent', 'changed': False, 'fingerprint': item['fingerprint']}
         identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
         if not decisions.same_identity(identity, item['fingerprint']):
-            raise HsmError("key '%s' on token '%s' is not the key that was listed (%s, expected %s); it was not removed: "
+            raise HsmError("key '%s' on token '%s' is not the key that was listed (%s, expected %s), so it was not removed; "
                            "list the token's keys again and give the fingerprint it shows now"
                            % (label, token.info()['label'], identity, item['fingerprint']))
         if not check_mode:
