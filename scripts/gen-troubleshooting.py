@@ -366,7 +366,7 @@ STEPS = [
      "failed", ("module_utils/pkcs11_token.py", "module_utils/pkcs11_session.py", "module_utils/pkcs11_keys.py",
                 "module_utils/pkcs11_wrap.py", "module_utils/vendors.py", "module_utils/host_lock.py",
                 "modules/hsm_keygen.py", "module_utils/key_identity.py",
-                "module_utils/hsm_backend.py:key_spec,ensure_key,byok_is_current,load_kek,wrap_key,keygen_request,flatten")),
+                "module_utils/hsm_backend.py:key_id_of,key_spec,ensure_key,byok_is_current,load_kek,wrap_key,keygen_request,flatten")),
     ("5. Wrapping and the .byok file", "the wrap task fails on a host, or a .byok file is refused",
      ("modules/byok_wrap.py", "module_utils/hsm_backend.py:wrap_item,item_keks,wrap_request", "module_utils/byok_file.py")),
     ("6. Importing into the vault", "a key's row says failed (or unknown) after the import task",

@@ -30,16 +30,20 @@ COLLECTION_VERSION = '1.0.0'
 GENERATOR = 'byok.keyvault %s' % COLLECTION_VERSION
 
 
+def key_id_of(item):
+    """The CKA_ID (bytes) a keys[] item gives in hex, or None; HsmError naming the item when it is not hex."""
+    id_hex = item.get('id')
+    try:
+        return bytes.fromhex(id_hex) if id_hex else None
+    except ValueError:
+        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (id_hex, item.get('label')))
+
+
 def key_spec(item):
     """Normalized target spec of a keys[] item or of the module's top-level options."""
     if not isinstance(item, dict) or not item.get('label'):
         raise ki.KeySpecError('every item of keys needs a label (the CKA_LABEL of the key); got %r' % (item,))
-    id_hex = item.get('id')
-    try:
-        key_id = bytes.fromhex(id_hex) if id_hex else None
-    except ValueError:
-        raise ki.KeySpecError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c"
-                              % (id_hex, item.get('label')))
+    key_id = key_id_of(item)
     spec = ki.validate_target(item.get('key_type') or 'RSA', item.get('key_size'), item.get('curve'))
     spec.update(label=item['label'], key_id=key_id)
     return spec
@@ -190,10 +194,7 @@ def wrap_item(item):
     """A keys[] item checked without the HSM: a label, a hex id, an existing directory for dest."""
     if not isinstance(item, dict) or not item.get('label'):
         raise HsmError('every item of keys needs a label (the CKA_LABEL of the key to wrap); got %r' % (item,))
-    try:
-        key_id = bytes.fromhex(item['id']) if item.get('id') else None
-    except ValueError:
-        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], item['label']))
+    key_id = key_id_of(item)
     if item.get('dest') and not os.path.isdir(os.path.dirname(os.path.abspath(item['dest']))):
         raise HsmError("the directory of dest %s does not exist; create it first" % item['dest'])
     return dict(item, key_id=key_id)
@@ -326,10 +327,7 @@ def keygen_request(hsm):
 def seal_one(token, item, check_mode):
     """Seal one key: found by label (and id), checked against the fingerprint the vaults hold, then CKA_EXTRACTABLE false."""
     label = item['label']
-    try:
-        key_id = bytes.fromhex(item['id']) if item.get('id') else None
-    except ValueError:
-        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], label))
+    key_id = key_id_of(item)
     with token.lock():
         key = token.find(label, key_id)
         if key is None:
@@ -354,17 +352,32 @@ def seal_one(token, item, check_mode):
         return result
 
 
-def seal_request(hsm):
-    """hsm_seal's run, as the module's result."""
+def listed_keys_argument_spec():
+    """The `keys` option of hsm_seal and hsm_key_remove: keys named by label (and id) with the identity they must have."""
+    return dict(keys=dict(type='list', elements='dict', required=True, no_log=False, options=dict(
+        label=dict(type='str', required=True),
+        id=dict(type='str'),
+        fingerprint=dict(type='str', required=True),
+    )))
+
+
+def listed_keys_request(hsm, one):
+    """The run of a module over listed keys (hsm_seal, hsm_key_remove): one(token, item, check_mode) for each, under one
+    login, as the module's result."""
     p = hsm.params
     twice = repeated(item['label'] for item in p['keys'])
     if twice:
         hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
     token = hsm.open_token()
     with token:
-        results = hsm.run_keys(p['keys'], lambda item: seal_one(token, item, hsm.check_mode), 'label')
+        results = hsm.run_keys(p['keys'], lambda item: one(token, item, hsm.check_mode), 'label')
         info = token.info()
     return hsm.outcome(results, False, token=info)
+
+
+def seal_request(hsm):
+    """hsm_seal's run, as the module's result."""
+    return listed_keys_request(hsm, seal_one)
 
 
 # -- hsm_key_info / hsm_key_remove: what the token holds, and the removal of keys nobody uses ---------------------------
@@ -400,10 +413,7 @@ def key_info_request(hsm):
 def remove_one(token, item, check_mode):
     """Remove one key found by label (and id), only when its identity is the one given (the key that was listed)."""
     label = item['label']
-    try:
-        key_id = bytes.fromhex(item['id']) if item.get('id') else None
-    except ValueError:
-        raise HsmError("id '%s' of key '%s' is not hex; give the CKA_ID as hex digits, e.g. 0a1b2c" % (item['id'], label))
+    key_id = key_id_of(item)
     with token.lock():
         key = token.find(label, key_id)
         if key is None:
@@ -420,12 +430,4 @@ def remove_one(token, item, check_mode):
 
 def key_remove_request(hsm):
     """hsm_key_remove's run, as the module's result."""
-    p = hsm.params
-    twice = repeated(item['label'] for item in p['keys'])
-    if twice:
-        hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
-    token = hsm.open_token()
-    with token:
-        results = hsm.run_keys(p['keys'], lambda item: remove_one(token, item, hsm.check_mode), 'label')
-        info = token.info()
-    return hsm.outcome(results, False, token=info)
+    return listed_keys_request(hsm, remove_one)

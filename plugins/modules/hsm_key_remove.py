@@ -87,21 +87,12 @@ token:
   type: dict
 '''
 
-from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import key_remove_request
+from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import key_remove_request, listed_keys_argument_spec
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmModule
 
 
 def main():
-    hsm = HsmModule(
-        argument_spec=dict(
-            keys=dict(type='list', elements='dict', required=True, no_log=False, options=dict(
-                label=dict(type='str', required=True),
-                id=dict(type='str'),
-                fingerprint=dict(type='str', required=True),
-            )),
-        ),
-        supports_check_mode=True,
-    )
+    hsm = HsmModule(argument_spec=listed_keys_argument_spec(), supports_check_mode=True)
     hsm.exit(key_remove_request(hsm))
 
 
