@@ -238,7 +238,8 @@ class Collector(ast.NodeVisitor):
     def _add(self, expr, kind):
         for cand in _candidates(expr):
             text = render(cand)
-            if text is not None and text.strip() and text.strip() != PLACEHOLDER:
+            # a message made only of other messages ('%s; %s') says nothing of its own
+            if text is not None and re.search(r"[A-Za-z]", text.replace(PLACEHOLDER, "")):
                 self.found.append((" ".join(text.split()), kind, self._where()))
 
     def visit_Call(self, node):
@@ -253,6 +254,11 @@ class Collector(ast.NodeVisitor):
             self._add(node.args[0], "module.fail")
         elif name in PROBLEM_CALLS and len(node.args) > PROBLEM_CALLS[name]:
             self._add(node.args[PROBLEM_CALLS[name]], "inventory problem")
+        elif name == "update" and any(kw.arg == "message" for kw in node.keywords):
+            # a report row's message set with the result (r.update(result=..., message=...))
+            for kw in node.keywords:
+                if kw.arg == "message":
+                    self._add(kw.value, "report row")
         elif any(kw.arg == "failed" and isinstance(kw.value, ast.Constant) and kw.value.value is True for kw in node.keywords):
             # a module result built as dict(..., failed=True, msg=...) that a module exits with (ByokModule.exit)
             for kw in node.keywords:
@@ -358,21 +364,23 @@ STEPS = [
      "hosts with keys for that vault", ("module_utils/keyvault.py", "module_utils/azure_auth.py", "module_utils/azure_errors.py",
                                         "module_utils/azure_pacing.py", "module_utils/vault_client.py",
                                         "modules/keyvault_key_info.py", "module_utils/module_base.py",
-                                        "module_utils/vault_backend.py:key_info_request,read_vault,look_up,vault_kcv")),
+                                        "module_utils/vault_backend.py:key_info_request,read_vault,look_up,vault_kcv,read_records")),
     ("3. The KEK", "the KEK task fails: the key exchange key cannot be found, created or used",
      ("modules/byok_kek_fetch.py",
-      "module_utils/vault_backend.py:ensure_kek,_ensure_kek,kek_problems,kek_request,check_dest,delete_kek,write_pem")),
+      "module_utils/vault_backend.py:ensure_kek,_ensure_kek,kek_problems,kek_request,check_dest,delete_kek,write_pem,"
+      "fetch_kek,kek_records,delete_keks")),
     ("4. The HSM: login and key generation", "the key generation task fails on a host; that host's keys are reported "
      "failed", ("module_utils/pkcs11_token.py", "module_utils/pkcs11_session.py", "module_utils/pkcs11_keys.py",
                 "module_utils/pkcs11_wrap.py", "module_utils/vendors.py", "module_utils/host_lock.py",
                 "modules/hsm_keygen.py", "module_utils/key_identity.py",
-                "module_utils/hsm_backend.py:key_id_of,key_spec,ensure_key,byok_is_current,load_kek,wrap_key,keygen_request,flatten")),
+                "module_utils/hsm_backend.py:key_id_of,key_spec,ensure_key,byok_is_current,load_kek,wrap_key,keygen_request,flatten,"
+                "hsm_step_request,_ensure_keys,seal_records,seal_one", "modules/byok_hsm_step.py")),
     ("5. Wrapping and the .byok file", "the wrap task fails on a host, or a .byok file is refused",
      ("modules/byok_wrap.py", "module_utils/hsm_backend.py:wrap_item,item_keks,wrap_request", "module_utils/byok_file.py")),
     ("6. Importing into the vault", "a key's row says failed (or unknown) after the import task",
-     ("modules/keyvault_import.py", "module_utils/vault_backend.py")),
+     ("modules/keyvault_import.py", "module_utils/vault_backend.py", "modules/byok_vault_step.py")),
     ("7. The report and the manifest", "the run fails at the end, after the table, naming the keys that did not move",
-     ("action/byok_manifest.py", "module_utils/report.py", "module_utils/fleet.py", "filter/transfer.py")),
+     ("action/byok_manifest.py", "module_utils/report.py", "module_utils/record.py", "filter/transfer.py")),
 ]
 
 

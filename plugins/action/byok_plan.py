@@ -13,6 +13,7 @@ variables the role declares (and flags undeclared byok_* variables), never retur
 problem of the fleet, one line each.
 """
 
+import datetime
 import os
 
 from ansible.errors import AnsibleError
@@ -33,11 +34,11 @@ ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
 #: byok_* variables that are declared elsewhere than the role being planned (other roles, outputs of the roles)
 OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', 'byok_expected_kek_fingerprints',
                   'byok_expected_bundle_digests', 'byok_airgap_unauthenticated', 'byok_bundle_seal', 'byok_bundle_check',
-                  'byok_plan', 'byok_transfer_report', 'byok_outbox',
-                  # what the transfer role registers on its hosts (seen by a later serial batch's plan)
-                  'byok_vault_state', 'byok_vault_view', 'byok_keks', 'byok_keygen', 'byok_work', 'byok_wrapped', 'byok_imports',
-                  'byok_import_view', 'byok_sealed',
-                  'byok_kek_vaults', 'byok_kek_dest')
+                  'byok_plan', 'byok_transfer_report',
+                  # what the transfer role registers on its hosts (seen by a later serial batch's plan): its key records
+                  'byok_read', 'byok_contact', 'byok_kek', 'byok_hsm', 'byok_imported', 'byok_sealed', 'byok_records',
+                  # the staged fetch's KEK step
+                  'byok_keks', 'byok_kek_vaults', 'byok_kek_dest')
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 
 
@@ -95,7 +96,9 @@ class ActionModule(ByokAction):
             result['msg'] = ('%s in the inventory; nothing was done (no vault call, no KEK, no HSM login, no file):\n%s'
                              % (inventory.count(len(lines), 'problem'), '\n'.join(lines)))
         else:
-            result.update(plan=plan, msg='plan: %s' % plan['summary'])
+            # the key records go to the transfer's steps; started is the start of the run (its audit manifest's)
+            started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+            result.update(plan=plan, records=plan.pop('records'), started=started, msg='plan: %s' % plan['summary'])
         return result
 
     def _declared(self, hostvars, host, spec, problems):

@@ -6,55 +6,45 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-"""Filters of the transfer, staged and report roles: thin wrappers over module_utils/fleet.py and report.py.
+"""Filters of the transfer, staged and report roles: thin wrappers over module_utils/record.py, bundle.py and report.py.
 
-Each takes the plan (registered by byok.keyvault.plan) and the results the roles registered, and returns plain
-data for the next step; each is documented in its own plugins/filter/<name>.yml.
+The transfer's key records go from step to step as the modules return them; these filters gather a host's records
+(byok_records, byok_stopped) and derive the report from them (byok_report), each documented in plugins/filter/<name>.yml.
 """
 
 import shutil
 
 # Pure Python only: filters load in every worker, the Azure SDK would cost a second each time.
-from ansible_collections.byok.keyvault.plugins.module_utils import fleet
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle
+from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils import report
-from ansible_collections.byok.keyvault.plugins.module_utils import sealing
 
 
-def byok_per_host(registered, plan):
-    return fleet.per_host(registered, plan)
+def byok_records(hosts_vars):
+    """Every key record of these hosts (their hostvars), each host's as its newest step left them."""
+    return record.collect(hosts_vars)
 
 
-def byok_kek_vaults(plan, vault_state, hosts=None):
-    return fleet.kek_vaults(plan, vault_state, hosts)
+def byok_stopped(host_vars, failed_task=None, failed_result=None):
+    """A host's key records with the reason it stopped (in the rescue: ansible_failed_task, ansible_failed_result)."""
+    task = failed_task if isinstance(failed_task, dict) else {}
+    result = failed_result if isinstance(failed_result, dict) else {}
+    # a step whose module gave records said in them what it did; only one that gave none is noted failed for its keys
+    failed_step = None if isinstance(result.get('records'), list) else record.step_of(task)
+    return record.stopped(record.latest(host_vars), ' '.join(str(result.get('msg') or 'failed').split()), failed_step,
+                          task.get('name'))
 
 
-def byok_vault_problems(host_plan, vault_state, keks):
-    return fleet.vault_problems(host_plan, vault_state, keks)
-
-
-def byok_decide(host_plan, keygen, vault_state, keks):
-    return fleet.decide(host_plan, keygen, vault_state, keks)
-
-
-def byok_outbox(work, wrapped, check_mode=False):
-    return fleet.outbox(work, wrapped, check_mode)
-
-
-def byok_imports(hosts_vars, plan):
-    return fleet.imports_by_vault(hosts_vars, plan)
+def byok_report(hosts_vars, outside_rows=None):
+    return record.report_of(hosts_vars, outside_rows)
 
 
 def byok_bundle_items(host_plan, vault, bundle_dir):
-    return fleet.bundle_items(host_plan, vault, bundle_dir)
+    return bundle.bundle_items(host_plan, vault, bundle_dir)
 
 
 def byok_wrap_files(keys, directory):
-    return fleet.wrap_files(keys, directory)
-
-
-def byok_report_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, vault_state=None, host_plan=None,
-                     failure=None, verify_signature=False):
-    return report.host_rows(work, host, keygen, imports, wrapped, keks, vault_state, host_plan, failure, verify_signature)
+    return bundle.wrap_files(keys, directory)
 
 
 def byok_outside_rows(hosts, hostvars):
@@ -67,10 +57,6 @@ def byok_outside_rows(hosts, hostvars):
         except Exception as exc:  # an inventory value that does not resolve: say so, it is not this run's to fix
             keys[host] = ' '.join(str(exc).split())[:200]
     return report.outside_rows(keys)
-
-
-def byok_failed_rows(entries, host, message):
-    return report.failed_rows(entries, host, message)
 
 
 def byok_import_rows(results, verify_signature=False):
@@ -95,17 +81,8 @@ def byok_closing_message(rows, silent_hosts=None, manifest_path=None, failed_hos
     return report.closing_message(rows, silent_hosts, manifest_path, failed_hosts)
 
 
-def byok_seal_items(rows, host_plan, keygen=None, check_mode=False):
-    return sealing.seal_items(rows, host_plan, keygen, check_mode)
-
-
-def byok_sealed_rows(rows, keygen=None, sealed=None, check_mode=False):
-    return sealing.sealed_rows(rows, keygen, sealed, check_mode)
-
-
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            byok_per_host, byok_kek_vaults, byok_vault_problems, byok_decide, byok_outbox, byok_imports, byok_bundle_items, byok_wrap_files,
-            byok_report_rows, byok_outside_rows, byok_failed_rows, byok_import_rows, byok_table, byok_details, byok_closing_message,
-            byok_seal_items, byok_sealed_rows))
+            byok_records, byok_stopped, byok_report, byok_bundle_items, byok_wrap_files, byok_outside_rows, byok_import_rows,
+            byok_table, byok_details, byok_closing_message))

@@ -279,3 +279,21 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
     else:
         out.update(ready=True, msg=None, hsm_fingerprint=record['identity'])
     return out
+
+
+# -- byok_wrap items writing into a folder (the generic procedure) or a transfer bundle (the staged wrap) ---------------
+def wrap_files(keys, directory, name_field='label'):
+    """byok_wrap keys[] items writing each key's .byok into a directory: DIRECTORY/<name>.byok (label, id kept)."""
+    items = []
+    for key in keys or []:
+        item = {'label': key['label'], 'dest': '%s/%s.byok' % (directory.rstrip('/'), key[name_field])}
+        if key.get('id'):
+            item['id'] = key['id']
+        items.append(item)
+    return items
+
+
+def bundle_items(host_plan, vault, bundle_dir):
+    """byok_wrap keys[] items for the keys of a host that go to one vault, each with its .byok path in a transfer bundle."""
+    keys = [e for e in host_plan.get('keys') or [] if e['vault'] == vault]
+    return wrap_files([dict(e, bundle_name=e['bundle_file'][:-len('.byok')]) for e in keys], bundle_dir, 'bundle_name')

@@ -20,7 +20,9 @@ import os
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_keys import seal
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError
@@ -431,3 +433,125 @@ def remove_one(token, item, check_mode):
 def key_remove_request(hsm):
     """hsm_key_remove's run, as the module's result."""
     return listed_keys_request(hsm, remove_one)
+
+
+# -- byok_hsm_step: the HSM side of the transfer role, over the key records of one host ---------------------------------
+def _all_failed(records, step_name):
+    """on_failure of open_token: the records, each with the step failed with the token's message."""
+    def fields(message):
+        for rec in records:
+            if record.step(rec, step_name) is None:
+                record.fail(rec, step_name, message)
+        return {'records': records}
+    return fields
+
+
+def _ensure_keys(hsm, token, records, check_mode, warnings):
+    """{label: flattened hsm_keygen result, or failed with its message} for the HSM keys of the records."""
+    out = {}
+    for item in record.hsm_keys(records):
+        try:
+            r = ensure_key(token, key_spec(item), hsm.params['regenerate'], check_mode, hsm.params['wrap_method'])
+        except ByokError as exc:
+            out[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
+            continue
+        if r.get('warning') and r['warning'] not in warnings:
+            warnings.append(r['warning'])
+        out[item['label']] = flatten(r)
+    return out
+
+
+def _wrap_records(hsm, token, records, check_mode, padded, keys):
+    """{(label, kek kid): byok_wrap's result for the key, or failed} for the keys of the records that move (in check
+    mode only those the token already holds: a key the run would generate has nothing to wrap yet)."""
+    out = {}
+    for label, key_id, kek in record.wrap_work(records):
+        if check_mode and (keys.get(label) or {}).get('action') != 'keep':
+            continue
+        try:
+            public = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
+            r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, public, kek['kid'],
+                         hsm.params['wrap_method'], True, check_mode)
+        except ByokError as exc:
+            out[(label, kek['kid'])] = {'failed': True, 'msg': hsm.plain_message(exc)}
+            continue
+        if r.pop('warning', None):
+            padded.setdefault(r['wrap_mechanism'], set()).add(label)
+        out[(label, kek['kid'])] = r
+    return out
+
+
+def hsm_step_request(hsm):
+    """byok_hsm_step's run over the key records of one host, as the module's result (records, each with what the step
+    did for its key).
+
+    contact: read-only, whatever the check mode: the token is opened, each HSM key looked at as hsm_keygen would (the
+    wrap path proved), and each record decided against what its vault holds; kek_vaults names the vaults whose KEK the
+    host needs.  transfer: under one login, each HSM key made sure of (kept, generated or replaced), each record decided
+    again, and each key that moves wrapped under its vault's KEK (the .byok returned as base64 in the record).  seal:
+    each HSM key that every vault listed for it holds, sealed.  A vault that could not be read or a KEK that could not be
+    had stops the host before the token is opened.
+    """
+    p = hsm.params
+    records = record.copies(p['records'])
+    # the role's step: its failure names the host and the inventory variables the user wrote (byok_user_pin ...)
+    hsm.speaks_for = ', '.join(h for h in record.hosts_of(records) if h) or None
+    if p['step'] == 'seal':
+        return seal_records(hsm, records)
+    contact = p['step'] == 'contact'
+    check_mode = contact or hsm.check_mode
+    name = 'contact' if contact else 'keygen'
+    problems = record.blocking(records, kek_too=not contact)
+    if problems:
+        return dict(failed=True, changed=False, records=records, msg=hsm.message('; '.join(problems)))
+    if not records:
+        return dict(changed=False, records=records, kek_vaults=[])
+    if not contact and not [r for r in records if record.action(r) == decisions.IMPORT] and all(
+            (record.step(r, 'contact') or {}).get('action') == 'keep' for r in records):
+        # the contact found every key in the HSM and in its vaults: nothing to make or wrap, no second login
+        return dict(changed=False, records=records, kek_vaults=[])
+    token = hsm.open_token(_all_failed(records, name))
+    warnings, padded = [], {}
+    with token:
+        keys = _ensure_keys(hsm, token, records, check_mode, warnings)
+        info = token.info()
+        record.note_keys(records, keys, name, info)
+        kek_vaults = record.decide(records)
+        wraps = {} if contact else _wrap_records(hsm, token, records, hsm.check_mode, padded, keys)
+    record.note_wraps(records, wraps)
+    for w in warnings:
+        hsm.module.warn(w)
+    for mechanism, labels in sorted(padded.items()):
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): the .byok "
+                        "of HSM key %s can carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based "
+                        "unwrappers accept and strict PKCS#8 parsers refuse" % (info['label'], mechanism, ', '.join(sorted(labels))))
+    changed = any(k.get('changed') for k in keys.values() if not k.get('failed')) and not contact
+    failures = ['%s: %s' % (label, k['msg']) for label, k in keys.items() if k.get('failed')]
+    failures += ['%s (KEK %s): %s' % (label, kid, w['msg']) for (label, kid), w in wraps.items() if w.get('failed')]
+    result = dict(changed=changed, records=records, kek_vaults=kek_vaults if contact else [], token=info)
+    if failures:
+        result.update(failed=True, msg=hsm.message('%d of %d HSM keys failed: %s' % (len(failures), len(keys), ' | '.join(failures))))
+    return result
+
+
+def seal_records(hsm, records):
+    """The seal step: each HSM key every vault listed for it holds, sealed (CKA_EXTRACTABLE false), under one login."""
+    items = record.seal_items(records, hsm.check_mode)
+    if not items:
+        return dict(changed=False, records=record.note_seals(records, {}, hsm.check_mode))
+    token = hsm.open_token(lambda message: {'records': record.note_seals(records, {}, hsm.check_mode, whole=message)})
+    results = {}
+    with token:
+        for item in items:
+            try:
+                results[item['label']] = seal_one(token, item, hsm.check_mode)
+            except ByokError as exc:
+                results[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
+        info = token.info()
+    record.note_seals(records, results, hsm.check_mode)
+    failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
+    result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
+    if failures:
+        result.update(failed=True, msg=hsm.message('%d of %d HSM keys could not be sealed: %s' % (len(failures), len(items),
+                                                                                              ' | '.join(failures))))
+    return result

@@ -25,6 +25,7 @@ import re
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import kind_from_host
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import byok_refusal
@@ -671,6 +672,10 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
         vault_defs = dict((n, v) for n, v in (values.get('byok_vaults') or {}).items() if not _bad(v))
         entries = [dict(k, host=host, vault_url=(vault_defs.get(k['vault']) or {}).get('url'),
                         vault_kind=(vault_defs.get(k['vault']) or {}).get('kind'),
+                        kek_name=(vault_defs.get(k['vault']) or {}).get('kek_name'),
+                        kek_size=(vault_defs.get(k['vault']) or {}).get('kek_size'),
+                        kek_expires_on=(vault_defs.get(k['vault']) or {}).get('kek_expires_on'),
+                        verify_signature=bool(values.get('byok_verify_signature')),
                         bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name')))
                    for k in values.get('byok_keys') or [] if not _bad(k) and all(_ok(v) for v in k.values())]
         plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
@@ -687,6 +692,8 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     plan['reads'] = [{'name': v['name'], 'vault_url': v['url'], 'vault_type': v.get('kind') or 'auto', 'names': names[v['name']]}
                      for v in plan['vaults']]
     plan['entries'] = [e for host in sorted(plan['hosts']) for e in plan['hosts'][host]['keys']]
+    # the key records the transfer carries from step to step (module_utils/record.py)
+    plan['records'] = [record.new(e) for e in plan['entries']]
     nkeys = sum(len(h['keys']) for h in plan['hosts'].values())
     plan['summary'] = '%s on %s into %s' % (count(nkeys, 'key'), count(len(plan['hosts']), 'HSM host'),
                                             count(len(plan['vaults']), 'vault'))

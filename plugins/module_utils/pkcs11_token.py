@@ -69,18 +69,35 @@ class HsmModule(ByokModule):
                 out.append(option)
         return out
 
+    #: a module run by a role for a host (byok_hsm_step) names that host and the role's inventory variables
+    speaks_for = None
+
+    def message(self, exc):
+        """The one-line message of an error, naming PKCS11_* instead of the option where the value came from the
+        environment (and, with speaks_for, the host and the inventory variables instead of the options)."""
+        text = self.plain_message(exc)
+        if self.speaks_for:
+            text = '%s: %s' % (self.speaks_for, user_terms.in_inventory_terms(text))
+        return text
+
+    def plain_message(self, exc):
+        """The one-line message of an error, naming PKCS11_* instead of the option where the value came from the
+        environment (a key's own message: the report names its host)."""
+        return user_terms.in_environment_terms(str(exc), self.options_from_environment())
+
     def fail(self, exc, **result):
         """Fail as ByokModule does, naming PKCS11_* instead of the option where the value came from the environment."""
         if isinstance(exc, ByokError):
             result = dict(self.failure_details(exc), **result)
-        self.module.fail_json(msg=user_terms.in_environment_terms(str(exc), self.options_from_environment()), **result)
+        self.module.fail_json(msg=self.message(exc), **result)
 
-    def open_token(self):
-        """The opened token of this run; fails the module with a one-line message when it cannot be opened."""
+    def open_token(self, on_failure=None):
+        """The opened token of this run; fails the module with a one-line message when it cannot be opened (with the
+        result fields on_failure(message) gives, when given)."""
         p = self.params
         token = HsmToken(p['pkcs11_module'], p['token_label'], p['token_serial'], p['vendor'])
         try:
             return token.open(p['user_pin'])
         except ByokError as exc:
             token.close()
-            self.fail(exc)
+            self.fail(exc, **(on_failure(self.plain_message(exc)) if on_failure else {}))

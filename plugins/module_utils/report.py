@@ -5,8 +5,8 @@
 
 A row (no secret, no key material) says where a key lives (host, HSM label, token), where it went
 (vault, kid), what identifies it on both sides (fingerprints or KCVs, and whether they match) and what
-happened (result, message).  The transfer and staged roles build rows here, byok_manifest writes them,
-and the report role prints them with table() and details().
+happened (result, message).  The transfer derives them from its key records (record.row), the staged import
+here (import_rows); byok_manifest writes them, and the report role prints them with table() and details().
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,10 +16,8 @@ __metaclass__ = type
 import textwrap
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
-from ansible_collections.byok.keyvault.plugins.module_utils import fleet
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
 ROW_FIELDS = ('host', 'vault', 'vault_url', 'name', 'label', 'key_type', 'key_size', 'curve', 'hsm_fingerprint',
@@ -36,13 +34,18 @@ DONE = ('transferred', 'in place', 'would transfer', 'would rotate')
 PROOF_JWK = "fingerprint from the vault's JWK"
 PROOF_VAULT_KCV = 'KCV computed by the vault'
 PROOF_TAG = "unverified: only the collection's own tag"
-PROOFS = {fleet.SOURCE_JWK: PROOF_JWK, fleet.SOURCE_VAULT_KCV: PROOF_VAULT_KCV, fleet.SOURCE_KCV_TAG: PROOF_TAG}
+#: where a vault identity came from (keyvault_import's identity_source): the vault's JWK, a KCV the vault computed, or
+#: only the byok-kcv tag the collection wrote itself (which proves nothing)
+SOURCE_JWK = 'vault-jwk'
+SOURCE_VAULT_KCV = 'vault-kcv'
+SOURCE_KCV_TAG = 'kcv-tag'
+PROOFS = {SOURCE_JWK: PROOF_JWK, SOURCE_VAULT_KCV: PROOF_VAULT_KCV, SOURCE_KCV_TAG: PROOF_TAG}
 #: the signature field when byok_verify_signature is off
 SIGNATURE_NOT_ASKED = 'not asked'
 OUTSIDE_LIMIT = "not in this run's --limit"
 
 
-def _proof(row, source):
+def set_proof(row, source):
     """Set the row's proof from where its vault identity came from, and match from it: a match is claimed only when the
     vault itself gave the identity (its JWK, or a KCV it computed); the collection's own tag proves nothing."""
     if not row.get('vault_fingerprint'):
@@ -50,7 +53,7 @@ def _proof(row, source):
         return row
     row['proof'] = PROOFS.get(source)
     same = decisions.same_identity(row['hsm_fingerprint'], row['vault_fingerprint'])
-    if source in (fleet.SOURCE_JWK, fleet.SOURCE_VAULT_KCV):
+    if source in (SOURCE_JWK, SOURCE_VAULT_KCV):
         row['match'] = same
     else:
         row['match'] = False if (same is False and decisions.known(row['hsm_fingerprint'])) else None
@@ -66,7 +69,7 @@ def new_row(entry, host=None, **facts):
                vault_fingerprint=entry.get('vault_fingerprint'), kid=entry.get('vault_kid'), in_run=True, message='')
     source = facts.pop('identity_source', entry.get('identity_source'))
     row.update(facts)
-    return _proof(row, source)
+    return set_proof(row, source)
 
 
 def _signature(row, asked, outcome=None):
@@ -85,148 +88,6 @@ def _signature(row, asked, outcome=None):
     if row.get('result') == 'in place' and outcome is None:
         return 'not done (the key was in place; only an import is signed)'
     return 'not done'
-
-
-def _held(reads, vault, name):
-    """(the vault's entry for the key or None, the message of a failed read of the key or its vault, or None)."""
-    if None in reads:
-        return None, reads[None][1]
-    if vault not in reads:
-        return None, None
-    keys, message = reads[vault]
-    entry = keys.get(key_name_key(name))
-    if entry is not None and entry.get('failed'):
-        return None, entry.get('msg') or message or 'failed'
-    if entry is not None and 'exists' in entry:
-        return entry, None
-    return None, message
-
-
-def _step_failure(registered):
-    """The message of a registered module step that failed (failed_when: false or not), else None."""
-    if not isinstance(registered, dict) or registered.get('skipped'):
-        return None
-    if registered.get('failed') or registered.get('unreachable'):
-        return registered.get('msg') or 'failed'
-    return None
-
-
-def _ran(registered):
-    return isinstance(registered, dict) and bool(registered) and not registered.get('skipped')
-
-
-def host_rows(work, host, keygen=None, imports=None, wrapped=None, keks=None, vault_state=None, host_plan=None, failure=None,
-              verify_signature=False):
-    """The rows of one host, each derived from what each step of the transfer role did for its key.
-
-    work is byok_decide's result (None when the host stopped before the decision: then the keys of host_plan are used);
-    vault_state, keks, keygen, wrapped and imports are the registered results of the steps (None when a step did not run);
-    failure is the message of the task that stopped the host (its rescue), if any.  Each outcome is set explicitly: a
-    step that failed for a key makes it 'failed' with that step's message (a vault's read failure with that vault's own
-    message); a key whose steps did not run is 'not done' with the reason; a key the vault holds is never 'failed' nor
-    without its vault version because another step failed.
-    """
-    failure = in_inventory_terms(failure) if failure else None
-    decided = (work or {}).get('keys')
-    entries = decided if decided is not None else (host_plan or {}).get('keys') or []
-    outcomes = fleet.import_outcomes(imports)
-    kek_facts, kek_failed = fleet.kek_facts(keks)
-    methods = fleet.wrap_methods(work, wrapped)
-    wraps = fleet.wrap_results(work, wrapped)
-    wrap_failure = _step_failure(wrapped)
-    reads = fleet.vault_reads(vault_state) if _ran(vault_state) else None
-    keygen_failure = _step_failure(keygen)
-    keygen_failure = in_inventory_terms(keygen_failure) if keygen_failure else None
-    token = dict((f, ((keygen or {}).get('token') or {}).get(f)) for f in TOKEN_FIELDS)
-    rows = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        row = new_row(entry, host, token=token)
-        if 'action' not in entry:
-            _undecided(row, entry, reads, kek_failed, keygen_failure, failure)
-        else:
-            _decided(row, entry, outcomes, kek_facts, methods, wraps, wrap_failure, imports, failure)
-        outcome = outcomes.get((entry['vault'], key_name_key(entry['name'])))
-        row['signature'] = _signature(row, verify_signature, outcome)
-        if failure and row['result'] in DONE and failure not in row['message']:
-            # the key's own steps went through; the step that stopped the host came after (or was about others)
-            row['message'] = '; '.join(m for m in (row['message'], 'this host then stopped: %s' % failure) if m)
-        rows.append(row)
-    return rows
-
-
-def _undecided(row, entry, reads, kek_failed, keygen_failure, failure):
-    """A key of a host that stopped before deciding: what each step that ran said about it."""
-    vault = entry['vault']
-    stopped = failure or keygen_failure or 'this host stopped before its keys were compared'
-    if reads is None:
-        row.update(result='not done', message='the vault read did not run: %s' % stopped)
-        return
-    held, read_failure = _held(reads, vault, entry['name'])
-    if read_failure:
-        row.update(result='failed', message='vault %s could not be read: %s' % (vault, in_inventory_terms(read_failure)))
-        return
-    if held is not None and held.get('exists'):
-        identity = fleet.vault_identity(held, entry['key_type'])
-        row.update(kid=held.get('kid'), vault_fingerprint=identity, proof=None, match=None)  # the HSM key was not read
-        row.update(result='not done', message='the vault holds version %s; not compared with the HSM key: %s'
-                   % (_version(held.get('kid')), stopped))
-        return
-    if vault in kek_failed:
-        row.update(result='failed', message='the KEK of vault %s could not be had: %s' % (vault, in_inventory_terms(kek_failed[vault])))
-        return
-    if keygen_failure:
-        row.update(result='failed', message='the HSM step failed: %s' % keygen_failure)
-        return
-    row.update(result='not done', message='not wrapped or imported: %s' % stopped)
-
-
-def _decided(row, entry, outcomes, kek_facts, methods, wraps, wrap_failure, imports, failure):
-    """A key the transfer decided about (import, keep or conflict): the outcome of the steps that followed."""
-    if entry['action'] == decisions.CONFLICT:
-        row['result'] = 'failed'
-        row['message'] = ("vault key %s is not HSM key %s: %s; nothing was wrapped or imported. Set force: true on "
-                          "byok_keys entry %s to import the HSM key as a %s (a rotation), or use another name"
-                          % (entry['name'], entry['label'], entry['reason'], entry['name'],
-                             decisions.rotation_text(entry['name'])))
-        return
-    if entry['action'] == decisions.KEEP:
-        row['result'] = 'in place'
-        return
-    row.update(kek_facts.get(entry['vault']) or {})
-    where = (entry['vault'], entry['label'])
-    row['wrap_method'] = methods.get(where)
-    outcome = outcomes.get((entry['vault'], key_name_key(entry['name']))) or outcomes.get(fleet.EVERY_KEY)
-    wrap = wraps.get(where)
-    if outcome is None:
-        if wrap is not None and (wrap.get('failed') or ('byok_content' not in wrap and not wrap.get('dest'))):
-            row.update(result='failed', message='the wrap failed: %s' % in_inventory_terms(wrap.get('msg') or wrap_failure or 'failed'))
-        elif wrap is None and wrap_failure:
-            row.update(result='failed', message='the wrap failed: %s' % in_inventory_terms(wrap_failure))
-        elif not _ran(imports):
-            row.update(result='not done', message='not imported: the import step did not run%s' % (
-                ' (%s)' % failure if failure else ''))
-        else:
-            row.update(result='not done', message='not imported: the import gave no result for this key%s' % (
-                ' (%s)' % failure if failure else ''))
-        return
-    if outcome.get('outcome_unknown'):
-        row.update(result='unknown', message=outcome.get('msg', ''))
-        return
-    if outcome.get('failed'):
-        row.update(result='failed', message=outcome.get('msg', ''))
-        return
-    if outcome.get('changed') and outcome.get('kid') is None:
-        # a planned rotation (force: true over another vault key) is not a first transfer: say so
-        row['result'] = 'would rotate' if entry.get('rotation') else 'would transfer'
-        row['message'] = decisions.rotation_text(entry['name']) if entry.get('rotation') else ''
-        return
-    row['result'] = 'transferred' if outcome.get('changed') else 'in place'
-    row.update(kid=outcome.get('kid'), vault_fingerprint=outcome.get('fingerprint'), attempts=outcome.get('attempts'))
-    _proof(row, outcome.get('identity_source'))
-    if outcome.get('changed') and entry.get('rotation'):
-        row['message'] = decisions.rotation_text(entry['name'])
 
 
 def failed_rows(entries, host, message):

@@ -21,10 +21,28 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
+
+#: the options of one key of keyvault_import (its keys[] items; the single key's options are the same)
+ITEM_SPEC = dict(
+    name=dict(type='str', required=True),
+    byok_file=dict(type='path'),
+    byok_content=dict(type='str'),
+    key_type=dict(type='str', choices=list(ki.KEY_TYPES)),
+    key_size=dict(type='int'),
+    curve=dict(type='str', choices=list(ki.EC_CURVES)),
+    key_ops=dict(type='list', elements='str', choices=ki.KEY_OPS_CHOICES, no_log=False),
+    enabled=dict(type='bool', default=True),
+    not_before=dict(type='str'),
+    expires_on=dict(type='str'),
+    tags=dict(type='dict'),
+    expected_fingerprint=dict(type='str'),
+    force=dict(type='bool', default=False),
+)
 
 
 def _now():
@@ -296,12 +314,12 @@ def check_names(kv, items, where=''):
                 % (where, ', '.join(twice)))
 
 
-def import_vault(kv, vault, items):
+def import_vault(kv, vault, items, verify_signature=None):
     """Import (or keep) the keys of one vault, up to O(parallel) at once; the vault's result."""
-    p = kv.params
+    verify = kv.params['verify_signature'] if verify_signature is None else verify_signature
 
     def one(item):
-        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, p['verify_signature'])
+        return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, verify)
 
     results = kv.run_keys_parallel(items, one, 'name', 'import')
     out = {'changed': any(r.get('changed') for r in results), 'keys': results}
@@ -420,11 +438,12 @@ def key_info_request(kv):
 NO_KEK = dict(kid=None, fingerprint=None, key_size=None, public_key_pem=None, expires_on=None)
 
 
-def delete_kek(kv, name, purge):
+def delete_kek(kv, name, purge, vault=None):
     """What deleting (and purging) the KEK did (keyvault.Vault.delete's dict); nothing when the vault has no such key."""
-    exists = kv.vault.get(name) is not None
+    vault = vault or kv.vault
+    exists = vault.get(name) is not None
     if exists and not kv.check_mode:
-        return kv.vault.delete(name, purge=purge)
+        return vault.delete(name, purge=purge)
     return {'deleted': exists, 'purged': False, 'purge_refused': None, 'scheduled_purge_date': None}
 
 
@@ -469,3 +488,87 @@ def kek_request(kv):
     return dict(changed=changed, created=created, recovered=summary['recovered'], kid=summary['kid'],
                 fingerprint=ki.fingerprint(public), key_size=public.key_size, public_key_pem=pem,
                 expires_on=summary['expires_on'])
+
+
+# -- byok_vault_step: the vault side of the transfer role, over the key records of every HSM host ----------------------
+def _item_defaults(item):
+    """A keyvault_import keys[] item with every option the module's argument spec would have filled in."""
+    out = dict((name, option.get('default')) for name, option in ITEM_SPEC.items())
+    out.update(item)
+    return out
+
+
+def fetch_kek(kv, vault, entry):
+    """The KEK of one vault (found, recovered or created), as a kek step result."""
+    expires_on = parse_datetime(entry.get('kek_expires_on'), 'kek_expires_on of vault %s' % entry['name'])
+    created, summary, public = ensure_kek(vault, entry['kek_name'], entry['kek_size'], True, expires_on, kv.check_mode)
+    out = {'kek_name': entry['kek_name'], 'created': created, 'changed': bool(created)}
+    if summary is None:  # check mode: it would be created (or recovered)
+        return dict(out, kid=None, fingerprint=None, public_key_pem=None)
+    return dict(out, changed=created or summary['recovered'], kid=summary['kid'], fingerprint=ki.fingerprint(public),
+                public_key_pem=ki.public_pem(public))
+
+
+def _warn_failed(kv, results, what):
+    for r in results:
+        if r.get('failed'):
+            kv.module.warn('%s of vault %s: %s' % (what, r.get('name'), r.get('msg')))
+
+
+def read_records(kv, records):
+    results = kv.run_vaults(record.read_requests(records), lambda vault, entry: read_vault(kv, vault, entry['names'], False),
+                            'look-up', items='names')
+    _warn_failed(kv, results, 'the read')
+    return dict(changed=False, records=record.note_reads(records, results))
+
+
+def kek_records(kv, records):
+    results = kv.run_vaults(record.kek_requests(records), lambda vault, entry: fetch_kek(kv, vault, entry), 'KEK')
+    _warn_failed(kv, results, 'the KEK')
+    return dict(changed=any(r.get('changed') for r in results), records=record.note_keks(records, results))
+
+
+def delete_keks(kv, records):
+    """Delete (and with purge, purge) the KEK of each vault the records were given one: [{vault, kek_name, deleted...}]."""
+    entries = [{'name': name, 'vault_url': kek['url'], 'vault_type': kek['vault_type'], 'kek_name': kek['kek_name']}
+               for name, kek in sorted(record.kek_vaults(records).items())]
+    results = kv.run_vaults(entries, lambda vault, entry: dict(delete_kek(kv, entry['kek_name'], kv.params['purge'], vault),
+                                                              kek_name=entry['kek_name']), 'KEK delete')
+    _warn_failed(kv, results, 'the KEK deletion')
+    for r in results:
+        if r.get('purge_refused'):
+            kv.module.warn(r['purge_refused'])
+    return results
+
+
+def import_records(kv, records):
+    """The import step: each wrapped key into its vault (or kept), all vaults at once; then, with delete_keks, the KEKs
+    of the run deleted (after every import, whatever its outcome)."""
+    p = kv.params
+    verify = any(r.get('verify_signature') for r in records)
+    requests = record.import_requests(records, kv.check_mode)
+    for entry in requests:
+        entry['keys'] = [_item_defaults(item) for item in entry['keys']]
+        check_names(kv, entry['keys'], ' of vault %s' % entry['name'])
+    p['parallel'] = p['import_parallel']  # run_vaults and run_keys_parallel read parallel: the imports have their own
+    results = kv.run_vaults(requests, lambda vault, entry: import_vault(kv, vault, entry['keys'], verify), 'import',
+                            items='keys', writes=True)
+    diff = {'before': {}, 'after': {}}
+    for r in results:
+        take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
+    _warn_failed(kv, results, 'the import')
+    record.note_imports(records, results)
+    result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff)
+    if p['delete_keks']:
+        result['keks_deleted'] = delete_keks(kv, records)
+        result['changed'] = result['changed'] or any(k.get('deleted') for k in result['keks_deleted'])
+    return result
+
+
+def vault_step_request(kv):
+    """byok_vault_step's run over the key records of every HSM host, as the module's result (the records, each with what
+    the step did for its key).  A vault that fails fails its keys only (their records say why, and a warning names it)."""
+    p = kv.params
+    records = record.copies(p['records'])
+    step = {'read': read_records, 'kek': kek_records, 'import': import_records}[p['step']]
+    return step(kv, records)

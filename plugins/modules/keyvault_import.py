@@ -308,26 +308,8 @@ attempts:
   type: int
 '''
 
-from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KEY_OPS_CHOICES, KeyVaultModule, vaults_option
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import import_request
-
-
-ITEM_SPEC = dict(
-    name=dict(type='str', required=True),
-    byok_file=dict(type='path'),
-    byok_content=dict(type='str'),
-    key_type=dict(type='str', choices=list(ki.KEY_TYPES)),
-    key_size=dict(type='int'),
-    curve=dict(type='str', choices=list(ki.EC_CURVES)),
-    key_ops=dict(type='list', elements='str', choices=KEY_OPS_CHOICES, no_log=False),
-    enabled=dict(type='bool', default=True),
-    not_before=dict(type='str'),
-    expires_on=dict(type='str'),
-    tags=dict(type='dict'),
-    expected_fingerprint=dict(type='str'),
-    force=dict(type='bool', default=False),
-)
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule, vaults_option
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import ITEM_SPEC, import_request
 
 
 def main():

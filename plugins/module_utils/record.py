@@ -1,0 +1,663 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The key record: one per (HSM host, key, vault), the one shape a transfer carries from its plan to its manifest.
+
+The plan (inventory.plan_fleet) makes the records: the key as the inventory declares it (name, label, type, vault,
+attributes) and where it goes.  Each step of the transfer (byok_vault_step, byok_hsm_step) adds what it did for the key
+under steps.STEP, and nothing else:
+
+  read     what the vault holds under the key's name (its current version, or that it could not be read)
+  contact  what the HSM holds under the label, read-only, before any KEK or vault write
+  decide   what moves: import, keep or conflict (the vault's current version against the HSM key)
+  kek      the KEK of the vault (kid, fingerprint, public key) for a key that moves
+  keygen   the HSM key, made sure of (kept, generated or replaced)
+  wrap     the key wrapped under the KEK inside the HSM (the .byok, base64, until the import took it)
+  import   what the vault did with it (its version, the identity it reports and where that came from, the signature)
+  seal     whether the HSM key was sealed after the vaults held it
+
+A step that failed for the key says so ({'failed': True, 'msg': ...}); a step that did not run is absent.  A host that
+stopped has its reason in 'stopped'.  row() derives the key's report row from the steps alone, in one place: a step that
+failed makes the row 'failed' with that step's message, a step that did not run leaves it 'not done' with the reason,
+never a success; a key the vault holds keeps its vault version whatever else failed.
+
+Pure Python (no SDK, no PKCS#11): the step modules, the filters and the report use it alike.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.byok.keyvault.plugins.module_utils import decisions
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import report
+from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
+
+STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'seal')
+#: the variables the transfer role registers each step's result in, newest first (latest() reads them in this order); the
+#: rescue's own fact comes first: it is written last
+REGISTERS = ('byok_records', 'byok_sealed', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
+#: registers of run_once steps: their records are every host's, a host takes its own
+FLEET_REGISTERS = ('byok_imported', 'byok_read', 'byok_plan')
+#: what a vault step of each name writes, for a step that failed as a whole (its module could not give records)
+VAULT_STEPS = ('read', 'kek', 'import', 'kek_delete')
+HSM_STEPS = ('contact', 'transfer', 'seal')
+
+SOURCE_JWK = report.SOURCE_JWK
+SOURCE_VAULT_KCV = report.SOURCE_VAULT_KCV
+SOURCE_KCV_TAG = report.SOURCE_KCV_TAG
+PROOFS = report.PROOFS
+
+IN_VAULT = ('transferred', 'in place')
+#: the fields of a record keyvault_import takes for a key (its options of the same names)
+IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force')
+TOKEN_FIELDS = report.TOKEN_FIELDS
+NOT_EVERY_VAULT = 'HSM key not sealed: not every vault listed for it holds it yet'
+STOPPED_UNSEEN = 'this host stopped before this step (unreachable, or a task outside the transfer failed)'
+
+
+# -- the record and its steps ------------------------------------------------------------------------------------------
+def new(entry):
+    """A record from a plan entry (the key as the inventory declares it, with its host and vault), no step done."""
+    rec = dict(entry)
+    rec['steps'] = {}
+    return rec
+
+
+def step(rec, name):
+    """What a step did for the record (a dict), or None when it did not run."""
+    return ((rec or {}).get('steps') or {}).get(name)
+
+
+def ok(rec, name):
+    s = step(rec, name)
+    return s is not None and not s.get('failed')
+
+
+def failed(rec, name):
+    s = step(rec, name)
+    return s is not None and bool(s.get('failed'))
+
+
+def note(rec, name, **facts):
+    """Record what a step did for the key."""
+    rec.setdefault('steps', {})[name] = dict(facts, failed=bool(facts.get('failed')))
+    return rec
+
+
+def fail(rec, name, msg, **facts):
+    return note(rec, name, failed=True, msg=msg or 'failed', **facts)
+
+
+def copies(records):
+    """Deep copies of records (a step never changes the records it was given)."""
+    return [copy.deepcopy(dict(r)) for r in records or [] if isinstance(r, dict)]
+
+
+def hosts_of(records):
+    out = []
+    for rec in records or []:
+        if rec.get('host') not in out:
+            out.append(rec.get('host'))
+    return out
+
+
+def of_host(records, host):
+    return [r for r in records or [] if r.get('host') == host]
+
+
+def _by_name(entries):
+    return dict((key_name_key(e.get('name')), e) for e in entries or [] if isinstance(e, dict))
+
+
+# -- read: what each vault holds ---------------------------------------------------------------------------------------
+def read_requests(records):
+    """keyvault_key_info's vaults option for the records: each vault once, with the key names to look up."""
+    out = {}
+    for rec in records:
+        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
+                                          'vault_type': rec.get('vault_kind') or 'auto', 'names': []})
+        if key_name_key(rec['name']) not in [key_name_key(n) for n in v['names']]:
+            v['names'].append(rec['name'])
+    return [out[name] for name in sorted(out)]
+
+
+def note_reads(records, results):
+    """The read step of each record from the vaults' look-ups (one result per vault, each with its keys)."""
+    by_vault = dict((r.get('name'), r) for r in results or [])
+    for rec in records:
+        result = by_vault.get(rec['vault']) or {}
+        entry = _by_name(result.get('keys')).get(key_name_key(rec['name']))
+        if entry is not None and not entry.get('failed') and 'exists' in entry:
+            note(rec, 'read', **dict((k, v) for k, v in entry.items() if k not in ('name', 'changed', 'failed')))
+        else:
+            why = (entry or {}).get('msg') or result.get('msg') or 'the vault gave no answer for this key'
+            fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], why))
+    return records
+
+
+def vault_identity(rec):
+    """(identity, source) of the vault's current version as read: its fingerprint from the vault's JWK, or for AES the
+    KCV the vault computed, else the byok-kcv tag (source kcv-tag: proves nothing)."""
+    held = step(rec, 'read')
+    if not held or held.get('failed') or not held.get('exists'):
+        return None, None
+    if ki.identified_by_kcv(rec.get('key_type')):
+        if held.get('kcv'):
+            return held['kcv'], SOURCE_VAULT_KCV
+        tag = (held.get('tags') or {}).get(ki.KCV_TAG)
+        return tag, (SOURCE_KCV_TAG if tag else None)
+    return held.get('fingerprint'), (SOURCE_JWK if held.get('fingerprint') else None)
+
+
+def in_vault(rec):
+    held = step(rec, 'read')
+    return bool(held and not held.get('failed') and held.get('exists'))
+
+
+# -- contact, keygen and decide: the HSM's keys and what moves ----------------------------------------------------------
+def blocking(records, kek_too=False):
+    """Why the HSM step of these records' host cannot go on: a vault it sends keys to could not be read, or (kek_too)
+    the KEK of a vault a key moves to could not be had.  One line per vault."""
+    problems = []
+    for rec in records:
+        for name in ('read',) + (('kek',) if kek_too else ()):
+            s = step(rec, name)
+            if s is not None and s.get('failed') and s['msg'] not in problems:
+                problems.append(s['msg'])
+    return problems
+
+
+def hsm_keys(records):
+    """hsm_keygen's keys for the records: one per label (a label that goes to several vaults is one HSM key)."""
+    out = []
+    for rec in records:
+        if any(item['label'] == rec['label'] for item in out):
+            continue
+        item = {'label': rec['label'], 'key_type': rec['key_type'], 'key_size': rec.get('key_size')}
+        for field in ('curve', 'id'):
+            if rec.get(field):
+                item[field] = rec[field]
+        out.append(item)
+    return out
+
+
+def note_keys(records, results, name, token=None):
+    """The contact or keygen step of each record from the HSM's result for its label ({label: result})."""
+    for rec in records:
+        result = results.get(rec['label'])
+        if result is None:
+            continue
+        if result.get('failed'):
+            fail(rec, name, result.get('msg'))
+        else:
+            note(rec, name, **dict((k, v) for k, v in result.items() if k not in ('label', 'failed')))
+        if token:
+            rec['token'] = dict((f, token.get(f)) for f in TOKEN_FIELDS)
+    return records
+
+
+def hsm_identity(rec):
+    """The HSM key's identity: from the keygen step, else from the contact (the key as it was before the run)."""
+    for name in ('keygen', 'contact'):
+        s = step(rec, name)
+        if s is not None and not s.get('failed'):
+            return s.get('fingerprint')
+    return None
+
+
+def decide(records):
+    """The decide step of each record whose HSM key is known: import, keep or conflict (decisions.import_decision), and
+    whether the vault's KEK is needed.  Returns the vault names whose KEK the records need."""
+    wanted = []
+    for rec in records:
+        hsm_step = step(rec, 'keygen') or step(rec, 'contact')
+        if hsm_step is not None and hsm_step.get('failed'):
+            rec['steps'].pop('decide', None)  # an earlier decision is not one about the key the HSM now holds
+            continue
+        if hsm_step is None or not ok(rec, 'read'):
+            continue
+        identity, source = vault_identity(rec)
+        what, reason = decisions.import_decision(in_vault(rec), identity, hsm_step.get('fingerprint'), rec.get('force'))
+        note(rec, 'decide', action=what, reason=reason, vault_fingerprint=identity, identity_source=source,
+             rotation=bool(what == decisions.IMPORT and in_vault(rec)))
+        if what == decisions.IMPORT and rec['vault'] not in wanted:
+            wanted.append(rec['vault'])
+    return wanted
+
+
+def action(rec):
+    s = step(rec, 'decide')
+    return s.get('action') if s else None
+
+
+# -- kek: the KEK of each vault a key moves to --------------------------------------------------------------------------
+def kek_requests(records):
+    """The vaults whose KEK these records need (a key decided to move), each once, with its KEK's name, size and expiry."""
+    out = {}
+    for rec in records:
+        if action(rec) != decisions.IMPORT or rec['vault'] in out:
+            continue
+        out[rec['vault']] = {'name': rec['vault'], 'vault_url': rec.get('vault_url'), 'vault_type': rec.get('vault_kind') or 'auto',
+                             'kek_name': rec.get('kek_name') or 'byok-kek', 'kek_size': rec.get('kek_size') or 4096,
+                             'kek_expires_on': rec.get('kek_expires_on')}
+    return [out[name] for name in sorted(out)]
+
+
+def note_keks(records, results):
+    """The kek step of each record that moves, from the KEK of its vault (one result per vault)."""
+    by_vault = dict((r.get('name'), r) for r in results or [])
+    for rec in records:
+        result = by_vault.get(rec['vault'])
+        if result is None or action(rec) != decisions.IMPORT:
+            continue
+        if result.get('failed'):
+            fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], result.get('msg') or 'failed'))
+        else:
+            note(rec, 'kek', **dict((k, result.get(k)) for k in ('kid', 'fingerprint', 'public_key_pem', 'created', 'kek_name')))
+    return records
+
+
+def kek_vaults(records):
+    """{vault: {'url', 'kek_name', 'kid'}} of the KEKs the records were given (those a run may delete afterwards)."""
+    out = {}
+    for rec in records:
+        s = step(rec, 'kek')
+        if s and not s.get('failed') and s.get('kid'):
+            out.setdefault(rec['vault'], {'url': rec.get('vault_url'), 'vault_type': rec.get('vault_kind') or 'auto',
+                                          'kek_name': s.get('kek_name') or rec.get('kek_name') or 'byok-kek', 'kid': s['kid']})
+    return out
+
+
+# -- wrap: what moves, wrapped under its vault's KEK ---------------------------------------------------------------------
+def wrap_work(records):
+    """[(label, id, kek step)] of the keys to wrap: each HSM key once per KEK it goes under."""
+    out = []
+    seen = set()
+    for rec in records:
+        kek = step(rec, 'kek')
+        if action(rec) != decisions.IMPORT or not kek or kek.get('failed') or not kek.get('public_key_pem'):
+            continue
+        if (rec['label'], kek['kid']) in seen:
+            continue
+        seen.add((rec['label'], kek['kid']))
+        out.append((rec['label'], rec.get('id'), kek))
+    return out
+
+
+def note_wraps(records, results):
+    """The wrap step of each record that moves, from the wrap of its label under its vault's KEK ({(label, kid): result})."""
+    for rec in records:
+        kek = step(rec, 'kek')
+        result = results.get((rec['label'], (kek or {}).get('kid'))) if action(rec) == decisions.IMPORT else None
+        if result is None:
+            continue
+        if result.get('failed'):
+            fail(rec, 'wrap', result.get('msg'))
+        else:
+            note(rec, 'wrap', wrap_method=result.get('wrap_method'), wrap_mechanism=result.get('wrap_mechanism'),
+                 byok_content=result.get('byok_content'), fingerprint=result.get('fingerprint'))
+    return records
+
+
+# -- import: the wrapped keys into their vaults --------------------------------------------------------------------------
+def import_requests(records, check_mode=False):
+    """keyvault_import's vaults option for the records that move and were wrapped (in check mode: that would move), the
+    records of a host that stopped left out."""
+    out = {}
+    for rec in records:
+        if action(rec) != decisions.IMPORT or rec.get('stopped'):
+            continue
+        wrap = step(rec, 'wrap')
+        content = (wrap or {}).get('byok_content') if wrap and not wrap.get('failed') else None
+        if not content and not check_mode:
+            continue
+        item = dict((f, rec.get(f)) for f in IMPORT_FIELDS if rec.get(f) is not None)
+        if rec['key_type'] == 'EC':
+            item.pop('key_size', None)
+        item['expected_fingerprint'] = hsm_identity(rec)
+        if content:
+            item['byok_content'] = content
+        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
+                                          'vault_type': rec.get('vault_kind') or 'auto', 'keys': []})
+        v['keys'].append(dict((k, v2) for k, v2 in item.items() if v2 is not None))
+    return [out[name] for name in sorted(out)]
+
+
+IMPORT_RESULT_FIELDS = ('changed', 'decision', 'kid', 'version', 'fingerprint', 'identity_source', 'attempts', 'proof',
+                        'expected_fingerprint')
+
+
+def note_imports(records, results):
+    """The import step of each record that was sent to its vault (one result per vault, each with its keys); the .byok
+    content is dropped from every record (the vault has it, or it failed)."""
+    by_vault = dict((r.get('name'), r) for r in results or [])
+    for rec in records:
+        wrap = step(rec, 'wrap')
+        result = by_vault.get(rec['vault'])
+        outcome = _by_name((result or {}).get('keys')).get(key_name_key(rec['name'])) if result else None
+        if outcome is not None:
+            if outcome.get('failed'):
+                fail(rec, 'import', outcome.get('msg'), outcome_unknown=bool(outcome.get('outcome_unknown')))
+            else:
+                note(rec, 'import', **dict((k, outcome.get(k)) for k in IMPORT_RESULT_FIELDS))
+        if wrap is not None:
+            wrap.pop('byok_content', None)
+    return records
+
+
+# -- seal: the HSM keys every vault listed for them holds ---------------------------------------------------------------
+def seal_plan(records, check_mode=False):
+    """{label: 'earlier' | 'seal' | 'not yet'} for the HSM keys of a host: sealed by an earlier run, to seal now (every
+    record of the label is in its vault with a proven match; in check mode: would be), or not yet."""
+    out = {}
+    for rec in records:
+        label = rec['label']
+        if out.get(label) == 'earlier':
+            continue
+        hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
+        if hsm_step.get('sealed'):
+            out[label] = 'earlier'
+            continue
+        r = row(rec)
+        good = (r['result'] in IN_VAULT + ('would transfer', 'would rotate')) if check_mode else (
+            r['result'] in IN_VAULT and r['match'])
+        out[label] = 'seal' if good and out.get(label, 'seal') == 'seal' else 'not yet'
+    return out
+
+
+def seal_items(records, check_mode=False):
+    """hsm_seal's keys option: each HSM key to seal now, with the identity the vaults hold."""
+    plan = seal_plan(records, check_mode)
+    items = []
+    for label in [lbl for lbl, what in plan.items() if what == 'seal']:
+        mine = [r for r in records if r['label'] == label]
+        item = {'label': label, 'fingerprint': next((hsm_identity(r) for r in mine if hsm_identity(r)), '') or ''}
+        if mine[0].get('id'):
+            item['id'] = mine[0]['id']
+        items.append(item)
+    return items
+
+
+def note_seals(records, results, check_mode=False, whole=None):
+    """The seal step of every record of the host: sealed earlier, sealed now (or would be), not yet, or failed."""
+    plan = seal_plan(records, check_mode)
+    for rec in records:
+        what = plan.get(rec['label'])
+        result = results.get(rec['label'])
+        if what == 'earlier':
+            note(rec, 'seal', sealed=True, note='HSM key sealed (by an earlier run)')
+        elif what != 'seal':
+            note(rec, 'seal', sealed=False, note=NOT_EVERY_VAULT)
+        elif result is None and whole is None:
+            note(rec, 'seal', sealed=False, note='HSM key not sealed: the seal step did not run')
+        elif result is None or result.get('failed'):
+            fail(rec, 'seal', whole if result is None else result.get('msg'), sealed=False)
+        elif check_mode and result.get('action') == 'seal':
+            note(rec, 'seal', sealed=False, note='HSM key would be sealed')
+        else:
+            note(rec, 'seal', sealed=bool(result.get('sealed')), note='HSM key sealed (CKA_EXTRACTABLE false)'
+                 if result.get('action') == 'seal' else 'HSM key sealed (already)')
+    return records
+
+
+# -- a host that stopped, and the records of each host -------------------------------------------------------------------
+def _records_in(value, host):
+    """The records of host a registered step result (or a list of records) holds, or None."""
+    if isinstance(value, dict) and not isinstance(value.get('records'), list):
+        return None
+    found = value.get('records') if isinstance(value, dict) else value
+    if not isinstance(found, list):
+        return None
+    mine = [r for r in found if isinstance(r, dict) and r.get('host') == host]
+    return mine if mine or not found else None
+
+
+def latest(host_vars, host=None):
+    """A host's records as its newest step left them (the rescue's fact, the seal, the import, the HSM step, the KEK, the
+    contact, the vault read, the plan), from the host's variables; [] when the host has none (it was not planned)."""
+    host = host or host_vars.get('inventory_hostname')
+    for name in REGISTERS:
+        try:
+            value = host_vars.get(name)
+        except Exception:  # pylint: disable=broad-except  # a variable that does not resolve is no record
+            value = None
+        if not value:
+            continue
+        found = _records_in(value, host)
+        if found is not None:
+            return copies(found)
+    return []
+
+
+def stopped(records, message, failed_step=None, task=None):
+    """The records of a host that stopped: the reason on each, and the step the failed task was (when its module gave no
+    records of its own) noted failed for each record it was for; an import that failed as a whole leaves the outcome of
+    each key it was to import unknown."""
+    message = message or 'failed'
+    for rec in records:
+        rec['stopped'] = message
+        rec['stopped_at'] = task or 'a task'
+        if failed_step == 'import':
+            if action(rec) == decisions.IMPORT and ok(rec, 'wrap') and step(rec, 'import') is None:
+                fail(rec, 'import', 'the import step failed as a whole (%s); some keys may have landed: re-run to confirm'
+                     % message, outcome_unknown=True)
+        elif failed_step == 'read' and step(rec, 'read') is None:
+            fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], message))
+        elif failed_step == 'kek' and action(rec) == decisions.IMPORT and step(rec, 'kek') is None:
+            fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], message))
+        elif failed_step in ('contact', 'transfer') and step(rec, 'contact' if failed_step == 'contact' else 'keygen') is None:
+            fail(rec, 'contact' if failed_step == 'contact' else 'keygen', message)
+        elif failed_step == 'seal' and step(rec, 'seal') is None and seal_plan([rec]).get(rec['label']) == 'seal':
+            fail(rec, 'seal', message, sealed=False)
+    return records
+
+
+def step_of(task):
+    """The step a failed task of the transfer role was (its module's step option), or None."""
+    args = (task or {}).get('args') if isinstance(task, dict) else None
+    name = (args or {}).get('step') if isinstance(args, dict) else None
+    return name if name in VAULT_STEPS + HSM_STEPS else None
+
+
+def collect(hosts_vars):
+    """Every record of the hosts, each host's as its newest step left them."""
+    out = []
+    for hv in hosts_vars or []:
+        out.extend(latest(hv))
+    return out
+
+
+# -- the row: what happened to the key, derived from its steps ----------------------------------------------------------
+def _version(kid):
+    return (kid or '').rstrip('/').rsplit('/', 1)[-1] if kid else '-'
+
+
+def _signature(rec, r):
+    """What the signature check (byok_verify_signature) did for this key."""
+    if not rec.get('verify_signature'):
+        return report.SIGNATURE_NOT_ASKED
+    if ki.identified_by_kcv(rec.get('key_type')):
+        return 'not possible for AES (its proof is the KCV)'
+    outcome = step(rec, 'import')
+    proof = (outcome or {}).get('proof') or {}
+    if proof.get('method') == 'signature' and proof.get('verified'):
+        return 'verified (%s)' % proof.get('algorithm') if proof.get('algorithm') else 'verified'
+    if outcome is not None and outcome.get('failed'):
+        return 'failed: see the message'
+    if r.get('result') in ('would transfer', 'would rotate'):
+        return 'not done (check mode)'
+    if r.get('result') == 'in place' and outcome is None:
+        return 'not done (the key was in place; only an import is signed)'
+    return 'not done'
+
+
+def _hsm_failure(rec):
+    for name in ('keygen', 'contact'):
+        s = step(rec, name)
+        if s is not None and s.get('failed'):
+            return s.get('msg') or 'failed'
+    return None
+
+
+def row(rec):
+    """The report row of a record (report.ROW_FIELDS), derived from what each step did for the key."""
+    stop = in_inventory_terms(rec.get('stopped')) if rec.get('stopped') else None
+    hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
+    identity, source = vault_identity(rec)
+    held = step(rec, 'read') or {}
+    r = report.new_row(dict(rec, label=rec.get('label') or rec.get('name'),
+                            key_size=hsm_step.get('key_size') or rec.get('key_size'), curve=hsm_step.get('curve') or rec.get('curve'),
+                            hsm_fingerprint=hsm_identity(rec), vault_fingerprint=identity,
+                            vault_kid=held.get('kid') if not held.get('failed') else None),
+                       rec.get('host'), token=dict((f, (rec.get('token') or {}).get(f)) for f in TOKEN_FIELDS),
+                       identity_source=source)
+    kek = step(rec, 'kek')
+    if kek and not kek.get('failed'):
+        r.update(kek_kid=kek.get('kid'), kek_fingerprint=kek.get('fingerprint'))
+    wrap = step(rec, 'wrap')
+    if wrap and not wrap.get('failed'):
+        r['wrap_method'] = wrap.get('wrap_method')
+    _outcome(rec, r, stop)
+    r['signature'] = _signature(rec, r)
+    if stop and r['result'] in report.DONE and stop not in r['message']:
+        # the key's own steps went through; the step that stopped the host came after (or was about other keys)
+        r['message'] = '; '.join(m for m in (r['message'], 'this host then stopped: %s' % stop) if m)
+    _seal(rec, r)
+    return r
+
+
+def _outcome(rec, r, stop):
+    """Set the row's result and message from the steps."""
+    read = step(rec, 'read')
+    stopped_why = stop or STOPPED_UNSEEN
+    if read is None:
+        r.update(result='not done', message='the vault read did not run: %s' % stopped_why)
+        return
+    if read.get('failed'):
+        r.update(result='failed', message=in_inventory_terms(read.get('msg')))
+        return
+    decided = step(rec, 'decide')
+    hsm_failure = _hsm_failure(rec)
+    if decided is None:
+        if in_vault(rec):
+            # a key the vault holds is never failed because the HSM could not be asked: its vault version stays
+            why = 'the HSM step failed: %s' % in_inventory_terms(hsm_failure) if hsm_failure else stopped_why
+            r.update(proof=None, match=None, result='not done', message='the vault holds version %s; not compared with the '
+                     'HSM key: %s' % (_version(r.get('kid')), why))
+        elif hsm_failure:
+            r.update(result='failed', message='the HSM step failed: %s' % in_inventory_terms(hsm_failure))
+        else:
+            r.update(result='not done', message='not wrapped or imported: %s' % stopped_why)
+        return
+    if decided['action'] == decisions.CONFLICT:
+        r.update(result='failed', message="vault key %s is not HSM key %s: %s; nothing was wrapped or imported. Set force: "
+                 "true on byok_keys entry %s to import the HSM key as a %s (a rotation), or use another name"
+                 % (rec['name'], rec['label'], decided['reason'], rec['name'], decisions.rotation_text(rec['name'])))
+        return
+    if decided['action'] == decisions.KEEP and not hsm_failure:
+        r['result'] = 'in place'
+        return
+    outcome = step(rec, 'import')
+    kek, wrap = step(rec, 'kek'), step(rec, 'wrap')
+    if outcome is None:
+        if kek is not None and kek.get('failed'):
+            r.update(result='failed', message=in_inventory_terms(kek.get('msg')))
+        elif hsm_failure:
+            r.update(result='failed', message='the HSM step failed: %s' % in_inventory_terms(hsm_failure))
+        elif wrap is not None and wrap.get('failed'):
+            r.update(result='failed', message='the wrap failed: %s' % in_inventory_terms(wrap.get('msg')))
+        elif kek is None and not stop:
+            r.update(result='not done', message='no KEK of vault %s was fetched for it (the HSM contact found nothing to move '
+                     'for it); run again' % rec['vault'])
+        else:
+            r.update(result='not done', message='not imported: the import step did not run%s' % (' (%s)' % stop if stop else ''))
+        return
+    if outcome.get('outcome_unknown'):
+        r.update(result='unknown', message=outcome.get('msg') or '')
+        return
+    if outcome.get('failed'):
+        r.update(result='failed', message=outcome.get('msg') or '')
+        return
+    if outcome.get('changed') and outcome.get('kid') is None:
+        # a planned rotation (force: true over another vault key) is not a first transfer: say so
+        rotation = decided.get('rotation')
+        r.update(result='would rotate' if rotation else 'would transfer',
+                 message=decisions.rotation_text(rec['name']) if rotation else '')
+        return
+    r.update(result='transferred' if outcome.get('changed') else 'in place', kid=outcome.get('kid'),
+             vault_fingerprint=outcome.get('fingerprint'), attempts=outcome.get('attempts'))
+    report.set_proof(r, outcome.get('identity_source'))
+    if outcome.get('changed') and decided.get('rotation'):
+        r['message'] = decisions.rotation_text(rec['name'])
+
+
+def _add(r, text):
+    r['message'] = '%s; %s' % (r['message'], text) if r.get('message') else text
+
+
+def _seal(rec, r):
+    """What the seal step did, on the row: hsm_sealed and a note; a key the seal failed for is a failed row."""
+    s = step(rec, 'seal')
+    if s is None:
+        return
+    r['hsm_sealed'] = bool(s.get('sealed'))
+    if s.get('failed'):
+        if r['result'] not in ('failed', 'unknown'):
+            before = r.get('message')
+            r['result'] = 'failed'
+            r['message'] = ('the vault holds the key, but the HSM key was not sealed: %s; run again to seal it'
+                            % in_inventory_terms(s.get('msg')))
+            if before:
+                r['message'] = '%s; %s' % (before, r['message'])
+        return
+    text = s.get('note')
+    if text and (r['result'] in IN_VAULT or text != NOT_EVERY_VAULT):
+        _add(r, text)
+
+
+def rows(records):
+    """The report rows of records."""
+    return [row(rec) for rec in records or [] if isinstance(rec, dict)]
+
+
+# -- the report of a run ------------------------------------------------------------------------------------------------
+def _get(host_vars, name):
+    try:
+        return host_vars.get(name)
+    except Exception:  # pylint: disable=broad-except  # a variable that does not resolve is not there
+        return None
+
+
+def report_of(hosts_vars, outside_rows=None):
+    """The report of a run from the variables of the HSM hosts it planned: {'rows', 'silent', 'stopped', 'started',
+    'failed'}.  Each key's row is derived from its record as the host's newest step left it (a host holding
+    byok_transfer_report rows, the staged import, gives those); silent are the hosts with neither (they failed before
+    the plan); stopped maps each host that stopped to 'TASK: why'; failed says whether the run must fail."""
+    out_rows, silent, stopped_hosts, started = [], [], {}, []
+    for hv in hosts_vars or []:
+        host = _get(hv, 'inventory_hostname')
+        given = _get(hv, 'byok_transfer_report')
+        plan = _get(hv, 'byok_plan')
+        if isinstance(plan, dict) and plan.get('started'):
+            started.append(plan['started'])
+        if _get(hv, '_byok_run_started'):
+            started.append(_get(hv, '_byok_run_started'))
+        if isinstance(given, list):
+            out_rows.extend(given)
+            continue
+        if not isinstance(plan, dict) or 'records' not in plan:
+            silent.append(host)
+            continue
+        records = latest(hv, host)
+        out_rows.extend(rows(records))
+        for rec in records:
+            if rec.get('stopped'):
+                stopped_hosts.setdefault(host, '%s: %s' % (rec.get('stopped_at') or 'a task', in_inventory_terms(rec['stopped'])))
+    out_rows.extend(outside_rows or [])
+    must_fail = bool(report.not_done(out_rows) or silent or stopped_hosts)
+    return {'rows': out_rows, 'silent': silent, 'stopped': stopped_hosts, 'started': min(started) if started else None,
+            'failed': must_fail}

@@ -1,0 +1,122 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: byok_vault_step
+short_description: The vault side of a transfer over key records - read, KEKs, import
+version_added: 1.0.0
+description:
+  - The steps the byok.keyvault.transfer role runs on the controller. Each takes key records (one per HSM host, key and
+    vault, made by the plan and carried from step to step) and returns them with what it did for each key; the report
+    row of each key is derived from its record.
+  - O(step=read) is read-only. It asks each vault, all vaults at once, what it holds under each key's name (as
+    M(byok.keyvault.keyvault_key_info) does).
+  - O(step=kek) fetches, recovers or creates the KEK of each vault a key of the records moves to (RSA-HSM, key_ops
+    exactly C(import), as M(byok.keyvault.byok_kek_fetch) does), and gives its versioned kid and public key to the records.
+  - O(step=import) imports each wrapped key into its vault, all vaults at once (as M(byok.keyvault.keyvault_import)
+    does: a key whose vault's current version is already the HSM key is kept; the vault's key is read back and compared),
+    and drops the wrapped keys from the records. With O(delete_keks) it then deletes the KEKs the records were given.
+  - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
+    fails only when it cannot run at all.
+extends_documentation_fragment:
+  - byok.keyvault.azure
+  - byok.keyvault.attributes
+  - byok.keyvault.attributes.full
+attributes:
+  check_mode:
+    details:
+      - In check mode no KEK is created and nothing is imported or deleted; the records say what would be.
+options:
+  vault_url:
+    description: Not used; each record names its vault's URL.
+    type: str
+    required: false
+  step:
+    description: Which step to run over O(records).
+    type: str
+    required: true
+    choices: [read, kek, import]
+  records:
+    description:
+      - The key records, as the plan (M(byok.keyvault.byok_plan)) made them and the earlier steps returned them. Each has
+        C(host), C(name), C(label), C(vault), C(vault_url), C(key_type) and the steps done so far.
+    type: list
+    elements: dict
+    required: true
+  parallel:
+    description: Requests in flight to one vault for O(step=read) and O(step=kek).
+    type: int
+    default: 8
+  import_parallel:
+    description: Imports in flight to one vault for O(step=import).
+    type: int
+    default: 4
+  delete_keks:
+    description: With O(step=import), delete the KEKs the records were given once the imports are done.
+    type: bool
+    default: false
+  purge:
+    description: With O(delete_keks), purge each deleted KEK (needs the purge permission; refused by a vault with purge protection).
+    type: bool
+    default: false
+seealso:
+  - module: byok.keyvault.byok_hsm_step
+  - module: byok.keyvault.keyvault_key_info
+  - module: byok.keyvault.byok_kek_fetch
+  - module: byok.keyvault.keyvault_import
+'''
+
+EXAMPLES = r'''
+- name: Read what the vaults hold of every planned key (once, on the controller)
+  byok.keyvault.byok_vault_step:
+    step: read
+    records: "{{ byok_plan.records }}"
+  run_once: true
+  delegate_to: localhost
+  register: byok_read
+'''
+
+RETURN = r'''
+records:
+  description:
+    - The records given, each with what this step did for its key under C(steps) (C(read), C(kek) or C(import)).
+  returned: always
+  type: list
+  elements: dict
+keks_deleted:
+  description: With O(delete_keks), what deleting each KEK did (vault, KEK name, deleted, purged).
+  returned: when O(delete_keks) is true
+  type: list
+  elements: dict
+'''
+
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import MAX_PARALLEL, KeyVaultModule
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import vault_step_request
+
+
+def main():
+    kv = KeyVaultModule(
+        argument_spec=dict(
+            vault_url=dict(type='str'),
+            step=dict(type='str', required=True, choices=['read', 'kek', 'import']),
+            records=dict(type='list', elements='dict', required=True, no_log=False),
+            parallel=dict(type='int', default=8),
+            import_parallel=dict(type='int', default=4),
+            delete_keks=dict(type='bool', default=False),
+            purge=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    if not 1 <= kv.params['import_parallel'] <= MAX_PARALLEL:
+        kv.fail('import_parallel is %d; give a number from 1 to %d (imports in flight to one vault)' % (kv.params['import_parallel'], MAX_PARALLEL))
+    kv.exit(vault_step_request(kv))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The key record (module_utils/record.py): each step's part, and the report row derived from what each step did."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.byok.keyvault.plugins.module_utils import record, report
+
+URL = 'https://contoso.vault.azure.net'
+DR_URL = 'https://contoso-dr.vault.azure.net'
+KID = URL + '/keys/byok-kek/01'
+
+
+def rec(name, host='hsm1', vault='prod', **extra):
+    e = {'host': host, 'name': name, 'vault': vault, 'vault_url': URL if vault == 'prod' else DR_URL, 'vault_kind': 'premium',
+         'label': name, 'key_type': 'EC', 'key_size': None, 'curve': 'P-256', 'key_ops': ['sign', 'verify'], 'tags': None,
+         'enabled': True, 'not_before': None, 'expires_on': None, 'force': False, 'kek_name': 'byok-kek', 'kek_size': 4096,
+         'verify_signature': False}
+    e.update(extra)
+    return record.new(e)
+
+
+def read(records, held, vault='prod'):
+    """The read step as byok_vault_step gives it: one result per vault, each with its keys' look-ups."""
+    return record.note_reads(records, [{'name': vault, 'keys': held}])
+
+
+def hsm(records, fingerprints, name='keygen', **facts):
+    results = dict((label, dict({'action': 'keep', 'changed': False, 'fingerprint': fp, 'sealed': False}, **facts))
+                   for label, fp in fingerprints.items())
+    record.note_keys(records, results, name, {'label': 'tok', 'serial': '1'})
+    return record.decide(records)
+
+
+def kek(records, vault='prod', kid=KID):
+    return record.note_keks(records, [{'name': vault, 'kid': kid, 'fingerprint': 'kf', 'public_key_pem': 'PEM',
+                                       'kek_name': 'byok-kek'}])
+
+
+def results(rows):
+    return [r['result'] for r in rows]
+
+
+def test_a_fleet_in_place_needs_no_kek_moves_nothing_and_says_so():
+    records = [rec('app-rsa', key_type='RSA', key_size=3072, curve=None), rec('app-ec')]
+    read(records, [{'name': 'APP-RSA', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'},
+                   {'name': 'app-ec', 'exists': True, 'fingerprint': 'f2', 'kid': 'k2'}])
+    assert hsm(records, {'app-rsa': 'f1', 'app-ec': 'f2'}, 'contact') == []
+    assert record.kek_requests(records) == [] and record.wrap_work(records) == []
+    rows = record.rows(records)
+    assert results(rows) == ['in place', 'in place'] and all(r['match'] for r in rows)
+    assert report.table(rows)[-1] == 'nothing to transfer: all 2 keys are already in their vaults'
+
+
+def test_a_missing_key_moves_under_its_kek_and_another_key_is_a_conflict_unless_forced():
+    records = [rec('app-rsa', key_type='RSA', key_size=3072, curve=None), rec('app-ec')]
+    read(records, [{'name': 'app-rsa', 'exists': False}, {'name': 'app-ec', 'exists': True, 'fingerprint': 'other', 'kid': 'k2'}])
+    assert hsm(records, {'app-rsa': 'f1', 'app-ec': 'f2'}) == ['prod']
+    assert [record.action(r) for r in records] == ['import', 'conflict']
+    assert record.kek_requests(records) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'kek_name': 'byok-kek',
+                                             'kek_size': 4096, 'kek_expires_on': None}]
+    kek(records)
+    assert [(label, kid) for label, _id, k in record.wrap_work(records) for kid in [k['kid']]] == [('app-rsa', KID)]
+    record.note_wraps(records, {('app-rsa', KID): {'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}})
+    requests = record.import_requests(records)
+    assert requests == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'keys': [
+        {'name': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'key_ops': ['sign', 'verify'], 'enabled': True, 'force': False,
+         'expected_fingerprint': 'f1', 'byok_content': 'Ynl0ZXM='}]}]
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'app-rsa', 'changed': True, 'kid': URL + '/keys/app-rsa/9',
+                                                             'fingerprint': 'f1', 'identity_source': 'vault-jwk'}]}])
+    assert 'byok_content' not in record.step(records[0], 'wrap')  # the vault has it: the record does not carry it on
+    rows = dict((r['name'], r) for r in record.rows(records))
+    assert rows['app-rsa']['result'] == 'transferred' and rows['app-rsa']['match'] and rows['app-rsa']['wrap_method'] == 'two_step'
+    assert rows['app-rsa']['kek_kid'] == KID and rows['app-rsa']['kek_fingerprint'] == 'kf'
+    assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
+    forced = [rec('app-ec', force=True)]
+    read(forced, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'other', 'kid': 'k2'}])
+    hsm(forced, {'app-ec': 'f2'})
+    assert record.action(forced[0]) == 'import' and record.step(forced[0], 'decide')['rotation'] is True
+
+
+def test_one_label_for_two_vaults_is_wrapped_once_per_kek_and_each_blob_goes_to_its_vault():
+    records = [rec('app-ec'), rec('app-ec', vault='dr')]
+    read(records, [{'name': 'app-ec', 'exists': False}])
+    read(records[1:], [{'name': 'app-ec', 'exists': False}], vault='dr')
+    assert record.hsm_keys(records) == [{'label': 'app-ec', 'key_type': 'EC', 'key_size': None, 'curve': 'P-256'}]
+    assert hsm(records, {'app-ec': 'f2'}) == ['prod', 'dr']
+    kek(records)
+    kek(records, 'dr', DR_URL + '/keys/byok-kek/02')
+    assert [k['kid'] for _l, _i, k in record.wrap_work(records)] == [KID, DR_URL + '/keys/byok-kek/02']
+    record.note_wraps(records, {('app-ec', KID): {'byok_content': 'UA=='}, ('app-ec', DR_URL + '/keys/byok-kek/02'): {'byok_content': 'RA=='}})
+    requests = dict((v['name'], v['keys'][0]['byok_content']) for v in record.import_requests(records))
+    assert requests == {'prod': 'UA==', 'dr': 'RA=='}
+
+
+def test_a_vault_that_cannot_be_read_fails_its_own_keys_only_and_stops_the_hsm_step():
+    records = [rec('a'), rec('b', vault='dr')]
+    record.note_reads(records, [{'name': 'prod', 'keys': [{'name': 'a', 'exists': True, 'kid': URL + '/keys/a/1', 'fingerprint': 'f'}]},
+                                {'name': 'dr', 'failed': True, 'msg': 'dr: forbidden', 'keys': [{'name': 'b', 'failed': True,
+                                                                                                  'msg': 'dr: forbidden'}]}])
+    assert record.blocking(records) == ['vault dr could not be read: dr: forbidden']
+    record.stopped(records, 'vault dr could not be read: dr: forbidden', None, 'Contact the HSM')
+    rows = dict((r['name'], r) for r in record.rows(records))
+    assert rows['b']['result'] == 'failed' and rows['b']['message'] == 'vault dr could not be read: dr: forbidden'
+    assert rows['a']['result'] == 'not done' and rows['a']['kid'] == URL + '/keys/a/1' and rows['a']['match'] is None
+    assert 'vault prod could not be read' not in str(rows)
+
+
+def test_a_wrong_pin_keeps_the_vault_version_of_a_held_key_and_fails_only_the_missing_one():
+    records = [rec('held'), rec('new')]
+    read(records, [{'name': 'held', 'exists': True, 'kid': URL + '/keys/held/v1', 'fingerprint': 'f1'}, {'name': 'new', 'exists': False}])
+    for r in records:
+        record.fail(r, 'contact', "user_pin was refused by the token (CKR_PIN_INCORRECT); fix token_label")
+    held, new = record.rows(record.stopped(records, 'user_pin was refused', None, 'Contact the HSM'))
+    assert held['result'] == 'not done' and held['kid'] == URL + '/keys/held/v1' and held['match'] is None, held
+    assert new['result'] == 'failed', new
+    # said in the words of the inventory
+    assert new['message'] == "the HSM step failed: byok_user_pin was refused by the token (CKR_PIN_INCORRECT); fix byok_token_label"
+
+
+def test_a_step_that_did_not_run_is_not_done_never_a_success():
+    records = [rec('k', verify_signature=True)]
+    row = record.row(record.stopped(record.copies(records), 'the play stopped', None, 'x')[0])
+    assert row['result'] == 'not done' and 'the vault read did not run' in row['message'] and row['signature'] == 'not done'
+    read(records, [{'name': 'k', 'exists': False}])
+    hsm(records, {'k': 'f1'}, 'contact')
+    assert record.row(records[0])['result'] == 'not done'  # decided to move, nothing more ran
+    kek(records)
+    record.note_wraps(records, {('k', KID): {'failed': True, 'msg': 'wrap refused'}})
+    assert record.row(records[0])['result'] == 'failed' and 'the wrap failed: wrap refused' in record.row(records[0])['message']
+    assert record.import_requests(records) == []  # nothing wrapped: nothing to import
+
+
+def test_an_import_that_failed_as_a_whole_leaves_each_outcome_unknown():
+    records = [rec('a'), rec('b')]
+    read(records, [{'name': 'a', 'exists': False}, {'name': 'b', 'exists': False}])
+    hsm(records, {'a': 'f1', 'b': 'f2'})
+    kek(records)
+    record.note_wraps(records, {('a', KID): {'byok_content': 'QQ=='}, ('b', KID): {'byok_content': 'Qg=='}})
+    record.stopped(records, 'Failed to import the required Python library (azure-keyvault-keys)', 'import', 'Import')
+    rows = record.rows(records)
+    assert results(rows) == ['unknown', 'unknown']
+    assert all('azure-keyvault-keys' in r['message'] and 're-run to confirm' in r['message'] for r in rows)
+    closing = report.closing_message(rows, [], '/m.json')
+    assert closing.startswith('2 keys of 2 did not move (hsm1/prod/a, hsm1/prod/b); 2 with an unknown outcome')
+
+
+def test_a_stopped_host_is_not_imported_even_when_its_keys_were_wrapped():
+    records = [rec('a')]
+    read(records, [{'name': 'a', 'exists': False}])
+    hsm(records, {'a': 'f1'})
+    kek(records)
+    record.note_wraps(records, {('a', KID): {'byok_content': 'QQ=='}})
+    assert record.import_requests(records)
+    record.stopped(records, 'a later task failed', None, 'Seal')
+    assert record.import_requests(records) == []
+    assert record.row(records[0])['result'] == 'not done'
+
+
+def test_an_aes_key_known_only_by_the_collections_tag_is_unverified_never_a_match():
+    records = [rec('aes', key_type='oct', key_size=256, curve=None), rec('aes2', key_type='oct', key_size=256, curve=None)]
+    read(records, [{'name': 'aes', 'exists': True, 'kid': URL + '/keys/aes/01', 'kcv': None, 'tags': {'byok-kcv': 'a9ec6d'}},
+                   {'name': 'aes2', 'exists': True, 'kid': URL + '/keys/aes2/01', 'kcv': 'b1b2b3', 'tags': {'byok-kcv': 'b1b2b3'}}])
+    hsm(records, {'aes': 'a9ec6d', 'aes2': 'b1b2b3'})
+    rows = record.rows(records)
+    assert results(rows) == ['in place', 'in place']
+    assert rows[0]['proof'] == report.PROOF_TAG and rows[0]['match'] is None and report.check_mark(rows[0]) == 'unverified'
+    assert rows[1]['proof'] == report.PROOF_VAULT_KCV and rows[1]['match'] is True
+
+
+def test_check_mode_predicts_the_conflict_and_a_rotation_reads_as_one():
+    records = [rec('app-ec')]
+    read(records, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'}])
+    hsm(records, {'app-ec': None}, 'contact', action='generate')
+    assert record.action(records[0]) == 'conflict'
+    forced = [rec('app-ec', force=True)]
+    read(forced, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'}])
+    hsm(forced, {'app-ec': None}, 'contact', action='generate')
+    kek(forced, kid=None)
+    record.note_imports(forced, [{'name': 'prod', 'keys': [{'name': 'app-ec', 'changed': True, 'kid': None}]}])
+    row = record.row(forced[0])
+    assert row['result'] == 'would rotate' and row['message'] == 'new version of app-ec'
+
+
+def test_the_signature_check_is_in_the_row():
+    records = [rec('k', verify_signature=True)]
+    read(records, [{'name': 'k', 'exists': False}])
+    hsm(records, {'k': 'f1'})
+    kek(records)
+    record.note_wraps(records, {('k', KID): {'byok_content': 'QQ=='}})
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/2', 'fingerprint': 'f1',
+                                                             'identity_source': 'vault-jwk',
+                                                             'proof': {'method': 'signature', 'algorithm': 'ES256', 'verified': True}}]}])
+    row = record.row(records[0])
+    assert row['result'] == 'transferred' and row['signature'] == 'verified (ES256)' and row['proof'] == report.PROOF_JWK
+    records[0]['verify_signature'] = False
+    assert record.row(records[0])['signature'] == 'not asked'
+
+
+def sealable(*specs):
+    """Records of one host: (label, name, vault fingerprint or None for not in the vault)."""
+    out = []
+    for label, name, vault_fp in specs:
+        r = rec(name, label=label)
+        read([r], [{'name': name, 'exists': vault_fp is not None, 'fingerprint': vault_fp, 'kid': URL + '/keys/%s/1' % name}])
+        hsm([r], {label: 'fp-' + label})
+        out.append(r)
+    return out
+
+
+def test_only_keys_every_vault_holds_are_sealed():
+    records = sealable(('a', 'a', 'fp-a'), ('a', 'a2', 'fp-a'),  # two vaults, both hold it
+                       ('b', 'b', 'fp-b'), ('b', 'b2', None),    # one vault does not
+                       ('c', 'c', 'other'))                      # holds another key
+    assert record.seal_items(records) == [{'label': 'a', 'fingerprint': 'fp-a'}]
+    record.note_seals(records, {'a': {'action': 'seal', 'changed': True, 'sealed': True}})
+    rows = record.rows(records)
+    assert [(r['result'], r['hsm_sealed']) for r in rows][:2] == [('in place', True), ('in place', True)]
+    assert rows[0]['message'] == 'HSM key sealed (CKA_EXTRACTABLE false)'
+    assert rows[2]['message'] == record.NOT_EVERY_VAULT and rows[3]['result'] == 'not done' and not rows[3]['hsm_sealed']
+
+
+def test_a_key_found_sealed_is_not_sealed_again_and_a_failed_seal_fails_the_row():
+    records = sealable(('a', 'a', 'fp-a'), ('b', 'b', 'fp-b'))
+    record.note_keys(records[:1], {'a': {'action': 'keep', 'fingerprint': 'fp-a', 'sealed': True}}, 'keygen')
+    assert [i['label'] for i in record.seal_items(records)] == ['b']
+    record.note_seals(records, {'b': {'failed': True, 'msg': 'PKCS#11 seal failed: check user_pin'}})
+    rows = record.rows(records)
+    assert rows[0]['hsm_sealed'] is True and rows[0]['message'] == 'HSM key sealed (by an earlier run)'
+    assert rows[1]['result'] == 'failed' and rows[1]['message'] == (
+        'the vault holds the key, but the HSM key was not sealed: PKCS#11 seal failed: check byok_user_pin; run again to seal it')
+
+
+def test_a_host_takes_its_records_from_its_newest_step():
+    plan = {'records': [rec('a'), rec('b', host='hsm2')], 'started': '2026-01-01T00:00:00Z'}
+    contact = {'records': [dict(rec('a'), steps={'contact': {'failed': False}})]}
+    hv = {'inventory_hostname': 'hsm1', 'byok_plan': plan, 'byok_contact': contact, 'byok_kek': {'skipped': True}}
+    assert [sorted(r['steps']) for r in record.latest(hv)] == [['contact']]
+    assert record.latest({'inventory_hostname': 'hsm2', 'byok_plan': plan})[0]['name'] == 'b'
+    assert record.latest({'inventory_hostname': 'hsm3'}) == []
+    report_ = record.report_of([hv, {'inventory_hostname': 'hsm9'}])
+    assert report_['silent'] == ['hsm9'] and report_['started'] == plan['started'] and report_['failed'] is True
+    assert record.step_of({'args': {'step': 'import'}}) == 'import' and record.step_of({'args': {}}) is None
