@@ -552,6 +552,6 @@ def seal_records(hsm, records):
     failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
     result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
     if failures:
-        result.update(failed=True, msg=hsm.message('%d of %d HSM keys could not be sealed: %s' % (len(failures), len(items),
-                                                                                              ' | '.join(failures))))
+        message = '%d of %d HSM keys could not be sealed: %s' % (len(failures), len(items), ' | '.join(failures))
+        result.update(failed=True, msg=hsm.message(message))
     return result

@@ -532,8 +532,11 @@ def delete_keks(kv, records):
     """Delete (and with purge, purge) the KEK of each vault the records were given one: [{vault, kek_name, deleted...}]."""
     entries = [{'name': name, 'vault_url': kek['url'], 'vault_type': kek['vault_type'], 'kek_name': kek['kek_name']}
                for name, kek in sorted(record.kek_vaults(records).items())]
-    results = kv.run_vaults(entries, lambda vault, entry: dict(delete_kek(kv, entry['kek_name'], kv.params['purge'], vault),
-                                                              kek_name=entry['kek_name']), 'KEK delete')
+
+    def delete(vault, entry):
+        return dict(delete_kek(kv, entry['kek_name'], kv.params['purge'], vault), kek_name=entry['kek_name'])
+
+    results = kv.run_vaults(entries, delete, 'KEK delete')
     _warn_failed(kv, results, 'the KEK deletion')
     for r in results:
         if r.get('purge_refused'):

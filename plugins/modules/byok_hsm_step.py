@@ -21,7 +21,7 @@ description:
     needs. The role runs it on every HSM host before any KEK or vault write.
   - O(step=transfer), under one login, makes sure of each HSM key (kept, generated or replaced, per O(regenerate)),
     decides each key again, and wraps each key that moves under its vault's KEK (as M(byok.keyvault.byok_wrap) does,
-    nothing written to disk: the .byok goes to the import in the record). When the contact found every key in the HSM
+    nothing written to disk, the .byok goes to the import in the record). When the contact found every key in the HSM
     and in its vaults, it does not log in at all.
   - O(step=seal) seals (CKA_EXTRACTABLE false) each HSM key that every vault listed for it holds, as
     M(byok.keyvault.hsm_seal) does.
@@ -49,12 +49,12 @@ options:
     elements: dict
     required: true
   regenerate:
-    description: What to do with an HSM key whose label exists but differs, as M(byok.keyvault.hsm_keygen#module:regenerate).
+    description: What to do with an HSM key whose label exists but differs, as O(byok.keyvault.hsm_keygen#module:regenerate).
     type: str
     default: fail
     choices: [never, fail, full_idempotence, always]
   wrap_method:
-    description: The wrap path, as M(byok.keyvault.byok_wrap#module:wrap_method).
+    description: The wrap path, as O(byok.keyvault.byok_wrap#module:wrap_method).
     type: str
     default: auto
     choices: [auto, combined, two_step]

@@ -20,7 +20,7 @@ description:
   - O(step=kek) fetches, recovers or creates the KEK of each vault a key of the records moves to (RSA-HSM, key_ops
     exactly C(import), as M(byok.keyvault.byok_kek_fetch) does), and gives its versioned kid and public key to the records.
   - O(step=import) imports each wrapped key into its vault, all vaults at once (as M(byok.keyvault.keyvault_import)
-    does: a key whose vault's current version is already the HSM key is kept; the vault's key is read back and compared),
+    does; a key whose vault's current version is already the HSM key is kept, and the vault's key is read back and compared),
     and drops the wrapped keys from the records. With O(delete_keks) it then deletes the KEKs the records were given.
   - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
     fails only when it cannot run at all.

@@ -98,9 +98,9 @@ def test_one_label_for_two_vaults_is_wrapped_once_per_kek_and_each_blob_goes_to_
 
 def test_a_vault_that_cannot_be_read_fails_its_own_keys_only_and_stops_the_hsm_step():
     records = [rec('a'), rec('b', vault='dr')]
+    broken = {'name': 'dr', 'failed': True, 'msg': 'dr: forbidden', 'keys': [{'name': 'b', 'failed': True, 'msg': 'dr: forbidden'}]}
     record.note_reads(records, [{'name': 'prod', 'keys': [{'name': 'a', 'exists': True, 'kid': URL + '/keys/a/1', 'fingerprint': 'f'}]},
-                                {'name': 'dr', 'failed': True, 'msg': 'dr: forbidden', 'keys': [{'name': 'b', 'failed': True,
-                                                                                                  'msg': 'dr: forbidden'}]}])
+                                broken])
     assert record.blocking(records) == ['vault dr could not be read: dr: forbidden']
     record.stopped(records, 'vault dr could not be read: dr: forbidden', None, 'Contact the HSM')
     rows = dict((r['name'], r) for r in record.rows(records))
