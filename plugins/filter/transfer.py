@@ -13,6 +13,7 @@ The transfer's key records go from step to step as the modules return them; thes
 """
 
 import shutil
+from collections.abc import Mapping
 
 # Pure Python only: filters load in every worker, the Azure SDK would cost a second each time.
 from ansible_collections.byok.keyvault.plugins.module_utils import bundle
@@ -27,8 +28,8 @@ def byok_records(hosts_vars):
 
 def byok_stopped(host_vars, failed_task=None, failed_result=None):
     """A host's key records with the reason it stopped (in the rescue: ansible_failed_task, ansible_failed_result)."""
-    task = failed_task if isinstance(failed_task, dict) else {}
-    result = failed_result if isinstance(failed_result, dict) else {}
+    task = failed_task if isinstance(failed_task, Mapping) else {}
+    result = failed_result if isinstance(failed_result, Mapping) else {}
     # a step whose module gave records said in them what it did; only one that gave none is noted failed for its keys
     failed_step = None if isinstance(result.get('records'), list) else record.step_of(task)
     return record.stopped(record.latest(host_vars), ' '.join(str(result.get('msg') or 'failed').split()), failed_step,

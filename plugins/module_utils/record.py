@@ -28,7 +28,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
+from collections.abc import Mapping, Sequence
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
@@ -92,9 +92,27 @@ def fail(rec, name, msg, **facts):
     return note(rec, name, failed=True, msg=msg or 'failed', **facts)
 
 
+def plain(value):
+    """value as plain Python data (dict, list, str, numbers), a copy: records read from hostvars are Ansible's lazy,
+    tagged containers, which a deep copy would rebuild at a great cost (seconds for a few hundred records)."""
+    if isinstance(value, Mapping):
+        return dict((plain(k), plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
 def copies(records):
-    """Deep copies of records (a step never changes the records it was given)."""
-    return [copy.deepcopy(dict(r)) for r in records or [] if isinstance(r, dict)]
+    """Plain copies of records (a step never changes the records it was given)."""
+    return [plain(r) for r in records or [] if isinstance(r, Mapping)]
 
 
 def hosts_of(records):
@@ -407,12 +425,10 @@ def note_seals(records, results, check_mode=False, whole=None):
 # -- a host that stopped, and the records of each host -------------------------------------------------------------------
 def _records_in(value, host):
     """The records of host a registered step result (or a list of records) holds, or None."""
-    if isinstance(value, dict) and not isinstance(value.get('records'), list):
+    found = value.get('records') if isinstance(value, Mapping) else value
+    if isinstance(found, (str, bytes)) or not isinstance(found, Sequence):
         return None
-    found = value.get('records') if isinstance(value, dict) else value
-    if not isinstance(found, list):
-        return None
-    mine = [r for r in found if isinstance(r, dict) and r.get('host') == host]
+    mine = [r for r in found if isinstance(r, Mapping) and r.get('host') == host]
     return mine if mine or not found else None
 
 
@@ -458,8 +474,8 @@ def stopped(records, message, failed_step=None, task=None):
 
 def step_of(task):
     """The step a failed task of the transfer role was (its module's step option), or None."""
-    args = (task or {}).get('args') if isinstance(task, dict) else None
-    name = (args or {}).get('step') if isinstance(args, dict) else None
+    args = task.get('args') if isinstance(task, Mapping) else None
+    name = args.get('step') if isinstance(args, Mapping) else None
     return name if name in VAULT_STEPS + HSM_STEPS else None
 
 
@@ -621,7 +637,7 @@ def _seal(rec, r):
 
 def rows(records):
     """The report rows of records."""
-    return [row(rec) for rec in records or [] if isinstance(rec, dict)]
+    return [row(rec) for rec in records or [] if isinstance(rec, Mapping)]
 
 
 # -- the report of a run ------------------------------------------------------------------------------------------------
@@ -642,14 +658,14 @@ def report_of(hosts_vars, outside_rows=None):
         host = _get(hv, 'inventory_hostname')
         given = _get(hv, 'byok_transfer_report')
         plan = _get(hv, 'byok_plan')
-        if isinstance(plan, dict) and plan.get('started'):
+        if isinstance(plan, Mapping) and plan.get('started'):
             started.append(plan['started'])
         if _get(hv, '_byok_run_started'):
             started.append(_get(hv, '_byok_run_started'))
         if isinstance(given, list):
             out_rows.extend(given)
             continue
-        if not isinstance(plan, dict) or 'records' not in plan:
+        if not isinstance(plan, Mapping) or 'records' not in plan:
             silent.append(host)
             continue
         records = latest(hv, host)
