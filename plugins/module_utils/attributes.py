@@ -71,19 +71,18 @@ def tag_problems(tags, key_type=None):
         return problems
     if not isinstance(tags, dict):
         return [(None, 'tags must be a dictionary of names to string values, like {owner: payments}')]
-    kcv_tag = ki.identified_by_kcv(key_type)
-    limit = MAX_TAGS - (1 if kcv_tag else 0)
+    limit = MAX_TAGS - 1
     if len(tags) > limit:
-        problems.append((None, '%d tags are more than Key Vault allows on a key (%d%s); remove %d'
-                         % (len(tags), limit, ', one is taken by %s on AES keys' % KCV_TAG if kcv_tag else '',
-                            len(tags) - limit)))
+        problems.append((None, '%d tags are more than Key Vault allows on a key (%d, one is taken by %s, the identity the '
+                               'collection records at import); remove %d'
+                         % (len(tags), limit, ki.identity_tag(key_type), len(tags) - limit)))
     for name, value in tags.items():
         if not isinstance(name, str) or not name:
             problems.append((str(name), 'tag name %r is not a non-empty string; use quotes' % (name,)))
             continue
-        if name.lower() == KCV_TAG:
-            problems.append((name, "tag name '%s' is reserved: the collection records an AES key's KCV in it; use another "
-                                   "name" % name))
+        if name.lower() in ki.IDENTITY_TAGS:
+            problems.append((name, "tag name '%s' is reserved: the collection records the identity of an imported key in it "
+                                   "(an AES key's KCV, an RSA or EC key's fingerprint); use another name" % name))
         if len(name) > MAX_TAG_NAME:
             problems.append((name, 'tag name is %d characters long; use at most %d' % (len(name), MAX_TAG_NAME)))
         if not isinstance(value, str):

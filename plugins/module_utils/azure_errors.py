@@ -177,6 +177,15 @@ def is_not_found(exc):
     return azexc is not None and isinstance(exc, azexc.ResourceNotFoundError)
 
 
+def is_key_disabled(exc):
+    """Whether an SDK exception is the vault refusing to read a disabled key version (403, inner error KeyDisabled)."""
+    if getattr(exc, 'status_code', None) != 403:
+        return False
+    inner = getattr(getattr(exc, 'error', None), 'innererror', None) or {}
+    code = inner.get('code') if isinstance(inner, dict) else None
+    return code == 'KeyDisabled' or 'disabled key' in service_message(exc).lower()
+
+
 def is_purge_protected(exc):
     """Whether an SDK exception is the vault refusing a purge because of purge protection (403)."""
     return getattr(exc, 'status_code', None) == 403 and 'purge protection' in service_message(exc).lower()

@@ -670,14 +670,20 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     names = {}
     for host, values in sorted(checked.items()):
         vault_defs = dict((n, v) for n, v in (values.get('byok_vaults') or {}).items() if not _bad(v))
-        entries = [dict(k, host=host, vault_url=(vault_defs.get(k['vault']) or {}).get('url'),
-                        vault_kind=(vault_defs.get(k['vault']) or {}).get('kind'),
-                        kek_name=(vault_defs.get(k['vault']) or {}).get('kek_name'),
-                        kek_size=(vault_defs.get(k['vault']) or {}).get('kek_size'),
-                        kek_expires_on=(vault_defs.get(k['vault']) or {}).get('kek_expires_on'),
-                        verify_signature=bool(values.get('byok_verify_signature')),
-                        bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name')))
-                   for k in values.get('byok_keys') or [] if not _bad(k) and all(_ok(v) for v in k.values())]
+        raw_keys = hosts[host].get('byok_keys') if isinstance(hosts[host].get('byok_keys'), list) else []
+        entries = []
+        for index, k in enumerate(values.get('byok_keys') or []):
+            if _bad(k) or not all(_ok(v) for v in k.values()):
+                continue
+            vault = vault_defs.get(k['vault']) or {}
+            raw = raw_keys[index] if index < len(raw_keys) and isinstance(raw_keys[index], dict) else {}
+            entries.append(dict(k, host=host, vault_url=vault.get('url'), vault_kind=vault.get('kind'),
+                                kek_name=vault.get('kek_name'), kek_size=vault.get('kek_size'),
+                                kek_expires_on=vault.get('kek_expires_on'),
+                                verify_signature=bool(values.get('byok_verify_signature')),
+                                # the attributes the inventory states: kept as declared; the others are left as they are
+                                stated=[f for f in record.ATTRIBUTES if f in raw],
+                                bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name'))))
         plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
                                'regenerate': values.get('byok_regenerate') or 'fail'}
         plan['controller'] = plan['controller'] or values.get('byok_controller')

@@ -35,6 +35,10 @@ KEK_SIZES = (2048, 3072, 4096)
 
 #: Vault key tag that records the KCV of an imported AES key (read back when the key may not encrypt)
 KCV_TAG = 'byok-kcv'
+#: the tag the collection records an RSA or EC key's fingerprint in at import: the identity of a version Key Vault will not
+#: show (a disabled version answers 403 KeyDisabled to a read; its versions list still shows its tags)
+FINGERPRINT_TAG = 'byok-fingerprint'
+IDENTITY_TAGS = (KCV_TAG, FINGERPRINT_TAG)
 
 # Azure curve name -> (cryptography class name, DER of the named-curve OID as CKA_EC_PARAMS)
 CURVES = {
@@ -256,6 +260,11 @@ def identity_kind(key_type):
 def identity(key_type, fingerprint, kcv):
     """What identifies the key material of a key of key_type: its KCV (AES) or its SPKI SHA-256 fingerprint (RSA, EC)."""
     return kcv if identified_by_kcv(key_type) else fingerprint
+
+
+def identity_tag(key_type):
+    """The tag the collection records the identity of an imported version of a key_type key in."""
+    return KCV_TAG if identified_by_kcv(key_type) else FINGERPRINT_TAG
 
 
 def vault_identity(key_type, fingerprint, kcv, tags):

@@ -14,6 +14,7 @@ under steps.STEP, and nothing else:
   keygen   the HSM key, made sure of (kept, generated or replaced)
   wrap     the key wrapped under the KEK inside the HSM (the .byok, base64, until the import took it)
   import   what the vault did with it (its version, the identity it reports and where that came from, the signature)
+  update   the attributes the inventory states, changed in place on a key that was already in the vault (Update Key)
   seal     whether the HSM key was sealed after the vaults held it
 
 A step that failed for the key says so ({'failed': True, 'msg': ...}); a step that did not run is absent.  A host that
@@ -33,10 +34,11 @@ from collections.abc import Mapping, Sequence
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import report
+from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
-STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'seal')
+STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'seal')
 #: the variables the transfer role registers each step's result in, newest first (latest() reads them in this order); the
 #: rescue's own fact comes first: it is written last
 REGISTERS = ('byok_records', 'byok_sealed', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
@@ -51,7 +53,7 @@ SOURCE_VAULT_KCV = report.SOURCE_VAULT_KCV
 SOURCE_KCV_TAG = report.SOURCE_KCV_TAG
 PROOFS = report.PROOFS
 
-IN_VAULT = ('transferred', 'in place')
+IN_VAULT = ('transferred', 'in place', 'updated')
 #: the fields of a record keyvault_import takes for a key (its options of the same names)
 IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force')
 TOKEN_FIELDS = report.TOKEN_FIELDS
@@ -163,6 +165,10 @@ def vault_identity(rec):
     held = step(rec, 'read')
     if not held or held.get('failed') or not held.get('exists'):
         return None, None
+    if held.get('disabled'):
+        # the vault will not read a disabled version: only the identity the collection recorded at import is left
+        tag = (held.get('tags') or {}).get(ki.identity_tag(rec.get('key_type')))
+        return tag, (SOURCE_KCV_TAG if tag else None)
     if ki.identified_by_kcv(rec.get('key_type')):
         if held.get('kcv'):
             return held['kcv'], SOURCE_VAULT_KCV
@@ -365,6 +371,110 @@ def note_imports(records, results):
         if wrap is not None:
             wrap.pop('byok_content', None)
     return records
+
+
+# -- update: the attributes the inventory states, kept as declared on a key that is in place ----------------------------
+#: the attributes of a vault key version the inventory can state (a field it does not state is left as it is)
+ATTRIBUTES = ('enabled', 'not_before', 'expires_on', 'tags', 'key_ops')
+
+
+def _same_time(a, b):
+    if not a or not b:
+        return not a and not b
+    try:
+        return parse_datetime(a, 'a date') == parse_datetime(b, 'a date')
+    except Exception:  # pylint: disable=broad-except  # the plan checked the inventory's; a vault's is ISO 8601
+        return str(a) == str(b)
+
+
+def wanted_tags(rec, held_tags):
+    """The tags a version must have: the stated ones over the vault's (append_tags, the default), or exactly the stated
+    ones and the collection's own identity tag (append_tags false)."""
+    held_tags = dict(held_tags or {})
+    stated = dict(rec.get('tags') or {})
+    if rec.get('append_tags', True) is not False:
+        return dict(held_tags, **stated)
+    own = dict((k, v) for k, v in held_tags.items() if k in ki.IDENTITY_TAGS)
+    return dict(stated, **own)
+
+
+def attribute_changes(rec):
+    """{field: [vault's value, stated value]} of the attributes the inventory states that differ from the vault's
+    current version, for a key that is in place (decided keep); {} otherwise."""
+    held = step(rec, 'read') or {}
+    if action(rec) != decisions.KEEP or not held.get('exists') or held.get('failed'):
+        return {}
+    out = {}
+    for field in rec.get('stated') or ():
+        before, after = held.get(field), rec.get(field)
+        if field == 'enabled':
+            if bool(before) != bool(after):
+                out[field] = [bool(before), bool(after)]
+        elif field in ('not_before', 'expires_on'):
+            if not _same_time(before, after):
+                out[field] = [before, after]
+        elif field == 'tags':
+            want = wanted_tags(rec, before)
+            if want != dict(before or {}):
+                out[field] = [dict(before or {}), want]
+        elif field == 'key_ops' and before is not None:  # a disabled version shows no operations: left as it is
+            if sorted(before or []) != sorted(after or []):
+                out[field] = [list(before or []), list(after or [])]
+    return out
+
+
+def update_requests(records):
+    """The Update Key requests of the records whose stated attributes differ from their vault's: per vault, each key
+    with its version and the changes."""
+    out = {}
+    for rec in records:
+        changes = attribute_changes(rec)
+        if not changes or rec.get('stopped'):
+            continue
+        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
+                                          'vault_type': rec.get('vault_kind') or 'auto', 'keys': []})
+        v['keys'].append({'name': rec['name'], 'version': step(rec, 'read').get('version'), 'changes': changes})
+    return [out[name] for name in sorted(out)]
+
+
+def note_updates(records, results, check_mode=False):
+    """The update step of each record that was sent to its vault's Update Key (one result per vault, each with its keys)."""
+    by_vault = dict((r.get('name'), r) for r in results or [])
+    for rec in records:
+        result = by_vault.get(rec['vault'])
+        outcome = _by_name((result or {}).get('keys')).get(key_name_key(rec['name'])) if result else None
+        if outcome is None:
+            continue
+        if outcome.get('failed'):
+            fail(rec, 'update', outcome.get('msg'), fields=outcome.get('changes'))
+        else:
+            note(rec, 'update', changed=True, check_mode=bool(check_mode), fields=outcome.get('changes'))
+    return records
+
+
+def _changes_text(fields):
+    parts = []
+    for field in ATTRIBUTES:
+        if field not in (fields or {}):
+            continue
+        before, after = fields[field]
+        if field == 'tags':
+            before, after = dict(before or {}), dict(after or {})
+            added = ['%s=%s' % (k, after[k]) for k in sorted(after) if before.get(k) != after[k]]
+            removed = [k for k in sorted(before) if k not in after]
+            text = ', '.join((['set ' + ', '.join(added)] if added else []) + (['removed ' + ', '.join(removed)] if removed else []))
+            parts.append('tags %s' % text)
+        else:
+            parts.append('%s %s -> %s' % (field, _show(before), _show(after)))
+    return '; '.join(parts)
+
+
+def _show(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, list):
+        return '[%s]' % ', '.join(value)
+    return value if value else 'none'
 
 
 # -- seal: the HSM keys every vault listed for them holds ---------------------------------------------------------------
@@ -575,7 +685,7 @@ def _outcome(rec, r, stop):
                  % (rec['name'], rec['label'], decided['reason'], rec['name'], decisions.rotation_text(rec['name'])))
         return
     if decided['action'] == decisions.KEEP and not hsm_failure:
-        r['result'] = 'in place'
+        _kept(rec, r, stop)
         return
     outcome = step(rec, 'import')
     kek, wrap = step(rec, 'kek'), step(rec, 'wrap')
@@ -609,6 +719,25 @@ def _outcome(rec, r, stop):
     report.set_proof(r, outcome.get('identity_source'))
     if outcome.get('changed') and decided.get('rotation'):
         r['message'] = decisions.rotation_text(rec['name'])
+
+
+def _kept(rec, r, stop):
+    """A key in place: its attributes as the inventory states them (updated, would be, or the update failed), and a key
+    disabled in the vault that the inventory does not say to disable (drift, left as it is)."""
+    r['result'] = 'in place'
+    held = step(rec, 'read') or {}
+    update = step(rec, 'update')
+    changes = attribute_changes(rec)
+    if update is not None and update.get('failed'):
+        r.update(result='failed', message='the vault holds the key, but its attributes could not be updated (%s): %s'
+                 % (_changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
+    elif update is not None:
+        r.update(result='would update' if update.get('check_mode') else 'updated', message=_changes_text(update.get('fields')))
+    elif changes:
+        r.update(result='not done', message='its attributes differ from the inventory (%s) and were not updated%s'
+                 % (_changes_text(changes), ': this host stopped' if stop else ''))
+    if held.get('enabled') is False and 'enabled' not in (rec.get('stated') or ()):
+        _add(r, 'disabled in the vault, which the inventory does not state (enabled not set): left disabled')
 
 
 def _add(r, text):

@@ -25,7 +25,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import DisabledVersion, disabled_summary, key_summary
 
 #: the options of one key of keyvault_import (its keys[] items; the single key's options are the same)
 ITEM_SPEC = dict(
@@ -215,8 +215,9 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if spec['key_type'] == 'EC':
         jwk['crv'] = spec['curve']
     tags = dict(tags or {})
-    if ki.identified_by_kcv(spec['key_type']) and expected:
-        tags[KCV_TAG] = expected
+    if expected:
+        # the identity, recorded with the version: all a disabled version still shows of itself is in its versions list
+        tags[ki.identity_tag(spec['key_type'])] = expected
 
     def is_ours(key):
         # Without an expected identity there is nothing to compare: a version that appeared after a failed PUT
@@ -389,9 +390,11 @@ def vault_kcv(vault, key):
 
 
 def look_up(vault, name, versions):
-    key = vault.get(name)
+    key = vault.current(name)
     entry = {'name': name, 'exists': key is not None}
-    if key is not None:
+    if isinstance(key, DisabledVersion):
+        entry.update(disabled_summary(key))
+    elif key is not None:
         entry.update(key_summary(key))
         if ki.identified_by_kcv(entry['kty']):
             entry['kcv'] = vault_kcv(vault, key)
@@ -544,6 +547,35 @@ def delete_keks(kv, records):
     return results
 
 
+def update_fields(changes):
+    """Update Key's keyword arguments for {field: [before, after]} changes."""
+    out = {}
+    for field, (_before, after) in changes.items():
+        if field in ('not_before', 'expires_on'):
+            out[field] = parse_datetime(after, field) if after else None
+        elif field == 'key_ops':
+            out['key_operations'] = list(after or [])
+        else:
+            out[field] = after
+    return out
+
+
+def update_vault(kv, vault, items):
+    """Update Key for each key of one vault whose stated attributes differ (its current version, in place)."""
+    def one(item):
+        if not kv.check_mode:
+            vault.update(item['name'], item['version'], **update_fields(item['changes']))
+        return {'name': item['name'], 'changes': item['changes'], 'changed': True}
+
+    results = kv.run_keys_parallel(items, one, 'name', 'update')
+    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
+    failed = [r for r in results if r.get('failed')]
+    if failed:
+        out.update(failed=True, msg='%d of %d updates failed: %s' % (len(failed), len(results), ' | '.join(
+            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
+    return out
+
+
 def import_records(kv, records):
     """The import step: each wrapped key into its vault (or kept), all vaults at once; then, with delete_keks, the KEKs
     of the run deleted (after every import, whatever its outcome)."""
@@ -561,6 +593,18 @@ def import_records(kv, records):
         take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
     _warn_failed(kv, results, 'the import')
     record.note_imports(records, results)
+    # the keys in place whose stated attributes differ from their vault's: updated in place (no new version)
+    updates = kv.run_vaults(record.update_requests(records), lambda vault, entry: update_vault(kv, vault, entry['keys']),
+                            'update', items='keys', writes=True)
+    _warn_failed(kv, updates, 'the update')
+    record.note_updates(records, updates, kv.check_mode)
+    for r in updates:
+        for k in r.get('keys') or []:
+            if k.get('changes') and kv.module._diff:
+                where = '%s/%s' % (r['name'], k['name'])
+                diff['before'][where] = dict((f, v[0]) for f, v in k['changes'].items())
+                diff['after'][where] = dict((f, v[1]) for f, v in k['changes'].items())
+    results = results + updates
     result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff)
     if p['delete_keks']:
         result['keks_deleted'] = delete_keks(kv, records)

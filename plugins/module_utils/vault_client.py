@@ -18,7 +18,8 @@ import traceback
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import build_credential
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import ImportOutcomeUnknown, KeyVaultError, explain
-from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import is_not_found, is_purge_protected, is_retryable
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import is_key_disabled, is_not_found, is_purge_protected
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import is_retryable
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import outcome_answer, purge_refused
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_pacing import client_kwargs, pacer_for, retry_after
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VaultTarget, check_byok_cloud
@@ -72,6 +73,23 @@ class Vault(object):
             if is_not_found(exc):
                 return None
             raise explain(exc, 'get of key %s' % name, self.url, 'get', self.auth)
+
+    def current(self, name):
+        """The current version of a key: its KeyVaultKey, a DisabledVersion when the vault will not read it (a disabled
+        version answers 403 KeyDisabled; its versions list still shows it), or None when the vault has no such key."""
+        try:
+            return self.client.get_key(name)
+        except Exception as exc:  # mapped below
+            if is_not_found(exc):
+                return None
+            if not is_key_disabled(exc):
+                raise explain(exc, 'get of key %s' % name, self.url, 'get', self.auth)
+        versions = self.versions(name)
+        return DisabledVersion(versions[-1]) if versions else None
+
+    def update(self, name, version, **fields):
+        """Update Key: change the attributes, tags or operations of one version in place (no new version)."""
+        return self._call('update of key %s' % name, 'update', self.client.update_key_properties, name, version, **fields)
 
     def versions(self, name, **kwargs):
         """All versions' properties of a key (oldest first), [] when missing."""
@@ -276,6 +294,22 @@ def key_fingerprint(key):
     return ki.fingerprint(public) if public is not None else None
 
 
+class DisabledVersion(object):
+    """The current version of a key that is disabled, as its versions list shows it (no key material, no operations)."""
+
+    def __init__(self, properties):
+        self.properties = properties
+
+
+def disabled_summary(version):
+    """Facts about a disabled current version, from its properties: what the vault still shows (no fingerprint)."""
+    p = version.properties
+    return {'kid': p.id, 'name': p.name, 'version': p.version, 'enabled': p.enabled, 'disabled': True, 'key_ops': None,
+            'not_before': p.not_before.isoformat() if p.not_before else None,
+            'expires_on': p.expires_on.isoformat() if p.expires_on else None,
+            'created_on': p.created_on.isoformat() if p.created_on else None, 'tags': p.tags or {}, 'fingerprint': None}
+
+
 def key_summary(key):
     """Facts about a vault key for results (no key material)."""
     jwk = key.key
@@ -291,6 +325,7 @@ def key_summary(key):
         'not_before': key.properties.not_before.isoformat() if key.properties.not_before else None,
         'expires_on': key.properties.expires_on.isoformat() if key.properties.expires_on else None,
         'tags': key.properties.tags or {},
+        'created_on': key.properties.created_on.isoformat() if key.properties.created_on else None,
         'fingerprint': key_fingerprint(key),
     }
     if ki.normalize_key_type(kty) == 'RSA' and jwk.n:

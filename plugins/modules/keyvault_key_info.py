@@ -119,6 +119,14 @@ keys:
     enabled:
       description: Whether the current version is enabled.
       type: bool
+    disabled:
+      description:
+        - True when the current version is disabled. Key Vault does not read a disabled version (403 KeyDisabled); its
+          facts then come from its versions list, without C(fingerprint), C(kty) or C(key_ops).
+      type: bool
+    created_on:
+      description: When the current version was created (ISO 8601).
+      type: str
     tags:
       description: Tags of the current version.
       type: dict

@@ -244,3 +244,64 @@ def test_a_host_takes_its_records_from_its_newest_step():
     report_ = record.report_of([hv, {'inventory_hostname': 'hsm9'}])
     assert report_['silent'] == ['hsm9'] and report_['started'] == plan['started'] and report_['failed'] is True
     assert record.step_of({'args': {'step': 'import'}}) == 'import' and record.step_of({'args': {}}) is None
+
+
+def in_place(**stated):
+    """A key in place whose vault version has tags {owner: a, byok-fingerprint: f1}, enabled, ops [sign, verify]."""
+    r = rec('k', stated=sorted(stated), **stated)
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'tags': {'owner': 'a', 'byok-fingerprint': 'f1'}, 'key_ops': ['verify', 'sign'], 'not_before': None,
+                'expires_on': '2027-01-01T00:00:00+00:00'}])
+    hsm([r], {'k': 'f1'})
+    return r
+
+
+def test_only_the_stated_attributes_that_differ_are_updated_in_place():
+    assert record.attribute_changes(in_place()) == {}  # nothing stated: nothing to keep
+    # the same values, written differently, are no change
+    assert record.attribute_changes(in_place(enabled=True, key_ops=['sign', 'verify'], expires_on='2027-01-01T00:00:00Z',
+                                             tags={'owner': 'a'})) == {}
+    r = in_place(enabled=False, tags={'owner': 'b'}, key_ops=['verify'], not_before='2026-12-01T00:00:00Z')
+    changes = record.attribute_changes(r)
+    assert changes == {'enabled': [True, False], 'tags': [{'owner': 'a', 'byok-fingerprint': 'f1'}, {'owner': 'b', 'byok-fingerprint': 'f1'}],
+                       'key_ops': [['verify', 'sign'], ['verify']], 'not_before': [None, '2026-12-01T00:00:00Z']}
+    assert record.update_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
+                                            'keys': [{'name': 'k', 'version': 'v1', 'changes': changes}]}]
+    record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
+    row = record.row(r)
+    assert row['result'] == 'updated' and 'enabled true -> false' in row['message'] and 'tags set owner=b' in row['message']
+    assert row['message'].index('enabled') < row['message'].index('tags')
+
+
+def test_append_tags_false_keeps_only_the_stated_tags_and_the_identity_tag():
+    r = in_place(tags={'team': 'x'}, append_tags=False)
+    r['stated'] = ['tags']
+    assert record.attribute_changes(r)['tags'][1] == {'team': 'x', 'byok-fingerprint': 'f1'}
+    assert 'removed owner' in record._changes_text(record.attribute_changes(r))
+
+
+def test_a_disabled_key_is_known_by_its_identity_tag_and_left_disabled_unless_stated():
+    r = rec('k')
+    read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'fingerprint': None, 'key_ops': None,
+                'kid': URL + '/keys/k/v1', 'version': 'v1', 'tags': {'byok-fingerprint': 'f1'}}])
+    hsm([r], {'k': 'f1'})
+    assert record.action(r) == 'keep' and record.attribute_changes(r) == {}
+    row = record.row(r)
+    assert row['result'] == 'in place' and row['proof'] == report.PROOF_TAG and 'left disabled' in row['message']
+    r['stated'], r['enabled'] = ['enabled', 'key_ops'], True
+    assert record.attribute_changes(r) == {'enabled': [False, True]}  # a disabled version shows no operations
+    other = rec('k')
+    read([other], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'tags': {'byok-fingerprint': 'f9'}}])
+    hsm([other], {'k': 'f1'})
+    assert record.action(other) == 'conflict'  # another key recorded under that name: never taken for the HSM key
+
+
+def test_a_failed_update_fails_the_row_and_a_stopped_host_is_not_updated():
+    r = in_place(enabled=False)
+    record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'failed': True, 'msg': 'no update permission'}]}])
+    row = record.row(r)
+    assert row['result'] == 'failed' and 'could not be updated (enabled true -> false): no update permission' in row['message']
+    s = in_place(enabled=False)
+    record.stopped([s], 'later task failed', None, 'x')
+    assert record.update_requests([s]) == []
+    assert record.row(s)['result'] == 'not done' and 'were not updated' in record.row(s)['message']

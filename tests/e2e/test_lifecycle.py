@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""After the transfer the inventory keeps describing the key: the attributes it states are kept as stated on the vault's
+current version, in place (Update Key, no new version), and a disabled key is still recognised (REAL SoftHSM2 tokens,
+the REAL lab vault, the real SDK as an independent reader, REAL ansible-playbook runs).
+
+- changed tags, enabled: false, expires_on and key_ops are applied to the key that is in place, once; the next run
+  changes nothing and still knows the disabled key (403 KeyDisabled on a read) by the identity recorded at its import;
+- a field the inventory does not state is left as it is: a key disabled outside the inventory stays disabled, and its
+  row says so;
+- append_tags: false leaves exactly the stated tags (and the collection's identity tag);
+- check mode says "would update" and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from conftest import TRANSFER_PLAYBOOK, parse_recap, unique
+from test_reports import manifest, rows_by_name
+from test_transfer import write_inventory
+
+
+def ec_key(name, **extra):
+    key = {"name": name, "vault": "premium", "key_type": "EC", "curve": "P-256", "key_ops": ["sign", "verify"]}
+    key.update(extra)
+    return key
+
+
+def run(lab, run_playbook, inventory, *args):
+    return run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env, extra_args=list(args))
+
+
+def changed(result):
+    return sum(h.get("changed", 0) for h in parse_recap(result.output).values())
+
+
+def test_stated_attributes_are_kept_in_place_and_a_disabled_key_is_still_known(lab, make_token, run_playbook, tmp_path):
+    a, b = unique("lc-a"), unique("lc-b")
+    token, kek = make_token(), unique("lc-kek")
+    keys = [ec_key(a, tags={"owner": "payments", "cost": "1"}), ec_key(b)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    first = run(lab, run_playbook, inventory)
+    assert first.rc == 0, str(first)
+    client = lab.key_client()
+    before = client.get_key(a)
+    assert before.properties.tags["owner"] == "payments" and "byok-fingerprint" in before.properties.tags
+
+    # the inventory now states other tags, disables a, gives it an expiry and fewer operations; b is disabled outside
+    expiry = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400)).replace(microsecond=0)
+    keys[0].update(tags={"owner": "treasury"}, enabled=False, expires_on=expiry.isoformat(), key_ops=["verify"])
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    client.update_key_properties(b, enabled=False)
+
+    check = run(lab, run_playbook, inventory, "--check")
+    assert check.rc == 0, str(check)
+    assert "would update" in check.output and client.get_key(a).properties.tags["owner"] == "payments"
+
+    second = run(lab, run_playbook, inventory, "--diff")
+    assert second.rc == 0, str(second)
+    rows = rows_by_name(manifest(tmp_path))
+    assert rows[a]["result"] == "updated", rows[a]
+    for text in ("enabled true -> false", "tags set owner=treasury", "key_ops [sign, verify] -> [verify]", "expires_on"):
+        assert text in rows[a]["message"], rows[a]
+    assert rows[b]["result"] == "in place" and "left disabled" in rows[b]["message"], rows[b]
+    # read independently: one version, in place, with the stated attributes (a disabled version is read from the list)
+    versions = list(client.list_properties_of_key_versions(a))
+    assert len(versions) == 1, [v.version for v in versions]
+    props = versions[0]
+    assert props.enabled is False and props.expires_on == expiry, props
+    assert props.tags["owner"] == "treasury" and props.tags["cost"] == "1", props.tags  # append_tags: cost is kept
+    assert props.tags["byok-fingerprint"] == before.properties.tags["byok-fingerprint"]
+    assert not [p for p in client.list_properties_of_key_versions(b) if p.enabled], "b was enabled again"
+
+    third = run(lab, run_playbook, inventory)
+    assert third.rc == 0, str(third)
+    assert changed(third) == 0, third.output[-4000:]
+    rows = rows_by_name(manifest(tmp_path))
+    assert rows[a]["result"] == "in place" and rows[a]["proof"] == "unverified: only the collection's own tag", rows[a]
+    assert rows[b]["result"] == "in place", rows[b]
+    assert len(list(client.list_properties_of_key_versions(a))) == 1
+
+
+def test_append_tags_false_leaves_exactly_the_stated_tags(lab, make_token, run_playbook, tmp_path):
+    name, token, kek = unique("lc-tags"), make_token(), unique("lc-kek")
+    keys = [ec_key(name, tags={"owner": "payments", "old": "x"})]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    keys[0].update(tags={"owner": "payments"}, append_tags=False)
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    again = run(lab, run_playbook, inventory)
+    assert again.rc == 0, str(again)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "updated" and "removed old" in row["message"], row
+    tags = lab.key_client().get_key(name).properties.tags
+    assert sorted(tags) == ["byok-fingerprint", "owner"], tags
+    assert changed(run(lab, run_playbook, inventory)) == 0
