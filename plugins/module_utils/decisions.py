@@ -27,6 +27,11 @@ REGENERATE_MAY_REPLACE = ('full_idempotence', 'always')
 KEEP = 'keep'
 IMPORT = 'import'
 CONFLICT = 'conflict'
+#: a key the inventory lists with state: absent: DELETE it from the vault (soft delete), or it is ABSENT already
+DELETE = 'delete'
+ABSENT = 'absent'
+#: a key listed again whose name the vault holds soft-deleted, with the HSM key's identity: RECOVER it, never re-import
+RECOVER = 'recover'
 
 
 def known(identity):
@@ -81,3 +86,22 @@ def kek_needed(in_vault, force, regenerate):
 def rotation_text(name):
     """How a diff and a report name a new version of an existing vault key."""
     return 'new version of %s' % name
+
+
+def absent_decision(exists, current_identity, expected):
+    """('delete' | 'absent' | 'conflict', reason) for a key the inventory lists with state: absent."""
+    if not exists:
+        return ABSENT, 'the vault has no current version of this name'
+    if same_identity(current_identity, expected):
+        return DELETE, "the vault's current version is the HSM key"
+    return CONFLICT, ("the vault's current version (%s) is not known to be the HSM key (%s), so it is not deleted"
+                      % (current_identity or 'no identity', expected or 'no HSM key'))
+
+
+def deleted_decision(deleted_identity, expected):
+    """('recover' | 'conflict', reason) for a key listed as present whose name the vault holds soft-deleted (Key Vault
+    refuses a new key of that name until it is recovered or purged)."""
+    if same_identity(deleted_identity, expected):
+        return RECOVER, 'the vault holds the HSM key soft-deleted under this name'
+    return CONFLICT, ('the vault holds another key soft-deleted under this name (%s, the HSM key has %s); recover or purge '
+                      'it first, or use another name' % (deleted_identity or 'no identity', expected or 'none'))

@@ -449,7 +449,7 @@ def _all_failed(records, step_name):
 def _ensure_keys(hsm, token, records, check_mode, warnings):
     """{label: flattened hsm_keygen result, or failed with its message} for the HSM keys of the records."""
     out = {}
-    for item in record.hsm_keys(records):
+    for item in record.hsm_keys(records, contact=check_mode):
         try:
             r = ensure_key(token, key_spec(item), hsm.params['regenerate'], check_mode, hsm.params['wrap_method'])
         except ByokError as exc:

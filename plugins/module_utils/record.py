@@ -15,6 +15,7 @@ under steps.STEP, and nothing else:
   wrap     the key wrapped under the KEK inside the HSM (the .byok, base64, until the import took it)
   import   what the vault did with it (its version, the identity it reports and where that came from, the signature)
   update   the attributes the inventory states, changed in place on a key that was already in the vault (Update Key)
+  delete   a key listed with state: absent, deleted from its vault (soft delete); recover: one listed again, recovered
   seal     whether the HSM key was sealed after the vaults held it
 
 A step that failed for the key says so ({'failed': True, 'msg': ...}); a step that did not run is absent.  A host that
@@ -38,7 +39,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.attributes import pa
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
-STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'seal')
+STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'delete', 'recover', 'seal')
 #: the variables the transfer role registers each step's result in, newest first (latest() reads them in this order); the
 #: rescue's own fact comes first: it is written last
 REGISTERS = ('byok_records', 'byok_sealed', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
@@ -53,7 +54,7 @@ SOURCE_VAULT_KCV = report.SOURCE_VAULT_KCV
 SOURCE_KCV_TAG = report.SOURCE_KCV_TAG
 PROOFS = report.PROOFS
 
-IN_VAULT = ('transferred', 'in place', 'updated')
+IN_VAULT = ('transferred', 'in place', 'updated', 'recovered')
 #: the fields of a record keyvault_import takes for a key (its options of the same names)
 IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force')
 TOKEN_FIELDS = report.TOKEN_FIELDS
@@ -195,10 +196,18 @@ def blocking(records, kek_too=False):
     return problems
 
 
-def hsm_keys(records):
-    """hsm_keygen's keys for the records: one per label (a label that goes to several vaults is one HSM key)."""
+def absent(rec):
+    """Whether the inventory lists the key with state: absent (to be deleted from its vault)."""
+    return rec.get('state') == 'absent'
+
+
+def hsm_keys(records, contact=False):
+    """hsm_keygen's keys for the records: one per label (a label that goes to several vaults is one HSM key); a key
+    listed as absent is looked at by the contact (its identity decides the deletion) and never generated."""
     out = []
     for rec in records:
+        if absent(rec) and not contact:
+            continue
         if any(item['label'] == rec['label'] for item in out):
             continue
         item = {'label': rec['label'], 'key_type': rec['key_type'], 'key_size': rec.get('key_size')}
@@ -218,7 +227,8 @@ def note_keys(records, results, name, token=None):
         if result.get('failed'):
             fail(rec, name, result.get('msg'))
         else:
-            note(rec, name, **dict((k, v) for k, v in result.items() if k not in ('label', 'failed')))
+            # the HSM key's public key is not carried on: its fingerprint identifies it in every later step
+            note(rec, name, **dict((k, v) for k, v in result.items() if k not in ('label', 'failed', 'public_key_pem')))
         if token:
             rec['token'] = dict((f, token.get(f)) for f in TOKEN_FIELDS)
     return records
@@ -245,7 +255,13 @@ def decide(records):
         if hsm_step is None or not ok(rec, 'read'):
             continue
         identity, source = vault_identity(rec)
-        what, reason = decisions.import_decision(in_vault(rec), identity, hsm_step.get('fingerprint'), rec.get('force'))
+        held = step(rec, 'read') or {}
+        if absent(rec):
+            what, reason = decisions.absent_decision(in_vault(rec), identity, hsm_step.get('fingerprint'))
+        elif not in_vault(rec) and held.get('deleted'):
+            what, reason = decisions.deleted_decision(held.get('deleted_fingerprint'), hsm_step.get('fingerprint'))
+        else:
+            what, reason = decisions.import_decision(in_vault(rec), identity, hsm_step.get('fingerprint'), rec.get('force'))
         note(rec, 'decide', action=what, reason=reason, vault_fingerprint=identity, identity_source=source,
              rotation=bool(what == decisions.IMPORT and in_vault(rec)))
         if what == decisions.IMPORT and rec['vault'] not in wanted:
@@ -317,6 +333,8 @@ def note_wraps(records, results):
     for rec in records:
         kek = step(rec, 'kek')
         result = results.get((rec['label'], (kek or {}).get('kid'))) if action(rec) == decisions.IMPORT else None
+        if kek is not None:
+            kek.pop('public_key_pem', None)  # the wrap used it; the import and the report need only the kid and fingerprint
         if result is None:
             continue
         if result.get('failed'):
@@ -437,6 +455,36 @@ def update_requests(records):
     return [out[name] for name in sorted(out)]
 
 
+def removal_requests(records):
+    """The deletions (state: absent, the vault's current version is the HSM key) and recoveries (listed again, the vault
+    holds the HSM key soft-deleted) of the records: per vault, each key with what to do."""
+    out = {}
+    for rec in records:
+        what = action(rec)
+        if what not in (decisions.DELETE, decisions.RECOVER) or rec.get('stopped'):
+            continue
+        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
+                                          'vault_type': rec.get('vault_kind') or 'auto', 'keys': []})
+        v['keys'].append({'name': rec['name'], 'action': what})
+    return [out[name] for name in sorted(out)]
+
+
+def note_removals(records, results, check_mode=False):
+    """The delete or recover step of each record sent to its vault (one result per vault, each with its keys)."""
+    by_vault = dict((r.get('name'), r) for r in results or [])
+    for rec in records:
+        result = by_vault.get(rec['vault'])
+        outcome = _by_name((result or {}).get('keys')).get(key_name_key(rec['name'])) if result else None
+        if outcome is None:
+            continue
+        name = 'delete' if action(rec) == decisions.DELETE else 'recover'
+        if outcome.get('failed'):
+            fail(rec, name, outcome.get('msg'))
+        else:
+            note(rec, name, check_mode=bool(check_mode), **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date')))
+    return records
+
+
 def note_updates(records, results, check_mode=False):
     """The update step of each record that was sent to its vault's Update Key (one result per vault, each with its keys)."""
     by_vault = dict((r.get('name'), r) for r in results or [])
@@ -484,7 +532,7 @@ def seal_plan(records, check_mode=False):
     out = {}
     for rec in records:
         label = rec['label']
-        if out.get(label) == 'earlier':
+        if out.get(label) == 'earlier' or absent(rec):
             continue
         hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
         if hsm_step.get('sealed'):
@@ -687,6 +735,9 @@ def _outcome(rec, r, stop):
     if decided['action'] == decisions.KEEP and not hsm_failure:
         _kept(rec, r, stop)
         return
+    if decided['action'] in (decisions.DELETE, decisions.ABSENT, decisions.RECOVER):
+        _removed(rec, r, decided, stop)
+        return
     outcome = step(rec, 'import')
     kek, wrap = step(rec, 'kek'), step(rec, 'wrap')
     if outcome is None:
@@ -738,6 +789,27 @@ def _kept(rec, r, stop):
                  % (_changes_text(changes), ': this host stopped' if stop else ''))
     if held.get('enabled') is False and 'enabled' not in (rec.get('stated') or ()):
         _add(r, 'disabled in the vault, which the inventory does not state (enabled not set): left disabled')
+
+
+def _removed(rec, r, decided, stop):
+    """A key listed as absent (deleted, would be, or absent already), or listed again and recovered."""
+    if decided['action'] == decisions.ABSENT:
+        r.update(result='absent', kid=None, vault_fingerprint=None, proof=None, match=None,
+                 message='the vault holds no current version of %s' % rec['name'])
+        return
+    name = 'delete' if decided['action'] == decisions.DELETE else 'recover'
+    done = step(rec, name)
+    verb = {'delete': ('deleted', 'would delete', 'deleted from the vault (soft delete; it can be recovered until it is '
+                       'purged); the HSM key is kept'),
+            'recover': ('recovered', 'would recover', 'recovered from the soft-deleted keys (not imported again)')}[name]
+    if done is None:
+        r.update(result='not done', message='not %s: %s' % (verb[0], stop or 'the vault step did not run'))
+    elif done.get('failed'):
+        r.update(result='failed', message='%s could not be %s: %s' % (rec['name'], verb[0], in_inventory_terms(done.get('msg'))))
+    else:
+        r.update(result=verb[1] if done.get('check_mode') else verb[0], message=verb[2])
+        if name == 'recover' and done.get('kid'):
+            r['kid'] = done['kid']
 
 
 def _add(r, text):

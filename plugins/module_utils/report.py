@@ -25,11 +25,12 @@ ROW_FIELDS = ('host', 'vault', 'vault_url', 'name', 'label', 'key_type', 'key_si
               'in_run', 'result', 'message')
 #: results a row can have; a key whose import outcome could not be confirmed is 'unknown', never 'failed'; a key whose
 #: steps did not run (its host stopped at another step, or is outside the run's --limit) is 'not done', never ok
-RESULTS = ('transferred', 'in place', 'updated', 'would transfer', 'would rotate', 'would update', 'failed', 'unknown',
-           'not done')
+RESULTS = ('transferred', 'in place', 'updated', 'recovered', 'deleted', 'absent', 'would transfer', 'would rotate',
+           'would update', 'would recover', 'would delete', 'failed', 'unknown', 'not done')
 FAILED = ('failed',)
 NOT_DONE = ('failed', 'unknown', 'not done')
-DONE = ('transferred', 'in place', 'updated', 'would transfer', 'would rotate', 'would update')
+DONE = ('transferred', 'in place', 'updated', 'recovered', 'deleted', 'absent', 'would transfer', 'would rotate', 'would update',
+        'would recover', 'would delete')
 
 #: what proves that the vault's key is the HSM key, per row (the proof field)
 PROOF_JWK = "fingerprint from the vault's JWK"

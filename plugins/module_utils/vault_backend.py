@@ -25,7 +25,8 @@ from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import DisabledVersion, disabled_summary, key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import DisabledVersion, disabled_summary, key_fingerprint
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
 
 #: the options of one key of keyvault_import (its keys[] items; the single key's options are the same)
 ITEM_SPEC = dict(
@@ -392,9 +393,16 @@ def vault_kcv(vault, key):
 def look_up(vault, name, versions):
     key = vault.current(name)
     entry = {'name': name, 'exists': key is not None}
-    if isinstance(key, DisabledVersion):
+    if key is None:
+        # a name the vault holds soft-deleted: Key Vault refuses a new key of that name until it is recovered or purged
+        deleted = vault.get_deleted(name)
+        if deleted is not None:
+            tags = deleted.properties.tags or {}
+            entry.update(deleted=True, deleted_kid=deleted.properties.id,
+                         deleted_fingerprint=key_fingerprint(deleted) or tags.get(ki.KCV_TAG))
+    elif isinstance(key, DisabledVersion):
         entry.update(disabled_summary(key))
-    elif key is not None:
+    else:
         entry.update(key_summary(key))
         if ki.identified_by_kcv(entry['kty']):
             entry['kcv'] = vault_kcv(vault, key)
@@ -560,6 +568,28 @@ def update_fields(changes):
     return out
 
 
+def remove_vault(kv, vault, items):
+    """Delete (soft, never purge) or recover each key of one vault, as the records decided."""
+    def one(item):
+        out = {'name': item['name'], 'changed': True}
+        if kv.check_mode:
+            return out
+        if item['action'] == decisions.DELETE:
+            done = vault.delete(item['name'], purge=False)
+            out.update(changed=done['deleted'], scheduled_purge_date=done['scheduled_purge_date'])
+        else:
+            out['kid'] = vault.recover(item['name']).id
+        return out
+
+    results = kv.run_keys_parallel(items, one, 'name', 'delete')
+    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
+    failed = [r for r in results if r.get('failed')]
+    if failed:
+        out.update(failed=True, msg='%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
+            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
+    return out
+
+
 def update_vault(kv, vault, items):
     """Update Key for each key of one vault whose stated attributes differ (its current version, in place)."""
     def one(item):
@@ -593,6 +623,12 @@ def import_records(kv, records):
         take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
     _warn_failed(kv, results, 'the import')
     record.note_imports(records, results)
+    # the keys listed as absent: deleted (soft delete, never purged); the keys listed again: recovered, not re-imported
+    removals = kv.run_vaults(record.removal_requests(records), lambda vault, entry: remove_vault(kv, vault, entry['keys']),
+                             'delete', items='keys', writes=True)
+    _warn_failed(kv, removals, 'the deletion or recovery')
+    record.note_removals(records, removals, kv.check_mode)
+    results = results + removals
     # the keys in place whose stated attributes differ from their vault's: updated in place (no new version)
     updates = kv.run_vaults(record.update_requests(records), lambda vault, entry: update_vault(kv, vault, entry['keys']),
                             'update', items='keys', writes=True)

@@ -96,3 +96,37 @@ def test_append_tags_false_leaves_exactly_the_stated_tags(lab, make_token, run_p
     tags = lab.key_client().get_key(name).properties.tags
     assert sorted(tags) == ["byok-fingerprint", "owner"], tags
     assert changed(run(lab, run_playbook, inventory)) == 0
+
+
+def test_state_absent_deletes_softly_keeps_the_hsm_key_and_present_recovers(lab, make_token, run_playbook, tmp_path):
+    name, token, kek = unique("lc-abs"), make_token(), unique("lc-kek")
+    keys = [ec_key(name)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    client = lab.key_client()
+    kid = client.get_key(name).id
+    objects = token.objects()
+
+    keys[0]["state"] = "absent"
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    check = run(lab, run_playbook, inventory, "--check")
+    assert check.rc == 0 and "would delete" in check.output, str(check)
+    assert client.get_key(name).id == kid
+    gone = run(lab, run_playbook, inventory)
+    assert gone.rc == 0, str(gone)
+    assert rows_by_name(manifest(tmp_path))[name]["result"] == "deleted"
+    deleted = client.get_deleted_key(name)  # soft-deleted, never purged
+    assert deleted.properties.id == kid
+    assert token.objects() == objects, "the HSM key must be kept"
+    again = run(lab, run_playbook, inventory)
+    assert again.rc == 0 and changed(again) == 0, str(again)
+    assert rows_by_name(manifest(tmp_path))[name]["result"] == "absent"
+
+    keys[0]["state"] = "present"
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    back = run(lab, run_playbook, inventory)
+    assert back.rc == 0, str(back)
+    assert rows_by_name(manifest(tmp_path))[name]["result"] == "recovered"
+    assert client.get_key(name).id == kid and len(list(client.list_properties_of_key_versions(name))) == 1
+    assert run(lab, run_playbook, inventory).rc == 0
+    assert rows_by_name(manifest(tmp_path))[name]["result"] == "in place"

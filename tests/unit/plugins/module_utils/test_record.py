@@ -305,3 +305,32 @@ def test_a_failed_update_fails_the_row_and_a_stopped_host_is_not_updated():
     record.stopped([s], 'later task failed', None, 'x')
     assert record.update_requests([s]) == []
     assert record.row(s)['result'] == 'not done' and 'were not updated' in record.row(s)['message']
+
+
+def test_an_absent_key_is_deleted_only_when_the_vault_holds_the_hsm_key_and_never_generated():
+    gone, held, other = rec('gone', state='absent'), rec('held', state='absent'), rec('other', state='absent')
+    records = [gone, held, other]
+    read(records, [{'name': 'gone', 'exists': False}, {'name': 'held', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'},
+                   {'name': 'other', 'exists': True, 'fingerprint': 'f9', 'kid': 'k9'}])
+    assert record.hsm_keys(records) == [] and len(record.hsm_keys(records, contact=True)) == 3
+    assert hsm(records, {'gone': 'f0', 'held': 'f1', 'other': 'f2'}, 'contact') == []  # no KEK for a deletion
+    assert [record.action(r) for r in records] == ['absent', 'delete', 'conflict']
+    assert record.removal_requests(records) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
+                                                 'keys': [{'name': 'held', 'action': 'delete'}]}]
+    record.note_removals(records, [{'name': 'prod', 'keys': [{'name': 'held', 'changed': True}]}])
+    rows = dict((r['name'], r) for r in record.rows(records))
+    assert rows['gone']['result'] == 'absent' and rows['held']['result'] == 'deleted' and rows['other']['result'] == 'failed'
+    assert 'HSM key is kept' in rows['held']['message'] and record.seal_items(records) == []
+
+
+def test_a_key_listed_again_is_recovered_when_the_vault_holds_it_soft_deleted():
+    back, taken = rec('back'), rec('taken')
+    records = [back, taken]
+    read(records, [{'name': 'back', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'},
+                   {'name': 'taken', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f9'}])
+    assert hsm(records, {'back': 'f1', 'taken': 'f2'}, 'contact') == []  # nothing is imported: no KEK
+    assert [record.action(r) for r in records] == ['recover', 'conflict']
+    record.note_removals(records, [{'name': 'prod', 'keys': [{'name': 'back', 'changed': True, 'kid': URL + '/keys/back/v1'}]}],
+                         check_mode=True)
+    rows = record.rows(records)
+    assert rows[0]['result'] == 'would recover' and rows[1]['result'] == 'failed' and 'soft-deleted' in rows[1]['message']
