@@ -21,6 +21,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils.progress import Progress
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
@@ -449,12 +450,16 @@ def _all_failed(records, step_name):
 def _ensure_keys(hsm, token, records, check_mode, warnings):
     """{label: flattened hsm_keygen result, or failed with its message} for the HSM keys of the records."""
     out = {}
-    for item in record.hsm_keys(records, contact=check_mode):
+    items = record.hsm_keys(records, contact=check_mode)
+    progress = Progress('contact' if check_mode and hsm.params['step'] == 'contact' else 'keygen', hsm.speaks_for, len(items))
+    for item in items:
         try:
             r = ensure_key(token, key_spec(item), hsm.params['regenerate'], check_mode, hsm.params['wrap_method'])
         except ByokError as exc:
             out[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
             continue
+        finally:
+            progress.tick()
         if r.get('warning') and r['warning'] not in warnings:
             warnings.append(r['warning'])
         out[item['label']] = flatten(r)
@@ -465,20 +470,25 @@ def _wrap_records(hsm, token, records, check_mode, padded, keys):
     """{(label, kek kid): byok_wrap's result for the key, or failed} for the keys of the records that move (in check
     mode only those the token already holds: a key the run would generate has nothing to wrap yet)."""
     out = {}
-    for label, key_id, kek in record.wrap_work(records):
-        if check_mode and (keys.get(label) or {}).get('action') != 'keep':
-            continue
-        try:
-            public = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
-            r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, public, kek['kid'],
-                         hsm.params['wrap_method'], True, check_mode)
-        except ByokError as exc:
-            out[(label, kek['kid'])] = {'failed': True, 'msg': hsm.plain_message(exc)}
-            continue
-        if r.pop('warning', None):
-            padded.setdefault(r['wrap_mechanism'], set()).add(label)
-        out[(label, kek['kid'])] = r
+    work = record.wrap_work(records)
+    progress = Progress('wrap', hsm.speaks_for, len(work))
+    for label, key_id, kek in work:
+        if not (check_mode and (keys.get(label) or {}).get('action') != 'keep'):
+            out[(label, kek['kid'])] = _wrap_one(hsm, token, label, key_id, kek, check_mode, padded)
+        progress.tick()
     return out
+
+
+def _wrap_one(hsm, token, label, key_id, kek, check_mode, padded):
+    try:
+        public = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
+        r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, public, kek['kid'],
+                     hsm.params['wrap_method'], True, check_mode)
+    except ByokError as exc:
+        return {'failed': True, 'msg': hsm.plain_message(exc)}
+    if r.pop('warning', None):
+        padded.setdefault(r['wrap_mechanism'], set()).add(label)
+    return r
 
 
 def hsm_step_request(hsm):

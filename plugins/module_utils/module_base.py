@@ -17,6 +17,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
+from ansible_collections.byok.keyvault.plugins.module_utils.progress import NoProgress
 
 
 class ByokModule(object):
@@ -28,6 +29,8 @@ class ByokModule(object):
         spec = dict(common or {})
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        #: how far a long step has got, for the progress callback (module_utils/progress.py); a step sets its own
+        self.progress = NoProgress()
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         for library, import_error in requirements:
@@ -61,6 +64,7 @@ class ByokModule(object):
                 results.append(func(item))
             except ByokError as exc:
                 results.append(failed_result(item, key_field, exc))
+            self.progress.tick()
         return results
 
     def outcome(self, results, single, **extra):

@@ -22,6 +22,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils.progress import NoProgress, Progress
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
@@ -527,8 +528,11 @@ def _warn_failed(kv, results, what):
 
 
 def read_records(kv, records):
-    results = kv.run_vaults(record.read_requests(records), lambda vault, entry: read_vault(kv, vault, entry['names'], False),
-                            'look-up', items='names')
+    requests = record.read_requests(records)
+    kv.progress = Progress('read', 'controller', sum(len(r['names']) for r in requests))
+    results = kv.run_vaults(requests, lambda vault, entry: read_vault(kv, vault, entry['names'], False), 'look-up',
+                            items='names')
+    kv.progress = NoProgress()
     _warn_failed(kv, results, 'the read')
     return dict(changed=False, records=record.note_reads(records, results))
 
@@ -616,8 +620,10 @@ def import_records(kv, records):
         entry['keys'] = [_item_defaults(item) for item in entry['keys']]
         check_names(kv, entry['keys'], ' of vault %s' % entry['name'])
     p['parallel'] = p['import_parallel']  # run_vaults and run_keys_parallel read parallel: the imports have their own
+    kv.progress = Progress('import', 'controller', sum(len(entry['keys']) for entry in requests))
     results = kv.run_vaults(requests, lambda vault, entry: import_vault(kv, vault, entry['keys'], verify), 'import',
                             items='keys', writes=True)
+    kv.progress = NoProgress()
     diff = {'before': {}, 'after': {}}
     for r in results:
         take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
