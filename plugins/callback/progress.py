@@ -75,6 +75,29 @@ def progress_line(step, done, total, elapsed, hosts_done=None, hosts=None):
     return "[progress] %s: %s (elapsed %s)" % (NAMES.get(step, step), ', '.join(parts), _duration(elapsed))
 
 
+def _remove_stale_folders():
+    """Remove the progress folders of this user that a killed run left (its process is gone): they hold counts only,
+    but a run should not leave anything behind it."""
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split('-')
+        if not name.startswith('byok-progress-') or len(parts) < 4 or not parts[2].isdigit():
+            continue
+        path = os.path.join(base, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'aggregate'
@@ -83,8 +106,9 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super(CallbackModule, self).__init__()
+        _remove_stale_folders()
         # the modules the workers start inherit this environment (a local module writes its counts there)
-        self.folder = tempfile.mkdtemp(prefix='byok-progress-')
+        self.folder = tempfile.mkdtemp(prefix='byok-progress-%d-' % os.getpid())
         os.chmod(self.folder, 0o700)
         os.environ[ENV] = self.folder
         atexit.register(shutil.rmtree, self.folder, True)
