@@ -472,17 +472,19 @@ def _wrap_records(hsm, token, records, check_mode, padded, keys):
     out = {}
     work = record.wrap_work(records)
     progress = Progress('wrap', hsm.speaks_for, len(work))
+    publics = {}  # each KEK's public key, loaded and checked against its fingerprint once
     for label, key_id, kek in work:
         if not (check_mode and (keys.get(label) or {}).get('action') != 'keep'):
-            out[(label, kek['kid'])] = _wrap_one(hsm, token, label, key_id, kek, check_mode, padded)
+            out[(label, kek['kid'])] = _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics)
         progress.tick()
     return out
 
 
-def _wrap_one(hsm, token, label, key_id, kek, check_mode, padded):
+def _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics):
     try:
-        public = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
-        r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, public, kek['kid'],
+        if kek['kid'] not in publics:
+            publics[kek['kid']] = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
+        r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, publics[kek['kid']], kek['kid'],
                      hsm.params['wrap_method'], True, check_mode)
     except ByokError as exc:
         return {'failed': True, 'msg': hsm.plain_message(exc)}
