@@ -130,6 +130,20 @@ def of_host(records, host):
     return [r for r in records or [] if r.get('host') == host]
 
 
+def _vault_entry(out, rec, field='keys'):
+    """The entry of the record's vault in a per-vault request list ({vault: entry}), made on first use."""
+    return out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
+                                         'vault_type': rec.get('vault_kind') or 'auto', field: []})
+
+
+def _outcomes(records, results):
+    """(record, its key's result in its vault's result or None) for each record, from one result per vault."""
+    by_vault = dict((r.get('name'), r) for r in results or [])
+    for rec in records:
+        result = by_vault.get(rec['vault'])
+        yield rec, (_by_name(result.get('keys')).get(key_name_key(rec['name'])) if result else None)
+
+
 def _by_name(entries):
     return dict((key_name_key(e.get('name')), e) for e in entries or [] if isinstance(e, dict))
 
@@ -363,9 +377,7 @@ def import_requests(records, check_mode=False):
         item['expected_fingerprint'] = hsm_identity(rec)
         if content:
             item['byok_content'] = content
-        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
-                                          'vault_type': rec.get('vault_kind') or 'auto', 'keys': []})
-        v['keys'].append(dict((k, v2) for k, v2 in item.items() if v2 is not None))
+        _vault_entry(out, rec)['keys'].append(dict((k, v) for k, v in item.items() if v is not None))
     return [out[name] for name in sorted(out)]
 
 
@@ -376,11 +388,8 @@ IMPORT_RESULT_FIELDS = ('changed', 'decision', 'kid', 'version', 'fingerprint', 
 def note_imports(records, results):
     """The import step of each record that was sent to its vault (one result per vault, each with its keys); the .byok
     content is dropped from every record (the vault has it, or it failed)."""
-    by_vault = dict((r.get('name'), r) for r in results or [])
-    for rec in records:
+    for rec, outcome in _outcomes(records, results):
         wrap = step(rec, 'wrap')
-        result = by_vault.get(rec['vault'])
-        outcome = _by_name((result or {}).get('keys')).get(key_name_key(rec['name'])) if result else None
         if outcome is not None:
             if outcome.get('failed'):
                 fail(rec, 'import', outcome.get('msg'), outcome_unknown=bool(outcome.get('outcome_unknown')))
@@ -449,9 +458,8 @@ def update_requests(records):
         changes = attribute_changes(rec)
         if not changes or rec.get('stopped'):
             continue
-        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
-                                          'vault_type': rec.get('vault_kind') or 'auto', 'keys': []})
-        v['keys'].append({'name': rec['name'], 'version': step(rec, 'read').get('version'), 'changes': changes})
+        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': step(rec, 'read').get('version'),
+                                               'changes': changes})
     return [out[name] for name in sorted(out)]
 
 
@@ -463,18 +471,13 @@ def removal_requests(records):
         what = action(rec)
         if what not in (decisions.DELETE, decisions.RECOVER) or rec.get('stopped'):
             continue
-        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
-                                          'vault_type': rec.get('vault_kind') or 'auto', 'keys': []})
-        v['keys'].append({'name': rec['name'], 'action': what})
+        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'action': what})
     return [out[name] for name in sorted(out)]
 
 
 def note_removals(records, results, check_mode=False):
     """The delete or recover step of each record sent to its vault (one result per vault, each with its keys)."""
-    by_vault = dict((r.get('name'), r) for r in results or [])
-    for rec in records:
-        result = by_vault.get(rec['vault'])
-        outcome = _by_name((result or {}).get('keys')).get(key_name_key(rec['name'])) if result else None
+    for rec, outcome in _outcomes(records, results):
         if outcome is None:
             continue
         name = 'delete' if action(rec) == decisions.DELETE else 'recover'
@@ -487,10 +490,7 @@ def note_removals(records, results, check_mode=False):
 
 def note_updates(records, results, check_mode=False):
     """The update step of each record that was sent to its vault's Update Key (one result per vault, each with its keys)."""
-    by_vault = dict((r.get('name'), r) for r in results or [])
-    for rec in records:
-        result = by_vault.get(rec['vault'])
-        outcome = _by_name((result or {}).get('keys')).get(key_name_key(rec['name'])) if result else None
+    for rec, outcome in _outcomes(records, results):
         if outcome is None:
             continue
         if outcome.get('failed'):
@@ -650,25 +650,6 @@ def _version(kid):
     return (kid or '').rstrip('/').rsplit('/', 1)[-1] if kid else '-'
 
 
-def _signature(rec, r):
-    """What the signature check (byok_verify_signature) did for this key."""
-    if not rec.get('verify_signature'):
-        return report.SIGNATURE_NOT_ASKED
-    if ki.identified_by_kcv(rec.get('key_type')):
-        return 'not possible for AES (its proof is the KCV)'
-    outcome = step(rec, 'import')
-    proof = (outcome or {}).get('proof') or {}
-    if proof.get('method') == 'signature' and proof.get('verified'):
-        return 'verified (%s)' % proof.get('algorithm') if proof.get('algorithm') else 'verified'
-    if outcome is not None and outcome.get('failed'):
-        return 'failed: see the message'
-    if r.get('result') in ('would transfer', 'would rotate'):
-        return 'not done (check mode)'
-    if r.get('result') == 'in place' and outcome is None:
-        return 'not done (the key was in place; only an import is signed)'
-    return 'not done'
-
-
 def _hsm_failure(rec):
     for name in ('keygen', 'contact'):
         s = step(rec, name)
@@ -696,7 +677,7 @@ def row(rec):
     if wrap and not wrap.get('failed'):
         r['wrap_method'] = wrap.get('wrap_method')
     _outcome(rec, r, stop)
-    r['signature'] = _signature(rec, r)
+    r['signature'] = report.signature(r, rec.get('verify_signature'), step(rec, 'import'))
     if stop and r['result'] in report.DONE and stop not in r['message']:
         # the key's own steps went through; the step that stopped the host came after (or was about other keys)
         r['message'] = '; '.join(m for m in (r['message'], 'this host then stopped: %s' % stop) if m)

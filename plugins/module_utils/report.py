@@ -74,7 +74,7 @@ def new_row(entry, host=None, **facts):
     return set_proof(row, source)
 
 
-def _signature(row, asked, outcome=None):
+def signature(row, asked, outcome=None):
     """What the signature check (byok_verify_signature) did for this row."""
     if not asked:
         return SIGNATURE_NOT_ASKED
@@ -135,7 +135,7 @@ def import_rows(results, vaults=None, verify_signature=False):
             row['result'] = 'would transfer' if r.get('kid') is None else 'transferred'
         else:
             row['result'] = 'in place'
-        row['signature'] = _signature(row, verify_signature, r)
+        row['signature'] = signature(row, verify_signature, r)
         rows.append(row)
     return rows
 

@@ -317,6 +317,16 @@ def check_names(kv, items, where=''):
                 % (where, ', '.join(twice)))
 
 
+def vault_result(results, what='keys'):
+    """One vault's result from its keys' results: failed, naming each key that failed, when any did."""
+    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
+    failed = [r for r in results if r.get('failed')]
+    if failed:
+        out.update(failed=True, msg='%d of %d %s failed: %s' % (len(failed), len(results), what, ' | '.join(
+            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
+    return out
+
+
 def import_vault(kv, vault, items, verify_signature=None):
     """Import (or keep) the keys of one vault, up to O(parallel) at once; the vault's result."""
     verify = kv.params['verify_signature'] if verify_signature is None else verify_signature
@@ -325,12 +335,7 @@ def import_vault(kv, vault, items, verify_signature=None):
         return import_one(vault, item, prepare(item, vault.vault_type, kv.check_mode), kv.check_mode, verify)
 
     results = kv.run_keys_parallel(items, one, 'name', 'import')
-    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
-    failed = [r for r in results if r.get('failed')]
-    if failed:
-        out.update(failed=True, msg='%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
-            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
-    return out
+    return vault_result(results)
 
 
 def take_diffs(results, prefix='', wanted=True, diff=None):
@@ -586,12 +591,7 @@ def remove_vault(kv, vault, items):
         return out
 
     results = kv.run_keys_parallel(items, one, 'name', 'delete')
-    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
-    failed = [r for r in results if r.get('failed')]
-    if failed:
-        out.update(failed=True, msg='%d of %d keys failed: %s' % (len(failed), len(results), ' | '.join(
-            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
-    return out
+    return vault_result(results)
 
 
 def update_vault(kv, vault, items):
@@ -602,12 +602,7 @@ def update_vault(kv, vault, items):
         return {'name': item['name'], 'changes': item['changes'], 'changed': True}
 
     results = kv.run_keys_parallel(items, one, 'name', 'update')
-    out = {'changed': any(r.get('changed') for r in results), 'keys': results}
-    failed = [r for r in results if r.get('failed')]
-    if failed:
-        out.update(failed=True, msg='%d of %d updates failed: %s' % (len(failed), len(results), ' | '.join(
-            '%s: %s' % (r.get('name'), r['msg']) for r in failed)))
-    return out
+    return vault_result(results, 'updates')
 
 
 def import_records(kv, records):
