@@ -20,12 +20,14 @@ import copy
 import datetime
 import difflib
 import math
+import os
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils import release_policy
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import kind_from_host
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import byok_refusal
@@ -485,6 +487,7 @@ def _check_key(checker, index, key, vaults, now):
             key['id'] = _INVALID
     kind = vault.get('kind') if isinstance(vault, dict) else None
     key_type = _check_key_spec(checker, path, key, kind)
+    _check_protection(checker, path, key, key_type, kind)
     _check_key_ops(checker, path, key, key_type)
     if _ok(key.get('tags')):
         for tag, message in attributes.tag_problems(key.get('tags'), key_type):
@@ -532,11 +535,44 @@ def _check_key_spec(checker, path, key, kind):
     return key_type
 
 
+def _read_text(path):
+    """A release policy file's text (the plan runs on the controller)."""
+    with open(os.path.expanduser(path), 'r') as f:
+        return f.read()
+
+
+def _check_protection(checker, path, key, key_type, kind):
+    """exportable, release_policy and release_policy_immutable (Secure Key Release) against Azure's rules, the policy
+    loaded (a mapping, JSON text or a file) and checked against the policy grammar; key['release_policy'] becomes the
+    policy document."""
+    value = key.get('release_policy')
+    if value is not None and _ok(value):
+        try:
+            policy = release_policy.load(value, _read_text)
+        except release_policy.PolicyError as exc:
+            checker.problem(path + '.release_policy', str(exc))
+            key['release_policy'] = _INVALID
+        else:
+            shape = release_policy.shape_problems(policy)
+            for where, message in shape:
+                checker.problem('%s.release_policy.%s' % (path, where), message)
+            key['release_policy'] = _Invalid(value, policy) if shape else policy
+    exportable = _would_be(key.get('exportable'))
+    if not isinstance(exportable, bool):
+        return
+    for field, message in release_policy.protection_problems(key_type, kind, exportable, value,
+                                                             _would_be(key.get('release_policy_immutable'))):
+        checker.problem('%s.%s' % (path, field), message)
+        if _ok(key.get(field)):
+            key[field] = _Invalid(key.get(field), key.get(field))
+
+
 def _check_key_ops(checker, path, key, key_type):
     """key_ops against what a target key of key_type may do: every operation's problem at once, with examples that fit
     the key type; key['key_ops'] becomes the checked list (the type's default when not given)."""
     ops = key.get('key_ops')
-    allowed = list(ki.TARGET_KEY_OPS[key_type]) if key_type else list(TARGET_OPS)
+    exportable = _would_be(key.get('exportable')) is True
+    allowed = list(ki.TARGET_KEY_OPS[key_type]) + (['export'] if exportable else []) if key_type else list(TARGET_OPS)
     whose = ' (the operations of %s keys)' % key_type if key_type else ''
     if ops is None:
         key['key_ops'] = list(ki.DEFAULT_KEY_OPS[key_type]) if key_type else _Invalid(None, list(TARGET_OPS))
@@ -555,12 +591,12 @@ def _check_key_ops(checker, path, key, key_type):
                             % (_show(op), attributes._kind(op), ', '.join(allowed), whose))
             valid = False
             continue
-        if op in ('import', 'export'):
+        if op == 'import' or (op == 'export' and not exportable):
             checker.problem(where, "'%s' is not allowed for a BYOK target key (import belongs to a KEK only, export to keys "
-                                   "with a release policy); use %s%s" % (op, ', '.join(allowed), whose))
+                                   "with exportable: true and a release_policy); use %s%s" % (op, ', '.join(allowed), whose))
             valid = False
             continue
-        if op not in TARGET_OPS:
+        if op not in TARGET_OPS + ('export',):
             near = nearest(op, TARGET_OPS)
             checker.problem(where, '%s is not one of %s%s%s' % (_show(op), ', '.join(allowed), whose,
                                                                 suggest(op, allowed if near in allowed else TARGET_OPS)))
@@ -682,7 +718,7 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
                                 kek_expires_on=vault.get('kek_expires_on'),
                                 verify_signature=bool(values.get('byok_verify_signature')),
                                 # the attributes the inventory states: kept as declared; the others are left as they are
-                                stated=[f for f in record.ATTRIBUTES if f in raw],
+                                stated=[f for f in record.STATED if f in raw],
                                 bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name'))))
         plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
                                'regenerate': values.get('byok_regenerate') or 'fail'}

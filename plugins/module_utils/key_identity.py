@@ -280,11 +280,12 @@ def kcv_from_block(encrypted_zero_block):
     return bytes(encrypted_zero_block)[:3].hex()
 
 
-def check_key_ops(key_type, key_ops):
-    """The key_ops of a target key of key_type, checked against what Azure allows it; KeySpecError otherwise."""
-    allowed = TARGET_KEY_OPS[normalize_key_type(key_type)]
+def check_key_ops(key_type, key_ops, exportable=False):
+    """The key_ops of a target key of key_type, checked against what Azure allows it (export only on an exportable key);
+    KeySpecError otherwise."""
+    allowed = TARGET_KEY_OPS[normalize_key_type(key_type)] + (('export',) if exportable else ())
     for op in key_ops or []:
-        if op in ('import', 'export'):
+        if op == 'import' or (op == 'export' and not exportable):
             raise KeySpecError("'%s' is not allowed for a BYOK target key (import belongs to a KEK only, export to keys with a "
                                "release policy); use %s" % (op, ', '.join(allowed)))
         if op not in allowed:

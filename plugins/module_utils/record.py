@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import release_policy
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
@@ -56,7 +57,8 @@ PROOFS = report.PROOFS
 
 IN_VAULT = ('transferred', 'in place', 'updated', 'recovered')
 #: the fields of a record keyvault_import takes for a key (its options of the same names)
-IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force')
+IMPORT_FIELDS = ('name', 'key_type', 'key_size', 'curve', 'key_ops', 'tags', 'enabled', 'not_before', 'expires_on', 'force',
+                 'exportable', 'release_policy', 'release_policy_immutable')
 TOKEN_FIELDS = report.TOKEN_FIELDS
 NOT_EVERY_VAULT = 'HSM key not sealed: not every vault listed for it holds it yet'
 STOPPED_UNSEEN = 'this host stopped before this step (unreachable, or a task outside the transfer failed)'
@@ -402,7 +404,10 @@ def note_imports(records, results):
 
 # -- update: the attributes the inventory states, kept as declared on a key that is in place ----------------------------
 #: the attributes of a vault key version the inventory can state (a field it does not state is left as it is)
-ATTRIBUTES = ('enabled', 'not_before', 'expires_on', 'tags', 'key_ops')
+ATTRIBUTES = ('enabled', 'not_before', 'expires_on', 'tags', 'key_ops', 'release_policy')
+#: what the inventory can state of a version that the vault never changes on it (compared, reported, never updated)
+FIXED = ('exportable',)
+STATED = ATTRIBUTES + FIXED
 
 
 def _same_time(a, b):
@@ -447,7 +452,55 @@ def attribute_changes(rec):
         elif field == 'key_ops' and before is not None:  # a disabled version shows no operations: left as it is
             if sorted(before or []) != sorted(after or []):
                 out[field] = [list(before or []), list(after or [])]
+        elif field == 'release_policy' and 'release_policy' in held:  # a disabled version shows none: left as it is
+            want = stated_policy(rec)
+            if not _same_policy(before, want):
+                out[field] = [before, want]
     return out
+
+
+def stated_policy(rec):
+    """The release policy the inventory states for the key, as the records compare it ({policy, immutable}), or None."""
+    if rec.get('release_policy') is None:
+        return None
+    return {'policy': rec['release_policy'], 'immutable': bool(rec.get('release_policy_immutable'))}
+
+
+def _same_policy(a, b):
+    if not a or not b:
+        return not a and not b
+    return a.get('policy') == b.get('policy') and bool(a.get('immutable')) == bool(b.get('immutable'))
+
+
+def unchangeable(rec):
+    """Why the vault cannot be made to match what the inventory states for a key in place (None when it can): the
+    exportable state of a version never changes, and an immutable release policy is never replaced."""
+    held = step(rec, 'read') or {}
+    if action(rec) != decisions.KEEP or not held.get('exists') or held.get('failed'):
+        return None
+    stated = rec.get('stated') or ()
+    if 'exportable' in stated and held.get('exportable') is not None and bool(held['exportable']) != bool(rec.get('exportable')):
+        return ('vault key %s is %sexportable and the inventory says exportable: %s; Key Vault never changes that on a version '
+                '("%s"), so nothing was changed: to get a key that is%s exportable, generate a new HSM key (a new label) and '
+                'import it as a new version with force: true, or state exportable as the vault holds it'
+                % (rec['name'], '' if held['exportable'] else 'not ', str(bool(rec.get('exportable'))).lower(),
+                   release_policy.EXPORTABLE_FIXED, '' if rec.get('exportable') else ' not'))
+    change = attribute_changes(rec).get('release_policy')
+    if change and (change[0] or {}).get('immutable'):
+        return ('the release policy of vault key %s is immutable and differs from the stated one (%s); Key Vault refuses to '
+                'change it ("%s"), so nothing was changed: state the policy the vault holds, or rotate to a new version with '
+                'the new policy (a new label and force: true)'
+                % (rec['name'], release_policy.summary(change[0]), release_policy.IMMUTABLE))
+    return None
+
+
+def note_unchangeable(records):
+    """The update step of each key in place that the vault cannot make match the inventory: failed, with why."""
+    for rec in records:
+        why = unchangeable(rec)
+        if why and not rec.get('stopped'):
+            fail(rec, 'update', why)
+    return records
 
 
 def update_requests(records):
@@ -456,7 +509,7 @@ def update_requests(records):
     out = {}
     for rec in records:
         changes = attribute_changes(rec)
-        if not changes or rec.get('stopped'):
+        if not changes or rec.get('stopped') or (step(rec, 'update') or {}).get('failed'):
             continue
         _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': step(rec, 'read').get('version'),
                                                'changes': changes})
@@ -506,7 +559,9 @@ def _changes_text(fields):
         if field not in (fields or {}):
             continue
         before, after = fields[field]
-        if field == 'tags':
+        if field == 'release_policy':
+            parts.append('release policy %s -> %s' % (release_policy.summary(before), release_policy.summary(after)))
+        elif field == 'tags':
             before, after = dict(before or {}), dict(after or {})
             added = ['%s=%s' % (k, after[k]) for k in sorted(after) if before.get(k) != after[k]]
             removed = [k for k in sorted(before) if k not in after]

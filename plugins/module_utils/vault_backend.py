@@ -22,6 +22,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils import release_policy as skr
 from ansible_collections.byok.keyvault.plugins.module_utils.progress import NoProgress, Progress
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
@@ -44,6 +45,9 @@ ITEM_SPEC = dict(
     tags=dict(type='dict'),
     expected_fingerprint=dict(type='str'),
     force=dict(type='bool', default=False),
+    exportable=dict(type='bool', default=False),
+    release_policy=dict(type='raw'),
+    release_policy_immutable=dict(type='bool', default=False),
 )
 
 
@@ -235,11 +239,28 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
                             'wrapped from another key: check byok_file and expected_fingerprint'
                             % (name, key.properties.version, identity, expected))
     after = key_summary(key)
+    unlike = protection_mismatch(after, attributes)
+    if unlike:
+        raise KeyVaultError('vault key %s version %s was imported, but the vault does not hold it as asked: %s; check that the '
+                            'vault supports Secure Key Release (API version 7.3 or later) and inspect the version'
+                            % (name, key.properties.version, unlike))
     result.update(changed=True, key=after, version=after['version'], kid=after['kid'], fingerprint=identity, identity_source=source,
                   attempts=attempts)
     if verify_signature:
         result['proof'] = prove(vault, key, spec)
     return result
+
+
+def protection_mismatch(after, attributes):
+    """How the imported version differs from the exportable state and release policy asked for ('' when it does not):
+    read back from the vault's answer, never assumed from the request."""
+    want_exportable = bool(attributes.get('exportable'))
+    if bool(after.get('exportable')) != want_exportable:
+        return 'exportable is %s, not %s' % (str(bool(after.get('exportable'))).lower(), str(want_exportable).lower())
+    want, held = attributes.get('release_policy'), after.get('release_policy')
+    if want and (not held or held.get('policy') != want['policy'] or bool(held.get('immutable')) != bool(want['immutable'])):
+        return 'its release policy is %s, not %s' % (skr.summary(held), skr.summary(want))
+    return ''
 
 
 # -- keyvault_import: the keys of a request, checked, imported and shown ----------------------------------
@@ -253,6 +274,31 @@ def target_spec(p, meta, vault_type):
     return ki.validate_target(key_type, p['key_size'] or meta.get('key_size'), p['curve'] or meta.get('curve'), vault_type)
 
 
+def _read_text(path):
+    with open(os.path.expanduser(path), 'r') as f:
+        return f.read()
+
+
+def protection_of(item, key_type, vault_type):
+    """exportable and release_policy ({policy, immutable} or None) of a key to import, checked as Key Vault would before
+    any vault call (Secure Key Release's rules and the policy grammar)."""
+    name = item['name']
+    policy = None
+    if item['release_policy'] is not None:
+        try:
+            policy = skr.load(item['release_policy'], _read_text)
+        except skr.PolicyError as exc:
+            raise KeyVaultError('release_policy of %s %s' % (name, exc))
+        for where, problem in skr.shape_problems(policy):
+            raise KeyVaultError('release_policy of %s, at %s: %s' % (name, where, problem))
+    kind = vault_type if vault_type in skr.EXPORTABLE_TYPES else None
+    for field, problem in skr.protection_problems(key_type, kind, item['exportable'], policy, item['release_policy_immutable']):
+        raise KeyVaultError('%s of %s %s' % (field, name, problem))
+    if not item['exportable']:
+        return {}
+    return {'exportable': True, 'release_policy': {'policy': policy, 'immutable': bool(item['release_policy_immutable'])}}
+
+
 def prepare(item, vault_type, check_mode):
     """Everything about one key that can be checked without the vault: (spec, expected, attributes, .byok bytes)."""
     name = item['name']
@@ -263,14 +309,15 @@ def prepare(item, vault_type, check_mode):
         raise KeyVaultError('key %s needs byok_file or byok_content (the .byok that byok_wrap made)' % name)
     meta = byok_file.read_sidecar(item['byok_file']) if item['byok_file'] else None
     spec = target_spec(item, meta, vault_type)
+    protection = protection_of(item, spec['key_type'], vault_type)
     try:
-        key_ops = ki.check_key_ops(spec['key_type'], item['key_ops'])
+        key_ops = ki.check_key_ops(spec['key_type'], item['key_ops'], exportable=item['exportable'])
     except ki.KeySpecError as exc:
         raise ki.KeySpecError('key_ops of %s: %s' % (name, exc))
     for tag, problem in tag_problems(item['tags'], spec['key_type']):
         raise KeyVaultError('tags of %s%s: %s' % (name, " ('%s')" % tag if tag else '', problem))
     not_before, expires_on = check_dates(item['not_before'], item['expires_on'], what='key %s' % name)
-    attrs = {'enabled': item['enabled'], 'not_before': not_before, 'expires_on': expires_on}
+    attrs = dict(protection, enabled=item['enabled'], not_before=not_before, expires_on=expires_on)
     expected = (item['expected_fingerprint'] or (meta or {}).get('fingerprint') or '').lower() or None
     data = None
     if item['byok_content']:
@@ -290,7 +337,9 @@ def planned_key(vault, item, prepared):
     spec = prepared['spec']
     out = {'vault': vault.url, 'name': item['name'], 'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': prepared['key_ops'],
            'enabled': item['enabled'], 'not_before': item['not_before'], 'expires_on': item['expires_on'],
-           'tags': item['tags'] or {}, 'fingerprint': prepared['expected']}
+           'tags': item['tags'] or {}, 'fingerprint': prepared['expected'],
+           'exportable': bool(prepared['attributes'].get('exportable')),
+           'release_policy': prepared['attributes'].get('release_policy')}
     out.update({'curve': spec['curve']} if spec['key_type'] == 'EC' else {'key_size': spec['key_size']})
     return out
 
@@ -570,6 +619,8 @@ def update_fields(changes):
     for field, (_before, after) in changes.items():
         if field in ('not_before', 'expires_on'):
             out[field] = parse_datetime(after, field) if after else None
+        elif field == 'release_policy':
+            out[field] = after  # {policy, immutable}: Vault.update makes the SDK's model of it
         elif field == 'key_ops':
             out['key_operations'] = list(after or [])
         else:
@@ -630,6 +681,8 @@ def import_records(kv, records):
     _warn_failed(kv, removals, 'the deletion or recovery')
     record.note_removals(records, removals, kv.check_mode)
     results = results + removals
+    # what the inventory states and the vault cannot change on a version (exportable, an immutable policy): reported
+    record.note_unchangeable(records)
     # the keys in place whose stated attributes differ from their vault's: updated in place (no new version)
     updates = kv.run_vaults(record.update_requests(records), lambda vault, entry: update_vault(kv, vault, entry['keys']),
                             'update', items='keys', writes=True)

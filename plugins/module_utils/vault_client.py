@@ -16,6 +16,7 @@ import time
 import traceback
 
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+from ansible_collections.byok.keyvault.plugins.module_utils import release_policy as skr
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import build_credential
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import ImportOutcomeUnknown, KeyVaultError, explain
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import is_key_disabled, is_not_found, is_purge_protected
@@ -26,7 +27,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import 
 
 KEYS_IMPORT_ERROR = None
 try:
-    from azure.keyvault.keys import JsonWebKey, KeyClient
+    from azure.keyvault.keys import JsonWebKey, KeyClient, KeyReleasePolicy
 except ImportError:  # pragma: no cover - exercised on hosts without the SDK (KeyVaultModule fails first)
     KEYS_IMPORT_ERROR = traceback.format_exc()
 
@@ -88,7 +89,10 @@ class Vault(object):
         return DisabledVersion(versions[-1]) if versions else None
 
     def update(self, name, version, **fields):
-        """Update Key: change the attributes, tags or operations of one version in place (no new version)."""
+        """Update Key: change the attributes, tags, operations or release policy of one version in place (no new
+        version); release_policy as the records hold it ({policy, immutable})."""
+        if 'release_policy' in fields:
+            fields['release_policy'] = policy_model(fields['release_policy'])
         return self._call('update of key %s' % name, 'update', self.client.update_key_properties, name, version, **fields)
 
     def versions(self, name, **kwargs):
@@ -199,7 +203,7 @@ class Vault(object):
         return alg.value if hasattr(alg, 'value') else str(alg)
 
     def import_once(self, name, jwk_fields, byok_bytes, is_ours, enabled=True, not_before=None, expires_on=None, tags=None,
-                    exists=True):
+                    exists=True, exportable=False, release_policy=None):
         """Import a BYOK blob as one new version, at most once.
 
         The PUT goes out without SDK retries.  After a retryable failure the vault is asked whether a
@@ -208,15 +212,17 @@ class Vault(object):
         vault says no version landed is the PUT sent again.  When the vault cannot say in time, the
         outcome is unknown: ImportOutcomeUnknown, never a failure, since the key may be in the vault.
         Returns (KeyVaultKey, attempts).  exists=False (the caller has just seen that the key has no
-        current version) saves listing the versions before the PUT: there are none.
+        current version) saves listing the versions before the PUT: there are none.  exportable and release_policy
+        ({policy, immutable}) make an exportable key (Secure Key Release); left out of the request otherwise.
         """
+        protection = {'exportable': True, 'release_policy': policy_model(release_policy)} if exportable else {}
         before = set(p.version for p in self.versions(name)) if exists else set()
         jwk = JsonWebKey(t=byok_bytes, **jwk_fields)
         last = None
         for attempt in range(1, IMPORT_ATTEMPTS + 1):
             try:
                 key = self.client.import_key(name, jwk, hardware_protected=True, enabled=enabled, not_before=not_before,
-                                             expires_on=expires_on, tags=tags, retry_total=0)
+                                             expires_on=expires_on, tags=tags, retry_total=0, **protection)
                 return key, attempt
             except Exception as exc:  # mapped below
                 last = explain(exc, 'import of key %s' % name, self.url, 'import', self.auth)
@@ -294,6 +300,21 @@ def key_fingerprint(key):
     return ki.fingerprint(public) if public is not None else None
 
 
+def policy_model(value):
+    """The SDK's KeyReleasePolicy of a release policy as the records hold it ({policy, immutable}), or None."""
+    if not value:
+        return None
+    return KeyReleasePolicy(skr.canonical(value['policy']), content_type=skr.CONTENT_TYPE, immutable=bool(value['immutable']))
+
+
+def policy_summary(key):
+    """A vault key's exportable state and release policy ({policy, immutable} or None), as the records compare them."""
+    props = key.properties
+    policy = getattr(props, 'release_policy', None)
+    held = skr.held(policy.encoded_policy, policy.immutable) if policy is not None and policy.encoded_policy else None
+    return {'exportable': bool(getattr(props, 'exportable', None)), 'release_policy': held}
+
+
 class DisabledVersion(object):
     """The current version of a key that is disabled, as its versions list shows it (no key material, no operations)."""
 
@@ -328,6 +349,7 @@ def key_summary(key):
         'created_on': key.properties.created_on.isoformat() if key.properties.created_on else None,
         'fingerprint': key_fingerprint(key),
     }
+    d.update(policy_summary(key))
     if ki.normalize_key_type(kty) == 'RSA' and jwk.n:
         d['key_size'] = len(jwk.n.lstrip(b'\x00')) * 8 if isinstance(jwk.n, bytes) else None
     elif ki.normalize_key_type(kty) == 'EC':

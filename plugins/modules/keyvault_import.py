@@ -55,8 +55,8 @@ options:
     description:
       - Several keys of the same vault at once, imported with up to O(parallel) requests in flight.
       - Each item takes the single-key options C(name), C(byok_file) or C(byok_content), C(key_type), C(key_size), C(curve), C(key_ops),
-        C(enabled), C(not_before), C(expires_on), C(tags), C(expected_fingerprint) and C(force), with the same meaning
-        and defaults.
+        C(enabled), C(not_before), C(expires_on), C(tags), C(expected_fingerprint), C(force), C(exportable),
+        C(release_policy) and C(release_policy_immutable), with the same meaning and defaults.
     type: list
     elements: dict
     suboptions: &import_key_options
@@ -104,6 +104,17 @@ options:
         type: str
       force:
         description: Import even when the vault's current version is another key.
+        type: bool
+        default: false
+      exportable:
+        description: Import an exportable key (Secure Key Release), as O(exportable).
+        type: bool
+        default: false
+      release_policy:
+        description: The release policy of an exportable key, as O(release_policy).
+        type: raw
+      release_policy_immutable:
+        description: Make the release policy immutable, as O(release_policy_immutable).
         type: bool
         default: false
   vaults:
@@ -187,6 +198,29 @@ options:
         M(byok.keyvault.hsm_keygen). Defaults to the one recorded next to O(byok_file).
       - The import is skipped when the vault's current version has it, and the imported key is checked against it.
     type: str
+  exportable:
+    description:
+      - Import the key as exportable (Secure Key Release) - the vault may release it to an attested confidential VM or
+        container that O(release_policy) admits. Key Vault Premium takes exportable RSA and EC keys, a Managed HSM also
+        AES keys.
+      - An exportable key needs O(release_policy), and a release policy needs an exportable key (Key Vault refuses
+        either alone); the module refuses both before any vault call. Only C(export) in O(key_ops) needs it too.
+    type: bool
+    default: false
+  release_policy:
+    description:
+      - The release policy of an exportable key, in Microsoft's policy grammar (version 1.0.0) - a mapping, JSON text, or
+        the path of a JSON file on the host the module runs on.
+      - Its shape is checked before any vault call - C(version), C(anyOf) or C(allOf) of authorities, each an https
+        attestation URL with C(allOf) or C(anyOf) of claim conditions, each a C(claim) with one operator (C(equals),
+        C(notEquals), C(less), C(lessOrEquals), C(greater), C(greaterOrEquals), C(exists)).
+      - Sent to the vault as compact JSON with sorted members (content type C(application/json; charset=utf-8)).
+    type: raw
+  release_policy_immutable:
+    description:
+      - Make the release policy immutable; the vault then refuses any change to it for the life of the version.
+    type: bool
+    default: false
   verify_signature:
     description:
       - After the import (or when the vault already holds the key), let the vault sign a random digest with the key and

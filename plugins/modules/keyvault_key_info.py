@@ -130,6 +130,14 @@ keys:
     tags:
       description: Tags of the current version.
       type: dict
+    exportable:
+      description: Whether the current version is exportable (Secure Key Release).
+      type: bool
+    release_policy:
+      description:
+        - The release policy of an exportable current version, or null - C(policy) (the policy document, parsed from the
+          vault's JSON) and C(immutable).
+      type: dict
     version_count:
       description: Number of versions (when O(versions) is true).
       type: int

@@ -103,6 +103,8 @@ EXPORTABLE_KTY = {
 }
 POLICY_CONTENT_TYPE = "application/json; charset=utf-8"
 POLICY_VERSIONS = ("1.0.0",)
+#: the claim operators of the policy grammar
+POLICY_OPERATORS = ("equals", "notEquals", "less", "lessOrEquals", "greater", "greaterOrEquals", "exists")
 SKR_NEEDS_POLICY = "Exportable keys must have release policy"
 SKR_NOT_EXPORTABLE = "AKV.SKR.1005: Non-exportable keys must not have release policy"
 SKR_EXPORTABLE_FIXED = "AKV.SKR.1014: Cannot modify the exportable state of a key"
@@ -206,11 +208,12 @@ def _check_claims(rules: object, where: str) -> None:
             continue
         if not isinstance(rule.get("claim"), str) or not rule["claim"]:
             raise BadParameter("AKV.SKR.1001: %s needs a claim (string)." % here)
-        if "equals" not in rule:
-            raise BadParameter("AKV.SKR.1001: %s needs the condition equals." % here)
-        unknown = sorted(set(rule) - {"claim", "equals"})
+        operators = [name for name in POLICY_OPERATORS if name in rule]
+        if len(operators) != 1:
+            raise BadParameter("AKV.SKR.1001: %s needs exactly one operator of %s." % (here, ", ".join(POLICY_OPERATORS)))
+        unknown = sorted(set(rule) - {"claim"} - set(POLICY_OPERATORS))
         if unknown:
-            raise BadParameter("AKV.SKR.1001: %s has unknown members %s (claim conditions are claim and equals)." % (here, unknown))
+            raise BadParameter("AKV.SKR.1001: %s has unknown members %s (a claim condition is a claim and one operator)." % (here, unknown))
 
 
 def check_policy_document(data: bytes) -> dict:

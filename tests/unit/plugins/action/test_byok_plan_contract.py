@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import copy
 import datetime
+import json
 import os
 import types
 
@@ -206,3 +207,53 @@ def test_an_aes_key_of_a_wrong_size_for_a_premium_vault_gets_both_problems_at_on
     assert any(line.startswith('hsm1: byok_keys[0] (k).key_size: oct (AES) key_size 512 is not accepted') for line in found)
     assert any(line.startswith('hsm1: byok_keys[0] (k).key_type: oct (AES) keys can only be imported into Azure Managed HSM')
                for line in found), found
+
+
+# -- Secure Key Release: exportable keys and their release policies ---------------------------------------------------
+CVM_POLICY = {'version': '1.0.0', 'anyOf': [{'authority': 'https://sharedeus.eus.attest.azure.net',
+                                             'allOf': [{'claim': 'x-ms-attestation-type', 'equals': 'sevsnpvm'}]}]}
+
+
+def test_an_exportable_key_without_a_release_policy_is_refused():
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'exportable': True}])
+    assert line.startswith('hsm1: byok_keys[0] (app-rsa).release_policy: is missing: an exportable key needs a release '
+                           'policy (Key Vault answers "Exportable keys must have release policy")'), line
+
+
+def test_a_release_policy_without_exportable_is_refused():
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'release_policy': CVM_POLICY}])
+    assert line.startswith('hsm1: byok_keys[0] (app-rsa).release_policy: is given for a key that is not exportable'), line
+    assert 'AKV.SKR.1005' in line
+
+
+def test_a_release_policy_of_the_wrong_shape_is_refused_where_it_is_wrong():
+    policy = copy.deepcopy(CVM_POLICY)
+    policy['version'] = '1.0'
+    del policy['anyOf'][0]['allOf'][0]['equals']
+    found = lines(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'exportable': True, 'release_policy': policy}])
+    assert len(found) == 2, found
+    assert found[0].startswith("hsm1: byok_keys[0] (app-rsa).release_policy.anyOf[0].allOf[0]: needs exactly one operator")
+    assert found[1].startswith('hsm1: byok_keys[0] (app-rsa).release_policy.version: "1.0" is not a policy version')
+
+
+def test_a_release_policy_file_is_read_on_the_controller_and_becomes_the_document(tmp_path):
+    path = tmp_path / 'cvm.json'
+    path.write_text(json.dumps(CVM_POLICY))
+    key = {'name': 'app-rsa', 'vault': 'prod', 'exportable': True, 'release_policy': str(path)}
+    plan, problems = plan_fleet(SPEC, {'hsm1': host(byok_keys=[key])}, now=NOW)
+    assert problems == []
+    entry, = plan['entries']
+    assert entry['release_policy'] == CVM_POLICY and entry['exportable'] is True and entry['release_policy_immutable'] is False
+    assert sorted(entry['stated']) == ['exportable', 'release_policy']  # stated by its path
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'exportable': True,
+                                'release_policy': str(tmp_path / 'nope.json')}])
+    assert line.startswith('hsm1: byok_keys[0] (app-rsa).release_policy: names the file %s, which cannot be read'
+                           % (tmp_path / 'nope.json')), line
+
+
+def test_export_is_an_operation_of_exportable_keys_only():
+    ok = [{'name': 'app-rsa', 'vault': 'prod', 'exportable': True, 'release_policy': CVM_POLICY, 'key_ops': ['sign', 'export']}]
+    assert lines(byok_keys=ok) == []
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'key_ops': ['sign', 'export']}])
+    assert line.startswith("hsm1: byok_keys[0] (app-rsa).key_ops[1]: 'export' is not allowed for a BYOK target key"), line
+    assert 'exportable: true' in line

@@ -334,3 +334,46 @@ def test_a_key_listed_again_is_recovered_when_the_vault_holds_it_soft_deleted():
                          check_mode=True)
     rows = record.rows(records)
     assert rows[0]['result'] == 'would recover' and rows[1]['result'] == 'failed' and 'soft-deleted' in rows[1]['message']
+
+
+# -- Secure Key Release on a key in place: the policy kept as stated, what the vault never changes reported -----------
+POLICY = {'version': '1.0.0', 'anyOf': [{'authority': 'https://a.attest.azure.net', 'allOf': [{'claim': 'c', 'equals': 'v'}]}]}
+
+
+def in_place_exportable(held_policy, held_exportable=True, **stated):
+    r = rec('k', stated=sorted(stated), **stated)
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'tags': {}, 'key_ops': ['sign'], 'exportable': held_exportable, 'release_policy': held_policy}])
+    hsm([r], {'k': 'f1'})
+    return r
+
+
+def test_a_changed_release_policy_is_updated_in_place_and_the_same_one_is_no_change():
+    other = dict(POLICY, anyOf=[dict(POLICY['anyOf'][0], authority='https://b.attest.azure.net')])
+    same = in_place_exportable({'policy': POLICY, 'immutable': False}, exportable=True, release_policy=POLICY)
+    assert record.attribute_changes(same) == {} and record.unchangeable(same) is None
+    r = in_place_exportable({'policy': POLICY, 'immutable': False}, exportable=True, release_policy=other,
+                            release_policy_immutable=True)
+    changes = record.attribute_changes(r)
+    assert changes == {'release_policy': [{'policy': POLICY, 'immutable': False}, {'policy': other, 'immutable': True}]}
+    assert record.unchangeable(r) is None
+    record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
+    row = record.row(r)
+    assert row['result'] == 'updated'
+    assert 'release policy https://a.attest.azure.net -> https://b.attest.azure.net (immutable)' in row['message'], row
+
+
+def test_an_immutable_policy_or_the_exportable_state_is_reported_never_updated():
+    other = dict(POLICY, version='1.0.0', anyOf=[dict(POLICY['anyOf'][0], authority='https://b.attest.azure.net')])
+    r = in_place_exportable({'policy': POLICY, 'immutable': True}, exportable=True, release_policy=other)
+    record.note_unchangeable([r])
+    assert record.update_requests([r]) == []
+    row = record.row(r)
+    assert row['result'] == 'failed' and 'AKV.SKR.1011' in row['message'] and 'nothing was changed' in row['message'], row
+    r = in_place_exportable(None, held_exportable=False, exportable=True, release_policy=POLICY)
+    record.note_unchangeable([r])
+    assert record.update_requests([r]) == []
+    assert 'AKV.SKR.1014' in record.row(r)['message']
+    # not stated: the vault's exportable state is left as it is, and nothing is reported
+    r = in_place_exportable({'policy': POLICY, 'immutable': True})
+    assert record.unchangeable(r) is None and record.attribute_changes(r) == {}
