@@ -29,6 +29,7 @@ ARGUMENT_SPEC = dict(
     role=dict(type='str', default='transfer'),
     entry_point=dict(type='str', default='main'),
     vaults_required=dict(type='bool', default=True),
+    flow=dict(type='str', default='transfer', choices=['transfer', 'staged']),
 )
 ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
 #: byok_* variables that are declared elsewhere than the role being planned (other roles, outputs of the roles)
@@ -86,6 +87,7 @@ class ActionModule(ByokAction):
             values[host] = self._declared(hostvars, host, spec, problems)
         plan, found = inventory.plan_fleet(spec, values, vaults_required=args['vaults_required'])
         problems.extend(found)
+        problems.extend(inventory.flow_problems(values, args.get('flow') or 'transfer'))
         problems.extend(self._debug_problems(values))
         if args['vaults_required']:  # the connected runs (transfer, staged fetch and import); the report writes there
             problems.extend(self._manifest_problems(task_vars))

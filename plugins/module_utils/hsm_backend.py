@@ -21,6 +21,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils.progress import Progress
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
@@ -447,6 +448,24 @@ def _all_failed(records, step_name):
     return fields
 
 
+def _find_generations(hsm, token, records):
+    """{base label: {generation: identity}} of the HSM keys of the records with rotate_after (LABEL, LABEL.r2, ...), read
+    from the token (one listing of its key labels, then each generation found by its label)."""
+    bases = record.rotating_bases(records)
+    if not bases:
+        return {}
+    out = dict((base, {}) for base in bases)
+    for lbl in token.key_labels():
+        for base in bases:
+            n = rotation.generation_of(base, lbl)
+            if n is None:
+                continue
+            key = token.find(lbl)
+            if key is not None:
+                out[base][n] = ki.identity(key.key_type, key.fingerprint, key.kcv)
+    return out
+
+
 def _ensure_keys(hsm, token, records, check_mode, warnings):
     """{label: flattened hsm_keygen result, or failed with its message} for the HSM keys of the records."""
     out = {}
@@ -525,6 +544,13 @@ def hsm_step_request(hsm):
     token = hsm.open_token(_all_failed(records, name))
     warnings, padded = [], {}
     with token:
+        # a key with rotate_after stands for the generation its vault holds, or the next one when its period is over
+        try:
+            record.choose_generations(records, _find_generations(hsm, token, records))
+        except ByokError as exc:
+            for rec in records:
+                if rec.get('rotate_after') and record.step(rec, name) is None:
+                    record.fail(rec, name, 'its generations (rotate_after) could not be read: %s' % hsm.plain_message(exc))
         keys = _ensure_keys(hsm, token, records, check_mode, warnings)
         info = token.info()
         record.note_keys(records, keys, name, info)

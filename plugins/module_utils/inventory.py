@@ -28,6 +28,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils import release_policy
+from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import kind_from_host
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import byok_refusal
@@ -488,6 +489,12 @@ def _check_key(checker, index, key, vaults, now):
     kind = vault.get('kind') if isinstance(vault, dict) else None
     key_type = _check_key_spec(checker, path, key, kind)
     _check_protection(checker, path, key, key_type, kind)
+    if key.get('rotate_after') is not None and _ok(key.get('rotate_after')):
+        try:
+            rotation.parse(key['rotate_after'])
+        except rotation.DurationError as exc:
+            checker.problem(path + '.rotate_after', str(exc))
+            key['rotate_after'] = _Invalid(key['rotate_after'])
     _check_key_ops(checker, path, key, key_type)
     if _ok(key.get('tags')):
         for tag, message in attributes.tag_problems(key.get('tags'), key_type):
@@ -658,6 +665,11 @@ def _check_labels(checker, keys):
             checker.problem(path + '.label', "'%s' is also the label of byok_keys[%d] with another type, size, curve or id; one "
                             "HSM label is one key: give this key its own label" % (key['label'], seen[key['label']][0]))
         seen.setdefault(key['label'], (index, shape))
+        later = rotation.looks_like_generation(key['label'])
+        rotating = [i for i, k in enumerate(keys) if not _bad(k) and later and k.get('label') == later[0] and k.get('rotate_after')]
+        if rotating:
+            checker.problem(path + '.label', "'%s' is the label of a later generation of byok_keys[%d]'s HSM key (rotate_after "
+                            "makes LABEL.r2, LABEL.r3, ...); give this key another label" % (key['label'], rotating[0]))
         where = (key['vault'], key_name_key(key['name']))
         if where in names:
             checker.problem(path + '.name', "'%s' is listed twice for vault %s on this host (byok_keys[%d]; Key Vault compares "
@@ -740,6 +752,28 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     plan['summary'] = '%s on %s into %s' % (count(nkeys, 'key'), count(len(plan['hosts']), 'HSM host'),
                                             count(len(plan['vaults']), 'vault'))
     return plan, problems
+
+
+#: byok_keys fields the staged (air-gapped) flow cannot honour, and why
+NOT_STAGED = {
+    'rotate_after': 'the staged (air-gapped) flow does not rotate by cryptoperiod (its offline HSM host cannot see the '
+                    'vault\'s version dates); rotate with playbooks/transfer.yml, or by hand (a new label and force: true), '
+                    'and remove rotate_after here',
+}
+
+
+def flow_problems(hosts, flow):
+    """Problems of fields the given flow cannot honour: [Problem] (none for the transfer)."""
+    if flow != 'staged':
+        return []
+    out = []
+    for host in sorted(hosts):
+        keys = hosts[host].get('byok_keys')
+        for index, key in enumerate(keys if isinstance(keys, list) else []):
+            for field, why in sorted(NOT_STAGED.items()):
+                if isinstance(key, dict) and key.get(field) is not None:
+                    out.append(Problem(host, '%s.%s' % (_key_path(index, key.get('name')), field), why))
+    return out
 
 
 def count(n, word):

@@ -133,6 +133,15 @@ class KeysMixin(object):
                 keys.append((label, obj, public))
         return keys
 
+    def key_labels(self):
+        """The labels of the private and secret keys stored on the token: one search per object class, one attribute
+        read per key (no public halves, no key facts)."""
+        labels = set()
+        for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY):
+            for obj in self._objects({Attribute.CLASS: cls, Attribute.TOKEN: True}):
+                labels.add(self._attr(obj, Attribute.LABEL) or '')
+        return labels
+
     def describe_object(self, label, obj, public):
         """An HsmKey for a private/secret key object found by token_keys(), paired with its public half by CKA_ID."""
         obj_id = bytes(self._attr(obj, Attribute.ID) or b'')

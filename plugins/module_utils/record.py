@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import release_policy
+from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
@@ -162,14 +163,18 @@ def read_requests(records):
     return [out[name] for name in sorted(out)]
 
 
-def note_reads(records, results):
-    """The read step of each record from the vaults' look-ups (one result per vault, each with its keys)."""
+def note_reads(records, results, now=None):
+    """The read step of each record from the vaults' look-ups (one result per vault, each with its keys); for a key with
+    rotate_after, whether its current version's period is over at now (the controller's time)."""
     by_vault = dict((r.get('name'), r) for r in results or [])
     for rec in records:
         result = by_vault.get(rec['vault']) or {}
         entry = _by_name(result.get('keys')).get(key_name_key(rec['name']))
         if entry is not None and not entry.get('failed') and 'exists' in entry:
             note(rec, 'read', **dict((k, v) for k, v in entry.items() if k not in ('name', 'changed', 'failed')))
+            if rec.get('rotate_after') and entry.get('exists') and entry.get('created_on') and now is not None:
+                is_due, why = rotation.due(parse_datetime(entry['created_on'], 'created_on'), rec['rotate_after'], now)
+                step(rec, 'read').update(rotation_due=is_due, rotation_reason=why)
         else:
             why = (entry or {}).get('msg') or result.get('msg') or 'the vault gave no answer for this key'
             fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], why))
@@ -238,7 +243,7 @@ def note_keys(records, results, name, token=None):
     """The contact or keygen step of each record from the HSM's result for its label ({label: result})."""
     for rec in records:
         result = results.get(rec['label'])
-        if result is None:
+        if result is None or (step(rec, name) or {}).get('failed'):  # failed already (its generations could not be read)
             continue
         if result.get('failed'):
             fail(rec, name, result.get('msg'))
@@ -247,6 +252,39 @@ def note_keys(records, results, name, token=None):
             note(rec, name, **dict((k, v) for k, v in result.items() if k not in ('label', 'failed', 'public_key_pem')))
         if token:
             rec['token'] = dict((f, token.get(f)) for f in TOKEN_FIELDS)
+    return records
+
+
+def rotating_bases(records):
+    """The labels of the entries with rotate_after whose generations the HSM step must look for (not the absent ones)."""
+    out = []
+    for rec in records:
+        base = rec.get('base_label') or rec['label']
+        if rec.get('rotate_after') and not absent(rec) and base not in out:
+            out.append(base)
+    return out
+
+
+def choose_generations(records, found):
+    """The HSM key each record with rotate_after stands for, from the generations the token holds ({base label:
+    {generation: identity}}): the generation the vault's current version is, or, when that version's period is over, the
+    next one (rec['rotating']: it becomes the new version); with no generation in the vault, the newest one on the token.
+    rec['label'] becomes that key's label (rec['base_label'] keeps the entry's)."""
+    for rec in records:
+        if not rec.get('rotate_after') or absent(rec):
+            continue
+        base = rec.setdefault('base_label', rec['label'])
+        rec.setdefault('base_id', rec.get('id'))
+        generations = found.get(base) or {}
+        identity = vault_identity(rec)[0]
+        current = next((n for n, key in sorted(generations.items()) if decisions.same_identity(key, identity)), None)
+        rec['rotating'] = bool(current is not None and (step(rec, 'read') or {}).get('rotation_due'))
+        if current is None:
+            generation = max(generations) if generations else 1
+        else:
+            generation = current + 1 if rec['rotating'] else current
+        rec['label'] = rotation.label(base, generation)
+        rec['id'] = rec['base_id'] if generation == 1 else None  # the entry's CKA_ID belongs to its first key
     return records
 
 
@@ -276,6 +314,10 @@ def decide(records):
             what, reason = decisions.absent_decision(in_vault(rec), identity, hsm_step.get('fingerprint'))
         elif not in_vault(rec) and held.get('deleted'):
             what, reason = decisions.deleted_decision(held.get('deleted_fingerprint'), hsm_step.get('fingerprint'))
+        elif rec.get('rotating'):
+            # the vault's current version is an earlier generation of this key, and its period is over: the next
+            # generation (rec['label']) becomes the new version, while the vault's current version is still that one
+            what, reason = decisions.IMPORT, 'rotate_after: %s' % held.get('rotation_reason')
         else:
             what, reason = decisions.import_decision(in_vault(rec), identity, hsm_step.get('fingerprint'), rec.get('force'))
         note(rec, 'decide', action=what, reason=reason, vault_fingerprint=identity, identity_source=source,
@@ -376,6 +418,9 @@ def import_requests(records, check_mode=False):
         item = dict((f, rec.get(f)) for f in IMPORT_FIELDS if rec.get(f) is not None)
         if rec['key_type'] == 'EC':
             item.pop('key_size', None)
+        if rec.get('rotating'):
+            # the period of the version read is over: import over it, only while it is still the vault's current one
+            item.update(force=True, if_current_version=(step(rec, 'read') or {}).get('version'))
         item['expected_fingerprint'] = hsm_identity(rec)
         if content:
             item['byok_content'] = content
@@ -798,14 +843,21 @@ def _outcome(rec, r, stop):
     if outcome.get('changed') and outcome.get('kid') is None:
         # a planned rotation (force: true over another vault key) is not a first transfer: say so
         rotation = decided.get('rotation')
-        r.update(result='would rotate' if rotation else 'would transfer',
-                 message=decisions.rotation_text(rec['name']) if rotation else '')
+        r.update(result='would rotate' if rotation else 'would transfer', message=_rotation_message(rec) if rotation else '')
         return
     r.update(result='transferred' if outcome.get('changed') else 'in place', kid=outcome.get('kid'),
              vault_fingerprint=outcome.get('fingerprint'), attempts=outcome.get('attempts'))
     report.set_proof(r, outcome.get('identity_source'))
     if outcome.get('changed') and decided.get('rotation'):
-        r['message'] = decisions.rotation_text(rec['name'])
+        r['message'] = _rotation_message(rec)
+
+
+def _rotation_message(rec):
+    """A new version of the key: why (force, or rotate_after with the version's age) and from which HSM key."""
+    text = decisions.rotation_text(rec['name'])
+    if rec.get('rotating'):
+        text += ' from HSM key %s (rotate_after %s)' % (rec['label'], (step(rec, 'read') or {}).get('rotation_reason'))
+    return text
 
 
 def _kept(rec, r, stop):

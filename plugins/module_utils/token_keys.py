@@ -15,6 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
+from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 
 #: what Key Vault accepts as a key name: a label that is not one cannot be a vault key's name
 _KEY_NAME_RE = re.compile(r'^[0-9A-Za-z-]{1,127}$')
@@ -29,6 +30,21 @@ def inventory_labels(byok_keys):
             if label:
                 out.add(label)
     return out
+
+
+def rotating_labels(byok_keys):
+    """The labels of the entries with rotate_after: their later generations (LABEL.r2, ...) are named by the inventory too."""
+    return set((k.get('label') or k.get('name')) for k in byok_keys or []
+               if isinstance(k, dict) and k.get('rotate_after') and (k.get('label') or k.get('name')))
+
+
+def _generation(label, rotating):
+    """(base, N) when label is generation N (2 or more) of an entry with rotate_after, else None."""
+    for base in rotating:
+        n = rotation.generation_of(base, label)
+        if n and n > 1:
+            return base, n
+    return None
 
 
 def _key_vaults(key):
@@ -102,12 +118,17 @@ def rows(states, vault_state):
     out = []
     for state in states:
         labels = inventory_labels(state.get('byok_keys'))
+        rotating = rotating_labels(state.get('byok_keys'))
         for key in state.get('keys') or []:
             identity = key.get('fingerprint')
             held = ['%s/%s/%s' % (v, n, ver) for v, n, ver, ident, c in entries if decisions.same_identity(identity, ident)]
+            generation = _generation(key.get('label'), rotating)
             row = {'host': state.get('host'), 'label': key.get('label'), 'id': key.get('id'), 'type': key_kind(key),
-                   'fingerprint': identity, 'in_inventory': key.get('label') in labels, 'vaults': held, 'removable': False}
-            if row['in_inventory']:
+                   'fingerprint': identity, 'in_inventory': key.get('label') in labels or bool(generation), 'vaults': held,
+                   'removable': False}
+            if generation:
+                row['reason'] = 'the inventory names it (generation %d of %s, rotate_after)' % (generation[1], generation[0])
+            elif row['in_inventory']:
                 row['reason'] = 'the inventory names it'
             elif held:
                 row['reason'] = 'a vault holds it'

@@ -48,6 +48,7 @@ ITEM_SPEC = dict(
     exportable=dict(type='bool', default=False),
     release_policy=dict(type='raw'),
     release_policy_immutable=dict(type='bool', default=False),
+    if_current_version=dict(type='str'),
 )
 
 
@@ -172,7 +173,7 @@ def prove(vault, key, spec):
 
 
 def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature=False,
-               byok_data=None):
+               byok_data=None, if_current=None):
     """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict.
 
     The check and the import happen under a lock per vault key on this host, so two runs here cannot
@@ -181,12 +182,20 @@ def import_key(vault, name, byok_path, spec, key_ops, expected, force, attribute
     byok_file.validate_key_name(name)
     with host_lock.exclusive('vault-key', vault.target.lock_key, name.lower(), error=KeyVaultError):
         return _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
-                           byok_data)
+                           byok_data, if_current)
 
 
 def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature,
-                byok_data):
+                byok_data, if_current=None):
     current = vault.get(name)
+    if if_current and current is not None and current.properties.version != if_current:
+        # a rotation decided on a version that is no longer the current one: another run rotated the key meanwhile
+        identity = vault_identity(vault, current, spec['key_type'], spec['key_size'])
+        if not decisions.same_identity(identity, expected):
+            raise KeyVaultError('vault key %s in %s is no longer at version %s, the one whose period was found over: its current '
+                                'version is now %s, another key (another run rotated it meanwhile?); nothing was imported: '
+                                'run again to see it' % (name, vault.url, if_current, current.properties.version))
+        force = False  # the HSM key is the current version already (another run imported it): kept
     if current is not None and is_kek(key_summary(current)):
         raise KeyVaultError('vault key %s in %s is a KEK (its current version %s has key_ops exactly ["import"]); a KEK is '
                             'never a target key, so nothing was imported (force does not change that): give the key another '
@@ -348,7 +357,8 @@ def import_one(vault, item, prepared, check_mode, verify_signature):
     """Import one key (or keep it); the result with its diff: a new key, a new version of NAME, or no change."""
     result = import_key(vault, item['name'], item['byok_file'], prepared['spec'], prepared['key_ops'], prepared['expected'],
                         item['force'], prepared['attributes'], item['tags'], check_mode,
-                        verify_signature=verify_signature and not check_mode, byok_data=prepared['data'])
+                        verify_signature=verify_signature and not check_mode, byok_data=prepared['data'],
+                        if_current=item.get('if_current_version'))
     before = result.pop('before')
     if result['decision'] == decisions.KEEP:
         result['diff'] = {'before': before, 'after': before}
@@ -588,7 +598,7 @@ def read_records(kv, records):
                             items='names')
     kv.progress = NoProgress()
     _warn_failed(kv, results, 'the read')
-    return dict(changed=False, records=record.note_reads(records, results))
+    return dict(changed=False, records=record.note_reads(records, results, now=_now()))
 
 
 def kek_records(kv, records):

@@ -57,6 +57,13 @@ options:
         get their KEKs from a bundle).
     type: bool
     default: true
+  flow:
+    description:
+      - The flow the plan is for. V(staged) also refuses the C(byok_keys) fields an air-gapped run cannot honour
+        (C(rotate_after), whose decision needs the vault's version dates on the HSM side).
+    type: str
+    default: transfer
+    choices: [transfer, staged]
   role:
     description:
       - Role whose argument specification declares the inventory.

@@ -56,7 +56,7 @@ options:
       - Several keys of the same vault at once, imported with up to O(parallel) requests in flight.
       - Each item takes the single-key options C(name), C(byok_file) or C(byok_content), C(key_type), C(key_size), C(curve), C(key_ops),
         C(enabled), C(not_before), C(expires_on), C(tags), C(expected_fingerprint), C(force), C(exportable),
-        C(release_policy) and C(release_policy_immutable), with the same meaning and defaults.
+        C(release_policy), C(release_policy_immutable) and C(if_current_version), with the same meaning and defaults.
     type: list
     elements: dict
     suboptions: &import_key_options
@@ -117,6 +117,9 @@ options:
         description: Make the release policy immutable, as O(release_policy_immutable).
         type: bool
         default: false
+      if_current_version:
+        description: Import only while the vault's current version is this one, as O(if_current_version).
+        type: str
   vaults:
     description:
       - Keys for several vaults at once, instead of O(vault_url), O(vault_type), O(name) and O(keys). The vaults are served
@@ -221,6 +224,12 @@ options:
       - Make the release policy immutable; the vault then refuses any change to it for the life of the version.
     type: bool
     default: false
+  if_current_version:
+    description:
+      - Import only while the vault's current version of O(name) is this version (a rotation decided on it). When the
+        current version has changed since, the HSM key is not imported again - the key is kept when the current version
+        is the HSM key (another run imported it), and the import fails, naming both versions, when it is another key.
+    type: str
   verify_signature:
     description:
       - After the import (or when the vault already holds the key), let the vault sign a random digest with the key and

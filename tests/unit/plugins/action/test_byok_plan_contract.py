@@ -257,3 +257,26 @@ def test_export_is_an_operation_of_exportable_keys_only():
     line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'key_ops': ['sign', 'export']}])
     assert line.startswith("hsm1: byok_keys[0] (app-rsa).key_ops[1]: 'export' is not allowed for a BYOK target key"), line
     assert 'exportable: true' in line
+
+
+# -- rotation by cryptoperiod ----------------------------------------------------------------------------------------
+def test_a_rotate_after_that_is_not_an_iso_8601_period_is_refused_with_an_example():
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'rotate_after': '365 days'}])
+    assert line.startswith("hsm1: byok_keys[0] (app-rsa).rotate_after: '365 days' is not an ISO 8601 duration; write one "
+                           "like P365D"), line
+    assert lines(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'rotate_after': 'P1Y'}]) == []
+
+
+def test_a_label_of_a_later_generation_of_a_rotating_key_is_refused():
+    keys = [{'name': 'app-rsa', 'vault': 'prod', 'rotate_after': 'P1Y'}, {'name': 'other', 'vault': 'prod', 'label': 'app-rsa.r2'}]
+    line = one_line(byok_keys=keys)
+    assert line.startswith("hsm1: byok_keys[1] (other).label: 'app-rsa.r2' is the label of a later generation of "
+                           "byok_keys[0]'s HSM key"), line
+
+
+def test_the_staged_flow_refuses_rotate_after():
+    from ansible_collections.byok.keyvault.plugins.module_utils.inventory import flow_problems
+    hosts = {'hsm1': host(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'rotate_after': 'P1Y'}])}
+    assert flow_problems(hosts, 'transfer') == []
+    (line,) = format_problems(flow_problems(hosts, 'staged'), ['hsm1'])
+    assert line.startswith('hsm1: byok_keys[0] (app-rsa).rotate_after: the staged (air-gapped) flow does not rotate'), line

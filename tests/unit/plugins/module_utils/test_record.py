@@ -377,3 +377,37 @@ def test_an_immutable_policy_or_the_exportable_state_is_reported_never_updated()
     # not stated: the vault's exportable state is left as it is, and nothing is reported
     r = in_place_exportable({'policy': POLICY, 'immutable': True})
     assert record.unchangeable(r) is None and record.attribute_changes(r) == {}
+
+
+# -- rotation by cryptoperiod: the generation the vault holds, or the next one when its period is over ---------------
+def rotating(created_on, generations, vault_fp='f1', now='2026-12-01T00:00:00+00:00'):
+    import datetime
+    r = rec('k', rotate_after='P365D')
+    record.note_reads([r], [{'name': 'prod', 'keys': [{'name': 'k', 'exists': True, 'fingerprint': vault_fp, 'version': 'v1',
+                                                       'kid': URL + '/keys/k/v1', 'created_on': created_on}]}],
+                      now=datetime.datetime.fromisoformat(now))
+    record.choose_generations([r], {'k': generations})
+    return r
+
+
+def test_a_version_over_its_period_moves_to_the_next_generation_once():
+    r = rotating('2025-11-01T00:00:00+00:00', {1: 'f1'})
+    assert r['label'] == 'k.r2' and r['rotating'] and r['base_label'] == 'k'
+    hsm([r], {'k.r2': 'f2'})
+    assert record.action(r) == 'import' and 'created 2025-11-01, older than P365D' in record.step(r, 'decide')['reason']
+    assert record.import_requests([r], check_mode=True)[0]['keys'][0]['if_current_version'] == 'v1'
+    # a younger version stays; the vault holding generation 2 is generation 2 (its label), not due
+    r = rotating('2026-06-01T00:00:00+00:00', {1: 'f1'})
+    assert r['label'] == 'k' and not r['rotating']
+    r = rotating('2026-06-01T00:00:00+00:00', {1: 'f0', 2: 'f1'})
+    assert r['label'] == 'k.r2' and not r['rotating']
+    hsm([r], {'k.r2': 'f1'})
+    assert record.action(r) == 'keep'
+    # generation 3 is the next one after 2, and one the token already holds (a re-run after a failed import) is it
+    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f0', 2: 'f1', 3: 'f3'})
+    assert r['label'] == 'k.r3' and r['rotating'] and r['id'] is None
+    # the vault holds none of the generations: not a rotation (a conflict unless force, as without rotate_after)
+    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f0', 2: 'f2'}, vault_fp='other')
+    assert r['label'] == 'k.r2' and not r['rotating']
+    hsm([r], {'k.r2': 'f2'})
+    assert record.action(r) == 'conflict'

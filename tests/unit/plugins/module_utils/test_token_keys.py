@@ -63,3 +63,14 @@ def test_unknown_versions_unread_vaults_and_unknown_identities_keep_the_key():
     no_kcv = token_keys.rows([state([key('aes', None, 'oct', 256)])], vault_state())
     for rows in (unknown, failed, skipped, no_kcv):
         assert not rows[0]['removable'], rows[0]
+
+
+def test_the_later_generations_of_a_rotating_key_are_named_by_the_inventory():
+    entries = [{'name': 'app', 'vault': 'prod', 'rotate_after': 'P1Y'}, {'name': 'fixed', 'vault': 'prod'}]
+    rows = by_label(token_keys.rows([state([key('app', FP_OLD), key('app.r2', FP_USED), key('fixed.r2', FP_STRAY)], entries)],
+                                    vault_state({'name': 'app', 'version': 'v2', 'fingerprint': FP_USED, 'version_count': 1})))
+    assert rows['app.r2']['in_inventory'] and not rows['app.r2']['removable']
+    assert rows['app.r2']['reason'] == 'the inventory names it (generation 2 of app, rotate_after)'
+    assert rows['app']['in_inventory']
+    # a label of that form under an entry without rotate_after is no generation of it
+    assert not rows['fixed.r2']['in_inventory'] and rows['fixed.r2']['removable']
