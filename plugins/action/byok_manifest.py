@@ -38,6 +38,15 @@ ARGUMENT_SPEC = dict(
     hosts_failed=dict(type='dict', default={}),
     started=dict(type='str'),
 )
+#: where the manifests go when neither byok_manifest_dir nor BYOK_MANIFEST_DIR says
+DEFAULT_DIR = '~/byok-keyvault/manifests'
+
+
+def manifest_dir(value):
+    """The manifest directory: byok_manifest_dir, else BYOK_MANIFEST_DIR, else DEFAULT_DIR (not expanded)."""
+    return value or os.environ.get('BYOK_MANIFEST_DIR') or DEFAULT_DIR
+
+
 COLLECTION_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 
 

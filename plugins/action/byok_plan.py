@@ -20,6 +20,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.parsing.yaml.loader import AnsibleLoader
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
+from ansible_collections.byok.keyvault.plugins.action.byok_manifest import manifest_dir
 
 from ansible_collections.byok.keyvault.plugins.module_utils import inventory
 from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
@@ -39,7 +40,9 @@ OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', '
                   # what the transfer role registers on its hosts (seen by a later serial batch's plan): its key records
                   'byok_read', 'byok_contact', 'byok_kek', 'byok_hsm', 'byok_imported', 'byok_sealed', 'byok_records',
                   # the staged fetch's KEK step
-                  'byok_keks', 'byok_kek_vaults', 'byok_kek_dest')
+                  'byok_keks', 'byok_kek_vaults', 'byok_kek_dest',
+                  # what the audit (playbook verify) registers
+                  'byok_audit')
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 
 
@@ -144,7 +147,7 @@ class ActionModule(ByokAction):
         problem = manifest_dir_type_problem(value)
         if problem:
             return [inventory.Problem(controller, 'byok_manifest_dir', problem)]
-        value = value or os.environ.get('BYOK_MANIFEST_DIR') or '~/byok-keyvault/manifests'
+        value = manifest_dir(value)
         problem = owned_dir.problem_of(to_native(value))
         if problem is None:
             return []

@@ -44,7 +44,7 @@ VAULT_OPTIONS = {
 }
 #: variables that describe the fleet rather than one host (set once, usually under all: vars:)
 FLEET_VARS = ('byok_controller', 'byok_vaults', 'byok_azure', 'byok_verify_signature', 'byok_kek_delete_after_run',
-              'byok_kek_purge', 'byok_import_parallel', 'byok_vault_parallel')
+              'byok_kek_purge', 'byok_import_parallel', 'byok_vault_parallel', 'byok_expiry_warning_days')
 #: variables whose value is a secret: checked, never returned
 SECRET_VARS = ('byok_user_pin',)
 PARALLEL_RANGE = (1, 16)
@@ -304,6 +304,9 @@ def check_host(spec, host, values, now=None, vaults_required=True):
         value = out.get(name)
         if _ok(value) and value is not None and not PARALLEL_RANGE[0] <= value <= PARALLEL_RANGE[1]:
             checker.problem(name, '%s is out of range; use %d to %d' % (value, PARALLEL_RANGE[0], PARALLEL_RANGE[1]))
+    days = out.get('byok_expiry_warning_days')
+    if _ok(days) and days is not None and days < 0:
+        checker.problem('byok_expiry_warning_days', '%s is negative; give the days ahead to warn of an expiry, 0 or more' % days)
     _check_azure_numbers(checker, out.get('byok_azure'))
     vaults = out.get('byok_vaults')
     checked_vaults = {}

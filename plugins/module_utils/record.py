@@ -598,6 +598,11 @@ def note_updates(records, results, check_mode=False):
     return records
 
 
+def changes_text(fields):
+    """{field: [before, after]} as one line: 'enabled true -> false; tags set owner=b'."""
+    return _changes_text(fields)
+
+
 def _changes_text(fields):
     parts = []
     for field in ATTRIBUTES:

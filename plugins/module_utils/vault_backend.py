@@ -17,6 +17,7 @@ import base64
 import datetime
 import os
 
+from ansible_collections.byok.keyvault.plugins.module_utils import audit
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
@@ -29,6 +30,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import 
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import DisabledVersion, disabled_summary, key_fingerprint
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 #: the options of one key of keyvault_import (its keys[] items; the single key's options are the same)
 ITEM_SPEC = dict(
@@ -601,6 +603,31 @@ def read_records(kv, records):
     return dict(changed=False, records=record.note_reads(records, results, now=_now()))
 
 
+def tagged_keys(vault, entry):
+    """The keys of a vault that carry the collection's identity tag and that the entry does not name (the audit's
+    unlisted keys): [{vault, vault_url, name, tag, identity, expires_on}]."""
+    named = set(key_name_key(n) for n in entry['names'])
+    out = []
+    for props in vault.list_keys():
+        found = audit.identity_of_tags(props.tags)
+        if found is None or key_name_key(props.name) in named:
+            continue
+        out.append({'vault': entry['name'], 'vault_url': vault.url, 'name': props.name, 'tag': found[0], 'identity': found[1],
+                    'expires_on': props.expires_on.isoformat() if props.expires_on else None})
+    return {'changed': False, 'unlisted': out}
+
+
+def audit_records(kv, records):
+    """The audit's vault step: the read of every record (as the transfer's), and each vault's keys that carry the
+    collection's identity tag but no record names.  Read-only."""
+    result = read_records(kv, records)
+    listings = kv.run_vaults(record.read_requests(records), tagged_keys, 'listing')
+    _warn_failed(kv, listings, 'the listing')
+    result['unlisted'] = [k for r in listings for k in r.get('unlisted') or []]
+    result['listing_failures'] = ['vault %s: %s' % (r.get('name'), r.get('msg')) for r in listings if r.get('failed')]
+    return result
+
+
 def kek_records(kv, records):
     results = kv.run_vaults(record.kek_requests(records), lambda vault, entry: fetch_kek(kv, vault, entry), 'KEK')
     _warn_failed(kv, results, 'the KEK')
@@ -717,5 +744,5 @@ def vault_step_request(kv):
     the step did for its key).  A vault that fails fails its keys only (their records say why, and a warning names it)."""
     p = kv.params
     records = record.copies(p['records'])
-    step = {'read': read_records, 'kek': kek_records, 'import': import_records}[p['step']]
+    step = {'read': read_records, 'kek': kek_records, 'import': import_records, 'audit': audit_records}[p['step']]
     return step(kv, records)

@@ -120,6 +120,10 @@ class Vault(object):
             time.sleep(pause)
             pause = min(pause * 2, 8)
 
+    def list_keys(self):
+        """The properties of every key of the vault (its current versions; no key material)."""
+        return self._call('listing of the keys', 'list', lambda: list(self.client.list_properties_of_keys()))
+
     def get_deleted(self, name):
         """The soft-deleted key of that name (DeletedKey), or None."""
         try:

@@ -22,6 +22,9 @@ description:
   - O(step=import) imports each wrapped key into its vault, all vaults at once (as M(byok.keyvault.keyvault_import)
     does; a key whose vault's current version is already the HSM key is kept, and the vault's key is read back and compared),
     and drops the wrapped keys from the records. With O(delete_keks) it then deletes the KEKs the records were given.
+  - O(step=audit) is read-only too - the read of O(step=read), and each vault's keys that carry the collection's
+    identity tag (C(byok-fingerprint) or C(byok-kcv)) but that no record names (the playbook byok.keyvault.verify reports
+    them).
   - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
     fails only when it cannot run at all.
 extends_documentation_fragment:
@@ -41,7 +44,7 @@ options:
     description: Which step to run over O(records).
     type: str
     required: true
-    choices: [read, kek, import]
+    choices: [read, kek, import, audit]
   records:
     description:
       - The key records, as the plan (M(byok.keyvault.byok_plan)) made them and the earlier steps returned them. Each has
@@ -89,6 +92,17 @@ records:
   returned: always
   type: list
   elements: dict
+unlisted:
+  description: With O(step=audit), each vault key that carries the collection's identity tag but that no record names
+    (vault, vault_url, name, tag, identity, expires_on).
+  returned: with O(step=audit)
+  type: list
+  elements: dict
+listing_failures:
+  description: With O(step=audit), one line per vault whose keys could not be listed.
+  returned: with O(step=audit)
+  type: list
+  elements: str
 keks_deleted:
   description: With O(delete_keks), what deleting each KEK did (vault, KEK name, deleted, purged).
   returned: when O(delete_keks) is true
@@ -104,7 +118,7 @@ def main():
     kv = KeyVaultModule(
         argument_spec=dict(
             vault_url=dict(type='str'),
-            step=dict(type='str', required=True, choices=['read', 'kek', 'import']),
+            step=dict(type='str', required=True, choices=['read', 'kek', 'import', 'audit']),
             records=dict(type='list', elements='dict', required=True, no_log=False),
             parallel=dict(type='int', default=8),
             import_parallel=dict(type='int', default=4),
