@@ -438,13 +438,14 @@ def key_remove_request(hsm):
 
 
 # -- byok_hsm_step: the HSM side of the transfer role, over the key records of one host ---------------------------------
-def _all_failed(records, step_name):
-    """on_failure of open_token: the records, each with the step failed with the token's message."""
+def _all_failed(records, step_name, everyone=None):
+    """on_failure of open_token: the records (everyone's, when only some were for the step), each of records with the step
+    failed with the token's message."""
     def fields(message):
         for rec in records:
             if record.step(rec, step_name) is None:
                 record.fail(rec, step_name, message)
-        return {'records': records}
+        return {'records': records if everyone is None else everyone}
     return fields
 
 
@@ -529,6 +530,8 @@ def hsm_step_request(hsm):
     hsm.speaks_for = ', '.join(h for h in record.hosts_of(records) if h) or None
     if p['step'] == 'seal':
         return seal_records(hsm, records)
+    if p['step'] == 'destroy':
+        return destroy_records(hsm, records)
     contact = p['step'] == 'contact'
     check_mode = contact or hsm.check_mode
     name = 'contact' if contact else 'keygen'
@@ -569,6 +572,31 @@ def hsm_step_request(hsm):
     result = dict(changed=changed, records=records, kek_vaults=kek_vaults if contact else [], token=info)
     if failures:
         result.update(failed=True, msg=hsm.message('%d of %d HSM keys failed: %s' % (len(failures), len(keys), ' | '.join(failures))))
+    return result
+
+
+def destroy_records(hsm, records):
+    """The destroy step: the HSM key of each key retired with destroy_hsm_key whose vault confirmed the deletion, removed
+    from the token only while it is still the key the contact found (one login)."""
+    items = record.destroy_items(records, hsm.check_mode)
+    if not items:
+        return dict(changed=False, records=records)
+    labels = set(item['label'] for item in items)
+    token = hsm.open_token(_all_failed([r for r in records if r['label'] in labels], 'destroy', records))
+    results = {}
+    with token:
+        for item in items:
+            try:
+                results[item['label']] = remove_one(token, item, hsm.check_mode)
+            except ByokError as exc:
+                results[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
+        info = token.info()
+    record.note_destroys(records, results, hsm.check_mode)
+    failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
+    result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
+    if failures:
+        message = '%d of %d HSM keys could not be destroyed: %s' % (len(failures), len(items), ' | '.join(failures))
+        result.update(failed=True, msg=hsm.message(message))
     return result
 
 

@@ -668,6 +668,16 @@ def _check_labels(checker, keys):
             checker.problem(path + '.label', "'%s' is also the label of byok_keys[%d] with another type, size, curve or id; one "
                             "HSM label is one key: give this key its own label" % (key['label'], seen[key['label']][0]))
         seen.setdefault(key['label'], (index, shape))
+        if key.get('destroy_hsm_key') is True:
+            users = [i for i, k in enumerate(keys) if i != index and not _bad(k) and k.get('label') == key['label']
+                     and k.get('state') != 'absent']
+            if key.get('state') != 'absent':
+                checker.problem(path + '.destroy_hsm_key', 'is true for a key that is not retired; set state: absent with '
+                                'it (the HSM key is destroyed only after its vault deleted the key), or remove destroy_hsm_key')
+            elif users:
+                checker.problem(path + '.destroy_hsm_key', "is true, but byok_keys[%d] still uses HSM label '%s'; the key "
+                                "cannot be destroyed while an entry needs it: remove destroy_hsm_key, or retire that entry "
+                                "too" % (users[0], key['label']))
         later = rotation.looks_like_generation(key['label'])
         rotating = [i for i, k in enumerate(keys) if not _bad(k) and later and k.get('label') == later[0] and k.get('rotate_after')]
         if rotating:

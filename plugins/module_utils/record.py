@@ -16,6 +16,7 @@ under steps.STEP, and nothing else:
   import   what the vault did with it (its version, the identity it reports and where that came from, the signature)
   update   the attributes the inventory states, changed in place on a key that was already in the vault (Update Key)
   delete   a key listed with state: absent, deleted from its vault (soft delete); recover: one listed again, recovered
+  destroy  the HSM key of a retired key (state: absent, destroy_hsm_key), destroyed after its vault confirmed the deletion
   seal     whether the HSM key was sealed after the vaults held it
 
 A step that failed for the key says so ({'failed': True, 'msg': ...}); a step that did not run is absent.  A host that
@@ -41,15 +42,15 @@ from ansible_collections.byok.keyvault.plugins.module_utils.attributes import pa
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
-STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'delete', 'recover', 'seal')
+STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'delete', 'recover', 'destroy', 'seal')
 #: the variables the transfer role registers each step's result in, newest first (latest() reads them in this order); the
 #: rescue's own fact comes first: it is written last
-REGISTERS = ('byok_records', 'byok_sealed', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
+REGISTERS = ('byok_records', 'byok_sealed', 'byok_destroyed', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
 #: registers of run_once steps: their records are every host's, a host takes its own
 FLEET_REGISTERS = ('byok_imported', 'byok_read', 'byok_plan')
 #: what a vault step of each name writes, for a step that failed as a whole (its module could not give records)
 VAULT_STEPS = ('read', 'kek', 'import', 'kek_delete')
-HSM_STEPS = ('contact', 'transfer', 'seal')
+HSM_STEPS = ('contact', 'transfer', 'destroy', 'seal')
 
 SOURCE_JWK = report.SOURCE_JWK
 SOURCE_VAULT_KCV = report.SOURCE_VAULT_KCV
@@ -685,6 +686,54 @@ def note_seals(records, results, check_mode=False, whole=None):
     return records
 
 
+# -- destroy: the HSM keys of retired keys, with destroy_hsm_key, once their vaults confirmed the deletion --------------
+def _deletion_confirmed(rec, check_mode):
+    """Whether the vault no longer holds the key as its current version: deleted in this run (or would be, in check
+    mode), or found without a current version by this run's read."""
+    if action(rec) == decisions.ABSENT:
+        return True
+    done = step(rec, 'delete')
+    return action(rec) == decisions.DELETE and done is not None and not done.get('failed') and (
+        check_mode or not done.get('check_mode'))
+
+
+def destroy_items(records, check_mode=False):
+    """hsm_key_remove's keys for the HSM keys to destroy: every record of the label is retired with destroy_hsm_key and
+    its vault confirmed the deletion; each with the identity the HSM held (the key is destroyed only if it still is)."""
+    items = []
+    for label in sorted(set(r['label'] for r in records)):
+        mine = [r for r in records if r['label'] == label]
+        if not all(absent(r) and r.get('destroy_hsm_key') and not r.get('stopped') and _deletion_confirmed(r, check_mode)
+                   for r in mine):
+            continue
+        identity = next((hsm_identity(r) for r in mine if hsm_identity(r)), None)
+        if not identity:
+            continue  # the HSM holds no key under the label (or it could not be read): nothing to destroy
+        item = {'label': label, 'fingerprint': identity}
+        if mine[0].get('id'):
+            item['id'] = mine[0]['id']
+        items.append(item)
+    return items
+
+
+def note_destroys(records, results, check_mode=False):
+    """The destroy step of each retired record with destroy_hsm_key, from the removal of its label ({label: result})."""
+    for rec in records:
+        if not (absent(rec) and rec.get('destroy_hsm_key')):
+            continue
+        result = results.get(rec['label'])
+        if result is None:
+            continue
+        if result.get('failed'):
+            fail(rec, 'destroy', result.get('msg'))
+        elif result.get('action') == 'absent':
+            note(rec, 'destroy', destroyed=False, note='the HSM holds no key labelled %s' % rec['label'])
+        else:
+            note(rec, 'destroy', destroyed=not check_mode, check_mode=bool(check_mode),
+                 note='HSM key %s %s' % (rec['label'], 'would be destroyed' if check_mode else 'destroyed'))
+    return records
+
+
 # -- a host that stopped, and the records of each host -------------------------------------------------------------------
 def _records_in(value, host):
     """The records of host a registered step result (or a list of records) holds, or None."""
@@ -717,6 +766,7 @@ def stopped(records, message, failed_step=None, task=None):
     records of its own) noted failed for each record it was for; an import that failed as a whole leaves the outcome of
     each key it was to import unknown."""
     message = message or 'failed'
+    destroying = set(i['label'] for i in destroy_items(records)) if failed_step == 'destroy' else set()
     for rec in records:
         rec['stopped'] = message
         rec['stopped_at'] = task or 'a task'
@@ -730,6 +780,8 @@ def stopped(records, message, failed_step=None, task=None):
             fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], message))
         elif failed_step in ('contact', 'transfer') and step(rec, 'contact' if failed_step == 'contact' else 'keygen') is None:
             fail(rec, 'contact' if failed_step == 'contact' else 'keygen', message)
+        elif failed_step == 'destroy' and step(rec, 'destroy') is None and rec['label'] in destroying:
+            fail(rec, 'destroy', message)
         elif failed_step == 'seal' and step(rec, 'seal') is None and seal_plan([rec]).get(rec['label']) == 'seal':
             fail(rec, 'seal', message, sealed=False)
     return records
@@ -886,6 +938,27 @@ def _kept(rec, r, stop):
 
 def _removed(rec, r, decided, stop):
     """A key listed as absent (deleted, would be, or absent already), or listed again and recovered."""
+    _removed_from_vault(rec, r, decided, stop)
+    if absent(rec) and rec.get('destroy_hsm_key') and r['result'] != 'failed':
+        _destroyed(rec, r)
+
+
+def _destroyed(rec, r):
+    """What destroy_hsm_key did to the HSM key of a retired key, on its row (a failed destruction fails the row)."""
+    done = step(rec, 'destroy')
+    if done is None and not hsm_identity(rec) and ok(rec, 'contact'):
+        _add(r, 'the HSM holds no key labelled %s' % rec['label'])
+    elif done is None:
+        _add(r, 'HSM key not destroyed: its vault deletion was not confirmed in this run, or another entry of its label is '
+                'not retired with destroy_hsm_key')
+    elif done.get('failed'):
+        r.update(result='failed', message='%s; the HSM key could not be destroyed: %s'
+                 % (r.get('message') or '', in_inventory_terms(done.get('msg'))))
+    else:
+        _add(r, done.get('note'))
+
+
+def _removed_from_vault(rec, r, decided, stop):
     if decided['action'] == decisions.ABSENT:
         r.update(result='absent', kid=None, vault_fingerprint=None, proof=None, match=None,
                  message='the vault holds no current version of %s' % rec['name'])
@@ -893,7 +966,7 @@ def _removed(rec, r, decided, stop):
     name = 'delete' if decided['action'] == decisions.DELETE else 'recover'
     done = step(rec, name)
     verb = {'delete': ('deleted', 'would delete', 'deleted from the vault (soft delete; it can be recovered until it is '
-                       'purged); the HSM key is kept'),
+                       'purged)' + ('' if rec.get('destroy_hsm_key') else '; the HSM key is kept')),
             'recover': ('recovered', 'would recover', 'recovered from the soft-deleted keys (not imported again)')}[name]
     if done is None:
         r.update(result='not done', message='not %s: %s' % (verb[0], stop or 'the vault step did not run'))

@@ -23,6 +23,10 @@ description:
     decides each key again, and wraps each key that moves under its vault's KEK (as M(byok.keyvault.byok_wrap) does,
     nothing written to disk, the .byok goes to the import in the record). When the contact found every key in the HSM
     and in its vaults, it does not log in at all.
+  - O(step=destroy) destroys the HSM key of each key the inventory retires with C(state=absent) and C(destroy_hsm_key),
+    once the vault step confirmed that its vault no longer holds it (deleted in this run, or found without a current
+    version), and only while the token's key under the label is still the one the contact found (its fingerprint or KCV),
+    as M(byok.keyvault.hsm_key_remove) does. A label another record of the host still needs is never destroyed.
   - O(step=seal) seals (CKA_EXTRACTABLE false) each HSM key that every vault listed for it holds, as
     M(byok.keyvault.hsm_seal) does.
   - A vault that could not be read, or a KEK that could not be had, stops the host before the token is opened. A key
@@ -34,13 +38,14 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     details:
-      - In check mode O(step=transfer) generates and wraps nothing; O(step=seal) seals nothing.
+      - In check mode O(step=transfer) generates and wraps nothing; O(step=destroy) destroys nothing; O(step=seal) seals
+        nothing.
 options:
   step:
     description: Which step to run over O(records).
     type: str
     required: true
-    choices: [contact, transfer, seal]
+    choices: [contact, transfer, destroy, seal]
   records:
     description:
       - The key records of this HSM host, as the plan (M(byok.keyvault.byok_plan)) made them and the earlier steps
@@ -104,7 +109,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 def main():
     hsm = HsmModule(
         argument_spec=dict(
-            step=dict(type='str', required=True, choices=['contact', 'transfer', 'seal']),
+            step=dict(type='str', required=True, choices=['contact', 'transfer', 'destroy', 'seal']),
             records=dict(type='list', elements='dict', required=True, no_log=False),
             regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),

@@ -130,3 +130,29 @@ def test_state_absent_deletes_softly_keeps_the_hsm_key_and_present_recovers(lab,
     assert client.get_key(name).id == kid and len(list(client.list_properties_of_key_versions(name))) == 1
     assert run(lab, run_playbook, inventory).rc == 0
     assert rows_by_name(manifest(tmp_path))[name]["result"] == "in place"
+
+
+def test_destroy_hsm_key_destroys_it_only_after_the_vault_deleted_the_key(lab, make_token, run_playbook, tmp_path):
+    name, kept, token, kek = unique("lc-destroy"), unique("lc-kept"), make_token(), unique("lc-kek")
+    keys = [ec_key(name), ec_key(kept)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+
+    def labels():
+        return sorted(o["label"] for o in token.objects() if o["class"] == "Private Key")
+
+    keys[0].update(state="absent", destroy_hsm_key=True)
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    check = run(lab, run_playbook, inventory, "--check")
+    assert check.rc == 0 and "would be destroyed" in check.output, str(check)
+    assert labels() == sorted([name, kept])
+    gone = run(lab, run_playbook, inventory)
+    assert gone.rc == 0, str(gone)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "deleted" and "HSM key %s destroyed" % name in row["message"], row
+    assert labels() == [kept], "only the retired key's HSM key goes"
+    assert lab.key_client().get_deleted_key(name).name == name  # soft-deleted, never purged
+    again = run(lab, run_playbook, inventory)
+    assert again.rc == 0 and changed(again) == 0, str(again)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "absent" and "the HSM holds no key labelled %s" % name in row["message"], row

@@ -411,3 +411,28 @@ def test_a_version_over_its_period_moves_to_the_next_generation_once():
     assert r['label'] == 'k.r2' and not r['rotating']
     hsm([r], {'k.r2': 'f2'})
     assert record.action(r) == 'conflict'
+
+
+# -- destroy_hsm_key: only after the vault confirmed the deletion, never a label another entry needs ------------------
+def retired(delete_outcome, **extra):
+    r = rec('k', state='absent', destroy_hsm_key=True, **extra)
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
+    hsm([r], {'k': 'f1'}, 'contact')
+    if delete_outcome is not None:
+        record.note_removals([r], [{'name': 'prod', 'keys': [dict({'name': 'k'}, **delete_outcome)]}])
+    return r
+
+
+def test_the_hsm_key_is_destroyed_only_after_the_vault_deleted_the_key():
+    assert record.destroy_items([retired({'changed': True})]) == [{'label': 'k', 'fingerprint': 'f1'}]
+    assert record.destroy_items([retired({'failed': True, 'msg': '403'})]) == []
+    assert record.destroy_items([retired(None)]) == []  # the vault step did not run
+    # a label another entry of the host still uses is never destroyed
+    keeper = rec('k2', label='k')
+    assert record.destroy_items([retired({'changed': True}), keeper]) == []
+    r = retired({'changed': True})
+    record.note_destroys([r], {'k': {'action': 'remove', 'changed': True}})
+    assert record.row(r)['result'] == 'deleted' and 'HSM key k destroyed' in record.row(r)['message']
+    r = retired({'changed': True})
+    record.note_destroys([r], {'k': {'failed': True, 'msg': 'CKR_ACTION_PROHIBITED'}})
+    assert record.row(r)['result'] == 'failed' and 'could not be destroyed' in record.row(r)['message']
