@@ -28,6 +28,7 @@ ARGUMENT_SPEC = dict(
     unlisted=dict(type='list', elements='dict', default=[]),
     listing_failures=dict(type='list', elements='str', default=[]),
     warning_days=dict(type='int', default=audit.DEFAULT_WARNING_DAYS),
+    unlisted_checked=dict(type='bool', default=True),
     started=dict(type='str'),
 )
 
@@ -46,14 +47,17 @@ class ActionModule(ByokAction):
         rows = audit.rows(args['records'], args['unlisted'], now, args['warning_days'])
         rows += [audit.listing_row(line) for line in args['listing_failures']]
         drift = any(r['status'] == audit.DRIFT for r in rows)
-        result.update(changed=False, rows=rows, drift=drift, summary=audit.summary(rows), lines=audit.table(rows),
-                      json_path=None, junit_path=None, finished=finished)
+        lines = audit.table(rows)
+        if not args['unlisted_checked']:
+            lines.append('vault keys no inventory entry names: not looked for (the run is limited with --limit)')
+        result.update(changed=False, rows=rows, drift=drift, summary=audit.summary(rows), lines=lines,
+                      json_path=None, junit_path=None, finished=finished, unlisted_checked=args['unlisted_checked'])
         if self._task.check_mode:
             return result
         directory = os.path.expanduser(manifest_dir(args['dir']))
         run = {'started': args['started'] or None, 'finished': finished, 'controller': controller_facts(),
                'versions': {'collection': collection_version(), 'ansible_core': ansible_core_version},
-               'warning_days': args['warning_days']}
+               'warning_days': args['warning_days'], 'unlisted_checked': args['unlisted_checked']}
         try:
             private_directory(directory)
             for dummy in range(5):

@@ -45,7 +45,8 @@ def _hsm_findings(rec):
         return ['the HSM was not asked: %s' % (rec.get('stopped') or 'the contact step did not run')]
     if contact.get('failed'):
         return ['the HSM key could not be read: %s' % in_inventory_terms(contact.get('msg'))]
-    if contact.get('action') == 'generate':
+    if contact.get('action') == 'generate' and not (record.absent(rec) or rec.get('rotating')):
+        # a retired key's HSM key may be destroyed (destroy_hsm_key); a rotation's next key is made by the transfer
         return ["the HSM holds no key labelled '%s'" % rec['label']]
     if contact.get('action') in ('replace', 'fail'):
         return ["the HSM key '%s' differs from its entry: %s" % (rec['label'], contact.get('reason'))]
@@ -87,7 +88,7 @@ def _attribute_findings(rec, now, warning_days):
     if changes:
         out.append('attributes differ from the inventory: %s' % record.changes_text(changes))
     fixed = record.unchangeable(rec)
-    if fixed and not changes.get('release_policy'):
+    if fixed:
         out.append(fixed)
     if held.get('disabled') and 'enabled' not in (rec.get('stated') or ()):
         out.append('disabled in the vault, which the inventory does not state (enabled not set)')
@@ -97,7 +98,7 @@ def _attribute_findings(rec, now, warning_days):
             out.append('expired on %s' % expires.strftime('%Y-%m-%d'))
         elif expires <= now + datetime.timedelta(days=warning_days):
             out.append('expires on %s, within %d days' % (expires.strftime('%Y-%m-%d'), warning_days))
-    if held.get('rotation_due') and not rec.get('rotating'):
+    if record.rotation_allowed(rec) and not rec.get('rotating'):
         out.append('rotation due (rotate_after %s)' % held.get('rotation_reason'))
     return out
 

@@ -674,6 +674,10 @@ def _check_labels(checker, keys):
             if key.get('state') != 'absent':
                 checker.problem(path + '.destroy_hsm_key', 'is true for a key that is not retired; set state: absent with '
                                 'it (the HSM key is destroyed only after its vault deleted the key), or remove destroy_hsm_key')
+            elif key.get('rotate_after') is not None:
+                checker.problem(path + '.destroy_hsm_key', "is true for a key with rotate_after, whose HSM keys are several "
+                                "generations (LABEL, LABEL.r2, ...); remove destroy_hsm_key and remove the generations nobody "
+                                "uses with the playbook hsm_keys (docs/hsm-keys.md)")
             elif users:
                 checker.problem(path + '.destroy_hsm_key', "is true, but byok_keys[%d] still uses HSM label '%s'; the key "
                                 "cannot be destroyed while an entry needs it: remove destroy_hsm_key, or retire that entry "
@@ -743,7 +747,7 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
                                 kek_expires_on=vault.get('kek_expires_on'),
                                 verify_signature=bool(values.get('byok_verify_signature')),
                                 # the attributes the inventory states: kept as declared; the others are left as they are
-                                stated=[f for f in record.STATED if f in raw],
+                                stated=[f for f in record.STATED if raw.get(f) is not None],
                                 bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name'))))
         plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
                                'regenerate': values.get('byok_regenerate') or 'fail'}

@@ -257,36 +257,68 @@ def note_keys(records, results, name, token=None):
 
 
 def rotating_bases(records):
-    """The labels of the entries with rotate_after whose generations the HSM step must look for (not the absent ones)."""
+    """The labels of the entries with rotate_after whose generations the HSM step must look for."""
     out = []
     for rec in records:
         base = rec.get('base_label') or rec['label']
-        if rec.get('rotate_after') and not absent(rec) and base not in out:
+        if rec.get('rotate_after') and base not in out:
             out.append(base)
     return out
 
 
 def choose_generations(records, found):
     """The HSM key each record with rotate_after stands for, from the generations the token holds ({base label:
-    {generation: identity}}): the generation the vault's current version is, or, when that version's period is over, the
-    next one (rec['rotating']: it becomes the new version); with no generation in the vault, the newest one on the token.
-    rec['label'] becomes that key's label (rec['base_label'] keeps the entry's)."""
+    {generation: identity}}); rec['label'] becomes that key's label (rec['base_label'] keeps the entry's) and
+    rec['rotating'] says that it becomes a new version of the record's vault key.
+
+    One label is one key in every vault it goes to, so the records of a label move together: N is the newest generation
+    any of their vaults holds as its current version; when the period of a vault's version of N is over, every record of
+    the label moves to N+1; a vault still on an older generation catches up to N.  A record whose vault holds none of the
+    generations stands for the newest one on the token (compared as without rotate_after: a conflict unless force).  A
+    key listed as absent stands for the generation its vault holds (that one is deleted), and never rotates."""
+    groups = {}
     for rec in records:
-        if not rec.get('rotate_after') or absent(rec):
-            continue
-        base = rec.setdefault('base_label', rec['label'])
-        rec.setdefault('base_id', rec.get('id'))
+        if rec.get('rotate_after'):
+            base = rec.setdefault('base_label', rec['label'])
+            rec.setdefault('base_id', rec.get('id'))
+            groups.setdefault(base, []).append(rec)
+    for base, recs in groups.items():
         generations = found.get(base) or {}
-        identity = vault_identity(rec)[0]
-        current = next((n for n, key in sorted(generations.items()) if decisions.same_identity(key, identity)), None)
-        rec['rotating'] = bool(current is not None and (step(rec, 'read') or {}).get('rotation_due'))
-        if current is None:
-            generation = max(generations) if generations else 1
-        else:
-            generation = current + 1 if rec['rotating'] else current
-        rec['label'] = rotation.label(base, generation)
-        rec['id'] = rec['base_id'] if generation == 1 else None  # the entry's CKA_ID belongs to its first key
+        current = {}
+        for rec in recs:
+            identity = vault_identity(rec)[0]
+            current[id(rec)] = next((n for n, key in sorted(generations.items()) if decisions.same_identity(key, identity)),
+                                    None)
+        present = [r for r in recs if not absent(r)]
+        held = [current[id(r)] for r in present if current[id(r)] is not None]
+        newest = max(held) if held else None
+        due = any(current[id(r)] == newest and rotation_allowed(r) for r in present) if newest is not None else False
+        for rec in recs:
+            mine = current[id(rec)]
+            if absent(rec) or mine is None:
+                generation = mine if mine is not None else (max(generations) if generations else 1)
+                rec['rotating'] = False
+            else:
+                generation = newest + 1 if due else newest
+                if generation != mine and not _in_use(rec):
+                    generation = mine  # a disabled key stays the version it is
+                rec['rotating'] = generation != mine
+                if rec['rotating'] and not due:
+                    step(rec, 'read')['rotation_reason'] = ('another vault of HSM label %s holds its generation %d'
+                                                            % (base, newest))
+            rec['label'] = rotation.label(base, generation)
+            rec['id'] = rec['base_id'] if generation == 1 else None  # the entry's CKA_ID belongs to its first key
     return records
+
+
+def rotation_allowed(rec):
+    """Whether the period of the record's vault version is over and the key may rotate (not a disabled key, nor one the
+    inventory keeps disabled: a key out of use is not rotated)."""
+    return bool((step(rec, 'read') or {}).get('rotation_due')) and _in_use(rec)
+
+
+def _in_use(rec):
+    return not (step(rec, 'read') or {}).get('disabled') and rec.get('enabled', True) is not False
 
 
 def hsm_identity(rec):
@@ -513,9 +545,7 @@ def stated_policy(rec):
 
 
 def _same_policy(a, b):
-    if not a or not b:
-        return not a and not b
-    return a.get('policy') == b.get('policy') and bool(a.get('immutable')) == bool(b.get('immutable'))
+    return release_policy.same(a, b)
 
 
 def unchangeable(rec):

@@ -174,6 +174,28 @@ def protection_problems(key_type, vault_kind, exportable, policy, immutable):
     return out
 
 
+def normalized(doc):
+    """The policy as a vault may give it back, for comparisons: claim values as text (Key Vault answers a boolean or a
+    number as a string) and attestation authorities without a trailing /."""
+    if isinstance(doc, dict):
+        return dict((k, v.rstrip('/') if k == 'authority' and isinstance(v, str) else normalized(v)) for k, v in doc.items())
+    if isinstance(doc, list):
+        return [normalized(v) for v in doc]
+    if isinstance(doc, bool):
+        return 'true' if doc else 'false'
+    if isinstance(doc, (int, float)):
+        return str(doc)
+    return doc
+
+
+def same(a, b):
+    """Whether two policies ({policy, immutable} or None) are the same rules and mutability, as a vault compares them."""
+    if not a or not b:
+        return not a and not b
+    return (normalized(a.get('policy')) == normalized(b.get('policy'))
+            and bool(a.get('immutable')) == bool(b.get('immutable')))
+
+
 def canonical(doc):
     """The policy as the bytes sent to the vault: compact JSON with sorted members (one document, one encoding)."""
     return json.dumps(doc, sort_keys=True, separators=(',', ':')).encode('utf-8')

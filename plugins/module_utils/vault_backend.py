@@ -269,7 +269,7 @@ def protection_mismatch(after, attributes):
     if bool(after.get('exportable')) != want_exportable:
         return 'exportable is %s, not %s' % (str(bool(after.get('exportable'))).lower(), str(want_exportable).lower())
     want, held = attributes.get('release_policy'), after.get('release_policy')
-    if want and (not held or held.get('policy') != want['policy'] or bool(held.get('immutable')) != bool(want['immutable'])):
+    if want and not skr.same(held, want):
         return 'its release policy is %s, not %s' % (skr.summary(held), skr.summary(want))
     return ''
 
@@ -621,10 +621,14 @@ def audit_records(kv, records):
     """The audit's vault step: the read of every record (as the transfer's), and each vault's keys that carry the
     collection's identity tag but no record names.  Read-only."""
     result = read_records(kv, records)
+    if not kv.params.get('list_unlisted', True):
+        result.update(unlisted=[], listing_failures=[], unlisted_checked=False)
+        return result
     listings = kv.run_vaults(record.read_requests(records), tagged_keys, 'listing')
     _warn_failed(kv, listings, 'the listing')
     result['unlisted'] = [k for r in listings for k in r.get('unlisted') or []]
     result['listing_failures'] = ['vault %s: %s' % (r.get('name'), r.get('msg')) for r in listings if r.get('failed')]
+    result['unlisted_checked'] = True
     return result
 
 

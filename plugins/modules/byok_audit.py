@@ -60,6 +60,12 @@ options:
       - A vault key that expires within this many days is a drift.
     type: int
     default: 30
+  unlisted_checked:
+    description:
+      - Whether the vaults were listed for O(unlisted) keys (false for a run limited with C(--limit)); the table and the
+        JSON say so.
+    type: bool
+    default: true
   started:
     description:
       - UTC time the run started (ISO 8601).

@@ -68,6 +68,13 @@ options:
     description: With O(delete_keks), purge each deleted KEK (needs the purge permission; refused by a vault with purge protection).
     type: bool
     default: false
+  list_unlisted:
+    description:
+      - With O(step=audit), list each vault's keys to find those with the collection's identity tag that no record names.
+        Set false when the records are not the whole inventory's (a run limited with C(--limit)), where the other hosts'
+        keys would look unlisted.
+    type: bool
+    default: true
 seealso:
   - module: byok.keyvault.byok_hsm_step
   - module: byok.keyvault.keyvault_key_info
@@ -124,6 +131,7 @@ def main():
             import_parallel=dict(type='int', default=4),
             delete_keks=dict(type='bool', default=False),
             purge=dict(type='bool', default=False),
+            list_unlisted=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )

@@ -41,7 +41,8 @@ def state(client, names):
     return out
 
 
-def test_verify_passes_a_clean_fleet_and_names_each_drift_without_changing_anything(lab, make_token, run_playbook, tmp_path):
+def test_verify_passes_a_clean_fleet_and_names_each_drift_and_changes_nothing(fresh_lab, make_token, run_playbook, tmp_path):
+    lab = fresh_lab  # a vault of its own: every key another test leaves in a shared vault carries the identity tag
     a, b, c, d = (unique("vf-%s" % x) for x in "abcd")
     token, kek = make_token(), unique("vf-kek")
     keys = [ec_key(a, tags={"owner": "payments"}), ec_key(b), ec_key(c), ec_key(d)]
@@ -58,7 +59,8 @@ def test_verify_passes_a_clean_fleet_and_names_each_drift_without_changing_anyth
 
     # behind the inventory's back: a's tag changed, b disabled, c expiring in 10 days, d deleted, a stranger tagged
     client = lab.key_client()
-    client.update_key_properties(a, tags={"owner": "someone-else", "byok-fingerprint": client.get_key(a).properties.tags["byok-fingerprint"]})
+    tag = client.get_key(a).properties.tags["byok-fingerprint"]
+    client.update_key_properties(a, tags={"owner": "someone-else", "byok-fingerprint": tag})
     client.update_key_properties(b, enabled=False)
     soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=10)).replace(microsecond=0)
     client.update_key_properties(c, expires_on=soon)

@@ -216,6 +216,20 @@ def _check_claims(rules: object, where: str) -> None:
             raise BadParameter("AKV.SKR.1001: %s has unknown members %s (a claim condition is a claim and one operator)." % (here, unknown))
 
 
+def _claims_as_text(node: object) -> object:
+    """A policy document with the values of its claim conditions as strings (true -> "true", 2 -> "2")."""
+    if isinstance(node, list):
+        return [_claims_as_text(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in POLICY_OPERATORS and not isinstance(value, (dict, list, str)):
+            value = "true" if value is True else "false" if value is False else str(value)
+        out[key] = _claims_as_text(value)
+    return out
+
+
 def check_policy_document(data: bytes) -> dict:
     """The release policy grammar (version 1.0.0): ``anyOf``/``allOf`` of ``{authority, allOf|anyOf: [{claim, equals}]}``."""
     try:
@@ -502,6 +516,16 @@ class Vault:
                               "https://go.microsoft.com/fwlink/?linkid=2125182" % (name, version))
         return key, found
 
+    def _stored_policy(self, value: object) -> ReleasePolicy:
+        """A release policy as the vault keeps it: Key Vault (not a Managed HSM) answers the claim values of a policy as
+        strings (``"equals": true`` comes back as ``"equals": "true"``), as Azure's own SDK tests record."""
+        policy = parse_release_policy(value)
+        if self.kind != PREMIUM:
+            return policy
+        doc = json.loads(policy.data)
+        return ReleasePolicy(data=json.dumps(_claims_as_text(doc), separators=(",", ":")).encode("utf-8"),
+                             content_type=policy.content_type, immutable=policy.immutable)
+
     def _protection(self, kty: str, params: dict) -> Tuple[bool, Optional[ReleasePolicy]]:
         """``attributes.exportable`` and ``release_policy`` of a create or import, with Secure Key Release's rules."""
         attributes = params.get("attributes") or {}
@@ -510,7 +534,7 @@ class Vault:
             exportable = False
         if not isinstance(exportable, bool):
             raise BadParameter("Property attributes.exportable must be a boolean.")
-        policy = parse_release_policy(params["release_policy"]) if params.get("release_policy") is not None else None
+        policy = self._stored_policy(params["release_policy"]) if params.get("release_policy") is not None else None
         if exportable and kty not in EXPORTABLE_KTY[self.kind]:
             raise BadParameter("Key type %s cannot be exportable in this vault; exportable keys are %s." % (kty, ", ".join(EXPORTABLE_KTY[self.kind])))
         if exportable and policy is None:
@@ -690,7 +714,7 @@ class Vault:
                 raise BadParameter(SKR_EXPORTABLE_FIXED)
             policy = item.release_policy
             if params.get("release_policy") is not None:
-                policy = parse_release_policy(params["release_policy"])
+                policy = self._stored_policy(params["release_policy"])
                 if not item.exportable:
                     raise BadParameter(SKR_NOT_EXPORTABLE)
                 if item.release_policy is not None and item.release_policy.immutable and not item.release_policy.same_as(policy):

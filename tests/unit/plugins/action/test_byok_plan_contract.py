@@ -280,3 +280,12 @@ def test_the_staged_flow_refuses_rotate_after():
     assert flow_problems(hosts, 'transfer') == []
     (line,) = format_problems(flow_problems(hosts, 'staged'), ['hsm1'])
     assert line.startswith('hsm1: byok_keys[0] (app-rsa).rotate_after: the staged (air-gapped) flow does not rotate'), line
+
+
+def test_null_attributes_are_not_stated_and_destroy_with_rotate_after_is_refused():
+    key = {'name': 'app-rsa', 'vault': 'prod', 'expires_on': None, 'release_policy': None, 'tags': {'a': 'b'}}
+    plan, problems = plan_fleet(SPEC, {'hsm1': host(byok_keys=[key])}, now=NOW)
+    assert problems == [] and plan['entries'][0]['stated'] == ['tags']
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'state': 'absent', 'destroy_hsm_key': True,
+                                'rotate_after': 'P1Y'}])
+    assert line.startswith('hsm1: byok_keys[0] (app-rsa).destroy_hsm_key: is true for a key with rotate_after'), line

@@ -436,3 +436,38 @@ def test_the_hsm_key_is_destroyed_only_after_the_vault_deleted_the_key():
     r = retired({'changed': True})
     record.note_destroys([r], {'k': {'failed': True, 'msg': 'CKR_ACTION_PROHIBITED'}})
     assert record.row(r)['result'] == 'failed' and 'could not be destroyed' in record.row(r)['message']
+
+
+def two_vaults(created, fps, generations, **extra):
+    """One rotating label into two vaults: created and fps per vault ('prod', 'dr')."""
+    import datetime
+    now = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    records = [rec('k', vault=v, rotate_after='P365D', **extra) for v in ('prod', 'dr')]
+    for r, v in zip(records, ('prod', 'dr')):
+        record.note_reads([r], [{'name': v, 'keys': [{'name': 'k', 'exists': True, 'fingerprint': fps[v], 'version': v + '1',
+                                                      'kid': 'x', 'created_on': created[v]}]}], now=now)
+    record.choose_generations(records, {'k': generations})
+    return dict((r['vault'], r) for r in records)
+
+
+def test_one_label_in_two_vaults_rotates_together_and_a_vault_behind_catches_up():
+    old, young = '2025-06-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00'
+    both = two_vaults({'prod': old, 'dr': young}, {'prod': 'f1', 'dr': 'f1'}, {1: 'f1'})
+    assert [both[v]['label'] for v in ('prod', 'dr')] == ['k.r2', 'k.r2'] and all(r['rotating'] for r in both.values())
+    behind = two_vaults({'prod': young, 'dr': young}, {'prod': 'f2', 'dr': 'f1'}, {1: 'f1', 2: 'f2'})
+    assert behind['prod']['label'] == 'k.r2' and not behind['prod']['rotating']
+    assert behind['dr']['label'] == 'k.r2' and behind['dr']['rotating']
+    assert 'holds its generation 2' in record.step(behind['dr'], 'read')['rotation_reason']
+    # a disabled key (or one the inventory keeps disabled) is out of use: not rotated
+    kept = two_vaults({'prod': old, 'dr': old}, {'prod': 'f1', 'dr': 'f1'}, {1: 'f1'}, enabled=False)
+    assert not any(r['rotating'] for r in kept.values())
+
+
+def test_a_rotated_key_listed_absent_stands_for_the_generation_its_vault_holds():
+    r = rec('k', state='absent', rotate_after='P1Y')
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f2', 'kid': 'x', 'version': 'v2',
+                'created_on': '2025-01-01T00:00:00+00:00'}])
+    record.choose_generations([r], {'k': {1: 'f1', 2: 'f2'}})
+    assert r['label'] == 'k.r2' and not r['rotating']
+    hsm([r], {'k.r2': 'f2'}, 'contact')
+    assert record.action(r) == 'delete'

@@ -90,3 +90,17 @@ def test_the_policy_goes_to_the_vault_as_one_canonical_json_document():
     assert skr.held(data, True) == {'policy': CVM, 'immutable': True}
     assert skr.held(b'not json', False)['policy'] is None
     assert skr.summary(skr.held(data, True)) == 'https://sharedeus.eus.attest.azure.net (immutable)'
+
+
+def test_a_policy_the_vault_gives_back_with_text_values_and_a_trailing_slash_is_the_same_policy():
+    stated = {'policy': {'version': '1.0.0', 'anyOf': [{'authority': 'https://a.attest.azure.net', 'allOf': [
+        {'claim': 'x-ms-sevsnpvm-is-debuggable', 'equals': False}, {'claim': 'svn', 'greaterOrEquals': 2}]}]},
+        'immutable': False}
+    held = {'policy': {'version': '1.0.0', 'anyOf': [{'authority': 'https://a.attest.azure.net/', 'allOf': [
+        {'claim': 'x-ms-sevsnpvm-is-debuggable', 'equals': 'false'}, {'claim': 'svn', 'greaterOrEquals': '2'}]}]},
+        'immutable': False}
+    assert skr.same(stated, held) and skr.same(None, None) and not skr.same(stated, None)
+    assert not skr.same(stated, dict(held, immutable=True))
+    other = {'policy': dict(held['policy'], anyOf=[dict(held['policy']['anyOf'][0], authority='https://b.attest.azure.net')]),
+             'immutable': False}
+    assert not skr.same(stated, other)
