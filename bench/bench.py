@@ -701,6 +701,8 @@ def run_scale_collection(run_dir, inv_path, env, tag):
     served = lab_settings()["limits"]
     res["throttled"] = sum(served.get("throttled", {}).values())
     res["throttled_by_vault"] = served.get("throttled", {})
+    # the requests the vaults served (every request the limits counted; a 429 is not counted, as Azure does not)
+    res["requests"] = sum(served.get("admitted", {}).values())
     out = open(log_path).read()
     playbook_outcome(res, out, timer, tag, log_path)
     return res
@@ -780,11 +782,11 @@ def scale_size(n, env, pin, rsa_every=0):
     lab_reset()
     log("%s: collection, first run" % name)
     first = run_scale_collection(run_dir, inv, env, "collection")
-    log("  %.1f s wall, %.1f s CPU, %.0f MiB, %d throttled, %d changed" % (
-        first["wall"], first["cpu"], first["maxrss_mib"], first["throttled"], first["changed"]))
+    log("  %.1f s wall, %.1f s CPU, %.0f MiB, %d throttled, %d changed, %d vault requests" % (
+        first["wall"], first["cpu"], first["maxrss_mib"], first["throttled"], first["changed"], first["requests"]))
     noop = run_scale_collection(run_dir, inv, env, "noop")
-    log("  no-op %.1f s wall, %.1f s CPU, %d throttled, %d changed" % (
-        noop["wall"], noop["cpu"], noop["throttled"], noop["changed"]))
+    log("  no-op %.1f s wall, %.1f s CPU, %d throttled, %d changed, %d vault requests (%.2f per key)" % (
+        noop["wall"], noop["cpu"], noop["throttled"], noop["changed"], noop["requests"], noop["requests"] / float(n)))
     dump = json.loads(lab("dump"))
     counts = [len(dump[k["vault"]]["keys"].get(k["name"], {}).get("versions", [])) for k in keys]
     lab_settings("--limits", "off")
@@ -817,6 +819,11 @@ def scale_table(results):
             lines.append("Marginal 500 -> 1000 keys (windows of %g s): collection CPU %.1f s (%.1f ms/key), HSM floor CPU %.1f s "
                          "(%.1f ms/key); orchestration CPU (collection minus HSM floor) %.1f ms/key" % (
                              10.0 * scale, coll_cpu, coll_cpu * 2.0, hsm_cpu, hsm_cpu * 2.0, (coll_cpu - hsm_cpu) * 2.0))
+    for r in results["scale"]:
+        if r["noop"].get("requests") is not None:
+            lines.append("Vault requests, %d keys: first run %d, no-op %d (%.2f per key; the vault read of each key, no KEK, no "
+                         "import, no update)" % (r["keys"], r["first"]["requests"], r["noop"]["requests"],
+                                                 r["noop"]["requests"] / float(r["keys"])))
     for r in results["scale"]:
         lines.append("Azure floor, %d keys: %s" % (r["keys"], json.dumps(r["floor_azure"])))
     return "\n".join(lines)
