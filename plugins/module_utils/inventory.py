@@ -669,8 +669,7 @@ def _check_labels(checker, keys):
                             "HSM label is one key: give this key its own label" % (key['label'], seen[key['label']][0]))
         seen.setdefault(key['label'], (index, shape))
         if key.get('destroy_hsm_key') is True:
-            users = [i for i, k in enumerate(keys) if i != index and not _bad(k) and k.get('label') == key['label']
-                     and k.get('state') != 'absent']
+            users = [i for i, k in enumerate(keys) if i != index and not _bad(k) and _uses_label(k, key['label'])]
             if key.get('state') != 'absent':
                 checker.problem(path + '.destroy_hsm_key', 'is true for a key that is not retired; set state: absent with '
                                 'it (the HSM key is destroyed only after its vault deleted the key), or remove destroy_hsm_key')
@@ -692,6 +691,11 @@ def _check_labels(checker, keys):
             checker.problem(path + '.name', "'%s' is listed twice for vault %s on this host (byok_keys[%d]; Key Vault compares "
                             "names case-insensitively); give each vault key once" % (key['name'], key['vault'], names[where]))
         names.setdefault(where, index)
+
+
+def _uses_label(key, label):
+    """Whether an entry needs the HSM key of label (it names it and is not retired)."""
+    return key.get('label') == label and key.get('state') != 'absent'
 
 
 def _check_kek_names(checker, keys, vaults):

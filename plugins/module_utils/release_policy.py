@@ -192,8 +192,8 @@ def same(a, b):
     """Whether two policies ({policy, immutable} or None) are the same rules and mutability, as a vault compares them."""
     if not a or not b:
         return not a and not b
-    return (normalized(a.get('policy')) == normalized(b.get('policy'))
-            and bool(a.get('immutable')) == bool(b.get('immutable')))
+    same_rules = normalized(a.get('policy')) == normalized(b.get('policy'))
+    return same_rules and bool(a.get('immutable')) == bool(b.get('immutable'))
 
 
 def canonical(doc):
