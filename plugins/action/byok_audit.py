@@ -9,17 +9,13 @@ __metaclass__ = type
 """byok_audit: the read-only audit's rows from the key records, written as JSON and JUnit XML on the controller."""
 
 import datetime
-import errno
-import os
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.release import __version__ as ansible_core_version
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 
-from ansible_collections.byok.keyvault.plugins.action.byok_manifest import MANIFEST_FIX, collection_version, controller_facts
-from ansible_collections.byok.keyvault.plugins.action.byok_manifest import manifest_dir
-from ansible_collections.byok.keyvault.plugins.action.byok_manifest import private_directory, run_id, write_new
+from ansible_collections.byok.keyvault.plugins.action.byok_manifest import collection_version, controller_facts
+from ansible_collections.byok.keyvault.plugins.action.byok_manifest import manifest_dir, write_run_files
 from ansible_collections.byok.keyvault.plugins.module_utils import audit
 
 ARGUMENT_SPEC = dict(
@@ -54,29 +50,13 @@ class ActionModule(ByokAction):
                       json_path=None, junit_path=None, finished=finished, unlisted_checked=args['unlisted_checked'])
         if self._task.check_mode:
             return result
-        directory = os.path.expanduser(manifest_dir(args['dir']))
         run = {'started': args['started'] or None, 'finished': finished, 'controller': controller_facts(),
                'versions': {'collection': collection_version(), 'ansible_core': ansible_core_version},
                'warning_days': args['warning_days'], 'unlisted_checked': args['unlisted_checked']}
-        try:
-            private_directory(directory)
-            for dummy in range(5):
-                run['run_id'] = run_id(finished)
-                base = os.path.join(directory, 'byok-verify-%s' % run['run_id'])
-                try:
-                    write_new(base + '.json', to_bytes(audit.document(rows, run)))
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EEXIST:
-                        raise
-            else:
-                raise OSError(errno.EEXIST, 'no free audit file name after 5 random run ids')
-            write_new(base + '.xml', to_bytes(audit.junit(rows, finished)))
-        except (OSError, IOError) as exc:
-            text = to_native(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
-            if MANIFEST_FIX in text:
-                raise AnsibleActionFail('cannot write the audit report: %s' % text)
-            raise AnsibleActionFail('cannot write the audit report into %s: %s; set byok_manifest_dir (or BYOK_MANIFEST_DIR) to '
-                                    'a directory the controller user can write' % (directory, text))
+
+        def documents(rid):
+            return [('.json', audit.document(rows, dict(run, run_id=rid))), ('.xml', audit.junit(rows, finished))]
+
+        base = write_run_files(manifest_dir(args['dir']), 'byok-verify-', finished, documents, 'the audit report')
         result.update(json_path=base + '.json', junit_path=base + '.xml')
         return result

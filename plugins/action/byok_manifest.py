@@ -140,29 +140,44 @@ class ActionModule(ByokAction):
         if self._task.check_mode:
             result['msg'] = 'check mode: no manifest written'
             return result
-        directory = os.path.expanduser(args['dir'])
         run = {'started': args['started'] or None, 'controller': controller_facts(), 'hosts_failed': args['hosts_failed'],
                'versions': {'collection': collection_version(), 'ansible_core': ansible_core_version}}
-        try:
-            private_directory(directory)
-            for dummy in range(5):
-                run['run_id'] = run_id(finished)
-                json_text, summary = manifest_documents(args['rows'], args['hosts_without_report'], finished, False, run)
-                base = os.path.join(directory, 'byok-transfer-%s' % run['run_id'])
-                try:
-                    write_new(base + '.json', to_bytes(json_text))
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EEXIST:
-                        raise
-            else:
-                raise OSError(errno.EEXIST, 'no free manifest name after 5 random run ids')
-            write_new(base + '.txt', to_bytes(summary))
-        except (OSError, IOError) as exc:
-            text = to_native(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
-            if MANIFEST_FIX in text:
-                raise AnsibleActionFail('cannot write the audit manifest: %s' % text)
-            raise AnsibleActionFail('cannot write the audit manifest into %s: %s; set byok_manifest_dir (or BYOK_MANIFEST_DIR) to a '
-                                    'directory the controller user can write' % (directory, text))
+
+        def documents(rid):
+            json_text, summary = manifest_documents(args['rows'], args['hosts_without_report'], finished, False,
+                                                    dict(run, run_id=rid))
+            return [('.json', json_text), ('.txt', summary)]
+
+        base = write_run_files(args['dir'], 'byok-transfer-', finished, documents, 'the audit manifest')
         result.update(json_path=base + '.json', text_path=base + '.txt', run_id=os.path.basename(base)[len('byok-transfer-'):])
         return result
+
+
+def write_run_files(directory, prefix, finished, documents, what):
+    """Write the files of one run into the private directory (created 0700 when missing, refused when not this user's
+    own): documents(run_id) gives [(suffix, text)], the first written under a name no other run has taken (a fresh
+    random run id otherwise).  Returns the path without its suffix; AnsibleActionFail naming what and the fix."""
+    directory = os.path.expanduser(directory)
+    try:
+        private_directory(directory)
+        for dummy in range(5):
+            rid = run_id(finished)
+            files = documents(rid)
+            base = os.path.join(directory, prefix + rid)
+            try:
+                write_new(base + files[0][0], to_bytes(files[0][1]))
+                break
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+        else:
+            raise OSError(errno.EEXIST, 'no free file name after 5 random run ids')
+        for suffix, text in files[1:]:
+            write_new(base + suffix, to_bytes(text))
+    except (OSError, IOError) as exc:
+        text = to_native(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+        if MANIFEST_FIX in text:
+            raise AnsibleActionFail('cannot write %s: %s' % (what, text))
+        raise AnsibleActionFail('cannot write %s into %s: %s; set byok_manifest_dir (or BYOK_MANIFEST_DIR) to a directory the '
+                                'controller user can write' % (what, directory, text))
+    return base

@@ -575,6 +575,32 @@ def hsm_step_request(hsm):
     return result
 
 
+def _per_label(hsm, items, on_failure, one, what):
+    """one(token, item, check_mode) for each item (an HSM key by label) under one login: ({label: result or failed},
+    token facts, the step's failure message or None)."""
+    token = hsm.open_token(on_failure)
+    results = {}
+    with token:
+        for item in items:
+            try:
+                results[item['label']] = one(token, item, hsm.check_mode)
+            except ByokError as exc:
+                results[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
+        info = token.info()
+    failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
+    if not failures:
+        return results, info, None
+    return results, info, hsm.message('%d of %d HSM keys could not be %s: %s' % (len(failures), len(items), what,
+                                                                                 ' | '.join(failures)))
+
+
+def _step_result(records, results, info, message):
+    result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
+    if message:
+        result.update(failed=True, msg=message)
+    return result
+
+
 def destroy_records(hsm, records):
     """The destroy step: the HSM key of each key retired with destroy_hsm_key whose vault confirmed the deletion, removed
     from the token only while it is still the key the contact found (one login)."""
@@ -582,22 +608,10 @@ def destroy_records(hsm, records):
     if not items:
         return dict(changed=False, records=records)
     labels = set(item['label'] for item in items)
-    token = hsm.open_token(_all_failed([r for r in records if r['label'] in labels], 'destroy', records))
-    results = {}
-    with token:
-        for item in items:
-            try:
-                results[item['label']] = remove_one(token, item, hsm.check_mode)
-            except ByokError as exc:
-                results[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
-        info = token.info()
+    on_failure = _all_failed([r for r in records if r['label'] in labels], 'destroy', records)
+    results, info, message = _per_label(hsm, items, on_failure, remove_one, 'destroyed')
     record.note_destroys(records, results, hsm.check_mode)
-    failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
-    result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
-    if failures:
-        message = '%d of %d HSM keys could not be destroyed: %s' % (len(failures), len(items), ' | '.join(failures))
-        result.update(failed=True, msg=hsm.message(message))
-    return result
+    return _step_result(records, results, info, message)
 
 
 def seal_records(hsm, records):
@@ -605,19 +619,10 @@ def seal_records(hsm, records):
     items = record.seal_items(records, hsm.check_mode)
     if not items:
         return dict(changed=False, records=record.note_seals(records, {}, hsm.check_mode))
-    token = hsm.open_token(lambda message: {'records': record.note_seals(records, {}, hsm.check_mode, whole=message)})
-    results = {}
-    with token:
-        for item in items:
-            try:
-                results[item['label']] = seal_one(token, item, hsm.check_mode)
-            except ByokError as exc:
-                results[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
-        info = token.info()
+
+    def on_failure(message):
+        return {'records': record.note_seals(records, {}, hsm.check_mode, whole=message)}
+
+    results, info, message = _per_label(hsm, items, on_failure, seal_one, 'sealed')
     record.note_seals(records, results, hsm.check_mode)
-    failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
-    result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
-    if failures:
-        message = '%d of %d HSM keys could not be sealed: %s' % (len(failures), len(items), ' | '.join(failures))
-        result.update(failed=True, msg=hsm.message(message))
-    return result
+    return _step_result(records, results, info, message)

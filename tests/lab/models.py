@@ -523,7 +523,10 @@ class Vault:
         if self.kind != PREMIUM:
             return policy
         doc = json.loads(policy.data)
-        return ReleasePolicy(data=json.dumps(_claims_as_text(doc), separators=(",", ":")).encode("utf-8"),
+        as_text = _claims_as_text(doc)
+        if as_text == doc:
+            return policy  # kept byte for byte
+        return ReleasePolicy(data=json.dumps(as_text, separators=(",", ":")).encode("utf-8"),
                              content_type=policy.content_type, immutable=policy.immutable)
 
     def _protection(self, kty: str, params: dict) -> Tuple[bool, Optional[ReleasePolicy]]:
