@@ -8,3 +8,5 @@ cd "$ROOT"
 scripts/lab.sh up
 eval "$(lab env)"
 ansible-playbook -i playbooks/inventory/lab.yml playbooks/transfer.yml "$@"
+echo "demo: inventory playbooks/inventory/lab.yml; to run a playbook yourself (transfer.yml, verify.yml):"
+echo "      source scripts/env.sh; eval \"\$(lab env)\"; ansible-playbook -i playbooks/inventory/lab.yml playbooks/verify.yml"

@@ -109,9 +109,11 @@ def key_row(rec, now, warning_days=DEFAULT_WARNING_DAYS):
     hsm_findings = _hsm_findings(rec)
     vault_findings, proof = _vault_findings(rec, hsm_known=not hsm_findings)
     findings = hsm_findings + vault_findings + _attribute_findings(rec, now, warning_days)
+    rotating = bool(rec.get('rotating'))  # the row names the HSM key the vault holds, not the next one a rotation makes
     return {'host': rec.get('host'), 'vault': rec.get('vault'), 'vault_url': rec.get('vault_url'), 'name': rec.get('name'),
-            'label': rec.get('label'), 'key_type': rec.get('key_type'), 'state': rec.get('state') or 'present',
-            'version': held.get('version'), 'hsm_identity': record.hsm_identity(rec),
+            'label': rec.get('held_label') if rotating else rec.get('label'), 'key_type': rec.get('key_type'),
+            'state': rec.get('state') or 'present', 'version': held.get('version'),
+            'hsm_identity': rec.get('held_identity') if rotating else record.hsm_identity(rec),
             'vault_identity': record.vault_identity(rec)[0], 'proof': proof,
             'expires_on': held.get('expires_on'), 'status': DRIFT if findings else OK, 'findings': findings}
 
@@ -149,12 +151,15 @@ def summary(audit_rows):
 
 
 def table(audit_rows):
-    """Lines for people: one per key (status, vault/name, HSM host and label, proof), its findings under it."""
-    lines = ['%-5s  %-40s  %-24s  %s' % ('STATUS', 'VAULT/KEY', 'HOST/HSM LABEL', 'PROOF')]
+    """Lines for people, within 80 columns for usual names: one per key (status, vault/name, HSM host/label), its proof
+    and its findings under it."""
+    lines = ['%-6s %-36s %s' % ('STATUS', 'VAULT/KEY', 'HOST/HSM LABEL')]
     for r in audit_rows:
         where = '%s/%s' % (r['host'], r['label']) if r['host'] else '-'
-        lines.append('%-6s %-40s  %-24s  %s' % (r['status'], '%s/%s' % (r['vault'], r['name']), where, r['proof'] or '-'))
-        lines.extend('    - %s' % f for f in r['findings'])
+        lines.append('%-6s %-36s %s' % (r['status'], '%s/%s' % (r['vault'], r['name']), where))
+        if r['proof']:
+            lines.append('       proof: %s' % r['proof'])
+        lines.extend('       - %s' % f for f in r['findings'])
     lines.append(summary(audit_rows))
     return lines
 

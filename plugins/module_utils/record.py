@@ -308,6 +308,9 @@ def choose_generations(records, found):
                                                             % (base, newest))
             rec['label'] = rotation.label(base, generation)
             rec['id'] = rec['base_id'] if generation == 1 else None  # the entry's CKA_ID belongs to its first key
+            # the HSM key the vault's current version is (before a rotation makes the next one)
+            rec['held_label'] = rotation.label(base, mine) if mine is not None else None
+            rec['held_identity'] = generations.get(mine) if mine is not None else None
     return records
 
 
@@ -641,7 +644,7 @@ def _changes_text(fields):
             continue
         before, after = fields[field]
         if field == 'release_policy':
-            parts.append('release policy %s -> %s' % (release_policy.summary(before), release_policy.summary(after)))
+            parts.append('release policy %s' % release_policy.differences(before, after))
         elif field == 'tags':
             before, after = dict(before or {}), dict(after or {})
             added = ['%s=%s' % (k, after[k]) for k in sorted(after) if before.get(k) != after[k]]
@@ -896,6 +899,11 @@ def _outcome(rec, r, stop):
             r.update(result='not done', message='not wrapped or imported: %s' % stopped_why)
         return
     if decided['action'] == decisions.CONFLICT:
+        held = step(rec, 'read') or {}
+        if not in_vault(rec) and held.get('deleted') and not absent(rec):
+            # force cannot help: Key Vault refuses a new key of the name while it holds one soft-deleted
+            r.update(result='failed', message=_deleted_conflict(rec))
+            return
         r.update(result='failed', message="vault key %s is not HSM key %s: %s; nothing was wrapped or imported. Set force: "
                  "true on byok_keys entry %s to import the HSM key as a %s (a rotation), or use another name"
                  % (rec['name'], rec['label'], decided['reason'], rec['name'], decisions.rotation_text(rec['name'])))
@@ -937,6 +945,19 @@ def _outcome(rec, r, stop):
     report.set_proof(r, outcome.get('identity_source'))
     if outcome.get('changed') and decided.get('rotation'):
         r['message'] = _rotation_message(rec)
+
+
+def _deleted_conflict(rec):
+    """Why a key listed as present is not recovered from the vault's soft-deleted keys, and what to do."""
+    hsm_key = hsm_identity(rec)
+    what = ('the HSM holds no key labelled %s (destroyed?)' % rec['label'] if not hsm_key else
+            'its identity (%s) is not HSM key %s (%s)' % ((step(rec, 'read') or {}).get('deleted_fingerprint') or 'unknown',
+                                                          rec['label'], hsm_key))
+    return ('vault %s holds key %s soft-deleted, and %s, so it is not recovered; Key Vault refuses a new key of that name '
+            'until the deleted one is recovered or purged (force cannot change that), and the collection never purges. '
+            'Recover it yourself (az keyvault key recover) to use the vault\'s copy, or purge it (az keyvault key purge, '
+            'after its retention if the vault has purge protection) and run again to import the HSM key, or use another '
+            'name' % (rec['vault'], rec['name'], what))
 
 
 def _rotation_message(rec):
@@ -995,8 +1016,8 @@ def _removed_from_vault(rec, r, decided, stop):
         return
     name = 'delete' if decided['action'] == decisions.DELETE else 'recover'
     done = step(rec, name)
-    verb = {'delete': ('deleted', 'would delete', 'deleted from the vault (soft delete; it can be recovered until it is '
-                       'purged)' + ('' if rec.get('destroy_hsm_key') else '; the HSM key is kept')),
+    kept = '' if rec.get('destroy_hsm_key') else '; the HSM key is kept'
+    verb = {'delete': ('deleted', 'would delete', 'soft delete, recoverable until it is purged%s' % kept),
             'recover': ('recovered', 'would recover', 'recovered from the soft-deleted keys (not imported again)')}[name]
     if done is None:
         r.update(result='not done', message='not %s: %s' % (verb[0], stop or 'the vault step did not run'))

@@ -217,6 +217,48 @@ def held(encoded, immutable):
     return {'policy': doc if isinstance(doc, dict) else None, 'immutable': bool(immutable)}
 
 
+def differences(before, after, most=3):
+    """What differs between two policies ({policy, immutable} or None), as the paths inside the policy and their values:
+    'anyOf[0].allOf[0].equals sevsnpvm -> tdxvm; immutable false -> true' (at most `most` paths, then how many more)."""
+    if not before or not after:
+        return '%s -> %s' % (summary(before), summary(after))
+    found = []
+    _walk(normalized(before.get('policy')), normalized(after.get('policy')), '', found)
+    shown = ['%s %s -> %s' % (path or 'the policy', _text(a), _text(b)) for path, a, b in found[:most]]
+    if len(found) > most:
+        shown.append('%d more' % (len(found) - most))
+    if bool(before.get('immutable')) != bool(after.get('immutable')):
+        shown.append('immutable %s -> %s' % (str(bool(before.get('immutable'))).lower(), str(bool(after.get('immutable'))).lower()))
+    return '; '.join(shown) or 'none'
+
+
+def _walk(a, b, path, found):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            _walk(a.get(key, _MISSING), b.get(key, _MISSING), '%s.%s' % (path, key) if path else key, found)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b)):
+            _walk(x, y, '%s[%d]' % (path, index), found)
+    elif a != b:
+        found.append((path, a, b))
+
+
+class _Missing(object):
+    def __repr__(self):
+        return 'absent'
+
+
+_MISSING = _Missing()
+
+
+def _text(value):
+    if value is _MISSING:
+        return 'absent'
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
 def summary(value):
     """A short text of a held or stated policy for a report: its authorities and whether it is immutable."""
     if not value or not isinstance(value, dict) or value.get('policy') is None:

@@ -64,7 +64,8 @@ class VaultTarget(object):
     def parse(cls, url, kind='auto', option='vault_url'):
         """The VaultTarget of a vault URI; VaultUrlError naming `option` when it is not one."""
         if not isinstance(url, str) or not url.strip():
-            raise VaultUrlError("%s is not set; give the vault URI, e.g. %s" % (option, EXAMPLE))
+            raise VaultUrlError("%s is not set (or is empty); give the vault URI, e.g. %s (when it is templated, check what "
+                                "the template reads, such as an environment variable that is not set)" % (option, EXAMPLE))
         text = url.strip()
         scheme, sep, rest = text.partition('://')
         if not sep or scheme.lower() != 'https':

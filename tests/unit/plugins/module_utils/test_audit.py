@@ -62,3 +62,16 @@ def test_the_json_and_junit_reports_say_the_same_as_the_rows():
                                                                     "(byok-fingerprint) but no inventory entry names it"]
     assert any('stray <&>' in c.get('name') for c in failures)
     assert audit.table(rows)[-1] == '2 of 3 keys drifted from the inventory'
+
+
+def test_a_key_due_for_rotation_is_named_by_the_hsm_key_its_vault_holds():
+    r = record.new({'host': 'hsm1', 'name': 'k', 'vault': 'prod', 'vault_url': URL, 'label': 'k', 'key_type': 'EC',
+                    'curve': 'P-256', 'key_ops': ['sign'], 'enabled': True, 'force': False, 'stated': [], 'rotate_after': 'P1Y'})
+    record.note_reads([r], [{'name': 'prod', 'keys': [dict(IN_PLACE, name='k', created_on='2025-01-01T00:00:00+00:00')]}],
+                      now=NOW)
+    record.choose_generations([r], {'k': {1: 'f1'}})
+    record.note_keys([r], {'k.r2': {'action': 'generate', 'fingerprint': None}}, 'contact')
+    record.decide([r])
+    row = audit.key_row(r, NOW)
+    assert row['label'] == 'k' and row['hsm_identity'] == 'f1' and row['proof'] == 'fingerprint of the vault public key'
+    assert row['findings'] == ['rotation due (rotate_after created 2025-01-01, older than P1Y)'], row

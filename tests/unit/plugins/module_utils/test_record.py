@@ -360,7 +360,8 @@ def test_a_changed_release_policy_is_updated_in_place_and_the_same_one_is_no_cha
     record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
     row = record.row(r)
     assert row['result'] == 'updated'
-    assert 'release policy https://a.attest.azure.net -> https://b.attest.azure.net (immutable)' in row['message'], row
+    assert ('release policy anyOf[0].authority https://a.attest.azure.net -> https://b.attest.azure.net; immutable false -> '
+            'true') in row['message'], row
 
 
 def test_an_immutable_policy_or_the_exportable_state_is_reported_never_updated():
@@ -471,3 +472,12 @@ def test_a_rotated_key_listed_absent_stands_for_the_generation_its_vault_holds()
     assert r['label'] == 'k.r2' and not r['rotating']
     hsm([r], {'k.r2': 'f2'}, 'contact')
     assert record.action(r) == 'delete'
+
+
+def test_a_key_destroyed_in_the_hsm_and_soft_deleted_in_the_vault_says_what_to_do_not_force():
+    r = rec('k')
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'}])
+    hsm([r], {'k': None}, 'contact', action='generate')
+    row = record.row(r)
+    assert row['result'] == 'failed' and 'the HSM holds no key labelled k (destroyed?)' in row['message'], row
+    assert 'az keyvault key purge' in row['message'] and 'Set force' not in row['message']

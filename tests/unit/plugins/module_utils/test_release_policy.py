@@ -104,3 +104,13 @@ def test_a_policy_the_vault_gives_back_with_text_values_and_a_trailing_slash_is_
     other = {'policy': dict(held['policy'], anyOf=[dict(held['policy']['anyOf'][0], authority='https://b.attest.azure.net')]),
              'immutable': False}
     assert not skr.same(stated, other)
+
+
+def test_the_differences_of_two_policies_name_the_place_and_both_values():
+    a = {'policy': {'version': '1.0.0', 'anyOf': [{'authority': 'https://a', 'allOf': [{'claim': 'c', 'equals': 'sevsnpvm'}]}]},
+         'immutable': False}
+    b = {'policy': {'version': '1.0.0', 'anyOf': [{'authority': 'https://a', 'allOf': [{'claim': 'c', 'equals': 'tdxvm'}]}]},
+         'immutable': False}
+    assert skr.differences(a, b) == 'anyOf[0].allOf[0].equals sevsnpvm -> tdxvm'
+    assert skr.differences(a, dict(a, immutable=True)) == 'immutable false -> true'
+    assert skr.differences(None, a) == 'none -> https://a'
