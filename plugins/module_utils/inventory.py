@@ -20,7 +20,6 @@ import copy
 import datetime
 import difflib
 import math
-import os
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
@@ -545,36 +544,21 @@ def _check_key_spec(checker, path, key, kind):
     return key_type
 
 
-def _read_text(path):
-    """A release policy file's text (the plan runs on the controller)."""
-    with open(os.path.expanduser(path), 'r') as f:
-        return f.read()
-
-
 def _check_protection(checker, path, key, key_type, kind):
-    """exportable, release_policy and release_policy_immutable (Secure Key Release) against Azure's rules, the policy
-    loaded (a mapping, JSON text or a file) and checked against the policy grammar; key['release_policy'] becomes the
-    policy document."""
+    """exportable, release_policy and release_policy_immutable (Secure Key Release) against Azure's rules and the policy
+    grammar (release_policy.check); key['release_policy'] becomes the policy document."""
     value = key.get('release_policy')
-    if value is not None and _ok(value):
-        try:
-            policy = release_policy.load(value, _read_text)
-        except release_policy.PolicyError as exc:
-            checker.problem(path + '.release_policy', str(exc))
-            key['release_policy'] = _INVALID
-        else:
-            shape = release_policy.shape_problems(policy)
-            for where, message in shape:
-                checker.problem('%s.release_policy.%s' % (path, where), message)
-            key['release_policy'] = _Invalid(value, policy) if shape else policy
+    if value is not None and not _ok(value):
+        value = None  # refused by its type check already
     exportable = _would_be(key.get('exportable'))
-    if not isinstance(exportable, bool):
-        return
-    for field, message in release_policy.protection_problems(key_type, kind, exportable, value,
-                                                             _would_be(key.get('release_policy_immutable'))):
+    policy, problems = release_policy.check(value, key_type, kind, exportable, _would_be(key.get('release_policy_immutable')))
+    for field, message in problems:
         checker.problem('%s.%s' % (path, field), message)
-        if _ok(key.get(field)):
-            key[field] = _Invalid(key.get(field), key.get(field))
+        name = field.split('.', 1)[0]
+        if _ok(key.get(name)):
+            key[name] = _Invalid(key.get(name), policy if name == 'release_policy' else key.get(name))
+    if value is not None and _ok(key.get('release_policy')):
+        key['release_policy'] = policy
 
 
 def _check_key_ops(checker, path, key, key_type):

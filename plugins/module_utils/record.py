@@ -535,7 +535,7 @@ def attribute_changes(rec):
                 out[field] = [list(before or []), list(after or [])]
         elif field == 'release_policy' and 'release_policy' in held:  # a disabled version shows none: left as it is
             want = stated_policy(rec)
-            if not _same_policy(before, want):
+            if not release_policy.same(before, want):
                 out[field] = [before, want]
     return out
 
@@ -545,10 +545,6 @@ def stated_policy(rec):
     if rec.get('release_policy') is None:
         return None
     return {'policy': rec['release_policy'], 'immutable': bool(rec.get('release_policy_immutable'))}
-
-
-def _same_policy(a, b):
-    return release_policy.same(a, b)
 
 
 def unchangeable(rec):
@@ -634,10 +630,6 @@ def note_updates(records, results, check_mode=False):
 
 def changes_text(fields):
     """{field: [before, after]} as one line: 'enabled true -> false; tags set owner=b'."""
-    return _changes_text(fields)
-
-
-def _changes_text(fields):
     parts = []
     for field in ATTRIBUTES:
         if field not in (fields or {}):
@@ -977,12 +969,12 @@ def _kept(rec, r, stop):
     changes = attribute_changes(rec)
     if update is not None and update.get('failed'):
         r.update(result='failed', message='the vault holds the key, but its attributes could not be updated (%s): %s'
-                 % (_changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
+                 % (changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
     elif update is not None:
-        r.update(result='would update' if update.get('check_mode') else 'updated', message=_changes_text(update.get('fields')))
+        r.update(result='would update' if update.get('check_mode') else 'updated', message=changes_text(update.get('fields')))
     elif changes:
         r.update(result='not done', message='its attributes differ from the inventory (%s) and were not updated%s'
-                 % (_changes_text(changes), ': this host stopped' if stop else ''))
+                 % (changes_text(changes), ': this host stopped' if stop else ''))
     if held.get('enabled') is False and 'enabled' not in (rec.get('stated') or ()):
         _add(r, 'disabled in the vault, which the inventory does not state (enabled not set): left disabled')
 

@@ -24,6 +24,9 @@ __metaclass__ = type
 
 import base64
 import json
+import os
+
+from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 
 VERSIONS = ('1.0.0',)
 CONTENT_TYPE = 'application/json; charset=utf-8'
@@ -72,10 +75,30 @@ def load(value, read_file=None):
 
 
 def _kind(value):
-    if value is None:
-        return 'empty'
-    kinds = {bool: 'a boolean', int: 'a number', float: 'a number', list: 'a list', str: 'empty text'}
-    return kinds.get(type(value), 'a %s' % type(value).__name__)
+    return 'empty text' if isinstance(value, str) else attributes._kind(value)
+
+
+def read_text(path):
+    """The text of a policy file (on the host that reads the inventory or runs the module)."""
+    with open(os.path.expanduser(path), 'r') as f:
+        return f.read()
+
+
+def check(value, key_type, vault_kind, exportable, immutable):
+    """(policy document or None, [(field, message)]) of what the user wrote for a key: release_policy read (a mapping,
+    JSON text or a file) and checked against the grammar (field release_policy.PATH), then exportable, release_policy
+    and release_policy_immutable against Azure's rules (protection_problems; only when exportable is known)."""
+    policy, problems = None, []
+    if value is not None:
+        try:
+            policy = load(value, read_text)
+        except PolicyError as exc:
+            problems.append(('release_policy', str(exc)))
+        else:
+            problems.extend(('release_policy.%s' % where, message) for where, message in shape_problems(policy))
+    if isinstance(exportable, bool):
+        problems.extend(protection_problems(key_type, vault_kind, exportable, value, immutable))
+    return policy, problems
 
 
 def shape_problems(doc):

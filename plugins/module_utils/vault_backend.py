@@ -285,26 +285,15 @@ def target_spec(p, meta, vault_type):
     return ki.validate_target(key_type, p['key_size'] or meta.get('key_size'), p['curve'] or meta.get('curve'), vault_type)
 
 
-def _read_text(path):
-    with open(os.path.expanduser(path), 'r') as f:
-        return f.read()
-
-
 def protection_of(item, key_type, vault_type):
     """exportable and release_policy ({policy, immutable} or None) of a key to import, checked as Key Vault would before
-    any vault call (Secure Key Release's rules and the policy grammar)."""
-    name = item['name']
-    policy = None
-    if item['release_policy'] is not None:
-        try:
-            policy = skr.load(item['release_policy'], _read_text)
-        except skr.PolicyError as exc:
-            raise KeyVaultError('release_policy of %s %s' % (name, exc))
-        for where, problem in skr.shape_problems(policy):
-            raise KeyVaultError('release_policy of %s, at %s: %s' % (name, where, problem))
+    any vault call (Secure Key Release's rules and the policy grammar: release_policy.check)."""
     kind = vault_type if vault_type in skr.EXPORTABLE_TYPES else None
-    for field, problem in skr.protection_problems(key_type, kind, item['exportable'], policy, item['release_policy_immutable']):
-        raise KeyVaultError('%s of %s %s' % (field, name, problem))
+    policy, problems = skr.check(item['release_policy'], key_type, kind, item['exportable'], item['release_policy_immutable'])
+    for field, problem in problems:
+        if field.startswith('release_policy.'):
+            raise KeyVaultError('release_policy of %s, at %s: %s' % (item['name'], field[len('release_policy.'):], problem))
+        raise KeyVaultError('%s of %s %s' % (field, item['name'], problem))
     if not item['exportable']:
         return {}
     return {'exportable': True, 'release_policy': {'policy': policy, 'immutable': bool(item['release_policy_immutable'])}}

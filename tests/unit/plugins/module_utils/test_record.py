@@ -277,7 +277,7 @@ def test_append_tags_false_keeps_only_the_stated_tags_and_the_identity_tag():
     r = in_place(tags={'team': 'x'}, append_tags=False)
     r['stated'] = ['tags']
     assert record.attribute_changes(r)['tags'][1] == {'team': 'x', 'byok-fingerprint': 'f1'}
-    assert 'removed owner' in record._changes_text(record.attribute_changes(r))
+    assert 'removed owner' in record.changes_text(record.attribute_changes(r))
 
 
 def test_a_disabled_key_is_known_by_its_identity_tag_and_left_disabled_unless_stated():
