@@ -36,6 +36,11 @@ def byok_stopped(host_vars, failed_task=None, failed_result=None):
                           task.get('name'))
 
 
+def byok_rows(records):
+    """The report row of each key record (the staged import's records, which are every HSM host's)."""
+    return record.rows(records)
+
+
 def byok_report(hosts_vars, outside_rows=None):
     return record.report_of(hosts_vars, outside_rows)
 
@@ -85,5 +90,5 @@ def byok_closing_message(rows, silent_hosts=None, manifest_path=None, failed_hos
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            byok_records, byok_stopped, byok_report, byok_bundle_items, byok_wrap_files, byok_outside_rows, byok_import_rows,
+            byok_records, byok_stopped, byok_rows, byok_report, byok_bundle_items, byok_wrap_files, byok_outside_rows, byok_import_rows,
             byok_table, byok_details, byok_closing_message))

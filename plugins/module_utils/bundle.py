@@ -37,6 +37,10 @@ SEAL_SCHEMA = 'byok.keyvault/seal/1'
 DIGEST_HEX = 32
 _DIGEST_SEPARATORS = re.compile(r'[\s:_-]')
 _SUBDIR_RE = re.compile(r'^[^/\x00-\x1f\x7f]+\Z')
+UNAUTHENTICATED_WARNING = ('byok_airgap_unauthenticated is true: the air gap is NOT authenticated (KEKs and .byok files are '
+                           'taken from the bundle as they are); whoever could alter the bundle on the way can make the '
+                           'vault hold a key they know. Remove it and give byok_expected_kek_fingerprints (stage 2) and '
+                           'byok_expected_bundle_digests (stage 3)')
 RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid')
 
 
@@ -117,10 +121,8 @@ def file_sha256(bundle_dir, relative_dir, name):
 
 
 def seal(bundle_dir, host, wrapped, check_mode):
-    """Stage 2: the seal of HOST from byok_wrap's results (a loop over vaults: item = vault, keys = per-key results).
-
-    Returns {'host', 'digest', 'path', 'keys': [record...]}; writes wrapped/HOST/seal.json unless check_mode.
-    """
+    """Stage 2 (byok_bundle's seal): the seal of HOST from byok_wrap's results (a loop over vaults: item = vault, keys =
+    per-key results), as seal_records does it."""
     records = []
     for result in wrapped or []:
         vault = result.get('item')
@@ -135,6 +137,15 @@ def seal(bundle_dir, host, wrapped, check_mode):
             record['byok_sha256'] = None if check_mode else file_sha256(bundle_dir, 'wrapped/%s/%s' % (host, vault),
                                                                         '%s.byok' % name)
             records.append(record)
+    return seal_records(bundle_dir, host, records, check_mode)
+
+
+def seal_records(bundle_dir, host, records, check_mode):
+    """Stage 2: the seal of HOST over its seal records (RECORD_FIELDS, each .byok's SHA-256 read back from the bundle).
+
+    Returns {'host', 'digest', 'path', 'changed', 'keys': [record...], 'lines'}; writes wrapped/HOST/seal.json unless
+    check_mode.
+    """
     data = seal_bytes(host, records)
     relative = 'wrapped/%s' % host
     path = os.path.join(bundle_dir, relative, SEAL_NAME)
@@ -159,6 +170,65 @@ def seal(bundle_dir, host, wrapped, check_mode):
                      'byok_expected_bundle_digests.%s (on another channel than the bundle)' % (host, digest(data), host))
     return {'host': host, 'digest': None if check_mode else digest(data), 'path': path, 'changed': changed,
             'keys': keys, 'lines': lines}
+
+
+# -- the staged flow over key records: stage 1 puts the KEKs in, stage 2 the wrapped keys, stage 3 takes them -----------
+def _same_bytes(bundle_dir, relative, name, data):
+    try:
+        return read_file(bundle_dir, relative, name) == data
+    except owned_dir.UnsafeDirectory as exc:
+        if not exc.missing:
+            raise
+        return False
+
+
+def write_kek(bundle_dir, vault, vault_url, kek, check_mode):
+    """Stage 1: keks/VAULT.pem (the KEK's public key, 0644: it is public) and keks/VAULT.json (vault, vault_url, kid,
+    fingerprint, key_size), each written only when it differs; whether one was (or would be)."""
+    doc = dict((f, kek.get(f)) for f in ('kid', 'fingerprint', 'key_size'))
+    doc.update(vault=vault, vault_url=vault_url)
+    changed = False
+    for name, data, mode in (('%s.pem' % vault, kek['public_key_pem'].encode('ascii'), 0o644),
+                             ('%s.json' % vault, (json.dumps(doc, indent=2, sort_keys=True) + '\n').encode('utf-8'), 0o600)):
+        if _same_bytes(bundle_dir, 'keks', name, data):
+            continue
+        changed = True
+        if not check_mode:
+            _write(os.path.join(bundle_dir, 'keks', name), data, mode)
+    return changed
+
+
+def _write(path, data, mode):
+    try:
+        byok_file.atomic_write(path, data, mode=mode)
+    except (IOError, OSError) as exc:
+        raise BundleError('cannot write %s into the bundle: %s; check byok_bundle_dir' % (path, exc.strerror or exc))
+
+
+def read_kek(bundle_dir, vault):
+    """Stage 2: (keks/VAULT.json as a dict, keks/VAULT.pem bytes) from the bundle, each folder checked."""
+    try:
+        doc = json.loads(read_file(bundle_dir, 'keks', '%s.json' % vault).decode('utf-8'))
+        pem = read_file(bundle_dir, 'keks', '%s.pem' % vault)
+    except owned_dir.UnsafeDirectory as exc:
+        if not exc.missing:
+            raise BundleError(unsafe_message(exc, bundle_dir))
+        raise BundleError('the bundle holds no KEK of vault %s (keks/%s.pem and .json): run stage 1 with an inventory whose '
+                          'keys go to vault %s' % (vault, vault, vault))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError('keks/%s.json in the bundle is damaged (%s): run stage 1 again' % (vault, exc))
+    if not isinstance(doc, dict) or not doc.get('kid'):
+        raise BundleError('keks/%s.json in the bundle names no KEK kid: run stage 1 again' % vault)
+    return doc, pem
+
+
+def write_wrapped(bundle_dir, host, vault, name, content, meta):
+    """Stage 2: wrapped/HOST/VAULT/NAME.byok (0600, atomic) and its metadata file; the SHA-256 of the .byok as read back."""
+    relative = 'wrapped/%s/%s' % (host, vault)
+    path = os.path.join(bundle_dir, relative, '%s.byok' % name)
+    _write(path, content, 0o600)
+    _write(byok_file.sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True).encode('utf-8') + b'\n', 0o600)
+    return file_sha256(bundle_dir, relative, '%s.byok' % name)
 
 
 def _same_spec(record, entry):
@@ -277,7 +347,7 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
         out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
                       'key could not be confirmed after the import' % where)
     else:
-        out.update(ready=True, msg=None, hsm_fingerprint=record['identity'])
+        out.update(ready=True, msg=None, hsm_fingerprint=record['identity'], kek_kid=record.get('kek_kid'))
     return out
 
 

@@ -17,6 +17,7 @@ import base64
 import datetime
 import os
 
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
@@ -178,18 +179,20 @@ def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
     ciphertext = token.wrap(key, kek_public, path)
     info = token.info()
     content = byok_file.build(kek_kid, ciphertext, token.generator(GENERATOR))
-    if not dest:
-        result['byok_content'] = base64.b64encode(content).decode('ascii')
-        return result
-    byok_file.atomic_write(dest, content, mode=0o600)
-    byok_file.write_sidecar(dest, {
+    meta = {
         'label': label, 'key_type': key.key_type, 'key_size': key.key_size, 'curve': key.curve, 'fingerprint': fp,
         'kcv': key.kcv, 'kek_kid': kek_kid, 'kek_fingerprint': kek_fp, 'wrap_method': path['method'],
         'wrap_mechanism': path['mechanism_name'], 'zero_padded': padded,
         'token': {k: info[k] for k in ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version',
                                        'library_version')},
         'created': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
-    })
+    }
+    if not dest:
+        # the caller keeps it (the transfer's import) or writes it (the staged flow's bundle, with this metadata)
+        result.update(byok_content=base64.b64encode(content).decode('ascii'), sidecar=meta)
+        return result
+    byok_file.atomic_write(dest, content, mode=0o600)
+    byok_file.write_sidecar(dest, meta)
     return result
 
 
@@ -259,6 +262,7 @@ def wrap_request(hsm):
         if r.pop('warning', None):
             # named as the user finds it: the file written (named after the vault key), else the HSM label
             padded.setdefault(r['wrap_mechanism'], set()).add((r.get('dest'), r.get('label')))
+        r.pop('sidecar', None)  # the .byok file's metadata: written next to it, or not asked for
         return r
 
     with token:
@@ -528,6 +532,14 @@ def hsm_step_request(hsm):
     records = record.copies(p['records'])
     # the role's step: its failure names the host and the inventory variables the user wrote (byok_user_pin ...)
     hsm.speaks_for = ', '.join(h for h in record.hosts_of(records) if h) or None
+    staged = p.get('bundle')
+    if staged:
+        if p['step'] != 'transfer' or len(record.hosts_of(records)) > 1:
+            hsm.fail('bundle goes with step=transfer and the records of one HSM host (stage 2 of the staged flow)')
+        # the KEKs from the bundle, each verified against its fingerprint carried out of band, before any HSM work
+        hsm.guard(staged_keks, hsm, records)
+        hsm.guard(bundle.prepare, staged['path'], ['wrapped/%s/%s' % (r['host'], r['vault']) for r in records], True,
+                  hsm.check_mode)
     if p['step'] == 'seal':
         return seal_records(hsm, records)
     if p['step'] == 'destroy':
@@ -557,22 +569,92 @@ def hsm_step_request(hsm):
         keys = _ensure_keys(hsm, token, records, check_mode, warnings)
         info = token.info()
         record.note_keys(records, keys, name, info)
-        kek_vaults = record.decide(records)
+        if staged:
+            record.decide_staged(records)  # the offline host cannot read a vault: stage 3 decides against it
+        kek_vaults = [] if staged else record.decide(records)
         wraps = {} if contact else _wrap_records(hsm, token, records, hsm.check_mode, padded, keys)
     record.note_wraps(records, wraps)
     for w in warnings:
         hsm.module.warn(w)
     for mechanism, labels in sorted(padded.items()):
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): the .byok "
-                        "of HSM key %s can carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based "
-                        "unwrappers accept and strict PKCS#8 parsers refuse" % (info['label'], mechanism, ', '.join(sorted(labels))))
+        which = ('the .byok of HSM key %s' % ', '.join(sorted(labels)) if not staged else ', '.join(
+            'the .byok file %s' % bundle_file(staged, r) for r in records if r['label'] in labels and record.ok(r, 'wrap')))
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
+                        "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
+                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
     changed = any(k.get('changed') for k in keys.values() if not k.get('failed')) and not contact
     failures = ['%s: %s' % (label, k['msg']) for label, k in keys.items() if k.get('failed')]
     failures += ['%s (KEK %s): %s' % (label, kid, w['msg']) for (label, kid), w in wraps.items() if w.get('failed')]
     result = dict(changed=changed, records=records, kek_vaults=kek_vaults if contact else [], token=info)
     if failures:
         result.update(failed=True, msg=hsm.message('%d of %d HSM keys failed: %s' % (len(failures), len(keys), ' | '.join(failures))))
+    elif staged:
+        # stage 2: every key of the host wrapped, into the bundle, and sealed (a host that failed has no new seal)
+        result['seal'] = hsm.guard(write_bundle, staged, records, wraps, hsm.check_mode)
+        result['changed'] = changed or bool(wraps) or result['seal']['changed']
     return result
+
+
+# -- the staged flow's stage 2: the same HSM step, its KEKs from the bundle and its .byok files into it ------------------
+def _kek_fingerprint_given(value):
+    return isinstance(value, str) and len(value.strip()) == 64 and all(c in '0123456789abcdef' for c in value.strip().lower())
+
+
+def staged_keks(hsm, records):
+    """Stage 2: the KEK of each vault of the records, from the bundle, checked against the fingerprint verified out of
+    band (bundle.kek_fingerprints) before any HSM work and noted as each record's kek step.  Every problem of every vault
+    in one message (HsmError); with bundle.unauthenticated a KEK without a fingerprint is taken, and said loudly."""
+    b = hsm.params['bundle']
+    given = b.get('kek_fingerprints') or {}
+    bundle.prepare(b['path'], ['keks'], False, hsm.check_mode)
+    problems, keks = [], []
+    for vault in sorted(set(r['vault'] for r in records)):
+        expected = given.get(vault)
+        missing = expected in (None, '')
+        if (missing and not b['unauthenticated']) or (not missing and not _kek_fingerprint_given(expected)):
+            what = 'not given' if missing else "'%s', not a SHA-256 fingerprint (64 hex digits)" % expected
+            problems.append(HsmError("byok_expected_kek_fingerprints.%s is %s; stage 2 wraps only under a KEK verified out of "
+                                     "band: give the fingerprint stage 1 printed for vault %s (or az keyvault key download + "
+                                     "sha256sum), read on another channel than the bundle" % (vault, what, vault)))
+            continue
+        doc, pem = bundle.read_kek(b['path'], vault)
+        actual = ki.fingerprint(load_kek(kek_pem=pem))
+        if expected and expected.strip().lower() != actual:
+            problems.append(HsmError("the bundle's KEK for vault %s has fingerprint %s, not the %s verified out of band; the "
+                                     "bundle was altered or the KEK replaced: fetch it again (stage 1) and verify the "
+                                     "fingerprint" % (vault, actual, expected)))
+            continue
+        if not expected:
+            hsm.module.warn("WARNING - NOT AUTHENTICATED: the KEK of vault %s (%s) is taken from the bundle without an "
+                            "out-of-band check because byok_airgap_unauthenticated is true; whoever swapped the bundle's KEK "
+                            "can unwrap this host's keys. Give byok_expected_kek_fingerprints.%s instead" % (vault, actual, vault))
+        keks.append({'name': vault, 'kid': doc['kid'], 'fingerprint': actual, 'public_key_pem': pem.decode('ascii')})
+    if b['unauthenticated']:
+        hsm.module.warn(bundle.UNAUTHENTICATED_WARNING)
+    if problems:
+        raise HsmError('%s; nothing was generated or wrapped' % '; '.join(str(p) for p in problems))
+    record.note_keks(records, keks, every=True)
+
+
+def bundle_file(staged, rec):
+    return '%s/wrapped/%s/%s/%s.byok' % (staged['path'].rstrip('/'), rec['host'], rec['vault'], rec['name'])
+
+
+def write_bundle(staged, records, wraps, check_mode):
+    """Stage 2: each wrapped key's .byok (and its metadata file) into wrapped/HOST/VAULT/NAME.byok, then the host's seal
+    (bundle.seal_records); the records keep each file's SHA-256, not its content."""
+    sealed = []
+    for rec, wrap in record.staged_files(records):
+        kek = record.step(rec, 'kek')
+        content = base64.b64decode(wrap.pop('byok_content'))
+        meta = (wraps.get((rec['label'], kek['kid'])) or {}).get('sidecar') or {}
+        wrap['byok_sha256'] = bundle.write_wrapped(staged['path'], rec['host'], rec['vault'], rec['name'], content, meta)
+        made = record.step(rec, 'keygen') or {}
+        sealed.append({'vault': rec['vault'], 'name': rec['name'], 'key_type': made.get('key_type') or rec['key_type'],
+                       'key_size': made.get('key_size'), 'curve': made.get('curve'), 'identity': wrap.get('fingerprint'),
+                       'byok_sha256': wrap['byok_sha256'], 'kek_kid': kek['kid']})
+    host = record.hosts_of(records)[0] if records else None
+    return bundle.seal_records(staged['path'], host, sealed, check_mode)
 
 
 def _per_label(hsm, items, on_failure, one, what):

@@ -764,7 +764,11 @@ NOT_STAGED = {
     'rotate_after': 'the staged (air-gapped) flow does not rotate by cryptoperiod (its offline HSM host cannot see the '
                     'vault\'s version dates); rotate with playbooks/transfer.yml, or by hand (a new label and force: true), '
                     'and remove rotate_after here',
+    'state': 'absent: the staged (air-gapped) flow never deletes a vault key (its offline HSM host cannot confirm which key the '
+             'vault holds); retire the key with playbooks/transfer.yml, or remove it from byok_keys here',
 }
+#: the values of those fields the staged flow can honour (a field not listed here is refused whatever its value)
+STAGED_VALUES = {'state': ('present',)}
 
 
 def flow_problems(hosts, flow):
@@ -776,7 +780,7 @@ def flow_problems(hosts, flow):
         keys = hosts[host].get('byok_keys')
         for index, key in enumerate(keys if isinstance(keys, list) else []):
             for field, why in sorted(NOT_STAGED.items()):
-                if isinstance(key, dict) and key.get(field) is not None:
+                if isinstance(key, dict) and key.get(field) is not None and key.get(field) not in STAGED_VALUES.get(field, ()):
                     out.append(Problem(host, '%s.%s' % (_key_path(index, key.get('name')), field), why))
     return out
 

@@ -369,11 +369,12 @@ def action(rec):
 
 
 # -- kek: the KEK of each vault a key moves to --------------------------------------------------------------------------
-def kek_requests(records):
-    """The vaults whose KEK these records need (a key decided to move), each once, with its KEK's name, size and expiry."""
+def kek_requests(records, every=False):
+    """The vaults whose KEK these records need (a key decided to move; with every, each record's: stage 1 of the staged
+    flow), each once, with its KEK's name, size and expiry."""
     out = {}
     for rec in records:
-        if action(rec) != decisions.IMPORT or rec['vault'] in out:
+        if (not every and action(rec) != decisions.IMPORT) or rec['vault'] in out:
             continue
         out[rec['vault']] = {'name': rec['vault'], 'vault_url': rec.get('vault_url'), 'vault_type': rec.get('vault_kind') or 'auto',
                              'kek_name': rec.get('kek_name') or 'byok-kek', 'kek_size': rec.get('kek_size') or 4096,
@@ -381,17 +382,19 @@ def kek_requests(records):
     return [out[name] for name in sorted(out)]
 
 
-def note_keks(records, results):
-    """The kek step of each record that moves, from the KEK of its vault (one result per vault)."""
+def note_keks(records, results, every=False):
+    """The kek step of each record that moves (with every, of each record), from the KEK of its vault (one result per
+    vault)."""
     by_vault = dict((r.get('name'), r) for r in results or [])
     for rec in records:
         result = by_vault.get(rec['vault'])
-        if result is None or action(rec) != decisions.IMPORT:
+        if result is None or (not every and action(rec) != decisions.IMPORT):
             continue
         if result.get('failed'):
             fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], result.get('msg') or 'failed'))
         else:
-            note(rec, 'kek', **dict((k, result.get(k)) for k in ('kid', 'fingerprint', 'public_key_pem', 'created', 'kek_name')))
+            note(rec, 'kek', **dict((k, result.get(k)) for k in ('kid', 'fingerprint', 'public_key_pem', 'created', 'kek_name')
+                                    if result.get(k) is not None))
     return records
 
 
@@ -437,6 +440,52 @@ def note_wraps(records, results):
             note(rec, 'wrap', wrap_method=result.get('wrap_method'), wrap_mechanism=result.get('wrap_mechanism'),
                  byok_content=result.get('byok_content'), fingerprint=result.get('fingerprint'))
     return records
+
+
+# -- the staged (air-gapped) flow: the same records and steps, with a bundle carried between the hosts ------------------
+STAGED_REASON = 'staged flow: wrapped into the bundle; stage 3 decides again against what its vault holds'
+
+
+def decide_staged(records):
+    """Stage 2 (the offline HSM host, which cannot read a vault): each key whose HSM key was made sure of moves into the
+    bundle; stage 3 reads its vault and decides again (a key the vault already holds is kept there)."""
+    for rec in records:
+        made = step(rec, 'keygen')
+        if made is None or made.get('failed') or absent(rec):
+            continue
+        note(rec, 'decide', action=decisions.IMPORT, reason=STAGED_REASON, vault_fingerprint=None, identity_source=None,
+             rotation=False)
+    return records
+
+
+def staged_files(records):
+    """Stage 2: [(record, its wrap step)] of the records whose key was wrapped (each a .byok of the bundle)."""
+    return [(rec, step(rec, 'wrap')) for rec in records if ok(rec, 'wrap') and step(rec, 'wrap').get('byok_content')]
+
+
+def note_bundle(records, results):
+    """Stage 3: what the bundle holds for each record (bundle.verify's results, in the records' order): the HSM key as
+    stage 2 sealed it (keygen, its identity from the seal) and its .byok (wrap, the checked bytes), or why the key may
+    not be imported (wrap failed, from the bundle)."""
+    for rec, result in zip(records, results):
+        if not result.get('ready'):
+            fail(rec, 'wrap', result.get('msg') or 'not in the bundle', bundle=True)
+            continue
+        note(rec, 'keygen', fingerprint=result['hsm_fingerprint'], key_type=rec.get('key_type'), key_size=rec.get('key_size'),
+             curve=rec.get('curve'), source='the seal of the bundle (digest %s)' % result.get('seal_digest'))
+        if result.get('kek_kid'):
+            note(rec, 'kek', kid=result['kek_kid'])
+        note(rec, 'wrap', byok_content=result['byok_content'], byok_sha256=result.get('byok_sha256'),
+             fingerprint=result['hsm_fingerprint'])
+    return records
+
+
+def _bundle_failure(rec):
+    """Why the bundle of the staged flow gives no .byok for the record, or None."""
+    wrap = step(rec, 'wrap')
+    if wrap and wrap.get('failed') and wrap.get('bundle'):
+        return wrap.get('msg') or 'failed'
+    return None
 
 
 # -- import: the wrapped keys into their vaults --------------------------------------------------------------------------
@@ -871,6 +920,10 @@ def _outcome(rec, r, stop):
     """Set the row's result and message from the steps."""
     read = step(rec, 'read')
     stopped_why = stop or STOPPED_UNSEEN
+    from_bundle = _bundle_failure(rec)
+    if from_bundle and not in_vault(rec):
+        r.update(result='failed', message=in_inventory_terms(from_bundle))
+        return
     if read is None:
         r.update(result='not done', message='the vault read did not run: %s' % stopped_why)
         return
@@ -882,7 +935,7 @@ def _outcome(rec, r, stop):
     if decided is None:
         if in_vault(rec):
             # a key the vault holds is never failed because the HSM could not be asked: its vault version stays
-            why = 'the HSM step failed: %s' % in_inventory_terms(hsm_failure) if hsm_failure else stopped_why
+            why = 'the HSM step failed: %s' % in_inventory_terms(hsm_failure) if hsm_failure else (from_bundle or stopped_why)
             r.update(proof=None, match=None, result='not done', message='the vault holds version %s; not compared with the '
                      'HSM key: %s' % (_version(r.get('kid')), why))
         elif hsm_failure:

@@ -18,6 +18,7 @@ import datetime
 import os
 
 from ansible_collections.byok.keyvault.plugins.module_utils import audit
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
@@ -573,7 +574,7 @@ def fetch_kek(kv, vault, entry):
     if summary is None:  # check mode: it would be created (or recovered)
         return dict(out, kid=None, fingerprint=None, public_key_pem=None)
     return dict(out, changed=created or summary['recovered'], kid=summary['kid'], fingerprint=ki.fingerprint(public),
-                public_key_pem=ki.public_pem(public))
+                public_key_pem=ki.public_pem(public), key_size=public.key_size)
 
 
 def _warn_failed(kv, results, what):
@@ -583,13 +584,27 @@ def _warn_failed(kv, results, what):
 
 
 def read_records(kv, records):
+    """The read step: what each vault holds of every record.  With bundle (stage 3 of the staged flow), the bundle is
+    checked first (the seal against the digest carried out of band, each .byok against its seal), before any vault call:
+    each record takes the HSM key stage 2 sealed and its .byok, and is decided against its vault after the read; a bundle
+    that is not authenticated stops every key before any vault call."""
+    staged = kv.params.get('bundle')
+    if staged:
+        results, refusal = kv.guard(bundle.verify, staged['path'], records, staged['digests'], staged['unauthenticated'])
+        record.note_bundle(records, results)
+        if refusal:
+            kv.module.warn(refusal)
+            return dict(changed=False, records=records, refusal=refusal)
     requests = record.read_requests(records)
     kv.progress = Progress('read', 'controller', sum(len(r['names']) for r in requests))
     results = kv.run_vaults(requests, lambda vault, entry: read_vault(kv, vault, entry['names'], False), 'look-up',
                             items='names')
     kv.progress = NoProgress()
     _warn_failed(kv, results, 'the read')
-    return dict(changed=False, records=record.note_reads(records, results, now=_now()))
+    record.note_reads(records, results, now=_now())
+    if staged:
+        record.decide(records)
+    return dict(changed=False, records=records, refusal=None)
 
 
 def tagged_keys(vault, entry):
@@ -622,9 +637,27 @@ def audit_records(kv, records):
 
 
 def kek_records(kv, records):
-    results = kv.run_vaults(record.kek_requests(records), lambda vault, entry: fetch_kek(kv, vault, entry), 'KEK')
+    """The kek step: the KEK of each vault a key moves to.  With bundle (stage 1 of the staged flow), the KEK of every
+    vault of the records, each written into the bundle's keks folder (checked, and created, before any vault call)."""
+    staged = kv.params.get('bundle')
+    if staged:
+        kv.guard(bundle.prepare, staged['path'], ['keks'], True, kv.check_mode)
+    requests = record.kek_requests(records, every=bool(staged))
+    results = kv.run_vaults(requests, lambda vault, entry: fetch_kek(kv, vault, entry), 'KEK')
     _warn_failed(kv, results, 'the KEK')
-    return dict(changed=any(r.get('changed') for r in results), records=record.note_keks(records, results))
+    changed = any(r.get('changed') for r in results)
+    out = dict(records=record.note_keks(records, results, every=bool(staged)))
+    if staged:
+        urls = dict((r['name'], r['vault_url']) for r in requests)
+        written = [kv.guard(bundle.write_kek, staged['path'], r['name'], urls.get(r['name']), r, kv.check_mode)
+                   for r in results if not r.get('failed') and r.get('kid')]
+        changed = changed or any(written)
+        out['lines'] = ['%s: sha256 %s' % (r['name'], r.get('fingerprint')) if not r.get('failed') else
+                        '%s: no KEK (%s)' % (r['name'], r.get('msg')) for r in results]
+        if any(r.get('failed') for r in results):
+            out.update(failed=True, msg='; '.join('the KEK of vault %s could not be had: %s' % (r['name'], r.get('msg'))
+                                                  for r in results if r.get('failed')))
+    return dict(out, changed=changed)
 
 
 def delete_keks(kv, records):

@@ -145,12 +145,6 @@ from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
 
-UNAUTHENTICATED_WARNING = ('byok_airgap_unauthenticated is true: the air gap is NOT authenticated (KEKs and .byok files are '
-                           'taken from the bundle as they are); whoever could alter the bundle on the way can make the '
-                           'vault hold a key they know. Remove it and give byok_expected_kek_fingerprints (stage 2) and '
-                           'byok_expected_bundle_digests (stage 3)')
-
-
 def main():
     m = ByokModule(
         argument_spec=dict(
@@ -169,7 +163,7 @@ def main():
     p = m.params
     result = {'changed': False}
     if p['unauthenticated']:
-        m.module.warn(UNAUTHENTICATED_WARNING)
+        m.module.warn(bundle.UNAUTHENTICATED_WARNING)
     try:
         result['created'] = bundle.prepare(p['path'], p['directories'], p['create'], m.check_mode)
         result['changed'] = bool(result['created'])

@@ -29,6 +29,12 @@ description:
     as M(byok.keyvault.hsm_key_remove) does. A label another record of the host still needs is never destroyed.
   - O(step=seal) seals (CKA_EXTRACTABLE false) each HSM key that every vault listed for it holds, as
     M(byok.keyvault.hsm_seal) does.
+  - With O(bundle), O(step=transfer) is stage 2 of the air-gapped flow (the byok.keyvault.staged role) on an offline HSM
+    host. The KEK of each vault comes from the bundle and is taken only when its fingerprint is the one verified out of
+    band (O(bundle.kek_fingerprints)); every KEK is checked before the token is opened. Each key is made sure of and
+    wrapped afresh (the host cannot read its vault; stage 3 decides), written to C(wrapped/HOST/VAULT/NAME.byok) with its
+    metadata file, and the host's seal (C(wrapped/HOST/seal.json)) records each key's HSM identity and C(.byok) SHA-256;
+    RV(seal) gives the digest to carry to stage 3 out of band. A host whose keys did not all wrap gets no new seal.
   - A vault that could not be read, or a KEK that could not be had, stops the host before the token is opened. A key
     whose step fails fails the module (its record says why; the role's rescue keeps the records).
 extends_documentation_fragment:
@@ -63,6 +69,28 @@ options:
     type: str
     default: auto
     choices: [auto, combined, two_step]
+  bundle:
+    description:
+      - The transfer bundle of the air-gapped flow, for O(step=transfer) on the records of one HSM host (stage 2). Its
+        folders must be this user's own, with no link; C(keks) must hold the KEKs stage 1 wrote.
+    type: dict
+    suboptions:
+      path:
+        description: The bundle directory (C(byok_bundle_dir)).
+        type: path
+        required: true
+      kek_fingerprints:
+        description:
+          - The SHA-256 fingerprint of each vault's KEK, verified out of band (C(byok_expected_kek_fingerprints)), by
+            vault short name.
+        type: dict
+        default: {}
+      unauthenticated:
+        description:
+          - Take a KEK without a fingerprint from the bundle as it is (C(byok_airgap_unauthenticated); for a lab only -
+            whoever swapped the bundle's KEK can unwrap the keys).
+        type: bool
+        default: false
 seealso:
   - module: byok.keyvault.byok_vault_step
   - module: byok.keyvault.hsm_keygen
@@ -94,6 +122,12 @@ kek_vaults:
   returned: success
   type: list
   elements: str
+seal:
+  description:
+    - With O(bundle), the seal of the host - C(host), C(digest) (to carry to stage 3 out of band), C(path), C(keys) (one
+      per key - vault, name, key_type, key_size, curve, identity, byok_sha256, kek_kid) and C(lines) to show.
+  returned: with O(bundle), when every key of the host wrapped
+  type: dict
 token:
   description: Facts about the token (vendor, model, serial, label, firmware and library versions).
   returned: when the token was opened
@@ -113,6 +147,9 @@ def main():
             records=dict(type='list', elements='dict', required=True, no_log=False),
             regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
+            bundle=dict(type='dict', options=dict(path=dict(type='path', required=True),
+                                                  kek_fingerprints=dict(type='dict', default={}),
+                                                  unauthenticated=dict(type='bool', default=False))),
         ),
         supports_check_mode=True,
     )

@@ -25,6 +25,13 @@ description:
   - O(step=audit) is read-only too - the read of O(step=read), and each vault's keys that carry the collection's
     identity tag (C(byok-fingerprint) or C(byok-kcv)) but that no record names (the playbook byok.keyvault.verify reports
     them).
+  - With O(bundle), the steps of the air-gapped flow (the byok.keyvault.staged role). O(step=kek) (stage 1) fetches or
+    creates the KEK of every vault of the records and writes each into the bundle (C(keks/VAULT.pem) and
+    C(keks/VAULT.json)); it fails when a KEK could not be had. O(step=read) (stage 3) first checks the bundle, before any
+    vault call - the seal of each HSM host against the digest carried out of band, each C(.byok) against its seal - and
+    gives each record the HSM key stage 2 sealed and its C(.byok); after the read, each record is decided against its
+    vault (import, keep or conflict) as in the transfer. A bundle that is not authenticated stops every key, and no vault
+    is called. O(step=import) then imports the records as in the transfer.
   - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
     fails only when it cannot run at all.
 extends_documentation_fragment:
@@ -75,6 +82,28 @@ options:
         keys would look unlisted.
     type: bool
     default: true
+  bundle:
+    description:
+      - The transfer bundle of the air-gapped flow, for O(step=kek) (stage 1) and O(step=read) (stage 3). Its folders must
+        be this user's own, with no link (missing ones are created 0700).
+    type: dict
+    suboptions:
+      path:
+        description: The bundle directory (C(byok_bundle_dir)).
+        type: path
+        required: true
+      digests:
+        description:
+          - With O(step=read), the bundle digest of each HSM host as stage 2 printed it, carried out of band
+            (C(byok_expected_bundle_digests)).
+        type: dict
+        default: {}
+      unauthenticated:
+        description:
+          - With O(step=read), take the bundle as it is without the digests (C(byok_airgap_unauthenticated); for a lab
+            only - whoever could alter the bundle can make the vault hold a key they know).
+        type: bool
+        default: false
 seealso:
   - module: byok.keyvault.byok_hsm_step
   - module: byok.keyvault.keyvault_key_info
@@ -89,6 +118,15 @@ EXAMPLES = r'''
     records: "{{ byok_plan.records }}"
   run_once: true
   delegate_to: localhost
+  register: byok_read
+
+- name: Stage 3 of the air-gapped flow - check the bundle, then read the vaults and decide
+  byok.keyvault.byok_vault_step:
+    step: read
+    records: "{{ byok_plan.records }}"
+    bundle:
+      path: /media/usb/bundle
+      digests: {hsm1: 3f2a-9c1d-77b0-e5f2-0a4b-6c8d-1e2f-3a4b}
   register: byok_read
 '''
 
@@ -110,6 +148,15 @@ listing_failures:
   returned: with O(step=audit)
   type: list
   elements: str
+lines:
+  description: With O(bundle) and O(step=kek), one line per vault with the fingerprint of its KEK, to verify out of band.
+  returned: with O(bundle) and O(step=kek)
+  type: list
+  elements: str
+refusal:
+  description: With O(bundle) and O(step=read), why nothing may be imported (the bundle is not authenticated), or null.
+  returned: with O(step=read)
+  type: str
 keks_deleted:
   description: With O(delete_keks), what deleting each KEK did (vault, KEK name, deleted, purged).
   returned: when O(delete_keks) is true
@@ -132,6 +179,9 @@ def main():
             delete_keks=dict(type='bool', default=False),
             purge=dict(type='bool', default=False),
             list_unlisted=dict(type='bool', default=True),
+            bundle=dict(type='dict', options=dict(path=dict(type='path', required=True),
+                                                  digests=dict(type='dict', default={}),
+                                                  unauthenticated=dict(type='bool', default=False))),
         ),
         supports_check_mode=True,
     )

@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The staged (air-gapped) flow over key records: the same records and steps as the transfer, with the bundle between
+the hosts (record.kek_requests/decide_staged/note_bundle, the bundle's KEK and .byok files, the seal).  The playbooks
+themselves are proved end to end in tests/e2e/test_fleet.py and test_airgap_attacks.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import json
+import os
+
+import pytest
+
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle, decisions, inventory, record
+
+from test_record import KID, read, rec
+
+
+def test_stage_1_fetches_the_kek_of_every_vault_of_the_records_though_nothing_was_decided():
+    records = [rec('a'), rec('b'), rec('c', vault='dr')]
+    assert record.kek_requests(records) == []  # the transfer: only the vaults a key moves to
+    wanted = record.kek_requests(records, every=True)
+    assert [r['name'] for r in wanted] == ['dr', 'prod']
+    record.note_keks(records, [{'name': 'prod', 'kid': KID, 'fingerprint': 'kf', 'public_key_pem': 'PEM'}], every=True)
+    assert [record.step(r, 'kek') and record.step(r, 'kek')['kid'] for r in records] == [KID, KID, None]
+
+
+def test_stage_2_moves_every_key_it_made_sure_of_and_never_a_retired_or_failed_one():
+    records = [rec('a'), rec('b'), rec('c', state='absent'), rec('d')]
+    record.note_keys(records, {'a': {'action': 'generate', 'fingerprint': 'fa'}, 'b': {'action': 'keep', 'fingerprint': 'fb'},
+                               'c': {'action': 'keep', 'fingerprint': 'fc'}, 'd': {'failed': True, 'msg': 'no such mechanism'}},
+                     'keygen')
+    record.decide_staged(records)
+    assert [record.action(r) for r in records] == [decisions.IMPORT, decisions.IMPORT, None, None]
+    assert record.step(records[0], 'decide')['reason'] == record.STAGED_REASON
+
+
+def ready(name, fingerprint, content=b'BYOK', kid=KID):
+    return {'ready': True, 'msg': None, 'hsm_fingerprint': fingerprint, 'byok_sha256': hashlib.sha256(content).hexdigest(),
+            'seal_digest': 'abcd-' * 7 + 'abcd', 'kek_kid': kid, 'byok_content': base64.b64encode(content).decode('ascii')}
+
+
+def test_stage_3_takes_the_sealed_identity_decides_against_the_vault_and_imports_only_what_moves():
+    records = [rec('new'), rec('held'), rec('other')]
+    record.note_bundle(records, [ready('new', 'f-new'), ready('held', 'f-held'), ready('other', 'f-mine')])
+    read(records, [{'name': 'new', 'exists': False}, {'name': 'held', 'exists': True, 'fingerprint': 'f-held', 'kid': 'k/1'},
+                   {'name': 'other', 'exists': True, 'fingerprint': 'f-someone', 'kid': 'k/2'}])
+    record.decide(records)
+    assert [record.action(r) for r in records] == [decisions.IMPORT, decisions.KEEP, decisions.CONFLICT]
+    requests = record.import_requests(records)
+    assert [k['name'] for k in requests[0]['keys']] == ['new']
+    assert requests[0]['keys'][0]['expected_fingerprint'] == 'f-new'  # the import compares the vault with the seal
+    assert requests[0]['keys'][0]['byok_content'] == base64.b64encode(b'BYOK').decode('ascii')
+    rows = dict((r['name'], r) for r in record.rows(records))
+    assert rows['held']['result'] == 'in place' and rows['other']['result'] == 'failed'
+    assert rows['new']['kek_kid'] == KID
+
+
+def test_a_key_the_bundle_does_not_give_fails_with_why_and_is_never_called_in_place():
+    records = [rec('missing'), rec('held')]
+    not_there = {'ready': False, 'msg': 'not done: wrapped/hsm1/prod/missing.byok is missing from the bundle'}
+    record.note_bundle(records, [not_there, dict(not_there, msg='not done: the seal of hsm1 does not list it')])
+    read(records, [{'name': 'missing', 'exists': False}, {'name': 'held', 'exists': True, 'fingerprint': 'f', 'kid': 'k/3'}])
+    record.decide(records)
+    assert record.import_requests(records) == []
+    rows = dict((r['name'], r) for r in record.rows(records))
+    assert rows['missing']['result'] == 'failed' and 'missing from the bundle' in rows['missing']['message']
+    # the vault holds a key of the name, but nothing proves it is the HSM key: not compared, never "in place"
+    assert rows['held']['result'] == 'not done' and 'does not list it' in rows['held']['message']
+
+
+def test_a_bundle_that_is_not_authenticated_fails_every_key_without_a_vault_read():
+    records = [rec('a'), rec('b')]
+    why = 'nothing was imported (the air gap is not authenticated): the seal of hsm1 has digest x, not y'
+    record.note_bundle(records, [{'ready': False, 'msg': why}] * 2)
+    rows = record.rows(records)
+    assert [r['result'] for r in rows] == ['failed', 'failed'] and all(r['message'] == why for r in rows)
+
+
+def test_the_kek_files_are_written_once_read_back_and_refused_when_missing(tmp_path):
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['keks'], True, False)
+    kek = {'kid': KID, 'fingerprint': 'ab' * 32, 'key_size': 2048, 'public_key_pem': '-----BEGIN PUBLIC KEY-----\nx\n'}
+    assert bundle.write_kek(path, 'prod', 'https://contoso.vault.azure.net', kek, check_mode=True)
+    assert not os.path.exists(os.path.join(path, 'keks', 'prod.pem'))
+    assert bundle.write_kek(path, 'prod', 'https://contoso.vault.azure.net', kek, check_mode=False)
+    assert not bundle.write_kek(path, 'prod', 'https://contoso.vault.azure.net', kek, check_mode=False)  # nothing to change
+    doc, pem = bundle.read_kek(path, 'prod')
+    assert doc['kid'] == KID and doc['fingerprint'] == 'ab' * 32 and doc['vault'] == 'prod' and pem == kek['public_key_pem'].encode()
+    assert oct(os.stat(os.path.join(path, 'keks', 'prod.json')).st_mode & 0o777) == '0o600'
+    with pytest.raises(bundle.BundleError, match='holds no KEK of vault dr'):
+        bundle.read_kek(path, 'dr')
+    (tmp_path / 'bundle' / 'keks' / 'prod.json').write_text('{"kid": ')
+    with pytest.raises(bundle.BundleError, match='damaged'):
+        bundle.read_kek(path, 'prod')
+
+
+def test_the_wrapped_files_and_the_seal_are_what_stage_3_verifies(tmp_path):
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+    assert sha == hashlib.sha256(b'the byok').hexdigest()
+    sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None,
+                                                 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha, 'kek_kid': KID}], False)
+    assert sealed['digest'] and 'bundle digest of hsm1: %s' % sealed['digest'] in sealed['lines'][-1]
+    entry = rec('app')
+    results, refusal = bundle.verify(path, [entry], {'hsm1': sealed['digest']}, False)
+    assert refusal is None and results[0]['ready'] and results[0]['hsm_fingerprint'] == 'f-app' and results[0]['kek_kid'] == KID
+    assert base64.b64decode(results[0]['byok_content']) == b'the byok'
+    meta = json.loads((tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'app.byok.json').read_text())
+    assert meta == {'fingerprint': 'f-app'}
+    results, refusal = bundle.verify(path, [entry], {'hsm1': '0' * 32}, False)
+    assert refusal and not results[0]['ready']
+
+
+def test_the_staged_flow_refuses_what_it_cannot_honour_and_takes_state_present():
+    hosts = {'hsm1': {'byok_keys': [{'name': 'a', 'state': 'present'}, {'name': 'b', 'state': 'absent'},
+                                    {'name': 'c', 'rotate_after': 'P1Y'}]}}
+    lines = [p.line() for p in inventory.flow_problems(hosts, 'staged')]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('hsm1: byok_keys[1] (b).state: absent: the staged (air-gapped) flow never deletes'), lines
+    assert 'rotate_after' in lines[1]
+    assert inventory.flow_problems(hosts, 'transfer') == []
