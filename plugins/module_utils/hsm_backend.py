@@ -540,10 +540,8 @@ def hsm_step_request(hsm):
         hsm.guard(staged_keks, hsm, records)
         hsm.guard(bundle.prepare, staged['path'], ['wrapped/%s/%s' % (r['host'], r['vault']) for r in records], True,
                   hsm.check_mode)
-    if p['step'] == 'seal':
-        return seal_records(hsm, records)
-    if p['step'] == 'destroy':
-        return destroy_records(hsm, records)
+    if p['step'] == 'finish':
+        return finish_records(hsm, records)
     contact = p['step'] == 'contact'
     check_mode = contact or hsm.check_mode
     name = 'contact' if contact else 'keygen'
@@ -657,54 +655,48 @@ def write_bundle(staged, records, wraps, check_mode):
     return bundle.seal_records(staged['path'], host, sealed, check_mode)
 
 
-def _per_label(hsm, items, on_failure, one, what):
-    """one(token, item, check_mode) for each item (an HSM key by label) under one login: ({label: result or failed},
-    token facts, the step's failure message or None)."""
-    token = hsm.open_token(on_failure)
-    results = {}
+def finish_records(hsm, records):
+    """The finish step, once the vaults answered, under one login: the HSM key of each key retired with destroy_hsm_key
+    whose vault confirmed the deletion destroyed, only while the token's key under the label is still the one the contact
+    found; then, with seal, each HSM key that every vault listed for it holds sealed (CKA_EXTRACTABLE false)."""
+    sealing = hsm.params['seal']
+    destroys = record.destroy_items(records, hsm.check_mode)
+    phases = [('destroy', 'destroyed', destroys, remove_one)]
+    if sealing:
+        phases.append(('seal', 'sealed', record.seal_items(records, hsm.check_mode), seal_one))
+    phases = [phase for phase in phases if phase[2]]
+
+    def note(results, whole=None):
+        if whole is not None:
+            labels = set(item['label'] for item in destroys)
+            for rec in records:
+                if rec['label'] in labels and record.step(rec, 'destroy') is None:
+                    record.fail(rec, 'destroy', whole)
+        elif 'destroy' in results:
+            record.note_destroys(records, results['destroy'], hsm.check_mode)
+        if sealing:
+            record.note_seals(records, results.get('seal', {}), hsm.check_mode, whole=whole)
+        return records
+
+    if not phases:
+        return dict(changed=False, records=note({}))
+    token = hsm.open_token(lambda message: {'records': note({}, whole=message)})
+    results, failures = {}, []
     with token:
-        for item in items:
-            try:
-                results[item['label']] = one(token, item, hsm.check_mode)
-            except ByokError as exc:
-                results[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
+        for name, what, items, one in phases:
+            mine = results[name] = {}
+            for item in items:
+                try:
+                    mine[item['label']] = one(token, item, hsm.check_mode)
+                except ByokError as exc:
+                    mine[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
+            bad = ['%s: %s' % (label, r['msg']) for label, r in mine.items() if r.get('failed')]
+            if bad:
+                failures.append('%d of %d HSM keys could not be %s: %s' % (len(bad), len(items), what, ' | '.join(bad)))
         info = token.info()
-    failures = ['%s: %s' % (label, r['msg']) for label, r in results.items() if r.get('failed')]
-    if not failures:
-        return results, info, None
-    return results, info, hsm.message('%d of %d HSM keys could not be %s: %s' % (len(failures), len(items), what,
-                                                                                 ' | '.join(failures)))
-
-
-def _step_result(records, results, info, message):
-    result = dict(changed=any(r.get('changed') for r in results.values()), records=records, token=info)
-    if message:
-        result.update(failed=True, msg=message)
+    note(results)
+    result = dict(changed=any(r.get('changed') for mine in results.values() for r in mine.values()), records=records,
+                  token=info)
+    if failures:
+        result.update(failed=True, msg=hsm.message('; '.join(failures)))
     return result
-
-
-def destroy_records(hsm, records):
-    """The destroy step: the HSM key of each key retired with destroy_hsm_key whose vault confirmed the deletion, removed
-    from the token only while it is still the key the contact found (one login)."""
-    items = record.destroy_items(records, hsm.check_mode)
-    if not items:
-        return dict(changed=False, records=records)
-    labels = set(item['label'] for item in items)
-    on_failure = _all_failed([r for r in records if r['label'] in labels], 'destroy', records)
-    results, info, message = _per_label(hsm, items, on_failure, remove_one, 'destroyed')
-    record.note_destroys(records, results, hsm.check_mode)
-    return _step_result(records, results, info, message)
-
-
-def seal_records(hsm, records):
-    """The seal step: each HSM key every vault listed for it holds, sealed (CKA_EXTRACTABLE false), under one login."""
-    items = record.seal_items(records, hsm.check_mode)
-    if not items:
-        return dict(changed=False, records=record.note_seals(records, {}, hsm.check_mode))
-
-    def on_failure(message):
-        return {'records': record.note_seals(records, {}, hsm.check_mode, whole=message)}
-
-    results, info, message = _per_label(hsm, items, on_failure, seal_one, 'sealed')
-    record.note_seals(records, results, hsm.check_mode)
-    return _step_result(records, results, info, message)

@@ -45,12 +45,12 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import 
 STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'delete', 'recover', 'destroy', 'seal')
 #: the variables the transfer role registers each step's result in, newest first (latest() reads them in this order); the
 #: rescue's own fact comes first: it is written last
-REGISTERS = ('byok_records', 'byok_sealed', 'byok_destroyed', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
+REGISTERS = ('byok_records', 'byok_finished', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
 #: registers of run_once steps: their records are every host's, a host takes its own
 FLEET_REGISTERS = ('byok_imported', 'byok_read', 'byok_plan')
 #: what a vault step of each name writes, for a step that failed as a whole (its module could not give records)
 VAULT_STEPS = ('read', 'kek', 'import', 'kek_delete')
-HSM_STEPS = ('contact', 'transfer', 'destroy', 'seal')
+HSM_STEPS = ('contact', 'transfer', 'finish')
 
 SOURCE_JWK = report.SOURCE_JWK
 SOURCE_VAULT_KCV = report.SOURCE_VAULT_KCV
@@ -771,6 +771,12 @@ def _deletion_confirmed(rec, check_mode):
         check_mode or not done.get('check_mode'))
 
 
+def destroy_hosts(records, check_mode=False):
+    """The HSM hosts with a key to destroy now (retired with destroy_hsm_key, its deletion confirmed): the transfer's
+    finish step runs on them (and on every host when the keys are sealed after the transfer)."""
+    return [host for host in hosts_of(records) if destroy_items(of_host(records, host), check_mode)]
+
+
 def destroy_items(records, check_mode=False):
     """hsm_key_remove's keys for the HSM keys to destroy: every record of the label is retired with destroy_hsm_key and
     its vault confirmed the deletion; each with the identity the HSM held (the key is destroyed only if it still is)."""
@@ -840,7 +846,7 @@ def stopped(records, message, failed_step=None, task=None):
     records of its own) noted failed for each record it was for; an import that failed as a whole leaves the outcome of
     each key it was to import unknown."""
     message = message or 'failed'
-    destroying = set(i['label'] for i in destroy_items(records)) if failed_step == 'destroy' else set()
+    destroying = set(i['label'] for i in destroy_items(records)) if failed_step == 'finish' else set()
     for rec in records:
         rec['stopped'] = message
         rec['stopped_at'] = task or 'a task'
@@ -854,9 +860,9 @@ def stopped(records, message, failed_step=None, task=None):
             fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], message))
         elif failed_step in ('contact', 'transfer') and step(rec, 'contact' if failed_step == 'contact' else 'keygen') is None:
             fail(rec, 'contact' if failed_step == 'contact' else 'keygen', message)
-        elif failed_step == 'destroy' and step(rec, 'destroy') is None and rec['label'] in destroying:
+        elif failed_step == 'finish' and step(rec, 'destroy') is None and rec['label'] in destroying:
             fail(rec, 'destroy', message)
-        elif failed_step == 'seal' and step(rec, 'seal') is None and seal_plan([rec]).get(rec['label']) == 'seal':
+        elif failed_step == 'finish' and step(rec, 'seal') is None and seal_plan([rec]).get(rec['label']) == 'seal':
             fail(rec, 'seal', message, sealed=False)
     return records
 

@@ -758,7 +758,8 @@ def import_records(kv, records):
                 diff['before'][where] = dict((f, v[0]) for f, v in k['changes'].items())
                 diff['after'][where] = dict((f, v[1]) for f, v in k['changes'].items())
     results = results + updates
-    result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff)
+    result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff,
+                  destroy_hosts=record.destroy_hosts(records, kv.check_mode))
     if p['delete_keks']:
         result['keks_deleted'] = delete_keks(kv, records)
         result['changed'] = result['changed'] or any(k.get('deleted') for k in result['keks_deleted'])

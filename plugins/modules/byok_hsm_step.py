@@ -23,12 +23,12 @@ description:
     decides each key again, and wraps each key that moves under its vault's KEK (as M(byok.keyvault.byok_wrap) does,
     nothing written to disk, the .byok goes to the import in the record). When the contact found every key in the HSM
     and in its vaults, it does not log in at all.
-  - O(step=destroy) destroys the HSM key of each key the inventory retires with C(state=absent) and C(destroy_hsm_key),
-    once the vault step confirmed that its vault no longer holds it (deleted in this run, or found without a current
-    version), and only while the token's key under the label is still the one the contact found (its fingerprint or KCV),
-    as M(byok.keyvault.hsm_key_remove) does. A label another record of the host still needs is never destroyed.
-  - O(step=seal) seals (CKA_EXTRACTABLE false) each HSM key that every vault listed for it holds, as
-    M(byok.keyvault.hsm_seal) does.
+  - O(step=finish) runs once the vaults answered, under one login. It destroys the HSM key of each key the inventory
+    retires with C(state=absent) and C(destroy_hsm_key), once the vault step confirmed that its vault no longer holds it
+    (deleted in this run, or found without a current version), and only while the token's key under the label is still
+    the one the contact found (its fingerprint or KCV), as M(byok.keyvault.hsm_key_remove) does; a label another record
+    of the host still needs is never destroyed. With O(seal), it then seals (CKA_EXTRACTABLE false) each HSM key that every
+    vault listed for it holds, as M(byok.keyvault.hsm_seal) does. With nothing to destroy or seal it does not log in.
   - With O(bundle), O(step=transfer) is stage 2 of the air-gapped flow (the byok.keyvault.staged role) on an offline HSM
     host. The KEK of each vault comes from the bundle and is taken only when its fingerprint is the one verified out of
     band (O(bundle.kek_fingerprints)); every KEK is checked before the token is opened. Each key is made sure of and
@@ -44,14 +44,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     details:
-      - In check mode O(step=transfer) generates and wraps nothing; O(step=destroy) destroys nothing; O(step=seal) seals
-        nothing.
+      - In check mode O(step=transfer) generates and wraps nothing, and O(step=finish) destroys and seals nothing.
 options:
   step:
     description: Which step to run over O(records).
     type: str
     required: true
-    choices: [contact, transfer, destroy, seal]
+    choices: [contact, transfer, finish]
   records:
     description:
       - The key records of this HSM host, as the plan (M(byok.keyvault.byok_plan)) made them and the earlier steps
@@ -69,6 +68,11 @@ options:
     type: str
     default: auto
     choices: [auto, combined, two_step]
+  seal:
+    description:
+      - With O(step=finish), seal each HSM key that every vault listed for it holds (C(byok_hsm_seal_after_transfer)).
+    type: bool
+    default: false
   bundle:
     description:
       - The transfer bundle of the air-gapped flow, for O(step=transfer) on the records of one HSM host (stage 2). Its
@@ -113,7 +117,7 @@ RETURN = r'''
 records:
   description:
     - The records given, each with what this step did for its key under C(steps) (C(contact), C(decide), C(keygen),
-      C(wrap) or C(seal)), and the token's facts under C(token).
+      C(wrap), C(destroy) or C(seal)), and the token's facts under C(token).
   returned: always
   type: list
   elements: dict
@@ -143,10 +147,11 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 def main():
     hsm = HsmModule(
         argument_spec=dict(
-            step=dict(type='str', required=True, choices=['contact', 'transfer', 'destroy', 'seal']),
+            step=dict(type='str', required=True, choices=['contact', 'transfer', 'finish']),
             records=dict(type='list', elements='dict', required=True, no_log=False),
             regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
+            seal=dict(type='bool', default=False),
             bundle=dict(type='dict', options=dict(path=dict(type='path', required=True),
                                                   kek_fingerprints=dict(type='dict', default={}),
                                                   unauthenticated=dict(type='bool', default=False))),

@@ -148,6 +148,13 @@ listing_failures:
   returned: with O(step=audit)
   type: list
   elements: str
+destroy_hosts:
+  description:
+    - With O(step=import), the HSM hosts with a key to destroy now (retired with C(destroy_hsm_key), its deletion
+      confirmed), for M(byok.keyvault.byok_hsm_step) with O(byok.keyvault.byok_hsm_step#module:step=finish).
+  returned: with O(step=import)
+  type: list
+  elements: str
 lines:
   description: With O(bundle) and O(step=kek), one line per vault with the fingerprint of its KEK, to verify out of band.
   returned: with O(bundle) and O(step=kek)

@@ -439,6 +439,16 @@ def test_the_hsm_key_is_destroyed_only_after_the_vault_deleted_the_key():
     assert record.row(r)['result'] == 'failed' and 'could not be destroyed' in record.row(r)['message']
 
 
+def test_the_finish_step_runs_on_the_hosts_with_a_key_to_destroy_and_its_failure_is_the_keys_own():
+    gone, kept = retired({'changed': True}), dict(retired({'failed': True, 'msg': '403'}), host='hsm2')
+    assert record.destroy_hosts([gone, kept]) == ['hsm1']
+    # the finish task failed as a whole (its module gave no records): the key to destroy says so, not the other
+    other = rec('app')
+    record.stopped([gone, other], 'token not present', failed_step=record.step_of({'args': {'step': 'finish'}}))
+    assert record.step(gone, 'destroy')['failed'] and record.step(other, 'destroy') is None
+    assert record.row(gone)['result'] == 'failed'
+
+
 def two_vaults(created, fps, generations, **extra):
     """One rotating label into two vaults: created and fps per vault ('prod', 'dr')."""
     import datetime
