@@ -44,6 +44,14 @@ UNAUTHENTICATED_WARNING = ('byok_airgap_unauthenticated is true: the air gap is 
 RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid')
 
 
+def option_spec():
+    """The bundle option of byok_vault_step and byok_hsm_step (documented in the doc fragment byok.keyvault.bundle)."""
+    return dict(type='dict', options=dict(path=dict(type='path', required=True),
+                                          kek_fingerprints=dict(type='dict', default={}),
+                                          digests=dict(type='dict', default={}),
+                                          unauthenticated=dict(type='bool', default=False)))
+
+
 class BundleError(ByokError):
     """The bundle cannot be used (an unsafe folder, a damaged seal); one line."""
 

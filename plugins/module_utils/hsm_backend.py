@@ -658,8 +658,8 @@ def write_bundle(staged, records, wraps, check_mode):
 def finish_records(hsm, records):
     """The finish step, once the vaults answered, under one login: the HSM key of each key retired with destroy_hsm_key
     whose vault confirmed the deletion destroyed, only while the token's key under the label is still the one the contact
-    found; then, with seal, each HSM key that every vault listed for it holds sealed (CKA_EXTRACTABLE false)."""
-    sealing = hsm.params['seal']
+    found; then, with seal_after_transfer, each HSM key that every vault listed for it holds sealed (CKA_EXTRACTABLE false)."""
+    sealing = hsm.params['seal_after_transfer']
     destroys = record.destroy_items(records, hsm.check_mode)
     phases = [('destroy', 'destroyed', destroys, remove_one)]
     if sealing:

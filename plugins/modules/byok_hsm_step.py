@@ -27,7 +27,7 @@ description:
     retires with C(state=absent) and C(destroy_hsm_key), once the vault step confirmed that its vault no longer holds it
     (deleted in this run, or found without a current version), and only while the token's key under the label is still
     the one the contact found (its fingerprint or KCV), as M(byok.keyvault.hsm_key_remove) does; a label another record
-    of the host still needs is never destroyed. With O(seal), it then seals (CKA_EXTRACTABLE false) each HSM key that every
+    of the host still needs is never destroyed. With O(seal_after_transfer), it then seals (CKA_EXTRACTABLE false) each HSM key that every
     vault listed for it holds, as M(byok.keyvault.hsm_seal) does. With nothing to destroy or seal it does not log in.
   - With O(bundle), O(step=transfer) is stage 2 of the air-gapped flow (the byok.keyvault.staged role) on an offline HSM
     host. The KEK of each vault comes from the bundle and is taken only when its fingerprint is the one verified out of
@@ -38,6 +38,7 @@ description:
   - A vault that could not be read, or a KEK that could not be had, stops the host before the token is opened. A key
     whose step fails fails the module (its record says why; the role's rescue keeps the records).
 extends_documentation_fragment:
+  - byok.keyvault.bundle
   - byok.keyvault.pkcs11
   - byok.keyvault.attributes
   - byok.keyvault.attributes.full
@@ -68,33 +69,11 @@ options:
     type: str
     default: auto
     choices: [auto, combined, two_step]
-  seal:
+  seal_after_transfer:
     description:
       - With O(step=finish), seal each HSM key that every vault listed for it holds (C(byok_hsm_seal_after_transfer)).
     type: bool
     default: false
-  bundle:
-    description:
-      - The transfer bundle of the air-gapped flow, for O(step=transfer) on the records of one HSM host (stage 2). Its
-        folders must be this user's own, with no link; C(keks) must hold the KEKs stage 1 wrote.
-    type: dict
-    suboptions:
-      path:
-        description: The bundle directory (C(byok_bundle_dir)).
-        type: path
-        required: true
-      kek_fingerprints:
-        description:
-          - The SHA-256 fingerprint of each vault's KEK, verified out of band (C(byok_expected_kek_fingerprints)), by
-            vault short name.
-        type: dict
-        default: {}
-      unauthenticated:
-        description:
-          - Take a KEK without a fingerprint from the bundle as it is (C(byok_airgap_unauthenticated); for a lab only -
-            whoever swapped the bundle's KEK can unwrap the keys).
-        type: bool
-        default: false
 seealso:
   - module: byok.keyvault.byok_vault_step
   - module: byok.keyvault.hsm_keygen
@@ -138,6 +117,7 @@ token:
   type: dict
 '''
 
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import vendors
 from ansible_collections.byok.keyvault.plugins.module_utils.decisions import REGENERATE_CHOICES
 from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import hsm_step_request
@@ -151,10 +131,8 @@ def main():
             records=dict(type='list', elements='dict', required=True, no_log=False),
             regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
-            seal=dict(type='bool', default=False),
-            bundle=dict(type='dict', options=dict(path=dict(type='path', required=True),
-                                                  kek_fingerprints=dict(type='dict', default={}),
-                                                  unauthenticated=dict(type='bool', default=False))),
+            seal_after_transfer=dict(type='bool', default=False),
+            bundle=bundle.option_spec(),
         ),
         supports_check_mode=True,
     )

@@ -35,6 +35,7 @@ description:
   - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
     fails only when it cannot run at all.
 extends_documentation_fragment:
+  - byok.keyvault.bundle
   - byok.keyvault.azure
   - byok.keyvault.attributes
   - byok.keyvault.attributes.full
@@ -82,28 +83,6 @@ options:
         keys would look unlisted.
     type: bool
     default: true
-  bundle:
-    description:
-      - The transfer bundle of the air-gapped flow, for O(step=kek) (stage 1) and O(step=read) (stage 3). Its folders must
-        be this user's own, with no link (missing ones are created 0700).
-    type: dict
-    suboptions:
-      path:
-        description: The bundle directory (C(byok_bundle_dir)).
-        type: path
-        required: true
-      digests:
-        description:
-          - With O(step=read), the bundle digest of each HSM host as stage 2 printed it, carried out of band
-            (C(byok_expected_bundle_digests)).
-        type: dict
-        default: {}
-      unauthenticated:
-        description:
-          - With O(step=read), take the bundle as it is without the digests (C(byok_airgap_unauthenticated); for a lab
-            only - whoever could alter the bundle can make the vault hold a key they know).
-        type: bool
-        default: false
 seealso:
   - module: byok.keyvault.byok_hsm_step
   - module: byok.keyvault.keyvault_key_info
@@ -171,6 +150,7 @@ keks_deleted:
   elements: dict
 '''
 
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import MAX_PARALLEL, KeyVaultModule
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import vault_step_request
 
@@ -186,9 +166,7 @@ def main():
             delete_keks=dict(type='bool', default=False),
             purge=dict(type='bool', default=False),
             list_unlisted=dict(type='bool', default=True),
-            bundle=dict(type='dict', options=dict(path=dict(type='path', required=True),
-                                                  digests=dict(type='dict', default={}),
-                                                  unauthenticated=dict(type='bool', default=False))),
+            bundle=bundle.option_spec(),
         ),
         supports_check_mode=True,
     )
