@@ -696,8 +696,10 @@ def run_scale_collection(run_dir, inv_path, env, tag):
     env2 = playbook_env(env, timer)
     lab_settings("--limits", "on", "--time-scale", str(TIME_SCALE))  # the 429 counts start from zero
     log_path = os.path.join(run_dir, "%s.log" % tag)
-    res = rusage_run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inv_path,
-                      os.path.join(ROOT, "playbooks", "transfer.yml")], env2, log_path)
+    command = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inv_path, os.path.join(ROOT, "playbooks", "transfer.yml")]
+    if os.environ.get("BENCH_PROFILE") == "1":  # the controller's main process under cProfile (workers are not profiled)
+        command = [PY, "-m", "cProfile", "-o", os.path.join(run_dir, "%s.prof" % tag)] + command
+    res = rusage_run(command, env2, log_path)
     served = lab_settings()["limits"]
     res["throttled"] = sum(served.get("throttled", {}).values())
     res["throttled_by_vault"] = served.get("throttled", {})

@@ -270,7 +270,8 @@ def verify(bundle_dir, entries, digests, unauthenticated):
             if not exc.missing:
                 raise BundleError(unsafe_message(exc, bundle_dir))
             data = None
-            if not unauthenticated:
+            if not unauthenticated or digests.get(host) not in (None, ''):
+                # a digest given is checked whatever byok_airgap_unauthenticated says; without a seal it cannot be
                 message = ('not done: the bundle holds no seal of HSM host %s (wrapped/%s/%s): stage 2 did not finish for it; '
                            'run stage 2 for %s and carry its bundle digest' % (host, host, SEAL_NAME, host))
         if data is not None:
@@ -284,24 +285,28 @@ def verify(bundle_dir, entries, digests, unauthenticated):
                 records = None
                 message = 'the seal of HSM host %s (wrapped/%s/%s) is damaged (%s)' % (host, host, SEAL_NAME, exc)
                 refusals.append(message)
-            if not unauthenticated and records is not None:
-                given = digests.get(host)
+            given = digests.get(host)
+            # a digest that is given is always checked, byok_airgap_unauthenticated or not
+            if records is not None and (not unauthenticated or given not in (None, '')):
                 wanted = normalize_digest(given)
-                if given in (None, ''):
+                if given in (None, ''):  # the bundle's own digest is never shown: it is the value a forger wants typed
                     message = ('byok_expected_bundle_digests.%s is not given: give the bundle digest stage 2 printed for %s '
-                               '(read off its screen, carried out of band); the bundle holds %s' % (host, host, found))
+                               '(read off its screen, carried out of band, never taken from the bundle)' % (host, host))
                     refusals.append(message)
                 elif wanted is None:
                     message = ('byok_expected_bundle_digests.%s %r is not a bundle digest (32 hex digits, as stage 2 printed '
                                'it); give the digest stage 2 printed for %s' % (host, given, host))
                     refusals.append(message)
                 elif wanted != found.replace('-', ''):
-                    message = ('the seal of HSM host %s in the bundle has digest %s, not the %s given in '
+                    message = ('the seal of HSM host %s in the bundle does not have the digest %s given in '
                                'byok_expected_bundle_digests.%s: the bundle was altered after stage 2 (or the digest is of '
-                               'another run); run stage 2 for %s again and carry its new digest' % (host, found, given, host, host))
+                               'another run); run stage 2 for %s again and carry its new digest' % (host, given, host, host))
                     refusals.append(message)
+        # authenticated: the seal has the digest carried out of band (else byok_airgap_unauthenticated took it as it is)
+        checked = records is not None and message is None and normalize_digest(digests.get(host)) is not None
         for entry in mine:
             result = _verify_entry(bundle_dir, entry, records, found, message, unauthenticated)
+            result['authenticated'] = checked
             if result.pop('tampered', False):
                 refusals.append(result['msg'])
             results.append(result)
@@ -349,8 +354,9 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
         out['tampered'] = True
     elif not _same_spec(record, entry):
         sealed = '%s (%s)' % (record.get('key_type'), record.get('curve') or record.get('key_size'))
+        wanted = '%s (%s)' % (entry.get('key_type'), entry.get('curve') or entry.get('key_size'))
         out['msg'] = ('%s holds an HSM key of type %s, not the %s the inventory gives; wrap it again (stage 2) with the same '
-                      'inventory' % (where, sealed, entry.get('key_type')))
+                      'inventory' % (where, sealed, wanted))
     elif not record.get('identity'):
         out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
                       'key could not be confirmed after the import' % where)

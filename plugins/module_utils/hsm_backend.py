@@ -17,6 +17,8 @@ import base64
 import datetime
 import os
 
+from ansible.module_utils.six.moves.urllib.parse import urlparse
+
 from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
@@ -506,9 +508,10 @@ def _wrap_records(hsm, token, records, check_mode, padded, keys):
 
 def _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics):
     try:
-        if kek['kid'] not in publics:
-            publics[kek['kid']] = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
-        r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, publics[kek['kid']], kek['kid'],
+        known = (kek['kid'], kek.get('fingerprint'))  # each public key once, checked against its own fingerprint
+        if known not in publics:
+            publics[known] = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
+        r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, publics[known], kek['kid'],
                      hsm.params['wrap_method'], True, check_mode)
     except ByokError as exc:
         return {'failed': True, 'msg': hsm.plain_message(exc)}
@@ -547,9 +550,13 @@ def hsm_step_request(hsm):
     name = 'contact' if contact else 'keygen'
     problems = record.blocking(records, kek_too=not contact)
     if problems:
-        return dict(failed=True, changed=False, records=records, msg=hsm.message('; '.join(problems)))
+        return dict(failed=True, changed=False, records=records, msg='; '.join(problems))  # exit() names the host
     if not records:
-        return dict(changed=False, records=records, kek_vaults=[])
+        result = dict(changed=False, records=records, kek_vaults=[])
+        if staged:
+            result['seal'] = {'host': None, 'digest': None, 'path': None, 'changed': False, 'keys': [],
+                              'lines': ['this host has no keys in byok_keys: nothing was wrapped or sealed']}
+        return result
     if not contact and not [r for r in records if record.action(r) == decisions.IMPORT] and all(
             (record.step(r, 'contact') or {}).get('action') == 'keep' for r in records):
         # the contact found every key in the HSM and in its vaults: nothing to make or wrap, no second login
@@ -585,7 +592,7 @@ def hsm_step_request(hsm):
     failures += ['%s (KEK %s): %s' % (label, kid, w['msg']) for (label, kid), w in wraps.items() if w.get('failed')]
     result = dict(changed=changed, records=records, kek_vaults=kek_vaults if contact else [], token=info)
     if failures:
-        result.update(failed=True, msg=hsm.message('%d of %d HSM keys failed: %s' % (len(failures), len(keys), ' | '.join(failures))))
+        result.update(failed=True, msg='%d of %d HSM keys failed: %s' % (len(failures), len(keys), ' | '.join(failures)))
     elif staged:
         # stage 2: every key of the host wrapped, into the bundle, and sealed (a host that failed has no new seal)
         result['seal'] = hsm.guard(write_bundle, staged, records, wraps, hsm.check_mode)
@@ -596,6 +603,12 @@ def hsm_step_request(hsm):
 # -- the staged flow's stage 2: the same HSM step, its KEKs from the bundle and its .byok files into it ------------------
 def _kek_fingerprint_given(value):
     return isinstance(value, str) and len(value.strip()) == 64 and all(c in '0123456789abcdef' for c in value.strip().lower())
+
+
+def _host_port(url):
+    """(host, port) of a vault URL, as a kid names its vault (the default port 443 made explicit)."""
+    parsed = urlparse(url if '//' in url else 'https://' + url)
+    return ((parsed.hostname or '').lower(), parsed.port or 443)
 
 
 def staged_keks(hsm, records):
@@ -626,6 +639,23 @@ def staged_keks(hsm, records):
             hsm.module.warn("WARNING - NOT AUTHENTICATED: the KEK of vault %s (%s) is taken from the bundle without an "
                             "out-of-band check because byok_airgap_unauthenticated is true; whoever swapped the bundle's KEK "
                             "can unwrap this host's keys. Give byok_expected_kek_fingerprints.%s instead" % (vault, actual, vault))
+        try:
+            kid_vault = byok_file.parse_kid(doc['kid'], option='keks/%s.json kid' % vault)[0]
+        except ByokError as exc:
+            problems.append(HsmError('%s: run stage 1 again' % exc))
+            continue
+        url = next((r.get('vault_url') for r in records if r['vault'] == vault and r.get('vault_url')), None)
+        if url and _host_port(url) != _host_port(kid_vault):
+            problems.append(HsmError('keks/%s.json in the bundle names KEK %s, which is not a key of vault %s (%s); the bundle '
+                                     'was altered or stage 1 ran with another inventory: run stage 1 again'
+                                     % (vault, doc['kid'], vault, url)))
+            continue
+        twin = next((k['name'] for k in keks if k['kid'] == doc['kid']), None)
+        if twin is not None:
+            # each vault has its own KEK: a kid two vaults share was altered in the bundle (a .byok names its KEK by kid)
+            problems.append(HsmError('keks/%s.json and keks/%s.json in the bundle name the same KEK %s; each vault has its '
+                                     'own KEK, so the bundle was altered: run stage 1 again' % (twin, vault, doc['kid'])))
+            continue
         keks.append({'name': vault, 'kid': doc['kid'], 'fingerprint': actual, 'public_key_pem': pem.decode('ascii')})
     if b['unauthenticated']:
         hsm.module.warn(bundle.UNAUTHENTICATED_WARNING)
@@ -698,5 +728,5 @@ def finish_records(hsm, records):
     result = dict(changed=any(r.get('changed') for mine in results.values() for r in mine.values()), records=records,
                   token=info)
     if failures:
-        result.update(failed=True, msg=hsm.message('; '.join(failures)))
+        result.update(failed=True, msg='; '.join(failures))
     return result

@@ -443,6 +443,8 @@ def note_wraps(records, results):
 
 
 # -- the staged (air-gapped) flow: the same records and steps, with a bundle carried between the hosts ------------------
+UNAUTHENTICATED = ('NOT AUTHENTICATED: the HSM identity and the .byok were taken from the bundle without the digest carried out '
+                   'of band (byok_airgap_unauthenticated)')
 STAGED_REASON = 'staged flow: wrapped into the bundle; stage 3 decides again against what its vault holds'
 
 
@@ -472,12 +474,18 @@ def note_bundle(records, results):
             fail(rec, 'wrap', result.get('msg') or 'not in the bundle', bundle=True)
             continue
         note(rec, 'keygen', fingerprint=result['hsm_fingerprint'], key_type=rec.get('key_type'), key_size=rec.get('key_size'),
-             curve=rec.get('curve'), source='the seal of the bundle (digest %s)' % result.get('seal_digest'))
+             curve=rec.get('curve'), source='the seal of the bundle (digest %s)' % result.get('seal_digest'),
+             authenticated=bool(result.get('authenticated')))
         if result.get('kek_kid'):
             note(rec, 'kek', kid=result['kek_kid'])
         note(rec, 'wrap', byok_content=result['byok_content'], byok_sha256=result.get('byok_sha256'),
              fingerprint=result['hsm_fingerprint'])
     return records
+
+
+def _from_bundle(rec):
+    """Whether the record's HSM key is the one a bundle's seal gave (stage 3 of the staged flow)."""
+    return 'authenticated' in (step(rec, 'keygen') or {})
 
 
 def _bundle_failure(rec):
@@ -919,6 +927,9 @@ def row(rec):
         # the key's own steps went through; the step that stopped the host came after (or was about other keys)
         r['message'] = '; '.join(m for m in (r['message'], 'this host then stopped: %s' % stop) if m)
     _seal(rec, r)
+    made = step(rec, 'keygen') or {}
+    if made.get('authenticated') is False and r['result'] in report.DONE:
+        _add(r, UNAUTHENTICATED)
     return r
 
 
@@ -955,9 +966,10 @@ def _outcome(rec, r, stop):
             # force cannot help: Key Vault refuses a new key of the name while it holds one soft-deleted
             r.update(result='failed', message=_deleted_conflict(rec))
             return
-        r.update(result='failed', message="vault key %s is not HSM key %s: %s; nothing was wrapped or imported. Set force: "
-                 "true on byok_keys entry %s to import the HSM key as a %s (a rotation), or use another name"
-                 % (rec['name'], rec['label'], decided['reason'], rec['name'], decisions.rotation_text(rec['name'])))
+        done = 'nothing was imported' if _from_bundle(rec) else 'nothing was wrapped or imported'
+        r.update(result='failed', message="vault key %s is not HSM key %s: %s; %s. Set force: true on byok_keys entry %s "
+                 "to import the HSM key as a %s (a rotation), or use another name"
+                 % (rec['name'], rec['label'], decided['reason'], done, rec['name'], decisions.rotation_text(rec['name'])))
         return
     if decided['action'] == decisions.KEEP and not hsm_failure:
         _kept(rec, r, stop)

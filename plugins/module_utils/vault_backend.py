@@ -590,6 +590,8 @@ def read_records(kv, records):
     that is not authenticated stops every key before any vault call."""
     staged = kv.params.get('bundle')
     if staged:
+        if staged['unauthenticated']:
+            kv.module.warn(bundle.UNAUTHENTICATED_WARNING)
         results, refusal = kv.guard(bundle.verify, staged['path'], records, staged['digests'], staged['unauthenticated'])
         record.note_bundle(records, results)
         if refusal:
@@ -652,8 +654,9 @@ def kek_records(kv, records):
         written = [kv.guard(bundle.write_kek, staged['path'], r['name'], urls.get(r['name']), r, kv.check_mode)
                    for r in results if not r.get('failed') and r.get('kid')]
         changed = changed or any(written)
-        out['lines'] = ['%s: sha256 %s' % (r['name'], r.get('fingerprint')) if not r.get('failed') else
-                        '%s: no KEK (%s)' % (r['name'], r.get('msg')) for r in results]
+        out['lines'] = [('%s: no KEK (%s)' % (r['name'], r.get('msg')) if r.get('failed') else
+                         '%s: sha256 %s' % (r['name'], r['fingerprint']) if r.get('fingerprint') else
+                         '%s: the KEK would be created (check mode): no fingerprint yet' % r['name']) for r in results]
         if any(r.get('failed') for r in results):
             out.update(failed=True, msg='; '.join('the KEK of vault %s could not be had: %s' % (r['name'], r.get('msg'))
                                                   for r in results if r.get('failed')))

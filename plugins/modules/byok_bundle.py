@@ -145,6 +145,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule
 
+
 def main():
     m = ByokModule(
         argument_spec=dict(

@@ -154,12 +154,15 @@ def test_stage3_never_imports_a_byok_the_hsm_side_did_not_seal(lab, make_token, 
             record.update(identity=fingerprint, byok_sha256=hashlib.sha256(forged).hexdigest())
         seal_path.write_text(json.dumps(seal, sort_keys=True, separators=(",", ":")) + "\n")
 
-    for extra in ({}, {"byok_expected_bundle_digests": digests}):
+    # a digest that is given is checked even when byok_airgap_unauthenticated is left on (a lab's group_vars)
+    loose = {"byok_expected_bundle_digests": digests, "byok_airgap_unauthenticated": True}
+    for extra in ({}, {"byok_expected_bundle_digests": digests}, loose):
         run = run_playbook(STAGED[2], connected, extra_env=lab.azure_env, extra_args=stage_args(bundle, **extra))
         assert run.rc != 0, "stage 3 imported a .byok the HSM side never made:\n%s" % run
         assert key["name"] not in lab.keys("premium"), "the vault holds the attacker's key: %s" % lab.keys("premium")[key["name"]]
         assert "nothing was imported" in run.output, str(run)
-        assert ("is not given" in run.output) if not extra else ("has digest" in run.output), str(run)
+        assert ("is not given" in run.output) if not extra else ("does not have the digest" in run.output), str(run)
+        assert ("NOT authenticated" in run.output) == (extra is loose), str(run)
     assert list(digests) == ["hsm1"], "stage 2 printed no bundle digest"
 
 

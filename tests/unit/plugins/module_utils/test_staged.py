@@ -126,3 +126,96 @@ def test_the_staged_flow_refuses_what_it_cannot_honour_and_takes_state_present()
     assert lines[0].startswith('hsm1: byok_keys[1] (b).state: absent: the staged (air-gapped) flow never deletes'), lines
     assert 'rotate_after' in lines[1]
     assert inventory.flow_problems(hosts, 'transfer') == []
+
+
+def sealed_bundle(tmp_path, content=b'the byok'):
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', content, {'fingerprint': 'f-sidecar'})
+    sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None,
+                                                 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha, 'kek_kid': KID}], False)
+    return path, sealed['digest']
+
+
+def test_a_digest_that_is_given_is_checked_even_unauthenticated_and_the_bundles_own_is_never_shown(tmp_path):
+    path, good = sealed_bundle(tmp_path)
+    results, refusal = bundle.verify(path, [rec('app')], {'hsm1': '0' * 32}, True)
+    assert refusal and not results[0]['ready'] and 'does not have the digest' in refusal
+    assert good not in refusal and good.replace('-', '') not in refusal  # never the value a forger wants typed
+    results, refusal = bundle.verify(path, [rec('app')], {}, False)
+    assert refusal and 'is not given' in refusal and good not in refusal
+    results, refusal = bundle.verify(path, [rec('app')], {'hsm1': good}, True)
+    assert refusal is None and results[0]['ready'] and results[0]['authenticated']
+
+
+def test_an_unauthenticated_bundle_says_so_in_every_row(tmp_path):
+    path, _good = sealed_bundle(tmp_path)
+    results, refusal = bundle.verify(path, [rec('app')], {}, True)
+    assert refusal is None and results[0]['ready'] and results[0]['authenticated'] is False
+    records = record.note_bundle([rec('app')], results)
+    read(records, [{'name': 'app', 'exists': False}])
+    record.decide(records)
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'app', 'changed': True, 'kid': URL_KID, 'fingerprint': 'f-app',
+                                                             'identity_source': 'jwk'}]}])
+    row = record.row(records[0])
+    assert row['result'] == 'transferred' and 'NOT AUTHENTICATED' in row['message'], row
+
+
+URL_KID = 'https://contoso.vault.azure.net/keys/app/01'
+
+
+class FakeModule(object):
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+class FakeHsm(object):
+    check_mode = False
+
+    def __init__(self, bundle_options):
+        self.params = {'bundle': dict({'kek_fingerprints': {}, 'unauthenticated': False}, **bundle_options)}
+        self.module = FakeModule()
+
+
+def kek_pem():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return pem, hashlib.sha256(der).hexdigest()
+
+
+def test_stage_2_takes_each_vault_s_own_kek_and_refuses_a_kid_two_vaults_share(tmp_path):
+    from ansible_collections.byok.keyvault.plugins.module_utils import hsm_backend
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['keks'], True, False)
+    (p_pem, p_fp), (d_pem, d_fp) = kek_pem(), kek_pem()
+    dr_kid = 'https://contoso-dr.vault.azure.net/keys/byok-kek/02'
+    bundle.write_kek(path, 'prod', URL_KID, {'kid': KID, 'fingerprint': p_fp, 'key_size': 2048, 'public_key_pem': p_pem}, False)
+    bundle.write_kek(path, 'dr', None, {'kid': dr_kid, 'fingerprint': d_fp, 'key_size': 2048, 'public_key_pem': d_pem}, False)
+    records = [rec('a'), rec('b', vault='dr')]
+    hsm = FakeHsm({'path': path, 'kek_fingerprints': {'prod': p_fp, 'dr': d_fp}})
+    hsm_backend.staged_keks(hsm, records)
+    assert [(record.step(r, 'kek')['kid'], record.step(r, 'kek')['fingerprint']) for r in records] == [(KID, p_fp), (dr_kid, d_fp)]
+    # the kid of keks/dr.json changed to prod's: refused before any HSM work (a .byok names its KEK by kid)
+    doc = json.loads((tmp_path / 'bundle' / 'keks' / 'dr.json').read_text())
+    (tmp_path / 'bundle' / 'keks' / 'dr.json').write_text(json.dumps(dict(doc, kid=KID)))
+    offline = [rec('a', vault_url=None), rec('b', vault='dr', vault_url=None)]  # stage 2's inventory names no vault URL
+    with pytest.raises(hsm_backend.HsmError) as refused:
+        hsm_backend.staged_keks(hsm, offline)
+    assert 'name the same KEK' in str(refused.value) and 'nothing was generated or wrapped' in str(refused.value)
+    # a kid of another vault than the record's (the inventory names the vault's URL): refused too
+    (tmp_path / 'bundle' / 'keks' / 'dr.json').write_text(json.dumps(dict(doc, kid='https://elsewhere.vault.azure.net/keys/k/03')))
+    with pytest.raises(hsm_backend.HsmError, match='not a key of vault dr'):
+        hsm_backend.staged_keks(hsm, [rec('a'), rec('b', vault='dr')])
+    # without a fingerprint, only byok_airgap_unauthenticated takes the bundle's KEK, and it says so
+    (tmp_path / 'bundle' / 'keks' / 'dr.json').write_text(json.dumps(doc))
+    with pytest.raises(hsm_backend.HsmError, match='byok_expected_kek_fingerprints.dr is not given'):
+        hsm_backend.staged_keks(FakeHsm({'path': path, 'kek_fingerprints': {'prod': p_fp}}), [rec('a'), rec('b', vault='dr')])
+    loose = FakeHsm({'path': path, 'kek_fingerprints': {'prod': p_fp}, 'unauthenticated': True})
+    hsm_backend.staged_keks(loose, [rec('a'), rec('b', vault='dr')])
+    assert any('NOT AUTHENTICATED' in w and 'vault dr' in w for w in loose.module.warnings), loose.module.warnings
