@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import contextlib
 import datetime
 import os
 
@@ -56,15 +57,19 @@ def key_spec(item):
     return spec
 
 
-def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto'):
-    """Make sure the token holds the target key; returns a result dict (changed, action, key facts, diff).
+def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto', known=None):
+    """Make sure the token holds the target key; returns a result dict (changed, action, key facts, diff; under 'found'
+    the HsmKey itself, for a wrap in the same session).
 
     A key is generated only where the token lists its generation mechanism and a wrap path was proved for its type
-    (the known-answer tests of pkcs11_wrap): a key that could never reach Azure is never made.
+    (the known-answer tests of pkcs11_wrap): a key that could never reach Azure is never made.  known: the objects
+    under the label from an index() of this session; in check mode they are all there is to look at, otherwise a label
+    they do not hold is searched again under the lock (another run may have made its key since), so a key is never
+    generated twice.
     """
     vendors.check_firmware(token.profile, token.info_basic()['firmware_version'], spec['key_type'], spec['key_size'])
-    with token.lock():
-        objects = token.labelled(spec['label'], spec['key_id'])
+    with (_no_lock() if check_mode else token.lock()):  # a look that changes nothing needs no lock
+        objects = known if known or (check_mode and known is not None) else token.labelled(spec['label'], spec['key_id'])
         existing = token.find(spec['label'], spec['key_id'], objects)
         before = existing.as_dict() if existing else None
         diffs = existing.matches(spec) if existing else []
@@ -78,7 +83,7 @@ def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto'):
             if diffs:
                 result['warning'] = "key '%s' differs from the request (%s) but regenerate is never; it was kept" % (
                     spec['label'], reason)
-            result.update(changed=False, key=before, diff={'before': before, 'after': before})
+            result.update(changed=False, key=before, diff={'before': before, 'after': before}, found=existing)
             return result
         token.check_generation(spec)
         path = token.wrap_path(spec['key_type'], wrap_method)
@@ -104,8 +109,13 @@ def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto'):
             token.remove_lone_public_objects(orphans, spec['label'])
         key = token.generate(spec, spec['label'], spec['key_id'] or (existing.key_id if existing else None))
         after = key.as_dict()
-        result.update(changed=True, key=after, diff={'before': before, 'after': after})
+        result.update(changed=True, key=after, diff={'before': before, 'after': after}, found=key)
         return result
+
+
+@contextlib.contextmanager
+def _no_lock():
+    yield
 
 
 def byok_is_current(dest, kek_kid, key_fingerprint, kek_fingerprint):
@@ -151,13 +161,15 @@ def load_kek(kek_file=None, expected_fingerprint=None, kek_pem=None):
     return public
 
 
-def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode):
+def wrap_key(token, item, kek_public, kek_kid, wrap_method, force, check_mode, key=None):
     """Wrap one HSM key under the KEK into item['dest'] (.byok, 0600, atomic) plus its sidecar.
 
-    Without a dest, the .byok is returned as base64 in the result (byok_content) and nothing is written.
+    Without a dest, the .byok is returned as base64 in the result (byok_content) and nothing is written.  key: the HsmKey
+    this session already found or made under the label (else it is searched).
     """
     label, dest = item['label'], item.get('dest')
-    key = token.find(label, item.get('key_id'))
+    if key is None:
+        key = token.find(label, item.get('key_id'))
     if key is None:
         raise HsmError("token '%s' holds no key labelled '%s'; run hsm_keygen for it first" % (token.info()['label'], label))
     ki.validate_target(key.key_type, key.key_size, key.curve)
@@ -313,8 +325,15 @@ def keygen_request(hsm):
     token = hsm.open_token()
     warnings = []
 
+    index = {}
+
     def one(spec):
-        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'])
+        known = None
+        if len(specs) > 1:  # many keys: the token listed once, not searched once per key
+            if not index:
+                index['objects'] = token.index()
+            known = token.indexed(index['objects'], spec['label'], spec['key_id'])
+        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'], known=known)
         if r.get('warning'):
             warnings.append(r['warning'])
         return r
@@ -473,14 +492,18 @@ def _find_generations(hsm, token, records):
     return out
 
 
-def _ensure_keys(hsm, token, records, check_mode, warnings):
-    """{label: flattened hsm_keygen result, or failed with its message} for the HSM keys of the records."""
+def _ensure_keys(hsm, token, records, check_mode, warnings, found=None):
+    """{label: flattened hsm_keygen result, or failed with its message} for the HSM keys of the records; found (a dict)
+    receives each HsmKey by label, for the wrap.  The token is listed once (index()), not searched once per key."""
     out = {}
     items = record.hsm_keys(records, contact=check_mode)
     progress = Progress('contact' if check_mode and hsm.params['step'] == 'contact' else 'keygen', hsm.speaks_for, len(items))
+    index = token.index() if len(items) > 1 else None
     for item in items:
+        spec = key_spec(item)
         try:
-            r = ensure_key(token, key_spec(item), hsm.params['regenerate'], check_mode, hsm.params['wrap_method'])
+            r = ensure_key(token, spec, hsm.params['regenerate'], check_mode, hsm.params['wrap_method'],
+                           known=None if index is None else token.indexed(index, spec['label'], spec['key_id']))
         except ByokError as exc:
             out[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
             continue
@@ -488,11 +511,13 @@ def _ensure_keys(hsm, token, records, check_mode, warnings):
             progress.tick()
         if r.get('warning') and r['warning'] not in warnings:
             warnings.append(r['warning'])
+        if found is not None and r.get('found') is not None:
+            found[item['label']] = r['found']
         out[item['label']] = flatten(r)
     return out
 
 
-def _wrap_records(hsm, token, records, check_mode, padded, keys):
+def _wrap_records(hsm, token, records, check_mode, padded, keys, found=None):
     """{(label, kek kid): byok_wrap's result for the key, or failed} for the keys of the records that move (in check
     mode only those the token already holds: a key the run would generate has nothing to wrap yet)."""
     out = {}
@@ -501,18 +526,19 @@ def _wrap_records(hsm, token, records, check_mode, padded, keys):
     publics = {}  # each KEK's public key, loaded and checked against its fingerprint once
     for label, key_id, kek in work:
         if not (check_mode and (keys.get(label) or {}).get('action') != 'keep'):
-            out[(label, kek['kid'])] = _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics)
+            out[(label, kek['kid'])] = _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics,
+                                                 (found or {}).get(label))
         progress.tick()
     return out
 
 
-def _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics):
+def _wrap_one(hsm, token, label, key_id, kek, check_mode, padded, publics, key=None):
     try:
         known = (kek['kid'], kek.get('fingerprint'))  # each public key once, checked against its own fingerprint
         if known not in publics:
             publics[known] = load_kek(None, kek.get('fingerprint'), kek['public_key_pem'])
         r = wrap_key(token, {'label': label, 'key_id': key_id_of({'id': key_id, 'label': label})}, publics[known], kek['kid'],
-                     hsm.params['wrap_method'], True, check_mode)
+                     hsm.params['wrap_method'], True, check_mode, key=key)
     except ByokError as exc:
         return {'failed': True, 'msg': hsm.plain_message(exc)}
     if r.pop('warning', None):
@@ -571,13 +597,14 @@ def hsm_step_request(hsm):
             for rec in records:
                 if rec.get('rotate_after') and record.step(rec, name) is None:
                     record.fail(rec, name, 'its generations (rotate_after) could not be read: %s' % hsm.plain_message(exc))
-        keys = _ensure_keys(hsm, token, records, check_mode, warnings)
+        found = {}  # each HsmKey the step found or made, for its wrap (no second search)
+        keys = _ensure_keys(hsm, token, records, check_mode, warnings, found)
         info = token.info()
         record.note_keys(records, keys, name, info)
         if staged:
             record.decide_staged(records)  # the offline host cannot read a vault: stage 3 decides against it
         kek_vaults = [] if staged else record.decide(records)
-        wraps = {} if contact else _wrap_records(hsm, token, records, hsm.check_mode, padded, keys)
+        wraps = {} if contact else _wrap_records(hsm, token, records, hsm.check_mode, padded, keys, found)
     record.note_wraps(records, wraps)
     for w in warnings:
         hsm.module.warn(w)

@@ -91,6 +91,21 @@ class KeysMixin(object):
         except p11e.PKCS11Error as exc:
             raise HsmError(explain(exc, 'object search', call='C_FindObjects'))
 
+    def index(self):
+        """{label: [objects]} of every object stored on the token: one search and one label read per object, for a step
+        that looks at many keys (each labelled() search costs a walk over the whole token on some HSMs)."""
+        out = {}
+        for obj in self._objects({Attribute.TOKEN: True}):
+            out.setdefault(self._attr(obj, Attribute.LABEL) or '', []).append(obj)
+        return out
+
+    def indexed(self, index, label, key_id=None):
+        """What labelled(label, key_id) would return, from an index()."""
+        objects = index.get(label) or []
+        if key_id:
+            objects = [o for o in objects if bytes(self._attr(o, Attribute.ID) or b'') == bytes(key_id)]
+        return objects
+
     def labelled(self, label, key_id=None):
         """Every object with this label (and id): one search, for find() and lone_public_objects()."""
         attrs = {Attribute.LABEL: label}

@@ -228,7 +228,8 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     kek_vault, dummy, dummy2 = byok_file.parse_kid(blob.kid, option='header.kid of %s' % byok_path)
     if not vault.target.same_vault(kek_vault):
         raise KeyVaultError('byok_file %s was wrapped under a KEK of %s, not of %s; wrap it again with the KEK of this vault '
-                            '(byok_kek_fetch with vault_url %s)' % (byok_path, kek_vault, vault.url, vault.url))
+                            '(byok_kek_fetch with vault_url %s; in the staged flow, run stages 1 and 2 again)'
+                            % (byok_path, kek_vault, vault.url, vault.url))
     jwk = {'kty': ki.AZURE_KTY[spec['key_type']], 'key_ops': key_ops or ki.DEFAULT_KEY_OPS[spec['key_type']]}
     if spec['key_type'] == 'EC':
         jwk['crv'] = spec['curve']

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One listing of the token for a step over many keys (pkcs11_keys.index/indexed, hsm_backend.ensure_key's known), on a
+real SoftHSM2 token: the index finds what the per-label search finds, a look in check mode searches nothing more, and a
+key another run made after the listing is still found before anything is generated (never a second key of a label).
+
+PKCS#11 runs in a child process (this file run as a script), as in test_pkcs11_combined.py: SoftHSM reads
+SOFTHSM2_CONF once per process.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+SOFTHSM_LIB = '/usr/lib/softhsm/libsofthsm2.so'
+PIN = '1234'
+LABEL = 'index'
+
+
+def _missing():
+    if not os.path.exists(SOFTHSM_LIB) or not shutil.which('softhsm2-util'):
+        return 'SoftHSM2 is not installed (apt-get install softhsm2)'
+    try:
+        import pkcs11  # noqa: F401 pylint: disable=unused-import
+    except ImportError:
+        return 'python-pkcs11 is not installed'
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or '')
+
+
+def child():
+    """In the child process: list, look and generate with and without an index; print what was seen as JSON."""
+    from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
+    from ansible_collections.byok.keyvault.plugins.module_utils.hsm_backend import ensure_key
+    from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import HsmToken
+
+    spec = dict(ki.validate_target('EC', None, 'P-256'), label='a', key_id=None)
+    out = {}
+    token = HsmToken(SOFTHSM_LIB, LABEL, vendor='softhsm').open(PIN)
+    with token:
+        token.generate(spec, 'a')
+        token.generate(spec, 'b', bytes.fromhex('0b'))
+        index = token.index()
+        out['labels'] = sorted(index)
+        out['same'] = all(sorted(o.handle for o in token.indexed(index, lbl)) == sorted(o.handle for o in token.labelled(lbl))
+                          for lbl in ('a', 'b', 'none'))
+        out['by_id'] = len(token.indexed(index, 'b', bytes.fromhex('0b'))), len(token.indexed(index, 'b', bytes.fromhex('0c')))
+
+        searched = []
+        real = token.labelled
+        token.labelled = lambda *args, **kwargs: searched.append(args) or real(*args, **kwargs)
+        look = ensure_key(token, spec, 'fail', True, known=token.indexed(index, 'a'))
+        absent = ensure_key(token, dict(spec, label='c'), 'fail', True, known=token.indexed(index, 'c'))
+        out['check_mode'] = [look['action'], absent['action'], len(searched)]
+
+        # another run makes 'd' after this run listed the token: the listing says nothing of it, the search under the
+        # lock finds it, and it is kept, not generated a second time
+        token.generate(spec, 'd')
+        made = ensure_key(token, dict(spec, label='d'), 'fail', False, known=token.indexed(index, 'd'))
+        out['late'] = [made['action'], len(searched), len(token.labelled('d'))]
+        out['found_is_the_key'] = made['found'].fingerprint == made['key']['fingerprint']
+    print(json.dumps(out))
+
+
+@pytest.fixture(scope='module')
+def seen(tmp_path_factory):
+    base = tmp_path_factory.mktemp('index')
+    (base / 'tokens').mkdir()
+    conf = base / 'softhsm2.conf'
+    conf.write_text('directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' % (base / 'tokens'))
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf), PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+               TMPDIR=str(base))
+    subprocess.run(['softhsm2-util', '--init-token', '--free', '--label', LABEL, '--pin', PIN, '--so-pin', '5678'], env=env,
+                   check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_index_finds_what_the_search_finds(seen):
+    assert seen['labels'] == ['a', 'b'] and seen['same'] and seen['by_id'] == [2, 0]
+
+
+def test_a_look_in_check_mode_searches_nothing_more(seen):
+    assert seen['check_mode'] == ['keep', 'generate', 0]
+
+
+def test_a_key_made_after_the_listing_is_found_before_anything_is_generated(seen):
+    assert seen['late'] == ['keep', 1, 2], seen['late']  # one search, one private and one public object: no second key
+    assert seen['found_is_the_key']
+
+
+if __name__ == '__main__':
+    child()
