@@ -3,9 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Sealing a target key on a real SoftHSM2 token (pkcs11_token.seal / sealed), and CKA_WRAP_WITH_TRUSTED at generation
 where the vendor profile says the token supports trusted wrapping keys.
-
-PKCS#11 runs in a child process (this file run as a script), as in test_pkcs11_combined.py: SoftHSM reads
-SOFTHSM2_CONF once per process.
+The PKCS#11 part runs in a child process (softhsm_child).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,29 +11,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-SOFTHSM_LIB = '/usr/lib/softhsm/libsofthsm2.so'
-PIN = '1234'
+from softhsm_child import NEEDS_SOFTHSM, PIN, SOFTHSM_LIB, run_child
+
 LABEL = 'seal'
 
-
-def _missing():
-    if not os.path.exists(SOFTHSM_LIB) or not shutil.which('softhsm2-util'):
-        return 'SoftHSM2 is not installed (apt-get install softhsm2)'
-    try:
-        import pkcs11  # noqa: F401 pylint: disable=unused-import
-    except ImportError:
-        return 'python-pkcs11 is not installed'
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or '')
+pytestmark = NEEDS_SOFTHSM
 
 
 def child():
@@ -73,16 +56,7 @@ def child():
 
 @pytest.fixture(scope='module')
 def seen(tmp_path_factory):
-    base = tmp_path_factory.mktemp('seal')
-    (base / 'tokens').mkdir()
-    conf = base / 'softhsm2.conf'
-    conf.write_text('directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' % (base / 'tokens'))
-    env = dict(os.environ, SOFTHSM2_CONF=str(conf), PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    subprocess.run(['softhsm2-util', '--init-token', '--free', '--label', LABEL, '--pin', PIN, '--so-pin', '5678'], env=env,
-                   check=True, capture_output=True)
-    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(tmp_path_factory, __file__, LABEL)
 
 
 def test_no_profile_asks_for_trusted_wrapping_by_default(seen):
