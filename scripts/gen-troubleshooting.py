@@ -277,6 +277,16 @@ class Collector(ast.NodeVisitor):
         if any(isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) and t.slice.value == "message"
                for t in node.targets):
             self._add(node.value, "report row")
+        # a key's or a check's message set before it is returned (out['msg'] = ..., message = ...): the bundle's checks
+        if any(isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) and t.slice.value == "msg"
+               for t in node.targets):
+            self._add(node.value, "key result")
+        if any(isinstance(t, ast.Name) and t.id in ("message", "refusal") for t in node.targets):
+            self._add(node.value, "check result")
+        # what a flow cannot honour, by field (NOT_STAGED = {field: why}): a line of the inventory check
+        if any(isinstance(t, ast.Name) and t.id == "NOT_STAGED" for t in node.targets) and isinstance(node.value, ast.Dict):
+            for value in node.value.values:
+                self._add(value, "inventory problem")
         if self.scope and self.scope[-1] == "explain" and any(isinstance(t, ast.Name) and t.id == "detail"
                                                               for t in node.targets):
             self._add(node.value, "explain")

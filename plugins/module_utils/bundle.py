@@ -41,7 +41,10 @@ UNAUTHENTICATED_WARNING = ('byok_airgap_unauthenticated is true: the air gap is 
                            'taken from the bundle as they are); whoever could alter the bundle on the way can make the '
                            'vault hold a key they know. Remove it and give byok_expected_kek_fingerprints (stage 2) and '
                            'byok_expected_bundle_digests (stage 3)')
-RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid')
+RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid', 'kek_fingerprint',
+                 'wrap_method', 'wrap_mechanism', 'token')
+#: what the seal gives stage 3's records besides the identity (the KEK, the wrap and the token, for its rows and manifest)
+SEALED_FACTS = ('kek_kid', 'kek_fingerprint', 'wrap_method', 'wrap_mechanism', 'token')
 
 
 def option_spec():
@@ -361,7 +364,7 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
         out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
                       'key could not be confirmed after the import' % where)
     else:
-        out.update(ready=True, msg=None, hsm_fingerprint=record['identity'], kek_kid=record.get('kek_kid'))
+        out.update(ready=True, msg=None, hsm_fingerprint=record['identity'], **dict((f, record.get(f)) for f in SEALED_FACTS))
     return out
 
 

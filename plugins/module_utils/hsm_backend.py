@@ -286,9 +286,10 @@ def wrap_request(hsm):
         files = sorted(set(dest for dest, _label in keys if dest))
         labels = sorted(set(label for dest, label in keys if not dest))
         which = ', '.join(['the .byok file %s' % f for f in files] + ['the .byok of HSM key %s' % k for k in labels])
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s %s "
                         "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
-                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
+                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which,
+                                                          'would' if hsm.check_mode else 'can'))
     if single:
         return hsm.outcome(results, True, token=info)
     extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
@@ -611,9 +612,10 @@ def hsm_step_request(hsm):
     for mechanism, labels in sorted(padded.items()):
         which = ('the .byok of HSM key %s' % ', '.join(sorted(labels)) if not staged else ', '.join(
             'the .byok file %s' % bundle_file(staged, r) for r in records if r['label'] in labels and record.ok(r, 'wrap')))
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s can "
+        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s %s "
                         "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
-                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which))
+                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which,
+                                                          'would' if hsm.check_mode else 'can'))
     changed = any(k.get('changed') for k in keys.values() if not k.get('failed')) and not contact
     failures = ['%s: %s' % (label, k['msg']) for label, k in keys.items() if k.get('failed')]
     failures += ['%s (KEK %s): %s' % (label, kid, w['msg']) for (label, kid), w in wraps.items() if w.get('failed')]
@@ -628,8 +630,14 @@ def hsm_step_request(hsm):
 
 
 # -- the staged flow's stage 2: the same HSM step, its KEKs from the bundle and its .byok files into it ------------------
-def _kek_fingerprint_given(value):
-    return isinstance(value, str) and len(value.strip()) == 64 and all(c in '0123456789abcdef' for c in value.strip().lower())
+def _kek_fingerprint(value):
+    """A fingerprint as typed (any case, with the 'sha256 ' or 'sha256:' stage 1 prints before it, or not) as 64 lower
+    hex digits, or None when it is not one."""
+    text = value.strip().lower() if isinstance(value, str) else ''
+    for prefix in ('sha256:', 'sha256 '):
+        if text.startswith(prefix):
+            text = text[len(prefix):].strip()
+    return text if len(text) == 64 and all(c in '0123456789abcdef' for c in text) else None
 
 
 def _host_port(url):
@@ -647,20 +655,21 @@ def staged_keks(hsm, records):
     bundle.prepare(b['path'], ['keks'], False, hsm.check_mode)
     problems, keks = [], []
     for vault in sorted(set(r['vault'] for r in records)):
-        expected = given.get(vault)
-        missing = expected in (None, '')
-        if (missing and not b['unauthenticated']) or (not missing and not _kek_fingerprint_given(expected)):
-            what = 'not given' if missing else "'%s', not a SHA-256 fingerprint (64 hex digits)" % expected
+        typed = given.get(vault)
+        missing = typed in (None, '')
+        expected = _kek_fingerprint(typed)
+        if (missing and not b['unauthenticated']) or (not missing and expected is None):
+            what = 'not given' if missing else "'%s', not a SHA-256 fingerprint (64 hex digits)" % typed
             problems.append(HsmError("byok_expected_kek_fingerprints.%s is %s; stage 2 wraps only under a KEK verified out of "
                                      "band: give the fingerprint stage 1 printed for vault %s (or az keyvault key download + "
                                      "sha256sum), read on another channel than the bundle" % (vault, what, vault)))
             continue
         doc, pem = bundle.read_kek(b['path'], vault)
         actual = ki.fingerprint(load_kek(kek_pem=pem))
-        if expected and expected.strip().lower() != actual:
+        if expected and expected != actual:
             problems.append(HsmError("the bundle's KEK for vault %s has fingerprint %s, not the %s verified out of band; the "
                                      "bundle was altered or the KEK replaced: fetch it again (stage 1) and verify the "
-                                     "fingerprint" % (vault, actual, expected)))
+                                     "fingerprint" % (vault, actual, typed)))
             continue
         if not expected:
             hsm.module.warn("WARNING - NOT AUTHENTICATED: the KEK of vault %s (%s) is taken from the bundle without an "
@@ -707,9 +716,21 @@ def write_bundle(staged, records, wraps, check_mode):
         made = record.step(rec, 'keygen') or {}
         sealed.append({'vault': rec['vault'], 'name': rec['name'], 'key_type': made.get('key_type') or rec['key_type'],
                        'key_size': made.get('key_size'), 'curve': made.get('curve'), 'identity': wrap.get('fingerprint'),
-                       'byok_sha256': wrap['byok_sha256'], 'kek_kid': kek['kid']})
+                       'byok_sha256': wrap['byok_sha256'], 'kek_kid': kek['kid'], 'kek_fingerprint': kek.get('fingerprint'),
+                       'wrap_method': wrap.get('wrap_method'), 'wrap_mechanism': wrap.get('wrap_mechanism'),
+                       'token': rec.get('token')})
     host = record.hosts_of(records)[0] if records else None
-    return bundle.seal_records(staged['path'], host, sealed, check_mode)
+    result = bundle.seal_records(staged['path'], host, sealed, check_mode)
+    if check_mode:  # what the run would do for each key, before the line that says nothing was written
+        result['lines'][:0] = ['%s/%s/%s: HSM key %s %s, would be wrapped into wrapped/%s/%s/%s.byok' % (
+            rec['host'], rec['vault'], rec['name'], rec['label'], _would(record.step(rec, 'keygen')), rec['host'], rec['vault'],
+            rec['name']) for rec in records if record.action(rec) == decisions.IMPORT]
+    return result
+
+
+def _would(made):
+    action = (made or {}).get('action')
+    return {'keep': 'kept', 'generate': 'would be generated', 'replace': 'would be replaced'}.get(action, action or '')
 
 
 def finish_records(hsm, records):

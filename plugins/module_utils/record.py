@@ -477,15 +477,22 @@ def note_bundle(records, results):
              curve=rec.get('curve'), source='the seal of the bundle (digest %s)' % result.get('seal_digest'),
              authenticated=bool(result.get('authenticated')))
         if result.get('kek_kid'):
-            note(rec, 'kek', kid=result['kek_kid'])
+            note(rec, 'kek', kid=result['kek_kid'], fingerprint=result.get('kek_fingerprint'))
         note(rec, 'wrap', byok_content=result['byok_content'], byok_sha256=result.get('byok_sha256'),
-             fingerprint=result['hsm_fingerprint'])
+             fingerprint=result['hsm_fingerprint'], wrap_method=result.get('wrap_method'),
+             wrap_mechanism=result.get('wrap_mechanism'))
+        if isinstance(result.get('token'), Mapping):  # the token stage 2 wrapped on, as its seal records it
+            rec['token'] = dict((f, result['token'].get(f)) for f in TOKEN_FIELDS)
     return records
 
 
 def _from_bundle(rec):
     """Whether the record's HSM key is the one a bundle's seal gave (stage 3 of the staged flow)."""
     return 'authenticated' in (step(rec, 'keygen') or {})
+
+
+def _without_not_done(text):
+    return text[len('not done: '):] if text.startswith('not done: ') else text
 
 
 def _bundle_failure(rec):
@@ -952,7 +959,8 @@ def _outcome(rec, r, stop):
     if decided is None:
         if in_vault(rec):
             # a key the vault holds is never failed because the HSM could not be asked: its vault version stays
-            why = 'the HSM step failed: %s' % in_inventory_terms(hsm_failure) if hsm_failure else (from_bundle or stopped_why)
+            why = 'the HSM step failed: %s' % in_inventory_terms(hsm_failure) if hsm_failure else (
+                _without_not_done(from_bundle) if from_bundle else stopped_why)
             r.update(proof=None, match=None, result='not done', message='the vault holds version %s; not compared with the '
                      'HSM key: %s' % (_version(r.get('kid')), why))
         elif hsm_failure:

@@ -12,7 +12,9 @@ module: byok_bundle
 short_description: The folders and the seal of an air-gapped transfer bundle
 version_added: 1.0.0
 description:
-  - Used by the C(byok.keyvault.staged) role on the host that holds the bundle; see the collection's docs/air-gapped.md.
+  - The bundle's checks and its seal on their own; the C(byok.keyvault.staged) role does them inside its steps
+    (M(byok.keyvault.byok_vault_step) and M(byok.keyvault.byok_hsm_step) with their C(bundle) option); see the
+    collection's docs/air-gapped.md.
   - Checks the bundle directory and its folders before any other work - no symbolic link on their paths, owned by the
     running user and not writable by group or others, under directories of root or the running user - and creates the
     missing ones with mode 0700. An existing folder is never chmod-ed or chown-ed; one that is not the user's own fails
@@ -119,7 +121,8 @@ created:
   elements: str
 seal:
   description: With O(seal) - C(host), C(digest) (to carry to stage 3), C(path) and C(keys), one record per key (vault, name,
-    key_type, key_size, curve, identity, byok_sha256, kek_kid).
+    key_type, key_size, curve, identity, byok_sha256, kek_kid, and where the wrap gave them kek_fingerprint, wrap_method,
+    wrap_mechanism and token).
   returned: when O(seal) is given
   type: dict
 keys:

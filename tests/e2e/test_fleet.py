@@ -94,6 +94,12 @@ def test_staged_flow_hsm_stage_has_no_vault_url(lab, make_token, run_playbook, t
     fetch = run_playbook(STAGED[0], connected, extra_env=lab.azure_env, extra_args=["-e", "byok_bundle_dir=%s" % bundle])
     assert fetch.rc == 0, str(fetch)
     fingerprints = dict((v, json.loads((bundle / "keks" / ("%s.json" % v)).read_text())["fingerprint"]) for v in keks)
+    # check mode: each key said, nothing made or written
+    looked = run_playbook(STAGED[1], offline, extra_env=offline_env, check=True,
+                          extra_args=["-e", "byok_bundle_dir=%s" % bundle, "-e", json.dumps({"byok_expected_kek_fingerprints": fingerprints})])
+    assert looked.rc == 0 and "check mode: nothing was wrapped or sealed" in looked.output, str(looked)
+    assert all("%s would be generated" % k["name"] in looked.output for k in keys), str(looked)
+    assert not (bundle / "wrapped").exists() and token.objects() == [], str(looked)
     wrap = run_playbook(STAGED[1], offline, extra_env=offline_env,
                         extra_args=["-e", "byok_bundle_dir=%s" % bundle,
                                     "-e", json.dumps({"byok_expected_kek_fingerprints": fingerprints})])

@@ -72,6 +72,7 @@ def test_a_key_the_bundle_does_not_give_fails_with_why_and_is_never_called_in_pl
     assert rows['missing']['result'] == 'failed' and 'missing from the bundle' in rows['missing']['message']
     # the vault holds a key of the name, but nothing proves it is the HSM key: not compared, never "in place"
     assert rows['held']['result'] == 'not done' and 'does not list it' in rows['held']['message']
+    assert 'not done' not in rows['held']['message'], rows['held']['message']  # the result says it once
 
 
 def test_a_bundle_that_is_not_authenticated_fails_every_key_without_a_vault_read():
@@ -105,13 +106,23 @@ def test_the_wrapped_files_and_the_seal_are_what_stage_3_verifies(tmp_path):
     bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
     sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
     assert sha == hashlib.sha256(b'the byok').hexdigest()
+    token = {'vendor': 'softhsm', 'label': 'tok', 'serial': '42', 'manufacturer': 'SoftHSM project', 'model': 'SoftHSM v2',
+             'firmware_version': '2.6', 'library_version': '2.6'}
     sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None,
-                                                 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha, 'kek_kid': KID}], False)
+                                                 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha, 'kek_kid': KID,
+                                                 'kek_fingerprint': 'kf', 'wrap_method': 'two_step', 'token': token,
+                                                 'wrap_mechanism': 'CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP'}], False)
     assert sealed['digest'] and 'bundle digest of hsm1: %s' % sealed['digest'] in sealed['lines'][-1]
     entry = rec('app')
     results, refusal = bundle.verify(path, [entry], {'hsm1': sealed['digest']}, False)
     assert refusal is None and results[0]['ready'] and results[0]['hsm_fingerprint'] == 'f-app' and results[0]['kek_kid'] == KID
     assert base64.b64decode(results[0]['byok_content']) == b'the byok'
+    # what the seal says of the KEK, the wrap and the token reaches the row and the manifest, authenticated with it
+    records = record.note_bundle([rec('app')], results)
+    assert record.step(records[0], 'kek') == {'kid': KID, 'fingerprint': 'kf', 'failed': False}
+    assert record.step(records[0], 'wrap')['wrap_method'] == 'two_step' and records[0]['token']['serial'] == '42'
+    row = record.row(records[0])
+    assert row['kek_fingerprint'] == 'kf' and row['wrap_method'] == 'two_step', row
     meta = json.loads((tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'app.byok.json').read_text())
     assert meta == {'fingerprint': 'f-app'}
     results, refusal = bundle.verify(path, [entry], {'hsm1': '0' * 32}, False)
@@ -198,7 +209,8 @@ def test_stage_2_takes_each_vault_s_own_kek_and_refuses_a_kid_two_vaults_share(t
     bundle.write_kek(path, 'prod', URL_KID, {'kid': KID, 'fingerprint': p_fp, 'key_size': 2048, 'public_key_pem': p_pem}, False)
     bundle.write_kek(path, 'dr', None, {'kid': dr_kid, 'fingerprint': d_fp, 'key_size': 2048, 'public_key_pem': d_pem}, False)
     records = [rec('a'), rec('b', vault='dr')]
-    hsm = FakeHsm({'path': path, 'kek_fingerprints': {'prod': p_fp, 'dr': d_fp}})
+    # as typed from stage 1's screen: 'sha256 ' before it, any case
+    hsm = FakeHsm({'path': path, 'kek_fingerprints': {'prod': 'sha256 ' + p_fp.upper(), 'dr': d_fp}})
     hsm_backend.staged_keks(hsm, records)
     assert [(record.step(r, 'kek')['kid'], record.step(r, 'kek')['fingerprint']) for r in records] == [(KID, p_fp), (dr_kid, d_fp)]
     # the kid of keks/dr.json changed to prod's: refused before any HSM work (a .byok names its KEK by kid)
