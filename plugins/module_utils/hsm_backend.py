@@ -18,8 +18,6 @@ import contextlib
 import datetime
 import os
 
-from ansible.module_utils.six.moves.urllib.parse import urlparse
-
 from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
@@ -32,6 +30,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokEr
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_keys import seal
 from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VaultTarget
 
 REGENERATE_CHOICES = decisions.REGENERATE_CHOICES
 COLLECTION_VERSION = '1.0.0'
@@ -326,14 +325,11 @@ def keygen_request(hsm):
     token = hsm.open_token()
     warnings = []
 
-    index = {}
+    # many keys: the token listed once, not searched once per key
+    index = hsm.guard(token.index) if len(specs) > 1 else None
 
     def one(spec):
-        known = None
-        if len(specs) > 1:  # many keys: the token listed once, not searched once per key
-            if not index:
-                index['objects'] = token.index()
-            known = token.indexed(index['objects'], spec['label'], spec['key_id'])
+        known = None if index is None else token.indexed(index, spec['label'], spec['key_id'])
         r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'], known=known)
         if r.get('warning'):
             warnings.append(r['warning'])
@@ -640,12 +636,6 @@ def _kek_fingerprint(value):
     return text if len(text) == 64 and all(c in '0123456789abcdef' for c in text) else None
 
 
-def _host_port(url):
-    """(host, port) of a vault URL, as a kid names its vault (the default port 443 made explicit)."""
-    parsed = urlparse(url if '//' in url else 'https://' + url)
-    return ((parsed.hostname or '').lower(), parsed.port or 443)
-
-
 def staged_keks(hsm, records):
     """Stage 2: the KEK of each vault of the records, from the bundle, checked against the fingerprint verified out of
     band (bundle.kek_fingerprints) before any HSM work and noted as each record's kek step.  Every problem of every vault
@@ -681,7 +671,7 @@ def staged_keks(hsm, records):
             problems.append(HsmError('%s: run stage 1 again' % exc))
             continue
         url = next((r.get('vault_url') for r in records if r['vault'] == vault and r.get('vault_url')), None)
-        if url and _host_port(url) != _host_port(kid_vault):
+        if url and not VaultTarget.parse(url).same_vault(kid_vault):
             problems.append(HsmError('keks/%s.json in the bundle names KEK %s, which is not a key of vault %s (%s); the bundle '
                                      'was altered or stage 1 ran with another inventory: run stage 1 again'
                                      % (vault, doc['kid'], vault, url)))
