@@ -16,15 +16,12 @@ import base64
 import json
 import threading
 import time
-import traceback
 
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 
-PIPELINE_IMPORT_ERROR = None
 try:
     from azure.core.pipeline.policies import SansIOHTTPPolicy
-except ImportError:  # pragma: no cover - exercised on hosts without the SDK
-    PIPELINE_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # pragma: no cover - azure-core is missing: azure_errors.AZURE_CORE_IMPORT_ERROR says so
     SansIOHTTPPolicy = object
 
 # Retries of the SDK pipeline (429 honouring Retry-After, 5xx, connection errors) for reads and creates

@@ -131,26 +131,6 @@ def file_sha256(bundle_dir, relative_dir, name):
     return hashlib.sha256(read_file(bundle_dir, relative_dir, name)).hexdigest()
 
 
-def seal(bundle_dir, host, wrapped, check_mode):
-    """Stage 2 (byok_bundle's seal): the seal of HOST from byok_wrap's results (a loop over vaults: item = vault, keys =
-    per-key results), as seal_records does it."""
-    records = []
-    for result in wrapped or []:
-        vault = result.get('item')
-        for key in result.get('keys') or []:
-            dest = key.get('dest') or ''
-            name = os.path.basename(dest)[:-len('.byok')] if dest.endswith('.byok') else None
-            expected = os.path.join(bundle_dir, 'wrapped', host, str(vault), '%s.byok' % name)
-            if not name or os.path.normpath(dest) != os.path.normpath(expected):
-                raise BundleError('byok_wrap wrote %s, not %s in the bundle; this is a bug in the caller' % (dest, expected))
-            record = dict((f, key.get(f)) for f in ('key_type', 'key_size', 'curve', 'kek_kid'))
-            record.update(vault=vault, name=name, identity=key.get('fingerprint'))
-            record['byok_sha256'] = None if check_mode else file_sha256(bundle_dir, 'wrapped/%s/%s' % (host, vault),
-                                                                        '%s.byok' % name)
-            records.append(record)
-    return seal_records(bundle_dir, host, records, check_mode)
-
-
 def seal_records(bundle_dir, host, records, check_mode):
     """Stage 2: the seal of HOST over its seal records (RECORD_FIELDS, each .byok's SHA-256 read back from the bundle).
 

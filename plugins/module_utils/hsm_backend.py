@@ -350,32 +350,28 @@ def keygen_request(hsm):
 
 
 # -- hsm_seal: the keys of a request, each checked against the vaults' fingerprint, then sealed -------------------------
-def seal_one(token, item, check_mode):
-    """Seal one key: found by label (and id), checked against the fingerprint the vaults hold, then CKA_EXTRACTABLE false."""
+def seal_one(token, item, key, identity, check_mode):
+    """Seal one listed key: checked against the fingerprint the vaults hold, then CKA_EXTRACTABLE false."""
     label = item['label']
-    key_id = key_id_of(item)
-    with token.lock():
-        key = token.find(label, key_id)
-        if key is None:
-            if check_mode:
-                return {'label': label, 'action': 'seal', 'changed': True, 'sealed': False, 'fingerprint': item['fingerprint']}
-            raise HsmError("no key labelled '%s' on token '%s'; nothing was sealed: check the label (the key must have been "
-                           "generated and transferred first)" % (label, token.info()['label']))
-        identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
-        if not decisions.same_identity(identity, item['fingerprint']):
-            raise HsmError("key '%s' on token '%s' is not the key the vaults hold (%s, expected %s); it was not sealed: "
-                           "check the label and the fingerprint" % (label, token.info()['label'], identity, item['fingerprint']))
-        result = {'label': label, 'fingerprint': identity}
-        if key.extractable is False:
-            result.update(action='keep', changed=False, sealed=True)
-        elif check_mode:
-            result.update(action='seal', changed=True, sealed=False)
-        else:
-            if not seal(token, key):
-                raise HsmError("token '%s' accepted CKA_EXTRACTABLE false for key '%s' but still reports it extractable; "
-                               "check the key policy on the HSM" % (token.info()['label'], label))
-            result.update(action='seal', changed=True, sealed=True)
-        return result
+    if key is None:
+        if check_mode:
+            return {'label': label, 'action': 'seal', 'changed': True, 'sealed': False, 'fingerprint': item['fingerprint']}
+        raise HsmError("no key labelled '%s' on token '%s'; nothing was sealed: check the label (the key must have been "
+                       "generated and transferred first)" % (label, token.info()['label']))
+    if not decisions.same_identity(identity, item['fingerprint']):
+        raise HsmError("key '%s' on token '%s' is not the key the vaults hold (%s, expected %s); it was not sealed: "
+                       "check the label and the fingerprint" % (label, token.info()['label'], identity, item['fingerprint']))
+    result = {'label': label, 'fingerprint': identity}
+    if key.extractable is False:
+        result.update(action='keep', changed=False, sealed=True)
+    elif check_mode:
+        result.update(action='seal', changed=True, sealed=False)
+    else:
+        if not seal(token, key):
+            raise HsmError("token '%s' accepted CKA_EXTRACTABLE false for key '%s' but still reports it extractable; "
+                           "check the key policy on the HSM" % (token.info()['label'], label))
+        result.update(action='seal', changed=True, sealed=True)
+    return result
 
 
 def listed_keys_argument_spec():
@@ -387,16 +383,25 @@ def listed_keys_argument_spec():
     )))
 
 
+def listed_one(token, item, one, check_mode):
+    """one(token, item, key, identity, check_mode) for a listed item, under the token's lock: its key found by label (and
+    id), with its identity (both None when the token has no such key)."""
+    with token.lock():
+        key = token.find(item['label'], key_id_of(item))
+        identity = None if key is None else ki.identity(key.key_type, key.fingerprint, key.kcv)
+        return one(token, item, key, identity, check_mode)
+
+
 def listed_keys_request(hsm, one):
-    """The run of a module over listed keys (hsm_seal, hsm_key_remove): one(token, item, check_mode) for each, under one
-    login, as the module's result."""
+    """The run of a module over listed keys (hsm_seal, hsm_key_remove): one(token, item, key, identity, check_mode) for
+    each, under one login, as the module's result."""
     p = hsm.params
     twice = repeated(item['label'] for item in p['keys'])
     if twice:
         hsm.fail('keys lists a label twice (%s); give each key once' % ', '.join(twice))
     token = hsm.open_token()
     with token:
-        results = hsm.run_keys(p['keys'], lambda item: one(token, item, hsm.check_mode), 'label')
+        results = hsm.run_keys(p['keys'], lambda item: listed_one(token, item, one, hsm.check_mode), 'label')
         info = token.info()
     return hsm.outcome(results, False, token=info)
 
@@ -436,22 +441,18 @@ def key_info_request(hsm):
     return {'changed': False, 'keys': keys, 'token': info}
 
 
-def remove_one(token, item, check_mode):
-    """Remove one key found by label (and id), only when its identity is the one given (the key that was listed)."""
+def remove_one(token, item, key, identity, check_mode):
+    """Remove one listed key, only when its identity is the one given (the key that was listed)."""
     label = item['label']
-    key_id = key_id_of(item)
-    with token.lock():
-        key = token.find(label, key_id)
-        if key is None:
-            return {'label': label, 'action': 'absent', 'changed': False, 'fingerprint': item['fingerprint']}
-        identity = ki.identity(key.key_type, key.fingerprint, key.kcv)
-        if not decisions.same_identity(identity, item['fingerprint']):
-            raise HsmError("key '%s' on token '%s' is not the key that was listed (%s, expected %s), so it was not removed; "
-                           "list the token's keys again and give the fingerprint it shows now"
-                           % (label, token.info()['label'], identity, item['fingerprint']))
-        if not check_mode:
-            token.destroy(key)
-        return {'label': label, 'action': 'remove', 'changed': True, 'fingerprint': identity}
+    if key is None:
+        return {'label': label, 'action': 'absent', 'changed': False, 'fingerprint': item['fingerprint']}
+    if not decisions.same_identity(identity, item['fingerprint']):
+        raise HsmError("key '%s' on token '%s' is not the key that was listed (%s, expected %s), so it was not removed; "
+                       "list the token's keys again and give the fingerprint it shows now"
+                       % (label, token.info()['label'], identity, item['fingerprint']))
+    if not check_mode:
+        token.destroy(key)
+    return {'label': label, 'action': 'remove', 'changed': True, 'fingerprint': identity}
 
 
 def key_remove_request(hsm):
@@ -755,7 +756,7 @@ def finish_records(hsm, records):
             mine = results[name] = {}
             for item in items:
                 try:
-                    mine[item['label']] = one(token, item, hsm.check_mode)
+                    mine[item['label']] = listed_one(token, item, one, hsm.check_mode)
                 except ByokError as exc:
                     mine[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
             bad = ['%s: %s' % (label, r['msg']) for label, r in mine.items() if r.get('failed')]

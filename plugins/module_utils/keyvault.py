@@ -26,7 +26,6 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.byok.keyvault.plugins.module_utils import azure_auth
 from ansible_collections.byok.keyvault.plugins.module_utils import azure_errors
-from ansible_collections.byok.keyvault.plugins.module_utils import azure_pacing
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_client
@@ -39,8 +38,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import 
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget
 
 #: the first failed import of the Azure SDK (azure-core, azure-identity, azure-keyvault-keys), or None
-_SDK_IMPORT_ERRORS = (azure_errors.AZURE_CORE_IMPORT_ERROR, azure_auth.AZURE_IDENTITY_IMPORT_ERROR,
-                      azure_pacing.PIPELINE_IMPORT_ERROR, vault_client.KEYS_IMPORT_ERROR)
+_SDK_IMPORT_ERRORS = (azure_errors.AZURE_CORE_IMPORT_ERROR, azure_auth.AZURE_IDENTITY_IMPORT_ERROR, vault_client.KEYS_IMPORT_ERROR)
 AZURE_IMPORT_ERROR = next((e for e in _SDK_IMPORT_ERRORS if e), None)
 
 KEY_OPS_CHOICES = ki.KEY_OPS_CHOICES

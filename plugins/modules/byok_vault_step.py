@@ -37,7 +37,6 @@ description:
 extends_documentation_fragment:
   - byok.keyvault.bundle
   - byok.keyvault.azure
-  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 attributes:
   check_mode:

@@ -25,7 +25,6 @@ description:
   - Give one key with O(label) or several with O(keys); several keys share one login.
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
-  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 options:
   label:

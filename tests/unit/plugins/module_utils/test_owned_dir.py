@@ -82,9 +82,9 @@ def _sealed(tmp_path):
     for p in (root, root / 'wrapped', root / 'wrapped' / 'hsm1', folder):
         os.chmod(str(p), 0o700)
     (folder / 'k1.byok').write_bytes(b'{"blob": 1}')
-    wrapped = [{'item': 'prod', 'keys': [{'dest': str(folder / 'k1.byok'), 'fingerprint': 'ab' * 32, 'key_type': 'EC',
-                                          'key_size': None, 'curve': 'P-256', 'kek_kid': 'https://v/keys/k/1'}]}]
-    sealed = bundle.seal(str(root), 'hsm1', wrapped, False)
+    records = [{'vault': 'prod', 'name': 'k1', 'identity': 'ab' * 32, 'key_type': 'EC', 'key_size': None, 'curve': 'P-256',
+                'kek_kid': 'https://v/keys/k/1', 'byok_sha256': bundle.file_sha256(str(root), 'wrapped/hsm1/prod', 'k1.byok')}]
+    sealed = bundle.seal_records(str(root), 'hsm1', records, False)
     entry = {'host': 'hsm1', 'vault': 'prod', 'name': 'k1', 'key_type': 'EC', 'curve': 'P-256', 'key_size': None}
     return root, folder, sealed, entry
 
