@@ -28,6 +28,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import key_identity 
 from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils import release_policy
 from ansible_collections.byok.keyvault.plugins.module_utils import rotation
+from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget, VaultUrlError, key_name_key
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import kind_from_host
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import byok_refusal
@@ -307,6 +308,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     if _ok(days) and days is not None and days < 0:
         checker.problem('byok_expiry_warning_days', '%s is negative; give the days ahead to warn of an expiry, 0 or more' % days)
     _check_azure_numbers(checker, out.get('byok_azure'))
+    _check_environment(checker, out.get(user_terms.HOST_ENVIRONMENT_VAR))
     vaults = out.get('byok_vaults')
     checked_vaults = {}
     if _ok(vaults):
@@ -322,6 +324,23 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     _check_kek_names(checker, out['byok_keys'], checked_vaults)
     _check_verify_signature(checker, out.get('byok_verify_signature'), out['byok_keys'])
     return out, checker.problems
+
+
+def _check_environment(checker, environment):
+    """byok_hsm_environment: variable names with plain values, and no PIN (the HSM step refuses it: it is no secret)."""
+    if not _ok(environment) or not isinstance(environment, dict):
+        return
+    var = user_terms.HOST_ENVIRONMENT_VAR
+    for name, value in sorted(environment.items(), key=lambda kv: str(kv[0])):
+        path = '%s.%s' % (var, name)
+        if name == user_terms.OPTION_ENVIRONMENT['user_pin']:
+            checker.problem(path, 'the PIN does not belong in the environment of the HSM steps, which is not kept secret; '
+                                  'remove it and set byok_user_pin (from Ansible Vault, or a lookup of the variable)')
+        elif not user_terms.ENV_NAME_RE.match(str(name)):
+            checker.problem(var, '%s is not an environment variable name; use letters, digits and _ (not first a digit)'
+                            % show(name))
+        elif isinstance(value, (dict, list)):
+            checker.problem(path, 'is %s; give the variable one value (a string or a number)' % kind_of(value))
 
 
 #: byok_azure's numbers the modules would refuse: (lowest, whether the lowest itself is allowed, highest, what to write)

@@ -32,6 +32,8 @@ HOST_OPTION_VARS = {'user_pin': 'byok_user_pin', 'token_label': 'byok_token_labe
 
 #: the host variable whose entries the roles give the HSM modules as their environment
 HOST_ENVIRONMENT_VAR = 'byok_hsm_environment'
+#: a name an environment option or variable may set (a shell variable's name)
+ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*\Z')
 
 
 def _names_re(names):

@@ -289,3 +289,16 @@ def test_null_attributes_are_not_stated_and_destroy_with_rotate_after_is_refused
     line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'state': 'absent', 'destroy_hsm_key': True,
                                 'rotate_after': 'P1Y'}])
     assert line.startswith('hsm1: byok_keys[0] (app-rsa).destroy_hsm_key: is true for a key with rotate_after'), line
+
+
+def test_the_hsm_environment_takes_variable_names_with_one_value_and_no_pin():
+    environment = {'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1,
+                   'PKCS11_USER_PIN': '1234', '9LIVES': 'x', 'NESTED': {'a': 'b'}}
+    assert lines(byok_hsm_environment=environment) == [
+        "hsm1: byok_hsm_environment: '9LIVES' is not an environment variable name; use letters, digits and _ (not first a "
+        "digit)",
+        'hsm1: byok_hsm_environment.NESTED: is a dictionary; give the variable one value (a string or a number)',
+        'hsm1: byok_hsm_environment.PKCS11_USER_PIN: the PIN does not belong in the environment of the HSM steps, which is not '
+        'kept secret; remove it and set byok_user_pin (from Ansible Vault, or a lookup of the variable)',
+    ]
+    assert lines(byok_hsm_environment={'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1}) == []
