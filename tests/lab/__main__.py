@@ -206,6 +206,21 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure(cfg: config.LabConfig, what: str, body: dict) -> int:
+    """POST ``body`` to the admin endpoint ``what`` of the running server (GET when there is nothing to change) and
+    print what it answers."""
+    try:
+        result = _admin(cfg, "POST" if body else "GET", what, body or None)
+    except urllib.error.HTTPError as exc:
+        print("lab: %s" % exc.read().decode("utf-8", "replace"), file=sys.stderr)
+        return 1
+    except (OSError, urllib.error.URLError) as exc:
+        print("lab: the server does not answer (%s); start it first" % exc, file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_faults(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     body: dict = {}
@@ -224,16 +239,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
             body["method"] = args.method
         if args.path:
             body["path"] = args.path
-    try:
-        result = _admin(cfg, "POST" if body else "GET", "faults", body or None)
-    except urllib.error.HTTPError as exc:
-        print("lab: %s" % exc.read().decode("utf-8", "replace"), file=sys.stderr)
-        return 1
-    except (OSError, urllib.error.URLError) as exc:
-        print("lab: the server does not answer (%s); start it first" % exc, file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2, sort_keys=True))
-    return 0
+    return _configure(cfg, "faults", body)
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -261,16 +267,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
             print("lab: --purge-protection, --delete-delay and --purge-delay need --vault NAME", file=sys.stderr)
             return 2
         body["vaults"] = {args.vault: options}
-    try:
-        result = _admin(cfg, "POST" if body else "GET", "settings", body or None)
-    except urllib.error.HTTPError as exc:
-        print("lab: %s" % exc.read().decode("utf-8", "replace"), file=sys.stderr)
-        return 1
-    except (OSError, urllib.error.URLError) as exc:
-        print("lab: the server does not answer (%s); start it first" % exc, file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2, sort_keys=True))
-    return 0
+    return _configure(cfg, "settings", body)
 
 
 def cmd_dump(args: argparse.Namespace) -> int:

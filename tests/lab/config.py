@@ -62,6 +62,11 @@ class VaultDef:
     port: int
 
 
+def _state_file(name: str, doc: Optional[str] = None) -> property:
+    """A read-only attribute of :class:`LabConfig`: the path of the file ``name`` in the state directory."""
+    return property(lambda cfg: cfg.path(name), doc=doc)
+
+
 @dataclass
 class LabConfig:
     state_dir: str
@@ -77,22 +82,11 @@ class LabConfig:
     def path(self, name: str) -> str:
         return os.path.join(self.state_dir, name)
 
-    @property
-    def ca_path(self) -> str:
-        return self.path(CA_FILE)
-
-    @property
-    def client_certificate_path(self) -> str:
-        """PEM with the private key and certificate registered on the operator (a certificate credential)."""
-        return self.path(CLIENT_CERT_FILE)
-
-    @property
-    def log_path(self) -> str:
-        return self.path(LOG_FILE)
-
-    @property
-    def pid_path(self) -> str:
-        return self.path(PID_FILE)
+    ca_path = _state_file(CA_FILE)
+    client_certificate_path = _state_file(CLIENT_CERT_FILE, "PEM with the private key and certificate registered on the operator "
+                                                            "(a certificate credential).")
+    log_path = _state_file(LOG_FILE)
+    pid_path = _state_file(PID_FILE)
 
     @property
     def authority(self) -> str:

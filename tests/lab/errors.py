@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) byok.keyvault contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Wire errors: one class per error code the lab answers with.
+"""Wire errors: one class per error code the lab answers with, made from the tables below.
 
 Key Vault and Resource Manager errors travel as ``{"error": {"code": ..., "message": ..., "innererror": {...}}}``.
 The token endpoint (Entra ID / AAD) uses the OAuth2 shape
@@ -10,7 +10,7 @@ The token endpoint (Entra ID / AAD) uses the OAuth2 shape
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Type
 
 
 class LabError(Exception):
@@ -32,95 +32,44 @@ class LabError(Exception):
         return {"error": error}
 
 
-class BadParameter(LabError):
-    status = 400
-    code = "BadParameter"
+def _subclass(name: str, base: type, doc: Optional[str], attributes: Dict[str, object]) -> type:
+    return type(name, (base,), dict(attributes, __doc__=doc, __module__=__name__))
 
 
-class Unauthorized(LabError):
-    """401; the server adds the ``WWW-Authenticate`` challenge."""
-
-    status = 401
-    code = "Unauthorized"
-
-
-class InvalidAudience(Unauthorized):
-    """A valid token for another audience (the wire code stays ``Unauthorized`` at a vault)."""
-
-
-class Forbidden(LabError):
-    status = 403
-    code = "Forbidden"
+def _wire_error(name: str, base: Type[LabError], status: Optional[int] = None, code: Optional[str] = None,
+                doc: Optional[str] = None) -> Type[LabError]:
+    """The class of one Key Vault or Resource Manager error: its wire code is its name unless ``code`` says otherwise,
+    its status the base's unless ``status`` does."""
+    attributes: Dict[str, object] = {"code": code or name}
+    if status is not None:
+        attributes["status"] = status
+    return _subclass(name, base, doc, attributes)
 
 
-class KeyNotFound(LabError):
-    status = 404
-    code = "KeyNotFound"
+# -- Key Vault (and Resource Manager) errors, one per wire code: name, base, status, code when not the name --------
+BadParameter = _wire_error("BadParameter", LabError, 400)
+Unauthorized = _wire_error("Unauthorized", LabError, 401, doc="401; the server adds the ``WWW-Authenticate`` challenge.")
+InvalidAudience = _wire_error("InvalidAudience", Unauthorized, code="Unauthorized",
+                              doc="A valid token for another audience (the wire code stays ``Unauthorized`` at a vault).")
+Forbidden = _wire_error("Forbidden", LabError, 403)
+KeyNotFound = _wire_error("KeyNotFound", LabError, 404)
+NotFound = _wire_error("NotFound", LabError, 404, doc="A path the Key Vault API does not have.")
+MethodNotAllowed = _wire_error("MethodNotAllowed", LabError, 405)
+Conflict = _wire_error("Conflict", LabError, 409)
+Throttled = _wire_error("Throttled", LabError, 429)
+InternalServerError = _wire_error("InternalServerError", LabError, 500)
+ServiceUnavailable = _wire_error("ServiceUnavailable", LabError, 503)
+# Resource Manager's own codes
+AuthenticationFailed = _wire_error("AuthenticationFailed", Unauthorized, doc="Resource Manager: no bearer token.")
+InvalidAuthenticationToken = _wire_error("InvalidAuthenticationToken", Unauthorized, doc="Resource Manager: a token that fails validation.")
+InvalidAuthenticationTokenAudience = _wire_error("InvalidAuthenticationTokenAudience", Unauthorized,
+                                                 doc="Resource Manager: a token for another audience (e.g. a vault's).")
+MissingApiVersionParameter = _wire_error("MissingApiVersionParameter", BadParameter, doc="Resource Manager: no ``api-version``.")
+InvalidApiVersionParameter = _wire_error("InvalidApiVersionParameter", BadParameter,
+                                         doc="Resource Manager: an ``api-version`` that is not a date.")
 
 
-class NotFound(LabError):
-    """A path the Key Vault API does not have."""
-
-    status = 404
-    code = "NotFound"
-
-
-class MethodNotAllowed(LabError):
-    status = 405
-    code = "MethodNotAllowed"
-
-
-class Conflict(LabError):
-    status = 409
-    code = "Conflict"
-
-
-class Throttled(LabError):
-    status = 429
-    code = "Throttled"
-
-
-class InternalServerError(LabError):
-    status = 500
-    code = "InternalServerError"
-
-
-class ServiceUnavailable(LabError):
-    status = 503
-    code = "ServiceUnavailable"
-
-
-class AuthenticationFailed(Unauthorized):
-    """Resource Manager: no bearer token."""
-
-    code = "AuthenticationFailed"
-
-
-class InvalidAuthenticationToken(Unauthorized):
-    """Resource Manager: a token that fails validation."""
-
-    code = "InvalidAuthenticationToken"
-
-
-class InvalidAuthenticationTokenAudience(Unauthorized):
-    """Resource Manager: a token for another audience (e.g. a vault's)."""
-
-    code = "InvalidAuthenticationTokenAudience"
-
-
-class MissingApiVersionParameter(BadParameter):
-    """Resource Manager: no ``api-version``."""
-
-    code = "MissingApiVersionParameter"
-
-
-class InvalidApiVersionParameter(BadParameter):
-    """Resource Manager: an ``api-version`` that is not a date."""
-
-    code = "InvalidApiVersionParameter"
-
-
-def forbidden_by_policy(client_id: str, tenant_id: str, permission: str, vault_name: str) -> Forbidden:
+def forbidden_by_policy(client_id: str, tenant_id: str, permission: str, vault_name: str) -> LabError:
     """The 403 Azure answers when the access policy lacks a permission."""
     return Forbidden(
         "The user, group or application 'appid=%s;oid=%s;iss=https://sts.windows.net/%s/' does not have keys %s permission "
@@ -130,7 +79,7 @@ def forbidden_by_policy(client_id: str, tenant_id: str, permission: str, vault_n
     )
 
 
-def key_disabled(operation: str) -> Forbidden:
+def key_disabled(operation: str) -> LabError:
     """The 403 Azure answers for any operation but update (and list) on a disabled key version."""
     return Forbidden("Operation %s is not allowed on a disabled key." % operation, innererror="KeyDisabled")
 
@@ -156,20 +105,18 @@ class TokenError(Exception):
         }
 
 
-class InvalidClient(TokenError):
-    """Wrong client secret."""
-
-    status = 401
-    error = "invalid_client"
-    aadsts = 7000215
+def _token_error(name: str, status: int, error: str, aadsts: int, doc: Optional[str] = None) -> Type[TokenError]:
+    """The class of one token endpoint error: HTTP status, OAuth2 ``error`` and the AADSTS code Entra ID gives it."""
+    return _subclass(name, TokenError, doc, {"status": status, "error": error, "aadsts": aadsts})
 
 
-class UnauthorizedClient(TokenError):
-    """Unknown client id."""
-
-    status = 400
-    error = "unauthorized_client"
-    aadsts = 700016
+# -- token endpoint errors: name, status, OAuth2 error, AADSTS code ----------------------------------------------
+InvalidClient = _token_error("InvalidClient", 401, "invalid_client", 7000215, doc="Wrong client secret.")
+UnauthorizedClient = _token_error("UnauthorizedClient", 400, "unauthorized_client", 700016, doc="Unknown client id.")
+InvalidRequest = _token_error("InvalidRequest", 400, "invalid_request", 900144)
+InvalidTenant = _token_error("InvalidTenant", 400, "invalid_request", 90002)
+InvalidResource = _token_error("InvalidResource", 400, "invalid_resource", 500011)
+UnsupportedGrantType = _token_error("UnsupportedGrantType", 400, "unsupported_grant_type", 70003)
 
 
 class InvalidClientAssertion(TokenError):
@@ -182,27 +129,3 @@ class InvalidClientAssertion(TokenError):
     def __init__(self, aadsts: int, description: str) -> None:
         super().__init__(description)
         self.aadsts = aadsts
-
-
-class InvalidRequest(TokenError):
-    status = 400
-    error = "invalid_request"
-    aadsts = 900144
-
-
-class InvalidTenant(TokenError):
-    status = 400
-    error = "invalid_request"
-    aadsts = 90002
-
-
-class InvalidResource(TokenError):
-    status = 400
-    error = "invalid_resource"
-    aadsts = 500011
-
-
-class UnsupportedGrantType(TokenError):
-    status = 400
-    error = "unsupported_grant_type"
-    aadsts = 70003

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
-from .errors import BadParameter, Throttled
-from .models import MANAGED_HSM, PREMIUM, Vault, family
+from .errors import Throttled
+from .models import MANAGED_HSM, PREMIUM, Vault, check_settings, family, flag_setting, number_setting
 
 LOG = logging.getLogger("lab.limits")
 
@@ -97,21 +97,11 @@ class Throttle:
         return LIMIT_WINDOW_SECONDS * self.time_scale
 
     def configure(self, values: dict) -> dict:
-        if not isinstance(values, dict):
-            raise BadParameter("The limits must be a JSON object.")
-        unknown = sorted(set(values) - {"enabled", "time_scale", "reset_counts"})
-        if unknown:
-            raise BadParameter("Unknown limits settings %s; known: enabled, time_scale, reset_counts." % unknown)
+        check_settings(values, "limits", ("enabled", "time_scale", "reset_counts"), "limits settings")
         with self._lock:
-            if "enabled" in values:
-                if not isinstance(values["enabled"], bool):
-                    raise BadParameter("limits.enabled must be true or false.")
-                self.enabled = values["enabled"]
-            if "time_scale" in values:
-                scale = values["time_scale"]
-                if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.001 <= scale <= 1:
-                    raise BadParameter("limits.time_scale must be a number from 0.001 to 1 (0.1 shrinks 10-second windows to 1 s).")
-                self.time_scale = float(scale)
+            self.enabled = flag_setting(values, "enabled", self.enabled, "limits.enabled")
+            self.time_scale = number_setting(values, "time_scale", self.time_scale,
+                                             "limits.time_scale must be a number from 0.001 to 1 (0.1 shrinks 10-second windows to 1 s).", 0.001, 1)
             if values.get("reset_counts") or "enabled" in values or "time_scale" in values:
                 self._log.clear()
                 self.throttled.clear()

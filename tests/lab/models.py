@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives import hashes, padding as sym_padding
@@ -320,6 +320,38 @@ class KeyVersion:
         return None
 
 
+# -- settings documents (vault options here, the service limits in :mod:`limits`, the lab's in :mod:`server`) -----
+def check_settings(values: object, what: str, known: Sequence[str], unknown_what: Optional[str] = None) -> None:
+    """BadParameter unless ``values`` is a JSON object naming only ``known`` settings."""
+    if not isinstance(values, dict):
+        raise BadParameter("The %s must be a JSON object." % what)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise BadParameter("Unknown %s %s; known: %s." % (unknown_what or what, unknown, ", ".join(known)))
+
+
+def flag_setting(values: dict, name: str, current: bool, label: Optional[str] = None) -> bool:
+    """The true or false ``values[name]``, ``current`` when it is not given."""
+    if name not in values:
+        return current
+    if not isinstance(values[name], bool):
+        raise BadParameter("%s must be true or false." % (label or name))
+    return values[name]
+
+
+def number_setting(values: dict, name: str, current: Union[int, float], message: str, low: Optional[float] = None,
+                   high: Optional[float] = None, whole: bool = False) -> Union[int, float]:
+    """The number ``values[name]`` (a float; an int if ``whole``) from ``low`` to ``high``, ``current`` when it is not
+    given; else BadParameter with ``message``."""
+    if name not in values:
+        return current
+    value = values[name]
+    if (isinstance(value, bool) or not isinstance(value, int if whole else (int, float))
+            or (low is not None and not low <= value) or (high is not None and not value <= high)):
+        raise BadParameter(message)
+    return value if whole else float(value)
+
+
 @dataclass
 class VaultOptions:
     """How a lab vault behaves where Azure vaults differ or take time.
@@ -338,26 +370,13 @@ class VaultOptions:
     retention_days: int = RECOVERABLE_DAYS
 
     def update(self, values: dict) -> "VaultOptions":
-        if not isinstance(values, dict):
-            raise BadParameter("The vault options must be a JSON object.")
-        unknown = sorted(set(values) - set(asdict(self)))
-        if unknown:
-            raise BadParameter("Unknown vault options %s; known: %s." % (unknown, ", ".join(sorted(asdict(self)))))
+        check_settings(values, "vault options", sorted(asdict(self)))
         for name in ("delete_delay", "purge_delay"):
-            if name in values:
-                value = values[name]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise BadParameter("%s must be a number of seconds (0 or more)." % name)
-                setattr(self, name, float(value))
-        if "purge_protection" in values:
-            if not isinstance(values["purge_protection"], bool):
-                raise BadParameter("purge_protection must be true or false.")
-            self.purge_protection = values["purge_protection"]
-        if "retention_days" in values:
-            days = values["retention_days"]
-            if isinstance(days, bool) or not isinstance(days, int) or not 7 <= days <= 90:
-                raise BadParameter("retention_days must be a whole number of days from 7 to 90.")
-            self.retention_days = days
+            setattr(self, name, number_setting(values, name, getattr(self, name), "%s must be a number of seconds (0 or more)." % name,
+                                               low=0))
+        self.purge_protection = flag_setting(values, "purge_protection", self.purge_protection)
+        self.retention_days = number_setting(values, "retention_days", self.retention_days,
+                                             "retention_days must be a whole number of days from 7 to 90.", 7, 90, whole=True)
         return self
 
 

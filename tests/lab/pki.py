@@ -28,7 +28,8 @@ def _write(path: str, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key) -> bytes:
+    """The private key as unencrypted PKCS#8 PEM."""
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
@@ -36,21 +37,37 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _create_ca(ca_path: str, ca_key_path: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "byok.keyvault lab"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "byok.keyvault lab CA")])
+def _lab_name(common_name: str) -> x509.Name:
+    """A subject of the lab's own (the CA, a client certificate)."""
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "byok.keyvault lab"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
+    """A certificate valid from five minutes ago (some clock skew) for ``days`` days, with a random serial number;
+    the caller adds the extensions and signs."""
     now = _now()
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(subject).issuer_name(issuer).public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=_CA_DAYS))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def _signature_usage(ca: bool) -> x509.KeyUsage:
+    """Digital signatures only; a CA also signs certificates and CRLs."""
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                         key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False)
+
+
+def _create_ca(ca_path: str, ca_key_path: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _lab_name("byok.keyvault lab CA")
+    cert = (
+        _builder(name, name, key.public_key(), _CA_DAYS)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(_signature_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -66,20 +83,12 @@ def _create_server_cert(ca_path: str, ca_key_path: str, cert_path: str, key_path
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError("unexpected CA key type")
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_cert.subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=_SERVER_DAYS))
+        _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_cert.subject, key.public_key(), _SERVER_DAYS)
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
                        critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(_signature_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
@@ -123,20 +132,13 @@ def create_client_certificate(path: str, common_name: str, days: int = _SERVER_D
     from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "byok.keyvault lab"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
+    name = _lab_name(common_name)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        _builder(name, name, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
     public = cert.public_bytes(serialization.Encoding.PEM)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write(path, private + public, 0o600)
+    _write(path, _key_pem(key) + public, 0o600)
     return public.decode("ascii")

@@ -103,11 +103,7 @@ class LabServer:
         named vaults (:class:`models.VaultOptions`); ``clock_offset`` (seconds) moves the vaults' clock (keys age without
         waiting; the tokens keep the real clock). Returns what :meth:`settings` returns.
         """
-        if not isinstance(settings, dict):
-            raise errors.BadParameter("The lab settings must be a JSON object.")
-        unknown = sorted(set(settings) - {"limits", "vaults", "clock_offset"})
-        if unknown:
-            raise errors.BadParameter("Unknown lab settings %s; known: clock_offset, limits, vaults." % unknown)
+        models.check_settings(settings, "lab settings", ("clock_offset", "limits", "vaults"))
         vaults = settings.get("vaults") or {}
         if not isinstance(vaults, dict) or any(name not in self.kinds for name in vaults):
             raise errors.BadParameter("settings.vaults must map vault names (%s) to options." % ", ".join(sorted(self.kinds)))

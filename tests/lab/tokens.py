@@ -83,12 +83,7 @@ class TokenAuthority:
         self.clock = clock
 
     def authenticate(self, client_id: str, secret: str) -> Identity:
-        identity = self.identities.get(client_id)
-        if identity is None:
-            raise UnauthorizedClient(
-                "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been "
-                "installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your "
-                "authentication request to the wrong tenant." % (client_id, self.tenant_id))
+        identity = self._identity(client_id)
         if not hmac.compare_digest(identity.secret.encode("utf-8"), (secret or "").encode("utf-8")):
             raise InvalidClient(
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client "
@@ -151,6 +146,7 @@ class TokenAuthority:
         return identity
 
     def _identity(self, client_id: str) -> Identity:
+        """The identity registered under ``client_id``, or Entra ID's answer for an unknown application."""
         identity = self.identities.get(client_id)
         if identity is None:
             raise UnauthorizedClient(

@@ -7,8 +7,9 @@ the service limits and injected faults of :mod:`faults` around them."""
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlencode, urlsplit
 
 from . import errors, faults, models, wire
@@ -75,74 +76,40 @@ class VaultApi:
         except errors.LabError as exc:
             return error_reply(exc)
 
-    def _route(self, vault: models.Vault, method: str, seg: List[str], query: Dict[str, str], body: bytes,
+    @staticmethod
+    def _route(vault: models.Vault, method: str, seg: List[str], query: Dict[str, str], body: bytes,
                path: str) -> Tuple[str, Callable[[], Reply]]:
-        """Map (method, path) to (permission, action)."""
+        """Map (method, path) to (permission, action): the first route of :data:`ROUTES` whose pattern and method fit; a path
+        that fits a pattern but none with this method is 405, one that fits none 404."""
         if seg and seg[-1] == "" and len(seg) > 1:
             seg = seg[:-1]
-        if seg and seg[0] == "keys":
-            return self._route_keys(vault, method, seg[1:], query, body, path)
-        if seg and seg[0] == "deletedkeys":
-            return self._route_deleted(vault, method, seg[1:], query, path)
-        raise errors.NotFound("The lab vault has no endpoint at %s." % path)
-
-    def _route_keys(self, vault: models.Vault, method: str, seg: List[str], query: Dict[str, str], body: bytes,
-                    path: str) -> Tuple[str, Callable[[], Reply]]:
-        routes: Dict[str, Tuple[str, Callable[[], Reply]]] = {}
-        if not seg:
-            routes["GET"] = ("list", lambda: self._page(vault, [wire.key_item(vault, k) for k in vault.list_keys()], query, path))
-        elif len(seg) == 1:
-            name = seg[0]
-            routes["GET"] = ("get", lambda: Reply(200, wire.key_bundle(vault, *vault.get_key(name))))
-            routes["PUT"] = ("import", lambda: Reply(200, _bundle_of(vault, name, vault.import_key(name, json_body(body)))))
-            routes["PATCH"] = ("update", lambda: Reply(200, wire.key_bundle(vault, *vault.update_key(name, None, json_body(body)))))
-            routes["DELETE"] = ("delete", lambda: Reply(200, wire.deleted_key_bundle(vault, vault.delete_key(name))))
-        elif len(seg) == 2 and seg[1] == "create" and method == "POST":
-            name = seg[0]
-            routes["POST"] = ("create", lambda: Reply(200, _bundle_of(vault, name, vault.create_key(name, json_body(body)))))
-        elif len(seg) == 2 and seg[1] == "versions" and method == "GET":
-            name = seg[0]
-            routes["GET"] = ("list", lambda: self._page(vault, [wire.key_item(vault, vault.key_of(name), v) for v in vault.list_versions(name)],
-                                                        query, path))
-        elif len(seg) == 2:
-            name, version = seg
-            routes["GET"] = ("get", lambda: Reply(200, wire.key_bundle(vault, *vault.get_key(name, version))))
-            routes["PATCH"] = ("update", lambda: Reply(200, wire.key_bundle(vault, *vault.update_key(name, version, json_body(body)))))
-        elif len(seg) == 3 and seg[2] == "sign":
-            name, version = seg[0], seg[1]
-            routes["POST"] = ("sign", lambda: self._sign(vault, name, version, body))
-        elif len(seg) == 3 and seg[2] == "encrypt":
-            name, version = seg[0], seg[1]
-            routes["POST"] = ("encrypt", lambda: self._encrypt(vault, name, version, body))
-        if not routes:
+        fitting = [route for route in ROUTES if _fits(route[0], seg)]
+        if not fitting:
             raise errors.NotFound("The lab vault has no endpoint at %s." % path)
-        if method not in routes:
-            raise errors.MethodNotAllowed("The requested resource does not support http method '%s'." % method)
-        return routes[method]
+        for pattern, route_method, permission, handler in fitting:
+            if route_method == method:
+                arguments = [part for part, want in zip(seg, pattern) if want is ARG]
+                return permission, functools.partial(handler, _Request(vault, query, body, path), *arguments)
+        raise errors.MethodNotAllowed("The requested resource does not support http method '%s'." % method)
 
-    def _route_deleted(self, vault: models.Vault, method: str, seg: List[str], query: Dict[str, str],
-                       path: str) -> Tuple[str, Callable[[], Reply]]:
-        routes: Dict[str, Tuple[str, Callable[[], Reply]]] = {}
-        if not seg:
-            routes["GET"] = ("list", lambda: self._page(vault, [wire.deleted_key_item(vault, k) for k in vault.list_deleted_keys()], query, path))
-        elif len(seg) == 1:
-            name = seg[0]
-            routes["GET"] = ("get", lambda: Reply(200, wire.deleted_key_bundle(vault, vault.get_deleted_key(name))))
-            routes["DELETE"] = ("purge", lambda: _no_content(vault.purge_deleted_key(name)))
-        elif len(seg) == 2 and seg[1] == "recover":
-            name = seg[0]
-            routes["POST"] = ("recover", lambda: Reply(200, wire.key_bundle(vault, *_current(vault.recover_deleted_key(name)))))
-        if not routes:
-            raise errors.NotFound("The lab vault has no endpoint at %s." % path)
-        if method not in routes:
-            raise errors.MethodNotAllowed("The requested resource does not support http method '%s'." % method)
-        return routes[method]
 
-    @staticmethod
-    def _page(vault: models.Vault, items: List[dict], query: Dict[str, str], path: str) -> Reply:
+class _Request:
+    """What the handler of a route gets besides the names in its path: the vault, the query, the body, the path."""
+
+    def __init__(self, vault: models.Vault, query: Dict[str, str], body: bytes, path: str) -> None:
+        self.vault = vault
+        self.query = query
+        self.body = body
+        self.path = path
+
+    def json(self) -> dict:
+        return json_body(self.body)
+
+    def page(self, items: List[dict]) -> Reply:
+        """One page of a list (``maxresults``, ``$skiptoken``), with the ``nextLink`` to the next one."""
         try:
-            size = int(query.get("maxresults") or PAGE_SIZE)
-            offset = int(query.get("$skiptoken") or 0)
+            size = int(self.query.get("maxresults") or PAGE_SIZE)
+            offset = int(self.query.get("$skiptoken") or 0)
         except ValueError as exc:
             raise errors.BadParameter("maxresults and $skiptoken must be integers.") from exc
         if not 1 <= size <= PAGE_SIZE:
@@ -150,19 +117,13 @@ class VaultApi:
         page = items[offset:offset + size]
         next_link = None
         if offset + size < len(items):
-            params = {"api-version": query.get("api-version", LATEST_API_VERSION), "$skiptoken": offset + size, "maxresults": size}
-            next_link = "%s%s?%s" % (vault.url, path, urlencode(params))
+            params = {"api-version": self.query.get("api-version", LATEST_API_VERSION), "$skiptoken": offset + size, "maxresults": size}
+            next_link = "%s%s?%s" % (self.vault.url, self.path, urlencode(params))
         return Reply(200, wire.page(page, next_link))
 
-    @staticmethod
-    def _sign(vault: models.Vault, name: str, version: str, body: bytes) -> Reply:
-        item, signature = vault.sign(name, version, json_body(body))
-        return Reply(200, wire.operation_result(vault, name, item, signature))
 
-    @staticmethod
-    def _encrypt(vault: models.Vault, name: str, version: str, body: bytes) -> Reply:
-        item, ciphertext, iv = vault.encrypt(name, version, json_body(body))
-        return Reply(200, wire.operation_result(vault, name, item, ciphertext, iv))
+def _fits(pattern: Tuple[Optional[str], ...], seg: List[str]) -> bool:
+    return len(pattern) == len(seg) and all(want is ARG or want == part for part, want in zip(seg, pattern))
 
 
 def _bundle_of(vault: models.Vault, name: str, version: models.KeyVersion) -> dict:
@@ -175,3 +136,43 @@ def _current(key: models.Key) -> Tuple[models.Key, models.KeyVersion]:
 
 def _no_content(_result: None) -> Reply:
     return Reply(204)
+
+
+def _sign(request: _Request, name: str, version: str) -> Reply:
+    item, signature = request.vault.sign(name, version, request.json())
+    return Reply(200, wire.operation_result(request.vault, name, item, signature))
+
+
+def _encrypt(request: _Request, name: str, version: str) -> Reply:
+    item, ciphertext, iv = request.vault.encrypt(name, version, request.json())
+    return Reply(200, wire.operation_result(request.vault, name, item, ciphertext, iv))
+
+
+def _list_versions(request: _Request, name: str) -> Reply:
+    vault = request.vault
+    return request.page([wire.key_item(vault, vault.key_of(name), v) for v in vault.list_versions(name)])
+
+
+#: in a route's pattern: a path segment that is an argument of its handler (a key name, a version)
+ARG = None
+#: the keys API: (path pattern, method, permission, handler(request, *arguments)); the first that fits a request wins, so
+#: ``POST /keys/{name}/create`` and ``GET /keys/{name}/versions`` come before ``/keys/{name}/{version}``
+ROUTES: Tuple[Tuple[Tuple[Optional[str], ...], str, str, Callable[..., Reply]], ...] = (
+    (("keys",), "GET", "list", lambda r: r.page([wire.key_item(r.vault, k) for k in r.vault.list_keys()])),
+    (("keys", ARG), "GET", "get", lambda r, name: Reply(200, wire.key_bundle(r.vault, *r.vault.get_key(name)))),
+    (("keys", ARG), "PUT", "import", lambda r, name: Reply(200, _bundle_of(r.vault, name, r.vault.import_key(name, r.json())))),
+    (("keys", ARG), "PATCH", "update", lambda r, name: Reply(200, wire.key_bundle(r.vault, *r.vault.update_key(name, None, r.json())))),
+    (("keys", ARG), "DELETE", "delete", lambda r, name: Reply(200, wire.deleted_key_bundle(r.vault, r.vault.delete_key(name)))),
+    (("keys", ARG, "create"), "POST", "create", lambda r, name: Reply(200, _bundle_of(r.vault, name, r.vault.create_key(name, r.json())))),
+    (("keys", ARG, "versions"), "GET", "list", _list_versions),
+    (("keys", ARG, ARG), "GET", "get", lambda r, name, version: Reply(200, wire.key_bundle(r.vault, *r.vault.get_key(name, version)))),
+    (("keys", ARG, ARG), "PATCH", "update",
+     lambda r, name, version: Reply(200, wire.key_bundle(r.vault, *r.vault.update_key(name, version, r.json())))),
+    (("keys", ARG, ARG, "sign"), "POST", "sign", _sign),
+    (("keys", ARG, ARG, "encrypt"), "POST", "encrypt", _encrypt),
+    (("deletedkeys",), "GET", "list", lambda r: r.page([wire.deleted_key_item(r.vault, k) for k in r.vault.list_deleted_keys()])),
+    (("deletedkeys", ARG), "GET", "get", lambda r, name: Reply(200, wire.deleted_key_bundle(r.vault, r.vault.get_deleted_key(name)))),
+    (("deletedkeys", ARG), "DELETE", "purge", lambda r, name: _no_content(r.vault.purge_deleted_key(name))),
+    (("deletedkeys", ARG, "recover"), "POST", "recover",
+     lambda r, name: Reply(200, wire.key_bundle(r.vault, *_current(r.vault.recover_deleted_key(name))))),
+)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 
 def http_call(lab, method, url, body=None, headers=None):
@@ -23,3 +23,13 @@ def http_call(lab, method, url, body=None, headers=None):
         return response.status, dict(response.getheaders()), (json.loads(data) if data else None)
     finally:
         conn.close()
+
+
+def token_endpoint(lab, v2=True):
+    """The lab tenant's token endpoint: ``.../oauth2/v2.0/token``, or the v1 ``.../oauth2/token``."""
+    return "%s/%s/oauth2/%stoken" % (lab.authority, lab.tenant_id, "v2.0/" if v2 else "")
+
+
+def post_form(lab, url, form):
+    """POST ``form`` form-encoded, as a token request travels: (status, headers, JSON body)."""
+    return http_call(lab, "POST", url, urlencode(form), {"Content-Type": "application/x-www-form-urlencoded"})

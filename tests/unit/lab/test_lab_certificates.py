@@ -9,14 +9,12 @@ The positive path is driven by the real azure-identity CertificateCredential; th
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import os
 import stat
 import time
 import uuid
-from urllib.parse import urlencode
 
 import jwt
 import pytest
@@ -28,24 +26,13 @@ from cryptography.x509.oid import NameOID
 
 from lab import __main__ as cli
 from lab import config
-from lab_http import http_call
+from lab_blobs import b64url
+from lab_http import post_form, token_endpoint
+from lab_sdk import certificate_credential, key_client
 
-azure_identity = pytest.importorskip("azure.identity")
-keys = pytest.importorskip("azure.keyvault.keys")
 core_exceptions = pytest.importorskip("azure.core.exceptions")
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-@pytest.fixture(scope="module")
-def lab(lab_factory):
-    started = lab_factory("certlab")
-    yield started.server
-    started.stop()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _load(path: str):
@@ -68,16 +55,12 @@ def _other_certificate(tmp_path, days: int = 30):
     return str(path), key, cert
 
 
-def _endpoint(lab, v2: bool = True) -> str:
-    return "%s/%s/oauth2/%stoken" % (lab.authority, lab.tenant_id, "v2.0/" if v2 else "")
-
-
 def _assertion(lab, key, cert, alg="RS256", headers=None, **claims):
     now = int(time.time())
-    payload = {"aud": _endpoint(lab), "iss": lab.identity("lab-operator").client_id, "sub": lab.identity("lab-operator").client_id,
+    payload = {"aud": token_endpoint(lab), "iss": lab.identity("lab-operator").client_id, "sub": lab.identity("lab-operator").client_id,
                "exp": now + 600, "iat": now, "nbf": now, "jti": str(uuid.uuid4())}
     payload.update(claims)
-    head = {"x5t": _b64(cert.fingerprint(hashes.SHA1()))} if alg == "RS256" else {"x5t#S256": _b64(cert.fingerprint(hashes.SHA256()))}
+    head = {"x5t": b64url(cert.fingerprint(hashes.SHA1()))} if alg == "RS256" else {"x5t#S256": b64url(cert.fingerprint(hashes.SHA256()))}
     head.update(headers or {})
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=alg, headers=head)
 
@@ -88,7 +71,7 @@ def _post(lab, assertion, client_id=None, v2=True, **extra):
         form["client_id"] = client_id or lab.identity("lab-operator").client_id
     form["scope" if v2 else "resource"] = lab.resource("premium") + ("/.default" if v2 else "")
     form.update(extra)
-    return http_call(lab, "POST", _endpoint(lab, v2), urlencode(form), {"Content-Type": "application/x-www-form-urlencoded"})
+    return post_form(lab, token_endpoint(lab, v2), form)
 
 
 def test_init_writes_the_certificate_and_env_names_it(lab):
@@ -122,19 +105,14 @@ def test_cli_env_prints_the_certificate(tmp_path, capsys):
 
 def test_azure_identity_certificate_credential_works(lab):
     """The real SDK path: CertificateCredential (RS256 + x5t) gets a token the vault accepts."""
-    credential = azure_identity.CertificateCredential(
-        lab.tenant_id, lab.identity("lab-operator").client_id, certificate_path=lab.config.client_certificate_path,
-        authority=lab.authority, disable_instance_discovery=True, connection_verify=lab.ca_path)
-    client = keys.KeyClient(lab.urls["premium"], credential, connection_verify=lab.ca_path)
+    client = key_client(lab, credential=certificate_credential(lab, lab.config.client_certificate_path))
     key = client.create_rsa_key("cert-kek", size=2048, hardware_protected=True, key_operations=["import"])
     assert key.key_operations == ["import"]
 
 
 def test_unregistered_certificate_refused_with_aadsts700027(lab, tmp_path):
     path, _key, cert = _other_certificate(tmp_path)
-    credential = azure_identity.CertificateCredential(
-        lab.tenant_id, lab.identity("lab-operator").client_id, certificate_path=path,
-        authority=lab.authority, disable_instance_discovery=True, connection_verify=lab.ca_path)
+    credential = certificate_credential(lab, path)
     with pytest.raises(core_exceptions.ClientAuthenticationError) as info:
         credential.get_token(lab.resource("premium") + "/.default")
     assert "AADSTS700027" in str(info.value)
@@ -147,7 +125,7 @@ def test_good_assertion_rs256_and_ps256(lab):
         status, _h, body = _post(lab, _assertion(lab, key, cert, alg=alg))
         assert status == 200 and body["token_type"] == "Bearer", body
     # v1 endpoint: aud is the v1 token endpoint
-    status, _h, body = _post(lab, _assertion(lab, key, cert, aud=_endpoint(lab, v2=False)), v2=False)
+    status, _h, body = _post(lab, _assertion(lab, key, cert, aud=token_endpoint(lab, v2=False)), v2=False)
     assert status == 200, body
     # client_id may be left out of the form (RFC 7523): iss names the client
     status, _h, body = _post(lab, _assertion(lab, key, cert), client_id=False)
@@ -173,17 +151,17 @@ def test_bad_assertions_refused(lab, tmp_path, case, code):
     assertion = {
         "signed by another key, registered thumbprint": lambda: _assertion(lab, other_key, cert),
         "unregistered certificate": lambda: _assertion(lab, other_key, other_cert),
-        "no x5t header": lambda: jwt.encode({"aud": _endpoint(lab), "iss": lab.identity("lab-operator").client_id,
+        "no x5t header": lambda: jwt.encode({"aud": token_endpoint(lab), "iss": lab.identity("lab-operator").client_id,
                                              "sub": lab.identity("lab-operator").client_id, "exp": now + 600}, key, algorithm="RS256"),
         "wrong audience": lambda: _assertion(lab, key, cert, aud="https://login.microsoftonline.com/%s/oauth2/v2.0/token" % lab.tenant_id),
-        "audience of the v1 endpoint at v2": lambda: _assertion(lab, key, cert, aud=_endpoint(lab, v2=False)),
+        "audience of the v1 endpoint at v2": lambda: _assertion(lab, key, cert, aud=token_endpoint(lab, v2=False)),
         "expired": lambda: _assertion(lab, key, cert, exp=now - 3600, iat=now - 4200, nbf=now - 4200),
         "not yet valid": lambda: _assertion(lab, key, cert, nbf=now + 3600, exp=now + 4200),
         "iss is another client": lambda: _assertion(lab, key, cert, iss=lab.identity("lab-reader").client_id),
         "sub is another client": lambda: _assertion(lab, key, cert, sub=lab.identity("lab-reader").client_id),
-        "HS256": lambda: jwt.encode({"aud": _endpoint(lab), "iss": lab.identity("lab-operator").client_id,
+        "HS256": lambda: jwt.encode({"aud": token_endpoint(lab), "iss": lab.identity("lab-operator").client_id,
                                      "sub": lab.identity("lab-operator").client_id, "exp": now + 600}, "k" * 32, algorithm="HS256",
-                                    headers={"x5t": _b64(cert.fingerprint(hashes.SHA1()))}),
+                                    headers={"x5t": b64url(cert.fingerprint(hashes.SHA1()))}),
     }[case]()
     status, _h, body = _post(lab, assertion)
     assert status in (400, 401) and body["error_codes"] == [code], (case, body)

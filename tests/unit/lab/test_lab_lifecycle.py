@@ -16,7 +16,9 @@ import pytest
 from lab import errors, models, store, wire
 from lab.config import admin_headers, load as load_config
 from lab_blobs import b64url, blob, pkcs8, rsa_public_from_jwk
+from lab_clock import Clock
 from lab_http import http_call
+from lab_sdk import key_client
 
 PREMIUM_URL = "https://127.0.0.1:18444"
 MHSM_URL = "https://127.0.0.1:18445"
@@ -36,17 +38,9 @@ def policy_body(doc=None, immutable=False) -> dict:
             "immutable": immutable}
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return Clock()
 
 
 @pytest.fixture
@@ -262,25 +256,13 @@ def test_set_version_times(premium):
 
 # -- through the server, with the real SDK --------------------------------------------------------
 
-azure_identity = pytest.importorskip("azure.identity")
 keys = pytest.importorskip("azure.keyvault.keys")
 core_exceptions = pytest.importorskip("azure.core.exceptions")
 
 
 @pytest.fixture(scope="module")
-def lab(lab_factory):
-    started = lab_factory("lifecycle")
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
 def client(lab):
-    server = lab.server
-    ident = server.identity("lab-operator")
-    credential = azure_identity.ClientSecretCredential(server.tenant_id, ident.client_id, ident.secret, authority=server.authority,
-                                                       disable_instance_discovery=True, connection_verify=server.ca_path)
-    return keys.KeyClient(server.urls["premium"], credential, connection_verify=server.ca_path)
+    return key_client(lab)
 
 
 def test_sdk_update_disable_get_and_versions(client):
@@ -349,19 +331,19 @@ def test_sdk_exportable_import_and_policy_update(client, rsa2048):
     assert info.value.error.message == "AKV.SKR.1005: Non-exportable keys must not have release policy"
 
 
-def test_clock_offset_and_version_times_through_admin_and_cli(lab, client):
+def test_clock_offset_and_version_times_through_admin_and_cli(module_lab, client):
     before = client.create_ec_key("sdk-age", curve="P-256", hardware_protected=True)
     try:
-        assert lab.settings({"clock_offset": YEAR})["clock_offset"] == YEAR
+        assert module_lab.settings({"clock_offset": YEAR})["clock_offset"] == YEAR
         aged = client.create_ec_key("sdk-age", curve="P-256", hardware_protected=True)
         gap = (aged.properties.created_on - before.properties.created_on).total_seconds()
         assert YEAR <= gap < YEAR + 60
-        assert json.loads(lab.cli("settings", "--clock-offset", "0").stdout)["clock_offset"] == 0
-        assert lab.settings()["clock_offset"] == 0
+        assert json.loads(module_lab.cli("settings", "--clock-offset", "0").stdout)["clock_offset"] == 0
+        assert module_lab.settings()["clock_offset"] == 0
     finally:
-        lab.settings({"clock_offset": 0})
-    server = lab.server
-    cfg = load_config(str(lab.state_dir))
+        module_lab.settings({"clock_offset": 0})
+    server = module_lab.server
+    cfg = load_config(str(module_lab.state_dir))
     url = "%s/lab/vaults/premium/keys/sdk-age/%s" % (server.authority, before.properties.version)
     status, _headers, body = http_call(server, "POST", url, json.dumps({"created": 1_600_000_000}),
                                        dict(admin_headers(cfg), **{"Content-Type": "application/json"}))

@@ -12,22 +12,12 @@ import pytest
 
 from lab import errors, limits, models, store, wire
 from lab_blobs import b64url, blob, pkcs8
+from lab_clock import Clock
+from lab_sdk import key_client
 
-keys = pytest.importorskip("azure.keyvault.keys")
 core_exceptions = pytest.importorskip("azure.core.exceptions")
 
 URL = "https://127.0.0.1:18444"
-
-
-class Clock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def vault(kind=models.PREMIUM, clock=None, **options):
@@ -231,17 +221,12 @@ def test_limits_are_off_by_default():
 # -- over HTTPS --------------------------------------------------------------------------------------
 
 def test_server_answers_429_with_retry_after_when_limits_are_on(lab_factory):
-    from azure.identity import ClientSecretCredential
-
     settings = {"limits": {"enabled": True, "time_scale": 0.5}, "vaults": {"premium": {"purge_protection": True}}}
     started = lab_factory("limits", settings=settings)
     with contextlib.ExitStack() as stop:
         stop.callback(started.stop)
         lab = started.server
-        ident = lab.identity("lab-operator")
-        credential = ClientSecretCredential(lab.tenant_id, ident.client_id, ident.secret, authority=lab.authority,
-                                            disable_instance_discovery=True, connection_verify=lab.ca_path)
-        client = keys.KeyClient(lab.urls["premium"], credential, connection_verify=lab.ca_path, retry_total=0)
+        client = key_client(lab, retry_total=0)
         for i in range(10):
             client.create_ec_key("k%d" % i, curve="P-256", hardware_protected=True)
         with pytest.raises(core_exceptions.HttpResponseError) as info:

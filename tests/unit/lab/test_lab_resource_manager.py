@@ -5,20 +5,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from lab_http import http_call
-
-azure_identity = pytest.importorskip("azure.identity")
+from lab_sdk import credential
 
 API = "2022-12-01"
-
-
-@pytest.fixture(scope="module")
-def lab(lab_factory):
-    started = lab_factory("labstate")
-    yield started.server
-    started.stop()
 
 
 def http_get(lab, url, token=None, method="GET"):
@@ -27,10 +17,7 @@ def http_get(lab, url, token=None, method="GET"):
 
 def token_for(lab, scope, identity="lab-operator"):
     """A token as az gets it: MSAL client credentials with ``<resource>/.default``."""
-    ident = lab.identity(identity)
-    credential = azure_identity.ClientSecretCredential(lab.tenant_id, ident.client_id, ident.secret, authority=lab.authority,
-                                                       disable_instance_discovery=True, connection_verify=lab.ca_path)
-    return credential.get_token(scope).token
+    return credential(lab, identity).get_token(scope).token
 
 
 def test_cloud_metadata(lab):

@@ -6,7 +6,6 @@ endpoints (/lab/...) want the secret only the state directory's owner can read."
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -18,20 +17,10 @@ import uuid
 import pytest
 
 from lab.config import ADMIN_HEADER, ADMIN_SECRET_FILE, admin_headers
+from lab_blobs import b64url
 from lab_http import http_call
 
 API = "7.5"
-
-
-@pytest.fixture(scope="module")
-def lab(lab_factory):
-    started = lab_factory("labsec")
-    yield started.server
-    started.stop()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 class In(int):
@@ -52,10 +41,10 @@ def forged(lab, vault="premium", **claims):
             payload.pop(name, None)
         else:
             payload[name] = value
-    signing_input = "%s.%s" % (_b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "lab"}).encode()),
-                               _b64(json.dumps(payload).encode()))
+    signing_input = "%s.%s" % (b64url(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "lab"}).encode()),
+                               b64url(json.dumps(payload).encode()))
     signature = hmac.new(lab.config.signing_key, signing_input.encode("ascii"), hashlib.sha256).digest()
-    return "%s.%s" % (signing_input, _b64(signature))
+    return "%s.%s" % (signing_input, b64url(signature))
 
 
 def get_key(lab, token, name="no-such-key"):

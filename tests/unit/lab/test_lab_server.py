@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from urllib.parse import urlencode
 
 import pytest
 
@@ -21,33 +20,14 @@ from lab.config import admin_headers
 from lab.testing import free_base_port
 from lab.wire import state_summary
 from lab_blobs import blob, pkcs8, pkcs8_ec_p256_minimal, rsa_public_from_jwk, softhsm_pad
-from lab_http import http_call
+from lab_http import http_call, post_form, token_endpoint
+from lab_sdk import credential, key_client
 
-azure_identity = pytest.importorskip("azure.identity")
 keys = pytest.importorskip("azure.keyvault.keys")
 crypto = pytest.importorskip("azure.keyvault.keys.crypto")
 core_exceptions = pytest.importorskip("azure.core.exceptions")
 
 API = "7.5"
-
-
-@pytest.fixture(scope="module")
-def lab(lab_factory):
-    started = lab_factory("labstate")
-    yield started.server
-    started.stop()
-
-
-def credential(lab, identity="lab-operator", secret=None, client_id=None):
-    ident = lab.identity(identity)
-    return azure_identity.ClientSecretCredential(
-        lab.tenant_id, client_id or ident.client_id, secret if secret is not None else ident.secret,
-        authority=lab.authority, disable_instance_discovery=True, connection_verify=lab.ca_path)
-
-
-def key_client(lab, vault="premium", identity="lab-operator", **kwargs):
-    cred = kwargs.pop("credential", None) or credential(lab, identity)
-    return keys.KeyClient(lab.urls[vault], cred, connection_verify=lab.ca_path, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +47,8 @@ def kek_public(kek_key):
 
 def raw_token(lab, vault, identity="lab-operator"):
     ident = lab.identity(identity)
-    form = urlencode({"grant_type": "client_credentials", "client_id": ident.client_id, "client_secret": ident.secret,
-                      "scope": lab.resource(vault) + "/.default"})
-    status, _headers, body = http_call(lab, "POST", "%s/%s/oauth2/v2.0/token" % (lab.authority, lab.tenant_id), form,
-                                       {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _headers, body = post_form(lab, token_endpoint(lab), {"grant_type": "client_credentials", "client_id": ident.client_id,
+                                                                  "client_secret": ident.secret, "scope": lab.resource(vault) + "/.default"})
     assert status == 200, body
     return body["access_token"]
 
@@ -255,18 +233,17 @@ def test_challenge_and_raw_errors(lab):
 
 def test_token_endpoint_errors(lab):
     ident = lab.identity("lab-operator")
-    endpoint = "%s/%s/oauth2/v2.0/token" % (lab.authority, lab.tenant_id)
+    endpoint = token_endpoint(lab)
     form = {"grant_type": "client_credentials", "client_id": ident.client_id, "client_secret": "wrong",
             "scope": lab.resource("premium") + "/.default"}
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    status, _h, body = http_call(lab, "POST", endpoint, urlencode(form), headers)
+    status, _h, body = post_form(lab, endpoint, form)
     assert status == 401 and body["error"] == "invalid_client" and body["error_codes"] == [7000215]
     assert body["error_description"].startswith("AADSTS7000215: Invalid client secret provided")
     form.update(client_id="11111111-1111-1111-1111-111111111111")
-    status, _h, body = http_call(lab, "POST", endpoint, urlencode(form), headers)
+    status, _h, body = post_form(lab, endpoint, form)
     assert status == 400 and body["error"] == "unauthorized_client" and body["error_codes"] == [700016]
     form.update(client_id=ident.client_id, client_secret=ident.secret, scope="https://vault.azure.net/.default")
-    status, _h, body = http_call(lab, "POST", endpoint, urlencode(form), headers)
+    status, _h, body = post_form(lab, endpoint, form)
     assert status == 400 and body["error"] == "invalid_resource"
 
 

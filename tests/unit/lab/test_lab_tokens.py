@@ -9,17 +9,10 @@ import pytest
 
 from lab import errors
 from lab.tokens import ALL_KEY_PERMISSIONS, READER_PERMISSIONS, Identity, TokenAuthority
+from lab_clock import Clock
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 AUD = "https://0.0.1:18444"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture()
