@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Optional
@@ -97,6 +98,18 @@ def fresh_lab(lab_factory, tmp_path, base_env):
         instance.stop()
 
 
+def lab_of_the_module(name: str):
+    """A module-scoped fixture: a lab vault of the test module's own, for tests that change its settings or must find
+    it as they left it; stopped after the module's last test. ``limits_lab = lab_of_the_module("limits-lab")``."""
+
+    @pytest.fixture(scope="module")
+    def _own_lab(tmp_path_factory, base_env):
+        with Lab(tmp_path_factory.mktemp(name) / "vault", base_env) as instance:
+            yield instance
+
+    return _own_lab
+
+
 @pytest.fixture
 def make_token(tmp_path, base_env):
     """Factory of fresh SoftHSM2 tokens, each in its own directory with its own softhsm2.conf and random PINs."""
@@ -168,6 +181,45 @@ def run_module(base_env, tmp_path):
                                                python=PYTHON, bin_dir=VENV_BIN))
 
     return _run
+
+
+def wrap_under_new_kek(run_module, lab, token, label: str, dest: Path, kek: str) -> ModuleRun:
+    """The token's key ``label`` wrapped into the .byok file ``dest`` under a new KEK ``kek`` of the lab's premium vault
+    (fetched to ``<kek>.pem`` beside dest): the byok_wrap run. Either step failing fails the test."""
+    kek_pem = dest.parent / ("%s.pem" % kek)
+    fetched = run_module("byok_kek_fetch", dict(lab.azure_args(), name=kek, key_size=2048, dest=str(kek_pem)), env=lab.azure_env)
+    assert not fetched.failed, str(fetched)
+    wrapped = run_module("byok_wrap", dict(token.pkcs11_args(), label=label, dest=str(dest), kek_file=str(kek_pem),
+                                           kek_kid=fetched.result["kid"]), env=token.env)
+    assert not wrapped.failed, str(wrapped)
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The test PKCS#11 shim (tests/pkcs11_shim): SoftHSM2 behind it, presented as another token
+# --------------------------------------------------------------------------------------------------------------------
+
+SHIM_LIB = ROOT / "build" / "pkcs11_shim" / "librsaaesshim.so"
+
+
+def ensure_shim() -> Path:
+    """The shim's library, built when absent or older than its source."""
+    src = ROOT / "tests" / "pkcs11_shim" / "rsa_aes_shim.c"
+    if not SHIM_LIB.exists() or SHIM_LIB.stat().st_mtime < src.stat().st_mtime:
+        proc = subprocess.run(["bash", str(ROOT / "tests" / "pkcs11_shim" / "build.sh")], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0 and SHIM_LIB.exists(), "shim build failed: %s%s" % (proc.stdout, proc.stderr)
+    return SHIM_LIB
+
+
+def luna_client(work: Path) -> Path:
+    """For tokens the shim presents as a Thales Luna: the shim built, and a Luna client configuration directory in work
+    (ChrystokiConfigurationPath; the client's Chrystoki.conf must exist, SoftHSM behind the shim ignores it)."""
+    ensure_shim()
+    chrystoki = work / "chrystoki"
+    chrystoki.mkdir()
+    (chrystoki / "Chrystoki.conf").write_text("")
+    return chrystoki
 
 
 # --------------------------------------------------------------------------------------------------------------------

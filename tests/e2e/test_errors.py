@@ -11,8 +11,7 @@ import re
 
 import pytest
 
-from conftest import TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, unique
-from test_key_matrix import ensure_shim
+from conftest import TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, ensure_shim, unique, wrap_under_new_kek
 from test_transfer import write_inventory
 
 CKR_PIN_INCORRECT = 0xA0
@@ -221,13 +220,9 @@ def test_blob_of_another_key_refused_after_import(lab, run_module, make_token, t
     assert not gen.failed, str(gen)
     fp = {k["label"]: k["fingerprint"] for k in gen.result["keys"]}
     assert fp[label_a] != fp[label_b]
-    kek_pem = tmp_path / "kek.pem"
-    fetched = run_module("byok_kek_fetch", dict(lab.azure_args(), name=kek, key_size=2048, dest=str(kek_pem)), env=lab.azure_env)
-    assert not fetched.failed, str(fetched)
     byok_a = tmp_path / "a.byok"
-    wrapped = run_module("byok_wrap", dict(token.pkcs11_args(), label=label_a, dest=str(byok_a), kek_file=str(kek_pem),
-                                           kek_kid=fetched.result["kid"]), env=token.env)
-    assert not wrapped.failed and wrapped.result["fingerprint"] == fp[label_a], str(wrapped)
+    wrapped = wrap_under_new_kek(run_module, lab, token, label_a, byok_a, kek)
+    assert wrapped.result["fingerprint"] == fp[label_a], str(wrapped)
     assert name not in lab.keys("premium")
 
     run = run_module("keyvault_import", dict(lab.azure_args(), name=name, byok_file=str(byok_a), key_type="EC", curve="P-256",

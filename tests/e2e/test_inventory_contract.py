@@ -17,16 +17,11 @@ import re
 
 import pytest
 
-from conftest import TRANSFER_PLAYBOOK, SOFTHSM_LIB, FIX_HINT, Lab, new_token
+from conftest import TRANSFER_PLAYBOOK, FIX_HINT, lab_of_the_module, new_token
+# the cases of the plan's unit test (tests/unit/plugins/action; tests is on sys.path)
+from unit.plugins.action.inventory_contract import K, cases, fleet, good_inventory as contract_inventory, hsm1, key0, set_host
 
-
-@pytest.fixture(scope="module")
-def contract_lab(tmp_path_factory, base_env):
-    instance = Lab(tmp_path_factory.mktemp("contract") / "vault", base_env).start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
+contract_lab = lab_of_the_module("contract")
 
 
 @pytest.fixture(scope="module")
@@ -35,70 +30,19 @@ def token(tmp_path_factory, base_env):
 
 
 def good_inventory(lab, token, manifests):
-    key = {"name": "contract-rsa", "vault": "premium", "key_type": "RSA", "key_size": 2048, "key_ops": ["sign", "verify"]}
-    host = {"byok_token_label": token.label, "byok_user_pin": token.pin, "byok_hsm_environment": token.env,
-            "byok_keys": [key]}
-    return {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "byok_controller": "localhost",
-            "byok_manifest_dir": str(manifests),
-            "byok_vaults": {"premium": {"url": lab.env["LAB_VAULT_PREMIUM"], "type": "premium", "kek_size": 2048}},
-            "byok_azure": {"auth_source": "env", "cloud_environment": lab.env["LAB_AUTHORITY"], "ca_bundle": lab.env["LAB_CA"]},
-        },
-        "children": {
-            "byok_hsm_hosts": {"vars": {"byok_hsm_vendor": "softhsm", "byok_pkcs11_module": SOFTHSM_LIB},
-                               "hosts": {"hsm1": host, "hsm2": {"byok_token_label": token.label, "byok_user_pin": token.pin,
-                                                                "byok_hsm_environment": token.env, "byok_keys": []}}},
-        },
-    }}
+    """The contract's good inventory for this lab and token."""
+    return contract_inventory(
+        manifests, {"byok_token_label": token.label, "byok_user_pin": token.pin, "byok_hsm_environment": token.env},
+        lab.env["LAB_VAULT_PREMIUM"], lab.env["LAB_AUTHORITY"], lab.env["LAB_CA"],
+        ansible_python_interpreter="{{ ansible_playbook_python }}")
 
 
-def hsm1(inv):
-    return inv["all"]["children"]["byok_hsm_hosts"]["hosts"]["hsm1"]
-
-
-def key0(inv):
-    return hsm1(inv)["byok_keys"][0]
-
-
-def fleet(inv):
-    return inv["all"]["vars"]
-
-
-def set_key(**fields):
-    return lambda inv: key0(inv).update(fields)
-
-
-def set_host(**fields):
-    return lambda inv: hsm1(inv).update(fields)
-
-
-def set_vault(**fields):
-    return lambda inv: fleet(inv)["byok_vaults"]["premium"].update(fields)
-
-
-def second_host_key(name):
-    def mutate(inv):
-        inv["all"]["children"]["byok_hsm_hosts"]["hosts"]["hsm2"]["byok_keys"] = [{"name": name, "vault": "premium"}]
-    return mutate
-
-
-K = "hsm1: byok_keys[0] (contract-rsa)."
-# Every mistake of the contract is a unit test on the plan (tests/unit/plugins/action/test_byok_plan_inventory_cases.py,
-# the same cases and lines); these run it through ansible-playbook, for what only a real run shows: values as Ansible
-# hands them over (an integer PIN, a YAML boolean, the host variables scanned for near misses), a problem of one key,
-# of one host, of all hosts and across hosts, and that a plan that fails touches nothing.
+# Every mistake of the contract is a unit test on the plan (tests/unit/plugins/action/test_byok_plan_inventory_cases.py);
+# these cases of it run through ansible-playbook, for what only a real run shows: values as Ansible hands them over
+# (an integer PIN, a YAML boolean, the host variables scanned for near misses), a problem of one key, of one host, of
+# all hosts and across hosts, and that a plan that fails touches nothing.
 # (id, mutation, the start of the one problem line: host and variable path)
-CASES = [
-    ("typo-key_sise", set_key(key_sise=3072), K + "key_sise: unknown field; did you mean key_size?"),
-    ("typo-host-variable", set_host(byok_kyes=[]), "hsm1: byok_kyes: unknown variable; did you mean byok_keys?"),
-    ("tag-boolean", set_key(tags={"prod": True}), K + "tags.prod: tag value True is a boolean"),
-    ("pin-octal-int", set_host(byok_user_pin=342391), "hsm1: byok_user_pin: the value (not shown: a secret) is an integer"),
-    ("vault-url-http", set_vault(url="http://contoso.vault.azure.net"), "all HSM hosts: byok_vaults.premium.url: url 'http://"),
-    ("same-vault-key-two-hosts", second_host_key("CONTRACT-rsa"), "hsm2: byok_keys[0] (CONTRACT-rsa).name: vault key 'CONTRACT-rsa'"),
-]
+CASES = cases("typo-key_sise", "typo-host-variable", "tag-boolean", "pin-octal-int", "vault-url-http", "same-vault-key-two-hosts")
 
 
 def _problems(output):

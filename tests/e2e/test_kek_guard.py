@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_one_line_failure, assert_says_how_to_fix, unique
+from conftest import assert_one_line_failure, assert_says_how_to_fix, unique, wrap_under_new_kek
 
 
 @pytest.fixture
@@ -21,13 +21,8 @@ def kek_and_blob(lab, run_module, make_token, tmp_path):
     gen = run_module("hsm_keygen", dict(token.pkcs11_args(), keys=[{"label": label, "key_type": "RSA", "key_size": 2048}]),
                      env=token.env)
     assert not gen.failed, str(gen)
-    kek_pem = tmp_path / "kek.pem"
-    fetched = run_module("byok_kek_fetch", dict(lab.azure_args(), name=kek, key_size=2048, dest=str(kek_pem)), env=lab.azure_env)
-    assert not fetched.failed, str(fetched)
     byok = tmp_path / "target.byok"
-    wrapped = run_module("byok_wrap", dict(token.pkcs11_args(), label=label, dest=str(byok), kek_file=str(kek_pem),
-                                           kek_kid=fetched.result["kid"]), env=token.env)
-    assert not wrapped.failed, str(wrapped)
+    wrap_under_new_kek(run_module, lab, token, label, byok, kek)
     return kek, byok, gen.result["keys"][0]["fingerprint"]
 
 

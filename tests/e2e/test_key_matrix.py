@@ -24,10 +24,8 @@ from typing import Dict, List
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import (ANSIBLE_PLAYBOOK, PYTHON, ROOT, SOFTHSM_LIB, TRANSFER_PLAYBOOK, PlaybookRun, Token, _env, new_token,
-                      assert_one_line_failure, parse_recap, testing, unique)
-
-SHIM_LIB = ROOT / "build" / "pkcs11_shim" / "librsaaesshim.so"
+from conftest import (ANSIBLE_PLAYBOOK, PYTHON, SHIM_LIB, SOFTHSM_LIB, TRANSFER_PLAYBOOK, PlaybookRun, Token, _env, ensure_shim,
+                      new_token, assert_one_line_failure, parse_recap, testing, unique)
 
 # Cells Azure accepts, per vault flavour (README "Key types")
 RSA_SIZES = (2048, 3072, 4096)
@@ -40,16 +38,6 @@ KTY = {"RSA": "RSA-HSM", "EC": "EC-HSM", "oct": "oct-HSM"}
 # --------------------------------------------------------------------------------------------------------------------
 # Helpers shared with test_vendor_roles.py
 # --------------------------------------------------------------------------------------------------------------------
-
-def ensure_shim() -> Path:
-    """The test-only CKM_RSA_AES_KEY_WRAP proxy, built when absent or older than its source."""
-    src = ROOT / "tests" / "pkcs11_shim" / "rsa_aes_shim.c"
-    if not SHIM_LIB.exists() or SHIM_LIB.stat().st_mtime < src.stat().st_mtime:
-        proc = subprocess.run(["bash", str(ROOT / "tests" / "pkcs11_shim" / "build.sh")], capture_output=True, text=True,
-                              timeout=120, check=False)
-        assert proc.returncode == 0 and SHIM_LIB.exists(), "shim build failed: %s%s" % (proc.stdout, proc.stderr)
-    return SHIM_LIB
-
 
 def playbook(base_env, cwd: Path, playbook_path, inventory, extra_env=None, extra_args=(), timeout=300) -> PlaybookRun:
     """conftest's run_playbook, usable from module-scoped fixtures."""

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SOFTHSM_LIB, TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, new_token, testing, unique
-from test_key_matrix import SHIM_LIB, ensure_shim, failure_of, playbook, task_results
+from conftest import (SHIM_LIB, SOFTHSM_LIB, TRANSFER_PLAYBOOK, assert_one_line_failure, assert_says_how_to_fix, luna_client, new_token,
+                      testing, unique)
+from test_key_matrix import failure_of, playbook, task_results
 from test_transfer import report_rows
 
 CKR_KEY_NOT_WRAPPABLE = "0x69"
@@ -47,11 +48,8 @@ def transfer_inventory(path: Path, lab, hosts: dict, vaults: dict, azure: dict =
 
 @pytest.fixture(scope="module")
 def luna6_run(lab, base_env, tmp_path_factory):
-    ensure_shim()
     work = tmp_path_factory.mktemp("luna6")
-    chrystoki = work / "chrystoki"
-    chrystoki.mkdir()
-    (chrystoki / "Chrystoki.conf").write_text("")  # the Luna client's configuration must exist; SoftHSM ignores it
+    chrystoki = luna_client(work)
     kek = unique("l6-kek")
     tokens, logs, keys, hosts = {}, {}, {}, {}
     for host, cloning in (("luna6ke", False), ("luna6clone", True)):
@@ -111,7 +109,7 @@ def test_luna6_cloning_is_refused_before_any_key_is_generated(luna6_run, lab):
 
 
 def test_china_vault_refused_by_the_plan(lab, base_env, make_token, tmp_path):
-    ensure_shim()
+    chrystoki = luna_client(tmp_path)
     token = make_token()
     kek = unique("cn-kek")
     name = unique("cn-rsa")
@@ -121,8 +119,7 @@ def test_china_vault_refused_by_the_plan(lab, base_env, make_token, tmp_path):
                       [{"name": name, "vault": "china", "key_type": "RSA", "key_size": 2048},
                        {"name": name + "-lab", "vault": "premium", "key_type": "RSA", "key_size": 2048}])}
     inventory = transfer_inventory(tmp_path / "inventory.yml", lab, hosts, vaults)
-    (tmp_path / "Chrystoki.conf").write_text("")
-    run = playbook(base_env, tmp_path, TRANSFER_PLAYBOOK, inventory, extra_env=dict(lab.azure_env, ChrystokiConfigurationPath=str(tmp_path)))
+    run = playbook(base_env, tmp_path, TRANSFER_PLAYBOOK, inventory, extra_env=dict(lab.azure_env, ChrystokiConfigurationPath=str(chrystoki)))
     assert run.rc != 0, str(run)
     lines = [" ".join(line.split()) for line in run.output.splitlines() if "vault.azure.cn" in line]
     assert any("byok_vaults.china.url" in line and "Azure China 21Vianet" in line and "does not offer BYOK" in line
@@ -163,10 +160,7 @@ ROLE_PLAYBOOK = """
 
 
 def test_luna_role_preflight_reports_the_case_it_found(base_env, tmp_path):
-    ensure_shim()
-    chrystoki = tmp_path / "chrystoki"
-    chrystoki.mkdir()
-    (chrystoki / "Chrystoki.conf").write_text("")
+    chrystoki = luna_client(tmp_path)
     hosts, tokens = {}, {}
     for host, cloning in (("ke", False), ("clone", True)):
         tokens[host] = new_token(tmp_path / ("token-%s" % host), base_env)

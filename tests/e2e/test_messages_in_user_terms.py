@@ -101,14 +101,13 @@ def row(mistakes, case):
     return line
 
 
-@pytest.mark.parametrize("case,named,not_named", [
-    ("pin-var", "byok_user_pin", "PKCS11_USER_PIN"),
-    ("label-var", "byok_token_label", "PKCS11_TOKEN_LABEL"),
-    ("module-var", "byok_pkcs11_module", "PKCS11_MODULE"),
-    ("pin-env", "PKCS11_USER_PIN", "byok_user_pin"),
-    ("label-env", "PKCS11_TOKEN_LABEL", "byok_token_label"),
-    ("module-env", "PKCS11_MODULE", "byok_pkcs11_module"),
-])
+# Each HSM setting the user can give two ways: (case prefix, inventory variable, environment variable)
+SETTINGS = [("pin", "byok_user_pin", "PKCS11_USER_PIN"), ("label", "byok_token_label", "PKCS11_TOKEN_LABEL"),
+            ("module", "byok_pkcs11_module", "PKCS11_MODULE")]
+
+
+@pytest.mark.parametrize("case,named,not_named", [("%s-var" % what, var, env) for what, var, env in SETTINGS]
+                         + [("%s-env" % what, env, var) for what, var, env in SETTINGS])
 def test_row_names_the_variable_the_user_set(mistakes, case, named, not_named):
     line = row(mistakes, case)
     assert named in line, "the row of %s does not name %s: %r" % (case, named, line)

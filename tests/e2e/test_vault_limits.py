@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from conftest import TRANSFER_PLAYBOOK, Lab, assert_one_line_failure, unique
+from conftest import TRANSFER_PLAYBOOK, assert_one_line_failure, lab_of_the_module, unique
 from test_transfer import report_rows, write_inventory
 
 KEYS = 30
@@ -26,13 +24,7 @@ def settings(lab, *args: str) -> dict:
     return json.loads(lab.cli("settings", *args).stdout)
 
 
-@pytest.fixture(scope="module")
-def limits_lab(tmp_path_factory, base_env):
-    instance = Lab(tmp_path_factory.mktemp("limits-lab") / "vault", base_env).start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
+limits_lab = lab_of_the_module("limits-lab")
 
 
 def new_kek(lab, vault, name):

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SOFTHSM_LIB, unique
-from test_key_matrix import (SHIM_LIB, VaultView, ensure_shim, failure_of, new_token, playbook, task_results,
-                             token_fingerprints)
+from conftest import SHIM_LIB, SOFTHSM_LIB, luna_client, unique
+from test_key_matrix import VaultView, failure_of, new_token, playbook, task_results, token_fingerprints
 
 PLAYBOOK = """
 - name: Fetch the KEK on the controller
@@ -128,11 +127,8 @@ def _host_vars(host, role, token, keys, work: Path, chrystoki: Path):
 
 @pytest.fixture(scope="module")
 def vendor_runs(lab, base_env, tmp_path_factory):
-    ensure_shim()
     work = tmp_path_factory.mktemp("vendor-roles")
-    chrystoki = work / "chrystoki"
-    chrystoki.mkdir()
-    (chrystoki / "Chrystoki.conf").write_text("")  # the Luna client's configuration file must exist; SoftHSM ignores it
+    chrystoki = luna_client(work)
     tokens, keys, hsm_hosts = {}, {}, {}
     for host, (role, specs, _outcome) in HOSTS.items():
         tokens[host] = new_token(work / ("token-%s" % host), base_env)

@@ -18,8 +18,7 @@ import json
 
 import pytest
 
-from conftest import assert_one_line_failure, assert_says_how_to_fix, unique  # pytest puts tests/e2e on sys.path
-from test_key_matrix import ensure_shim
+from conftest import assert_one_line_failure, assert_says_how_to_fix, ensure_shim, unique  # pytest puts tests/e2e on sys.path
 from test_openssl_unwrap import (KEK_KID, kek, kcv_with_openssl, openssl,  # noqa: F401 pylint: disable=unused-import
                                  spki_sha256_of_private_der, unwrap_with_openssl)
 

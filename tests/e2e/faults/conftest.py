@@ -31,7 +31,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import pytest
 
-from conftest import PYTHON, ROOT, VENV_BIN, project_env  # tests/e2e/conftest.py (tests/e2e is on sys.path)
+# tests/e2e/conftest.py (tests/e2e is on sys.path); ensure_shim for the tests of this package
+from conftest import PYTHON, ROOT, VENV_BIN, ModuleRun, ensure_shim, project_env, wrap_under_new_kek  # noqa: F401 pylint: disable=unused-import
 from lab import testing
 from lab.testing import ONELINE_RE, SOFTHSM_LIB, Lab, Token, module_result, unique  # noqa: F401 pylint: disable=unused-import
 
@@ -349,6 +350,20 @@ def run_module(work: Work, module: str, args: dict, env: Optional[Dict[str, str]
     run_env = dict(work.env)
     run_env.update(env or {})
     return testing.run_module(run_env, work.path, module, args, verbosity=verbosity, timeout=timeout, python=PYTHON, bin_dir=VENV_BIN)
+
+
+def new_wrapped_key(lab: Lab, token: Token, work: Work, tag: str):
+    """A new RSA-2048 key on the token, wrapped into work.path/<label>.byok under a new KEK of the lab's premium vault:
+    (label, the .byok file, hsm_keygen's result, an environment for modules that need the token and the vault)."""
+    label = unique(tag)
+    env = dict(lab.azure_env, **token.env)
+    gen = module_result(run_module(work, "hsm_keygen", dict(token.pkcs11_args(), label=label, key_type="RSA", key_size=2048),
+                                   env=env))
+    assert not gen.get("failed"), gen
+    byok = work.path / ("%s.byok" % label)
+    wrap_under_new_kek(lambda module, args, env=None: ModuleRun.of(run_module(work, module, args, env=env)), lab, token, label,
+                       byok, unique("fkek"))
+    return label, str(byok), gen, env
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -8,31 +8,13 @@ re-run confirms it and changes nothing."""
 
 from __future__ import annotations
 
-from .conftest import module_result, run_module, unique
+from .conftest import module_result, new_wrapped_key, run_module
 
 CONFIRM_SECONDS = 6
 
 
-def _prepare(fl_lab, fl_make_token, fl_work):
-    token = fl_make_token()
-    label, kek = unique("funk"), unique("fkek")
-    env = dict(fl_lab.azure_env, **token.env)
-    gen = module_result(run_module(fl_work, "hsm_keygen", dict(token.pkcs11_args(), label=label, key_type="RSA",
-                                                               key_size=2048), env=env))
-    assert not gen.get("failed"), gen
-    kek_pem = str(fl_work.path / "kek.pem")
-    fetched = module_result(run_module(fl_work, "byok_kek_fetch", dict(fl_lab.azure_args(), name=kek, key_size=2048,
-                                                                       dest=kek_pem), env=env))
-    assert not fetched.get("failed"), fetched
-    byok = str(fl_work.path / ("%s.byok" % label))
-    wrapped = module_result(run_module(fl_work, "byok_wrap", dict(token.pkcs11_args(), label=label, dest=byok,
-                                                                  kek_file=kek_pem, kek_kid=fetched["kid"]), env=env))
-    assert not wrapped.get("failed"), wrapped
-    return label, byok, gen, env
-
-
 def test_lost_answer_and_unanswered_confirmation_is_unknown_not_failed(fl_lab, fl_make_token, fl_work):
-    label, byok, gen, env = _prepare(fl_lab, fl_make_token, fl_work)
+    label, byok, gen, env = new_wrapped_key(fl_lab, fl_make_token(), fl_work, "funk")
     args = dict(fl_lab.azure_args(), name=label, byok_file=byok, key_ops=["sign", "verify"],
                 import_confirm_timeout=CONFIRM_SECONDS)
     fl_lab.faults(off=True)
@@ -61,7 +43,7 @@ def test_lost_answer_and_unanswered_confirmation_is_unknown_not_failed(fl_lab, f
 
 def test_lost_answer_confirmed_after_faults_is_a_success(fl_lab, fl_make_token, fl_work):
     """The same faults on the confirmation, fewer than the deadline allows: the key is confirmed, one version."""
-    label, byok, gen, env = _prepare(fl_lab, fl_make_token, fl_work)
+    label, byok, gen, env = new_wrapped_key(fl_lab, fl_make_token(), fl_work, "funk")
     args = dict(fl_lab.azure_args(), name=label, byok_file=byok, key_ops=["sign", "verify"], import_confirm_timeout=60)
     fl_lab.faults(off=True)
     fl_lab.faults(next=["reset"], method="PUT")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Background, new_fleet, playbook_cmd, rsa, run_playbook, unique
-from .test_sigkill import call_log, ensure_shim, pin_hits, target_calls, wait_until
+from .conftest import Background, ensure_shim, new_fleet, playbook_cmd, rsa, run_playbook, unique
+from .test_sigkill import call_log, pin_hits, target_calls, wait_until
 
 
 @pytest.fixture

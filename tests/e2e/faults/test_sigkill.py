@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (ROOT, Background, _descendants, _alive, assert_each_key_once, assert_tokens_exact, ec, new_fleet,
+from .conftest import (Background, _descendants, _alive, assert_each_key_once, assert_tokens_exact, ec, ensure_shim, new_fleet,
                        new_work, playbook_cmd, rsa, run_playbook, unique)
 
 # Task names of the role: none is needed by the markers above. Were one needed, it would go here (and only here):
@@ -52,18 +52,6 @@ STAGES = [("kek", "hsm1"), ("keygen", "hsm2"), ("wrap", "hsm3"), ("import", "hsm
 SHIM_STAGES = ("keygen", "wrap")
 WRAP_DELAY_MS = 4000
 BANNER_RE = re.compile(r"^(?:TASK|PLAY) \[(?P<name>[^\]]*)\]", re.M)
-SHIM_LIB = ROOT / "build" / "pkcs11_shim" / "librsaaesshim.so"
-
-
-def ensure_shim() -> Path:
-    """The test PKCS#11 shim, built when absent or older than its source."""
-    import subprocess
-    src = ROOT / "tests" / "pkcs11_shim" / "rsa_aes_shim.c"
-    if not SHIM_LIB.exists() or SHIM_LIB.stat().st_mtime < src.stat().st_mtime:
-        proc = subprocess.run(["bash", str(ROOT / "tests" / "pkcs11_shim" / "build.sh")], capture_output=True, text=True,
-                              timeout=120, check=False)
-        assert proc.returncode == 0 and SHIM_LIB.exists(), "shim build failed: %s%s" % (proc.stdout, proc.stderr)
-    return SHIM_LIB
 
 
 def _cmdline(pid: int) -> bytes:

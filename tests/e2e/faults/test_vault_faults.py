@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 import time
 
-from .conftest import (assert_each_key_once, assert_tokens_exact, eight_keys, module_result, run_module, run_playbook,
-                       unique)
+from .conftest import assert_each_key_once, assert_tokens_exact, eight_keys, module_result, new_wrapped_key, run_module, run_playbook
 
 MAX_RUNS = 3
 # A line of the lab's request log (server.log) for a vault request answered with (or cut by) an injected fault:
@@ -63,20 +62,7 @@ def test_fleet_transfer_under_30_percent_faults_converges_once(fl_lab, fl_fleet,
 
 def test_reset_after_processed_import_creates_one_version(fl_lab, fl_make_token, fl_work):
     """The vault imports the key and the connection drops before the answer: exactly one version, and success."""
-    token = fl_make_token()
-    label, kek = unique("frst"), unique("fkek")
-    env = dict(fl_lab.azure_env, **token.env)
-    gen = module_result(run_module(fl_work, "hsm_keygen", dict(token.pkcs11_args(), label=label, key_type="RSA",
-                                                               key_size=2048), env=env))
-    assert not gen.get("failed"), gen
-    kek_pem = str(fl_work.path / "kek.pem")
-    fetched = module_result(run_module(fl_work, "byok_kek_fetch", dict(fl_lab.azure_args(), name=kek, key_size=2048,
-                                                                       dest=kek_pem), env=env))
-    assert not fetched.get("failed"), fetched
-    byok = str(fl_work.path / ("%s.byok" % label))
-    wrapped = module_result(run_module(fl_work, "byok_wrap", dict(token.pkcs11_args(), label=label, dest=byok,
-                                                                  kek_file=kek_pem, kek_kid=fetched["kid"]), env=env))
-    assert not wrapped.get("failed"), wrapped
+    label, byok, gen, env = new_wrapped_key(fl_lab, fl_make_token(), fl_work, "frst")
 
     injected_before = fl_lab.faults_state()["injected"].get("reset", 0)
     fl_lab.faults(next=["reset"], method="PUT")
