@@ -35,7 +35,7 @@ ARGUMENT_SPEC = dict(
 ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
 #: byok_* variables that are declared elsewhere than the role being planned (other roles, outputs of the roles)
 OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', 'byok_expected_kek_fingerprints',
-                  'byok_expected_bundle_digests', 'byok_airgap_unauthenticated', 'byok_bundle_seal', 'byok_bundle_check',
+                  'byok_expected_bundle_digests', 'byok_airgap_unauthenticated',
                   'byok_plan', 'byok_transfer_report',
                   # what the transfer role registers on its hosts (seen by a later serial batch's plan): its key records
                   'byok_read', 'byok_contact', 'byok_kek', 'byok_hsm', 'byok_imported', 'byok_sealed', 'byok_records',

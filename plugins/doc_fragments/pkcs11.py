@@ -45,15 +45,6 @@ options:
     type: str
     default: auto
     choices: [auto, luna, nshield, softhsm, generic]
-  environment:
-    description:
-      - Environment variables the PKCS#11 library needs (for example C(SOFTHSM2_CONF), C(ChrystokiConfigurationPath) or C(CKNFAST_*)),
-        set in the module's own process before the library is loaded.
-      - They travel with the module's arguments, not on the command line that starts the module, as the task keyword C(environment)
-        would put them; its C(PKCS11_MODULE) and C(PKCS11_TOKEN_LABEL) serve when O(pkcs11_module) and O(token_label) are
-        not set.
-      - 'C(PKCS11_USER_PIN) is refused here, since these values are not secret: give the PIN as O(user_pin).'
-    type: dict
   lock_timeout:
     description:
       - Seconds to wait while another run on this host works with the same token, before failing with a message that names

@@ -326,19 +326,28 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     return out, checker.problems
 
 
+#: parts of an environment variable's name (split at _) that say it holds a secret
+SECRET_NAME_PARTS = ('PIN', 'PASSWORD', 'PASSWD', 'PASSPHRASE', 'SECRET')
+#: where the environment of the HSM steps is seen (the task keyword environment prefixes it to the module's command)
+_ENV_SEEN = 'the environment of the HSM steps is put on the command line that starts each module (ps on the HSM host, -vvv)'
+
+
 def _check_environment(checker, environment):
-    """byok_hsm_environment: variable names with plain values, and no PIN (the HSM step refuses it: it is no secret)."""
+    """byok_hsm_environment: variable names with one plain value each, and no secret (it is on a command line)."""
     if not _ok(environment) or not isinstance(environment, dict):
         return
     var = user_terms.HOST_ENVIRONMENT_VAR
     for name, value in sorted(environment.items(), key=lambda kv: str(kv[0])):
         path = '%s.%s' % (var, name)
-        if name == user_terms.OPTION_ENVIRONMENT['user_pin']:
-            checker.problem(path, 'the PIN does not belong in the environment of the HSM steps, which is not kept secret; '
-                                  'remove it and set byok_user_pin (from Ansible Vault, or a lookup of the variable)')
-        elif not user_terms.ENV_NAME_RE.match(str(name)):
+        if not user_terms.ENV_NAME_RE.match(str(name)):
             checker.problem(var, '%s is not an environment variable name; use letters, digits and _ (not first a digit)'
                             % show(name))
+        elif name == user_terms.OPTION_ENVIRONMENT['user_pin']:
+            checker.problem(path, '%s; remove the PIN from it and set byok_user_pin (from Ansible Vault, or a lookup of '
+                                  'the variable)' % _ENV_SEEN)
+        elif set(str(name).upper().split('_')) & set(SECRET_NAME_PARTS):
+            checker.problem(path, 'names a secret, and %s; keep secrets out of it (the token PIN goes in byok_user_pin)'
+                            % _ENV_SEEN)
         elif isinstance(value, (dict, list)):
             checker.problem(path, 'is %s; give the variable one value (a string or a number)' % kind_of(value))
 

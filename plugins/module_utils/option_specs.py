@@ -7,7 +7,7 @@ Every HSM-side module takes the same PKCS#11 options (library, token label, seri
 every role that reaches an HSM repeats them as its own variables (byok_token_label, luna_token_label, ...) with the
 wrap method and the regenerate policy.  This file is their one declaration:
 
-- module_argument_spec(): the options of the HSM modules (pkcs11_token.HsmModule), which applies their environment;
+- module_argument_spec(): the options of the HSM modules (pkcs11_token.HsmModule);
 - MODULE_OPTIONS: their documentation, which scripts/gen-specs.py writes into the pkcs11 doc fragment;
 - role_options(role): the variables of a role, which scripts/gen-specs.py writes into the generated sections of
   roles/ROLE/meta/argument_specs.yml and roles/ROLE/defaults/main.yml;
@@ -80,18 +80,6 @@ MODULE_OPTIONS = (
             'and quirks.',
             'V(auto) recognises the vendor from the token\'s manufacturer and falls back to V(generic), which serves any '
             'PKCS#11 HSM (Utimaco, Securosys, Fortanix, Marvell, IBM, Futurex, Yubico, ...).',
-        ],
-    }),
-    ('environment', {
-        'type': 'dict',
-        'no_log': False,
-        'description': [
-            'Environment variables the PKCS#11 library needs (for example C(SOFTHSM2_CONF), C(ChrystokiConfigurationPath) or '
-            'C(CKNFAST_*)), set in the module\'s own process before the library is loaded.',
-            'They travel with the module\'s arguments, not on the command line that starts the module, as the task keyword '
-            'C(environment) would put them; its C(PKCS11_MODULE) and C(PKCS11_TOKEN_LABEL) serve when O(pkcs11_module) and '
-            'O(token_label) are not set.',
-            'C(PKCS11_USER_PIN) is refused here, since these values are not secret: give the PIN as O(user_pin).',
         ],
     }),
     ('lock_timeout', {

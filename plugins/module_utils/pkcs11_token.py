@@ -52,28 +52,6 @@ class HsmModule(ByokModule):
     def __init__(self, argument_spec, **kwargs):
         libraries = [('python-pkcs11', PKCS11_IMPORT_ERROR), ('cryptography', ki.CRYPTOGRAPHY_IMPORT_ERROR)]
         super(HsmModule, self).__init__(argument_spec, common=pkcs11_argument_spec(), requirements=libraries, **kwargs)
-        self.guard(self._apply_environment, self.params.get('environment') or {})
-
-    def _apply_environment(self, environment):
-        """The option environment set in this process, before any library is loaded; its PKCS11_* for the options not
-        given (as the environment fallbacks of the options would have taken them)."""
-        pin = environment.get(user_terms.OPTION_ENVIRONMENT['user_pin'])
-        if pin not in (None, ''):
-            self.module.no_log_values.add(str(pin))
-            raise ByokError('environment sets %s, a secret in a place that is not: give the PIN as user_pin instead'
-                            % user_terms.OPTION_ENVIRONMENT['user_pin'])
-        for name, value in environment.items():
-            if not user_terms.ENV_NAME_RE.match(str(name)) or isinstance(value, (dict, list)):
-                raise ByokError('environment.%s is not a variable with a value (%s); give NAME: value pairs, for example '
-                                'SOFTHSM2_CONF: /etc/softhsm/softhsm2.conf' % (name, type(value).__name__))
-        for name, value in environment.items():
-            if value is None:
-                os.environ.pop(str(name), None)
-            else:
-                os.environ[str(name)] = str(value)
-        for option, variable in user_terms.OPTION_ENVIRONMENT.items():
-            if self.params.get(option) in (None, '') and environment.get(variable) not in (None, ''):
-                self.params[option] = str(environment[variable])
 
     def options_from_environment(self):
         """The PKCS#11 options whose value came from the environment (PKCS11_*), not from the task's arguments."""

@@ -28,6 +28,7 @@ description:
 author:
   - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.action_plugin
 options:
   dir:

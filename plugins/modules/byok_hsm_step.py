@@ -40,6 +40,7 @@ description:
 extends_documentation_fragment:
   - byok.keyvault.bundle
   - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 attributes:
   check_mode:

@@ -19,6 +19,7 @@ description:
   - Only Key Vault Premium and Managed HSM can hold a KEK.
 extends_documentation_fragment:
   - byok.keyvault.azure
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.no_diff
 options:
   name:

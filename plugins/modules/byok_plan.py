@@ -42,6 +42,7 @@ description:
 author:
   - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.action_plugin
   - byok.keyvault.attributes.info_module
 options:

@@ -37,6 +37,7 @@ description:
 extends_documentation_fragment:
   - byok.keyvault.bundle
   - byok.keyvault.azure
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 attributes:
   check_mode:

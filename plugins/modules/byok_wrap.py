@@ -26,6 +26,7 @@ description:
     no key material); it makes the module idempotent and lets M(byok.keyvault.keyvault_import) derive the key type.
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.no_diff
 attributes:
   idempotent:

@@ -22,6 +22,7 @@ description:
     label and the reason in RV(keys[].error).
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.info_module
 options:
   labels:

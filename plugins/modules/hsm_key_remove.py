@@ -21,6 +21,7 @@ description:
     HSM.
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.no_diff
 attributes:
   check_mode:

@@ -25,6 +25,7 @@ description:
   - Give one key with O(label) or several with O(keys); several keys share one login.
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 options:
   label:
@@ -87,7 +88,7 @@ EXAMPLES = r'''
     key_type: RSA
     key_size: 3072
 
-- name: Generate several keys with one login (PKCS11_* environment variables select the token)
+- name: Generate several keys with one login (PKCS11_* environment variables select the token; the PIN stays an option)
   byok.keyvault.hsm_keygen:
     keys:
       - label: app-ec
@@ -96,10 +97,10 @@ EXAMPLES = r'''
       - label: app-aes
         key_type: oct
         key_size: 256
-  environment:
+    user_pin: "{{ vault_pin }}"
+  environment:  # never a secret here: the task keyword puts each value on the command line that starts the module
     PKCS11_MODULE: /usr/lib/softhsm/libsofthsm2.so
     PKCS11_TOKEN_LABEL: byok
-    PKCS11_USER_PIN: "{{ vault_pin }}"
 '''
 
 RETURN = r'''

@@ -22,6 +22,7 @@ description:
   - The byok.keyvault.transfer role runs it after the import when C(byok_hsm_seal_after_transfer) is true.
 extends_documentation_fragment:
   - byok.keyvault.pkcs11
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 attributes:
   check_mode:

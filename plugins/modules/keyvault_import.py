@@ -23,6 +23,7 @@ description:
   - The import request is never resent blindly; after a failure the vault is checked for the key first.
 extends_documentation_fragment:
   - byok.keyvault.azure
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.full
 attributes:
   check_mode:

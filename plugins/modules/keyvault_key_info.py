@@ -16,6 +16,7 @@ description:
     the public part) and number of versions. Used by the transfer role to decide which HSM keys still need to move.
 extends_documentation_fragment:
   - byok.keyvault.azure
+  - byok.keyvault.attributes
   - byok.keyvault.attributes.info_module
 options:
   vault_url:

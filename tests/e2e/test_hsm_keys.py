@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import PYTHON, ROOT, TRANSFER_PLAYBOOK, VENV_BIN, testing, unique
+from conftest import ROOT, TRANSFER_PLAYBOOK, testing, unique
 
 HSM_KEYS_PLAYBOOK = ROOT / "playbooks" / "hsm_keys.yml"
 
@@ -115,20 +115,3 @@ def test_remove_module_refuses_a_key_that_is_not_the_listed_one(lab, make_token,
                                                                          "fingerprint": listed["fingerprint"]}]),
                        env=token.env, check=True)
     assert not check.failed and check.changed and labels_on(token) == [label], str(check)
-
-
-def test_the_environment_option_reaches_the_library_and_refuses_a_pin(make_token, run_module, base_env, tmp_path):
-    token = make_token()
-    # SoftHSM2 finds this token only through its SOFTHSM2_CONF, given here as the option, not in the process environment
-    assert "SOFTHSM2_CONF" in token.env
-    without = run_module("hsm_key_info", token.pkcs11_args())
-    assert without.failed, str(without)
-    listed = run_module("hsm_key_info", dict(token.pkcs11_args(), environment=token.env))
-    assert not listed.failed and listed.result["token"]["label"] == token.label, str(listed)
-    # a PIN in the environment option is refused (the option is not secret), and not shown
-    pin = "e%s" % "".join(reversed(token.pin))  # not the user_pin's value, which no_log masks anyway
-    args = dict(token.pkcs11_args(), environment=dict(token.env, PKCS11_USER_PIN=pin))
-    # at -vvv, where the result shows the module's arguments (the task's own command line is this test's, not a run's)
-    refused = testing.run_module(base_env, tmp_path, "hsm_key_info", args, verbosity=3, python=PYTHON, bin_dir=VENV_BIN)
-    assert refused.rc != 0 and "environment sets PKCS11_USER_PIN" in refused.stdout, refused.output
-    assert "module_args" in refused.stdout and pin not in refused.stdout, refused.stdout

@@ -291,14 +291,18 @@ def test_null_attributes_are_not_stated_and_destroy_with_rotate_after_is_refused
     assert line.startswith('hsm1: byok_keys[0] (app-rsa).destroy_hsm_key: is true for a key with rotate_after'), line
 
 
-def test_the_hsm_environment_takes_variable_names_with_one_value_and_no_pin():
-    environment = {'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1,
-                   'PKCS11_USER_PIN': '1234', '9LIVES': 'x', 'NESTED': {'a': 'b'}}
+def test_the_hsm_environment_takes_variable_names_with_one_value_and_no_secret():
+    environment = {'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1, 'PKCS11_TOKEN_LABEL': 'byok',
+                   'PKCS11_USER_PIN': '1234', 'HSM_Password': 'x', '9LIVES': 'x', 'NESTED': {'a': 'b'}}
+    seen = 'the environment of the HSM steps is put on the command line that starts each module (ps on the HSM host, -vvv)'
     assert lines(byok_hsm_environment=environment) == [
         "hsm1: byok_hsm_environment: '9LIVES' is not an environment variable name; use letters, digits and _ (not first a "
         "digit)",
+        'hsm1: byok_hsm_environment.HSM_Password: names a secret, and %s; keep secrets out of it (the token PIN goes in '
+        'byok_user_pin)' % seen,
         'hsm1: byok_hsm_environment.NESTED: is a dictionary; give the variable one value (a string or a number)',
-        'hsm1: byok_hsm_environment.PKCS11_USER_PIN: the PIN does not belong in the environment of the HSM steps, which is not '
-        'kept secret; remove it and set byok_user_pin (from Ansible Vault, or a lookup of the variable)',
+        'hsm1: byok_hsm_environment.PKCS11_USER_PIN: %s; remove the PIN from it and set byok_user_pin (from Ansible Vault, '
+        'or a lookup of the variable)' % seen,
     ]
-    assert lines(byok_hsm_environment={'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1}) == []
+    assert lines(byok_hsm_environment={'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1,
+                                       'ChrystokiConfigurationPath': '/etc', 'PKCS11_TOKEN_LABEL': 'byok'}) == []
