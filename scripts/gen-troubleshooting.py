@@ -475,27 +475,18 @@ def generate():
             for message, (kinds, wheres) in merged.items():
                 _entry(lines, message, kinds, wheres)
 
-    lines.append("## PKCS#11 return codes")
-    lines.append("")
-    lines.append("The text after \"PKCS#11 %s failed:\" for the return codes the collection knows (`_FIX` in"
-                 % PLACEHOLDER)
-    lines.append("`plugins/module_utils/pkcs11_session.py`); python-pkcs11 names the exception after the CKR_ code.")
-    lines.append("")
-    lines.append("| python-pkcs11 exception | message (cause, then fix) |")
-    lines.append("|---|---|")
-    for name, text in tables.get("fix", {}).items():
-        lines.append("| `%s` | %s |" % (name, _md(text)))
-    lines.append("")
-    lines.append("## Permissions for a 403")
-    lines.append("")
-    lines.append("What \"the identity ... may not ...; grant it ...\" asks for, by operation (`PERMISSION_HINT` in")
-    lines.append("`plugins/module_utils/azure_errors.py`).")
-    lines.append("")
-    lines.append("| operation | grant |")
-    lines.append("|---|---|")
-    for name, text in tables.get("perm", {}).items():
-        lines.append("| %s | %s |" % (name, _md(text)))
-    lines.append("")
+    for title, intro, header, key, cell in (
+            ("PKCS#11 return codes",
+             ["The text after \"PKCS#11 %s failed:\" for the return codes the collection knows (`_FIX` in" % PLACEHOLDER,
+              "`plugins/module_utils/pkcs11_session.py`); python-pkcs11 names the exception after the CKR_ code."],
+             "| python-pkcs11 exception | message (cause, then fix) |", "fix", "| `%s` | %s |"),
+            ("Permissions for a 403",
+             ["What \"the identity ... may not ...; grant it ...\" asks for, by operation (`PERMISSION_HINT` in",
+              "`plugins/module_utils/azure_errors.py`)."],
+             "| operation | grant |", "perm", "| %s | %s |")):
+        lines.extend(["## %s" % title, ""] + intro + ["", header, "|---|---|"])
+        lines.extend(cell % (name, _md(text)) for name, text in tables.get(key, {}).items())
+        lines.append("")
     lines.append("## Roles")
     lines.append("")
     lines.append("Messages of the roles' own checks (`ansible.builtin.fail` / `ansible.builtin.assert`).")
