@@ -326,8 +326,6 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     return out, checker.problems
 
 
-#: parts of an environment variable's name (split at _) that say it holds a secret
-SECRET_NAME_PARTS = ('PIN', 'PASSWORD', 'PASSWD', 'PASSPHRASE', 'SECRET')
 #: where the environment of the HSM steps is seen (the task keyword environment prefixes it to the module's command)
 _ENV_SEEN = 'the environment of the HSM steps is put on the command line that starts each module (ps on the HSM host, -vvv)'
 
@@ -345,7 +343,7 @@ def _check_environment(checker, environment):
         elif name == user_terms.OPTION_ENVIRONMENT['user_pin']:
             checker.problem(path, '%s; remove the PIN from it and set byok_user_pin (from Ansible Vault, or a lookup of '
                                   'the variable)' % _ENV_SEEN)
-        elif set(str(name).upper().split('_')) & set(SECRET_NAME_PARTS):
+        elif user_terms.secret_variables({name: value}):
             checker.problem(path, 'names a secret, and %s; keep secrets out of it (the token PIN goes in byok_user_pin)'
                             % _ENV_SEEN)
         elif isinstance(value, (dict, list)):

@@ -34,6 +34,13 @@ HOST_OPTION_VARS = {'user_pin': 'byok_user_pin', 'token_label': 'byok_token_labe
 HOST_ENVIRONMENT_VAR = 'byok_hsm_environment'
 #: a name an environment option or variable may set (a shell variable's name)
 ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*\Z')
+#: parts of an environment variable's name (split at _, any case) that say it holds a secret
+SECRET_NAME_PARTS = ('PIN', 'PASSWORD', 'PASSWD', 'PASSPHRASE', 'SECRET')
+
+
+def secret_variables(environment):
+    """The names of an environment (a dict) that say they hold a secret (PKCS11_USER_PIN, HSM_PASSWORD, ...), sorted."""
+    return sorted(str(name) for name in (environment or {}) if set(str(name).upper().split('_')) & set(SECRET_NAME_PARTS))
 
 
 def _names_re(names):

@@ -11,6 +11,8 @@ includes its vendor role, the controller imports the .byok files of the hosts th
     luna72        roles/luna, firmware 7.2: refused, naming 7.3; nothing generated
     luna73        roles/luna, firmware 7.3, RSA-4096: refused, naming 7.4; nothing generated
     nshieldlegacy roles/nshield with nshield_legacy_method: refused (30 June 2021, the current method); nothing run
+    nshieldpin    roles/nshield with PKCS11_USER_PIN in nshield_environment: refused (the task keyword environment puts
+                  it on a command line); nothing run
     nshield       roles/nshield on SoftHSM: two-step wrap (no combined mechanism without the shim)
     generic       roles/generic_pkcs11, profile auto on SoftHSM: two_step and the zero-padding warning
 """
@@ -80,6 +82,7 @@ HOSTS = {
     "luna72": ("byok.keyvault.luna", [("EC", "P-256")], "firmware"),
     "luna73": ("byok.keyvault.luna", [("RSA", 4096)], "rsa4096"),
     "nshieldlegacy": ("byok.keyvault.nshield", [("EC", "P-256")], "legacy"),
+    "nshieldpin": ("byok.keyvault.nshield", [("EC", "P-256")], "secret"),
     "nshield": ("byok.keyvault.nshield", [("RSA", 2048)], "ok"),
     "generic": ("byok.keyvault.generic_pkcs11", [("EC", "P-256"), ("RSA", 2048)], "ok"),
 }
@@ -115,6 +118,8 @@ def _host_vars(host, role, token, keys, work: Path, chrystoki: Path):
             "nshield_byok_dir": out_dir})
         if host == "nshieldlegacy":
             common["nshield_legacy_method"] = "KeyTransferRemote"
+        if host == "nshieldpin":
+            common["nshield_environment"]["PKCS11_USER_PIN"] = token.pin
     else:
         common.update({
             "generic_pkcs11_vendor": "auto", "generic_pkcs11_module": SOFTHSM_LIB,
@@ -168,7 +173,7 @@ def _import_result(run):
 
 def test_first_run_outcome_per_host(vendor_runs):
     run = vendor_runs["first"]
-    assert run.rc != 0, "three hosts must fail:\n%s" % run  # the refusals
+    assert run.rc != 0, "four hosts must fail:\n%s" % run  # the refusals
     problems = []
     for host, (_role, _specs, outcome) in HOSTS.items():
         counts = run.recap.get(host) or {}
@@ -211,6 +216,18 @@ def test_nshield_legacy_method_refused(vendor_runs):
     assert not _results(run, "nshieldlegacy", "Preflight") and not _results(run, "nshieldlegacy", "Report the PKCS#11"), \
         "the legacy host went on after the refusal"
     assert vendor_runs["tokens"]["nshieldlegacy"].objects() == []
+
+
+def test_a_pin_in_the_vendor_environment_is_refused_before_anything_runs(vendor_runs):
+    run = vendor_runs["first"]
+    failure = failure_of(run.output, "nshieldpin")
+    msg = failure["result"].get("msg", "")
+    assert "Refuse a secret in the environment" in failure["task"], failure
+    assert "nshield_environment sets PKCS11_USER_PIN" in msg and "nshield_user_pin" in msg, msg
+    assert not _results(run, "nshieldpin", "Preflight") and not _results(run, "nshieldpin", "Report"), \
+        "the host went on after the refusal"
+    assert vendor_runs["tokens"]["nshieldpin"].objects() == []
+    assert vendor_runs["tokens"]["nshieldpin"].pin not in run.output
 
 
 def test_preflight_reports_skipped_vendor_tools(vendor_runs):

@@ -71,3 +71,11 @@ def test_the_filter_of_the_transfer_role_says_a_message_in_inventory_terms_on_on
     say = FilterModule().filters()['byok_inventory_terms']
     assert say("user_pin was refused by the token;\n  check user_pin") == \
         "byok_user_pin was refused by the token; check byok_user_pin"
+
+
+def test_secret_variables_are_the_names_with_a_secret_word_as_a_part():
+    environment = {'PKCS11_USER_PIN': '1', 'hsm_password': '2', 'CKNFAST_PASSPHRASE_X': '3', 'MY_SECRET': '4', 'PASSWD': '5',
+                   'SOFTHSM2_CONF': '/x', 'PINNED_CPU': '0', 'SPIN': '1', 'PKCS11_TOKEN_LABEL': 'byok', 'ChrystokiConfigurationPath': '/etc'}
+    assert user_terms.secret_variables(environment) == ['CKNFAST_PASSPHRASE_X', 'MY_SECRET', 'PASSWD', 'PKCS11_USER_PIN',
+                                                        'hsm_password']
+    assert user_terms.secret_variables({}) == [] and user_terms.secret_variables(None) == []
