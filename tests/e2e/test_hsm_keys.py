@@ -115,3 +115,13 @@ def test_remove_module_refuses_a_key_that_is_not_the_listed_one(lab, make_token,
                                                                          "fingerprint": listed["fingerprint"]}]),
                        env=token.env, check=True)
     assert not check.failed and check.changed and labels_on(token) == [label], str(check)
+
+
+def test_a_pin_in_the_hsm_environment_is_refused_before_the_token_is_opened(lab, make_token, run_playbook, tmp_path):
+    token = make_token()
+    host = dict(testing.token_vars(token, []), byok_hsm_environment=dict(token.env, PKCS11_USER_PIN=token.pin))
+    inventory = testing.write_inventory(tmp_path / "inventory.yml", {"hsm1": host}, testing.lab_vaults(lab.env, unique("tc-kek")),
+                                        testing.lab_azure(lab.env), tmp_path / "manifests")
+    run = run_playbook(HSM_KEYS_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert run.rc != 0 and "byok_hsm_environment sets PKCS11_USER_PIN" in run.output, str(run)
+    assert "List the private and secret keys" not in run.output and token.pin not in run.output, str(run)
