@@ -112,6 +112,13 @@ def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto', known=No
         return result
 
 
+def listing(token, count):
+    """known(spec) for ensure_key: for more than one key the token is listed once (index()) and each key's objects taken
+    from the listing; for one key, None (ensure_key searches the label itself)."""
+    index = token.index() if count > 1 else None
+    return lambda spec: None if index is None else token.indexed(index, spec['label'], spec['key_id'])
+
+
 @contextlib.contextmanager
 def _no_lock():
     yield
@@ -257,6 +264,13 @@ def item_keks(p, items):
     return keks, out
 
 
+def warn_zero_padding(hsm, info, mechanism, which):
+    """The warning for the .byok files (which) that a zero-padding mechanism of the token wrapped (or would wrap)."""
+    hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s %s carry 1-7 "
+                    "zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and strict PKCS#8 "
+                    "parsers refuse" % (info['label'], mechanism, which, 'would' if hsm.check_mode else 'can'))
+
+
 def wrap_request(hsm):
     """byok_wrap's run over its input shapes (one key under kek_kid, keys under kek_kid, keys each naming a KEK of keks),
     as the module's result.  Everything that can be checked without the HSM is checked first (failing the module)."""
@@ -285,10 +299,7 @@ def wrap_request(hsm):
         files = sorted(set(dest for dest, _label in keys if dest))
         labels = sorted(set(label for dest, label in keys if not dest))
         which = ', '.join(['the .byok file %s' % f for f in files] + ['the .byok of HSM key %s' % k for k in labels])
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s %s "
-                        "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
-                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which,
-                                                          'would' if hsm.check_mode else 'can'))
+        warn_zero_padding(hsm, info, mechanism, which)
     if single:
         return hsm.outcome(results, True, token=info)
     extra = {'kek_kid': p['kek_kid']} if p['kek_kid'] else {}
@@ -325,12 +336,10 @@ def keygen_request(hsm):
     token = hsm.open_token()
     warnings = []
 
-    # many keys: the token listed once, not searched once per key
-    index = hsm.guard(token.index) if len(specs) > 1 else None
+    known = hsm.guard(listing, token, len(specs))
 
     def one(spec):
-        known = None if index is None else token.indexed(index, spec['label'], spec['key_id'])
-        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'], known=known)
+        r = ensure_key(token, spec, p['regenerate'], hsm.check_mode, p['wrap_method'], known=known(spec))
         if r.get('warning'):
             warnings.append(r['warning'])
         return r
@@ -496,12 +505,11 @@ def _ensure_keys(hsm, token, records, check_mode, warnings, found=None):
     out = {}
     items = record.hsm_keys(records, contact=check_mode)
     progress = Progress('contact' if check_mode and hsm.params['step'] == 'contact' else 'keygen', hsm.speaks_for, len(items))
-    index = token.index() if len(items) > 1 else None
+    known = listing(token, len(items))
     for item in items:
         spec = key_spec(item)
         try:
-            r = ensure_key(token, spec, hsm.params['regenerate'], check_mode, hsm.params['wrap_method'],
-                           known=None if index is None else token.indexed(index, spec['label'], spec['key_id']))
+            r = ensure_key(token, spec, hsm.params['regenerate'], check_mode, hsm.params['wrap_method'], known=known(spec))
         except ByokError as exc:
             out[item['label']] = {'failed': True, 'msg': hsm.plain_message(exc)}
             continue
@@ -609,10 +617,7 @@ def hsm_step_request(hsm):
     for mechanism, labels in sorted(padded.items()):
         which = ('the .byok of HSM key %s' % ', '.join(sorted(labels)) if not staged else ', '.join(
             'the .byok file %s' % bundle_file(staged, r) for r in records if r['label'] in labels and record.ok(r, 'wrap')))
-        hsm.module.warn("token '%s' zero-pads what %s wraps to a multiple of 8 bytes (its test wrap showed it): %s %s "
-                        "carry 1-7 zero bytes after the key's PKCS#8 encoding, which OpenSSL-based unwrappers accept and "
-                        "strict PKCS#8 parsers refuse" % (info['label'], mechanism, which,
-                                                          'would' if hsm.check_mode else 'can'))
+        warn_zero_padding(hsm, info, mechanism, which)
     changed = any(k.get('changed') for k in keys.values() if not k.get('failed')) and not contact
     failures = ['%s: %s' % (label, k['msg']) for label, k in keys.items() if k.get('failed')]
     failures += ['%s (KEK %s): %s' % (label, kid, w['msg']) for (label, kid), w in wraps.items() if w.get('failed')]
