@@ -55,6 +55,16 @@ def option_spec():
                                           unauthenticated=dict(type='bool', default=False)))
 
 
+def wrapped_dir(host, vault=None):
+    """The bundle's folder of an HSM host's seal (wrapped/HOST), or of its keys for one vault (wrapped/HOST/VAULT)."""
+    return 'wrapped/%s' % host if vault is None else 'wrapped/%s/%s' % (host, vault)
+
+
+def wrapped_file(host, vault, name):
+    """Where in the bundle stage 2 writes the .byok of a vault key (wrapped/HOST/VAULT/NAME.byok)."""
+    return '%s/%s.byok' % (wrapped_dir(host, vault), name)
+
+
 class BundleError(ByokError):
     """The bundle cannot be used (an unsafe folder, a damaged seal); one line."""
 
@@ -138,7 +148,7 @@ def seal_records(bundle_dir, host, records, check_mode):
     check_mode.
     """
     data = seal_bytes(host, records)
-    relative = 'wrapped/%s' % host
+    relative = wrapped_dir(host)
     path = os.path.join(bundle_dir, relative, SEAL_NAME)
     changed = False
     if not check_mode:
@@ -215,7 +225,7 @@ def read_kek(bundle_dir, vault):
 
 def write_wrapped(bundle_dir, host, vault, name, content, meta):
     """Stage 2: wrapped/HOST/VAULT/NAME.byok (0600, atomic) and its metadata file; the SHA-256 of the .byok as read back."""
-    relative = 'wrapped/%s/%s' % (host, vault)
+    relative = wrapped_dir(host, vault)
     path = os.path.join(bundle_dir, relative, '%s.byok' % name)
     _write(path, content, 0o600)
     _write(byok_file.sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True).encode('utf-8') + b'\n', 0o600)
@@ -248,7 +258,7 @@ def verify(bundle_dir, entries, digests, unauthenticated):
         mine = [e for e in entries if e['host'] == host]
         records, found, message = None, None, None
         try:
-            data = read_file(bundle_dir, 'wrapped/%s' % host, SEAL_NAME)
+            data = read_file(bundle_dir, wrapped_dir(host), SEAL_NAME)
         except owned_dir.UnsafeDirectory as exc:
             if not exc.missing:
                 raise BundleError(unsafe_message(exc, bundle_dir))
@@ -310,9 +320,9 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
     out = dict(entry, ready=False, msg=message, hsm_fingerprint=None, byok_sha256=None, seal_digest=found)
     if message:
         return out
-    where = 'wrapped/%s/%s/%s.byok' % (host, vault, name)
+    where = wrapped_file(host, vault, name)
     try:
-        data = read_file(bundle_dir, 'wrapped/%s/%s' % (host, vault), '%s.byok' % name)
+        data = read_file(bundle_dir, wrapped_dir(host, vault), '%s.byok' % name)
         sha = hashlib.sha256(data).hexdigest()
     except owned_dir.UnsafeDirectory as exc:
         if not exc.missing:

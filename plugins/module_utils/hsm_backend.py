@@ -573,7 +573,7 @@ def hsm_step_request(hsm):
             hsm.fail('bundle goes with step=transfer and the records of one HSM host (stage 2 of the staged flow)')
         # the KEKs from the bundle, each verified against its fingerprint carried out of band, before any HSM work
         hsm.guard(staged_keks, hsm, records)
-        hsm.guard(bundle.prepare, staged['path'], ['wrapped/%s/%s' % (r['host'], r['vault']) for r in records], True,
+        hsm.guard(bundle.prepare, staged['path'], [bundle.wrapped_dir(r['host'], r['vault']) for r in records], True,
                   hsm.check_mode)
     if p['step'] == 'finish':
         return finish_records(hsm, records)
@@ -697,7 +697,7 @@ def staged_keks(hsm, records):
 
 
 def bundle_file(staged, rec):
-    return '%s/wrapped/%s/%s/%s.byok' % (staged['path'].rstrip('/'), rec['host'], rec['vault'], rec['name'])
+    return '%s/%s' % (staged['path'].rstrip('/'), bundle.wrapped_file(rec['host'], rec['vault'], rec['name']))
 
 
 def write_bundle(staged, records, wraps, check_mode):
@@ -718,9 +718,9 @@ def write_bundle(staged, records, wraps, check_mode):
     host = record.hosts_of(records)[0] if records else None
     result = bundle.seal_records(staged['path'], host, sealed, check_mode)
     if check_mode:  # what the run would do for each key, before the line that says nothing was written
-        result['lines'][:0] = ['%s/%s/%s: HSM key %s %s, would be wrapped into wrapped/%s/%s/%s.byok' % (
-            rec['host'], rec['vault'], rec['name'], rec['label'], _would(record.step(rec, 'keygen')), rec['host'], rec['vault'],
-            rec['name']) for rec in records if record.action(rec) == decisions.IMPORT]
+        result['lines'][:0] = ['%s/%s/%s: HSM key %s %s, would be wrapped into %s' % (
+            rec['host'], rec['vault'], rec['name'], rec['label'], _would(record.step(rec, 'keygen')),
+            bundle.wrapped_file(rec['host'], rec['vault'], rec['name'])) for rec in records if record.action(rec) == decisions.IMPORT]
     return result
 
 

@@ -23,6 +23,7 @@ import math
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import attributes
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
@@ -762,7 +763,7 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
                                 verify_signature=bool(values.get('byok_verify_signature')),
                                 # the attributes the inventory states: kept as declared; the others are left as they are
                                 stated=[f for f in record.STATED if raw.get(f) is not None],
-                                bundle_file='wrapped/%s/%s/%s.byok' % (host, k.get('vault'), k.get('name'))))
+                                bundle_file=bundle.wrapped_file(host, k.get('vault'), k.get('name'))))
         plan['hosts'][host] = {'keys': entries, 'hsm_keys': _hsm_keys(entries), 'vaults': sorted(set(e['vault'] for e in entries)),
                                'regenerate': values.get('byok_regenerate') or 'fail'}
         plan['controller'] = plan['controller'] or values.get('byok_controller')
