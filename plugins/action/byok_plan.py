@@ -24,6 +24,7 @@ from ansible_collections.byok.keyvault.plugins.action.byok_manifest import manif
 
 from ansible_collections.byok.keyvault.plugins.module_utils import inventory
 from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
+from ansible_collections.byok.keyvault.plugins.module_utils import record
 
 ARGUMENT_SPEC = dict(
     hosts=dict(type='list', elements='str'),
@@ -35,14 +36,9 @@ ARGUMENT_SPEC = dict(
 ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
 #: byok_* variables that are declared elsewhere than the role being planned (other roles, outputs of the roles)
 OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', 'byok_expected_kek_fingerprints',
-                  'byok_expected_bundle_digests', 'byok_airgap_unauthenticated',
-                  'byok_plan', 'byok_transfer_report',
-                  # what the transfer role registers on its hosts (seen by a later serial batch's plan): its key records
-                  'byok_read', 'byok_contact', 'byok_kek', 'byok_hsm', 'byok_imported', 'byok_sealed', 'byok_records',
-                  # the staged fetch's KEK step
-                  'byok_keks', 'byok_kek_vaults', 'byok_kek_dest',
+                  'byok_expected_bundle_digests', 'byok_airgap_unauthenticated', 'byok_transfer_report',
                   # what the audit (playbook verify) registers
-                  'byok_audit')
+                  'byok_audit') + record.REGISTERS  # the key records the steps register (a later serial batch sees them)
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
 
 
