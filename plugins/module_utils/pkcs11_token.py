@@ -89,7 +89,7 @@ class HsmModule(ByokModule):
         """Fail as ByokModule does, naming PKCS11_* instead of the option where the value came from the environment."""
         if isinstance(exc, ByokError):
             result = dict(self.failure_details(exc), **result)
-        self.module.fail_json(msg=self.message(exc), **result)
+        self.module.fail_json(msg=self.message(exc), **self._with_invocation(result))
 
     def open_token(self, on_failure=None):
         """The opened token of this run; fails the module with a one-line message when it cannot be opened (with the
