@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 name: progress
 type: aggregate
 short_description: Progress of the long steps of a transfer - keys done, rate and estimate, every few seconds
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - While a step of the byok.keyvault roles runs (the vault read, the HSM contact, key generation and wrapping, the
     import), prints a line every O(interval) seconds once the step has run that long - the keys done of all, the rate

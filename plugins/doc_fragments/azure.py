@@ -123,6 +123,7 @@ options:
     type: bool
     default: true
   pacing_share:
+    version_added: 2.0.0
     description:
       - Share of each service limit of O(pacing) this module run may use, more than 0 and at most 1.
       - V(1) uses Azure's numbers in full, which a run alone on the vault may. Lower it when other clients use the vault at

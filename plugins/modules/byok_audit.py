@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: byok_audit
 short_description: Audit the key records of a read-only verify run, and write the audit as JSON and JUnit XML
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - Takes the key records after the vault read and the HSM contact of the playbook byok.keyvault.verify (both read-only)
     and gives each key a row - C(ok), or C(drift) with one finding per difference - the HSM holds no key under the

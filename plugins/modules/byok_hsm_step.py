@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: byok_hsm_step
 short_description: The HSM side of a transfer over key records - contact, generate and wrap, seal
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - The step the byok.keyvault.transfer role runs on each HSM host. It takes the key records of the host (one per key
     and vault, made by the plan and carried from step to step) and returns them with what it did for each key; the report

@@ -51,11 +51,13 @@ options:
     elements: str
     default: []
   hosts_failed:
+    version_added: 2.0.0
     description:
       - HSM hosts that stopped during the transfer, each with the task and message that stopped it; listed in both files.
     type: dict
     default: {}
   started:
+    version_added: 2.0.0
     description:
       - UTC time the run started (ISO 8601), as the transfer role noted it; null when not known.
     type: str

@@ -58,6 +58,7 @@ options:
     type: bool
     default: true
   flow:
+    version_added: 2.0.0
     description:
       - The flow the plan is for. V(staged) also refuses the C(byok_keys) fields an air-gapped run cannot honour
         (C(rotate_after), whose decision needs the vault's version dates on the HSM side).
@@ -109,6 +110,7 @@ plan:
       type: list
       elements: dict
     reads:
+      version_added: 2.0.0
       description: Every vault of C(vaults) with the key names to ask it about - name, vault_url, vault_type and names, the
         items of O(byok.keyvault.keyvault_key_info#module:vaults).
       type: list

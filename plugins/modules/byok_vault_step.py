@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: byok_vault_step
 short_description: The vault side of a transfer over key records - read, KEKs, import
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - The steps the byok.keyvault.transfer role runs on the controller. Each takes key records (one per HSM host, key and
     vault, made by the plan and carried from step to step) and returns them with what it did for each key; the report

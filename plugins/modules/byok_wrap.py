@@ -56,6 +56,7 @@ options:
     type: list
     elements: dict
   keks:
+    version_added: 2.0.0
     description:
       - With O(keys), the KEKs the items name by their C(kek_kid), each with C(kek_kid), C(kek_pem) or C(kek_file), and
         C(kek_fingerprint), as the module options of those names.
@@ -165,6 +166,7 @@ wrap_method:
   type: str
   sample: two_step
 wrap_mechanism:
+  version_added: 2.0.0
   description: The mechanisms of that path, as their test wraps proved them on this token (single-key form); for a kept
     .byok, what its metadata file records.
   returned: when O(label) is given

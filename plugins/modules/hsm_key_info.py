@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: hsm_key_info
 short_description: List the private and secret keys a token holds (label, CKA_ID, type, size or curve, fingerprint or KCV)
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - Lists every private and secret key object stored on the token (CKA_TOKEN true), with its label, CKA_ID, key type, size
     or curve and identity (fingerprint of the public key for RSA and EC, KCV for AES), the same identity

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: hsm_key_remove
 short_description: Remove keys from the token, each only when it is the key that was listed (its fingerprint or KCV)
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - Destroys each given key (its private or secret key object and its public half) on the token. A key is looked up by
     label (and CKA_ID) and removed only when its fingerprint (RSA, EC) or KCV (AES) is the one given, that is the key

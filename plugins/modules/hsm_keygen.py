@@ -67,6 +67,7 @@ options:
     default: fail
     choices: [never, fail, full_idempotence, always]
   wrap_method:
+    version_added: 2.0.0
     description:
       - The wrap path the key will take (as O(byok.keyvault.byok_wrap#module:wrap_method)); a key is generated only when
         that path was proved on this token for its type. V(auto) accepts either path.
@@ -141,6 +142,7 @@ action:
   type: str
   sample: generate
 wrap_mechanism:
+  version_added: 2.0.0
   description: The wrap path proved on this token for the key's type before it was generated (single-key form; only for
     a key generated or to be generated).
   returned: when O(label) is given and a key is generated

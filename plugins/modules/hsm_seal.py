@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: hsm_seal
 short_description: Seal transferred target keys in the HSM (CKA_EXTRACTABLE false), so that nobody can wrap them out
-version_added: 1.0.0
+version_added: 2.0.0
 description:
   - A target key made by M(byok.keyvault.hsm_keygen) is extractable, so that the HSM can wrap it for the transfer. Anyone
     who can log in to the token as its user can therefore wrap it under a key of their own and read it in clear.

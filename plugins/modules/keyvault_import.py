@@ -107,20 +107,25 @@ options:
         type: bool
         default: false
       exportable:
+        version_added: 2.0.0
         description: Import an exportable key (Secure Key Release), as O(exportable).
         type: bool
         default: false
       release_policy:
+        version_added: 2.0.0
         description: The release policy of an exportable key, as O(release_policy).
         type: raw
       release_policy_immutable:
+        version_added: 2.0.0
         description: Make the release policy immutable, as O(release_policy_immutable).
         type: bool
         default: false
       if_current_version:
+        version_added: 2.0.0
         description: Import only while the vault's current version is this one, as O(if_current_version).
         type: str
   vaults:
+    version_added: 2.0.0
     description:
       - Keys for several vaults at once, instead of O(vault_url), O(vault_type), O(name) and O(keys). The vaults are served
         at the same time with one credential, each with up to O(parallel) requests in flight and its own pacing under
@@ -202,6 +207,7 @@ options:
       - The import is skipped when the vault's current version has it, and the imported key is checked against it.
     type: str
   exportable:
+    version_added: 2.0.0
     description:
       - Import the key as exportable (Secure Key Release) - the vault may release it to an attested confidential VM or
         container that O(release_policy) admits. Key Vault Premium takes exportable RSA and EC keys, a Managed HSM also
@@ -211,6 +217,7 @@ options:
     type: bool
     default: false
   release_policy:
+    version_added: 2.0.0
     description:
       - The release policy of an exportable key, in Microsoft's policy grammar (version 1.0.0) - a mapping, JSON text, or
         the path of a JSON file on the host the module runs on.
@@ -220,11 +227,13 @@ options:
       - Sent to the vault as compact JSON with sorted members (content type C(application/json; charset=utf-8)).
     type: raw
   release_policy_immutable:
+    version_added: 2.0.0
     description:
       - Make the release policy immutable; the vault then refuses any change to it for the life of the version.
     type: bool
     default: false
   if_current_version:
+    version_added: 2.0.0
     description:
       - Import only while the vault's current version of O(name) is this version (a rotation decided on it). When the
         current version has changed since, the HSM key is not imported again - the key is kept when the current version
@@ -287,6 +296,7 @@ keys:
   type: list
   elements: dict
 vaults:
+  version_added: 2.0.0
   description: With O(vaults), one entry per vault in order; C(failed) and C(msg) when one of its keys (or the vault) failed.
   returned: when O(vaults) is given
   type: list
@@ -319,6 +329,7 @@ fingerprint:
   returned: when O(name) is given
   type: str
 identity_source:
+  version_added: 2.0.0
   description:
     - Where RV(fingerprint) came from - V(vault-jwk) (the fingerprint of the vault's JWK, RSA and EC), V(vault-kcv) (a KCV the
       vault computed, oct keys whose key_ops and identity allow encrypt) or V(kcv-tag) (only the C(byok-kcv) tag the

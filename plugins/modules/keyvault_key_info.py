@@ -32,6 +32,7 @@ options:
     type: list
     elements: str
   vaults:
+    version_added: 2.0.0
     description:
       - Several vaults at once, read at the same time (each with up to O(parallel) look-ups in flight and its own pacing);
         instead of O(vault_url), O(vault_type) and O(names). One credential serves them all; at most five Key Vault
@@ -120,20 +121,24 @@ keys:
       description: Whether the current version is enabled.
       type: bool
     disabled:
+      version_added: 2.0.0
       description:
         - True when the current version is disabled. Key Vault does not read a disabled version (403 KeyDisabled); its
           facts then come from its versions list, without C(fingerprint), C(kty) or C(key_ops).
       type: bool
     created_on:
+      version_added: 2.0.0
       description: When the current version was created (ISO 8601).
       type: str
     tags:
       description: Tags of the current version.
       type: dict
     exportable:
+      version_added: 2.0.0
       description: Whether the current version is exportable (Secure Key Release).
       type: bool
     release_policy:
+      version_added: 2.0.0
       description:
         - The release policy of an exportable current version, or null - C(policy) (the policy document, parsed from the
           vault's JSON) and C(immutable).
@@ -147,6 +152,7 @@ keys:
           the key or the identity may not encrypt.
       type: str
 vaults:
+  version_added: 2.0.0
   description: One entry per item of O(vaults), in order.
   returned: with O(vaults)
   type: list

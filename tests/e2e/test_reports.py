@@ -20,7 +20,9 @@ import json
 import re
 import socket
 
-from conftest import TRANSFER_PLAYBOOK, unique
+import yaml
+
+from conftest import ROOT, TRANSFER_PLAYBOOK, unique
 from test_transfer import report_rows, write_inventory
 
 PROOF_JWK = "fingerprint from the vault's JWK"
@@ -197,7 +199,9 @@ def test_the_manifest_names_the_run_its_controller_versions_and_keks(lab, make_t
     assert document["run_id"] and document["started"] and document["finished"], document
     assert document["started"] <= document["finished"], document
     assert document["controller"]["host"] == socket.gethostname() and document["controller"]["user"], document["controller"]
-    assert document["versions"]["collection"] and re.match(r"^2\.\d+", document["versions"]["ansible_core"]), document["versions"]
+    # the version of the collection that ran (galaxy.yml of this checkout), and the ansible-core that ran it
+    assert document["versions"]["collection"] == yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"], document["versions"]
+    assert re.match(r"^2\.\d+", document["versions"]["ansible_core"]), document["versions"]
     mhsm = document["vaults"]["mhsm"]
     kek_id = lab.key_client("mhsm").get_key(keks["mhsm"]).id
     assert mhsm["kek_kid"] == kek_id and mhsm["kek_fingerprint"] == lab.vault_key_sha256(keks["mhsm"], "mhsm"), mhsm
