@@ -491,3 +491,17 @@ def test_a_key_destroyed_in_the_hsm_and_soft_deleted_in_the_vault_says_what_to_d
     row = record.row(r)
     assert row['result'] == 'failed' and 'the HSM holds no key labelled k (destroyed?)' in row['message'], row
     assert 'az keyvault key purge' in row['message'] and 'Set force' not in row['message']
+
+
+def test_the_transfer_roles_documentation_names_the_registers_the_records_are_read_from():
+    """The role's description tells which variables hold the records: the ones latest() reads (the plan's apart)."""
+    import os
+    import re
+
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    with open(os.path.join(root, 'roles', 'transfer', 'meta', 'argument_specs.yml')) as handle:
+        description = ' '.join(yaml.safe_load(handle)['argument_specs']['main']['description'])
+    sentence = re.search(r'Carries one key record.*?from which', description).group(0)
+    assert set(re.findall(r'C\((byok_\w+)\)', sentence)) == set(record.REGISTERS) - {'byok_plan'}
