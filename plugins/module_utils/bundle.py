@@ -224,12 +224,20 @@ def read_kek(bundle_dir, vault):
 
 
 def write_wrapped(bundle_dir, host, vault, name, content, meta):
-    """Stage 2: wrapped/HOST/VAULT/NAME.byok (0600, atomic) and its metadata file; the SHA-256 of the .byok as read back."""
+    """Stage 2: wrapped/HOST/VAULT/NAME.byok (0600, atomic) and its metadata file; the SHA-256 of content, the .byok the
+    HSM produced, once the file read back from the bundle is seen to hold exactly that (the seal vouches for what the HSM
+    wrapped, never for what a medium or another process put in its place)."""
     relative = wrapped_dir(host, vault)
     path = os.path.join(bundle_dir, relative, '%s.byok' % name)
     _write(path, content, 0o600)
     _write(byok_file.sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True).encode('utf-8') + b'\n', 0o600)
-    return file_sha256(bundle_dir, relative, '%s.byok' % name)
+    written = hashlib.sha256(content).hexdigest()
+    if file_sha256(bundle_dir, relative, '%s.byok' % name) != written:
+        raise BundleError('%s read back from the bundle is not the .byok the HSM just wrapped: something changed it between '
+                          'the write and the read (the medium, or another process of this user); nothing of this host was '
+                          'sealed: write the bundle to a local folder only this user can write, then copy it to the medium'
+                          % path)
+    return written
 
 
 def _same_spec(record, entry):

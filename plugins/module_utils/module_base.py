@@ -122,4 +122,6 @@ def failed_result(item, key_field, exc):
             result[field] = getattr(exc, attr)
     if getattr(exc, 'outcome_unknown', False):
         result['outcome_unknown'] = True
+    if getattr(exc, 'kid', None):
+        result['kid'] = exc.kid  # a version the failed step made (and disabled): the record keeps it
     return result

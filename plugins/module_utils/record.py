@@ -539,7 +539,8 @@ def note_imports(records, results):
         wrap = step(rec, 'wrap')
         if outcome is not None:
             if outcome.get('failed'):
-                fail(rec, 'import', outcome.get('msg'), outcome_unknown=bool(outcome.get('outcome_unknown')))
+                made = {'kid': outcome['kid']} if outcome.get('kid') else {}  # a version it made, then disabled
+                fail(rec, 'import', outcome.get('msg'), outcome_unknown=bool(outcome.get('outcome_unknown')), **made)
             else:
                 note(rec, 'import', **dict((k, outcome.get(k)) for k in IMPORT_RESULT_FIELDS))
         if wrap is not None:
@@ -1005,6 +1006,8 @@ def _outcome(rec, r, stop):
         return
     if outcome.get('failed'):
         r.update(result='failed', message=outcome.get('msg') or '')
+        if outcome.get('kid'):
+            r['kid'] = outcome['kid']  # the version the failed import made, disabled: the message says why
         return
     if outcome.get('changed') and outcome.get('kid') is None:
         # a planned rotation (force: true over another vault key) is not a first transfer: say so

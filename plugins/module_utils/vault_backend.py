@@ -248,9 +248,7 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     key, attempts = vault.import_once(name, jwk, data, is_ours, tags=tags, exists=current is not None, **attributes)
     identity, source = vault_identity_and_source(vault, key, spec['key_type'], spec['key_size'])
     if expected and not decisions.same_identity(identity, expected):
-        raise KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); the blob was '
-                            'wrapped from another key: check byok_file and expected_fingerprint'
-                            % (name, key.properties.version, identity, expected))
+        raise foreign_version(vault, name, key, spec['key_type'], identity, expected)
     after = key_summary(key)
     unlike = protection_mismatch(after, attributes)
     if unlike:
@@ -262,6 +260,25 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     if verify_signature:
         result['proof'] = prove(vault, key, spec)
     return result
+
+
+def foreign_version(vault, name, key, key_type, identity, expected):
+    """The error for a version just imported that is not the HSM key (the .byok was wrapped from another key, or altered on
+    its way): the version is disabled, so that nothing uses it as the HSM key, and its identity tag, written with the
+    import, is set to what the vault says it holds.  The error carries the version's kid for the key's record."""
+    version = key.properties.version
+    tags = dict(key.properties.tags or {})
+    tags[ki.identity_tag(key_type)] = identity or 'unknown'
+    try:
+        vault.update(name, version, enabled=False, tags=tags)
+        done = 'the version was disabled'
+    except KeyVaultError as exc:
+        done = 'the version could NOT be disabled (%s): disable it yourself before anything uses it' % exc
+    exc = KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); %s. The .byok was '
+                        'wrapped from another key or altered on its way: check byok_file and expected_fingerprint (in the '
+                        'staged flow, the bundle and where it was)' % (name, version, identity, expected, done))
+    exc.kid = key.id
+    return exc
 
 
 def protection_mismatch(after, attributes):

@@ -233,4 +233,8 @@ def test_blob_of_another_key_refused_after_import(lab, run_module, make_token, t
     versions = lab.keys("premium")[name]["versions"]
     assert len(versions) == 1, "expected the one version the import created: %s" % versions
     assert versions[0]["version"] in msg, "the message does not name the version the import created: %r" % msg
-    assert lab.vault_key_sha256(name) == fp[label_a], "the vault's version is not key A"
+    assert run.result["kid"].endswith("/" + versions[0]["version"]), run.result
+    # nothing may use key A as key B: the version is disabled, and its identity tag says it holds A, not B
+    assert versions[0]["enabled"] is False and "disabled" in msg, (versions, msg)
+    props = list(lab.key_client().list_properties_of_key_versions(name))
+    assert props[0].tags["byok-fingerprint"] == fp[label_a], props[0].tags

@@ -505,3 +505,18 @@ def test_the_transfer_roles_documentation_names_the_registers_the_records_are_re
         description = ' '.join(yaml.safe_load(handle)['argument_specs']['main']['description'])
     sentence = re.search(r'Carries one key record.*?from which', description).group(0)
     assert set(re.findall(r'C\((byok_\w+)\)', sentence)) == set(record.REGISTERS) - {'byok_plan'}
+
+
+def test_an_import_that_made_a_version_of_another_key_is_failed_with_that_version():
+    """The vault answered with a version that is not the HSM key (vault_backend.foreign_version disabled it): the row is
+    failed, and names that version's kid, so that the manifest says where it is."""
+    records = [rec('app-ec')]
+    read(records, [{'name': 'app-ec', 'exists': False}])
+    hsm(records, {'app-ec': 'f2'})
+    kek(records)
+    record.note_wraps(records, {('app-ec', KID): {'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}})
+    kid = URL + '/keys/app-ec/7'
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'app-ec', 'changed': False, 'failed': True, 'kid': kid,
+                                                             'msg': 'vault key app-ec version 7 does not match the HSM key'}]}])
+    row = record.rows(records)[0]
+    assert row['result'] == 'failed' and row['kid'] == kid and 'does not match' in row['message'], row

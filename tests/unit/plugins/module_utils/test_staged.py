@@ -129,6 +129,21 @@ def test_the_wrapped_files_and_the_seal_are_what_stage_3_verifies(tmp_path):
     assert refusal and not results[0]['ready']
 
 
+def test_a_byok_changed_between_its_write_and_its_read_back_is_never_sealed(tmp_path, monkeypatch):
+    """The seal vouches for the .byok the HSM wrapped: a file the medium (or another process) replaced right after the
+    write is refused, its SHA-256 is never the one sealed."""
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    write = bundle._write
+
+    def swapped(target, data, mode):  # what a hostile medium does: the file holds other bytes once written
+        write(target, b'a forged byok' if target.endswith('.byok') else data, mode)
+
+    monkeypatch.setattr(bundle, '_write', swapped)
+    with pytest.raises(bundle.BundleError, match='not the .byok the HSM just wrapped.*nothing of this host was sealed'):
+        bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+
+
 def test_the_staged_flow_refuses_what_it_cannot_honour_and_takes_state_present():
     hosts = {'hsm1': {'byok_keys': [{'name': 'a', 'state': 'present'}, {'name': 'b', 'state': 'absent'},
                                     {'name': 'c', 'rotate_after': 'P1Y'}]}}
