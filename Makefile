@@ -1,7 +1,8 @@
 # byok.keyvault: the commands of the README and their helpers (make help lists them).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-LAB_DIR ?= $(or $(BYOK_LAB_DIR),$(CURDIR)/.lab)
+# the lab of this checkout, or the BYOK_LAB_DIR you set (not one scripts/env.sh of another checkout set: BYOK_LAB_DIR_OF)
+LAB_DIR ?= $(if $(and $(BYOK_LAB_DIR),$(filter-out $(BYOK_LAB_DIR_OF)/.lab,$(BYOK_LAB_DIR))),$(BYOK_LAB_DIR),$(CURDIR)/.lab)
 
 help:
 	@echo "make demo          install what is needed, start the lab (SoftHSM2 + local Key Vault), transfer keys, print them"

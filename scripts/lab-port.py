@@ -4,7 +4,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Choose the lab's base port before anything is installed (standard library only), and remember it.
 
-The lab uses the base port (its login endpoint) and the three after it (its vaults). Order of choice:
+The lab uses the base port (its login endpoint) and the four after it (its vaults). Order of choice:
 LAB_PORT from the environment; the port the lab in this state directory already uses; the default 18443;
 and when that is busy, the first free block of five ports above it (said on stderr). The choice is written to
 <lab dir>/port and printed; `make lab-reset` keeps that file.

@@ -25,6 +25,7 @@ export BYOK_REQUIRE_ALL=1
 
 GROUPS_ALL="sanity unit integration matrix e2e"
 groups=${*:-$GROUPS_ALL}
+target="make ${*:-test}"  # what was run, as the last line says (make unit, make e2e, ... or make test)
 for group in $groups; do
     case " $GROUPS_ALL " in
         *" $group "*) ;;
@@ -162,8 +163,8 @@ fi
 echo
 if [ "$status" -ne 0 ]; then
     joined=$(printf '%s; ' "${failed[@]}")
-    echo "make test ($groups): FAILED: ${joined%; }"
+    echo "$target ($groups): FAILED: ${joined%; }"
 else
-    echo "make test ($groups): all gates passed"
+    echo "$target ($groups): all gates passed"
 fi
 exit "$status"
