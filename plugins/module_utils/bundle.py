@@ -41,8 +41,8 @@ UNAUTHENTICATED_WARNING = ('byok_airgap_unauthenticated is true: the air gap is 
                            'taken from the bundle as they are); whoever could alter the bundle on the way can make the '
                            'vault hold a key they know. Remove it and give byok_expected_kek_fingerprints (stage 2) and '
                            'byok_expected_bundle_digests (stage 3)')
-RECORD_FIELDS = ('vault', 'name', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid', 'kek_fingerprint',
-                 'wrap_method', 'wrap_mechanism', 'token')
+RECORD_FIELDS = ('vault', 'name', 'label', 'key_type', 'key_size', 'curve', 'identity', 'byok_sha256', 'kek_kid',
+                 'kek_fingerprint', 'wrap_method', 'wrap_mechanism', 'token')
 #: what the seal gives stage 3's records besides the identity (the KEK, the wrap and the token, for its rows and manifest)
 SEALED_FACTS = ('kek_kid', 'kek_fingerprint', 'wrap_method', 'wrap_mechanism', 'token')
 
@@ -358,6 +358,10 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
         wanted = '%s (%s)' % (entry.get('key_type'), entry.get('curve') or entry.get('key_size'))
         out['msg'] = ('%s holds an HSM key of type %s, not the %s the inventory gives; wrap it again (stage 2) with the same '
                       'inventory' % (where, sealed, wanted))
+    elif record.get('label') is not None and record['label'] != entry.get('label'):
+        # a seal written before labels were sealed has none: the inventory's label is then all there is
+        out['msg'] = ('%s holds HSM key %s, not the %s the inventory gives; wrap it again (stage 2) with the same inventory'
+                      % (where, record['label'], entry.get('label')))
     elif not record.get('identity'):
         out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
                       'key could not be confirmed after the import' % where)

@@ -710,7 +710,8 @@ def write_bundle(staged, records, wraps, check_mode):
         meta = (wraps.get((rec['label'], kek['kid'])) or {}).get('sidecar') or {}
         wrap['byok_sha256'] = bundle.write_wrapped(staged['path'], rec['host'], rec['vault'], rec['name'], content, meta)
         made = record.step(rec, 'keygen') or {}
-        sealed.append({'vault': rec['vault'], 'name': rec['name'], 'key_type': made.get('key_type') or rec['key_type'],
+        sealed.append({'vault': rec['vault'], 'name': rec['name'], 'label': rec['label'],
+                       'key_type': made.get('key_type') or rec['key_type'],
                        'key_size': made.get('key_size'), 'curve': made.get('curve'), 'identity': wrap.get('fingerprint'),
                        'byok_sha256': wrap['byok_sha256'], 'kek_kid': kek['kid'], 'kek_fingerprint': kek.get('fingerprint'),
                        'wrap_method': wrap.get('wrap_method'), 'wrap_mechanism': wrap.get('wrap_mechanism'),

@@ -144,6 +144,22 @@ def test_a_byok_changed_between_its_write_and_its_read_back_is_never_sealed(tmp_
         bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
 
 
+def test_stage_3_imports_only_the_hsm_key_the_seal_names_under_the_inventorys_label(tmp_path):
+    """The seal records the label stage 2 wrapped: an inventory at stage 3 that gives another label for the key is told
+    so, nothing is imported, and the row never names a label the token was not asked for."""
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+    sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'label': 'offline-label', 'key_type': 'EC',
+                                                 'key_size': None, 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha,
+                                                 'kek_kid': KID}], False)
+    results, refusal = bundle.verify(path, [rec('app', label='connected-label')], {'hsm1': sealed['digest']}, False)
+    assert refusal is None and not results[0]['ready'], results
+    assert 'holds HSM key offline-label, not the connected-label the inventory gives' in results[0]['msg'], results
+    results, refusal = bundle.verify(path, [rec('app', label='offline-label')], {'hsm1': sealed['digest']}, False)
+    assert refusal is None and results[0]['ready'], results
+
+
 def test_the_staged_flow_refuses_what_it_cannot_honour_and_takes_state_present():
     hosts = {'hsm1': {'byok_keys': [{'name': 'a', 'state': 'present'}, {'name': 'b', 'state': 'absent'},
                                     {'name': 'c', 'rotate_after': 'P1Y'}]}}
