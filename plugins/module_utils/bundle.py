@@ -216,7 +216,7 @@ def read_kek(bundle_dir, vault):
             raise BundleError(unsafe_message(exc, bundle_dir))
         raise BundleError('the bundle holds no KEK of vault %s (keks/%s.pem and .json): run stage 1 with an inventory whose '
                           'keys go to vault %s' % (vault, vault, vault))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: JSON nested beyond Python's limit
         raise BundleError('keks/%s.json in the bundle is damaged (%s): run stage 1 again' % (vault, exc))
     if not isinstance(doc, dict) or not doc.get('kid'):
         raise BundleError('keks/%s.json in the bundle names no KEK kid: run stage 1 again' % vault)
@@ -238,6 +238,12 @@ def write_wrapped(bundle_dir, host, vault, name, content, meta):
                           'sealed: write the bundle to a local folder only this user can write, then copy it to the medium'
                           % path)
     return written
+
+
+def _case_of(records, vault, name):
+    """The name the seal lists for name in vault when it is spelled otherwise (letter case), else None."""
+    sealed = (records or {}).get((vault, name.lower())) or {}
+    return sealed.get('name') if sealed.get('name') not in (None, name) else None
 
 
 def _same_spec(record, entry):
@@ -282,7 +288,7 @@ def verify(bundle_dir, entries, digests, unauthenticated):
                 if doc.get('schema') != SEAL_SCHEMA or doc.get('host') != host or not isinstance(doc.get('keys'), list):
                     raise ValueError('not a seal of this host')
                 records = dict(((r['vault'], r['name'].lower()), r) for r in doc['keys'])
-            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
                 records = None
                 message = 'the seal of HSM host %s (wrapped/%s/%s) is damaged (%s)' % (host, host, SEAL_NAME, exc)
                 refusals.append(message)
@@ -334,8 +340,16 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
         sha = hashlib.sha256(data).hexdigest()
     except owned_dir.UnsafeDirectory as exc:
         if not exc.missing:
-            raise BundleError(unsafe_message(exc, bundle_dir))
-        out['msg'] = 'not done: %s is missing from the bundle; run stage 2 for %s and carry its new bundle digest' % (where, host)
+            # a link or a file of another user where stage 2 wrote a regular file: the bundle was altered; this key's
+            # refusal stops every import, and the report still says so for each key
+            out.update(msg='%s in the bundle: %s; run stage 2 for %s again and carry its new digest' % (where, exc, host),
+                       tampered=True)
+            return out
+        case = _case_of(records, vault, name)
+        out['msg'] = ('not done: %s is missing from the bundle; run stage 2 for %s and carry its new bundle digest' % (where, host)
+                      if case is None else
+                      'not done: stage 2 wrapped this key as %s, and the inventory names it %s: give byok_keys the name stage 2 '
+                      'had (%s), or run stage 2 again with this inventory' % (wrapped_file(host, vault, case), name, case))
         return out
     out['byok_sha256'] = sha
     # the import gets these very bytes (byok_content), not the file's name: nothing can swap it after this check

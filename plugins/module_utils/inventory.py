@@ -809,6 +809,29 @@ def flow_problems(hosts, flow):
             for field, why in sorted(NOT_STAGED.items()):
                 if isinstance(key, dict) and key.get(field) is not None and key.get(field) not in STAGED_VALUES.get(field, ()):
                     out.append(Problem(host, '%s.%s' % (_key_path(index, key.get('name')), field), why))
+    return out + _case_collisions(hosts)
+
+
+def _case_collisions(hosts):
+    """The bundle has a folder per HSM host and per vault (wrapped/HOST/VAULT): names that differ only in letter case would
+    be one folder on a medium that ignores case (FAT and exFAT sticks, macOS), so the staged flow refuses them."""
+    out = []
+    seen = {}
+    for host in sorted(hosts):
+        other = seen.setdefault(host.lower(), host)
+        if other != host:
+            out.append(Problem(host, 'inventory_hostname', 'differs from HSM host %s only in letter case; the bundle gives each '
+                               'host the folder wrapped/HOST, and on a medium that ignores case (FAT, exFAT, macOS) the two '
+                               'would be one folder: rename one of the hosts' % other))
+    vaults = {}
+    for host in sorted(hosts):
+        names = hosts[host].get('byok_vaults')
+        for name in sorted(names) if isinstance(names, dict) else []:
+            other = vaults.setdefault(str(name).lower(), name)
+            if other != name:
+                out.append(Problem(host, 'byok_vaults.%s' % name, 'differs from vault %s only in letter case; the bundle gives '
+                                   'each vault the folder wrapped/HOST/VAULT, and on a medium that ignores case (FAT, exFAT, '
+                                   'macOS) the two would be one folder: rename one of the vaults' % other))
     return out
 
 

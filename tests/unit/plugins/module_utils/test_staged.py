@@ -262,3 +262,48 @@ def test_stage_2_takes_each_vault_s_own_kek_and_refuses_a_kid_two_vaults_share(t
     loose = FakeHsm({'path': path, 'kek_fingerprints': {'prod': p_fp}, 'unauthenticated': True})
     hsm_backend.staged_keks(loose, [rec('a'), rec('b', vault='dr')])
     assert any('NOT AUTHENTICATED' in w and 'vault dr' in w for w in loose.module.warnings), loose.module.warnings
+
+
+def test_a_bundle_file_nested_beyond_pythons_limit_is_damaged_not_a_crash(tmp_path):
+    path, good = sealed_bundle(tmp_path)
+    seal = os.path.join(path, 'wrapped', 'hsm1', 'seal.json')
+    os.chmod(seal, 0o600)
+    with open(seal, 'w') as handle:
+        handle.write('[' * 100000 + ']' * 100000)
+    results, refusal = bundle.verify(path, [rec('app')], {'hsm1': good}, False)
+    assert refusal and 'wrapped/hsm1/seal.json) is damaged' in refusal and not results[0]['ready'], refusal
+    bundle.prepare(path, ['keks'], True, False)
+    with open(os.path.join(path, 'keks', 'prod.json'), 'w') as handle:
+        handle.write('{"kid": ' + '[' * 100000 + ']' * 100000 + '}')
+    with open(os.path.join(path, 'keks', 'prod.pem'), 'w') as handle:
+        handle.write('pem')
+    with pytest.raises(bundle.BundleError, match='keks/prod.json in the bundle is damaged'):
+        bundle.read_kek(path, 'prod')
+
+
+def test_a_link_where_stage_2_wrote_a_byok_refuses_every_import_key_by_key(tmp_path):
+    path, good = sealed_bundle(tmp_path)
+    byok = os.path.join(path, 'wrapped', 'hsm1', 'prod', 'app.byok')
+    os.rename(byok, byok + '.elsewhere')
+    os.symlink(byok + '.elsewhere', byok)
+    results, refusal = bundle.verify(path, [rec('app')], {'hsm1': good}, False)
+    assert refusal and not results[0]['ready'] and 'wrapped/hsm1/prod/app.byok in the bundle' in results[0]['msg'], results
+
+
+def test_a_key_stage_2_wrapped_under_another_letter_case_is_named_as_such(tmp_path):
+    path, good = sealed_bundle(tmp_path)
+    results, refusal = bundle.verify(path, [rec('App')], {'hsm1': good}, False)
+    assert refusal is None and not results[0]['ready'], results
+    assert 'stage 2 wrapped this key as wrapped/hsm1/prod/app.byok, and the inventory names it App' in results[0]['msg'], results
+
+
+def test_the_staged_flow_refuses_hosts_or_vaults_one_folder_on_a_medium_that_ignores_case():
+    vaults = {'prod': {'url': 'https://a.vault.azure.net'}, 'Prod': {'url': 'https://b.vault.azure.net'}}
+    hosts = {'hsm-a': {'byok_vaults': vaults}, 'HSM-A': {'byok_vaults': vaults}, 'hsm-b': {'byok_vaults': vaults}}
+    lines = sorted(p.line() for p in inventory.flow_problems(hosts, 'staged'))
+    assert [line for line in lines if 'inventory_hostname' in line] == [
+        'hsm-a: inventory_hostname: differs from HSM host HSM-A only in letter case; the bundle gives each host the folder '
+        'wrapped/HOST, and on a medium that ignores case (FAT, exFAT, macOS) the two would be one folder: rename one of '
+        'the hosts'], lines
+    assert len([line for line in lines if 'byok_vaults.prod: differs from vault Prod only in letter case' in line]) == 3, lines
+    assert inventory.flow_problems(hosts, 'transfer') == []
