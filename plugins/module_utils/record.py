@@ -486,6 +486,36 @@ def note_bundle(records, results):
     return records
 
 
+def sealed_kek_requests(records):
+    """Stage 3: per vault, the KEKs the seal names for its keys ready to import ({name, vault_url, vault_type, keks:
+    [{kid, fingerprint}]}), for the vault to confirm each: a kid stage 2 did not verify (only the fingerprint of the
+    KEK's public key was carried out of band) must be a KEK of that vault with that very public key."""
+    out = {}
+    for rec in records:
+        kek, wrap = step(rec, 'kek'), step(rec, 'wrap')
+        if not _from_bundle(rec) or kek is None or wrap is None or wrap.get('failed') or not kek.get('kid'):
+            continue
+        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
+                                          'vault_type': rec.get('vault_kind') or 'auto', 'keks': []})
+        sealed = {'kid': kek['kid'], 'fingerprint': kek.get('fingerprint')}
+        if sealed not in v['keks']:
+            v['keks'].append(sealed)
+    return [out[name] for name in sorted(out)]
+
+
+def note_sealed_keks(records, results):
+    """Stage 3: a key whose sealed KEK its vault did not confirm fails from the bundle (nothing of it is imported)."""
+    by_vault = dict((r.get('name'), r) for r in results or [] if not r.get('failed'))
+    for rec in records:
+        kek = step(rec, 'kek') or {}
+        problem = ((by_vault.get(rec['vault']) or {}).get('problems') or {}).get(kek.get('kid'))
+        if problem and _from_bundle(rec):
+            fail(rec, 'wrap', 'the KEK the seal names for vault %s (%s) is not the KEK whose fingerprint stage 2 verified '
+                 'out of band (%s): %s; keks/%s.json in the bundle was altered before stage 2: run stage 1 again, then '
+                 'stages 2 and 3' % (rec['vault'], kek.get('kid'), kek.get('fingerprint'), problem, rec['vault']), bundle=True)
+    return records
+
+
 def _from_bundle(rec):
     """Whether the record's HSM key is the one a bundle's seal gave (stage 3 of the staged flow)."""
     return 'authenticated' in (step(rec, 'keygen') or {})

@@ -28,6 +28,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import release_polic
 from ansible_collections.byok.keyvault.plugins.module_utils.progress import NoProgress, Progress
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import KCV_TAG, check_dates, parse_datetime, tag_problems
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
+from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import DisabledVersion, disabled_summary, key_fingerprint
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
@@ -623,8 +624,37 @@ def read_records(kv, records):
     _warn_failed(kv, results, 'the read')
     record.note_reads(records, results, now=_now())
     if staged:
+        checks = kv.run_vaults(record.sealed_kek_requests(records), sealed_keks, 'KEK check')
+        _warn_failed(kv, checks, 'the check of the sealed KEKs')
+        record.note_sealed_keks(records, checks)
         record.decide(records)
     return dict(changed=False, records=records, refusal=None)
+
+
+def sealed_keks(vault, entry):
+    """Stage 3: {'problems': {kid: why}} of the KEKs a seal names for this vault that the vault does not confirm: each must
+    be a version of a KEK of this vault (key_ops exactly import) whose public key has the fingerprint stage 2 verified."""
+    problems = {}
+    for kek in entry['keks']:
+        try:
+            where, name, version = byok_file.parse_kid(kek['kid'], option='the sealed kek_kid')
+        except ByokError as exc:
+            problems[kek['kid']] = str(exc)
+            continue
+        if not vault.target.same_vault(where):
+            problems[kek['kid']] = 'it is a key of %s, not of this vault' % where
+            continue
+        key = vault.get(name, version)
+        if key is None:
+            problems[kek['kid']] = 'the vault has no such key version'
+        elif isinstance(key, DisabledVersion):
+            problems[kek['kid']] = 'the key is disabled in the vault'
+        elif not is_kek(key_summary(key)):
+            problems[kek['kid']] = 'that version is not a KEK (its key_ops are %s, not exactly ["import"])' % (
+                key_summary(key).get('key_ops'))
+        elif key_fingerprint(key) != kek.get('fingerprint'):
+            problems[kek['kid']] = 'its public key has the fingerprint %s' % key_fingerprint(key)
+    return {'changed': False, 'problems': problems}
 
 
 def tagged_keys(vault, entry):

@@ -284,3 +284,27 @@ def test_stage2_never_vouches_for_a_byok_it_finds_in_the_bundle(lab, make_token,
     assert byok.read_bytes() != forged, "stage 2 kept (and would vouch for) a .byok it did not make"
     seal = json.loads((bundle / "wrapped" / "hsm1" / "seal.json").read_text())
     assert [r["byok_sha256"] for r in seal["keys"]] == [hashlib.sha256(byok.read_bytes()).hexdigest()]
+
+
+def test_stage3_imports_nothing_under_a_kek_kid_the_vault_does_not_confirm(lab, make_token, run_playbook, tmp_path):
+    """Only the fingerprint of the KEK's public key is carried out of band to stage 2, not its kid: a kid swapped in
+    keks/VAULT.json before stage 2 is sealed as it is. Stage 3 asks the vault for that kid and imports nothing under a
+    version that is not the KEK stage 2 verified (here an ordinary EC key of the vault), saying why for the key."""
+    key = ec_key()
+    _token, _keks, connected, offline = setup(lab, make_token, tmp_path, [key])
+    bundle = tmp_path / "bundle"
+    fetch = run_playbook(STAGED[0], connected, extra_env=lab.azure_env, extra_args=stage_args(bundle))
+    assert fetch.rc == 0, str(fetch)
+    other = unique("ag-not-a-kek")
+    decoy = lab.key_client().create_ec_key(other, curve="P-256")
+    meta = json.loads((bundle / "keks" / "premium.json").read_text())
+    (bundle / "keks" / "premium.json").write_text(json.dumps(dict(meta, kid=decoy.id)))
+    wrap = run_playbook(STAGED[1], offline, extra_env=offline_env(lab),
+                        extra_args=stage_args(bundle, byok_expected_kek_fingerprints=kek_fingerprints(bundle, ["premium"])))
+    assert wrap.rc == 0, str(wrap)  # offline, the kid cannot be checked: the seal vouches for what stage 2 was given
+    imported = run_playbook(STAGED[2], connected, extra_env=lab.azure_env,
+                            extra_args=stage_args(bundle, byok_expected_bundle_digests=bundle_digests(wrap)))
+    assert imported.rc != 0, str(imported)
+    assert "is not the KEK whose fingerprint stage 2 verified out of band" in imported.output, str(imported)
+    assert "that version is not a KEK" in imported.output, str(imported)
+    assert key["name"] not in lab.keys("premium"), "a key was imported under a KEK the vault does not confirm"
