@@ -958,7 +958,8 @@ def row(rec):
         r.update(kek_kid=kek.get('kid'), kek_fingerprint=kek.get('fingerprint'))
     wrap = step(rec, 'wrap')
     if wrap and not wrap.get('failed'):
-        r['wrap_method'] = wrap.get('wrap_method')
+        # how the HSM wrapped it: the method asked for, and the mechanisms its known-answer tests proved and it used
+        r.update(wrap_method=wrap.get('wrap_method'), wrap_mechanism=wrap.get('wrap_mechanism'))
     _outcome(rec, r, stop)
     r['signature'] = report.signature(r, rec.get('verify_signature'), step(rec, 'import'))
     if stop and r['result'] in report.DONE and stop not in r['message']:

@@ -21,8 +21,8 @@ from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in
 
 TOKEN_FIELDS = ('vendor', 'manufacturer', 'model', 'serial', 'label', 'firmware_version', 'library_version')
 ROW_FIELDS = ('host', 'vault', 'vault_url', 'name', 'label', 'key_type', 'key_size', 'curve', 'hsm_fingerprint',
-              'vault_fingerprint', 'match', 'proof', 'signature', 'kid', 'kek_kid', 'kek_fingerprint', 'wrap_method', 'token',
-              'in_run', 'result', 'message')
+              'vault_fingerprint', 'match', 'proof', 'signature', 'kid', 'kek_kid', 'kek_fingerprint', 'wrap_method',
+              'wrap_mechanism', 'token', 'in_run', 'result', 'message')
 #: results a row can have; a key whose import outcome could not be confirmed is 'unknown', never 'failed'; a key whose
 #: steps did not run (its host stopped at another step, or is outside the run's --limit) is 'not done', never ok
 RESULTS = ('transferred', 'in place', 'updated', 'recovered', 'deleted', 'absent', 'would transfer', 'would rotate',

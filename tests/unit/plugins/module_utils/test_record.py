@@ -64,7 +64,8 @@ def test_a_missing_key_moves_under_its_kek_and_another_key_is_a_conflict_unless_
                                              'kek_size': 4096, 'kek_expires_on': None}]
     kek(records)
     assert [(label, kid) for label, _id, k in record.wrap_work(records) for kid in [k['kid']]] == [('app-rsa', KID)]
-    record.note_wraps(records, {('app-rsa', KID): {'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}})
+    record.note_wraps(records, {('app-rsa', KID): {'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step',
+                                                   'wrap_mechanism': 'CKM_AES_KEY_WRAP_KWP (0x210B) + CKM_RSA_PKCS_OAEP'}})
     requests = record.import_requests(records)
     assert requests == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'keys': [
         {'name': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'key_ops': ['sign', 'verify'], 'enabled': True, 'force': False,
@@ -75,6 +76,7 @@ def test_a_missing_key_moves_under_its_kek_and_another_key_is_a_conflict_unless_
     rows = dict((r['name'], r) for r in record.rows(records))
     assert rows['app-rsa']['result'] == 'transferred' and rows['app-rsa']['match'] and rows['app-rsa']['wrap_method'] == 'two_step'
     assert rows['app-rsa']['kek_kid'] == KID and rows['app-rsa']['kek_fingerprint'] == 'kf'
+    assert rows['app-rsa']['wrap_mechanism'] == 'CKM_AES_KEY_WRAP_KWP (0x210B) + CKM_RSA_PKCS_OAEP', rows['app-rsa']
     assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
     forced = [rec('app-ec', force=True)]
     read(forced, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'other', 'kid': 'k2'}])
