@@ -268,13 +268,18 @@ def foreign_version(vault, name, key, key_type, identity, expected):
     its way): the version is disabled, so that nothing uses it as the HSM key, and its identity tag, written with the
     import, is set to what the vault says it holds.  The error carries the version's kid for the key's record."""
     version = key.properties.version
-    tags = dict(key.properties.tags or {})
-    tags[ki.identity_tag(key_type)] = identity or 'unknown'
-    try:
-        vault.update(name, version, enabled=False, tags=tags)
-        done = 'the version was disabled'
-    except KeyVaultError as exc:
-        done = 'the version could NOT be disabled (%s): disable it yourself before anything uses it' % exc
+    if not decisions.known(identity):
+        # nothing proves it is another key either (the vault's answer could not be read as a key): left as it is
+        done = 'its identity could not be read from the vault\'s answer, so it was left enabled: inspect it'
+    else:
+        tags = dict(key.properties.tags or {})
+        tags[ki.identity_tag(key_type)] = identity
+        try:
+            vault.update(name, version, enabled=False, tags=tags)
+            done = ('the version was disabled (as the key\'s current version, it makes the key answer 403 until a version of '
+                    'the HSM key is imported)')
+        except KeyVaultError as exc:
+            done = 'the version could NOT be disabled (%s): disable it yourself before anything uses it' % exc
     exc = KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); %s. The .byok was '
                         'wrapped from another key or altered on its way: check byok_file and expected_fingerprint (in the '
                         'staged flow, the bundle and where it was)' % (name, version, identity, expected, done))
