@@ -882,6 +882,43 @@ def _fleet_problems(checked):
                                         "key (names compare case-insensitively): remove it from one of the hosts"
                                         % (key['name'], vault['url'], owner[where][0], owner[where][1])))
             owner.setdefault(where, (host, index))
+    return problems + _shared_token_problems(checked)
+
+
+def _token_of(values):
+    """What tells a host's token apart: its serial when given, else its label (None when neither is known)."""
+    serial, label = values.get('byok_token_serial'), values.get('byok_token_label')
+    if _ok(serial) and serial:
+        return ('serial', str(serial))
+    if _ok(label) and label:
+        return ('label', str(label))
+    return None
+
+
+def _shared_token_problems(checked):
+    """HSM hosts may see one token (a network HSM's partition): a key one of them destroys must not be an HSM key another
+    of them still uses.  Tokens are told apart by serial, else by label; in doubt, nothing is destroyed."""
+    problems = []
+    sharing = {}
+    for host, values in sorted(checked.items()):
+        token = _token_of(values)
+        if token is not None:
+            sharing.setdefault(token, []).append(host)
+    for (kind, value), hosts in sorted(sharing.items()):
+        for host in hosts:
+            for index, key in enumerate(checked[host].get('byok_keys') or []):
+                if _bad(key) or key.get('destroy_hsm_key') is not True or not _ok(key.get('label'), key.get('name')):
+                    continue
+                for other in hosts:
+                    users = [i for i, k in enumerate(checked[other].get('byok_keys') or [])
+                             if other != host and not _bad(k) and _uses_label(k, key['label'])]
+                    if users:
+                        problems.append(Problem(host, 'byok_keys[%d] (%s).destroy_hsm_key' % (index, key['name']), (
+                            "is true, but HSM host %s sees the same token (token %s %s) and its byok_keys[%d] still uses HSM "
+                            "label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or retire "
+                            "that entry too (hosts with tokens of their own: give each its byok_token_serial)")
+                            % (other, kind, value, users[0], key['label'])))
+                        break
     return problems
 
 

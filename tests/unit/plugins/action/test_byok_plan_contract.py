@@ -306,3 +306,19 @@ def test_the_hsm_environment_takes_variable_names_with_one_value_and_no_secret()
     ]
     assert lines(byok_hsm_environment={'SOFTHSM2_CONF': '/etc/softhsm/softhsm2.conf', 'CKNFAST_LOADSHARING': 1,
                                        'ChrystokiConfigurationPath': '/etc', 'PKCS11_TOKEN_LABEL': 'byok'}) == []
+
+
+def test_a_key_destroyed_on_a_token_another_host_sees_and_uses_is_refused():
+    """Two HSM hosts on one network HSM partition (one token label, no serials): one retires its key with destroy_hsm_key,
+    the other still lists the same HSM label; destroying it would take the other host's key."""
+    retired = {'name': 'old-app', 'vault': 'prod', 'label': 'shared-label', 'state': 'absent', 'destroy_hsm_key': True}
+    kept = {'name': 'new-app', 'vault': 'prod', 'label': 'shared-label'}
+    hosts = {'hsm1': host(byok_token_label='partition', byok_keys=[retired]),
+             'hsm2': host(byok_token_label='partition', byok_keys=[kept])}
+    _plan, problems = plan_fleet(SPEC, hosts, now=NOW)
+    (line,) = format_problems(problems, ['hsm1', 'hsm2'])
+    assert line.startswith("hsm1: byok_keys[0] (old-app).destroy_hsm_key: is true, but HSM host hsm2 sees the same token "
+                           "(token label partition) and its byok_keys[0] still uses HSM label 'shared-label'"), line
+    # tokens of their own, told apart by serial: nothing shared, nothing refused
+    hosts['hsm1']['byok_token_serial'], hosts['hsm2']['byok_token_serial'] = '1111', '2222'
+    assert plan_fleet(SPEC, hosts, now=NOW)[1] == []
