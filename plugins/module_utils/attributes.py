@@ -55,6 +55,11 @@ def check_dates(not_before, expires_on, now=None, what='the key'):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     nbf = parse_datetime(not_before, 'not_before')
     exp = parse_datetime(expires_on, 'expires_on')
+    for option, given, parsed in (('not_before', not_before, nbf), ('expires_on', expires_on, exp)):
+        if parsed is not None and parsed.microsecond:
+            raise KeyAttributeError("%s '%s' has a fraction of a second, and Key Vault keeps whole seconds: the vault would "
+                                    "never hold it as given; write it to the second (like %s)"
+                                    % (option, given, parsed.replace(microsecond=0).isoformat().replace('+00:00', 'Z')))
     if exp is not None and exp <= now:
         raise KeyAttributeError("expires_on '%s' is in the past; %s would be imported already expired: give a future date-time "
                                 "(like %s) or leave expires_on out" % (expires_on, what, DATE_EXAMPLE))

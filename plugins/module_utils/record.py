@@ -589,8 +589,8 @@ STATED = ATTRIBUTES + FIXED
 def _same_time(a, b):
     if not a or not b:
         return not a and not b
-    try:
-        return parse_datetime(a, 'a date') == parse_datetime(b, 'a date')
+    try:  # to the second, as Key Vault keeps them
+        return parse_datetime(a, 'a date').replace(microsecond=0) == parse_datetime(b, 'a date').replace(microsecond=0)
     except Exception:  # pylint: disable=broad-except  # the plan checked the inventory's; a vault's is ISO 8601
         return str(a) == str(b)
 
@@ -681,8 +681,11 @@ def update_requests(records):
         changes = attribute_changes(rec)
         if not changes or rec.get('stopped') or (step(rec, 'update') or {}).get('failed'):
             continue
-        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': step(rec, 'read').get('version'),
-                                               'changes': changes})
+        held = step(rec, 'read')
+        # with what to check the vault's answer against: a disabled version was known by its tag alone
+        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': held.get('version'), 'changes': changes,
+                                               'disabled': bool(held.get('disabled')), 'expected': hsm_identity(rec),
+                                               'key_type': rec.get('key_type'), 'key_size': rec.get('key_size')})
     return [out[name] for name in sorted(out)]
 
 
@@ -694,7 +697,9 @@ def removal_requests(records):
         what = action(rec)
         if what not in (decisions.DELETE, decisions.RECOVER) or rec.get('stopped'):
             continue
-        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'action': what})
+        held = step(rec, 'read') or {}
+        # a deletion is of the version the run read and decided on: the vault step checks it is still the current one
+        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'action': what, 'version': held.get('version')})
     return [out[name] for name in sorted(out)]
 
 
@@ -707,7 +712,8 @@ def note_removals(records, results, check_mode=False):
         if outcome.get('failed'):
             fail(rec, name, outcome.get('msg'))
         else:
-            note(rec, name, check_mode=bool(check_mode), **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date')))
+            note(rec, name, check_mode=bool(check_mode),
+                 **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date', 'gone')))
     return records
 
 
@@ -1128,10 +1134,17 @@ def _removed_from_vault(rec, r, decided, stop):
         r.update(result='not done', message='not %s: %s' % (verb[0], stop or 'the vault step did not run'))
     elif done.get('failed'):
         r.update(result='failed', message='%s could not be %s: %s' % (rec['name'], verb[0], in_inventory_terms(done.get('msg'))))
+    elif done.get('gone'):
+        # between the read and the deletion, someone else deleted it: absent, but not by this run
+        r.update(result='absent', message='the vault no longer held %s when this run came to delete it (deleted meanwhile by '
+                 'someone else)%s' % (rec['name'], kept))
     else:
         r.update(result=verb[1] if done.get('check_mode') else verb[0], message=verb[2])
         if name == 'recover' and done.get('kid'):
             r['kid'] = done['kid']
+        if name == 'delete' and (step(rec, 'read') or {}).get('disabled'):
+            _add(r, "its version was disabled: what identified it as the HSM key was only the collection's own "
+                    "identity tag (a disabled version's key material cannot be read)")
 
 
 def _add(r, text):

@@ -295,8 +295,9 @@ def table(rows, width=None):
     cells = [dict((h, c[h]) for h in shown) for c in cells]
     out = _render(cells, _fit(cells, width)) if rows else []
     if any(check_mark(r) == 'unverified' for r in rows):
-        out.extend(_wrap('unverified: the vault computed no KCV (the key or the identity may not encrypt); only the byok-kcv tag '
-                         'the collection wrote itself says it is the HSM key', width))
+        out.extend(_wrap("unverified: what the vault holds could not be read (a disabled version, or an AES key the vault "
+                         "computes no KCV of: the key or the identity may not encrypt); only the identity tag the collection "
+                         "wrote itself (byok-fingerprint, byok-kcv) says it is the HSM key", width))
     for number, note in enumerate(notes, 1):
         out.extend(_wrap(_cell('[%d] %s' % (number, note)), width))
     out.extend(_wrap(summary(rows), width))
@@ -316,7 +317,11 @@ def details(rows):
             where = 'no vault version'
         out.append('%s (%s, %s): %s' % (r['name'], r['host'], r['result'], where))
         out.append('    HSM   %s %s' % (kind, r.get('hsm_fingerprint') or '-'))
-        out.append('    vault %s %s' % (kind, r.get('vault_fingerprint') or '-'))
+        if r.get('proof') == PROOF_TAG and r.get('vault_fingerprint'):
+            # what the vault holds could not be read (a disabled version, or an AES key the vault cannot compute a KCV of)
+            out.append("    vault %s not readable; the collection's own tag says %s" % (kind, r['vault_fingerprint']))
+        else:
+            out.append('    vault %s %s' % (kind, r.get('vault_fingerprint') or '-'))
         out.append('    proof: %s; signature: %s' % (r.get('proof') or 'none', r.get('signature') or '-'))
     return out
 

@@ -754,8 +754,9 @@ def remove_vault(kv, vault, items):
         if kv.check_mode:
             return out
         if item['action'] == decisions.DELETE:
+            still_current(vault, item['name'], item.get('version'), 'deleted')
             done = vault.delete(item['name'], purge=False)
-            out.update(changed=done['deleted'], scheduled_purge_date=done['scheduled_purge_date'])
+            out.update(changed=done['deleted'], scheduled_purge_date=done['scheduled_purge_date'], gone=not done['deleted'])
         else:
             out['kid'] = vault.recover(item['name']).id
         return out
@@ -768,11 +769,42 @@ def update_vault(kv, vault, items):
     """Update Key for each key of one vault whose stated attributes differ (its current version, in place)."""
     def one(item):
         if not kv.check_mode:
-            vault.update(item['name'], item['version'], **update_fields(item['changes']))
+            still_current(vault, item['name'], item['version'], 'updated')
+            key = vault.update(item['name'], item['version'], **update_fields(item['changes']))
+            if item.get('disabled') and getattr(key, 'key', None) is not None and key.properties.enabled:
+                _enabled_is_the_hsm_key(vault, item, key)
         return {'name': item['name'], 'changes': item['changes'], 'changed': True}
 
     results = kv.run_keys_parallel(items, one, 'name', 'update')
     return vault_result(results, 'updates')
+
+
+def still_current(vault, name, version, what):
+    """Refuse to act on a vault key whose current version is no longer the one the run read and decided on (another client
+    made a version, or deleted the key, in between): nothing is done to it, the next run decides against what it holds."""
+    if not version:
+        return
+    current = vault.current(name)
+    now = current.properties.version if current is not None else None
+    if now is not None and now != version:
+        raise KeyVaultError('vault key %s changed since this run read it: its current version is now %s, not %s; nothing was '
+                            '%s: run again to decide against what the vault holds now' % (name, now, version, what))
+
+
+def _enabled_is_the_hsm_key(vault, item, key):
+    """A disabled version, known only by the identity tag the collection writes, was enabled: its key material, readable
+    now, must be the HSM key's; a version of another key is disabled again and the key fails."""
+    identity = vault_identity(vault, key, item['key_type'], item['key_size'])
+    if decisions.known(identity) and not decisions.same_identity(identity, item.get('expected')):
+        try:
+            vault.update(item['name'], item['version'], enabled=False)
+            done = 'it was disabled again'
+        except KeyVaultError as exc:
+            done = 'it could NOT be disabled again (%s): disable it yourself' % exc
+        raise KeyVaultError("vault key %s version %s, disabled and known only by its identity tag, was enabled, and its key "
+                            "material is not the HSM key (%s, not %s); %s. Someone copied the tag onto another key: set "
+                            "force: true to import the HSM key as a new version, or use another name"
+                            % (item['name'], item['version'], identity, item.get('expected'), done))
 
 
 def import_records(kv, records):

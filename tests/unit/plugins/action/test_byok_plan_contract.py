@@ -322,3 +322,11 @@ def test_a_key_destroyed_on_a_token_another_host_sees_and_uses_is_refused():
     # tokens of their own, told apart by serial: nothing shared, nothing refused
     hosts['hsm1']['byok_token_serial'], hosts['hsm2']['byok_token_serial'] = '1111', '2222'
     assert plan_fleet(SPEC, hosts, now=NOW)[1] == []
+
+
+def test_a_date_with_a_fraction_of_a_second_is_refused_key_vault_keeps_whole_seconds():
+    """expires_on 00.700Z would be held as 00Z: updated on every run, and drift in every audit."""
+    line = one_line(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'expires_on': '2030-01-01T00:00:00.700Z'}])
+    assert line.startswith("hsm1: byok_keys[0] (app-rsa).expires_on: '2030-01-01T00:00:00.700Z' has a fraction "
+                           "of a second"), line
+    assert 'like 2030-01-01T00:00:00Z' in line, line

@@ -268,7 +268,8 @@ def test_only_the_stated_attributes_that_differ_are_updated_in_place():
     assert changes == {'enabled': [True, False], 'tags': [{'owner': 'a', 'byok-fingerprint': 'f1'}, {'owner': 'b', 'byok-fingerprint': 'f1'}],
                        'key_ops': [['verify', 'sign'], ['verify']], 'not_before': [None, '2026-12-01T00:00:00Z']}
     assert record.update_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
-                                            'keys': [{'name': 'k', 'version': 'v1', 'changes': changes}]}]
+                                            'keys': [{'name': 'k', 'version': 'v1', 'changes': changes, 'disabled': False,
+                                                      'expected': 'f1', 'key_type': 'EC', 'key_size': None}]}]
     record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
     row = record.row(r)
     assert row['result'] == 'updated' and 'enabled true -> false' in row['message'] and 'tags set owner=b' in row['message']
@@ -318,7 +319,7 @@ def test_an_absent_key_is_deleted_only_when_the_vault_holds_the_hsm_key_and_neve
     assert hsm(records, {'gone': 'f0', 'held': 'f1', 'other': 'f2'}, 'contact') == []  # no KEK for a deletion
     assert [record.action(r) for r in records] == ['absent', 'delete', 'conflict']
     assert record.removal_requests(records) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
-                                                 'keys': [{'name': 'held', 'action': 'delete'}]}]
+                                                 'keys': [{'name': 'held', 'action': 'delete', 'version': None}]}]
     record.note_removals(records, [{'name': 'prod', 'keys': [{'name': 'held', 'changed': True}]}])
     rows = dict((r['name'], r) for r in record.rows(records))
     assert rows['gone']['result'] == 'absent' and rows['held']['result'] == 'deleted' and rows['other']['result'] == 'failed'
@@ -522,3 +523,34 @@ def test_an_import_that_made_a_version_of_another_key_is_failed_with_that_versio
                                                              'msg': 'vault key app-ec version 7 does not match the HSM key'}]}])
     row = record.rows(records)[0]
     assert row['result'] == 'failed' and row['kid'] == kid and 'does not match' in row['message'], row
+
+
+def test_a_key_someone_else_deleted_before_the_run_did_is_absent_not_deleted_by_the_run():
+    r = rec('k', state='absent')
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
+    hsm([r], {'k': 'f1'}, 'contact')
+    assert record.removal_requests([r])[0]['keys'] == [{'name': 'k', 'action': 'delete', 'version': 'v1'}]
+    record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': False, 'gone': True}]}])
+    row = record.row(r)
+    assert row['result'] == 'absent' and 'deleted meanwhile by someone else' in row['message'], row
+
+
+def test_a_disabled_key_deleted_says_its_identity_was_only_the_tag():
+    r = rec('k', state='absent')
+    read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'fingerprint': None, 'tags': {'byok-fingerprint': 'f1'},
+                'kid': URL + '/keys/k/v1', 'version': 'v1'}])
+    hsm([r], {'k': 'f1'}, 'contact')
+    assert record.action(r) == 'delete', record.step(r, 'decide')
+    record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True}]}])
+    row = record.row(r)
+    assert row['result'] == 'deleted' and "only the collection's own identity tag" in row['message'], row
+
+
+def test_the_details_never_show_a_tag_as_what_the_vault_holds():
+    rows = [dict(report.new_row({'name': 'k', 'key_type': 'EC', 'hsm_fingerprint': 'f1', 'vault_fingerprint': 'f1',
+                                 'vault_kid': URL + '/keys/k/v1'}, 'hsm1', identity_source=report.SOURCE_KCV_TAG),
+                 result='in place')]
+    assert rows[0]['proof'] == report.PROOF_TAG, rows
+    lines = report.details(rows)
+    assert "    vault sha256 not readable; the collection's own tag says f1" in lines, lines
+    assert any(line.startswith('unverified: what the vault holds could not be read') for line in report.table(rows)), rows

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vault_backend: an update or a deletion acts only on the version the run read and decided on, and a disabled version
+known by its tag alone is re-enabled only if its key material is the HSM key's."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import types
+
+from ansible_collections.byok.keyvault.plugins.module_utils import vault_backend
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
+
+
+class Vault(object):
+    """A vault of one key with the interface vault_backend uses (current, update, delete), recording the writes."""
+
+    def __init__(self, version, fingerprint=None):
+        self.version, self.fingerprint, self.writes = version, fingerprint, []
+
+    def current(self, name):
+        return types.SimpleNamespace(properties=types.SimpleNamespace(version=self.version))
+
+    def update(self, name, version, **fields):
+        self.writes.append(('update', version, fields))
+        return types.SimpleNamespace(key=object(), properties=types.SimpleNamespace(enabled=fields.get('enabled', True)))
+
+    def delete(self, name, purge=False):
+        self.writes.append(('delete', name))
+        return {'deleted': True, 'scheduled_purge_date': None}
+
+
+class Kv(object):
+    check_mode = False
+
+    @staticmethod
+    def run_keys_parallel(items, func, key_field, what):
+        out = []
+        for item in items:
+            try:
+                out.append(func(item))
+            except KeyVaultError as exc:
+                out.append({key_field: item[key_field], 'failed': True, 'msg': str(exc)})
+        return out
+
+
+def test_an_update_of_a_version_that_is_no_longer_current_changes_nothing():
+    vault = Vault('v2')  # another client made v2 after the run read v1
+    result = vault_backend.update_vault(Kv(), vault, [{'name': 'k', 'version': 'v1', 'changes': {'tags': [{}, {'a': 'b'}]}}])
+    assert vault.writes == [], vault.writes
+    assert 'changed since this run read it: its current version is now v2, not v1; nothing was updated' in str(result), result
+
+
+def test_a_deletion_of_a_version_that_is_no_longer_current_deletes_nothing():
+    vault = Vault('v2')
+    result = vault_backend.remove_vault(Kv(), vault, [{'name': 'k', 'action': 'delete', 'version': 'v1'}])
+    assert vault.writes == [] and 'nothing was deleted' in str(result), (vault.writes, result)
+    vault = Vault('v1')
+    vault_backend.remove_vault(Kv(), vault, [{'name': 'k', 'action': 'delete', 'version': 'v1'}])
+    assert vault.writes == [('delete', 'k')]
+
+
+def test_a_disabled_version_enabled_whose_key_is_another_is_disabled_again(monkeypatch):
+    vault = Vault('v1')
+    monkeypatch.setattr(vault_backend, 'vault_identity', lambda v, key, key_type, key_size: 'f-someone-else')
+    item = {'name': 'k', 'version': 'v1', 'changes': {'enabled': [False, True]}, 'disabled': True, 'expected': 'f-hsm',
+            'key_type': 'EC', 'key_size': None}
+    result = vault_backend.update_vault(Kv(), vault, [item])
+    assert [w[2] for w in vault.writes] == [{'enabled': True}, {'enabled': False}], vault.writes
+    assert 'its key material is not the HSM key (f-someone-else, not f-hsm); it was disabled again' in str(result), result
+    monkeypatch.setattr(vault_backend, 'vault_identity', lambda v, key, key_type, key_size: 'f-hsm')
+    vault.writes = []
+    result = vault_backend.update_vault(Kv(), vault, [item])
+    assert [w[2] for w in vault.writes] == [{'enabled': True}] and 'failed' not in str(result), (vault.writes, result)
