@@ -723,7 +723,8 @@ def note_updates(records, results, check_mode=False):
         if outcome is None:
             continue
         if outcome.get('failed'):
-            fail(rec, 'update', outcome.get('msg'), fields=outcome.get('changes'))
+            fail(rec, 'update', outcome.get('msg'), fields=outcome.get('changes'),
+                 outcome_unknown=bool(outcome.get('outcome_unknown')))
         else:
             note(rec, 'update', changed=True, check_mode=bool(check_mode), fields=outcome.get('changes'))
     return records
@@ -1013,9 +1014,20 @@ def _outcome(rec, r, stop):
             r.update(result='failed', message=_deleted_conflict(rec))
             return
         done = 'nothing was imported' if _from_bundle(rec) else 'nothing was wrapped or imported'
-        r.update(result='failed', message="vault key %s is not HSM key %s: %s; %s. Set force: true on byok_keys entry %s "
-                 "to import the HSM key as a %s (a rotation), or use another name"
-                 % (rec['name'], rec['label'], decided['reason'], done, rec['name'], decisions.rotation_text(rec['name'])))
+        if not decisions.known(hsm_identity(rec)) and not _from_bundle(rec):
+            r.update(result='failed', message="vault key %s exists and the HSM holds no key labelled %s; nothing was generated "
+                     "or imported. Give byok_keys entry %s the label of the HSM key the vault holds, or set force: true to "
+                     "generate a new HSM key and import it as a %s"
+                     % (rec['name'], rec['label'], rec['name'], decisions.rotation_text(rec['name'])))
+        elif not decisions.known(vault_identity(rec)[0]):
+            r.update(result='failed', message="vault key %s cannot be compared with HSM key %s: %s (a disabled version without "
+                     "the collection's identity tag shows no key material); %s. Enable the vault key so that it can be read, "
+                     "or set force: true on byok_keys entry %s to import the HSM key as a %s"
+                     % (rec['name'], rec['label'], decided['reason'], done, rec['name'], decisions.rotation_text(rec['name'])))
+        else:
+            r.update(result='failed', message="vault key %s is not HSM key %s: %s; %s. Set force: true on byok_keys entry %s "
+                     "to import the HSM key as a %s (a rotation), or use another name"
+                     % (rec['name'], rec['label'], decided['reason'], done, rec['name'], decisions.rotation_text(rec['name'])))
         return
     if decided['action'] == decisions.KEEP and not hsm_failure:
         _kept(rec, r, stop)
@@ -1086,7 +1098,11 @@ def _kept(rec, r, stop):
     held = step(rec, 'read') or {}
     update = step(rec, 'update')
     changes = attribute_changes(rec)
-    if update is not None and update.get('failed'):
+    if update is not None and update.get('outcome_unknown'):
+        r.update(result='unknown', message='the vault holds the key; its answer to the update of its attributes (%s) was lost, '
+                 'so they may or may not be applied: run again to confirm (%s)'
+                 % (changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
+    elif update is not None and update.get('failed'):
         r.update(result='failed', message='the vault holds the key, but its attributes could not be updated (%s): %s'
                  % (changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
     elif update is not None:

@@ -554,3 +554,27 @@ def test_the_details_never_show_a_tag_as_what_the_vault_holds():
     lines = report.details(rows)
     assert "    vault sha256 not readable; the collection's own tag says f1" in lines, lines
     assert any(line.startswith('unverified: what the vault holds could not be read') for line in report.table(rows)), rows
+
+
+def test_an_update_whose_answer_was_lost_is_unknown_not_failed():
+    r = in_place(enabled=False)
+    changes = record.attribute_changes(r)
+    record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'failed': True, 'outcome_unknown': True, 'changes': changes,
+                                                         'msg': 'https://x is unreachable during update of key k'}]}])
+    row = record.row(r)
+    assert row['result'] == 'unknown' and 'may or may not be applied: run again to confirm' in row['message'], row
+
+
+def test_a_conflict_that_is_no_comparison_says_what_is_missing_not_that_the_keys_differ():
+    no_hsm_key = rec('a')
+    read([no_hsm_key], [{'name': 'a', 'exists': True, 'fingerprint': 'f9', 'kid': 'k9'}])
+    hsm([no_hsm_key], {'a': None}, 'contact', action='generate', changed=True)
+    assert record.action(no_hsm_key) == 'conflict'
+    message = record.row(no_hsm_key)['message']
+    assert message.startswith('vault key a exists and the HSM holds no key labelled a; nothing was generated'), message
+    untagged = rec('b')
+    read([untagged], [{'name': 'b', 'exists': True, 'disabled': True, 'fingerprint': None, 'tags': {}, 'kid': 'k8'}])
+    hsm([untagged], {'b': 'f2'}, 'contact')
+    message = record.row(untagged)['message']
+    assert message.startswith('vault key b cannot be compared with HSM key b'), message
+    assert 'is not HSM key' not in message, message

@@ -12,6 +12,7 @@ import types
 
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_backend
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
+from ansible_collections.byok.keyvault.plugins.module_utils.module_base import failed_result
 
 
 class Vault(object):
@@ -41,8 +42,8 @@ class Kv(object):
         for item in items:
             try:
                 out.append(func(item))
-            except KeyVaultError as exc:
-                out.append({key_field: item[key_field], 'failed': True, 'msg': str(exc)})
+            except KeyVaultError as exc:  # as the module base's per-key loop does
+                out.append(failed_result(item, key_field, exc))
         return out
 
 
@@ -74,3 +75,12 @@ def test_a_disabled_version_enabled_whose_key_is_another_is_disabled_again(monke
     vault.writes = []
     result = vault_backend.update_vault(Kv(), vault, [item])
     assert [w[2] for w in vault.writes] == [{'enabled': True}] and 'failed' not in str(result), (vault.writes, result)
+
+
+def test_an_update_that_got_no_answer_has_an_unknown_outcome():
+    class Lost(Vault):
+        def update(self, name, version, **fields):
+            raise KeyVaultError('https://x is unreachable during update of key k (connection reset)')
+
+    result = vault_backend.update_vault(Kv(), Lost('v1'), [{'name': 'k', 'version': 'v1', 'changes': {'enabled': [True, False]}}])
+    assert result['keys'][0]['failed'] and result['keys'][0]['outcome_unknown'], result
