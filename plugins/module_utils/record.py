@@ -759,6 +759,23 @@ def _show(value):
 
 
 # -- seal: the HSM keys every vault listed for them holds ---------------------------------------------------------------
+def hold_shared_seals(records, check_mode=False):
+    """Across HSM hosts: a host whose token another host sees too (the same serial and label, as the contact read them)
+    seals an HSM key only when every record of its label on that token, whatever its host, may be sealed; the records of
+    such a key are marked seal_held, so that no host seals a key another host still has to wrap (a sealed key can never
+    be wrapped again)."""
+    groups = {}
+    for rec in records:
+        token = rec.get('token') or {}
+        if token.get('serial') or token.get('label'):
+            groups.setdefault((token.get('serial'), token.get('label'), rec['label']), []).append(rec)
+    for group in groups.values():
+        if len(hosts_of(group)) > 1 and seal_plan(group, check_mode).get(group[0]['label']) not in ('seal', 'earlier'):
+            for rec in group:
+                rec['seal_held'] = True
+    return records
+
+
 def seal_plan(records, check_mode=False):
     """{label: 'earlier' | 'seal' | 'not yet'} for the HSM keys of a host: sealed by an earlier run, to seal now (every
     record of the label is in its vault with a proven match; in check mode: would be), or not yet."""
@@ -766,6 +783,9 @@ def seal_plan(records, check_mode=False):
     for rec in records:
         label = rec['label']
         if out.get(label) == 'earlier' or absent(rec):
+            continue
+        if rec.get('seal_held'):  # another host on this token still needs the key unsealed
+            out[label] = 'not yet'
             continue
         hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
         if hsm_step.get('sealed'):

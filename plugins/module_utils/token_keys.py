@@ -15,6 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
+from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 
 #: what Key Vault accepts as a key name: a label that is not one cannot be a vault key's name
@@ -103,10 +104,45 @@ def _vault_facts(vault_state):
             problems.append('vault %s could not be read: %s' % (vault.get('name'), vault.get('msg')))
             continue
         for key in vault.get('keys') or []:
+            tags = key.get('tags') or {}
+            # a disabled current version shows no key material: the identity tag written with its import stands for it
+            # (to keep an HSM key, a tag is evidence enough; the vault can enable the version again at any time)
+            tagged = next((tags[t] for t in ki.IDENTITY_TAGS if tags.get(t)), None)
             if key.get('exists'):
-                entries.append((vault.get('name'), key['name'], key.get('version'), key.get('fingerprint') or key.get('kcv'),
-                                key.get('version_count')))
+                entries.append((vault.get('name'), key['name'], key.get('version'),
+                                key.get('fingerprint') or key.get('kcv') or tagged, key.get('version_count')))
+            elif key.get('deleted'):
+                # soft-deleted, recoverable (the transfer recovers a key listed again): its HSM key is still needed
+                entries.append((vault.get('name'), key['name'], 'soft-deleted', key.get('deleted_fingerprint'), 1))
+        # the vault's keys under names nobody asked for that carry the identity tag: a key the inventory no longer names
+        for key in vault.get('tagged') or []:
+            entries.append((vault.get('name'), key.get('name'), 'tagged', key.get('identity'), 1))
     return entries, problems
+
+
+def _token_of(state):
+    """What the listing read of the host's token (serial and label), to tell which hosts see one token."""
+    token = state.get('token') or {}
+    return (token.get('serial'), token.get('label')) if token.get('serial') or token.get('label') else None
+
+
+def _labels_of_token(states):
+    """{host: (labels, rotating labels)} where the labels are those of every host that sees the same token (a network HSM's
+    partition): a key one host's inventory needs is never unused on the token for another host."""
+    shared = {}
+    for state in states:
+        token = _token_of(state)
+        if token is not None:
+            shared.setdefault(token, []).append(state)
+    out = {}
+    for state in states:
+        group = shared.get(_token_of(state)) or [state]
+        labels, rotating = set(), set()
+        for other in group:
+            labels |= inventory_labels(other.get('byok_keys'))
+            rotating |= rotating_labels(other.get('byok_keys'))
+        out[state.get('host')] = (labels, rotating)
+    return out
 
 
 def rows(states, vault_state):
@@ -116,9 +152,9 @@ def rows(states, vault_state):
     entries, problems = _vault_facts(vault_state)
     older = ['%s/%s has %s versions' % (v, n, c) for v, n, ver, ident, c in entries if c is None or c > 1]
     out = []
+    by_token = _labels_of_token(states)
     for state in states:
-        labels = inventory_labels(state.get('byok_keys'))
-        rotating = rotating_labels(state.get('byok_keys'))
+        labels, rotating = by_token[state.get('host')]
         for key in state.get('keys') or []:
             identity = key.get('fingerprint')
             held = ['%s/%s/%s' % (v, n, ver) for v, n, ver, ident, c in entries if decisions.same_identity(identity, ident)]

@@ -492,13 +492,17 @@ def look_up(vault, name, versions):
     return entry
 
 
-def read_vault(kv, vault, names, versions):
-    """The look-ups of one vault; a vault that cannot be read fails as a whole (authentication, permission, network)."""
+def read_vault(kv, vault, names, versions, tagged=False):
+    """The look-ups of one vault (and with tagged, its other keys that carry the collection's identity tag); a vault that
+    cannot be read fails as a whole (authentication, permission, network)."""
     keys = kv.run_keys_parallel(names, lambda name: look_up(vault, name, versions), 'name', 'look-up')
     failed = [k for k in keys if k.get('failed')]
     result = {'changed': False, 'keys': keys}
     if failed:
         result.update(failed=True, msg=failed[0]['msg'])
+    elif tagged:
+        result['tagged'] = [dict((f, k[f]) for f in ('name', 'tag', 'identity'))
+                            for k in tagged_keys(vault, {'name': None, 'names': names})['unlisted']]
     return result
 
 
@@ -511,8 +515,10 @@ def key_info_request(kv):
         for entry in p['vaults']:
             for name in entry['names']:
                 kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
-        results = kv.run_vaults(p['vaults'], lambda vault, entry: read_vault(kv, vault, entry['names'], versions),
-                                'look-up', items='names')
+        def read(vault, entry):
+            return read_vault(kv, vault, entry['names'], versions, p['tagged'])
+
+        results = kv.run_vaults(p['vaults'], read, 'look-up', items='names')
         failed = [r for r in results if r.get('failed')]
         if failed:
             return dict(failed=True, vaults=results, msg='%d of %d vaults could not be read: %s' % (len(failed), len(results), ' | '.join(
@@ -520,10 +526,10 @@ def key_info_request(kv):
         return dict(changed=False, vaults=results)
     for name in p['names']:
         kv.guard(byok_file.validate_key_name, name, option='names')
-    result = read_vault(kv, kv.vault, p['names'], versions)
+    result = read_vault(kv, kv.vault, p['names'], versions, p['tagged'])
     if result.get('failed'):
         return dict(failed=True, msg=result['msg'], keys=result['keys'])
-    return dict(changed=False, keys=result['keys'])
+    return dict(changed=False, keys=result['keys'], **({'tagged': result['tagged']} if p['tagged'] else {}))
 
 
 # -- byok_kek_fetch: the KEK of a vault ensured (or deleted), its public key written ------------------------------------
@@ -851,6 +857,7 @@ def import_records(kv, records):
                 diff['before'][where] = dict((f, v[0]) for f, v in k['changes'].items())
                 diff['after'][where] = dict((f, v[1]) for f, v in k['changes'].items())
     results = results + updates
+    record.hold_shared_seals(records, kv.check_mode)  # a key another host on the same token still needs stays unsealed
     result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff,
                   destroy_hosts=record.destroy_hosts(records, kv.check_mode))
     if p['delete_keks']:

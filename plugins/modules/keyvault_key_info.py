@@ -64,6 +64,15 @@ options:
       - Also count the versions of each key (one more request per key).
     type: bool
     default: true
+  tagged:
+    version_added: 2.0.0
+    description:
+      - Also list each vault's other keys that carry the collection's identity tag (C(byok-fingerprint), C(byok-kcv)),
+        with the identity the tag records (RV(vaults[].tagged), RV(tagged)). Needs the permission to list keys.
+      - The playbook C(byok.keyvault.hsm_keys) uses it so that an HSM key a vault holds under a name the inventory no
+        longer gives is never taken as unused.
+    type: bool
+    default: false
   parallel:
     description:
       - How many keys are looked up at once in each vault (1-16); each look-up is one or two requests.
@@ -89,6 +98,13 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+tagged:
+  version_added: 2.0.0
+  description: With O(vault_url) and O(tagged), the vault's keys not among O(names) that carry the collection's identity
+    tag, each with C(name), C(tag) and C(identity) (what the tag records; only the tag says so).
+  returned: with O(vault_url) and O(tagged)
+  type: list
+  elements: dict
 keys:
   description: One entry per name (with O(vault_url); with O(vaults), each entry of RV(vaults) has its own).
   returned: with O(vault_url)
@@ -168,6 +184,12 @@ vaults:
       description: One entry per name, as RV(keys).
       type: list
       elements: dict
+    tagged:
+      description: With O(tagged), the vault's keys not among the names that carry the collection's identity tag, each
+        with C(name), C(tag) and C(identity) (what the tag records; only the tag says so).
+      type: list
+      elements: dict
+      returned: with O(tagged)
     failed:
       description: Whether the vault could not be read.
       type: bool
@@ -189,6 +211,7 @@ def main():
             names=dict(type='list', elements='str'),
             vaults=vaults_option(names=dict(type='list', elements='str', required=True)),
             versions=dict(type='bool', default=True),
+            tagged=dict(type='bool', default=False),
             parallel=dict(type='int', default=8),
         ),
         mutually_exclusive=[('vault_url', 'vaults'), ('names', 'vaults')],

@@ -578,3 +578,18 @@ def test_a_conflict_that_is_no_comparison_says_what_is_missing_not_that_the_keys
     message = record.row(untagged)['message']
     assert message.startswith('vault key b cannot be compared with HSM key b'), message
     assert 'is not HSM key' not in message, message
+
+
+def test_a_key_another_host_on_the_same_token_still_needs_is_not_sealed():
+    """hsmA holds shared-x in its vault; hsmB, on the same token, has still to send it to another vault: sealing it now
+    would make it impossible to wrap for hsmB."""
+    mine = sealable(('shared-x', 'x', 'fp-shared-x'))[0]
+    theirs = sealable(('shared-x', 'x2', None))[0]
+    theirs['host'] = 'hsm2'
+    assert record.seal_items([mine]) == [{'label': 'shared-x', 'fingerprint': 'fp-shared-x'}]  # as hsm1 alone sees it
+    record.hold_shared_seals([mine, theirs])  # note_keys gave both the token {'label': 'tok', 'serial': '1'}
+    assert record.seal_items([mine]) == [], mine.get('seal_held')
+    other_token = sealable(('shared-x', 'x', 'fp-shared-x'))[0]
+    elsewhere = dict(sealable(('shared-x', 'x2', None))[0], host='hsm2', token={'label': 'tok', 'serial': '2'})
+    record.hold_shared_seals([other_token, elsewhere])
+    assert record.seal_items([other_token]) == [{'label': 'shared-x', 'fingerprint': 'fp-shared-x'}]

@@ -74,3 +74,38 @@ def test_the_later_generations_of_a_rotating_key_are_named_by_the_inventory():
     assert rows['app']['in_inventory']
     # a label of that form under an entry without rotate_after is no generation of it
     assert not rows['fixed.r2']['in_inventory'] and rows['fixed.r2']['removable']
+
+
+def test_a_disabled_or_soft_deleted_vault_key_keeps_its_hsm_key():
+    """A disabled current version shows no key material, and a soft-deleted key can be recovered: the tag written with the
+    import, and the deleted key's fingerprint, keep the HSM key they stand for."""
+    listed = [state([key('off', FP_USED), key('gone', FP_OLD), key('stray', FP_STRAY)])]
+    vaults = {'vaults': [{'name': 'prod', 'keys': [
+        {'name': 'off', 'exists': True, 'disabled': True, 'version': 'v1', 'fingerprint': None, 'version_count': 1,
+         'tags': {'byok-fingerprint': FP_USED}},
+        {'name': 'gone', 'exists': False, 'deleted': True, 'deleted_fingerprint': FP_OLD}]}]}
+    rows = by_label(token_keys.rows(listed, vaults))
+    assert not rows['off']['removable'] and rows['off']['vaults'] == ['prod/off/v1'], rows['off']
+    assert not rows['gone']['removable'] and rows['gone']['vaults'] == ['prod/gone/soft-deleted'], rows['gone']
+    assert rows['stray']['removable'], rows['stray']
+
+
+def test_hosts_that_see_one_token_share_what_their_inventories_need():
+    """Two HSM hosts on one partition list the same keys: a key in either host's inventory is used, for both."""
+    token = {'serial': '42', 'label': 'partition'}
+    a = dict(state([key('pending', FP_STRAY)]), host='hsmA', token=token)
+    b = dict(state([key('pending', FP_STRAY)], [{'name': 'pending', 'vault': 'prod'}]), host='hsmB', token=token)
+    rows = token_keys.rows([a, b], vault_state())
+    assert [(r['host'], r['removable'], r['reason']) for r in rows] == [
+        ('hsmA', False, 'the inventory names it'), ('hsmB', False, 'the inventory names it')], rows
+    alone = dict(b, token={'serial': '43', 'label': 'partition'})
+    assert [r['removable'] for r in token_keys.rows([a, alone], vault_state())] == [True, False]
+
+
+def test_a_vault_key_the_inventory_no_longer_names_keeps_its_hsm_key_by_its_tag():
+    listed = [state([key('hsm.renamed', FP_USED), key('stray', FP_STRAY)])]
+    vaults = {'vaults': [{'name': 'prod', 'keys': [],
+                          'tagged': [{'name': 'renamed', 'tag': 'byok-fingerprint', 'identity': FP_USED}]}]}
+    rows = by_label(token_keys.rows(listed, vaults))
+    assert not rows['hsm.renamed']['removable'] and rows['hsm.renamed']['vaults'] == ['prod/renamed/tagged'], rows
+    assert rows['stray']['removable'], rows['stray']
