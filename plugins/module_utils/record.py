@@ -759,11 +759,11 @@ def _show(value):
 
 
 # -- seal: the HSM keys every vault listed for them holds ---------------------------------------------------------------
-def hold_shared_seals(records, check_mode=False):
+def hold_shared_token_keys(records, check_mode=False):
     """Across HSM hosts: a host whose token another host sees too (the same serial and label, as the contact read them)
-    seals an HSM key only when every record of its label on that token, whatever its host, may be sealed; the records of
-    such a key are marked seal_held, so that no host seals a key another host still has to wrap (a sealed key can never
-    be wrapped again)."""
+    seals an HSM key only when every record of its label on that token, whatever its host, may be sealed (seal_held),
+    so that no host seals a key another host still has to wrap (a sealed key can never be wrapped again); and destroys
+    it only when no record of its label on that token is still listed present (destroy_held)."""
     groups = {}
     for rec in records:
         token = rec.get('token') or {}
@@ -773,6 +773,9 @@ def hold_shared_seals(records, check_mode=False):
         if len(hosts_of(group)) > 1 and seal_plan(group, check_mode).get(group[0]['label']) not in ('seal', 'earlier'):
             for rec in group:
                 rec['seal_held'] = True
+        if len(hosts_of(group)) > 1 and [r for r in group if not absent(r)]:
+            for rec in group:  # a host retiring the key must not destroy it while another host on the token uses it
+                rec['destroy_held'] = True
     return records
 
 
@@ -850,14 +853,21 @@ def destroy_hosts(records, check_mode=False):
     return [host for host in hosts_of(records) if destroy_items(of_host(records, host), check_mode)]
 
 
+def _destroyable(rec, check_mode):
+    """Whether a record lets its HSM key go: retired with destroy_hsm_key, its deletion confirmed, its host not stopped,
+    and no other host on its token still listing the key (destroy_held)."""
+    if rec.get('stopped') or rec.get('destroy_held'):
+        return False
+    return absent(rec) and bool(rec.get('destroy_hsm_key')) and _deletion_confirmed(rec, check_mode)
+
+
 def destroy_items(records, check_mode=False):
     """hsm_key_remove's keys for the HSM keys to destroy: every record of the label is retired with destroy_hsm_key and
     its vault confirmed the deletion; each with the identity the HSM held (the key is destroyed only if it still is)."""
     items = []
     for label in sorted(set(r['label'] for r in records)):
         mine = [r for r in records if r['label'] == label]
-        if not all(absent(r) and r.get('destroy_hsm_key') and not r.get('stopped') and _deletion_confirmed(r, check_mode)
-                   for r in mine):
+        if not all(_destroyable(r, check_mode) for r in mine):
             continue
         identity = next((hsm_identity(r) for r in mine if hsm_identity(r)), None)
         if not identity:

@@ -857,7 +857,7 @@ def import_records(kv, records):
                 diff['before'][where] = dict((f, v[0]) for f, v in k['changes'].items())
                 diff['after'][where] = dict((f, v[1]) for f, v in k['changes'].items())
     results = results + updates
-    record.hold_shared_seals(records, kv.check_mode)  # a key another host on the same token still needs stays unsealed
+    record.hold_shared_token_keys(records, kv.check_mode)  # a key another host on its token needs: kept unsealed, not destroyed
     result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff,
                   destroy_hosts=record.destroy_hosts(records, kv.check_mode))
     if p['delete_keks']:

@@ -587,9 +587,17 @@ def test_a_key_another_host_on_the_same_token_still_needs_is_not_sealed():
     theirs = sealable(('shared-x', 'x2', None))[0]
     theirs['host'] = 'hsm2'
     assert record.seal_items([mine]) == [{'label': 'shared-x', 'fingerprint': 'fp-shared-x'}]  # as hsm1 alone sees it
-    record.hold_shared_seals([mine, theirs])  # note_keys gave both the token {'label': 'tok', 'serial': '1'}
+    record.hold_shared_token_keys([mine, theirs])  # note_keys gave both the token {'label': 'tok', 'serial': '1'}
     assert record.seal_items([mine]) == [], mine.get('seal_held')
     other_token = sealable(('shared-x', 'x', 'fp-shared-x'))[0]
     elsewhere = dict(sealable(('shared-x', 'x2', None))[0], host='hsm2', token={'label': 'tok', 'serial': '2'})
-    record.hold_shared_seals([other_token, elsewhere])
+    record.hold_shared_token_keys([other_token, elsewhere])
     assert record.seal_items([other_token]) == [{'label': 'shared-x', 'fingerprint': 'fp-shared-x'}]
+
+
+def test_a_key_another_host_on_the_same_token_still_uses_is_not_destroyed():
+    mine = retired({'changed': True})
+    assert record.destroy_items([mine]) == [{'label': 'k', 'fingerprint': 'f1'}]  # as hsm1 alone sees it
+    theirs = dict(rec('k2', label='k'), host='hsm2', token=mine['token'])
+    record.hold_shared_token_keys([mine, theirs])
+    assert record.destroy_items([mine]) == [], mine
