@@ -515,6 +515,7 @@ def key_info_request(kv):
         for entry in p['vaults']:
             for name in entry['names']:
                 kv.guard(byok_file.validate_key_name, name, option='names of vault %s' % (entry['name'] or entry['vault_url']))
+
         def read(vault, entry):
             return read_vault(kv, vault, entry['names'], versions, p['tagged'])
 
