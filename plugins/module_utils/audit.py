@@ -22,7 +22,6 @@ import json
 from xml.sax.saxutils import escape, quoteattr
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
-from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
@@ -198,10 +197,3 @@ def junit(audit_rows, finished):
     out.append('</testsuites>')
     return '\n'.join(out) + '\n'
 
-
-def identity_of_tags(tags):
-    """(tag name, identity) of the collection's identity tag among a vault key's tags, or None."""
-    for tag in ki.IDENTITY_TAGS:
-        if (tags or {}).get(tag):
-            return tag, tags[tag]
-    return None

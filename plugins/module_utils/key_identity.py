@@ -40,6 +40,15 @@ KCV_TAG = 'byok-kcv'
 FINGERPRINT_TAG = 'byok-fingerprint'
 IDENTITY_TAGS = (KCV_TAG, FINGERPRINT_TAG)
 
+
+def identity_of_tags(tags):
+    """(tag name, identity) of the collection's identity tag among a vault key's tags, or None."""
+    for tag in IDENTITY_TAGS:
+        if (tags or {}).get(tag):
+            return tag, tags[tag]
+    return None
+
+
 # Azure curve name -> (cryptography class name, DER of the named-curve OID as CKA_EC_PARAMS)
 CURVES = {
     'P-256': ('SECP256R1', bytes.fromhex('06082a8648ce3d030107')),

@@ -495,8 +495,7 @@ def sealed_kek_requests(records):
         kek, wrap = step(rec, 'kek'), step(rec, 'wrap')
         if not _from_bundle(rec) or kek is None or wrap is None or wrap.get('failed') or not kek.get('kid'):
             continue
-        v = out.setdefault(rec['vault'], {'name': rec['vault'], 'vault_url': rec.get('vault_url'),
-                                          'vault_type': rec.get('vault_kind') or 'auto', 'keks': []})
+        v = _vault_entry(out, rec, 'keks')
         sealed = {'kid': kek['kid'], 'fingerprint': kek.get('fingerprint')}
         if sealed not in v['keks']:
             v['keks'].append(sealed)

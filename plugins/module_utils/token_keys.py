@@ -104,10 +104,10 @@ def _vault_facts(vault_state):
             problems.append('vault %s could not be read: %s' % (vault.get('name'), vault.get('msg')))
             continue
         for key in vault.get('keys') or []:
-            tags = key.get('tags') or {}
+            tags = key.get('tags')
             # a disabled current version shows no key material: the identity tag written with its import stands for it
             # (to keep an HSM key, a tag is evidence enough; the vault can enable the version again at any time)
-            tagged = next((tags[t] for t in ki.IDENTITY_TAGS if tags.get(t)), None)
+            tagged = (ki.identity_of_tags(tags) or (None, None))[1]
             if key.get('exists'):
                 entries.append((vault.get('name'), key['name'], key.get('version'),
                                 key.get('fingerprint') or key.get('kcv') or tagged, key.get('version_count')))

@@ -17,7 +17,6 @@ import base64
 import datetime
 import os
 
-from ansible_collections.byok.keyvault.plugins.module_utils import audit
 from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import byok_file
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
@@ -263,6 +262,16 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     return result
 
 
+def _disable(vault, name, version, **fields):
+    """Disable a version that is not the HSM key (Update Key, with fields); the error's text when the vault refused, else
+    None: the caller's failure says which."""
+    try:
+        vault.update(name, version, enabled=False, **fields)
+    except KeyVaultError as exc:
+        return str(exc)
+    return None
+
+
 def foreign_version(vault, name, key, key_type, identity, expected):
     """The error for a version just imported that is not the HSM key (the .byok was wrapped from another key, or altered on
     its way): the version is disabled, so that nothing uses it as the HSM key, and its identity tag, written with the
@@ -274,12 +283,10 @@ def foreign_version(vault, name, key, key_type, identity, expected):
     else:
         tags = dict(key.properties.tags or {})
         tags[ki.identity_tag(key_type)] = identity
-        try:
-            vault.update(name, version, enabled=False, tags=tags)
-            done = ('the version was disabled (as the key\'s current version, it makes the key answer 403 until a version of '
-                    'the HSM key is imported)')
-        except KeyVaultError as exc:
-            done = 'the version could NOT be disabled (%s): disable it yourself before anything uses it' % exc
+        failure = _disable(vault, name, version, tags=tags)
+        done = ('the version could NOT be disabled (%s): disable it yourself before anything uses it' % failure if failure else
+                'the version was disabled (as the key\'s current version, it makes the key answer 403 until a version of the '
+                'HSM key is imported)')
     exc = KeyVaultError('vault key %s version %s does not match the HSM key after import (%s, expected %s); %s. The .byok was '
                         'wrapped from another key or altered on its way: check byok_file and expected_fingerprint (in the '
                         'staged flow, the bundle and where it was)' % (name, version, identity, expected, done))
@@ -675,7 +682,7 @@ def tagged_keys(vault, entry):
     named = set(key_name_key(n) for n in entry['names'])
     out = []
     for props in vault.list_keys():
-        found = audit.identity_of_tags(props.tags)
+        found = ki.identity_of_tags(props.tags)
         if found is None or key_name_key(props.name) in named:
             continue
         out.append({'vault': entry['name'], 'vault_url': vault.url, 'name': props.name, 'tag': found[0], 'identity': found[1],
@@ -808,11 +815,8 @@ def _enabled_is_the_hsm_key(vault, item, key):
     now, must be the HSM key's; a version of another key is disabled again and the key fails."""
     identity = vault_identity(vault, key, item['key_type'], item['key_size'])
     if decisions.known(identity) and not decisions.same_identity(identity, item.get('expected')):
-        try:
-            vault.update(item['name'], item['version'], enabled=False)
-            done = 'it was disabled again'
-        except KeyVaultError as exc:
-            done = 'it could NOT be disabled again (%s): disable it yourself' % exc
+        failure = _disable(vault, item['name'], item['version'])
+        done = 'it could NOT be disabled again (%s): disable it yourself' % failure if failure else 'it was disabled again'
         raise KeyVaultError("vault key %s version %s, disabled and known only by its identity tag, was enabled, and its key "
                             "material is not the HSM key (%s, not %s); %s. Someone copied the tag onto another key: set "
                             "force: true to import the HSM key as a new version, or use another name"
