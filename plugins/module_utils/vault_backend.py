@@ -784,12 +784,7 @@ def update_vault(kv, vault, items):
     def one(item):
         if not kv.check_mode:
             still_current(vault, item['name'], item['version'], 'updated')
-            try:
-                key = vault.update(item['name'], item['version'], **update_fields(item['changes']))
-            except KeyVaultError as exc:
-                if exc.status is None:  # no answer came (a connection lost): the vault may have applied it
-                    exc.outcome_unknown = True
-                raise
+            key = vault.update(item['name'], item['version'], **update_fields(item['changes']))
             if item.get('disabled') and getattr(key, 'key', None) is not None and key.properties.enabled:
                 _enabled_is_the_hsm_key(vault, item, key)
         return {'name': item['name'], 'changes': item['changes'], 'changed': True}

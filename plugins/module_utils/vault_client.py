@@ -93,7 +93,12 @@ class Vault(object):
         version); release_policy as the records hold it ({policy, immutable})."""
         if 'release_policy' in fields:
             fields['release_policy'] = policy_model(fields['release_policy'])
-        return self._call('update of key %s' % name, 'update', self.client.update_key_properties, name, version, **fields)
+        try:
+            return self._call('update of key %s' % name, 'update', self.client.update_key_properties, name, version, **fields)
+        except KeyVaultError as exc:
+            if exc.status is None:  # no answer came (a connection lost): the vault may have applied it
+                exc.outcome_unknown = True
+            raise
 
     def versions(self, name, **kwargs):
         """All versions' properties of a key (oldest first), [] when missing."""

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import types
 
-from ansible_collections.byok.keyvault.plugins.module_utils import vault_backend
+from ansible_collections.byok.keyvault.plugins.module_utils import vault_backend, vault_client
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import failed_result
 
@@ -79,8 +79,13 @@ def test_a_disabled_version_enabled_whose_key_is_another_is_disabled_again(monke
 
 def test_an_update_that_got_no_answer_has_an_unknown_outcome():
     class Lost(Vault):
-        def update(self, name, version, **fields):
-            raise KeyVaultError('https://x is unreachable during update of key k (connection reset)')
+        """Update Key as vault_client.Vault makes it, over a connection that is reset before any answer."""
+
+        def _call(self, what, operation, func, *args, **kwargs):
+            raise KeyVaultError('https://x is unreachable during %s (connection reset)' % what)
+
+        client = types.SimpleNamespace(update_key_properties=None)
+        update = vault_client.Vault.update
 
     result = vault_backend.update_vault(Kv(), Lost('v1'), [{'name': 'k', 'version': 'v1', 'changes': {'enabled': [True, False]}}])
     assert result['keys'][0]['failed'] and result['keys'][0]['outcome_unknown'], result
