@@ -196,4 +196,3 @@ def junit(audit_rows, finished):
         out.append('  </testsuite>')
     out.append('</testsuites>')
     return '\n'.join(out) + '\n'
-
