@@ -28,6 +28,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import record
 
 ARGUMENT_SPEC = dict(
     hosts=dict(type='list', elements='str'),
+    outside_hosts=dict(type='list', elements='str', default=[]),
     role=dict(type='str', default='transfer'),
     entry_point=dict(type='str', default='main'),
     vaults_required=dict(type='bool', default=True),
@@ -40,6 +41,8 @@ OTHER_DECLARED = ('byok_manifest_dir', 'byok_report_hosts', 'byok_bundle_dir', '
                   # what the audit (playbook verify) registers
                   'byok_audit') + record.REGISTERS  # the key records the steps register (a later serial batch sees them)
 DEBUG_OPT_IN = 'byok_allow_secrets_in_debug_log'
+#: what the plan reads of an HSM host outside the run: its keys, their vaults and its token
+OUTSIDE_VARIABLES = ('byok_keys', 'byok_vaults', 'byok_token_serial', 'byok_token_label')
 
 
 def _looks_like_ours(name):
@@ -84,7 +87,11 @@ class ActionModule(ByokAction):
         values, problems = {}, []
         for host in hosts:
             values[host] = self._declared(hostvars, host, spec, problems)
-        plan, found = inventory.plan_fleet(spec, values, vaults_required=args['vaults_required'])
+        # the HSM hosts this run leaves out: read for what a key of this run must not take from them, their problems unsaid
+        # (only the variables that say so: their secrets and lookups are not this run's to resolve)
+        shared = dict((name, spec[name]) for name in OUTSIDE_VARIABLES if name in spec)
+        outside = dict((h, self._declared(hostvars, h, shared, [])) for h in args.get('outside_hosts') or [] if h not in values)
+        plan, found = inventory.plan_fleet(spec, values, vaults_required=args['vaults_required'], outside=outside)
         problems.extend(found)
         problems.extend(inventory.flow_problems(values, args.get('flow') or 'transfer'))
         problems.extend(self._debug_problems(values))

@@ -729,10 +729,12 @@ def _check_kek_names(checker, keys, vaults):
         key['name'] = _INVALID
 
 
-def plan_fleet(spec, hosts, now=None, vaults_required=True):
+def plan_fleet(spec, hosts, now=None, vaults_required=True, outside=None):
     """(plan, problems): the plan of every HSM host of the play, and every problem of the whole inventory.
 
     spec: the transfer role's argument spec options; hosts: {host: {variable: value}} as the inventory gives them.
+    outside: the same of the HSM hosts of the inventory this run leaves out (a --limit): not planned, and their own
+    problems not reported, but a key of this run must not take a vault key, or destroy or seal an HSM key, one of them uses.
     The plan holds no secret.  With problems, the plan must not be acted on.
     """
     problems = []
@@ -744,7 +746,8 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
         values, host_problems = check_host(spec, host, hosts[host], now, vaults_required)
         checked[host] = values
         problems.extend(host_problems)
-    problems.extend(_fleet_problems(checked))
+    others = dict((h, check_host(spec, h, v, now, vaults_required)[0]) for h, v in (outside or {}).items() if h not in hosts)
+    problems.extend(_fleet_problems(checked, others))
     plan = {'hosts': {}, 'vaults': [], 'controller': None}
     vaults = {}
     names = {}
@@ -780,6 +783,10 @@ def plan_fleet(spec, hosts, now=None, vaults_required=True):
     plan['entries'] = [e for host in sorted(plan['hosts']) for e in plan['hosts'][host]['keys']]
     # the key records the transfer carries from step to step (module_utils/record.py)
     plan['records'] = [record.new(e) for e in plan['entries']]
+    for rec in plan['records']:
+        users = _token_users(rec, checked, others)
+        if users:  # the seal waits for them (record.hold_shared_token_keys): a sealed key can never be wrapped again
+            rec['token_users_outside'] = users
     nkeys = sum(len(h['keys']) for h in plan['hosts'].values())
     plan['summary'] = '%s on %s into %s' % (count(nkeys, 'key'), count(len(plan['hosts']), 'HSM host'),
                                             count(len(plan['vaults']), 'vault'))
@@ -854,8 +861,10 @@ def _hsm_keys(entries):
     return out
 
 
-def _fleet_problems(checked):
-    """Rules across hosts: one vault definition per name, one HSM key per vault key."""
+def _fleet_problems(checked, outside=None):
+    """Rules across hosts: one vault definition per name, one HSM key per vault key, no HSM key destroyed that another
+    host on its token uses; a host outside the run (outside) counts as an owner or a user, never has the problem."""
+    outside = outside or {}
     problems = []
     first = {}
     for host, values in sorted(checked.items()):
@@ -868,7 +877,8 @@ def _fleet_problems(checked):
                                         % (first[vname][0], vault.get('url'), first[vname][1].get('url'))))
             first.setdefault(vname, (host, vault))
     owner = {}
-    for host, values in sorted(checked.items()):
+    # the hosts outside the run first: a key of this run that a key of theirs already holds is this run's problem
+    for host, values in sorted(outside.items()) + sorted(checked.items()):
         for index, key in enumerate(values.get('byok_keys') or []):
             if _bad(key) or not _ok(key.get('name'), key.get('vault')):
                 continue
@@ -876,13 +886,18 @@ def _fleet_problems(checked):
             if vault is None or _bad(vault) or not _ok(vault.get('url')):
                 continue
             where = (vault['url'], key_name_key(key['name']))
-            if where in owner and owner[where][0] != host:
+            if where in owner and owner[where][0] != host and host in checked:
                 problems.append(Problem(host, 'byok_keys[%d] (%s).name' % (index, key['name']),
-                                        "vault key '%s' of %s is also listed by %s (byok_keys[%d]); a vault key holds one HSM "
+                                        "vault key '%s' of %s is also listed by %s (byok_keys[%d]%s); a vault key holds one HSM "
                                         "key (names compare case-insensitively): remove it from one of the hosts"
-                                        % (key['name'], vault['url'], owner[where][0], owner[where][1])))
+                                        % (key['name'], vault['url'], owner[where][0], owner[where][1],
+                                           ', ' + OUTSIDE_RUN if owner[where][0] in outside else '')))
             owner.setdefault(where, (host, index))
-    return problems + _shared_token_problems(checked)
+    return problems + _shared_token_problems(checked, outside)
+
+
+#: how a message names a host of the inventory that the run leaves out
+OUTSIDE_RUN = "outside this run's --limit"
 
 
 def _token_of(values):
@@ -895,29 +910,41 @@ def _token_of(values):
     return None
 
 
-def _shared_token_problems(checked):
+def _token_users(entry, checked, outside):
+    """The hosts outside the run that see the token of entry's host and still use its HSM label."""
+    token = _token_of(checked.get(entry['host']) or {})
+    if token is None:
+        return []
+    return sorted(h for h, values in (outside or {}).items() if _token_of(values) == token
+                  and any(not _bad(k) and _uses_label(k, entry['label']) for k in values.get('byok_keys') or []))
+
+
+def _shared_token_problems(checked, outside=None):
     """HSM hosts may see one token (a network HSM's partition): a key one of them destroys must not be an HSM key another
-    of them still uses.  Tokens are told apart by serial, else by label; in doubt, nothing is destroyed."""
+    of them, in this run or not, still uses.  Tokens are told apart by serial, else by label; in doubt, nothing is
+    destroyed."""
+    outside = outside or {}
+    every = dict(outside, **checked)
     problems = []
     sharing = {}
-    for host, values in sorted(checked.items()):
+    for host, values in sorted(every.items()):
         token = _token_of(values)
         if token is not None:
             sharing.setdefault(token, []).append(host)
     for (kind, value), hosts in sorted(sharing.items()):
-        for host in hosts:
+        for host in [h for h in hosts if h in checked]:
             for index, key in enumerate(checked[host].get('byok_keys') or []):
                 if _bad(key) or key.get('destroy_hsm_key') is not True or not _ok(key.get('label'), key.get('name')):
                     continue
                 for other in hosts:
-                    users = [i for i, k in enumerate(checked[other].get('byok_keys') or [])
+                    users = [i for i, k in enumerate(every[other].get('byok_keys') or [])
                              if other != host and not _bad(k) and _uses_label(k, key['label'])]
                     if users:
                         problems.append(Problem(host, 'byok_keys[%d] (%s).destroy_hsm_key' % (index, key['name']), (
-                            "is true, but HSM host %s sees the same token (token %s %s) and its byok_keys[%d] still uses HSM "
-                            "label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or retire "
-                            "that entry too (hosts with tokens of their own: give each its byok_token_serial)")
-                            % (other, kind, value, users[0], key['label'])))
+                            "is true, but HSM host %s%s sees the same token (token %s %s) and its byok_keys[%d] still uses "
+                            "HSM label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or "
+                            "retire that entry too (hosts with tokens of their own: give each its byok_token_serial)")
+                            % (other, ' (%s)' % OUTSIDE_RUN if other in outside else '', kind, value, users[0], key['label'])))
                         break
     return problems
 

@@ -765,6 +765,8 @@ def hold_shared_token_keys(records, check_mode=False):
     it only when no record of its label on that token is still listed present (destroy_held)."""
     groups = {}
     for rec in records:
+        if rec.get('token_users_outside'):  # hosts outside the run's --limit on this token list the key (the plan said)
+            rec['seal_held'] = rec['destroy_held'] = True
         token = rec.get('token') or {}
         if token.get('serial') or token.get('label'):
             groups.setdefault((token.get('serial'), token.get('label'), rec['label']), []).append(rec)
@@ -821,6 +823,9 @@ def note_seals(records, results, check_mode=False, whole=None):
         result = results.get(rec['label'])
         if what == 'earlier':
             note(rec, 'seal', sealed=True, note='HSM key sealed (by an earlier run)')
+        elif what != 'seal' and rec.get('token_users_outside'):
+            note(rec, 'seal', sealed=False, note='HSM key not sealed: %s, outside this run\'s --limit, on the same token, '
+                 'still lists it' % ', '.join(rec['token_users_outside']))
         elif what != 'seal':
             note(rec, 'seal', sealed=False, note=NOT_EVERY_VAULT)
         elif result is None and whole is None:

@@ -51,6 +51,16 @@ options:
       - HSM hosts to check and plan. Defaults to every host of the play, also those that already failed.
     type: list
     elements: str
+  outside_hosts:
+    version_added: 2.0.0
+    description:
+      - HSM hosts of the inventory that this run leaves out (a C(--limit)). They are not planned, and their own mistakes
+        are not reported; of each, only C(byok_keys), C(byok_vaults), C(byok_token_serial) and C(byok_token_label) are
+        read, so that a key of this run does not take a vault key one of them lists, nor destroy an HSM key one of them
+        uses on the same token (both refused), nor seal one (its record gets C(token_users_outside), and the seal waits).
+    type: list
+    elements: str
+    default: []
   vaults_required:
     description:
       - Whether each key's C(vault) must be a name of C(byok_vaults) (false on offline HSM hosts of the staged flow, which

@@ -87,6 +87,22 @@ def test_limit_with_a_failing_wrap_reports_fails_and_says_not_done_for_hosts_out
     assert a_key not in lab.keys("premium") and b_key not in lab.keys("premium")
 
 
+def test_limit_refuses_a_vault_key_a_host_outside_it_lists(lab, make_token, run_playbook, tmp_path):
+    """hsm-a and hsm-b list one vault key: the plan refuses it without a limit, and must still refuse it with --limit hsm-a
+    (else hsm-a's key becomes the current version of the vault key hsm-b transfers); nothing is touched."""
+    name, kek = unique("rp-lim-dup"), unique("rp-lim-kek")
+    key = {"name": name, "vault": "premium", "key_type": "EC", "curve": "P-256", "key_ops": ["sign"]}
+    token_a = make_token()
+    hosts = {"hsm-a": (token_a, [dict(key)]), "hsm-b": (make_token(), [dict(key, name=name.upper())])}
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, hosts, kek)
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env, extra_args=["--limit", "hsm-a"])
+    assert run.rc != 0, "the plan let hsm-a take a vault key hsm-b lists:\n%s" % run
+    assert ("hsm-a: byok_keys[0] (%s).name: vault key '%s'" % (name, name)) in run.output, run.output[-3000:]
+    assert "outside this run's --limit" in run.output, run.output[-3000:]
+    assert name not in lab.keys("premium") and kek not in lab.keys("premium")
+    assert token_a.objects() == [], token_a.objects()
+
+
 def proof_inventory(lab, make_token, tmp_path, names, kek_names, extra_vars=None):
     """hsm1: an RSA key that may sign, an AES key that may only wrap (no encrypt: the vault computes no KCV) and an AES key
     that may encrypt, into the Managed HSM flavour of the lab (AES needs a Managed HSM)."""

@@ -330,3 +330,67 @@ def test_a_date_with_a_fraction_of_a_second_is_refused_key_vault_keeps_whole_sec
     assert line.startswith("hsm1: byok_keys[0] (app-rsa).expires_on: '2030-01-01T00:00:00.700Z' has a fraction "
                            "of a second"), line
     assert 'like 2030-01-01T00:00:00Z' in line, line
+
+
+# -- hosts outside the run's --limit ----------------------------------------------------------------------------------
+def test_a_key_of_the_run_that_a_host_outside_the_limit_lists_in_its_vault_is_refused():
+    """hsm1 and hsm2 list one vault key: refused without a limit; with --limit hsm1 the plan must still see hsm2's entry,
+    or hsm1 imports its key as the current version of hsm2's vault key."""
+    hosts = {'hsm1': host(byok_keys=[{'name': 'app', 'vault': 'prod'}])}
+    outside = {'hsm2': host(byok_keys=[{'name': 'APP', 'vault': 'prod'}])}
+    _plan, problems = plan_fleet(SPEC, hosts, now=NOW, outside=outside)
+    (line,) = format_problems(problems, ['hsm1'])
+    assert line.startswith("hsm1: byok_keys[0] (app).name: vault key 'app' of https://contoso.vault.azure.net is also listed "
+                           "by hsm2 (byok_keys[0], outside this run's --limit); a vault key holds one HSM key"), line
+    assert plan_fleet(SPEC, hosts, now=NOW)[1] == []  # as the run alone sees it
+
+
+def test_a_key_destroyed_on_a_token_a_host_outside_the_limit_uses_is_refused():
+    retired = {'name': 'old-app', 'vault': 'prod', 'label': 'shared-label', 'state': 'absent', 'destroy_hsm_key': True}
+    hosts = {'hsm1': host(byok_token_label='partition', byok_keys=[retired])}
+    outside = {'hsm2': host(byok_token_label='partition', byok_keys=[{'name': 'new-app', 'vault': 'prod', 'label': 'shared-label'}])}
+    _plan, problems = plan_fleet(SPEC, hosts, now=NOW, outside=outside)
+    (line,) = format_problems(problems, ['hsm1'])
+    assert line.startswith("hsm1: byok_keys[0] (old-app).destroy_hsm_key: is true, but HSM host hsm2 (outside this run's "
+                           "--limit) sees the same token (token label partition)"), line
+
+
+def test_a_host_outside_the_limit_never_has_a_problem_of_its_own_and_only_its_users_hold_the_seal():
+    """Its own mistakes are its own run's to report; the records of the run name the hosts outside it that use their HSM
+    key on the same token (the seal waits for them)."""
+    hosts = {'hsm1': host(byok_token_serial='77', byok_keys=[{'name': 'a', 'vault': 'prod', 'label': 'shared'},
+                                                             {'name': 'b', 'vault': 'prod', 'label': 'mine'}])}
+    outside = {'hsm2': host(byok_token_serial='77', byok_keys=[{'name': 'c', 'vault': 'prod', 'label': 'shared',
+                                                                'key_type': 'rsa'}]),
+               'hsm3': host(byok_token_serial='78', byok_keys=[{'name': 'd', 'vault': 'prod', 'label': 'mine'}])}
+    plan, problems = plan_fleet(SPEC, hosts, now=NOW, outside=outside)
+    assert problems == []
+    held = dict((r['name'], r.get('token_users_outside')) for r in plan['records'])
+    assert held == {'a': ['hsm2'], 'b': None}, held
+
+
+def test_the_plan_reads_of_a_host_outside_the_limit_only_its_keys_vaults_and_token(tmp_path):
+    """An outside host's PIN (from an Ansible Vault or a lookup that another run resolves) is never resolved by this run, and
+    its own mistakes are not this run's problems; its keys still count."""
+
+    class HostVars(dict):
+        """A host's variables as Ansible's hostvars give them: resolved when read."""
+
+        def __getitem__(self, name):
+            if name == 'byok_user_pin':
+                raise AssertionError('the PIN of a host outside the run was resolved')
+            return dict.__getitem__(self, name)
+
+    hostvars = {'hsm1': host(byok_token_label='p', byok_keys=[{'name': 'a', 'vault': 'prod', 'label': 'shared'}]),
+                'hsm2': HostVars(host(byok_token_label='p', byok_regenerate='sometimes',
+                                      byok_keys=[{'name': 'b', 'vault': 'prod', 'label': 'shared'}]))}
+    action = ActionModule.__new__(ActionModule)
+    action._templar = types.SimpleNamespace(template=lambda value: value)
+    args = {'hosts': ['hsm1'], 'outside_hosts': ['hsm2'], 'role': 'transfer', 'entry_point': 'main', 'vaults_required': True,
+            'flow': 'transfer'}
+    manifests = tmp_path / 'manifests'
+    manifests.mkdir(mode=0o700)
+    task_vars = dict(hostvars['hsm1'], hostvars=hostvars, byok_manifest_dir=str(manifests))
+    result = action.act(args, task_vars, {})
+    assert not result.get('failed'), result['msg']
+    assert [r.get('token_users_outside') for r in result['records']] == [['hsm2']], result['records']

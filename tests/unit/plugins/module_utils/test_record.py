@@ -595,6 +595,21 @@ def test_a_key_another_host_on_the_same_token_still_needs_is_not_sealed():
     assert record.seal_items([other_token]) == [{'label': 'shared-x', 'fingerprint': 'fp-shared-x'}]
 
 
+def test_a_key_a_host_outside_the_limit_lists_on_the_same_token_is_neither_sealed_nor_destroyed():
+    """With --limit hsm1, hsm2 is not in the run, so no record of it reaches the import step; the plan noted it on hsm1's
+    record (token_users_outside), and that is enough to hold the seal and the destruction, and the row says why."""
+    mine = sealable(('shared-x', 'x', 'fp-shared-x'))[0]
+    mine['token_users_outside'] = ['hsm2']
+    assert record.seal_items([mine]) == [{'label': 'shared-x', 'fingerprint': 'fp-shared-x'}]  # without the hold
+    record.hold_shared_token_keys([mine])
+    assert record.seal_items([mine]) == []
+    record.note_seals([mine], {})
+    assert "hsm2, outside this run's --limit, on the same token, still lists it" in record.row(mine)['message'], record.row(mine)
+    gone = retired({'changed': True}, token_users_outside=['hsm2'])
+    record.hold_shared_token_keys([gone])
+    assert record.destroy_items([gone]) == [], gone
+
+
 def test_a_key_another_host_on_the_same_token_still_uses_is_not_destroyed():
     mine = retired({'changed': True})
     assert record.destroy_items([mine]) == [{'label': 'k', 'fingerprint': 'f1'}]  # as hsm1 alone sees it
