@@ -43,9 +43,10 @@ VAULT_OPTIONS = {
     'kek_size': {'type': 'int', 'default': 4096, 'choices': list(ki.KEK_SIZES)},
     'kek_expires_on': {'type': 'str'},
 }
-#: variables that describe the fleet rather than one host (set once, usually under all: vars:)
-FLEET_VARS = ('byok_controller', 'byok_vaults', 'byok_azure', 'byok_verify_signature', 'byok_kek_delete_after_run',
-              'byok_kek_purge', 'byok_import_parallel', 'byok_vault_parallel', 'byok_expiry_warning_days')
+#: variables that describe the fleet rather than one host: the vault steps run once for every HSM host, with one value
+#: (byok_vaults is compared vault by vault: hosts may name different vaults)
+FLEET_VARS = ('byok_controller', 'byok_azure', 'byok_kek_delete_after_run', 'byok_kek_purge', 'byok_import_parallel',
+              'byok_vault_parallel', 'byok_expiry_warning_days')
 #: variables whose value is a secret: checked, never returned
 SECRET_VARS = ('byok_user_pin',)
 PARALLEL_RANGE = (1, 16)
@@ -117,7 +118,9 @@ def _show(value):
     """A value as the user wrote it, shortened, never more than one line (a line break shows as \\n)."""
     if isinstance(value, str):
         text = "'%s'" % _escaped(value)
-    elif isinstance(value, (bool, int, float)) or value is None:
+    elif isinstance(value, bool):
+        text = 'true' if value else 'false'  # as YAML writes it
+    elif isinstance(value, (int, float)) or value is None:
         text = repr(value)
     else:
         text = repr(_plain(value))
@@ -225,8 +228,13 @@ class _Checker(object):
                 return _Invalid(value)
             value = int(value)
         elif kind == 'bool':
-            if isinstance(value, str) and value.strip().lower() in _BOOL_TRUE + _BOOL_FALSE:
-                value = value.strip().lower() in _BOOL_TRUE
+            if isinstance(value, str) and value != value.strip() and value.strip().lower() in _BOOL_TRUE + _BOOL_FALSE:
+                # the argument specs would strip it, the bool filter of the role's conditions does not (it reads false)
+                self.problem(path, '%s has white space around it, which the role\'s conditions read as false whatever the '
+                                   'word; write %s without it' % (shown, value.strip().lower()))
+                return _Invalid(value, value.strip().lower() in _BOOL_TRUE)
+            if isinstance(value, str) and value.lower() in _BOOL_TRUE + _BOOL_FALSE:
+                value = value.lower() in _BOOL_TRUE
             elif not isinstance(value, bool):
                 self.problem(path, '%s is not a boolean; use true or false' % shown)
                 return _Invalid(value)
@@ -319,11 +327,13 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     _check_same_vault(checker, checked_vaults)
     _check_clouds(checker, checked_vaults, out.get('byok_azure'))
     keys = out.get('byok_keys')
-    out['byok_keys'] = [_check_key(checker, index, key, checked_vaults if vaults_required else None, now)
+    # with byok_vaults refused as a whole, its own problem is the one to fix: the keys' vault names are not judged by it
+    vaults_known = vaults_required and _ok(vaults)
+    out['byok_keys'] = [_check_key(checker, index, key, checked_vaults if vaults_known else None, now)
                         for index, key in enumerate(keys or [])] if _ok(keys) else []
     _check_labels(checker, out['byok_keys'])
     _check_kek_names(checker, out['byok_keys'], checked_vaults)
-    _check_verify_signature(checker, out.get('byok_verify_signature'), out['byok_keys'])
+    _check_verify_signature(checker, out.get('byok_verify_signature'), out['byok_keys'], now)
     return out, checker.problems
 
 
@@ -398,6 +408,9 @@ def _check_vault(checker, vname, value, now):
             target = VaultTarget.parse(vault['url'], declared, option='url')
         except VaultUrlError as exc:
             checker.problem(path + '.url', str(exc))
+            # the kind its keys are checked against, as type or the host of the url says it
+            host = re.match(r'(?i)^https?://([^/:?#@]+)(?:[:/?#]|$)', vault['url'])
+            vault['kind'] = declared if declared != 'auto' else (kind_from_host(host.group(1)) if host else None)
             vault['url'] = _INVALID
         else:
             vault['url'], vault['kind'] = target.url, target.kind
@@ -517,6 +530,12 @@ def _check_key(checker, index, key, vaults, now):
             key['id'] = _INVALID
     kind = vault.get('kind') if isinstance(vault, dict) else None
     key_type = _check_key_spec(checker, path, key, kind)
+    if key_type == 'oct' and isinstance(vault, dict) and kind is None and isinstance(vault.get('url'), str):
+        # the vault would refuse the import only after a KEK and an HSM key were made for it
+        checker.problem(path + '.key_type', "oct (AES) keys need a Managed HSM, and the url of vault %s (%s) does not say "
+                        "whether it is one; set byok_vaults.%s.type: managed_hsm (or premium, which refuses oct keys)"
+                        % (key['vault'] if _ok(key.get('vault')) else _raw(key.get('vault')), vault['url'],
+                           key['vault'] if _ok(key.get('vault')) else _raw(key.get('vault'))))
     _check_protection(checker, path, key, key_type, kind)
     if key.get('rotate_after') is not None and _ok(key.get('rotate_after')):
         try:
@@ -528,12 +547,15 @@ def _check_key(checker, index, key, vaults, now):
     if _ok(key.get('tags')):
         for tag, message in attributes.tag_problems(key.get('tags'), key_type):
             checker.problem('%s.tags%s' % (path, '.%s' % _escaped(tag) if tag else ''), message)
-    if _ok(key.get('not_before'), key.get('expires_on')):
-        message = _expiry_problem(key.get('not_before'), key.get('expires_on'), now, 'the key')
-        if message:
-            field, dummy, message = message.partition(' ')
-            checker.problem('%s.%s' % (path, field), message)
-            key[field] = _INVALID
+    # each date alone first (a bad not_before must not hide an expires_on in the past), then the two together
+    alone = [_expiry_problem(nbf, exp, now, 'the key') for nbf, exp in ((key.get('not_before'), None), (None, key.get('expires_on')))
+             if _ok(nbf, exp)]
+    if not any(alone) and _ok(key.get('not_before'), key.get('expires_on')):
+        alone = [_expiry_problem(key.get('not_before'), key.get('expires_on'), now, 'the key')]
+    for message in [m for m in alone if m]:
+        field, dummy, message = message.partition(' ')
+        checker.problem('%s.%s' % (path, field), message)
+        key[field] = _INVALID
     return key
 
 
@@ -603,6 +625,13 @@ def _check_key_ops(checker, path, key, key_type):
                         % (_show(ops), attributes._kind(ops), OPS_EXAMPLE[key_type], whose))
         key['key_ops'] = _Invalid(ops)
         return
+    if not ops:
+        checker.problem(path + '.key_ops', 'is empty, a key that may do nothing (and Key Vault would give it every operation of '
+                        'its type at import); list its operations, like %s%s, or leave key_ops out for %s'
+                        % (OPS_EXAMPLE[key_type], whose, '[%s]' % ', '.join(ki.DEFAULT_KEY_OPS[key_type]) if key_type
+                           else "the type's default"))
+        key['key_ops'] = _Invalid(ops, list(ki.DEFAULT_KEY_OPS[key_type]) if key_type else None)
+        return
     checked = []
     valid = True
     for index, op in enumerate(ops):
@@ -636,7 +665,7 @@ def _check_key_ops(checker, path, key, key_type):
     key['key_ops'] = checked if valid and key_type else _Invalid(ops, checked)
 
 
-def _check_verify_signature(checker, verify, keys):
+def _check_verify_signature(checker, verify, keys, now):
     """byok_verify_signature makes the vault sign with every RSA and EC key after its import: a key without sign would be
     imported, then reported failed while the vault holds it."""
     if _would_be(verify) is not True:
@@ -646,11 +675,28 @@ def _check_verify_signature(checker, verify, keys):
             continue
         key_type = _would_be(key.get('key_type'), ki.normalize_key_type)
         ops = _would_be(key.get('key_ops'))
-        if key_type in ('RSA', 'EC') and isinstance(ops, list) and 'sign' not in ops:
-            checker.problem(_key_path(index, _would_be(key.get('name')) or _raw(key.get('name'))) + '.key_ops',
+        path = _key_path(index, _would_be(key.get('name')) or _raw(key.get('name')))
+        if key_type not in ('RSA', 'EC') or _would_be(key.get('state')) == 'absent':
+            continue
+        if isinstance(ops, list) and 'sign' not in ops:
+            checker.problem(path + '.key_ops',
                             '%s lacks sign, which byok_verify_signature: true needs (the vault signs with the key after the '
                             'import to prove it holds it); add sign to key_ops or set byok_verify_signature: false'
                             % _show(ops))
+        if _would_be(key.get('enabled')) is False:
+            checker.problem(path + '.enabled', 'is false, and byok_verify_signature: true makes the vault sign with the key '
+                            'after the import, which a disabled key refuses (403); set byok_verify_signature: false for this '
+                            'host, or import the key enabled and disable it later')
+        nbf = _would_be(key.get('not_before'))
+        try:
+            not_before = attributes.parse_datetime(nbf, 'not_before') if isinstance(nbf, str) else None
+        except attributes.KeyAttributeError:
+            not_before = None  # its own problem is reported
+        if not_before is not None and not_before > now:
+            checker.problem(path + '.not_before', "'%s' is after now, and byok_verify_signature: true makes the vault sign "
+                            "with the key right after the import, which a key not yet valid refuses (403); set "
+                            "byok_verify_signature: false for this host, or leave not_before out until the run after that "
+                            "date" % nbf)
 
 
 def _raw(value):
@@ -674,14 +720,13 @@ def _check_labels(checker, keys):
         if _bad(key) or not _ok(key.get('label'), key.get('name'), key.get('vault')):
             continue
         path = 'byok_keys[%d] (%s)' % (index, key['name'])
-        shape = (key.get('key_type'), key.get('key_size'), key.get('curve'), key.get('id') or None)
-        if key['label'] in seen and seen[key['label']][1] != shape and _ok(*shape) and _ok(*seen[key['label']][1]):
+        if key['label'] in seen and _other_key(key, seen[key['label']][1]):
             checker.problem(path + '.label', "'%s' is also the label of byok_keys[%d] with another type, size, curve or id; one "
                             "HSM label is one key: give this key its own label" % (key['label'], seen[key['label']][0]))
-        seen.setdefault(key['label'], (index, shape))
+        seen.setdefault(key['label'], (index, key))
         if key.get('destroy_hsm_key') is True:
             users = [i for i, k in enumerate(keys) if i != index and not _bad(k) and _uses_label(k, key['label'])]
-            if key.get('state') != 'absent':
+            if _would_be(key.get('state')) != 'absent':
                 checker.problem(path + '.destroy_hsm_key', 'is true for a key that is not retired; set state: absent with '
                                 'it (the HSM key is destroyed only after its vault deleted the key), or remove destroy_hsm_key')
             elif key.get('rotate_after') is not None:
@@ -702,6 +747,16 @@ def _check_labels(checker, keys):
             checker.problem(path + '.name', "'%s' is listed twice for vault %s on this host (byok_keys[%d]; Key Vault compares "
                             "names case-insensitively); give each vault key once" % (key['name'], key['vault'], names[where]))
         names.setdefault(where, index)
+
+
+def _other_key(a, b):
+    """Whether two entries of one label describe different HSM keys: a type, size or curve both give (as they would be once
+    their reported mistakes are fixed) differs, or their ids do."""
+    for field in ('key_type', 'key_size', 'curve'):
+        x, y = _would_be(a.get(field)), _would_be(b.get(field))
+        if x is not None and y is not None and x != y:
+            return True
+    return _ok(a.get('id'), b.get('id')) and (a.get('id') or None) != (b.get('id') or None)
 
 
 def _uses_label(key, label):
@@ -866,24 +921,41 @@ def _fleet_problems(checked, outside=None):
     host on its token uses; a host outside the run (outside) counts as an owner or a user, never has the problem."""
     outside = outside or {}
     problems = []
+    for name in FLEET_VARS:
+        given = [(host, values[name]) for host, values in sorted(checked.items()) if name in values and _ok(values[name])]
+        for host, value in given[1:]:
+            if value != given[0][1]:
+                shown = 'not shown: it may hold a secret' if name == 'byok_azure' else '%s against %s' % (
+                    _show(value), _show(given[0][1]))
+                problems.append(Problem(host, name, 'differs from its value on %s (%s); the vault steps run once for every '
+                                        'HSM host, with one value: set it once, under all: vars:' % (given[0][0], shown)))
     first = {}
+    names = {}
     for host, values in sorted(checked.items()):
         for vname, vault in sorted((values.get('byok_vaults') or {}).items()):
-            if _bad(vault):
+            vault = _would_be(vault)
+            if not isinstance(vault, dict):
                 continue
             if vname in first and first[vname][1] != vault:
                 problems.append(Problem(host, 'byok_vaults.%s' % vname, 'differs from its definition on %s (%s against %s); '
                                         'set each vault once, under all: vars:'
                                         % (first[vname][0], vault.get('url'), first[vname][1].get('url'))))
             first.setdefault(vname, (host, vault))
+            url = vault.get('url')
+            other = names.setdefault(url, (host, vname)) if isinstance(url, str) else (host, vname)
+            mine = _would_be((values.get('byok_vaults') or {}).get(other[1]))
+            if other[1] != vname and not (isinstance(mine, dict) and mine.get('url') == url):  # (else _check_same_vault's)
+                problems.append(Problem(host, 'byok_vaults.%s.url' % vname, "'%s' is the vault %s calls byok_vaults.%s (URLs "
+                                        "compare without case, default port and trailing slash); give each vault one name, "
+                                        "under all: vars:" % (url, names[url][0], names[url][1])))
     owner = {}
     # the hosts outside the run first: a key of this run that a key of theirs already holds is this run's problem
     for host, values in sorted(outside.items()) + sorted(checked.items()):
         for index, key in enumerate(values.get('byok_keys') or []):
             if _bad(key) or not _ok(key.get('name'), key.get('vault')):
                 continue
-            vault = (values.get('byok_vaults') or {}).get(key['vault'])
-            if vault is None or _bad(vault) or not _ok(vault.get('url')):
+            vault = _would_be((values.get('byok_vaults') or {}).get(key['vault']))  # (a refused kek_size hides no duplicate)
+            if not isinstance(vault, dict) or not isinstance(vault.get('url'), str):
                 continue
             where = (vault['url'], key_name_key(key['name']))
             if where in owner and owner[where][0] != host and host in checked:
@@ -933,6 +1005,19 @@ def _shared_token_problems(checked, outside=None):
             sharing.setdefault(token, []).append(host)
     for (kind, value), hosts in sorted(sharing.items()):
         for host in [h for h in hosts if h in checked]:
+            # one label on one token is one key, whichever host lists it (the host before it, or one outside the run)
+            for index, key in enumerate(checked[host].get('byok_keys') or []):
+                if _bad(key) or not _ok(key.get('label'), key.get('name')) or not _uses_label(key, key['label']):
+                    continue
+                clash = next(((other, i) for other in hosts if other != host and (other < host or other in outside)
+                              for i, k in enumerate(every[other].get('byok_keys') or [])
+                              if not _bad(k) and _uses_label(k, key['label']) and _other_key(key, k)), None)
+                if clash:
+                    problems.append(Problem(host, 'byok_keys[%d] (%s).label' % (index, key['name']), (
+                        "'%s' is also the label of byok_keys[%d] of HSM host %s%s, which sees the same token (token %s %s), "
+                        "with another type, size, curve or id; one HSM label on a token is one key: give this key its own "
+                        "label (hosts with tokens of their own: give each its byok_token_serial)")
+                        % (key['label'], clash[1], clash[0], ' (%s)' % OUTSIDE_RUN if clash[0] in outside else '', kind, value)))
             for index, key in enumerate(checked[host].get('byok_keys') or []):
                 if _bad(key) or key.get('destroy_hsm_key') is not True or not _ok(key.get('label'), key.get('name')):
                     continue

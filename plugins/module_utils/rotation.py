@@ -27,6 +27,8 @@ import re
 
 _DURATION = re.compile(r'^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$')
 EXAMPLE = 'P365D (365 days), P1Y, P6M, P13W or PT12H'
+#: the shortest period: a shorter one rotates the key on nearly every run (a run itself takes minutes)
+SHORTEST = datetime.timedelta(hours=1)
 #: the label suffix of generation N of an entry's HSM key (generation 1 is the entry's label itself)
 SUFFIX = '.r%d'
 _GENERATION = re.compile(r'^(?P<base>.+)\.r(?P<n>[2-9]|[1-9]\d+)$')
@@ -47,6 +49,9 @@ def parse(text):
     delta = datetime.timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
     if not (years or months or delta):
         raise DurationError("'%s' is a period of zero, which would rotate the key on every run; write one like %s"
+                            % (text, EXAMPLE))
+    if not (years or months) and delta < SHORTEST:
+        raise DurationError("'%s' is shorter than an hour, which would rotate the key on nearly every run; write one like %s"
                             % (text, EXAMPLE))
     return years, months, delta
 

@@ -394,3 +394,111 @@ def test_the_plan_reads_of_a_host_outside_the_limit_only_its_keys_vaults_and_tok
     result = action.act(args, task_vars, {})
     assert not result.get('failed'), result['msg']
     assert [r.get('token_users_outside') for r in result['records']] == [['hsm2']], result['records']
+
+
+# -- mistakes that cost an HSM key, a KEK or a vault write, or came in rounds (second inventory review) ---------------
+def fleet_lines(hosts, outside=None):
+    return format_problems(plan_fleet(SPEC, hosts, now=NOW, outside=outside)[1], sorted(hosts))
+
+
+def test_a_boolean_with_white_space_around_it_is_refused_the_roles_conditions_read_it_false():
+    line = one_line(byok_hsm_seal_after_transfer='true ')
+    assert line.startswith("hsm1: byok_hsm_seal_after_transfer: 'true ' has white space around it"), line
+    assert lines(byok_hsm_seal_after_transfer='True') == [] and lines(byok_kek_purge='no') == []
+
+
+def test_empty_key_ops_are_refused():
+    line = one_line(byok_keys=[{'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC', 'key_ops': []}])
+    assert line.startswith('hsm1: byok_keys[0] (app-ec).key_ops: is empty, a key that may do nothing'), line
+    assert 'like [sign, verify]' in line
+
+
+@pytest.mark.parametrize('period', ['PT1S', 'PT59M', 'PT3599S'])
+def test_a_rotation_period_shorter_than_an_hour_is_refused(period):
+    line = one_line(byok_keys=[{'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC', 'rotate_after': period}])
+    assert line.startswith("hsm1: byok_keys[0] (app-ec).rotate_after: '%s' is shorter than an hour" % period), line
+    assert lines(byok_keys=[{'name': 'app-ec', 'vault': 'prod', 'key_type': 'EC', 'rotate_after': 'PT12H'}]) == []
+
+
+def test_verify_signature_with_a_disabled_or_not_yet_valid_key_is_refused():
+    """The vault refuses to sign with them (403): the key would be imported, then reported failed."""
+    keys = [{'name': 'off', 'vault': 'prod', 'key_type': 'EC', 'key_ops': ['sign', 'verify'], 'enabled': False},
+            {'name': 'later', 'vault': 'prod', 'key_type': 'EC', 'key_ops': ['sign', 'verify'],
+             'not_before': '2030-01-01T00:00:00Z'},
+            {'name': 'now', 'vault': 'prod', 'key_type': 'EC', 'key_ops': ['sign', 'verify'], 'not_before': '2026-01-01T00:00:00Z'}]
+    found = lines(byok_verify_signature=True, byok_keys=keys)
+    assert len(found) == 2, found
+    assert found[0].startswith('hsm1: byok_keys[0] (off).enabled: is false, and byok_verify_signature: true'), found
+    assert found[1].startswith("hsm1: byok_keys[1] (later).not_before: '2030-01-01T00:00:00Z' is after now"), found
+    assert lines(byok_keys=keys) == []
+
+
+def test_an_aes_key_into_a_vault_whose_url_does_not_say_its_kind_is_refused():
+    vaults = dict(copy.deepcopy(VAULTS), private={'url': 'https://kv.internal.example'})
+    line = one_line(byok_vaults=vaults, byok_keys=[{'name': 'aes', 'vault': 'private', 'key_type': 'oct', 'key_size': 256}])
+    assert line.startswith("hsm1: byok_keys[0] (aes).key_type: oct (AES) keys need a Managed HSM, and the url of vault "
+                           "private (https://kv.internal.example) does not say whether it is one; set "
+                           "byok_vaults.private.type: managed_hsm"), line
+    vaults['private']['type'] = 'managed_hsm'
+    assert lines(byok_vaults=vaults, byok_keys=[{'name': 'aes', 'vault': 'private', 'key_type': 'oct', 'key_size': 256}]) == []
+
+
+def test_a_fleet_variable_set_differently_on_two_hosts_is_refused():
+    """The vault steps run once for every HSM host with the first host's value: the other host's would be ignored."""
+    found = fleet_lines({'hsm1': host(), 'hsm2': host(byok_kek_delete_after_run=True, byok_azure={'secret': 's3cr3t'},
+                                                      byok_keys=[{'name': 'b', 'vault': 'prod'}])})
+    assert found == [
+        'hsm2: byok_azure: differs from its value on hsm1 (not shown: it may hold a secret); the vault steps run once for '
+        'every HSM host, with one value: set it once, under all: vars:',
+        'hsm2: byok_kek_delete_after_run: differs from its value on hsm1 (true against false); the vault steps run once for '
+        'every HSM host, with one value: set it once, under all: vars:'], found
+
+
+def test_one_vault_under_two_names_on_two_hosts_is_refused():
+    found = fleet_lines({'hsm1': host(byok_vaults={'dr': {'url': 'https://dr.vault.azure.net', 'kek_size': 2048}},
+                                      byok_keys=[{'name': 'a', 'vault': 'dr'}]),
+                         'hsm2': host(byok_vaults={'dr-eu': {'url': 'https://DR.vault.azure.net/'}},
+                                      byok_keys=[{'name': 'b', 'vault': 'dr-eu'}])})
+    assert found == ["hsm2: byok_vaults.dr-eu.url: 'https://dr.vault.azure.net' is the vault hsm1 calls byok_vaults.dr (URLs "
+                     "compare without case, default port and trailing slash); give each vault one name, under all: vars:"], found
+
+
+def test_one_label_on_a_shared_token_with_two_key_types_is_refused():
+    """hsm1 and hsm1b see one token: an EC and an RSA key cannot both be HSM label shared (with full_idempotence one host
+    would replace the other's key)."""
+    hosts = {'hsm1': host(byok_token_label='partition', byok_keys=[{'name': 'a', 'vault': 'prod', 'label': 'shared',
+                                                                   'key_type': 'RSA'}]),
+             'hsm1b': host(byok_token_label='partition', byok_keys=[{'name': 'b', 'vault': 'prod', 'label': 'shared',
+                                                                    'key_type': 'EC'}])}
+    found = fleet_lines(hosts)
+    assert found == ["hsm1b: byok_keys[0] (b).label: 'shared' is also the label of byok_keys[0] of HSM host hsm1, which sees "
+                     "the same token (token label partition), with another type, size, curve or id; one HSM label on a token "
+                     "is one key: give this key its own label (hosts with tokens of their own: give each its "
+                     "byok_token_serial)"], found
+    hosts['hsm1b']['byok_keys'][0]['key_type'] = 'RSA'  # one key, into two vault keys: allowed
+    assert fleet_lines(hosts) == []
+    outside = {'hsm1b': hosts.pop('hsm1b')}
+    outside['hsm1b']['byok_keys'][0]['key_type'] = 'EC'
+    (line,) = fleet_lines(hosts, outside)
+    assert line.startswith("hsm1: byok_keys[0] (a).label: 'shared' is also the label of byok_keys[0] of HSM host hsm1b "
+                           "(outside this run's --limit)"), line
+
+
+def test_problems_that_came_in_rounds_come_in_one_run():
+    found = lines(byok_keys=[{'name': 'a', 'vault': 'prod', 'not_before': '2026-13-01T00:00:00Z',
+                              'expires_on': '2020-01-01T00:00:00Z'}])
+    assert sorted(f.split(':')[1].strip() for f in found) == ['byok_keys[0] (a).expires_on', 'byok_keys[0] (a).not_before'], found
+    found = lines(byok_keys=[{'name': 'a', 'vault': 'prod', 'state': 'Absent', 'destroy_hsm_key': True}])
+    assert len(found) == 1 and '.state:' in found[0], found
+    found = lines(byok_vaults=[{'url': 'https://contoso.vault.azure.net'}])
+    assert len(found) == 1 and found[0].startswith('hsm1: byok_vaults:'), found
+    vaults = {'prod': {'url': 'https://contoso.vault.azure.net/keys', 'type': 'premium'}}
+    found = lines(byok_vaults=vaults, byok_keys=[{'name': 'aes', 'vault': 'prod', 'key_type': 'oct', 'key_size': 256}])
+    assert len(found) == 2 and any('can only be imported into Azure Managed HSM' in f for f in found), found
+    found = lines(byok_keys=[{'name': 'a', 'vault': 'prod', 'label': 'L', 'key_size': 1024},
+                             {'name': 'b', 'vault': 'prod', 'label': 'L', 'key_type': 'EC'}])
+    assert len(found) == 2 and "'L' is also the label of byok_keys[0]" in found[1], found
+    vaults = {'prod': {'url': 'https://contoso.vault.azure.net', 'kek_size': 1024}}
+    found = fleet_lines({'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'shared', 'vault': 'prod'}]),
+                         'hsm2': host(byok_vaults=vaults, byok_keys=[{'name': 'Shared', 'vault': 'prod'}])})
+    assert len(found) == 2 and 'is also listed by hsm1' in found[1], found
