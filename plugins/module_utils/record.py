@@ -843,12 +843,19 @@ def note_seals(records, results, check_mode=False, whole=None):
 # -- destroy: the HSM keys of retired keys, with destroy_hsm_key, once their vaults confirmed the deletion --------------
 def _deletion_confirmed(rec, check_mode):
     """Whether the vault no longer holds the key as its current version: deleted in this run (or would be, in check
-    mode), or found without a current version by this run's read."""
+    mode), or found by this run's read soft-deleted under its name as this HSM key (an earlier run deleted it). A name
+    the vault holds nothing under, current or deleted, proves nothing (a wrong name or vault, or a purged key)."""
     if action(rec) == decisions.ABSENT:
-        return True
+        return _deleted_earlier(rec)
     done = step(rec, 'delete')
     return action(rec) == decisions.DELETE and done is not None and not done.get('failed') and (
         check_mode or not done.get('check_mode'))
+
+
+def _deleted_earlier(rec):
+    """Whether this run's read found the key's name soft-deleted in its vault, as the HSM key."""
+    held = step(rec, 'read') or {}
+    return bool(held.get('deleted')) and decisions.same_identity(held.get('deleted_fingerprint'), hsm_identity(rec))
 
 
 def destroy_hosts(records, check_mode=False):
@@ -1160,6 +1167,10 @@ def _destroyed(rec, r):
     done = step(rec, 'destroy')
     if done is None and not hsm_identity(rec) and ok(rec, 'contact'):
         _add(r, 'the HSM holds no key labelled %s' % rec['label'])
+    elif done is None and action(rec) == decisions.ABSENT and not _deleted_earlier(rec):
+        _add(r, 'HSM key not destroyed: the vault holds no key named %s, current or soft-deleted, that is this HSM key, so '
+                'nothing shows that no vault key needs it (a wrong name or vault, or a purged key); once you know no vault '
+                'uses it, remove it with the playbook hsm_keys (docs/hsm-keys.md)' % rec['name'])
     elif done is None:
         _add(r, 'HSM key not destroyed: its vault deletion was not confirmed in this run, or another entry of its label is '
                 'not retired with destroy_hsm_key')

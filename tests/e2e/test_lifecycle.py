@@ -156,3 +156,19 @@ def test_destroy_hsm_key_destroys_it_only_after_the_vault_deleted_the_key(lab, m
     assert again.rc == 0 and changed(again) == 0, str(again)
     row = rows_by_name(manifest(tmp_path))[name]
     assert row["result"] == "absent" and "the HSM holds no key labelled %s" % name in row["message"], row
+
+
+def test_a_retirement_under_a_name_the_vault_holds_nothing_under_keeps_the_hsm_key(lab, make_token, run_playbook, tmp_path):
+    """A wrong name (a typo, a renamed entry) finds nothing in the vault: that is no proof that the vault key holding the
+    HSM key is gone, and the HSM key stays (the vault still holds it under its real name)."""
+    name, token, kek = unique("lc-typo"), make_token(), unique("lc-kek")
+    keys = [ec_key(name)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    keys[0].update(name=name + "-retired", label=name, state="absent", destroy_hsm_key=True)
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    retire = run(lab, run_playbook, inventory)
+    row = rows_by_name(manifest(tmp_path))[name + "-retired"]
+    assert "HSM key not destroyed: the vault holds no key named %s-retired" % name in row["message"], row
+    assert name in [o["label"] for o in token.objects() if o["class"] == "Private Key"], str(retire)
+    assert lab.key_client().get_key(name).properties.enabled

@@ -442,6 +442,28 @@ def test_the_hsm_key_is_destroyed_only_after_the_vault_deleted_the_key():
     assert record.row(r)['result'] == 'failed' and 'could not be destroyed' in record.row(r)['message']
 
 
+def gone_from_vault(held):
+    """A key retired with destroy_hsm_key whose name the vault holds no current version of."""
+    r = rec('k', state='absent', destroy_hsm_key=True)
+    read([r], [dict({'name': 'k', 'exists': False}, **held)])
+    hsm([r], {'k': 'f1'}, 'contact')
+    return r
+
+
+def test_a_name_the_vault_holds_nothing_under_does_not_let_the_hsm_key_go():
+    """A retirement entry with a wrong name (or vault) finds no key: that proves nothing about the vault key that holds
+    the HSM key, which must not be destroyed; a name the vault holds soft-deleted as this HSM key (deleted by an earlier
+    run) does let it go."""
+    typo = gone_from_vault({})
+    assert record.action(typo) == 'absent' and record.destroy_items([typo]) == []
+    message = record.row(typo)['message']
+    assert 'HSM key not destroyed: the vault holds no key named k, current or soft-deleted, that is this HSM key' in message
+    other = gone_from_vault({'deleted': True, 'deleted_fingerprint': 'f9'})
+    assert record.destroy_items([other]) == []
+    earlier = gone_from_vault({'deleted': True, 'deleted_fingerprint': 'F1'})
+    assert record.destroy_items([earlier]) == [{'label': 'k', 'fingerprint': 'f1'}]
+
+
 def test_the_finish_step_runs_on_the_hosts_with_a_key_to_destroy_and_its_failure_is_the_keys_own():
     gone, kept = retired({'changed': True}), dict(retired({'failed': True, 'msg': '403'}), host='hsm2')
     assert record.destroy_hosts([gone, kept]) == ['hsm1']
