@@ -29,6 +29,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in
 SCHEMA = 'byok.keyvault/audit/1'
 OK = 'ok'
 DRIFT = 'drift'
+#: as the inventory describes it, as far as the vault shows: a disabled version shows no key material, only the
+#: collection's own identity tag, which proves nothing (not a drift, not ok; JUnit: skipped)
+UNVERIFIED = 'unverified'
 #: how the vault's identity of its current version was obtained, in the audit's words
 PROOF_TEXT = {
     record.SOURCE_JWK: 'fingerprint of the vault public key',
@@ -74,6 +77,8 @@ def _vault_findings(rec, hsm_known=True):
         why = decided.get('reason') or 'it could not be compared with the HSM key'
         if rec.get('rotating'):
             return ['rotation due (rotate_after %s)' % held.get('rotation_reason')], PROOF_TEXT.get(source)
+        if identity is None:  # nothing to compare (a disabled version without the identity tag): not "another key"
+            return ["the vault's current version %s cannot be compared with the HSM key: %s" % (held.get('version'), why)], None
         return ["the vault's current version %s is not the HSM key: %s" % (held.get('version'), why)], PROOF_TEXT.get(source)
     return [], PROOF_TEXT.get(source, 'none')
 
@@ -109,12 +114,16 @@ def key_row(rec, now, warning_days=DEFAULT_WARNING_DAYS):
     vault_findings, proof = _vault_findings(rec, hsm_known=not hsm_findings)
     findings = hsm_findings + vault_findings + _attribute_findings(rec, now, warning_days)
     rotating = bool(rec.get('rotating'))  # the row names the HSM key the vault holds, not the next one a rotation makes
+    identity, source = record.vault_identity(rec)
+    proven = source in (record.SOURCE_JWK, record.SOURCE_VAULT_KCV)
+    status = DRIFT if findings else (UNVERIFIED if source == record.SOURCE_KCV_TAG else OK)
     return {'host': rec.get('host'), 'vault': rec.get('vault'), 'vault_url': rec.get('vault_url'), 'name': rec.get('name'),
             'label': rec.get('held_label') if rotating else rec.get('label'), 'key_type': rec.get('key_type'),
             'state': rec.get('state') or 'present', 'version': held.get('version'),
             'hsm_identity': rec.get('held_identity') if rotating else record.hsm_identity(rec),
-            'vault_identity': record.vault_identity(rec)[0], 'proof': proof,
-            'expires_on': held.get('expires_on'), 'status': DRIFT if findings else OK, 'findings': findings}
+            # what the vault proved; what only the collection's tag claims is apart
+            'vault_identity': identity if proven else None, 'claimed_identity': None if proven else identity, 'proof': proof,
+            'expires_on': held.get('expires_on'), 'status': status, 'findings': findings}
 
 
 def unlisted_row(entry):
@@ -144,21 +153,24 @@ def rows(records, unlisted, now=None, warning_days=DEFAULT_WARNING_DAYS):
 
 def summary(audit_rows):
     drift = [r for r in audit_rows if r['status'] == DRIFT]
+    unverified = [r for r in audit_rows if r['status'] == UNVERIFIED]
+    tail = ('; %d of them unverified: a disabled version shows only the collection\'s own tag' % len(unverified)
+            if unverified else '')
     if not drift:
-        return 'all %d keys as the inventory describes them' % len(audit_rows)
-    return '%d of %d keys drifted from the inventory' % (len(drift), len(audit_rows))
+        return 'all %d keys as the inventory describes them%s' % (len(audit_rows), tail)
+    return '%d of %d keys drifted from the inventory%s' % (len(drift), len(audit_rows), tail.replace('of them', 'keys'))
 
 
 def table(audit_rows):
     """Lines for people, within 80 columns for usual names: one per key (status, vault/name, HSM host/label), its proof
     and its findings under it."""
-    lines = ['%-6s %-36s %s' % ('STATUS', 'VAULT/KEY', 'HOST/HSM LABEL')]
+    lines = ['%-10s %-36s %s' % ('STATUS', 'VAULT/KEY', 'HOST/HSM LABEL')]
     for r in audit_rows:
         where = '%s/%s' % (r['host'], r['label']) if r['host'] else '-'
-        lines.append('%-6s %-36s %s' % (r['status'], '%s/%s' % (r['vault'], r['name']), where))
+        lines.append('%-10s %-36s %s' % (r['status'], '%s/%s' % (r['vault'], r['name']), where))
         if r['proof']:
-            lines.append('       proof: %s' % r['proof'])
-        lines.extend('       - %s' % f for f in r['findings'])
+            lines.append('           proof: %s' % r['proof'])
+        lines.extend('           - %s' % f for f in r['findings'])
     lines.append(summary(audit_rows))
     return lines
 
@@ -178,18 +190,24 @@ def junit(audit_rows, finished):
     for r in audit_rows:
         suites.setdefault(r['vault'] or '-', []).append(r)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<testsuites name="byok.keyvault verify" tests="%d" failures="%d" timestamp=%s>'
-           % (len(audit_rows), sum(1 for r in audit_rows if r['status'] == DRIFT), quoteattr(finished))]
+           '<testsuites name="byok.keyvault verify" tests="%d" failures="%d" skipped="%d" timestamp=%s>'
+           % (len(audit_rows), sum(1 for r in audit_rows if r['status'] == DRIFT),
+              sum(1 for r in audit_rows if r['status'] == UNVERIFIED), quoteattr(finished))]
     for vault in sorted(suites):
         cases = suites[vault]
-        out.append('  <testsuite name=%s tests="%d" failures="%d">'
-                   % (quoteattr('vault %s' % vault), len(cases), sum(1 for r in cases if r['status'] == DRIFT)))
+        out.append('  <testsuite name=%s tests="%d" failures="%d" skipped="%d">'
+                   % (quoteattr('vault %s' % vault), len(cases), sum(1 for r in cases if r['status'] == DRIFT),
+                      sum(1 for r in cases if r['status'] == UNVERIFIED)))
         for r in cases:
             name = quoteattr('%s (%s)' % (r['name'], '%s/%s' % (r['host'], r['label']) if r['host'] else 'not in the inventory'))
             if r['status'] == DRIFT:
                 text = '\n'.join(r['findings'])
                 out.append('    <testcase classname=%s name=%s>' % (quoteattr('vault.%s' % vault), name))
                 out.append('      <failure message=%s>%s</failure>' % (quoteattr(r['findings'][0]), escape(text)))
+                out.append('    </testcase>')
+            elif r['status'] == UNVERIFIED:
+                out.append('    <testcase classname=%s name=%s>' % (quoteattr('vault.%s' % vault), name))
+                out.append('      <skipped message=%s/>' % quoteattr('unverified: %s' % (r['proof'] or 'no proof')))
                 out.append('    </testcase>')
             else:
                 out.append('    <testcase classname=%s name=%s/>' % (quoteattr('vault.%s' % vault), name))

@@ -124,4 +124,6 @@ def failed_result(item, key_field, exc):
         result['outcome_unknown'] = True
     if getattr(exc, 'kid', None):
         result['kid'] = exc.kid  # a version the failed step made (and disabled): the record keeps it
+    if getattr(exc, 'identity', None):
+        result['vault_identity'] = exc.identity  # what the vault showed the version holds (not the HSM key)
     return result

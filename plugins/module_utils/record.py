@@ -188,6 +188,10 @@ def vault_identity(rec):
     held = step(rec, 'read')
     if not held or held.get('failed') or not held.get('exists'):
         return None, None
+    shown = (step(rec, 'update') or {}).get('vault_identity')
+    if held.get('disabled') and shown:
+        # the update enabled it for a moment and the vault showed its key material (it was another key's)
+        return shown, (SOURCE_VAULT_KCV if ki.identified_by_kcv(rec.get('key_type')) else SOURCE_JWK)
     if held.get('disabled'):
         # the vault will not read a disabled version: only the identity the collection recorded at import is left
         tag = (held.get('tags') or {}).get(ki.identity_tag(rec.get('key_type')))
@@ -621,7 +625,7 @@ def attribute_changes(rec):
             if not _same_time(before, after):
                 out[field] = [before, after]
         elif field == 'tags':
-            want = wanted_tags(rec, before)
+            want = _with_identity_tag(rec, wanted_tags(rec, before))
             if want != dict(before or {}):
                 out[field] = [dict(before or {}), want]
         elif field == 'key_ops' and before is not None:  # a disabled version shows no operations: left as it is
@@ -631,7 +635,25 @@ def attribute_changes(rec):
             want = stated_policy(rec)
             if not release_policy.same(before, want):
                 out[field] = [before, want]
+    if 'tags' not in (rec.get('stated') or ()):
+        # the identity tag is how a disabled version is known later: restored on a version the vault proved the HSM key
+        before = dict(held.get('tags') or {})
+        want = _with_identity_tag(rec, before)
+        if want != before:
+            out['tags'] = [before, want]
     return out
+
+
+def _with_identity_tag(rec, tags):
+    """tags with the collection's identity tag set to the HSM key's identity when the vault proved its current version is
+    that key (its JWK, or a KCV it computed); as they are otherwise (a tag is never written on the tag's word alone)."""
+    identity, source = vault_identity(rec)
+    if source not in (SOURCE_JWK, SOURCE_VAULT_KCV) or not decisions.same_identity(identity, hsm_identity(rec)):
+        return tags
+    name = ki.identity_tag(rec.get('key_type'))
+    if str(tags.get(name) or '').lower() == str(identity).lower():
+        return tags
+    return dict(tags, **{name: hsm_identity(rec)})
 
 
 def stated_policy(rec):
@@ -647,8 +669,8 @@ def unchangeable(rec):
     held = step(rec, 'read') or {}
     if action(rec) != decisions.KEEP or not held.get('exists') or held.get('failed'):
         return None
-    stated = rec.get('stated') or ()
-    if 'exportable' in stated and held.get('exportable') is not None and bool(held['exportable']) != bool(rec.get('exportable')):
+    # exportable is compared whether stated or not: its default, false, is what the inventory says when it is silent
+    if held.get('exportable') is not None and bool(held['exportable']) != bool(rec.get('exportable')):
         return ('vault key %s is %sexportable and the inventory says exportable: %s; Key Vault never changes that on a version '
                 '("%s"), so nothing was changed: to get a key that is%s exportable, generate a new HSM key (a new label) and '
                 'import it as a new version with force: true, or state exportable as the vault holds it'
@@ -723,7 +745,8 @@ def note_updates(records, results, check_mode=False):
             continue
         if outcome.get('failed'):
             fail(rec, 'update', outcome.get('msg'), fields=outcome.get('changes'),
-                 outcome_unknown=bool(outcome.get('outcome_unknown')))
+                 outcome_unknown=bool(outcome.get('outcome_unknown')),
+                 **dict(vault_identity=outcome['vault_identity']) if outcome.get('vault_identity') else {})
         else:
             note(rec, 'update', changed=True, check_mode=bool(check_mode), fields=outcome.get('changes'))
     return records
@@ -1142,6 +1165,10 @@ def _kept(rec, r, stop):
     if update is not None and update.get('outcome_unknown'):
         r.update(result='unknown', message='the vault holds the key; its answer to the update of its attributes (%s) was lost, '
                  'so they may or may not be applied: run again to confirm (%s)'
+                 % (changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
+    elif update is not None and update.get('failed') and update.get('vault_identity'):
+        # enabled for a moment, the version showed another key's material: nothing of the inventory was written to it
+        r.update(result='failed', message='none of its attributes was updated (%s): %s'
                  % (changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
     elif update is not None and update.get('failed'):
         r.update(result='failed', message='the vault holds the key, but its attributes could not be updated (%s): %s'

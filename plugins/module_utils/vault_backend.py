@@ -784,9 +784,18 @@ def update_vault(kv, vault, items):
     def one(item):
         if not kv.check_mode:
             still_current(vault, item['name'], item['version'], 'updated')
-            key = vault.update(item['name'], item['version'], **update_fields(item['changes']))
-            if item.get('disabled') and getattr(key, 'key', None) is not None and key.properties.enabled:
-                _enabled_is_the_hsm_key(vault, item, key)
+            fields = update_fields(item['changes'])
+            if item.get('disabled') and fields.get('enabled'):
+                # known only by its identity tag: enabled alone first, and the other changes written only once its key
+                # material, readable now, proved to be the HSM key's (nothing of the inventory lands on another key)
+                key = vault.update(item['name'], item['version'], enabled=True)
+                if getattr(key, 'key', None) is not None and key.properties.enabled:
+                    _enabled_is_the_hsm_key(vault, item, key)
+                fields.pop('enabled')
+                if fields:
+                    vault.update(item['name'], item['version'], **fields)
+            else:
+                vault.update(item['name'], item['version'], **fields)
         return {'name': item['name'], 'changes': item['changes'], 'changed': True}
 
     results = kv.run_keys_parallel(items, one, 'name', 'update')
@@ -810,12 +819,18 @@ def _enabled_is_the_hsm_key(vault, item, key):
     now, must be the HSM key's; a version of another key is disabled again and the key fails."""
     identity = vault_identity(vault, key, item['key_type'], item['key_size'])
     if decisions.known(identity) and not decisions.same_identity(identity, item.get('expected')):
-        failure = _disable(vault, item['name'], item['version'])
-        done = 'it could NOT be disabled again (%s): disable it yourself' % failure if failure else 'it was disabled again'
-        raise KeyVaultError("vault key %s version %s, disabled and known only by its identity tag, was enabled, and its key "
+        # disabled again, and its identity tag set to what it holds: no later run or audit takes it for the HSM key
+        tags = dict(key.properties.tags or {})
+        tags[ki.identity_tag(item['key_type'])] = identity
+        failure = _disable(vault, item['name'], item['version'], tags=tags)
+        done = ('it could NOT be disabled again (%s): disable it yourself' % failure if failure else
+                'it was disabled again, its identity tag now saying what it holds, and nothing else of it was changed')
+        exc = KeyVaultError("vault key %s version %s, disabled and known only by its identity tag, was enabled, and its key "
                             "material is not the HSM key (%s, not %s); %s. Someone copied the tag onto another key: set "
                             "force: true to import the HSM key as a new version, or use another name"
                             % (item['name'], item['version'], identity, item.get('expected'), done))
+        exc.identity = identity
+        raise exc
 
 
 def import_records(kv, records):

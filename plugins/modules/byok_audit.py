@@ -100,8 +100,11 @@ EXAMPLES = r'''
 RETURN = r'''
 rows:
   description:
-    - One row per key (host, vault, name, label, version, hsm_identity, vault_identity, proof, expires_on, status,
-      findings), and one per unlisted vault key.
+    - One row per key (host, vault, name, label, version, hsm_identity, vault_identity, claimed_identity, proof,
+      expires_on, status, findings), and one per unlisted vault key.
+    - C(status) is V(ok), V(drift) (one finding per difference), or V(unverified) (no difference seen, but the vault's
+      current version is disabled and shows only the collection's own identity tag, given as C(claimed_identity);
+      C(vault_identity) is what the vault proved, null then).
   returned: always
   type: list
   elements: dict

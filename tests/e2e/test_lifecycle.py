@@ -172,3 +172,35 @@ def test_a_retirement_under_a_name_the_vault_holds_nothing_under_keeps_the_hsm_k
     assert "HSM key not destroyed: the vault holds no key named %s-retired" % name in row["message"], row
     assert name in [o["label"] for o in token.objects() if o["class"] == "Private Key"], str(retire)
     assert lab.key_client().get_key(name).properties.enabled
+
+
+def test_an_identity_tag_lost_out_of_band_is_restored_and_the_disabled_key_stays_manageable(fresh_lab, make_token,
+                                                                                              run_playbook, tmp_path):
+    """A portal edit replaced the key's tags (no byok-fingerprint left); disabling the key through the inventory writes the
+    identity tag back in the same update, so later runs still know the disabled key (they converge), and the audit calls
+    it unverified (only the collection's own tag), never ok."""
+    from test_verify import VERIFY_PLAYBOOK, reports
+
+    lab = fresh_lab  # the audit lists the vault's tagged keys: a vault of its own
+    name, token, kek = unique("lc-tagless"), make_token(), unique("lc-kek")
+    keys = [ec_key(name)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    client = lab.key_client()
+    fingerprint = client.get_key(name).properties.tags["byok-fingerprint"]
+    client.update_key_properties(name, tags={"owner": "portal"})
+    keys[0]["enabled"] = False
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    first = run(lab, run_playbook, inventory)
+    assert first.rc == 0, str(first)
+    versions = list(client.list_properties_of_key_versions(name))
+    assert len(versions) == 1 and not versions[0].enabled, versions
+    assert versions[0].tags == {"owner": "portal", "byok-fingerprint": fingerprint}, versions[0].tags
+    again = run(lab, run_playbook, inventory)
+    assert again.rc == 0 and changed(again) == 0, str(again)
+    audit = run_playbook(VERIFY_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert audit.rc == 0, str(audit)
+    doc, xml = reports(tmp_path)
+    (row,) = doc["keys"]
+    assert row["status"] == "unverified" and row["vault_identity"] is None and row["claimed_identity"] == fingerprint, row
+    assert xml.get("failures") == "0" and xml.get("skipped") == "1"

@@ -26,7 +26,7 @@ def checked(held, hsm_fp='f1', contact_action='keep', **entry):
     return audit.key_row(r, NOW)
 
 
-IN_PLACE = {'exists': True, 'fingerprint': 'f1', 'version': 'v1', 'enabled': True, 'tags': {}, 'key_ops': ['sign'],
+IN_PLACE = {'exists': True, 'fingerprint': 'f1', 'version': 'v1', 'enabled': True, 'tags': {'byok-fingerprint': 'f1'}, 'key_ops': ['sign'],
             'created_on': '2026-01-01T00:00:00+00:00'}
 
 
@@ -75,3 +75,31 @@ def test_a_key_due_for_rotation_is_named_by_the_hsm_key_its_vault_holds():
     row = audit.key_row(r, NOW)
     assert row['label'] == 'k' and row['hsm_identity'] == 'f1' and row['proof'] == 'fingerprint of the vault public key'
     assert row['findings'] == ['rotation due (rotate_after created 2025-01-01, older than P1Y)'], row
+
+
+DISABLED = {'exists': True, 'disabled': True, 'enabled': False, 'version': 'v1', 'created_on': '2026-01-01T00:00:00+00:00'}
+
+
+def test_a_disabled_version_known_by_the_tag_alone_is_unverified_never_ok():
+    """The collection's own tag proves nothing: such a row is not ok, its vault identity is not the tag (that is the
+    claimed identity), the run does not fail on it, and JUnit skips it."""
+    row = checked(dict(DISABLED, tags={'byok-fingerprint': 'f1'}), enabled=False, stated=['enabled'])
+    assert row['status'] == 'unverified' and row['findings'] == [], row
+    assert row['vault_identity'] is None and row['claimed_identity'] == 'f1', row
+    ok = checked(IN_PLACE)
+    assert ok['vault_identity'] == 'f1' and ok['claimed_identity'] is None
+    rows = [ok, row]
+    doc = json.loads(audit.document(rows, {}))
+    assert not doc['drift'] and doc['summary'] == ("all 2 keys as the inventory describes them; 1 of them unverified: a "
+                                                   "disabled version shows only the collection's own tag"), doc['summary']
+    root = ET.fromstring(audit.junit(rows, '2026-12-01T00:00:00Z'))
+    assert root.get('failures') == '0' and root.get('skipped') == '1'
+    skipped = [c for c in root.iter('testcase') if c.find('skipped') is not None]
+    assert len(skipped) == 1 and "unverifiable: only the collection's own tag" in skipped[0].find('skipped').get('message')
+
+
+def test_a_disabled_version_without_the_tag_cannot_be_compared_it_is_not_called_another_key():
+    row = checked(dict(DISABLED, tags={}), enabled=False, stated=['enabled'])
+    assert row['status'] == 'drift' and row['findings'][0].startswith("the vault's current version v1 cannot be compared "
+                                                                      "with the HSM key"), row
+    assert 'is not the HSM key' not in row['findings'][0]

@@ -24,7 +24,10 @@ def rec(name, host='hsm1', vault='prod', **extra):
 
 
 def read(records, held, vault='prod'):
-    """The read step as byok_vault_step gives it: one result per vault, each with its keys' look-ups."""
+    """The read step as byok_vault_step gives it: one result per vault, each with its keys' look-ups (a version with a
+    fingerprint and no tags given carries the identity tag the collection writes at import)."""
+    held = [dict(h, tags={'byok-fingerprint': h['fingerprint']}) if h.get('exists') and h.get('fingerprint') and 'tags' not in h
+            else h for h in held]
     return record.note_reads(records, [{'name': vault, 'keys': held}])
 
 
@@ -346,7 +349,8 @@ POLICY = {'version': '1.0.0', 'anyOf': [{'authority': 'https://a.attest.azure.ne
 def in_place_exportable(held_policy, held_exportable=True, **stated):
     r = rec('k', stated=sorted(stated), **stated)
     read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
-                'tags': {}, 'key_ops': ['sign'], 'exportable': held_exportable, 'release_policy': held_policy}])
+                'tags': {'byok-fingerprint': 'f1'}, 'key_ops': ['sign'], 'exportable': held_exportable,
+                'release_policy': held_policy}])
     hsm([r], {'k': 'f1'})
     return r
 
@@ -378,9 +382,32 @@ def test_an_immutable_policy_or_the_exportable_state_is_reported_never_updated()
     record.note_unchangeable([r])
     assert record.update_requests([r]) == []
     assert 'AKV.SKR.1014' in record.row(r)['message']
-    # not stated: the vault's exportable state is left as it is, and nothing is reported
+    # not stated, exportable is false (its default): an exportable version is reported, never taken as the inventory's
     r = in_place_exportable({'policy': POLICY, 'immutable': True})
+    assert 'is exportable and the inventory says exportable: false' in record.unchangeable(r)
+    assert record.attribute_changes(r) == {}
+    r = in_place_exportable(None, held_exportable=False)
     assert record.unchangeable(r) is None and record.attribute_changes(r) == {}
+
+
+def test_the_identity_tag_is_restored_on_a_version_the_vault_proved_never_on_the_tags_word():
+    """A portal edit that replaces the tags drops the identity tag: the next update (here: disabling the key) writes it
+    back, as it is the only thing that tells a disabled version apart later."""
+    r = rec('k', enabled=False, stated=['enabled'])
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'tags': {'owner': 'b'}}])
+    hsm([r], {'k': 'f1'})
+    assert record.attribute_changes(r) == {'enabled': [True, False], 'tags': [{'owner': 'b'}, {'owner': 'b', 'byok-fingerprint': 'f1'}]}
+    wrong = rec('k')
+    read([wrong], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1',
+                    'enabled': True, 'tags': {'byok-fingerprint': 'f9'}}])
+    hsm([wrong], {'k': 'f1'})
+    assert record.attribute_changes(wrong) == {'tags': [{'byok-fingerprint': 'f9'}, {'byok-fingerprint': 'f1'}]}
+    disabled = rec('k', enabled=False, stated=['enabled'])
+    read([disabled], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'kid': URL + '/keys/k/v1',
+                       'version': 'v1', 'tags': {'byok-fingerprint': 'f1'}}])
+    hsm([disabled], {'k': 'f1'})
+    assert record.attribute_changes(disabled) == {}
 
 
 # -- rotation by cryptoperiod: the generation the vault holds, or the next one when its period is over ---------------
@@ -638,3 +665,16 @@ def test_a_key_another_host_on_the_same_token_still_uses_is_not_destroyed():
     theirs = dict(rec('k2', label='k'), host='hsm2', token=mine['token'])
     record.hold_shared_token_keys([mine, theirs])
     assert record.destroy_items([mine]) == [], mine
+
+
+def test_a_disabled_version_that_showed_another_key_when_enabled_is_reported_with_what_the_vault_showed():
+    r = rec('k', enabled=True, stated=['enabled'])
+    read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'kid': URL + '/keys/k/v1', 'version': 'v1',
+                'tags': {'byok-fingerprint': 'f1'}}])
+    hsm([r], {'k': 'f1'})
+    changes = record.attribute_changes(r)
+    record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'failed': True, 'changes': changes,
+                                                         'vault_identity': 'f9', 'msg': 'not the HSM key (f9, not f1)'}]}])
+    row = record.row(r)
+    assert row['result'] == 'failed' and row['message'].startswith('none of its attributes was updated'), row
+    assert row['vault_fingerprint'] == 'f9' and not row['match'], row

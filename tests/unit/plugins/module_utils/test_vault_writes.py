@@ -26,7 +26,8 @@ class Vault(object):
 
     def update(self, name, version, **fields):
         self.writes.append(('update', version, fields))
-        return types.SimpleNamespace(key=object(), properties=types.SimpleNamespace(enabled=fields.get('enabled', True)))
+        return types.SimpleNamespace(key=object(), properties=types.SimpleNamespace(enabled=fields.get('enabled', True),
+                                                                                   tags={'byok-fingerprint': 'f-hsm', 'o': 'x'}))
 
     def delete(self, name, purge=False):
         self.writes.append(('delete', name))
@@ -66,15 +67,19 @@ def test_a_deletion_of_a_version_that_is_no_longer_current_deletes_nothing():
 def test_a_disabled_version_enabled_whose_key_is_another_is_disabled_again(monkeypatch):
     vault = Vault('v1')
     monkeypatch.setattr(vault_backend, 'vault_identity', lambda v, key, key_type, key_size: 'f-someone-else')
-    item = {'name': 'k', 'version': 'v1', 'changes': {'enabled': [False, True]}, 'disabled': True, 'expected': 'f-hsm',
-            'key_type': 'EC', 'key_size': None}
+    item = {'name': 'k', 'version': 'v1', 'changes': {'enabled': [False, True], 'tags': [{}, {'o': 'z'}]}, 'disabled': True,
+            'expected': 'f-hsm', 'key_type': 'EC', 'key_size': None}
     result = vault_backend.update_vault(Kv(), vault, [item])
-    assert [w[2] for w in vault.writes] == [{'enabled': True}, {'enabled': False}], vault.writes
+    # enabled alone first; another key's material: disabled again with its identity tag corrected, nothing else written
+    assert [w[2] for w in vault.writes] == [{'enabled': True},
+                                            {'enabled': False, 'tags': {'byok-fingerprint': 'f-someone-else', 'o': 'x'}}], vault.writes
     assert 'its key material is not the HSM key (f-someone-else, not f-hsm); it was disabled again' in str(result), result
+    assert result['keys'][0]['vault_identity'] == 'f-someone-else', result
     monkeypatch.setattr(vault_backend, 'vault_identity', lambda v, key, key_type, key_size: 'f-hsm')
     vault.writes = []
     result = vault_backend.update_vault(Kv(), vault, [item])
-    assert [w[2] for w in vault.writes] == [{'enabled': True}] and 'failed' not in str(result), (vault.writes, result)
+    assert [w[2] for w in vault.writes] == [{'enabled': True}, {'tags': {'o': 'z'}}] and 'failed' not in str(result), (
+        vault.writes, result)
 
 
 def test_an_update_that_got_no_answer_has_an_unknown_outcome():
