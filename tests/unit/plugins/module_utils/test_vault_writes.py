@@ -26,8 +26,8 @@ class Vault(object):
 
     def update(self, name, version, **fields):
         self.writes.append(('update', version, fields))
-        return types.SimpleNamespace(key=object(), properties=types.SimpleNamespace(enabled=fields.get('enabled', True),
-                                                                                   tags={'byok-fingerprint': 'f-hsm', 'o': 'x'}))
+        properties = types.SimpleNamespace(enabled=fields.get('enabled', True), tags={'byok-fingerprint': 'f-hsm', 'o': 'x'})
+        return types.SimpleNamespace(key=object(), properties=properties)
 
     def delete(self, name, purge=False):
         self.writes.append(('delete', name))
