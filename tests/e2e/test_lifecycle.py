@@ -174,8 +174,8 @@ def test_a_retirement_under_a_name_the_vault_holds_nothing_under_keeps_the_hsm_k
     assert lab.key_client().get_key(name).properties.enabled
 
 
-def test_an_identity_tag_lost_out_of_band_is_restored_and_the_disabled_key_stays_manageable(fresh_lab, make_token,
-                                                                                              run_playbook, tmp_path):
+def test_a_lost_identity_tag_is_restored_and_the_disabled_key_stays_manageable(fresh_lab, make_token, run_playbook,
+                                                                               tmp_path):
     """A portal edit replaced the key's tags (no byok-fingerprint left); disabling the key through the inventory writes the
     identity tag back in the same update, so later runs still know the disabled key (they converge), and the audit calls
     it unverified (only the collection's own tag), never ok."""
