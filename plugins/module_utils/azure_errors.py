@@ -136,6 +136,12 @@ def explain(exc, action, vault_url, permission=None, auth=None):
         if 'firewall' in inner.lower() or code == 'ForbiddenByFirewall':
             return KeyVaultError('%s refused the client by its firewall during %s: %s; add this host to the vault\'s network '
                                  'rules' % (vault_url, action, inner), status=403, code=code)
+        lowered = inner.lower()
+        if is_key_disabled(exc) or 'not yet valid' in lowered or 'expired' in lowered or 'not permitted on this key' in lowered:
+            # the key's own state or operations refuse it, not the identity's permissions
+            return KeyVaultError('%s refused %s: the key itself does not allow it now (403 %s: %s); enable it, wait for its '
+                                 'not_before, or give it the operation in key_ops' % (vault_url, action, code or 'Forbidden', inner),
+                                 status=403, code=code)
         need = PERMISSION_HINT.get(permission, 'the keys permission for this operation')
         return KeyVaultError('the identity%s may not %s in %s (403 %s); grant it %s'
                              % (who, action, vault_url, code or 'Forbidden', need), status=403, code=code)

@@ -1298,6 +1298,6 @@ def report_of(hosts_vars, outside_rows=None):
             if rec.get('stopped'):
                 stopped_hosts.setdefault(host, '%s: %s' % (rec.get('stopped_at') or 'a task', in_inventory_terms(rec['stopped'])))
     out_rows.extend(outside_rows or [])
-    must_fail = bool(report.not_done(out_rows) or silent or stopped_hosts)
+    must_fail = bool(report.not_done(out_rows) or report.unproven(out_rows) or silent or stopped_hosts)
     return {'rows': out_rows, 'silent': silent, 'stopped': stopped_hosts, 'started': min(started) if started else None,
             'failed': must_fail}

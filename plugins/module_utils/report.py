@@ -83,6 +83,8 @@ def signature(row, asked, outcome=None):
     proof = (outcome or {}).get('proof') or {}
     if proof.get('method') == 'signature' and proof.get('verified'):
         return 'verified (%s)' % proof.get('algorithm') if proof.get('algorithm') else 'verified'
+    if proof.get('method') == 'signature' and proof.get('verified') is False:
+        return 'failed: %s' % in_inventory_terms(proof.get('error') or 'no signature')
     if outcome is not None and (outcome.get('failed') or outcome.get('outcome_unknown')):
         return 'failed: see the message'
     if row.get('result') in ('would transfer', 'would rotate'):
@@ -332,10 +334,20 @@ def not_done(rows):
     return [r for r in rows or [] if r.get('result') in NOT_DONE and r.get('in_run') is not False]
 
 
+def unproven(rows):
+    """The rows of keys of this run that moved but whose signature check (byok_verify_signature) failed."""
+    return [r for r in rows or [] if str(r.get('signature') or '').startswith('failed:') and r.get('result') in DONE
+            and r.get('in_run') is not False]
+
+
 def closing_message(rows, silent_hosts, manifest_path, failed_hosts=None):
     """The one message that ends a run in which some key did not move or a host stopped (each reason is in the table above)."""
     bad = not_done(rows)
     parts = []
+    doubt = unproven(rows)
+    if doubt:
+        parts.append('%s moved, but the signature check asked for failed (%s)' % (
+            count(len(doubt), 'key'), ', '.join('%s/%s/%s' % (r['host'], r['vault'], r['name']) for r in doubt)))
     late = dict((h, m) for h, m in (failed_hosts or {}).items() if not [r for r in bad if r.get('host') == h])
     if bad:
         unknown = [r for r in bad if r['result'] == 'unknown']

@@ -196,7 +196,7 @@ class Vault(object):
                               'P-256K': (SignatureAlgorithm.es256_k, 'sha256')}[summary['curve']]
         digest = hashlib.new(hash_name, os.urandom(32)).digest()
         crypto = CryptographyClient(key, self.credential, **self.client_kwargs)
-        result = self._call('signature with key %s' % key.name, 'sign', crypto.sign, alg, digest)
+        result = self._call('the signature with key %s' % key.name, 'sign', crypto.sign, alg, digest)
         prehashed = {32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[len(digest)]
         try:
             if ki.normalize_key_type(summary['kty']) == 'RSA':

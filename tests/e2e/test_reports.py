@@ -158,6 +158,27 @@ def test_the_signature_check_is_in_the_rows_and_the_manifest(lab, make_token, ru
     assert all(rows[n]["signature"] == "not asked" for n in names2), [rows[n] for n in names2]
 
 
+def test_a_signature_check_that_fails_after_the_import_keeps_the_version_and_fails_the_run(lab, make_token, run_playbook,
+                                                                                             tmp_path):
+    """The vault cannot sign (500s past the retries): the key was imported and the vault holds it, so its row keeps the
+    version and the fingerprint and says the signature failed; the run fails, as the proof asked for is missing."""
+    name, kek = unique("rp-sigfail"), unique("rp-kek")
+    keys = [{"name": name, "vault": "premium", "key_type": "EC", "curve": "P-256", "key_ops": ["sign", "verify"]}]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (make_token(), keys)}, kek,
+                                extra_vars={"byok_verify_signature": True})
+    lab.faults(next=["500"] * 8, method="POST", path="/sign")
+    try:
+        run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    finally:
+        lab.faults(off=True)
+    assert run.rc != 0, str(run)
+    row = rows_by_name(manifest(tmp_path))[name]
+    held = lab.key_client().get_key(name)
+    assert row["result"] == "transferred" and row["kid"] == held.id, row
+    assert row["vault_fingerprint"] == row["hsm_fingerprint"] and row["signature"].startswith("failed: "), row
+    assert "the signature check asked for failed (hsm1/premium/%s)" % name in run.output, run.output[-3000:]
+
+
 def test_a_wrong_pin_never_hides_the_vault_version_of_a_key_in_place(lab, make_token, run_playbook, tmp_path):
     held, new = unique("rp-pin-held"), unique("rp-pin-new")
     token = make_token()

@@ -99,6 +99,14 @@ def test_403_names_permission_and_role():
     assert '\n' not in str(err)
 
 
+@pytest.mark.parametrize('message', ['Operation sign is not allowed on a disabled key.',
+                                     'Operation sign is not allowed: the key is not yet valid (nbf 1893456000).'])
+def test_403_of_a_key_that_does_not_allow_it_blames_the_key_not_the_permissions(message):
+    err = azure_errors.explain(http_error(403, 'Forbidden', message), 'the signature with key k', URL, 'sign',
+                               {'client_id': 'abc', 'source': 'env'})
+    assert 'the key itself does not allow it now' in str(err) and 'grant it' not in str(err), str(err)
+
+
 def test_409_soft_deleted_says_recover_or_purge():
     err = azure_errors.explain(http_error(409, 'Conflict', 'Key k is currently in a deleted but recoverable state'),
                                'import of key k', URL, 'import')

@@ -205,6 +205,25 @@ def test_the_signature_check_is_in_the_row():
     assert record.row(records[0])['signature'] == 'not asked'
 
 
+def test_a_failed_signature_check_keeps_the_imported_version_and_fails_the_run():
+    """The import happened and the vault holds the version: the row keeps it (kid, fingerprint) and says the signature
+    failed; the run still fails, as the proof asked for is missing."""
+    records = [rec('k', verify_signature=True)]
+    read(records, [{'name': 'k', 'exists': False}])
+    hsm(records, {'k': 'f1'})
+    kek(records)
+    record.note_wraps(records, {('k', KID): {'byok_content': 'QQ=='}})
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/2', 'fingerprint': 'f1',
+                                                             'identity_source': 'vault-jwk',
+                                                             'proof': {'method': 'signature', 'verified': False,
+                                                                       'error': 'the key itself does not allow it now'}}]}])
+    row = record.row(records[0])
+    assert row['result'] == 'transferred' and row['kid'] == URL + '/keys/k/2' and row['vault_fingerprint'] == 'f1', row
+    assert row['signature'] == 'failed: the key itself does not allow it now', row
+    assert report.unproven([row]) == [row] and report.not_done([row]) == []
+    assert report.closing_message([row], [], None).startswith('1 key moved, but the signature check asked for failed (hsm1/prod/k)')
+
+
 def sealable(*specs):
     """Records of one host: (label, name, vault fingerprint or None for not in the vault)."""
     out = []
