@@ -158,8 +158,7 @@ def test_the_signature_check_is_in_the_rows_and_the_manifest(lab, make_token, ru
     assert all(rows[n]["signature"] == "not asked" for n in names2), [rows[n] for n in names2]
 
 
-def test_a_signature_check_that_fails_after_the_import_keeps_the_version_and_fails_the_run(lab, make_token, run_playbook,
-                                                                                             tmp_path):
+def test_a_failed_signature_after_the_import_keeps_the_version_and_fails_the_run(lab, make_token, run_playbook, tmp_path):
     """The vault cannot sign (500s past the retries): the key was imported and the vault holds it, so its row keeps the
     version and the fingerprint and says the signature failed; the run fails, as the proof asked for is missing."""
     name, kek = unique("rp-sigfail"), unique("rp-kek")
