@@ -148,7 +148,13 @@ class ActionModule(ByokAction):
                                                     dict(run, run_id=rid))
             return [('.json', json_text), ('.txt', summary)]
 
-        base = write_run_files(args['dir'], 'byok-transfer-', finished, documents, 'the audit manifest')
+        try:
+            base = write_run_files(args['dir'], 'byok-transfer-', finished, documents, 'the audit manifest')
+        except AnsibleActionFail as exc:
+            # a failed result, not an exception: the report role prints the table first and fails the run at its end
+            why = to_native(getattr(exc, 'message', None) or exc)
+            result.update(failed=True, msg=why, not_written=why)
+            return result
         result.update(json_path=base + '.json', text_path=base + '.txt', run_id=os.path.basename(base)[len('byok-transfer-'):])
         return result
 

@@ -69,6 +69,23 @@ def inventory_options(options):
     return out
 
 
+def _manifest_dirs(hostvars, hosts):
+    """[(host, its byok_manifest_dir or None)] of the hosts hostvars knows (the controller first)."""
+    out = []
+    for host in hosts:
+        try:
+            out.append((host, hostvars[host].get('byok_manifest_dir')))
+        except (KeyError, AnsibleError):
+            continue
+    return out
+
+
+def _shown_dir(value):
+    if value is None:
+        return 'unset (the default)'
+    return "'%s'" % value if isinstance(value, str) and '\n' not in value else inventory.show(value)
+
+
 def _first_line(text):
     return ' '.join(to_native(text).split())[:300]
 
@@ -96,7 +113,7 @@ class ActionModule(ByokAction):
         problems.extend(inventory.flow_problems(values, args.get('flow') or 'transfer'))
         problems.extend(self._debug_problems(values))
         if args['vaults_required']:  # the connected runs (transfer, staged fetch and import); the report writes there
-            problems.extend(self._manifest_problems(task_vars))
+            problems.extend(self._manifest_problems(task_vars, hosts))
         lines = inventory.format_problems(problems, hosts)
         result['changed'] = False
         if lines:
@@ -142,11 +159,22 @@ class ActionModule(ByokAction):
                                                   % ('' if secret else ': %s' % _first_line(exc))))
         return out
 
-    def _manifest_problems(self, task_vars):
-        """The audit manifest folder on this controller must be this user's own, checked before any key moves."""
+    def _manifest_problems(self, task_vars, hosts=()):
+        """The audit manifest folder on this controller must be this user's own, checked before any key moves; and one
+        value: the report writes with the controller's (its play), or with an HSM host's (a --limit that leaves the
+        controller out), so a value that differs between them would be checked here and not be the one used."""
         controller = task_vars.get('byok_controller') or 'localhost'
         value = task_vars.get('byok_manifest_dir')
         value = self._templar.template(value) if value is not None else None
+        seen = _manifest_dirs(task_vars.get('hostvars') or {}, [controller] + [h for h in hosts if h != controller])
+        if seen:
+            first = seen[0]
+            differ = [(h, v) for h, v in seen[1:] if v != first[1]]
+            if differ:
+                return [inventory.Problem(h, 'byok_manifest_dir', '%s here and %s on %s; the report writes the audit manifest '
+                                          'with one value: set byok_manifest_dir once, under all: vars:'
+                                          % (_shown_dir(v), _shown_dir(first[1]), first[0])) for h, v in differ]
+            value = first[1]
         problem = manifest_dir_type_problem(value)
         if problem:
             return [inventory.Problem(controller, 'byok_manifest_dir', problem)]

@@ -90,15 +90,22 @@ EXAMPLES = r'''
 
 RETURN = r'''
 json_path:
-  description: Path of the JSON manifest; null in check mode.
+  description: Path of the JSON manifest; null in check mode, and when it could not be written.
   returned: always
   type: str
   sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z-3f9a01c2.json
 text_path:
-  description: Path of the text summary; null in check mode.
+  description: Path of the text summary; null in check mode, and when it could not be written.
   returned: always
   type: str
   sample: /home/ops/byok-keyvault/manifests/byok-transfer-2026-11-28T210500Z-3f9a01c2.txt
+not_written:
+  description:
+    - Why the manifest could not be written (the task then fails with this message); the transfer's report role prints
+      its table first, and fails the run at its end.
+  returned: when the manifest could not be written
+  type: str
+  version_added: 2.0.0
 run_id:
   description: Id of the run in the file names (UTC finish time and a random suffix); null in check mode.
   returned: always

@@ -103,6 +103,23 @@ def test_limit_refuses_a_vault_key_a_host_outside_it_lists(lab, make_token, run_
     assert token_a.objects() == [], token_a.objects()
 
 
+def test_a_manifest_that_cannot_be_written_still_prints_the_table_and_fails_the_run(run_playbook, tmp_path):
+    """The keys have moved by the time the report writes the manifest: a write that fails must not hide what happened to
+    them; the table is printed, says the manifest was not written, and the run fails saying why."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    playbook = tmp_path / "report.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Report", "hosts": "localhost", "gather_facts": False,
+                                         "vars": {"byok_report_hosts": [], "byok_manifest_dir": str(blocker / "manifests")},
+                                         "roles": ["byok.keyvault.report"]}]))
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    run = run_playbook(playbook, inventory)
+    assert run.rc != 0, str(run)
+    assert "audit manifest: NOT WRITTEN: cannot write the audit manifest" in run.output, run.output[-3000:]
+    assert "Fail the run when its audit manifest could not be written" in run.output, run.output[-3000:]
+
+
 def proof_inventory(lab, make_token, tmp_path, names, kek_names, extra_vars=None):
     """hsm1: an RSA key that may sign, an AES key that may only wrap (no encrypt: the vault computes no KCV) and an AES key
     that may encrypt, into the Managed HSM flavour of the lab (AES needs a Managed HSM)."""

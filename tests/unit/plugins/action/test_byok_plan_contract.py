@@ -131,6 +131,22 @@ def test_a_manifest_dir_that_yaml_read_as_a_number_is_refused(tmp_path):
     assert manifest_problems(str(tmp_path / 'manifests')) == []
 
 
+def test_a_manifest_dir_set_for_the_controller_alone_or_differently_per_host_is_refused(tmp_path):
+    """The report writes with the controller's value (or an HSM host's, under a --limit that leaves the controller out):
+    one value, checked, or the run moves keys and then cannot write its manifest (or writes it elsewhere)."""
+    action = types.SimpleNamespace(_templar=types.SimpleNamespace(template=lambda v: v))
+    bad = str(tmp_path / 'a-file' / 'manifests')
+    hostvars = {'localhost': {'byok_manifest_dir': bad}, 'hsm1': {}, 'hsm2': {}}
+    found = [p.line() for p in ActionModule._manifest_problems(action, {'hostvars': hostvars, 'byok_controller': 'localhost'},
+                                                                ['hsm1', 'hsm2'])]
+    assert found == ["%s: byok_manifest_dir: unset (the default) here and '%s' on localhost; the report writes the audit "
+                     "manifest with one value: set byok_manifest_dir once, under all: vars:" % (h, bad) for h in ('hsm1', 'hsm2')]
+    good = tmp_path / 'manifests'
+    good.mkdir(mode=0o700)
+    hostvars = dict((h, {'byok_manifest_dir': str(good)}) for h in ('localhost', 'hsm1', 'hsm2'))
+    assert ActionModule._manifest_problems(action, {'hostvars': hostvars, 'byok_controller': 'localhost'}, ['hsm1', 'hsm2']) == []
+
+
 # -- near-miss variable names -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', ['byok-keys', 'Byok_keys', 'BYOK_KEYS'])
 def test_a_near_miss_of_a_variable_name_is_refused_with_did_you_mean(name):
