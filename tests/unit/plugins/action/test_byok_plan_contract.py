@@ -137,8 +137,8 @@ def test_a_manifest_dir_set_for_the_controller_alone_or_differently_per_host_is_
     action = types.SimpleNamespace(_templar=types.SimpleNamespace(template=lambda v: v))
     bad = str(tmp_path / 'a-file' / 'manifests')
     hostvars = {'localhost': {'byok_manifest_dir': bad}, 'hsm1': {}, 'hsm2': {}}
-    found = [p.line() for p in ActionModule._manifest_problems(action, {'hostvars': hostvars, 'byok_controller': 'localhost'},
-                                                                ['hsm1', 'hsm2'])]
+    task_vars = {'hostvars': hostvars, 'byok_controller': 'localhost'}
+    found = [p.line() for p in ActionModule._manifest_problems(action, task_vars, ['hsm1', 'hsm2'])]
     assert found == ["%s: byok_manifest_dir: unset (the default) here and '%s' on localhost; the report writes the audit "
                      "manifest with one value: set byok_manifest_dir once, under all: vars:" % (h, bad) for h in ('hsm1', 'hsm2')]
     good = tmp_path / 'manifests'
