@@ -70,6 +70,14 @@ def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto', known=No
     with (_no_lock() if check_mode else token.lock()):  # a look that changes nothing needs no lock
         objects = known if known or (check_mode and known is not None) else token.labelled(spec['label'], spec['key_id'])
         existing = token.find(spec['label'], spec['key_id'], objects)
+        if existing is None and spec['key_id']:
+            # the label with another CKA_ID is still the key of that label: never "no key", never a second one beside it
+            other = token.find(spec['label'])
+            if other is not None:
+                raise HsmError("key '%s' on token '%s' has id %s, not %s as its entry gives; give id: %s (or remove id), or "
+                               "choose another label (one HSM label is one key)"
+                               % (spec['label'], token.info()['label'], (other.key_id or b'').hex() or 'none',
+                                  bytes(spec['key_id']).hex(), (other.key_id or b'').hex() or '""'))
         before = existing.as_dict() if existing else None
         diffs = existing.matches(spec) if existing else []
         action, reason = decisions.regeneration_decision(diffs, existing is not None, regenerate)

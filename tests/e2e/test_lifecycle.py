@@ -204,3 +204,21 @@ def test_a_lost_identity_tag_is_restored_and_the_disabled_key_stays_manageable(f
     (row,) = doc["keys"]
     assert row["status"] == "unverified" and row["vault_identity"] is None and row["claimed_identity"] == fingerprint, row
     assert xml.get("failures") == "0" and xml.get("skipped") == "1"
+
+
+def test_an_id_added_to_the_entry_of_a_key_in_place_is_named_never_taken_for_no_key(lab, make_token, run_playbook, tmp_path):
+    """The token's key has another CKA_ID than the id now given: the row names both ids, and nothing is generated (a
+    second key of the label) or imported."""
+    name, token, kek = unique("lc-id"), make_token(), unique("lc-kek")
+    keys = [ec_key(name)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    keys[0]["id"] = "aa"
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    again = run(lab, run_playbook, inventory)
+    assert again.rc != 0, str(again)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert "has id " in row["message"] and "not aa as its entry gives" in row["message"], row
+    assert "holds no key" not in row["message"], row
+    assert len([o for o in token.objects() if o["class"] == "Private Key"]) == 1
+    assert len(lab.versions(name)) == 1

@@ -53,6 +53,19 @@ def child():
         made = ensure_key(token, dict(spec, label='d'), 'fail', False, known=token.indexed(index, 'd'))
         out['late'] = [made['action'], len(searched), len(token.labelled('d'))]
         out['found_is_the_key'] = made['found'].fingerprint == made['key']['fingerprint']
+
+        # an entry that gives an id the token's key of that label does not have: named, never taken for no key
+        from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_session import HsmError
+        wrong_id = []
+        for check_mode in (True, False):
+            try:
+                ensure_key(token, dict(spec, label='b', key_id=bytes.fromhex('aa')), 'fail', check_mode,
+                           known=token.indexed(index, 'b', bytes.fromhex('aa')))
+                wrong_id.append('no error')
+            except HsmError as exc:
+                wrong_id.append(str(exc))
+        out['wrong_id'] = wrong_id
+        out['b_keys'] = len(token.labelled('b'))
     print(json.dumps(out))
 
 
@@ -72,6 +85,12 @@ def test_a_look_in_check_mode_searches_nothing_more(seen):
 def test_a_key_made_after_the_listing_is_found_before_anything_is_generated(seen):
     assert seen['late'] == ['keep', 1, 2], seen['late']  # one search, one private and one public object: no second key
     assert seen['found_is_the_key']
+
+
+def test_an_id_the_key_of_its_label_does_not_have_is_named_and_nothing_is_generated(seen):
+    for message in seen['wrong_id']:
+        assert message.startswith("key 'b' on token 'index' has id 0b, not aa as its entry gives; give id: 0b"), seen['wrong_id']
+    assert seen['b_keys'] == 2  # still one key pair under the label
 
 
 if __name__ == '__main__':
