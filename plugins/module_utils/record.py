@@ -33,6 +33,7 @@ __metaclass__ = type
 
 from collections.abc import Mapping, Sequence
 
+from ansible_collections.byok.keyvault.plugins.module_utils import attributes
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import release_policy
@@ -676,6 +677,11 @@ def unchangeable(rec):
                 'import it as a new version with force: true, or state exportable as the vault holds it'
                 % (rec['name'], '' if held['exportable'] else 'not ', str(bool(rec.get('exportable'))).lower(),
                    release_policy.EXPORTABLE_FIXED, '' if rec.get('exportable') else ' not'))
+    tags = attribute_changes(rec).get('tags')
+    if tags and len(tags[1]) > attributes.MAX_TAGS:
+        return ('vault key %s would hold %d tags after the update (the stated ones added to the %d it holds), more than the %d '
+                'Key Vault allows, so nothing was changed: remove tags from the vault key, state fewer, or set append_tags: '
+                'false (the stated tags and the identity tag only)' % (rec['name'], len(tags[1]), len(tags[0]), attributes.MAX_TAGS))
     change = attribute_changes(rec).get('release_policy')
     if change and (change[0] or {}).get('immutable'):
         return ('the release policy of vault key %s is immutable and differs from the stated one (%s); Key Vault refuses to '
@@ -734,7 +740,7 @@ def note_removals(records, results, check_mode=False):
             fail(rec, name, outcome.get('msg'))
         else:
             note(rec, name, check_mode=bool(check_mode),
-                 **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date', 'gone')))
+                 **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date', 'gone', 'answer_lost')))
     return records
 
 
@@ -1228,6 +1234,8 @@ def _removed_from_vault(rec, r, decided, stop):
                  'someone else)%s' % (rec['name'], kept))
     else:
         r.update(result=verb[1] if done.get('check_mode') else verb[0], message=verb[2])
+        if done.get('answer_lost'):
+            _add(r, "the vault's answer to the deletion was lost; it holds the version this run deleted soft-deleted")
         if name == 'recover' and done.get('kid'):
             r['kid'] = done['kid']
         if name == 'delete' and (step(rec, 'read') or {}).get('disabled'):

@@ -775,6 +775,12 @@ def remove_vault(kv, vault, items):
             still_current(vault, item['name'], item.get('version'), 'deleted')
             done = vault.delete(item['name'], purge=False)
             out.update(changed=done['deleted'], scheduled_purge_date=done['scheduled_purge_date'], gone=not done['deleted'])
+            if not done['deleted']:
+                # "no such key" to this run's DELETE: the vault holds the version this run meant to delete soft-deleted
+                # when its answer was lost and a retry found it gone; else someone else deleted it in between
+                deleted = vault.get_deleted(item['name'])
+                if deleted is not None and item.get('version') and deleted.properties.version == item['version']:
+                    out.update(changed=True, gone=False, answer_lost=True)
         else:
             out['kid'] = vault.recover(item['name']).id
         return out

@@ -697,3 +697,17 @@ def test_a_disabled_version_that_showed_another_key_when_enabled_is_reported_wit
     row = record.row(r)
     assert row['result'] == 'failed' and row['message'].startswith('none of its attributes was updated'), row
     assert row['vault_fingerprint'] == 'f9' and not row['match'], row
+
+
+def test_tags_the_vault_would_refuse_after_the_merge_are_reported_not_sent():
+    """append_tags adds the stated tags to the vault's: 15 at most, or the Update Key fails (and check mode said would
+    update)."""
+    held = dict(('t%d' % i, 'v') for i in range(13))
+    held['byok-fingerprint'] = 'f1'
+    r = rec('k', tags={'a': '1', 'b': '2'}, stated=['tags'])
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'tags': held}])
+    hsm([r], {'k': 'f1'})
+    assert 'would hold 16 tags after the update' in record.unchangeable(r)
+    record.note_unchangeable([r])
+    assert record.update_requests([r]) == [] and record.row(r)['result'] == 'failed'

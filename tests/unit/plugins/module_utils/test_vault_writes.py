@@ -64,6 +64,28 @@ def test_a_deletion_of_a_version_that_is_no_longer_current_deletes_nothing():
     assert vault.writes == [('delete', 'k')]
 
 
+class GoneWhenAsked(Vault):
+    """A vault whose answer to DELETE was lost: the retry found no key; the soft-deleted key is deleted_version."""
+
+    def __init__(self, version, deleted_version):
+        super(GoneWhenAsked, self).__init__(version)
+        self.deleted_version = deleted_version
+
+    def delete(self, name, purge=False):
+        self.writes.append(('delete', name))
+        return {'deleted': False, 'scheduled_purge_date': None}
+
+    def get_deleted(self, name):
+        return types.SimpleNamespace(properties=types.SimpleNamespace(version=self.deleted_version))
+
+
+def test_a_deletion_whose_answer_was_lost_is_this_runs_not_someone_elses():
+    mine = vault_backend.remove_vault(Kv(), GoneWhenAsked('v1', 'v1'), [{'name': 'k', 'action': 'delete', 'version': 'v1'}])
+    assert mine['keys'][0]['changed'] and mine['keys'][0]['answer_lost'] and not mine['keys'][0]['gone'], mine
+    other = vault_backend.remove_vault(Kv(), GoneWhenAsked('v1', 'v0'), [{'name': 'k', 'action': 'delete', 'version': 'v1'}])
+    assert other['keys'][0]['gone'] and not other['keys'][0].get('answer_lost'), other
+
+
 def test_a_disabled_version_enabled_whose_key_is_another_is_disabled_again(monkeypatch):
     vault = Vault('v1')
     monkeypatch.setattr(vault_backend, 'vault_identity', lambda v, key, key_type, key_size: 'f-someone-else')
