@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 
@@ -104,6 +105,10 @@ def _attribute_findings(rec, now, warning_days):
             out.append('expires on %s, within %d days' % (expires.strftime('%Y-%m-%d'), warning_days))
     if record.rotation_allowed(rec) and not rec.get('rotating'):
         out.append('rotation due (rotate_after %s)' % held.get('rotation_reason'))
+    if rec.get('newer_generations') and not rec.get('rotating'):
+        out.append('the vault\'s current version is HSM key %s, and the token holds newer generations up to %s: a version '
+                   'rolled back to an older key, or a rotation whose import did not land'
+                   % (rec.get('held_label'), rotation.label(rec.get('base_label') or rec['label'], rec['newer_generations'])))
     return out
 
 

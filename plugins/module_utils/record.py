@@ -298,13 +298,26 @@ def choose_generations(records, found):
         held = [current[id(r)] for r in present if current[id(r)] is not None]
         newest = max(held) if held else None
         due = any(current[id(r)] == newest and rotation_allowed(r) for r in present) if newest is not None else False
+        # the next generation: newest + 1, which the token may hold already from a rotation whose import did not land
+        # (taken again); a token that holds generations beyond it has had them in service (a vault was rolled back to an
+        # older one): never taken again, the rotation goes past them
+        last = max(generations) if generations else None
+        after = newest + 1 if newest is not None and (last is None or last <= newest + 1) else (last or 0) + 1
         for rec in recs:
             mine = current[id(rec)]
+            if mine is None and not absent(rec):
+                # a name the vault holds soft-deleted as one of the generations (retired, then listed again): that one
+                deleted = (step(rec, 'read') or {}).get('deleted_fingerprint')
+                mine_deleted = next((n for n, key in sorted(generations.items()) if decisions.same_identity(key, deleted)),
+                                    None) if deleted else None
+            else:
+                mine_deleted = None
             if absent(rec) or mine is None:
-                generation = mine if mine is not None else (max(generations) if generations else 1)
+                generation = mine if mine is not None else (
+                    mine_deleted if mine_deleted is not None else (max(generations) if generations else 1))
                 rec['rotating'] = False
             else:
-                generation = newest + 1 if due else newest
+                generation = after if due else newest
                 if generation != mine and not _in_use(rec):
                     generation = mine  # a disabled key stays the version it is
                 rec['rotating'] = generation != mine
@@ -316,6 +329,8 @@ def choose_generations(records, found):
             # the HSM key the vault's current version is (before a rotation makes the next one)
             rec['held_label'] = rotation.label(base, mine) if mine is not None else None
             rec['held_identity'] = generations.get(mine) if mine is not None else None
+            if mine is not None and last is not None and last > mine and not absent(rec):
+                rec['newer_generations'] = last  # the token holds newer generations than the vault's current version
     return records
 
 

@@ -463,6 +463,31 @@ def test_a_version_over_its_period_moves_to_the_next_generation_once():
     assert record.action(r) == 'conflict'
 
 
+def test_a_rotation_never_takes_again_a_generation_that_was_in_service():
+    """The vault was rolled back to generation 1 while the token holds 2 and 3 (both were in service): the rotation goes
+    to 4, and the audit names the rollback; a token holding only 2 (a rotation whose import did not land) takes 2."""
+    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f1', 2: 'f2', 3: 'f3'})
+    assert r['label'] == 'k.r4' and r['rotating'], r['label']
+    young = rotating('2026-11-01T00:00:00+00:00', {1: 'f1', 2: 'f2', 3: 'f3'})
+    assert young['label'] == 'k' and not young['rotating'] and young['newer_generations'] == 3
+    hsm([young], {'k': 'f1'})
+    from ansible_collections.byok.keyvault.plugins.module_utils import audit
+    import datetime
+    findings = audit.key_row(young, datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))['findings']
+    assert any('the token holds newer generations up to k.r3' in f for f in findings), findings
+    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f1', 2: 'f2'})
+    assert r['label'] == 'k.r2' and r['rotating']
+
+
+def test_a_rotating_key_listed_again_recovers_the_generation_its_vault_holds_soft_deleted():
+    r = rec('k', rotate_after='P365D')
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'}])
+    record.choose_generations([r], {'k': {1: 'f1', 2: 'f2'}})
+    assert r['label'] == 'k' and not r['rotating']
+    hsm([r], {'k': 'f1'})
+    assert record.action(r) == 'recover', record.step(r, 'decide')
+
+
 # -- destroy_hsm_key: only after the vault confirmed the deletion, never a label another entry needs ------------------
 def retired(delete_outcome, **extra):
     r = rec('k', state='absent', destroy_hsm_key=True, **extra)
