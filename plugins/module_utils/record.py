@@ -625,11 +625,22 @@ def wanted_tags(rec, held_tags):
     return dict(stated, **own)
 
 
+def current_version(rec):
+    """The vault's current version of a key in place as the run read it, or of a key this run recovered as the recovery
+    gave it back ({} for any other key): what the stated attributes are kept on."""
+    if action(rec) == decisions.RECOVER:
+        done = step(rec, 'recover') or {}
+        held = done.get('held') if not done.get('failed') else None
+    else:
+        held = step(rec, 'read') if action(rec) == decisions.KEEP else None
+    return held if held and held.get('exists') and not held.get('failed') else {}
+
+
 def attribute_changes(rec):
     """{field: [vault's value, stated value]} of the attributes the inventory states that differ from the vault's
-    current version, for a key that is in place (decided keep); {} otherwise."""
-    held = step(rec, 'read') or {}
-    if action(rec) != decisions.KEEP or not held.get('exists') or held.get('failed'):
+    current version, for a key that is in place (decided keep) or recovered by this run; {} otherwise."""
+    held = current_version(rec)
+    if not held:
         return {}
     out = {}
     for field in rec.get('stated') or ():
@@ -682,8 +693,8 @@ def stated_policy(rec):
 def unchangeable(rec):
     """Why the vault cannot be made to match what the inventory states for a key in place (None when it can): the
     exportable state of a version never changes, and an immutable release policy is never replaced."""
-    held = step(rec, 'read') or {}
-    if action(rec) != decisions.KEEP or not held.get('exists') or held.get('failed'):
+    held = current_version(rec)
+    if not held:
         return None
     # exportable is compared whether stated or not: its default, false, is what the inventory says when it is silent
     if held.get('exportable') is not None and bool(held['exportable']) != bool(rec.get('exportable')):
@@ -723,7 +734,7 @@ def update_requests(records):
         changes = attribute_changes(rec)
         if not changes or rec.get('stopped') or (step(rec, 'update') or {}).get('failed'):
             continue
-        held = step(rec, 'read')
+        held = current_version(rec)
         # with what to check the vault's answer against: a disabled version was known by its tag alone
         _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': held.get('version'), 'changes': changes,
                                                'disabled': bool(held.get('disabled')), 'expected': hsm_identity(rec),
@@ -755,7 +766,7 @@ def note_removals(records, results, check_mode=False):
             fail(rec, name, outcome.get('msg'))
         else:
             note(rec, name, check_mode=bool(check_mode),
-                 **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date', 'gone', 'answer_lost')))
+                 **dict((k, outcome.get(k)) for k in ('kid', 'scheduled_purge_date', 'gone', 'answer_lost', 'held')))
     return records
 
 
@@ -1253,9 +1264,25 @@ def _removed_from_vault(rec, r, decided, stop):
             _add(r, "the vault's answer to the deletion was lost; it holds the version this run deleted soft-deleted")
         if name == 'recover' and done.get('kid'):
             r['kid'] = done['kid']
+        if name == 'recover':
+            _recovered_attributes(rec, r, stop)
         if name == 'delete' and (step(rec, 'read') or {}).get('disabled'):
             _add(r, "its version was disabled: what identified it as the HSM key was only the collection's own "
                     "identity tag (a disabled version's key material cannot be read)")
+
+
+def _recovered_attributes(rec, r, stop):
+    """A recovered version's stated attributes, kept on it in the same run (updated, failed, or not done)."""
+    update = step(rec, 'update')
+    changes = attribute_changes(rec)
+    if update is not None and update.get('failed'):
+        r.update(result='failed', message='%s; but its attributes could not be updated (%s): %s'
+                 % (r['message'], changes_text(update.get('fields') or changes), in_inventory_terms(update.get('msg'))))
+    elif update is not None:
+        _add(r, 'its attributes updated: %s' % changes_text(update.get('fields')))
+    elif changes:
+        r.update(result='not done', message='%s; its attributes differ from the inventory (%s) and were not updated%s'
+                 % (r['message'], changes_text(changes), ': this host stopped' if stop else ''))
 
 
 def _add(r, text):

@@ -30,7 +30,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import 
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import repeated
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import DisabledVersion, disabled_summary, key_fingerprint
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import key_summary, policy_summary
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
 #: the options of one key of keyvault_import (its keys[] items; the single key's options are the same)
@@ -782,11 +782,23 @@ def remove_vault(kv, vault, items):
                 if deleted is not None and item.get('version') and deleted.properties.version == item['version']:
                     out.update(changed=True, gone=False, answer_lost=True)
         else:
-            out['kid'] = vault.recover(item['name']).id
+            key = vault.recover(item['name'])
+            out.update(kid=key.id, held=recovered_summary(key))
         return out
 
     results = kv.run_keys_parallel(items, one, 'name', 'delete')
     return vault_result(results)
+
+
+def recovered_summary(key):
+    """What a recovered version holds, as the read step gives a version (its stated attributes are then compared with
+    it and updated in the same run)."""
+    if getattr(key, 'key', None) is not None and getattr(key.key, 'kty', None):
+        held = key_summary(key)
+    else:  # no key material in the answer (a disabled version): its attributes only
+        held = dict(disabled_summary(key), **policy_summary(key))
+    held.update(exists=True, disabled=held.get('enabled') is False)
+    return held
 
 
 def update_vault(kv, vault, items):

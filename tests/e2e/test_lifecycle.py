@@ -222,3 +222,23 @@ def test_an_id_added_to_the_entry_of_a_key_in_place_is_named_never_taken_for_no_
     assert "holds no key" not in row["message"], row
     assert len([o for o in token.objects() if o["class"] == "Private Key"]) == 1
     assert len(lab.versions(name)) == 1
+
+
+def test_a_key_listed_again_is_recovered_with_the_stated_attributes_in_one_run(lab, make_token, run_playbook, tmp_path):
+    name, token, kek = unique("lc-back"), make_token(), unique("lc-kek")
+    keys = [ec_key(name, enabled=False)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    keys[0]["state"] = "absent"
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0
+    keys[0].update(state="present", enabled=True, tags={"owner": "back"})
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    back = run(lab, run_playbook, inventory)
+    assert back.rc == 0, str(back)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "recovered" and "its attributes updated: enabled false -> true" in row["message"], row
+    key = lab.key_client().get_key(name)
+    assert key.properties.enabled and key.properties.tags["owner"] == "back"
+    again = run(lab, run_playbook, inventory)
+    assert again.rc == 0 and changed(again) == 0, str(again)

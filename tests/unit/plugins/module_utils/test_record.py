@@ -736,3 +736,22 @@ def test_tags_the_vault_would_refuse_after_the_merge_are_reported_not_sent():
     assert 'would hold 16 tags after the update' in record.unchangeable(r)
     record.note_unchangeable([r])
     assert record.update_requests([r]) == [] and record.row(r)['result'] == 'failed'
+
+
+def test_a_recovered_version_gets_the_stated_attributes_in_the_same_run():
+    """Retired while disabled, listed again with enabled: true: recovered and enabled in one run, not left disabled until
+    the next one (nor, the other way round, put back into use when the inventory says enabled: false)."""
+    r = rec('k', enabled=True, tags={'owner': 'q'}, stated=['enabled', 'tags'])
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'}])
+    hsm([r], {'k': 'f1'}, 'contact')
+    assert record.action(r) == 'recover' and record.attribute_changes(r) == {}  # nothing known of it before the recovery
+    held = {'exists': True, 'version': 'v7', 'enabled': False, 'disabled': True, 'tags': {'byok-fingerprint': 'f1'},
+            'key_ops': None}
+    record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/v7', 'held': held}]}])
+    changes = record.attribute_changes(r)
+    assert changes == {'enabled': [False, True], 'tags': [{'byok-fingerprint': 'f1'}, {'byok-fingerprint': 'f1', 'owner': 'q'}]}
+    (entry,) = record.update_requests([r])
+    assert entry['keys'][0]['version'] == 'v7' and entry['keys'][0]['disabled']
+    record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
+    row = record.row(r)
+    assert row['result'] == 'recovered' and 'its attributes updated: enabled false -> true' in row['message'], row
