@@ -972,65 +972,68 @@ def _fleet_problems(checked, outside=None):
 OUTSIDE_RUN = "outside this run's --limit"
 
 
-def _token_of(values):
-    """What tells a host's token apart: its serial when given, else its label (None when neither is known)."""
+def _token_ids(values):
+    """(serial, label) a host's inventory gives its token, each None when not given."""
     serial, label = values.get('byok_token_serial'), values.get('byok_token_label')
-    if _ok(serial) and serial:
-        return ('serial', str(serial))
-    if _ok(label) and label:
-        return ('label', str(label))
-    return None
+    return (str(serial) if _ok(serial) and serial else None), (str(label) if _ok(label) and label else None)
+
+
+def _same_token(a, b):
+    """('serial' | 'label', value) when two hosts' inventories may name one token, else None: the same serial; or, unless
+    both give serials (then they differ), the same label. In doubt, the hosts share it (nothing is destroyed)."""
+    (sa, la), (sb, lb) = _token_ids(a), _token_ids(b)
+    if sa and sb:
+        return ('serial', sa) if sa == sb else None
+    return ('label', la) if la and la == lb else None
 
 
 def _token_users(entry, checked, outside):
-    """The hosts outside the run that see the token of entry's host and still use its HSM label."""
-    token = _token_of(checked.get(entry['host']) or {})
-    if token is None:
-        return []
-    return sorted(h for h, values in (outside or {}).items() if _token_of(values) == token
+    """The hosts outside the run that may see the token of entry's host and still use its HSM label."""
+    mine = checked.get(entry['host']) or {}
+    return sorted(h for h, values in (outside or {}).items() if _same_token(mine, values)
                   and any(not _bad(k) and _uses_label(k, entry['label']) for k in values.get('byok_keys') or []))
 
 
 def _shared_token_problems(checked, outside=None):
-    """HSM hosts may see one token (a network HSM's partition): a key one of them destroys must not be an HSM key another
-    of them, in this run or not, still uses.  Tokens are told apart by serial, else by label; in doubt, nothing is
-    destroyed."""
+    """HSM hosts may see one token (a network HSM's partition): one label there is one key, whichever host lists it, and
+    a key one of them destroys must not be an HSM key another of them, in this run or not, still uses.  Tokens are told
+    apart by serial, else by label; in doubt, they are one."""
     outside = outside or {}
     every = dict(outside, **checked)
     problems = []
-    sharing = {}
-    for host, values in sorted(every.items()):
-        token = _token_of(values)
-        if token is not None:
-            sharing.setdefault(token, []).append(host)
-    for (kind, value), hosts in sorted(sharing.items()):
-        for host in [h for h in hosts if h in checked]:
-            # one label on one token is one key, whichever host lists it (the host before it, or one outside the run)
-            for index, key in enumerate(checked[host].get('byok_keys') or []):
-                if _bad(key) or not _ok(key.get('label'), key.get('name')) or not _uses_label(key, key['label']):
-                    continue
-                clash = next(((other, i) for other in hosts if other != host and (other < host or other in outside)
-                              for i, k in enumerate(every[other].get('byok_keys') or [])
-                              if not _bad(k) and _uses_label(k, key['label']) and _other_key(key, k)), None)
-                if clash:
-                    problems.append(Problem(host, 'byok_keys[%d] (%s).label' % (index, key['name']), (
-                        "'%s' is also the label of byok_keys[%d] of HSM host %s%s, which sees the same token (token %s %s), "
-                        "with another type, size, curve or id; one HSM label on a token is one key: give this key its own "
-                        "label (hosts with tokens of their own: give each its byok_token_serial)")
-                        % (key['label'], clash[1], clash[0], ' (%s)' % OUTSIDE_RUN if clash[0] in outside else '', kind, value)))
-            for index, key in enumerate(checked[host].get('byok_keys') or []):
-                if _bad(key) or key.get('destroy_hsm_key') is not True or not _ok(key.get('label'), key.get('name')):
-                    continue
-                for other in hosts:
-                    users = [i for i, k in enumerate(every[other].get('byok_keys') or [])
-                             if other != host and not _bad(k) and _uses_label(k, key['label'])]
-                    if users:
-                        problems.append(Problem(host, 'byok_keys[%d] (%s).destroy_hsm_key' % (index, key['name']), (
-                            "is true, but HSM host %s%s sees the same token (token %s %s) and its byok_keys[%d] still uses "
-                            "HSM label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or "
-                            "retire that entry too (hosts with tokens of their own: give each its byok_token_serial)")
-                            % (other, ' (%s)' % OUTSIDE_RUN if other in outside else '', kind, value, users[0], key['label'])))
-                        break
+    for host in sorted(checked):
+        sharing = [(other, _same_token(every[host], every[other])) for other in sorted(every) if other != host]
+        sharing = [(other, token) for other, token in sharing if token]
+        if not sharing:
+            continue
+        for index, key in enumerate(checked[host].get('byok_keys') or []):
+            if _bad(key) or not _ok(key.get('label'), key.get('name')) or not _uses_label(key, key['label']):
+                continue
+            # (the host before it, or one outside the run: each clash is said once)
+            clash = next(((other, token, i) for other, token in sharing if other < host or other in outside
+                          for i, k in enumerate(every[other].get('byok_keys') or [])
+                          if not _bad(k) and _uses_label(k, key['label']) and _other_key(key, k)), None)
+            if clash:
+                problems.append(Problem(host, 'byok_keys[%d] (%s).label' % (index, key['name']), (
+                    "'%s' is also the label of byok_keys[%d] of HSM host %s%s, which sees the same token (token %s %s), "
+                    "with another type, size, curve or id; one HSM label on a token is one key: give this key its own "
+                    "label (hosts with tokens of their own: give each its byok_token_serial)")
+                    % (key['label'], clash[2], clash[0], ' (%s)' % OUTSIDE_RUN if clash[0] in outside else '',
+                       clash[1][0], clash[1][1])))
+        for index, key in enumerate(checked[host].get('byok_keys') or []):
+            if _bad(key) or key.get('destroy_hsm_key') is not True or not _ok(key.get('label'), key.get('name')):
+                continue
+            for other, token in sharing:
+                users = [i for i, k in enumerate(every[other].get('byok_keys') or [])
+                         if not _bad(k) and _uses_label(k, key['label'])]
+                if users:
+                    problems.append(Problem(host, 'byok_keys[%d] (%s).destroy_hsm_key' % (index, key['name']), (
+                        "is true, but HSM host %s%s sees the same token (token %s %s) and its byok_keys[%d] still uses "
+                        "HSM label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or "
+                        "retire that entry too (hosts with tokens of their own: give each its byok_token_serial)")
+                        % (other, ' (%s)' % OUTSIDE_RUN if other in outside else '', token[0], token[1], users[0],
+                           key['label'])))
+                    break
     return problems
 
 

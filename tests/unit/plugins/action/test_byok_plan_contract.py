@@ -335,6 +335,10 @@ def test_a_key_destroyed_on_a_token_another_host_sees_and_uses_is_refused():
     (line,) = format_problems(problems, ['hsm1', 'hsm2'])
     assert line.startswith("hsm1: byok_keys[0] (old-app).destroy_hsm_key: is true, but HSM host hsm2 sees the same token "
                            "(token label partition) and its byok_keys[0] still uses HSM label 'shared-label'"), line
+    # one host gives the serial too, the other the label alone: in doubt, one token
+    hosts['hsm1']['byok_token_serial'] = '1111'
+    (line,) = format_problems(plan_fleet(SPEC, hosts, now=NOW)[1], ['hsm1', 'hsm2'])
+    assert 'sees the same token (token label partition)' in line, line
     # tokens of their own, told apart by serial: nothing shared, nothing refused
     hosts['hsm1']['byok_token_serial'], hosts['hsm2']['byok_token_serial'] = '1111', '2222'
     assert plan_fleet(SPEC, hosts, now=NOW)[1] == []
