@@ -369,7 +369,8 @@ def _entry(lines, message, kinds, wheres):
 STEPS = [
     ("1. The inventory is checked", "the run stops at the first task, before anything is touched, with one line per "
      "problem (host: variable path: what is wrong; how to fix it)",
-     ("action/byok_plan.py", "module_utils/inventory.py", "module_utils/attributes.py", "module_utils/vault_target.py")),
+     ("action/byok_plan.py", "module_utils/inventory.py", "module_utils/fleet_plan.py", "module_utils/attributes.py",
+      "module_utils/vault_target.py")),
     ("2. Signing in to Azure and reaching the vault", "the first vault task fails (the vault read or the KEK), for the "
      "hosts with keys for that vault", ("module_utils/keyvault.py", "module_utils/azure_auth.py", "module_utils/azure_errors.py",
                                         "module_utils/azure_pacing.py", "module_utils/vault_client.py",

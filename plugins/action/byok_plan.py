@@ -22,6 +22,7 @@ from ansible.parsing.yaml.loader import AnsibleLoader
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ByokAction
 from ansible_collections.byok.keyvault.plugins.action.byok_manifest import manifest_dir
 
+from ansible_collections.byok.keyvault.plugins.module_utils import fleet_plan
 from ansible_collections.byok.keyvault.plugins.module_utils import inventory
 from ansible_collections.byok.keyvault.plugins.module_utils import owned_dir
 from ansible_collections.byok.keyvault.plugins.module_utils import record
@@ -108,9 +109,9 @@ class ActionModule(ByokAction):
         # (only the variables that say so: their secrets and lookups are not this run's to resolve)
         shared = dict((name, spec[name]) for name in OUTSIDE_VARIABLES if name in spec)
         outside = dict((h, self._declared(hostvars, h, shared, [])) for h in args.get('outside_hosts') or [] if h not in values)
-        plan, found = inventory.plan_fleet(spec, values, vaults_required=args['vaults_required'], outside=outside)
+        plan, found = fleet_plan.plan_fleet(spec, values, vaults_required=args['vaults_required'], outside=outside)
         problems.extend(found)
-        problems.extend(inventory.flow_problems(values, args.get('flow') or 'transfer'))
+        problems.extend(fleet_plan.flow_problems(values, args.get('flow') or 'transfer'))
         problems.extend(self._debug_problems(values))
         if args['vaults_required']:  # the connected runs (transfer, staged fetch and import); the report writes there
             problems.extend(self._manifest_problems(task_vars, hosts))

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The key record: one per (HSM host, key, vault), the one shape a transfer carries from its plan to its manifest.
 
-The plan (inventory.plan_fleet) makes the records: the key as the inventory declares it (name, label, type, vault,
+The plan (fleet_plan.plan_fleet) makes the records: the key as the inventory declares it (name, label, type, vault,
 attributes) and where it goes.  Each step of the transfer (byok_vault_step, byok_hsm_step) adds what it did for the key
 under steps.STEP, and nothing else:
 

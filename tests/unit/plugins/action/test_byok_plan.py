@@ -11,7 +11,8 @@ import datetime
 import pytest
 
 from ansible_collections.byok.keyvault.plugins.action.byok_plan import load_spec
-from ansible_collections.byok.keyvault.plugins.module_utils.inventory import format_problems, plan_fleet
+from ansible_collections.byok.keyvault.plugins.module_utils.fleet_plan import plan_fleet
+from ansible_collections.byok.keyvault.plugins.module_utils.inventory import format_problems
 
 SPEC = load_spec('transfer', 'main')
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from ansible_collections.byok.keyvault.plugins.action.byok_plan import ActionModule, load_spec
-from ansible_collections.byok.keyvault.plugins.module_utils.inventory import format_problems, plan_fleet
+from ansible_collections.byok.keyvault.plugins.module_utils.fleet_plan import plan_fleet
+from ansible_collections.byok.keyvault.plugins.module_utils.inventory import format_problems
 
 SPEC = load_spec('transfer', 'main')
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
@@ -291,7 +292,7 @@ def test_a_label_of_a_later_generation_of_a_rotating_key_is_refused():
 
 
 def test_the_staged_flow_refuses_rotate_after():
-    from ansible_collections.byok.keyvault.plugins.module_utils.inventory import flow_problems
+    from ansible_collections.byok.keyvault.plugins.module_utils.fleet_plan import flow_problems
     hosts = {'hsm1': host(byok_keys=[{'name': 'app-rsa', 'vault': 'prod', 'rotate_after': 'P1Y'}])}
     assert flow_problems(hosts, 'transfer') == []
     (line,) = format_problems(flow_problems(hosts, 'staged'), ['hsm1'])

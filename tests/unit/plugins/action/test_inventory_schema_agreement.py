@@ -23,7 +23,7 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.byok.keyvault.plugins.action.byok_plan import OTHER_DECLARED, load_spec
-from ansible_collections.byok.keyvault.plugins.module_utils import inventory
+from ansible_collections.byok.keyvault.plugins.module_utils import fleet_plan, inventory
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 SPEC = load_spec('transfer', 'main')
@@ -118,7 +118,7 @@ def _ansible_errors(role, entry, values):
 
 
 def test_the_baseline_inventory_passes_both_checks():
-    plan, problems = inventory.plan_fleet(SPEC, {'hsm1': copy.deepcopy(BASE)}, now=NOW)
+    plan, problems = fleet_plan.plan_fleet(SPEC, {'hsm1': copy.deepcopy(BASE)}, now=NOW)
     assert not problems
     for role, entry in PLANNED:
         assert not _ansible_errors(role, entry, copy.deepcopy(BASE)), (role, entry)
@@ -128,7 +128,7 @@ def test_the_baseline_inventory_passes_both_checks():
 def test_what_the_plan_accepts_ansible_accepts(where, value):
     values = copy.deepcopy(BASE)
     _set(values, where, copy.deepcopy(value))
-    plan, problems = inventory.plan_fleet(SPEC, {'hsm1': copy.deepcopy(values)}, now=NOW)
+    plan, problems = fleet_plan.plan_fleet(SPEC, {'hsm1': copy.deepcopy(values)}, now=NOW)
     if problems:
         return  # refused by the plan, in one run with the other problems: Ansible's check never runs
     for role, entry in PLANNED:

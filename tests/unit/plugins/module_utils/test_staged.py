@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from ansible_collections.byok.keyvault.plugins.module_utils import bundle, decisions, inventory, record
+from ansible_collections.byok.keyvault.plugins.module_utils import bundle, decisions, fleet_plan, record
 
 from test_record import KID, read, rec
 
@@ -163,11 +163,11 @@ def test_stage_3_imports_only_the_hsm_key_the_seal_names_under_the_inventorys_la
 def test_the_staged_flow_refuses_what_it_cannot_honour_and_takes_state_present():
     hosts = {'hsm1': {'byok_keys': [{'name': 'a', 'state': 'present'}, {'name': 'b', 'state': 'absent'},
                                     {'name': 'c', 'rotate_after': 'P1Y'}]}}
-    lines = [p.line() for p in inventory.flow_problems(hosts, 'staged')]
+    lines = [p.line() for p in fleet_plan.flow_problems(hosts, 'staged')]
     assert len(lines) == 2, lines
     assert lines[0].startswith('hsm1: byok_keys[1] (b).state: absent: the staged (air-gapped) flow never deletes'), lines
     assert 'rotate_after' in lines[1]
-    assert inventory.flow_problems(hosts, 'transfer') == []
+    assert fleet_plan.flow_problems(hosts, 'transfer') == []
 
 
 def sealed_bundle(tmp_path, content=b'the byok'):
@@ -300,10 +300,10 @@ def test_a_key_stage_2_wrapped_under_another_letter_case_is_named_as_such(tmp_pa
 def test_the_staged_flow_refuses_hosts_or_vaults_one_folder_on_a_medium_that_ignores_case():
     vaults = {'prod': {'url': 'https://a.vault.azure.net'}, 'Prod': {'url': 'https://b.vault.azure.net'}}
     hosts = {'hsm-a': {'byok_vaults': vaults}, 'HSM-A': {'byok_vaults': vaults}, 'hsm-b': {'byok_vaults': vaults}}
-    lines = sorted(p.line() for p in inventory.flow_problems(hosts, 'staged'))
+    lines = sorted(p.line() for p in fleet_plan.flow_problems(hosts, 'staged'))
     assert [line for line in lines if 'inventory_hostname' in line] == [
         'hsm-a: inventory_hostname: differs from HSM host HSM-A only in letter case; the bundle gives each host the folder '
         'wrapped/HOST, and on a medium that ignores case (FAT, exFAT, macOS) the two would be one folder: rename one of '
         'the hosts'], lines
     assert len([line for line in lines if 'byok_vaults.prod: differs from vault Prod only in letter case' in line]) == 3, lines
-    assert inventory.flow_problems(hosts, 'transfer') == []
+    assert fleet_plan.flow_problems(hosts, 'transfer') == []
