@@ -190,34 +190,30 @@ def test_check_mode_predicts_the_conflict_and_a_rotation_reads_as_one():
     assert row['result'] == 'would rotate' and row['message'] == 'new version of app-ec'
 
 
-def test_the_signature_check_is_in_the_row():
+def signed_import(proof):
+    """A key imported with byok_verify_signature, the import's proof as given."""
     records = [rec('k', verify_signature=True)]
     read(records, [{'name': 'k', 'exists': False}])
     hsm(records, {'k': 'f1'})
     kek(records)
     record.note_wraps(records, {('k', KID): {'byok_content': 'QQ=='}})
     record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/2', 'fingerprint': 'f1',
-                                                             'identity_source': 'vault-jwk',
-                                                             'proof': {'method': 'signature', 'algorithm': 'ES256', 'verified': True}}]}])
-    row = record.row(records[0])
+                                                             'identity_source': 'vault-jwk', 'proof': proof}]}])
+    return records[0]
+
+
+def test_the_signature_check_is_in_the_row():
+    r = signed_import({'method': 'signature', 'algorithm': 'ES256', 'verified': True})
+    row = record.row(r)
     assert row['result'] == 'transferred' and row['signature'] == 'verified (ES256)' and row['proof'] == report.PROOF_JWK
-    records[0]['verify_signature'] = False
-    assert record.row(records[0])['signature'] == 'not asked'
+    r['verify_signature'] = False
+    assert record.row(r)['signature'] == 'not asked'
 
 
 def test_a_failed_signature_check_keeps_the_imported_version_and_fails_the_run():
     """The import happened and the vault holds the version: the row keeps it (kid, fingerprint) and says the signature
     failed; the run still fails, as the proof asked for is missing."""
-    records = [rec('k', verify_signature=True)]
-    read(records, [{'name': 'k', 'exists': False}])
-    hsm(records, {'k': 'f1'})
-    kek(records)
-    record.note_wraps(records, {('k', KID): {'byok_content': 'QQ=='}})
-    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/2', 'fingerprint': 'f1',
-                                                             'identity_source': 'vault-jwk',
-                                                             'proof': {'method': 'signature', 'verified': False,
-                                                                       'error': 'the key itself does not allow it now'}}]}])
-    row = record.row(records[0])
+    row = record.row(signed_import({'method': 'signature', 'verified': False, 'error': 'the key itself does not allow it now'}))
     assert row['result'] == 'transferred' and row['kid'] == URL + '/keys/k/2' and row['vault_fingerprint'] == 'f1', row
     assert row['signature'] == 'failed: the key itself does not allow it now', row
     assert report.unproven([row]) == [row] and report.not_done([row]) == []
