@@ -230,8 +230,11 @@ def _same_token(a, b):
 def _token_users(entry, checked, outside):
     """The hosts outside the run that may see the token of entry's host and still use its HSM label."""
     mine = checked.get(entry['host']) or {}
-    return sorted(h for h, values in (outside or {}).items() if _same_token(mine, values)
-                  and any(not _bad(k) and _uses_label(k, entry['label']) for k in values.get('byok_keys') or []))
+
+    def uses(values):
+        return any(not _bad(k) and _uses_label(k, entry['label']) for k in values.get('byok_keys') or [])
+
+    return sorted(h for h, values in (outside or {}).items() if _same_token(mine, values) and uses(values))
 
 
 def _shared_token_problems(checked, outside=None):

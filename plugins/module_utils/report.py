@@ -336,8 +336,8 @@ def not_done(rows):
 
 def unproven(rows):
     """The rows of keys of this run that moved but whose signature check (byok_verify_signature) failed."""
-    return [r for r in rows or [] if str(r.get('signature') or '').startswith('failed:') and r.get('result') in DONE
-            and r.get('in_run') is not False]
+    moved = [r for r in rows or [] if r.get('result') in DONE and r.get('in_run') is not False]
+    return [r for r in moved if str(r.get('signature') or '').startswith('failed:')]
 
 
 def closing_message(rows, silent_hosts, manifest_path, failed_hosts=None):
