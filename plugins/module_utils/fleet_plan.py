@@ -18,6 +18,7 @@ __metaclass__ = type
 
 from ansible_collections.byok.keyvault.plugins.module_utils import bundle
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils.inventory import (
     _CONTROL_RE, Problem, _bad, _key_path, _ok, _other_key, _show, _uses_label, _would_be, check_host, count)
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
@@ -219,12 +220,24 @@ def _token_ids(values):
 
 
 def _same_token(a, b):
-    """('serial' | 'label', value) when two hosts' inventories may name one token, else None: the same serial; or, unless
-    both give serials (then they differ), the same label. In doubt, the hosts share it (nothing is destroyed)."""
+    """How two hosts' inventories show they name one token ('token serial S' or 'token label L'), else None."""
     (sa, la), (sb, lb) = _token_ids(a), _token_ids(b)
     if sa and sb:
-        return ('serial', sa) if sa == sb else None
-    return ('label', la) if la and la == lb else None
+        return 'token serial %s' % sa if sa == sb else None
+    return 'token label %s' % la if la and la == lb else None
+
+
+def _maybe_same_token(a, b):
+    """_same_token, or, when nothing tells the two tokens apart (two different serials, or two different labels where not
+    both give a serial), 'a token the inventory does not tell apart': what must hold for an HSM key that cannot come back
+    (destroyed, or sealed so that it can never be wrapped again)."""
+    same = _same_token(a, b)
+    if same:
+        return same
+    (sa, la), (sb, lb) = _token_ids(a), _token_ids(b)
+    if (sa and sb) or (la and lb):
+        return None
+    return 'a token the inventory does not tell apart from its own'
 
 
 def _token_users(entry, checked, outside):
@@ -234,7 +247,8 @@ def _token_users(entry, checked, outside):
     def uses(values):
         return any(not _bad(k) and _uses_label(k, entry['label']) for k in values.get('byok_keys') or [])
 
-    return sorted(h for h, values in (outside or {}).items() if _same_token(mine, values) and uses(values))
+    # a seal cannot be undone: in doubt, held
+    return sorted(h for h, values in (outside or {}).items() if _maybe_same_token(mine, values) and uses(values))
 
 
 def _shared_token_problems(checked, outside=None):
@@ -247,7 +261,10 @@ def _shared_token_problems(checked, outside=None):
     for host in sorted(checked):
         sharing = [(other, _same_token(every[host], every[other])) for other in sorted(every) if other != host]
         sharing = [(other, token) for other, token in sharing if token]
-        if not sharing:
+        # a destruction cannot be undone: it is refused also beside a host whose token the inventory does not tell apart
+        doubt = [(other, _maybe_same_token(every[host], every[other])) for other in sorted(every) if other != host]
+        doubt = [(other, token) for other, token in doubt if token]
+        if not doubt:
             continue
         for index, key in enumerate(checked[host].get('byok_keys') or []):
             if _bad(key) or not _ok(key.get('label'), key.get('name')) or not _uses_label(key, key['label']):
@@ -256,25 +273,33 @@ def _shared_token_problems(checked, outside=None):
             clash = next(((other, token, i) for other, token in sharing if other < host or other in outside
                           for i, k in enumerate(every[other].get('byok_keys') or [])
                           if not _bad(k) and _uses_label(k, key['label']) and _other_key(key, k)), None)
-            if clash:
+            later = rotation.looks_like_generation(key['label'])
+            rotating = next(((other, token, i) for other, token in sharing for i, k in enumerate(every[other].get('byok_keys') or [])
+                             if later and not _bad(k) and k.get('rotate_after') and k.get('label') == later[0]), None)
+            if rotating:
                 problems.append(Problem(host, 'byok_keys[%d] (%s).label' % (index, key['name']), (
-                    "'%s' is also the label of byok_keys[%d] of HSM host %s%s, which sees the same token (token %s %s), "
+                    "'%s' is the label of a later generation of the key HSM host %s%s rotates (its byok_keys[%d], "
+                    "rotate_after), on the same token (%s); give this key another label")
+                    % (key['label'], rotating[0], ' (%s)' % OUTSIDE_RUN if rotating[0] in outside else '', rotating[2],
+                       rotating[1])))
+            elif clash:
+                problems.append(Problem(host, 'byok_keys[%d] (%s).label' % (index, key['name']), (
+                    "'%s' is also the label of byok_keys[%d] of HSM host %s%s, which sees the same token (%s), "
                     "with another type, size, curve or id; one HSM label on a token is one key: give this key its own "
                     "label (hosts with tokens of their own: give each its byok_token_serial)")
-                    % (key['label'], clash[2], clash[0], ' (%s)' % OUTSIDE_RUN if clash[0] in outside else '',
-                       clash[1][0], clash[1][1])))
+                    % (key['label'], clash[2], clash[0], ' (%s)' % OUTSIDE_RUN if clash[0] in outside else '', clash[1])))
         for index, key in enumerate(checked[host].get('byok_keys') or []):
             if _bad(key) or key.get('destroy_hsm_key') is not True or not _ok(key.get('label'), key.get('name')):
                 continue
-            for other, token in sharing:
+            for other, token in doubt:
                 users = [i for i, k in enumerate(every[other].get('byok_keys') or [])
                          if not _bad(k) and _uses_label(k, key['label'])]
                 if users:
                     problems.append(Problem(host, 'byok_keys[%d] (%s).destroy_hsm_key' % (index, key['name']), (
-                        "is true, but HSM host %s%s sees the same token (token %s %s) and its byok_keys[%d] still uses "
+                        "is true, but HSM host %s%s %s the same token (%s) and its byok_keys[%d] still uses "
                         "HSM label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or "
                         "retire that entry too (hosts with tokens of their own: give each its byok_token_serial)")
-                        % (other, ' (%s)' % OUTSIDE_RUN if other in outside else '', token[0], token[1], users[0],
-                           key['label'])))
+                        % (other, ' (%s)' % OUTSIDE_RUN if other in outside else '',
+                           'sees' if _same_token(every[host], every[other]) else 'may see', token, users[0], key['label'])))
                     break
     return problems

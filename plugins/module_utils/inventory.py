@@ -743,17 +743,25 @@ def _check_labels(checker, keys):
 
 def _other_key(a, b):
     """Whether two entries of one label describe different HSM keys: a type, size or curve both give (as they would be once
-    their reported mistakes are fixed) differs, or their ids do."""
+    their reported mistakes are fixed) differs, or the ids both give do (hex, in any case; an entry without id takes the
+    label's key whatever its id)."""
     for field in ('key_type', 'key_size', 'curve'):
         x, y = _would_be(a.get(field)), _would_be(b.get(field))
         if x is not None and y is not None and x != y:
             return True
-    return _ok(a.get('id'), b.get('id')) and (a.get('id') or None) != (b.get('id') or None)
+    ids = [k.get('id') for k in (a, b)]
+    return _ok(*ids) and all(isinstance(i, str) and i for i in ids) and ids[0].lower() != ids[1].lower()
 
 
 def _uses_label(key, label):
-    """Whether an entry needs the HSM key of label (it names it and is not retired)."""
-    return key.get('label') == label and key.get('state') != 'absent'
+    """Whether an entry needs the HSM key of label: it names it, or it rotates (rotate_after) and label is one of its
+    generations (LABEL.rN); and it is not retired."""
+    if _would_be(key.get('state')) == 'absent' or not isinstance(label, str):
+        return False
+    if key.get('label') == label:
+        return True
+    later = rotation.looks_like_generation(label)
+    return bool(later and key.get('rotate_after') and key.get('label') == later[0])
 
 
 def _check_kek_names(checker, keys, vaults):

@@ -673,13 +673,16 @@ def attribute_changes(rec):
 
 def _with_identity_tag(rec, tags):
     """tags with the collection's identity tag set to the HSM key's identity when the vault proved its current version is
-    that key (its JWK, or a KCV it computed); as they are otherwise (a tag is never written on the tag's word alone)."""
+    that key (its JWK, or a KCV it computed) and it has room for it; as they are otherwise (a tag is never written on
+    the tag's word alone)."""
     identity, source = vault_identity(rec)
     if source not in (SOURCE_JWK, SOURCE_VAULT_KCV) or not decisions.same_identity(identity, hsm_identity(rec)):
         return tags
     name = ki.identity_tag(rec.get('key_type'))
     if str(tags.get(name) or '').lower() == str(identity).lower():
         return tags
+    if name not in tags and len(tags) >= attributes.MAX_TAGS:
+        return tags  # the vault holds as many tags as it allows: the user's are not pushed out for the collection's own
     return dict(tags, **{name: hsm_identity(rec)})
 
 
@@ -1264,6 +1267,10 @@ def _removed_from_vault(rec, r, decided, stop):
             _add(r, "the vault's answer to the deletion was lost; it holds the version this run deleted soft-deleted")
         if name == 'recover' and done.get('kid'):
             r['kid'] = done['kid']
+        if name == 'recover' and (done.get('held') or {}).get('fingerprint') and not ki.identified_by_kcv(rec.get('key_type')):
+            # the recovery's answer holds the version's public key: its fingerprint is the proof of what came back
+            r['vault_fingerprint'] = done['held']['fingerprint']
+            report.set_proof(r, SOURCE_JWK)
         if name == 'recover':
             _recovered_attributes(rec, r, stop)
         if name == 'delete' and (step(rec, 'read') or {}).get('disabled'):

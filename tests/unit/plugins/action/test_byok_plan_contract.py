@@ -523,3 +523,44 @@ def test_problems_that_came_in_rounds_come_in_one_run():
     found = fleet_lines({'hsm1': host(byok_vaults=vaults, byok_keys=[{'name': 'shared', 'vault': 'prod'}]),
                          'hsm2': host(byok_vaults=vaults, byok_keys=[{'name': 'Shared', 'vault': 'prod'}])})
     assert len(found) == 2 and 'is also listed by hsm1' in found[1], found
+
+
+def test_a_later_generation_of_a_key_another_host_rotates_on_its_token_is_neither_destroyed_nor_taken():
+    """hsm1 rotates rot (its vault holds rot.r2); hsm2, on the same token, retires an entry labelled rot.r2 with
+    destroy_hsm_key: refused (also under --limit hsm2), as is a present entry labelled rot.r2 there."""
+    rotating = {'name': 'rot', 'vault': 'prod', 'label': 'rot', 'key_type': 'EC', 'rotate_after': 'P90D'}
+    retired = {'name': 'old', 'vault': 'prod', 'label': 'rot.r2', 'key_type': 'EC', 'state': 'absent', 'destroy_hsm_key': True}
+    hosts = {'hsm2': host(byok_token_label='partition', byok_keys=[retired])}
+    outside = {'hsm1': host(byok_token_label='partition', byok_keys=[rotating])}
+    (line,) = fleet_lines(hosts, outside)
+    assert line.startswith("hsm2: byok_keys[0] (old).destroy_hsm_key: is true, but HSM host hsm1 (outside this run's --limit) "
+                           "sees the same token (token label partition) and its byok_keys[0] still uses HSM label 'rot.r2'"), line
+    hosts['hsm2']['byok_keys'] = [dict(retired, state='present', destroy_hsm_key=False)]
+    (line,) = fleet_lines(hosts, outside)
+    assert line.startswith("hsm2: byok_keys[0] (old).label: 'rot.r2' is the label of a later generation of the key HSM host "
+                           "hsm1 (outside this run's --limit) rotates"), line
+
+
+@pytest.mark.parametrize('first, second', [({'byok_token_serial': '77'}, {'byok_token_label': 'partition'}), ({}, {})],
+                         ids=['serial-and-label', 'neither'])
+def test_a_destruction_beside_a_host_whose_token_the_inventory_does_not_tell_apart_is_refused(first, second):
+    """One host names the token by serial, the other by label (or neither names it): they may be one token, and an HSM
+    key cannot come back; only two different serials, or two different labels, tell tokens apart."""
+    retired = {'name': 'old', 'vault': 'prod', 'label': 'shared', 'state': 'absent', 'destroy_hsm_key': True}
+    hosts = {'hsm1': host(byok_keys=[retired], **first), 'hsm2': host(byok_keys=[{'name': 'new', 'vault': 'prod', 'label': 'shared'}],
+                                                                       **second)}
+    (line,) = fleet_lines(hosts)
+    assert ('HSM host hsm2 may see the same token (a token the inventory does not tell apart from its own)') in line, line
+    hosts['hsm1']['byok_token_label'], hosts['hsm2']['byok_token_label'] = 'one', 'two'
+    assert fleet_lines(hosts) == []
+
+
+def test_ids_compare_as_hex_in_any_case_and_an_entry_without_id_takes_the_labels_key():
+    keys = [{'name': 'a', 'vault': 'prod', 'label': 'L', 'key_type': 'EC', 'id': '8BE1'}]
+    hosts = {'hsm1': host(byok_token_label='p', byok_keys=keys),
+             'hsm2': host(byok_token_label='p', byok_keys=[dict(keys[0], name='b', id='8be1')]),
+             'hsm3': host(byok_token_label='p', byok_keys=[{'name': 'c', 'vault': 'prod', 'label': 'L', 'key_type': 'EC'}])}
+    assert fleet_lines(hosts) == []
+    hosts['hsm2']['byok_keys'][0]['id'] = '8be2'
+    (line,) = fleet_lines(hosts)
+    assert line.startswith("hsm2: byok_keys[0] (b).label: 'L' is also the label of byok_keys[0] of HSM host hsm1"), line

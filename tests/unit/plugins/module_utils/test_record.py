@@ -418,6 +418,12 @@ def test_the_identity_tag_is_restored_on_a_version_the_vault_proved_never_on_the
                     'enabled': True, 'tags': {'byok-fingerprint': 'f9'}}])
     hsm([wrong], {'k': 'f1'})
     assert record.attribute_changes(wrong) == {'tags': [{'byok-fingerprint': 'f9'}, {'byok-fingerprint': 'f1'}]}
+    full = rec('k')
+    fifteen = dict(('t%d' % i, 'v') for i in range(15))
+    read([full], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1',
+                   'enabled': True, 'tags': fifteen}])
+    hsm([full], {'k': 'f1'})
+    assert record.attribute_changes(full) == {} and record.unchangeable(full) is None  # no room: the user's tags stay
     disabled = rec('k', enabled=False, stated=['enabled'])
     read([disabled], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'kid': URL + '/keys/k/v1',
                        'version': 'v1', 'tags': {'byok-fingerprint': 'f1'}}])
@@ -742,7 +748,7 @@ def test_a_recovered_version_gets_the_stated_attributes_in_the_same_run():
     hsm([r], {'k': 'f1'}, 'contact')
     assert record.action(r) == 'recover' and record.attribute_changes(r) == {}  # nothing known of it before the recovery
     held = {'exists': True, 'version': 'v7', 'enabled': False, 'disabled': True, 'tags': {'byok-fingerprint': 'f1'},
-            'key_ops': None}
+            'key_ops': None, 'fingerprint': 'f1'}
     record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/v7', 'held': held}]}])
     changes = record.attribute_changes(r)
     assert changes == {'enabled': [False, True], 'tags': [{'byok-fingerprint': 'f1'}, {'byok-fingerprint': 'f1', 'owner': 'q'}]}
@@ -751,3 +757,4 @@ def test_a_recovered_version_gets_the_stated_attributes_in_the_same_run():
     record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
     row = record.row(r)
     assert row['result'] == 'recovered' and 'its attributes updated: enabled false -> true' in row['message'], row
+    assert row['vault_fingerprint'] == 'f1' and row['match'] and row['proof'] == report.PROOF_JWK, row
