@@ -547,8 +547,8 @@ def test_a_destruction_beside_a_host_whose_token_the_inventory_does_not_tell_apa
     """One host names the token by serial, the other by label (or neither names it): they may be one token, and an HSM
     key cannot come back; only two different serials, or two different labels, tell tokens apart."""
     retired = {'name': 'old', 'vault': 'prod', 'label': 'shared', 'state': 'absent', 'destroy_hsm_key': True}
-    hosts = {'hsm1': host(byok_keys=[retired], **first), 'hsm2': host(byok_keys=[{'name': 'new', 'vault': 'prod', 'label': 'shared'}],
-                                                                       **second)}
+    kept = {'name': 'new', 'vault': 'prod', 'label': 'shared'}
+    hosts = {'hsm1': host(byok_keys=[retired], **first), 'hsm2': host(byok_keys=[kept], **second)}
     (line,) = fleet_lines(hosts)
     assert ('HSM host hsm2 may see the same token (a token the inventory does not tell apart from its own)') in line, line
     hosts['hsm1']['byok_token_label'], hosts['hsm2']['byok_token_label'] = 'one', 'two'
