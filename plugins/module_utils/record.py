@@ -183,6 +183,20 @@ def note_reads(records, results, now=None):
     return records
 
 
+def history_requests(records):
+    """The vaults' key names whose versions the rotation must know: keys with rotate_after whose period is over (a
+    generation an older version held was in service and is never taken again)."""
+    return read_requests([rec for rec in records if rec.get('rotate_after') and (step(rec, 'read') or {}).get('rotation_due')])
+
+
+def note_history(records, results):
+    """The identities the older versions of each rotating key carried (the collection's identity tag), on its read step."""
+    for rec, outcome in _outcomes(records, results):
+        if outcome is not None and not outcome.get('failed') and step(rec, 'read') is not None:
+            step(rec, 'read')['earlier_identities'] = list(outcome.get('earlier_identities') or [])
+    return records
+
+
 def vault_identity(rec):
     """(identity, source) of the vault's current version as read: its fingerprint from the vault's JWK, or for AES the
     KCV the vault computed, else the byok-kcv tag (source kcv-tag: proves nothing)."""
@@ -302,7 +316,10 @@ def choose_generations(records, found):
         # (taken again); a token that holds generations beyond it has had them in service (a vault was rolled back to an
         # older one): never taken again, the rotation goes past them
         last = max(generations) if generations else None
-        after = newest + 1 if newest is not None and (last is None or last <= newest + 1) else (last or 0) + 1
+        # what older versions of these keys held (the vault's version history, read for a key whose period is over)
+        earlier = [i for r in recs for i in (step(r, 'read') or {}).get('earlier_identities') or []]
+        was_used = newest is not None and any(decisions.same_identity(generations.get(newest + 1), i) for i in earlier)
+        after = newest + 1 if newest is not None and not was_used and (last is None or last <= newest + 1) else (last or 0) + 1
         for rec in recs:
             mine = current[id(rec)]
             if mine is None and not absent(rec):

@@ -503,6 +503,13 @@ def look_up(vault, name, versions):
     return entry
 
 
+def earlier_identities(vault, name):
+    """{'name', 'earlier_identities'}: the identity tags the versions of a key before its current one carry."""
+    versions = vault.versions(name)
+    tags = [ki.identity_of_tags(p.tags) for p in versions[:-1]]
+    return {'name': name, 'earlier_identities': sorted(set(t[1] for t in tags if t))}
+
+
 def read_vault(kv, vault, names, versions, tagged=False):
     """The look-ups of one vault (and with tagged, its other keys that carry the collection's identity tag); a vault that
     cannot be read fails as a whole (authentication, permission, network)."""
@@ -646,6 +653,12 @@ def read_records(kv, records):
     kv.progress = NoProgress()
     _warn_failed(kv, results, 'the read')
     record.note_reads(records, results, now=_now())
+    history = record.history_requests(records) if not staged else []
+    if history:
+        # a rotation never puts into service again what an older version held: the versions of the keys due for one
+        found = kv.run_vaults(history, lambda vault, entry: {'changed': False, 'keys': [
+            earlier_identities(vault, name) for name in entry['names']]}, 'version list', items='names')
+        record.note_history(records, found)
     if staged:
         checks = kv.run_vaults(record.sealed_kek_requests(records), sealed_keks, 'KEK check')
         _warn_failed(kv, checks, 'the check of the sealed KEKs')

@@ -479,6 +479,16 @@ def test_a_rotation_never_takes_again_a_generation_that_was_in_service():
     assert any('the token holds newer generations up to k.r3' in f for f in findings), findings
     r = rotating('2025-06-01T00:00:00+00:00', {1: 'f1', 2: 'f2'})
     assert r['label'] == 'k.r2' and r['rotating']
+    # one step back: the token holds only 2, but an older version of the key held it (the vault's history): 3
+    r = rec('k', rotate_after='P365D')
+    import datetime
+    record.note_reads([r], [{'name': 'prod', 'keys': [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'version': 'v3',
+                                                       'kid': URL + '/keys/k/v3', 'created_on': '2025-06-01T00:00:00+00:00'}]}],
+                      now=datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))
+    assert record.history_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'names': ['k']}]
+    record.note_history([r], [{'name': 'prod', 'keys': [{'name': 'k', 'earlier_identities': ['f1', 'F2']}]}])
+    record.choose_generations([r], {'k': {1: 'f1', 2: 'f2'}})
+    assert r['label'] == 'k.r3' and r['rotating'], r['label']
 
 
 def test_a_rotating_key_listed_again_recovers_the_generation_its_vault_holds_soft_deleted():

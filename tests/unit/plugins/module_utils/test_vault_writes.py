@@ -116,3 +116,13 @@ def test_an_update_that_got_no_answer_has_an_unknown_outcome():
 
     result = vault_backend.update_vault(Kv(), Lost('v1'), [{'name': 'k', 'version': 'v1', 'changes': {'enabled': [True, False]}}])
     assert result['keys'][0]['failed'] and result['keys'][0]['outcome_unknown'], result
+
+
+def test_the_identities_older_versions_held_are_read_from_their_identity_tags():
+    class History(object):
+        @staticmethod
+        def versions(name):  # oldest first; the last is the current version
+            return [types.SimpleNamespace(tags={'byok-fingerprint': 'f1'}), types.SimpleNamespace(tags={'owner': 'x'}),
+                    types.SimpleNamespace(tags={'byok-fingerprint': 'f2'}), types.SimpleNamespace(tags={'byok-fingerprint': 'f1'})]
+
+    assert vault_backend.earlier_identities(History(), 'k') == {'name': 'k', 'earlier_identities': ['f1', 'f2']}
