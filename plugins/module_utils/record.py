@@ -15,6 +15,7 @@ under steps.STEP, and nothing else:
   wrap     the key wrapped under the KEK inside the HSM (the .byok, base64, until the import took it)
   import   what the vault did with it (its version, the identity it reports and where that came from, the signature)
   update   the attributes the inventory states, changed in place on a key that was already in the vault (Update Key)
+  proof    with byok_verify_signature, the signature of a key in place (a key imported is signed by its import)
   delete   a key listed with state: absent, deleted from its vault (soft delete); recover: one listed again, recovered
   destroy  the HSM key of a retired key (state: absent, destroy_hsm_key), destroyed after its vault confirmed the deletion
   seal     whether the HSM key was sealed after the vaults held it
@@ -43,7 +44,8 @@ from ansible_collections.byok.keyvault.plugins.module_utils.attributes import pa
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
-STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'delete', 'recover', 'destroy', 'seal')
+STEPS = ('read', 'contact', 'decide', 'kek', 'keygen', 'wrap', 'import', 'update', 'proof', 'delete', 'recover', 'destroy',
+         'seal')
 #: the variables the transfer role registers each step's result in, newest first (latest() reads them in this order); the
 #: rescue's own fact comes first: it is written last
 REGISTERS = ('byok_records', 'byok_finished', 'byok_imported', 'byok_hsm', 'byok_kek', 'byok_contact', 'byok_read', 'byok_plan')
@@ -594,6 +596,33 @@ def import_requests(records, check_mode=False):
     return [out[name] for name in sorted(out)]
 
 
+def proof_requests(records):
+    """The signatures byok_verify_signature asks of keys in place (a key imported is signed by its import): per vault,
+    each RSA or EC key whose current version the vault proved to be the HSM key, enabled and allowed to sign."""
+    out = {}
+    for rec in records:
+        held = current_version(rec)
+        if (not rec.get('verify_signature') or action(rec) != decisions.KEEP or rec.get('stopped') or not held
+                or held.get('disabled') or 'sign' not in (held.get('key_ops') or []) or ki.identified_by_kcv(rec.get('key_type'))
+                or vault_identity(rec)[1] != SOURCE_JWK or (step(rec, 'update') or {}).get('failed')):
+            continue
+        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': held.get('version'),
+                                               'key_type': rec.get('key_type')})
+    return [out[name] for name in sorted(out)]
+
+
+def note_proofs(records, results):
+    """The signature of each key in place that was asked for one (its 'proof' step: {'proof': ...} or failed)."""
+    for rec, outcome in _outcomes(records, results):
+        if outcome is None:
+            continue
+        if outcome.get('failed'):
+            note(rec, 'proof', proof={'method': 'signature', 'verified': False, 'error': outcome.get('msg')})
+        else:
+            note(rec, 'proof', proof=outcome.get('proof'))
+    return records
+
+
 IMPORT_RESULT_FIELDS = ('changed', 'decision', 'kid', 'version', 'fingerprint', 'identity_source', 'attempts', 'proof',
                         'expected_fingerprint')
 
@@ -1084,7 +1113,7 @@ def row(rec):
         # how the HSM wrapped it: the method asked for, and the mechanisms its known-answer tests proved and it used
         r.update(wrap_method=wrap.get('wrap_method'), wrap_mechanism=wrap.get('wrap_mechanism'))
     _outcome(rec, r, stop)
-    r['signature'] = report.signature(r, rec.get('verify_signature'), step(rec, 'import'))
+    r['signature'] = report.signature(r, rec.get('verify_signature'), step(rec, 'import') or step(rec, 'proof'))
     if stop and r['result'] in report.DONE and stop not in r['message']:
         # the key's own steps went through; the step that stopped the host came after (or was about other keys)
         r['message'] = '; '.join(m for m in (r['message'], 'this host then stopped: %s' % stop) if m)

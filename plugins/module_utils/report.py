@@ -90,7 +90,7 @@ def signature(row, asked, outcome=None):
     if row.get('result') in ('would transfer', 'would rotate'):
         return 'not done (check mode)'
     if row.get('result') == 'in place' and outcome is None:
-        return 'not done (the key was in place; only an import is signed)'
+        return 'not done (a key in place is signed when its vault version is enabled, may sign and was proved by its JWK)'
     return 'not done'
 
 

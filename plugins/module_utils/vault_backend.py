@@ -803,6 +803,22 @@ def remove_vault(kv, vault, items):
     return vault_result(results)
 
 
+def prove_vault(kv, vault, items):
+    """A signature by each key in place of one vault (its current version, still the one the run read), verified with
+    its public key."""
+    def one(item):
+        key = vault.get(item['name'])
+        if key is None or key.properties.version != item['version']:
+            raise KeyVaultError('vault key %s changed since this run read it (version %s); it was not signed: run again'
+                                % (item['name'], item['version']))
+        try:
+            return {'name': item['name'], 'proof': prove(vault, key, {'key_type': item['key_type']})}
+        except KeyVaultError as exc:
+            return {'name': item['name'], 'proof': {'method': 'signature', 'verified': False, 'error': str(exc)}}
+
+    return vault_result(kv.run_keys_parallel(items, one, 'name', 'signature'))
+
+
 def recovered_summary(key):
     """What a recovered version holds, as the read step gives a version (its stated attributes are then compared with
     it and updated in the same run)."""
@@ -900,6 +916,10 @@ def import_records(kv, records):
                             'update', items='keys', writes=True)
     _warn_failed(kv, updates, 'the update')
     record.note_updates(records, updates, kv.check_mode)
+    # byok_verify_signature: the keys in place are signed too, each run (a proof that failed once is asked for again)
+    proofs = kv.run_vaults(record.proof_requests(records) if not kv.check_mode else [],
+                           lambda vault, entry: prove_vault(kv, vault, entry['keys']), 'signature', items='keys')
+    record.note_proofs(records, proofs)
     for r in updates:
         for k in r.get('keys') or []:
             if k.get('changes') and kv.module._diff:

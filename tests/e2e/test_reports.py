@@ -193,6 +193,11 @@ def test_a_failed_signature_after_the_import_keeps_the_version_and_fails_the_run
     assert row["result"] == "transferred" and row["kid"] == held.id, row
     assert row["vault_fingerprint"] == row["hsm_fingerprint"] and row["signature"].startswith("failed: "), row
     assert "the signature check asked for failed (hsm1/premium/%s)" % name in run.output, run.output[-3000:]
+    # the next run, the key in place, asks for the signature again: now it is verified, and the run passes
+    again = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert again.rc == 0, str(again)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "in place" and row["signature"].startswith("verified"), row
 
 
 def test_a_wrong_pin_never_hides_the_vault_version_of_a_key_in_place(lab, make_token, run_playbook, tmp_path):

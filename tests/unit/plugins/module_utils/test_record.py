@@ -768,3 +768,21 @@ def test_a_recovered_version_gets_the_stated_attributes_in_the_same_run():
     row = record.row(r)
     assert row['result'] == 'recovered' and 'its attributes updated: enabled false -> true' in row['message'], row
     assert row['vault_fingerprint'] == 'f1' and row['match'] and row['proof'] == report.PROOF_JWK, row
+
+
+def test_a_key_in_place_is_signed_each_run_when_the_signature_is_asked_for():
+    """A signature that failed after the import is asked for again by the next run, where the key is in place."""
+    r = rec('k', verify_signature=True)
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'key_ops': ['sign', 'verify']}])
+    hsm([r], {'k': 'f1'})
+    assert record.proof_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
+                                           'keys': [{'name': 'k', 'version': 'v1', 'key_type': 'EC'}]}]
+    record.note_proofs([r], [{'name': 'prod', 'keys': [{'name': 'k', 'proof': {'method': 'signature', 'verified': True,
+                                                                                 'algorithm': 'ES256'}}]}])
+    assert record.row(r)['signature'] == 'verified (ES256)'
+    record.note_proofs([r], [{'name': 'prod', 'keys': [{'name': 'k', 'failed': True, 'msg': 'unreachable'}]}])
+    row = record.row(r)
+    assert row['result'] == 'in place' and row['signature'] == 'failed: unreachable' and report.unproven([row]) == [row]
+    r['verify_signature'] = False
+    assert record.proof_requests([r]) == []
