@@ -602,9 +602,10 @@ def proof_requests(records):
     out = {}
     for rec in records:
         held = current_version(rec)
-        if (not rec.get('verify_signature') or action(rec) != decisions.KEEP or rec.get('stopped') or not held
-                or held.get('disabled') or 'sign' not in (held.get('key_ops') or []) or ki.identified_by_kcv(rec.get('key_type'))
-                or vault_identity(rec)[1] != SOURCE_JWK or (step(rec, 'update') or {}).get('failed')):
+        asked = rec.get('verify_signature') and action(rec) == decisions.KEEP and not rec.get('stopped')
+        signs = held and not held.get('disabled') and 'sign' in (held.get('key_ops') or [])
+        proved = vault_identity(rec)[1] == SOURCE_JWK and not ki.identified_by_kcv(rec.get('key_type'))
+        if not (asked and signs and proved) or (step(rec, 'update') or {}).get('failed'):
             continue
         _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'version': held.get('version'),
                                                'key_type': rec.get('key_type')})
