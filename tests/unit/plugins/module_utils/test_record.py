@@ -778,8 +778,8 @@ def test_a_key_in_place_is_signed_each_run_when_the_signature_is_asked_for():
     hsm([r], {'k': 'f1'})
     assert record.proof_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
                                            'keys': [{'name': 'k', 'version': 'v1', 'key_type': 'EC'}]}]
-    record.note_proofs([r], [{'name': 'prod', 'keys': [{'name': 'k', 'proof': {'method': 'signature', 'verified': True,
-                                                                                 'algorithm': 'ES256'}}]}])
+    signed = {'method': 'signature', 'verified': True, 'algorithm': 'ES256'}
+    record.note_proofs([r], [{'name': 'prod', 'keys': [{'name': 'k', 'proof': signed}]}])
     assert record.row(r)['signature'] == 'verified (ES256)'
     record.note_proofs([r], [{'name': 'prod', 'keys': [{'name': 'k', 'failed': True, 'msg': 'unreachable'}]}])
     row = record.row(r)
