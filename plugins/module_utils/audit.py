@@ -159,11 +159,12 @@ def rows(records, unlisted, now=None, warning_days=DEFAULT_WARNING_DAYS):
 def summary(audit_rows):
     drift = [r for r in audit_rows if r['status'] == DRIFT]
     unverified = [r for r in audit_rows if r['status'] == UNVERIFIED]
-    tail = ('; %d of them unverified: a disabled version shows only the collection\'s own tag' % len(unverified)
-            if unverified else '')
-    if not drift:
-        return 'all %d keys as the inventory describes them%s' % (len(audit_rows), tail)
-    return '%d of %d keys drifted from the inventory%s' % (len(drift), len(audit_rows), tail.replace('of them', 'keys'))
+    head = ('all %d keys as the inventory describes them' % len(audit_rows) if not drift else
+            '%d of %d keys drifted from the inventory' % (len(drift), len(audit_rows)))
+    if not unverified:
+        return head
+    return "%s; %d %s unverified: a disabled version shows only the collection's own tag" % (
+        head, len(unverified), 'of them' if not drift else 'keys')
 
 
 def table(audit_rows):

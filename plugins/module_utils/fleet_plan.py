@@ -237,7 +237,11 @@ def _maybe_same_token(a, b):
     (sa, la), (sb, lb) = _token_ids(a), _token_ids(b)
     if (sa and sb) or (la and lb):
         return None
-    return 'a token the inventory does not tell apart from its own'
+    return IN_DOUBT
+
+
+#: how a message names a token two hosts may share because nothing in the inventory tells theirs apart
+IN_DOUBT = 'a token the inventory does not tell apart from its own'
 
 
 def _token_users(entry, checked, outside):
@@ -259,11 +263,10 @@ def _shared_token_problems(checked, outside=None):
     every = dict(outside, **checked)
     problems = []
     for host in sorted(checked):
-        sharing = [(other, _same_token(every[host], every[other])) for other in sorted(every) if other != host]
-        sharing = [(other, token) for other, token in sharing if token]
         # a destruction cannot be undone: it is refused also beside a host whose token the inventory does not tell apart
         doubt = [(other, _maybe_same_token(every[host], every[other])) for other in sorted(every) if other != host]
         doubt = [(other, token) for other, token in doubt if token]
+        sharing = [(other, token) for other, token in doubt if token != IN_DOUBT]
         if not doubt:
             continue
         for index, key in enumerate(checked[host].get('byok_keys') or []):
@@ -300,6 +303,6 @@ def _shared_token_problems(checked, outside=None):
                         "HSM label '%s'; the key cannot be destroyed while a host needs it: remove destroy_hsm_key, or "
                         "retire that entry too (hosts with tokens of their own: give each its byok_token_serial)")
                         % (other, ' (%s)' % OUTSIDE_RUN if other in outside else '',
-                           'sees' if _same_token(every[host], every[other]) else 'may see', token, users[0], key['label'])))
+                           'may see' if token == IN_DOUBT else 'sees', token, users[0], key['label'])))
                     break
     return problems

@@ -74,10 +74,11 @@ def ensure_key(token, spec, regenerate, check_mode, wrap_method='auto', known=No
             # the label with another CKA_ID is still the key of that label: never "no key", never a second one beside it
             other = token.find(spec['label'])
             if other is not None:
+                held = (other.key_id or b'').hex()
                 raise HsmError("key '%s' on token '%s' has id %s, not %s as its entry gives; give id: %s (or remove id), or "
                                "choose another label (one HSM label is one key)"
-                               % (spec['label'], token.info()['label'], (other.key_id or b'').hex() or 'none',
-                                  bytes(spec['key_id']).hex(), (other.key_id or b'').hex() or '""'))
+                               % (spec['label'], token.info()['label'], held or 'none', bytes(spec['key_id']).hex(),
+                                  held or '""'))
         before = existing.as_dict() if existing else None
         diffs = existing.matches(spec) if existing else []
         action, reason = decisions.regeneration_decision(diffs, existing is not None, regenerate)

@@ -175,6 +175,15 @@ def prove(vault, key, spec):
     return {'method': 'signature', 'algorithm': vault.sign_and_verify(key), 'verified': True}
 
 
+def proof_or_why(vault, key, spec):
+    """prove(), or the proof that failed and why ({'method': 'signature', 'verified': False, 'error'}): the key is in the
+    vault either way, and its row says which."""
+    try:
+        return prove(vault, key, spec)
+    except KeyVaultError as exc:
+        return {'method': 'signature', 'verified': False, 'error': str(exc)}
+
+
 def import_key(vault, name, byok_path, spec, key_ops, expected, force, attributes, tags, check_mode, verify_signature=False,
                byok_data=None, if_current=None):
     """Import a .byok into the vault unless its current version is already the HSM key; returns a result dict.
@@ -258,11 +267,8 @@ def _import_key(vault, name, byok_path, spec, key_ops, expected, force, attribut
     result.update(changed=True, key=after, version=after['version'], kid=after['kid'], fingerprint=identity, identity_source=source,
                   attempts=attempts)
     if verify_signature:
-        try:
-            result['proof'] = prove(vault, key, spec)
-        except KeyVaultError as exc:
-            # the import happened and the vault holds the version: the proof that failed is reported, not the import
-            result['proof'] = {'method': 'signature', 'verified': False, 'error': str(exc)}
+        # the import happened and the vault holds the version: a proof that fails is reported, not the import
+        result['proof'] = proof_or_why(vault, key, spec)
     return result
 
 
@@ -811,10 +817,7 @@ def prove_vault(kv, vault, items):
         if key is None or key.properties.version != item['version']:
             raise KeyVaultError('vault key %s changed since this run read it (version %s); it was not signed: run again'
                                 % (item['name'], item['version']))
-        try:
-            return {'name': item['name'], 'proof': prove(vault, key, {'key_type': item['key_type']})}
-        except KeyVaultError as exc:
-            return {'name': item['name'], 'proof': {'method': 'signature', 'verified': False, 'error': str(exc)}}
+        return {'name': item['name'], 'proof': proof_or_why(vault, key, {'key_type': item['key_type']})}
 
     return vault_result(kv.run_keys_parallel(items, one, 'name', 'signature'))
 
