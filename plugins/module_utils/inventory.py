@@ -329,7 +329,7 @@ def check_host(spec, host, values, now=None, vaults_required=True):
     return out, checker.problems
 
 
-#: where the environment of the HSM steps is seen (the task keyword environment prefixes it to the module's command)
+#: where the environment of the HSM steps is seen (prefixed to the command that starts each HSM module)
 _ENV_SEEN = 'the environment of the HSM steps is put on the command line that starts each module (ps on the HSM host, -vvv)'
 
 

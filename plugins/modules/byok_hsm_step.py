@@ -74,6 +74,16 @@ options:
       - With O(step=finish), seal each HSM key that every vault listed for it holds (C(byok_hsm_seal_after_transfer)).
     type: bool
     default: false
+  hsm_environment:
+    description:
+      - The vendor's environment variables (C(byok_hsm_environment)) - C(SOFTHSM2_CONF), C(ChrystokiConfigurationPath),
+        C(CKNFAST_*), C(LD_LIBRARY_PATH) and the like. The action plugin puts them in the environment the module's process
+        starts with, as the task keyword C(environment) would (the loader reads C(LD_LIBRARY_PATH) before any Python
+        runs), after the keyword's own variables; the module itself never gets the option.
+      - They are on the command line that starts the module (C(ps) on the HSM host, C(-vvv)), so never a secret - a name
+        with PIN, PASSWORD, PASSPHRASE or SECRET is refused.
+    type: dict
+    default: {}
 seealso:
   - module: byok.keyvault.byok_vault_step
   - module: byok.keyvault.hsm_keygen
@@ -89,6 +99,8 @@ EXAMPLES = r'''
     pkcs11_module: /usr/lib/softhsm/libsofthsm2.so
     token_label: byok-demo
     user_pin: "{{ vault_hsm_pin }}"
+    hsm_environment:
+      SOFTHSM2_CONF: /etc/softhsm/softhsm2.conf
   register: byok_contact
 '''
 
@@ -133,6 +145,9 @@ def main():
             wrap_method=dict(type='str', default='auto', choices=list(vendors.WRAP_METHODS)),
             seal_after_transfer=dict(type='bool', default=False),
             bundle=bundle.option_spec(),
+            # put into the environment of this process by the action plugin (plugins/action/byok_hsm_step.py), which
+            # takes it out of the arguments: a module started without that plugin has no use for it
+            hsm_environment=dict(type='dict', default={}),
         ),
         supports_check_mode=True,
     )

@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+"""byok_hsm_step: the module on the HSM host, started with the vendor's environment (option hsm_environment).
+
+The vendor's variables (SOFTHSM2_CONF, ChrystokiConfigurationPath, LD_LIBRARY_PATH, ...) must be in the environment the
+module's process starts with: the loader reads LD_LIBRARY_PATH before any Python runs.  As the task keyword environment
+would, this action prefixes them to the command that starts the module; as an option of the HSM step they come with the
+other PKCS#11 options (module_defaults), so no HSM step can run without them and the controller's vault steps never get
+them.  The module itself never sees the option.
+"""
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.six import string_types
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
+
+OPTION = 'hsm_environment'
+
+
+def checked_environment(value):
+    """The hsm_environment option as {name: str}; AnsibleActionFail naming the variable and the fix otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise AnsibleActionFail('%s is %s; give a mapping of environment variable names to values (byok_hsm_environment)'
+                                % (OPTION, type(value).__name__))
+    out = {}
+    for name, item in value.items():
+        if not isinstance(name, string_types) or not user_terms.ENV_NAME_RE.match(name):
+            raise AnsibleActionFail('%s: %r is not an environment variable name; use letters, digits and _ (not first a '
+                                    'digit)' % (OPTION, name))
+        if user_terms.secret_variables({name: item}) or name == user_terms.OPTION_ENVIRONMENT['user_pin']:
+            raise AnsibleActionFail('%s: %s names a secret, and the environment is put on the command line that starts the '
+                                    'module (ps on the HSM host, -vvv); give the PIN as user_pin (byok_user_pin)' % (OPTION, name))
+        if isinstance(item, (dict, list)) or item is None:
+            raise AnsibleActionFail('%s.%s is %s; give the variable one value (a string or a number)'
+                                    % (OPTION, name, 'empty' if item is None else type(item).__name__))
+        out[name] = item  # a number or a word as the keyword environment gives it (env_prefix makes it text)
+    return out
+
+
+class ActionModule(ActionBase):
+
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        self._hsm_environment = checked_environment(args.pop(OPTION, None))
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(module_name='byok.keyvault.byok_hsm_step', module_args=args,
+                                                         task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _compute_environment_string(self, raw_environment_out=None):
+        """The task's environment (keyword), then the vendor's (hsm_environment), as the prefix of the module's command."""
+        environment = {}
+        super(ActionModule, self)._compute_environment_string(environment)
+        environment.update(getattr(self, '_hsm_environment', {}))
+        if isinstance(raw_environment_out, dict):
+            raw_environment_out.clear()
+            raw_environment_out.update(environment)
+        return self._connection._shell.env_prefix(**environment)

@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+"""The HSM step's action: the vendor's environment (hsm_environment) goes into the module's process, not its arguments."""
+
+import pytest
+from unittest.mock import MagicMock
+
+from ansible.errors import AnsibleActionFail
+from ansible.playbook.task import Task
+from ansible.plugins.shell.sh import ShellModule
+from ansible.template import Templar
+
+from ansible_collections.byok.keyvault.plugins.action.byok_hsm_step import ActionModule, checked_environment
+
+
+def make_action(args, keyword_environment=None):
+    task = Task()
+    task.args = args
+    task.environment = keyword_environment
+    connection = MagicMock()
+    connection._shell = ShellModule()
+    connection.has_native_async = False
+    action = ActionModule(task, connection, MagicMock(check_mode=False), loader=None, templar=Templar(loader=None),
+                          shared_loader_obj=None)
+    seen = {}
+
+    def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        seen.update(module_name=module_name, module_args=module_args, environment=action._compute_environment_string())
+        return {'changed': False, 'records': []}
+
+    action._execute_module = execute_module
+    action._remove_tmp_path = lambda path: None
+    return action, seen
+
+
+def test_the_vendor_environment_prefixes_the_module_command_and_is_not_an_argument():
+    action, seen = make_action({'step': 'contact', 'records': [],
+                                'hsm_environment': {'SOFTHSM2_CONF': '/etc/hsm a.conf', 'CKNFAST_LOAD_KEYS': 1}})
+    action.run(task_vars={})
+    assert seen['module_name'] == 'byok.keyvault.byok_hsm_step'
+    assert 'hsm_environment' not in seen['module_args']
+    assert seen['module_args'] == {'step': 'contact', 'records': []}
+    assert "SOFTHSM2_CONF='/etc/hsm a.conf'" in seen['environment']
+    assert 'CKNFAST_LOAD_KEYS=1' in seen['environment']
+
+
+def test_the_task_keyword_environment_is_kept_and_the_vendor_value_wins():
+    action, seen = make_action({'step': 'contact', 'records': [], 'hsm_environment': {'SOFTHSM2_CONF': '/etc/b.conf'}},
+                               keyword_environment=[{'HTTPS_PROXY': 'http://proxy:3128', 'SOFTHSM2_CONF': '/etc/a.conf'}])
+    action.run(task_vars={})
+    assert 'HTTPS_PROXY=http://proxy:3128' in seen['environment']
+    assert 'SOFTHSM2_CONF=/etc/b.conf' in seen['environment']
+    assert '/etc/a.conf' not in seen['environment']
+
+
+def test_without_a_vendor_environment_the_command_has_none():
+    action, seen = make_action({'step': 'finish', 'records': []})
+    action.run(task_vars={})
+    assert seen['environment'] == ''
+
+
+@pytest.mark.parametrize('value, words', [
+    (['SOFTHSM2_CONF=/x'], 'give a mapping'),
+    ({'1BAD': 'x'}, 'not an environment variable name'),
+    ({'PKCS11_USER_PIN': '1234'}, 'names a secret'),
+    ({'LUNA_PASSWORD': 'x'}, 'names a secret'),
+    ({'SOFTHSM2_CONF': ['/a', '/b']}, 'one value'),
+    ({'SOFTHSM2_CONF': None}, 'empty'),
+])
+def test_a_wrong_vendor_environment_is_refused_naming_the_variable_and_the_fix(value, words):
+    with pytest.raises(AnsibleActionFail, match=words):
+        checked_environment(value)
+    action, seen = make_action({'step': 'contact', 'records': [], 'hsm_environment': value})
+    with pytest.raises(AnsibleActionFail):
+        action.run(task_vars={})
+    assert not seen  # refused before the module started
+
+
+def test_numbers_and_words_are_kept_as_given():
+    assert checked_environment({'A': 1, 'B': 'x', 'C': True}) == {'A': 1, 'B': 'x', 'C': True}
+    assert checked_environment(None) == {}
