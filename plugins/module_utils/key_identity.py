@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import base64
 import hashlib
+import re
 import traceback
 
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
@@ -44,8 +45,9 @@ IDENTITY_TAGS = (KCV_TAG, FINGERPRINT_TAG)
 def identity_of_tags(tags):
     """(tag name, identity) of the collection's identity tag among a vault key's tags, or None."""
     for tag in IDENTITY_TAGS:
-        if (tags or {}).get(tag):
-            return tag, tags[tag]
+        value = tagged_identity(tags, tag)
+        if value:
+            return tag, value
     return None
 
 
@@ -222,6 +224,26 @@ def fingerprint(public_key):
     return hashlib.sha256(spki_der(public_key)).hexdigest()
 
 
+def signature_verifies(public_key, digest, signature):
+    """Whether signature over the prehashed digest (SHA-256, -384 or -512, by its length) verifies with public_key: RSA
+    PKCS#1 v1.5, or ECDSA as r || s (the form PKCS#11's CKM_ECDSA and Key Vault give)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+    prehashed = utils.Prehashed({32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[len(digest)])
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(bytes(signature), digest, padding.PKCS1v15(), prehashed)
+        else:
+            half = len(signature) // 2
+            der = utils.encode_dss_signature(int.from_bytes(bytes(signature[:half]), 'big'),
+                                             int.from_bytes(bytes(signature[half:]), 'big'))
+            public_key.verify(der, digest, ec.ECDSA(prehashed))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def describe_public_key(public_key):
     """key_type, key_size, curve of a cryptography public key."""
     if isinstance(public_key, rsa.RSAPublicKey):
@@ -280,13 +302,29 @@ def vault_identity(key_type, fingerprint, kcv, tags):
     """identity() of a vault key version: for AES, the KCV the vault computed, else the one the collection recorded in the
     version's KCV_TAG at import (the only identity Key Vault keeps for an AES key that may not encrypt)."""
     if identified_by_kcv(key_type):
-        return kcv or (tags or {}).get(KCV_TAG)
+        return kcv or tagged_identity(tags, KCV_TAG)
     return fingerprint
 
 
 def kcv_from_block(encrypted_zero_block):
-    """Key check value: the first 3 bytes of AES-ECB(key, 16 zero bytes), lowercase hex."""
-    return bytes(encrypted_zero_block)[:3].hex()
+    """The key check value of an AES key: lowercase hex SHA-256 of AES-ECB(key, 16 zero bytes), 64 digits.
+
+    Not the 3-byte KCV vendor tools print: 24 bits are a checksum, not an identity (another AES key with the same
+    3 bytes is found in seconds, wrapped under a vault's public KEK and imported under the key's name), and the block
+    itself is never shown either: AES(key, zero block) is the key's GCM hash key, with which GCM tags can be forged.
+    Its SHA-256 gives neither away, and no other key can be made to match it."""
+    return hashlib.sha256(bytes(encrypted_zero_block)[:16]).hexdigest()
+
+
+#: what an identity tag holds: a fingerprint or a KCV, 64 hex digits (a shorter value, such as a 3-byte KCV an earlier
+#: release wrote, identifies nothing and is not read)
+_IDENTITY_RE = re.compile(r'\A[0-9a-fA-F]{64}\Z')
+
+
+def tagged_identity(tags, name):
+    """The identity the collection recorded in the tag name of a vault key's tags, when the tag holds one; else None."""
+    value = (tags or {}).get(name)
+    return value.lower() if isinstance(value, str) and _IDENTITY_RE.match(value) else None
 
 
 def check_key_ops(key_type, key_ops, exportable=False):

@@ -228,14 +228,19 @@ class KeysMixin(object):
         elif key_type == KeyType.EC:
             params = self._attr(obj, Attribute.EC_PARAMS) or (self._attr(pub, Attribute.EC_PARAMS) if pub else None)
             curve = ki.curve_from_ec_params(params) if params else None
-            point = self._attr(pub, Attribute.EC_POINT) if pub else None
+            # the private key's own point where the token gives one (as the modulus above); else its public object's,
+            # which is the key's only once the private key's signature verifies with it
+            point = self._attr(obj, Attribute.EC_POINT)
+            paired = point is not None
             if point is None:
-                point = self._attr(obj, Attribute.EC_POINT)
+                point = self._attr(pub, Attribute.EC_POINT) if pub else None
             if not curve or point is None:
                 raise HsmError("EC key '%s' has no public key object with CKA_EC_POINT on the token; cannot compute its "
                                "fingerprint (generate it with hsm_keygen)" % label)
             key = HsmKey(key_type='EC', key_size=ki.CURVE_BITS[curve], curve=curve, **common)
             key.public_key = ki.public_key_from_ec_point(curve, point)
+            if not paired:
+                self._check_pair(label, obj, key.public_key)
         elif key_type == KeyType.AES:
             length = self._attr(obj, Attribute.VALUE_LEN)
             key = HsmKey(key_type='oct', key_size=int(length) * 8 if length else None, curve=None, **common)
@@ -246,6 +251,24 @@ class KeysMixin(object):
                            % (label, getattr(key_type, 'name', key_type)))
         key.fingerprint = ki.fingerprint(key.public_key)
         return key
+
+    def _check_pair(self, label, private, public_key):
+        """HsmError when the private key under the label signs what its public object's key does not verify: the two
+        objects are not one key pair (one was replaced), so the public object says nothing of the key that would be
+        wrapped.  A private key that may not sign (CKA_SIGN false, or refused) proves nothing and is not refused."""
+        sign = getattr(private, 'sign', None)  # python-pkcs11 gives a key without CKA_SIGN no sign method
+        if sign is None:
+            return
+        digest = os.urandom(32)
+        try:
+            signature = sign(digest, mechanism=Mechanism.ECDSA)
+        except p11e.PKCS11Error:
+            return
+        if not ki.signature_verifies(public_key, digest, signature):
+            raise HsmError("EC key '%s': its public key object is not the public half of its private key (a signature "
+                           "made by the private key does not verify with it), so one of the two was replaced; nothing was "
+                           "compared, wrapped or imported for it. Find out who changed the token; to start again, remove "
+                           "both objects and generate the key" % label)
 
     def kcv(self, secret_key):
         """KCV of an AES key, computed inside the HSM (AES-ECB of a zero block); None if the key may not encrypt.

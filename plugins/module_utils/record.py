@@ -211,12 +211,12 @@ def vault_identity(rec):
         return shown, (SOURCE_VAULT_KCV if ki.identified_by_kcv(rec.get('key_type')) else SOURCE_JWK)
     if held.get('disabled'):
         # the vault will not read a disabled version: only the identity the collection recorded at import is left
-        tag = (held.get('tags') or {}).get(ki.identity_tag(rec.get('key_type')))
+        tag = ki.tagged_identity(held.get('tags'), ki.identity_tag(rec.get('key_type')))
         return tag, (SOURCE_KCV_TAG if tag else None)
     if ki.identified_by_kcv(rec.get('key_type')):
         if held.get('kcv'):
             return held['kcv'], SOURCE_VAULT_KCV
-        tag = (held.get('tags') or {}).get(ki.KCV_TAG)
+        tag = ki.tagged_identity(held.get('tags'), ki.KCV_TAG)
         return tag, (SOURCE_KCV_TAG if tag else None)
     return held.get('fingerprint'), (SOURCE_JWK if held.get('fingerprint') else None)
 
@@ -802,7 +802,11 @@ def removal_requests(records):
             continue
         held = step(rec, 'read') or {}
         # a deletion is of the version the run read and decided on: the vault step checks it is still the current one
-        _vault_entry(out, rec)['keys'].append({'name': rec['name'], 'action': what, 'version': held.get('version')})
+        item = {'name': rec['name'], 'action': what, 'version': held.get('version')}
+        if what == decisions.RECOVER:
+            # what the recovered version must prove to be (a soft-deleted AES key shows only a tag, which proves nothing)
+            item.update(key_type=rec.get('key_type'), key_size=rec.get('key_size'), expected=hsm_identity(rec))
+        _vault_entry(out, rec)['keys'].append(item)
     return [out[name] for name in sorted(out)]
 
 

@@ -153,7 +153,7 @@ def vault_identity_and_source(vault, key, key_type, key_size):
         kcv = vault.kcv(key, key_size)
         if kcv is not None:
             return kcv, SOURCE_VAULT_KCV
-        tag = (key.properties.tags or {}).get(KCV_TAG)
+        tag = ki.tagged_identity(key.properties.tags, KCV_TAG)
         return tag, (SOURCE_KCV_TAG if tag else None)
     fingerprint = key_summary(key)['fingerprint']
     return fingerprint, (SOURCE_JWK if fingerprint else None)
@@ -497,7 +497,7 @@ def look_up(vault, name, versions):
         if deleted is not None:
             tags = deleted.properties.tags or {}
             entry.update(deleted=True, deleted_kid=deleted.properties.id,
-                         deleted_fingerprint=key_fingerprint(deleted) or tags.get(ki.KCV_TAG))
+                         deleted_fingerprint=key_fingerprint(deleted) or ki.tagged_identity(tags, ki.KCV_TAG))
     elif isinstance(key, DisabledVersion):
         entry.update(disabled_summary(key))
     else:
@@ -705,7 +705,9 @@ def tagged_keys(vault, entry):
     named = set(key_name_key(n) for n in entry['names'])
     out = []
     for props in vault.list_keys():
-        found = ki.identity_of_tags(props.tags)
+        # any identity tag, also one that identifies nothing (a 3-byte KCV an earlier release wrote): it marks the key
+        found = ki.identity_of_tags(props.tags) or next(((t, props.tags[t]) for t in ki.IDENTITY_TAGS
+                                                         if (props.tags or {}).get(t)), None)
         if found is None or key_name_key(props.name) in named:
             continue
         out.append({'vault': entry['name'], 'vault_url': vault.url, 'name': props.name, 'tag': found[0], 'identity': found[1],
@@ -802,11 +804,32 @@ def remove_vault(kv, vault, items):
                     out.update(changed=True, gone=False, answer_lost=True)
         else:
             key = vault.recover(item['name'])
-            out.update(kid=key.id, held=recovered_summary(key))
+            held = recovered_summary(key)
+            if ki.identified_by_kcv(item.get('key_type')) and not held.get('disabled') and item.get('key_size'):
+                held['kcv'] = vault.kcv(key, item['key_size'])
+            _recovered_is_the_hsm_key(vault, item, held)
+            out.update(kid=key.id, held=held)
         return out
 
     results = kv.run_keys_parallel(items, one, 'name', 'delete')
     return vault_result(results)
+
+
+def _recovered_is_the_hsm_key(vault, item, held):
+    """A recovered version whose key material the vault shows (its JWK, or a KCV it computed) must be the HSM key: the
+    recovery was decided on what the soft-deleted key showed, for an AES key only its identity tag, which anyone who may
+    tag a key can write.  Another key is deleted again (soft delete, as it was) and the recovery fails, naming both."""
+    shown = held.get('fingerprint') or held.get('kcv')
+    if not shown or not item.get('expected') or decisions.same_identity(shown, item['expected']):
+        return
+    try:
+        vault.delete(item['name'], purge=False)
+        undone = 'it was deleted again (soft delete, as it was before this run)'
+    except ByokError as exc:
+        undone = 'it could NOT be deleted again (%s): delete it yourself' % exc
+    raise KeyVaultError("vault key %s recovered from the soft-deleted keys is not the HSM key (%s, not %s): its identity "
+                        "tag said it was, and a tag proves nothing; %s. Purge it or use another name, then run again"
+                        % (item['name'], shown, item['expected'], undone))
 
 
 def prove_vault(kv, vault, items):

@@ -182,9 +182,6 @@ class Vault(object):
         """Proof of possession: the vault signs a random digest with the key; verified here with its public key."""
         import hashlib
         from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
         summary = key_summary(key)
         public = ki.public_key_from_jwk({'kty': summary['kty'], 'n': key.key.n, 'e': key.key.e, 'crv': summary.get('curve'),
                                          'x': key.key.x, 'y': key.key.y})
@@ -197,16 +194,7 @@ class Vault(object):
         digest = hashlib.new(hash_name, os.urandom(32)).digest()
         crypto = CryptographyClient(key, self.credential, **self.client_kwargs)
         result = self._call('the signature with key %s' % key.name, 'sign', crypto.sign, alg, digest)
-        prehashed = {32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[len(digest)]
-        try:
-            if ki.normalize_key_type(summary['kty']) == 'RSA':
-                public.verify(result.signature, digest, padding.PKCS1v15(), utils.Prehashed(prehashed))
-            else:
-                half = len(result.signature) // 2
-                der = utils.encode_dss_signature(int.from_bytes(result.signature[:half], 'big'),
-                                                 int.from_bytes(result.signature[half:], 'big'))
-                public.verify(der, digest, ec.ECDSA(utils.Prehashed(prehashed)))
-        except InvalidSignature:
+        if not ki.signature_verifies(public, digest, result.signature):
             raise KeyVaultError('the signature made by vault key %s does not verify with its public key; the vault does not '
                                 'hold the private key of the HSM key' % key.id)
         return alg.value if hasattr(alg, 'value') else str(alg)

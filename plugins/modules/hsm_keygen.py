@@ -128,7 +128,8 @@ curve:
 fingerprint:
   description:
     - Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of the key's public part; for oct keys the key check value
-      (first 3 bytes of AES-ECB of a zero block, computed in the HSM). Null in check mode for a key not generated yet.
+      (SHA-256 of AES-ECB of a zero block, 64 hex digits, computed in the HSM; not the 3-byte KCV vendor tools print).
+      Null in check mode for a key not generated yet.
   returned: when O(label) is given
   type: str
   sample: 04828a6d138a537e111d08a02f2af1ced02ea40664b07223f016a938b7fa6d60

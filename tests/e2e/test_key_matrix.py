@@ -123,7 +123,7 @@ with pkcs11.lib(lib).get_token(token_label=token_label).open(user_pin=pin) as se
         spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         out[obj.label] = {"kind": "spki-sha256", "value": hashlib.sha256(spki).hexdigest()}
     for obj in list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})):
-        out[obj.label] = {"kind": "kcv", "value": obj.encrypt(b"\x00" * 16, mechanism=Mechanism.AES_ECB)[:3].hex()}
+        out[obj.label] = {"kind": "kcv", "value": hashlib.sha256(obj.encrypt(b"\x00" * 16, mechanism=Mechanism.AES_ECB)[:16]).hexdigest()}
 print(json.dumps(out))
 """
 
@@ -200,7 +200,7 @@ def vault_kcv(view: VaultView, key, bits: int) -> str:
     alg = {128: EncryptionAlgorithm.a128_cbc, 192: EncryptionAlgorithm.a192_cbc, 256: EncryptionAlgorithm.a256_cbc}[bits]
     crypto = CryptographyClient(key, view.credential, connection_verify=view.lab.env["LAB_CA"])
     result = crypto.encrypt(alg, b"\x00" * 16, iv=b"\x00" * 16)
-    return result.ciphertext[:3].hex()
+    return hashlib.sha256(result.ciphertext[:16]).hexdigest()
 
 
 def manifest_rows(directory: Path) -> Dict[str, dict]:

@@ -15,7 +15,7 @@ URL = 'https://contoso.vault.azure.net'
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
 
 
-def checked(held, hsm_fp='f1', contact_action='keep', **entry):
+def checked(held, hsm_fp=('f1' * 32), contact_action='keep', **entry):
     e = {'host': 'hsm1', 'name': 'k', 'vault': 'prod', 'vault_url': URL, 'vault_kind': 'premium', 'label': 'k',
          'key_type': 'EC', 'curve': 'P-256', 'key_ops': ['sign'], 'enabled': True, 'force': False, 'stated': []}
     e.update(entry)
@@ -26,7 +26,7 @@ def checked(held, hsm_fp='f1', contact_action='keep', **entry):
     return audit.key_row(r, NOW)
 
 
-IN_PLACE = {'exists': True, 'fingerprint': 'f1', 'version': 'v1', 'enabled': True, 'tags': {'byok-fingerprint': 'f1'}, 'key_ops': ['sign'],
+IN_PLACE = {'exists': True, 'fingerprint': ('f1' * 32), 'version': 'v1', 'enabled': True, 'tags': {'byok-fingerprint': ('f1' * 32)}, 'key_ops': ['sign'],
             'created_on': '2026-01-01T00:00:00+00:00'}
 
 
@@ -69,11 +69,11 @@ def test_a_key_due_for_rotation_is_named_by_the_hsm_key_its_vault_holds():
                     'curve': 'P-256', 'key_ops': ['sign'], 'enabled': True, 'force': False, 'stated': [], 'rotate_after': 'P1Y'})
     record.note_reads([r], [{'name': 'prod', 'keys': [dict(IN_PLACE, name='k', created_on='2025-01-01T00:00:00+00:00')]}],
                       now=NOW)
-    record.choose_generations([r], {'k': {1: 'f1'}})
+    record.choose_generations([r], {'k': {1: ('f1' * 32)}})
     record.note_keys([r], {'k.r2': {'action': 'generate', 'fingerprint': None}}, 'contact')
     record.decide([r])
     row = audit.key_row(r, NOW)
-    assert row['label'] == 'k' and row['hsm_identity'] == 'f1' and row['proof'] == 'fingerprint of the vault public key'
+    assert row['label'] == 'k' and row['hsm_identity'] == ('f1' * 32) and row['proof'] == 'fingerprint of the vault public key'
     assert row['findings'] == ['rotation due (rotate_after created 2025-01-01, older than P1Y)'], row
 
 
@@ -83,11 +83,11 @@ DISABLED = {'exists': True, 'disabled': True, 'enabled': False, 'version': 'v1',
 def test_a_disabled_version_known_by_the_tag_alone_is_unverified_never_ok():
     """The collection's own tag proves nothing: such a row is not ok, its vault identity is not the tag (that is the
     claimed identity), the run does not fail on it, and JUnit skips it."""
-    row = checked(dict(DISABLED, tags={'byok-fingerprint': 'f1'}), enabled=False, stated=['enabled'])
+    row = checked(dict(DISABLED, tags={'byok-fingerprint': ('f1' * 32)}), enabled=False, stated=['enabled'])
     assert row['status'] == 'unverified' and row['findings'] == [], row
-    assert row['vault_identity'] is None and row['claimed_identity'] == 'f1', row
+    assert row['vault_identity'] is None and row['claimed_identity'] == ('f1' * 32), row
     ok = checked(IN_PLACE)
-    assert ok['vault_identity'] == 'f1' and ok['claimed_identity'] is None
+    assert ok['vault_identity'] == ('f1' * 32) and ok['claimed_identity'] is None
     rows = [ok, row]
     doc = json.loads(audit.document(rows, {}))
     assert not doc['drift'] and doc['summary'] == ("all 2 keys as the inventory describes them; 1 of them unverified: a "

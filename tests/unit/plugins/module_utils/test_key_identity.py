@@ -77,7 +77,9 @@ def test_load_public_pem_refuses_private_keys_and_garbage():
 
 
 def test_kcv():
-    assert ki.kcv_from_block(bytes.fromhex('dc95c078a2408989ad48a21492842087')) == 'dc95c0'
+    block = bytes.fromhex('dc95c078a2408989ad48a21492842087')
+    assert ki.kcv_from_block(block) == hashlib.sha256(block).hexdigest()
+    assert 'dc95c0' not in ki.kcv_from_block(block)  # neither the block nor the 3-byte KCV is shown
 
 
 # -- an AES (oct) key is identified by its KCV: decided here, once ------------------------------------------------------
@@ -90,12 +92,32 @@ def test_which_keys_are_identified_by_their_kcv(key_type, by_kcv):
 
 
 def test_a_vault_key_is_identified_by_the_vaults_kcv_else_by_the_collections_tag():
-    tags = {ki.KCV_TAG: 'abc123'}
+    tags = {ki.KCV_TAG: 'AB' * 32}
     assert ki.vault_identity('oct', None, '0a0b0c', tags) == '0a0b0c'
-    assert ki.vault_identity('oct-HSM', None, None, tags) == 'abc123'
+    assert ki.vault_identity('oct-HSM', None, None, tags) == 'ab' * 32
     assert ki.vault_identity('oct', None, None, None) is None
     assert ki.vault_identity('RSA', 'f' * 64, None, tags) == 'f' * 64
     assert ki.vault_identity('EC', None, '0a0b0c', tags) is None
+
+
+def test_two_aes_keys_whose_3_byte_kcvs_agree_are_two_keys():
+    """The classic KCV is 24 bits: another key that agrees on them is found in seconds.  The identity compares all of
+    AES(key, zero block), hashed, so agreeing on 3 bytes (or 15) is not being the same key."""
+    from ansible_collections.byok.keyvault.plugins.module_utils.decisions import same_identity
+    a = bytes.fromhex('2eb166') + os.urandom(13)
+    b = a[:15] + bytes([a[15] ^ 1])
+    assert not same_identity(ki.kcv_from_block(a), ki.kcv_from_block(b))
+    assert same_identity(ki.kcv_from_block(a), ki.kcv_from_block(bytearray(a)).upper())
+
+
+def test_a_tag_that_holds_no_identity_is_not_read_as_one():
+    """A 3-byte KCV (what an earlier release wrote in byok-kcv), a word or a number identify nothing: not read at all,
+    so the key is "cannot be compared", never a match nor another key's."""
+    for value in ('dc95c0', 'f1', '', 'x' * 64, 'ab' * 33, 12, None):
+        tags = {ki.KCV_TAG: value, ki.FINGERPRINT_TAG: value}
+        assert ki.tagged_identity(tags, ki.KCV_TAG) is None and ki.identity_of_tags(tags) is None, value
+        assert ki.vault_identity('oct', None, None, tags) is None
+    assert ki.identity_of_tags({ki.FINGERPRINT_TAG: 'C0' * 32}) == (ki.FINGERPRINT_TAG, 'c0' * 32)
 
 
 _TYPE_TEST = re.compile(r"(==|!=)\s*'oct(-HSM)?'|'oct(-HSM)?'\s*(==|!=)")

@@ -161,7 +161,7 @@ def spki_fingerprint(lab, plaintext, name):
 
 def kcv(aes_key):
     cipher = '-aes-%d-ecb' % (len(aes_key) * 8)
-    return openssl('enc', '-e', cipher, '-nopad', '-K', aes_key.hex(), data=b'\x00' * 16)[:3].hex()
+    return hashlib.sha256(openssl('enc', '-e', cipher, '-nopad', '-K', aes_key.hex(), data=b'\x00' * 16)[:16]).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------------------

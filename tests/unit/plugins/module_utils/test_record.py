@@ -49,9 +49,9 @@ def results(rows):
 
 def test_a_fleet_in_place_needs_no_kek_moves_nothing_and_says_so():
     records = [rec('app-rsa', key_type='RSA', key_size=3072, curve=None), rec('app-ec')]
-    read(records, [{'name': 'APP-RSA', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'},
-                   {'name': 'app-ec', 'exists': True, 'fingerprint': 'f2', 'kid': 'k2'}])
-    assert hsm(records, {'app-rsa': 'f1', 'app-ec': 'f2'}, 'contact') == []
+    read(records, [{'name': 'APP-RSA', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': 'k1'},
+                   {'name': 'app-ec', 'exists': True, 'fingerprint': ('f2' * 32), 'kid': 'k2'}])
+    assert hsm(records, {'app-rsa': ('f1' * 32), 'app-ec': ('f2' * 32)}, 'contact') == []
     assert record.kek_requests(records) == [] and record.wrap_work(records) == []
     rows = record.rows(records)
     assert results(rows) == ['in place', 'in place'] and all(r['match'] for r in rows)
@@ -61,7 +61,7 @@ def test_a_fleet_in_place_needs_no_kek_moves_nothing_and_says_so():
 def test_a_missing_key_moves_under_its_kek_and_another_key_is_a_conflict_unless_forced():
     records = [rec('app-rsa', key_type='RSA', key_size=3072, curve=None), rec('app-ec')]
     read(records, [{'name': 'app-rsa', 'exists': False}, {'name': 'app-ec', 'exists': True, 'fingerprint': 'other', 'kid': 'k2'}])
-    assert hsm(records, {'app-rsa': 'f1', 'app-ec': 'f2'}) == ['prod']
+    assert hsm(records, {'app-rsa': ('f1' * 32), 'app-ec': ('f2' * 32)}) == ['prod']
     assert [record.action(r) for r in records] == ['import', 'conflict']
     assert record.kek_requests(records) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'kek_name': 'byok-kek',
                                              'kek_size': 4096, 'kek_expires_on': None}]
@@ -72,9 +72,9 @@ def test_a_missing_key_moves_under_its_kek_and_another_key_is_a_conflict_unless_
     requests = record.import_requests(records)
     assert requests == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'keys': [
         {'name': 'app-rsa', 'key_type': 'RSA', 'key_size': 3072, 'key_ops': ['sign', 'verify'], 'enabled': True, 'force': False,
-         'expected_fingerprint': 'f1', 'byok_content': 'Ynl0ZXM='}]}]
+         'expected_fingerprint': ('f1' * 32), 'byok_content': 'Ynl0ZXM='}]}]
     record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'app-rsa', 'changed': True, 'kid': URL + '/keys/app-rsa/9',
-                                                             'fingerprint': 'f1', 'identity_source': 'vault-jwk'}]}])
+                                                             'fingerprint': ('f1' * 32), 'identity_source': 'vault-jwk'}]}])
     assert 'byok_content' not in record.step(records[0], 'wrap')  # the vault has it: the record does not carry it on
     rows = dict((r['name'], r) for r in record.rows(records))
     assert rows['app-rsa']['result'] == 'transferred' and rows['app-rsa']['match'] and rows['app-rsa']['wrap_method'] == 'two_step'
@@ -83,7 +83,7 @@ def test_a_missing_key_moves_under_its_kek_and_another_key_is_a_conflict_unless_
     assert rows['app-ec']['result'] == 'failed' and 'force: true' in rows['app-ec']['message']
     forced = [rec('app-ec', force=True)]
     read(forced, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'other', 'kid': 'k2'}])
-    hsm(forced, {'app-ec': 'f2'})
+    hsm(forced, {'app-ec': ('f2' * 32)})
     assert record.action(forced[0]) == 'import' and record.step(forced[0], 'decide')['rotation'] is True
 
 
@@ -92,7 +92,7 @@ def test_one_label_for_two_vaults_is_wrapped_once_per_kek_and_each_blob_goes_to_
     read(records, [{'name': 'app-ec', 'exists': False}])
     read(records[1:], [{'name': 'app-ec', 'exists': False}], vault='dr')
     assert record.hsm_keys(records) == [{'label': 'app-ec', 'key_type': 'EC', 'key_size': None, 'curve': 'P-256'}]
-    assert hsm(records, {'app-ec': 'f2'}) == ['prod', 'dr']
+    assert hsm(records, {'app-ec': ('f2' * 32)}) == ['prod', 'dr']
     kek(records)
     kek(records, 'dr', DR_URL + '/keys/byok-kek/02')
     assert [k['kid'] for _l, _i, k in record.wrap_work(records)] == [KID, DR_URL + '/keys/byok-kek/02']
@@ -116,7 +116,7 @@ def test_a_vault_that_cannot_be_read_fails_its_own_keys_only_and_stops_the_hsm_s
 
 def test_a_wrong_pin_keeps_the_vault_version_of_a_held_key_and_fails_only_the_missing_one():
     records = [rec('held'), rec('new')]
-    read(records, [{'name': 'held', 'exists': True, 'kid': URL + '/keys/held/v1', 'fingerprint': 'f1'}, {'name': 'new', 'exists': False}])
+    read(records, [{'name': 'held', 'exists': True, 'kid': URL + '/keys/held/v1', 'fingerprint': ('f1' * 32)}, {'name': 'new', 'exists': False}])
     for r in records:
         record.fail(r, 'contact', "user_pin was refused by the token (CKR_PIN_INCORRECT); fix token_label")
     held, new = record.rows(record.stopped(records, 'user_pin was refused', None, 'Contact the HSM'))
@@ -131,7 +131,7 @@ def test_a_step_that_did_not_run_is_not_done_never_a_success():
     row = record.row(record.stopped(record.copies(records), 'the play stopped', None, 'x')[0])
     assert row['result'] == 'not done' and 'the vault read did not run' in row['message'] and row['signature'] == 'not done'
     read(records, [{'name': 'k', 'exists': False}])
-    hsm(records, {'k': 'f1'}, 'contact')
+    hsm(records, {'k': ('f1' * 32)}, 'contact')
     assert record.row(records[0])['result'] == 'not done'  # decided to move, nothing more ran
     kek(records)
     record.note_wraps(records, {('k', KID): {'failed': True, 'msg': 'wrap refused'}})
@@ -142,7 +142,7 @@ def test_a_step_that_did_not_run_is_not_done_never_a_success():
 def test_an_import_that_failed_as_a_whole_leaves_each_outcome_unknown():
     records = [rec('a'), rec('b')]
     read(records, [{'name': 'a', 'exists': False}, {'name': 'b', 'exists': False}])
-    hsm(records, {'a': 'f1', 'b': 'f2'})
+    hsm(records, {'a': ('f1' * 32), 'b': ('f2' * 32)})
     kek(records)
     record.note_wraps(records, {('a', KID): {'byok_content': 'QQ=='}, ('b', KID): {'byok_content': 'Qg=='}})
     record.stopped(records, 'Failed to import the required Python library (azure-keyvault-keys)', 'import', 'Import')
@@ -156,7 +156,7 @@ def test_an_import_that_failed_as_a_whole_leaves_each_outcome_unknown():
 def test_a_stopped_host_is_not_imported_even_when_its_keys_were_wrapped():
     records = [rec('a')]
     read(records, [{'name': 'a', 'exists': False}])
-    hsm(records, {'a': 'f1'})
+    hsm(records, {'a': ('f1' * 32)})
     kek(records)
     record.note_wraps(records, {('a', KID): {'byok_content': 'QQ=='}})
     assert record.import_requests(records)
@@ -167,9 +167,9 @@ def test_a_stopped_host_is_not_imported_even_when_its_keys_were_wrapped():
 
 def test_an_aes_key_known_only_by_the_collections_tag_is_unverified_never_a_match():
     records = [rec('aes', key_type='oct', key_size=256, curve=None), rec('aes2', key_type='oct', key_size=256, curve=None)]
-    read(records, [{'name': 'aes', 'exists': True, 'kid': URL + '/keys/aes/01', 'kcv': None, 'tags': {'byok-kcv': 'a9ec6d'}},
-                   {'name': 'aes2', 'exists': True, 'kid': URL + '/keys/aes2/01', 'kcv': 'b1b2b3', 'tags': {'byok-kcv': 'b1b2b3'}}])
-    hsm(records, {'aes': 'a9ec6d', 'aes2': 'b1b2b3'})
+    read(records, [{'name': 'aes', 'exists': True, 'kid': URL + '/keys/aes/01', 'kcv': None, 'tags': {'byok-kcv': ('a9' * 32)}},
+                   {'name': 'aes2', 'exists': True, 'kid': URL + '/keys/aes2/01', 'kcv': ('b1' * 32), 'tags': {'byok-kcv': ('b1' * 32)}}])
+    hsm(records, {'aes': ('a9' * 32), 'aes2': ('b1' * 32)})
     rows = record.rows(records)
     assert results(rows) == ['in place', 'in place']
     assert rows[0]['proof'] == report.PROOF_TAG and rows[0]['match'] is None and report.check_mark(rows[0]) == 'unverified'
@@ -178,11 +178,11 @@ def test_an_aes_key_known_only_by_the_collections_tag_is_unverified_never_a_matc
 
 def test_check_mode_predicts_the_conflict_and_a_rotation_reads_as_one():
     records = [rec('app-ec')]
-    read(records, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'}])
+    read(records, [{'name': 'app-ec', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': 'k1'}])
     hsm(records, {'app-ec': None}, 'contact', action='generate')
     assert record.action(records[0]) == 'conflict'
     forced = [rec('app-ec', force=True)]
-    read(forced, [{'name': 'app-ec', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'}])
+    read(forced, [{'name': 'app-ec', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': 'k1'}])
     hsm(forced, {'app-ec': None}, 'contact', action='generate')
     kek(forced, kid=None)
     record.note_imports(forced, [{'name': 'prod', 'keys': [{'name': 'app-ec', 'changed': True, 'kid': None}]}])
@@ -194,10 +194,10 @@ def signed_import(proof):
     """A key imported with byok_verify_signature, the import's proof as given."""
     records = [rec('k', verify_signature=True)]
     read(records, [{'name': 'k', 'exists': False}])
-    hsm(records, {'k': 'f1'})
+    hsm(records, {'k': ('f1' * 32)})
     kek(records)
     record.note_wraps(records, {('k', KID): {'byok_content': 'QQ=='}})
-    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/2', 'fingerprint': 'f1',
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/2', 'fingerprint': ('f1' * 32),
                                                              'identity_source': 'vault-jwk', 'proof': proof}]}])
     return records[0]
 
@@ -214,7 +214,7 @@ def test_a_failed_signature_check_keeps_the_imported_version_and_fails_the_run()
     """The import happened and the vault holds the version: the row keeps it (kid, fingerprint) and says the signature
     failed; the run still fails, as the proof asked for is missing."""
     row = record.row(signed_import({'method': 'signature', 'verified': False, 'error': 'the key itself does not allow it now'}))
-    assert row['result'] == 'transferred' and row['kid'] == URL + '/keys/k/2' and row['vault_fingerprint'] == 'f1', row
+    assert row['result'] == 'transferred' and row['kid'] == URL + '/keys/k/2' and row['vault_fingerprint'] == ('f1' * 32), row
     assert row['signature'] == 'failed: the key itself does not allow it now', row
     assert report.unproven([row]) == [row] and report.not_done([row]) == []
     assert report.closing_message([row], [], None).startswith('1 key moved, but the signature check asked for failed (hsm1/prod/k)')
@@ -269,10 +269,10 @@ def test_a_host_takes_its_records_from_its_newest_step():
 def in_place(**stated):
     """A key in place whose vault version has tags {owner: a, byok-fingerprint: f1}, enabled, ops [sign, verify]."""
     r = rec('k', stated=sorted(stated), **stated)
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
-                'tags': {'owner': 'a', 'byok-fingerprint': 'f1'}, 'key_ops': ['verify', 'sign'], 'not_before': None,
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'tags': {'owner': 'a', 'byok-fingerprint': ('f1' * 32)}, 'key_ops': ['verify', 'sign'], 'not_before': None,
                 'expires_on': '2027-01-01T00:00:00+00:00'}])
-    hsm([r], {'k': 'f1'})
+    hsm([r], {'k': ('f1' * 32)})
     return r
 
 
@@ -283,11 +283,11 @@ def test_only_the_stated_attributes_that_differ_are_updated_in_place():
                                              tags={'owner': 'a'})) == {}
     r = in_place(enabled=False, tags={'owner': 'b'}, key_ops=['verify'], not_before='2026-12-01T00:00:00Z')
     changes = record.attribute_changes(r)
-    assert changes == {'enabled': [True, False], 'tags': [{'owner': 'a', 'byok-fingerprint': 'f1'}, {'owner': 'b', 'byok-fingerprint': 'f1'}],
+    assert changes == {'enabled': [True, False], 'tags': [{'owner': 'a', 'byok-fingerprint': ('f1' * 32)}, {'owner': 'b', 'byok-fingerprint': ('f1' * 32)}],
                        'key_ops': [['verify', 'sign'], ['verify']], 'not_before': [None, '2026-12-01T00:00:00Z']}
     assert record.update_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
                                             'keys': [{'name': 'k', 'version': 'v1', 'changes': changes, 'disabled': False,
-                                                      'expected': 'f1', 'key_type': 'EC', 'key_size': None}]}]
+                                                      'expected': ('f1' * 32), 'key_type': 'EC', 'key_size': None}]}]
     record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
     row = record.row(r)
     assert row['result'] == 'updated' and 'enabled true -> false' in row['message'] and 'tags set owner=b' in row['message']
@@ -297,23 +297,23 @@ def test_only_the_stated_attributes_that_differ_are_updated_in_place():
 def test_append_tags_false_keeps_only_the_stated_tags_and_the_identity_tag():
     r = in_place(tags={'team': 'x'}, append_tags=False)
     r['stated'] = ['tags']
-    assert record.attribute_changes(r)['tags'][1] == {'team': 'x', 'byok-fingerprint': 'f1'}
+    assert record.attribute_changes(r)['tags'][1] == {'team': 'x', 'byok-fingerprint': ('f1' * 32)}
     assert 'removed owner' in record.changes_text(record.attribute_changes(r))
 
 
 def test_a_disabled_key_is_known_by_its_identity_tag_and_left_disabled_unless_stated():
     r = rec('k')
     read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'fingerprint': None, 'key_ops': None,
-                'kid': URL + '/keys/k/v1', 'version': 'v1', 'tags': {'byok-fingerprint': 'f1'}}])
-    hsm([r], {'k': 'f1'})
+                'kid': URL + '/keys/k/v1', 'version': 'v1', 'tags': {'byok-fingerprint': ('f1' * 32)}}])
+    hsm([r], {'k': ('f1' * 32)})
     assert record.action(r) == 'keep' and record.attribute_changes(r) == {}
     row = record.row(r)
     assert row['result'] == 'in place' and row['proof'] == report.PROOF_TAG and 'left disabled' in row['message']
     r['stated'], r['enabled'] = ['enabled', 'key_ops'], True
     assert record.attribute_changes(r) == {'enabled': [False, True]}  # a disabled version shows no operations
     other = rec('k')
-    read([other], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'tags': {'byok-fingerprint': 'f9'}}])
-    hsm([other], {'k': 'f1'})
+    read([other], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'tags': {'byok-fingerprint': ('f9' * 32)}}])
+    hsm([other], {'k': ('f1' * 32)})
     assert record.action(other) == 'conflict'  # another key recorded under that name: never taken for the HSM key
 
 
@@ -331,10 +331,10 @@ def test_a_failed_update_fails_the_row_and_a_stopped_host_is_not_updated():
 def test_an_absent_key_is_deleted_only_when_the_vault_holds_the_hsm_key_and_never_generated():
     gone, held, other = rec('gone', state='absent'), rec('held', state='absent'), rec('other', state='absent')
     records = [gone, held, other]
-    read(records, [{'name': 'gone', 'exists': False}, {'name': 'held', 'exists': True, 'fingerprint': 'f1', 'kid': 'k1'},
-                   {'name': 'other', 'exists': True, 'fingerprint': 'f9', 'kid': 'k9'}])
+    read(records, [{'name': 'gone', 'exists': False}, {'name': 'held', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': 'k1'},
+                   {'name': 'other', 'exists': True, 'fingerprint': ('f9' * 32), 'kid': 'k9'}])
     assert record.hsm_keys(records) == [] and len(record.hsm_keys(records, contact=True)) == 3
-    assert hsm(records, {'gone': 'f0', 'held': 'f1', 'other': 'f2'}, 'contact') == []  # no KEK for a deletion
+    assert hsm(records, {'gone': ('f0' * 32), 'held': ('f1' * 32), 'other': ('f2' * 32)}, 'contact') == []  # no KEK for a deletion
     assert [record.action(r) for r in records] == ['absent', 'delete', 'conflict']
     assert record.removal_requests(records) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
                                                  'keys': [{'name': 'held', 'action': 'delete', 'version': None}]}]
@@ -347,9 +347,9 @@ def test_an_absent_key_is_deleted_only_when_the_vault_holds_the_hsm_key_and_neve
 def test_a_key_listed_again_is_recovered_when_the_vault_holds_it_soft_deleted():
     back, taken = rec('back'), rec('taken')
     records = [back, taken]
-    read(records, [{'name': 'back', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'},
-                   {'name': 'taken', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f9'}])
-    assert hsm(records, {'back': 'f1', 'taken': 'f2'}, 'contact') == []  # nothing is imported: no KEK
+    read(records, [{'name': 'back', 'exists': False, 'deleted': True, 'deleted_fingerprint': ('f1' * 32)},
+                   {'name': 'taken', 'exists': False, 'deleted': True, 'deleted_fingerprint': ('f9' * 32)}])
+    assert hsm(records, {'back': ('f1' * 32), 'taken': ('f2' * 32)}, 'contact') == []  # nothing is imported: no KEK
     assert [record.action(r) for r in records] == ['recover', 'conflict']
     record.note_removals(records, [{'name': 'prod', 'keys': [{'name': 'back', 'changed': True, 'kid': URL + '/keys/back/v1'}]}],
                          check_mode=True)
@@ -363,10 +363,10 @@ POLICY = {'version': '1.0.0', 'anyOf': [{'authority': 'https://a.attest.azure.ne
 
 def in_place_exportable(held_policy, held_exportable=True, **stated):
     r = rec('k', stated=sorted(stated), **stated)
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
-                'tags': {'byok-fingerprint': 'f1'}, 'key_ops': ['sign'], 'exportable': held_exportable,
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+                'tags': {'byok-fingerprint': ('f1' * 32)}, 'key_ops': ['sign'], 'exportable': held_exportable,
                 'release_policy': held_policy}])
-    hsm([r], {'k': 'f1'})
+    hsm([r], {'k': ('f1' * 32)})
     return r
 
 
@@ -409,30 +409,30 @@ def test_the_identity_tag_is_restored_on_a_version_the_vault_proved_never_on_the
     """A portal edit that replaces the tags drops the identity tag: the next update (here: disabling the key) writes it
     back, as it is the only thing that tells a disabled version apart later."""
     r = rec('k', enabled=False, stated=['enabled'])
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
                 'tags': {'owner': 'b'}}])
-    hsm([r], {'k': 'f1'})
-    assert record.attribute_changes(r) == {'enabled': [True, False], 'tags': [{'owner': 'b'}, {'owner': 'b', 'byok-fingerprint': 'f1'}]}
+    hsm([r], {'k': ('f1' * 32)})
+    assert record.attribute_changes(r) == {'enabled': [True, False], 'tags': [{'owner': 'b'}, {'owner': 'b', 'byok-fingerprint': ('f1' * 32)}]}
     wrong = rec('k')
-    read([wrong], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1',
-                    'enabled': True, 'tags': {'byok-fingerprint': 'f9'}}])
-    hsm([wrong], {'k': 'f1'})
-    assert record.attribute_changes(wrong) == {'tags': [{'byok-fingerprint': 'f9'}, {'byok-fingerprint': 'f1'}]}
+    read([wrong], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1',
+                    'enabled': True, 'tags': {'byok-fingerprint': ('f9' * 32)}}])
+    hsm([wrong], {'k': ('f1' * 32)})
+    assert record.attribute_changes(wrong) == {'tags': [{'byok-fingerprint': ('f9' * 32)}, {'byok-fingerprint': ('f1' * 32)}]}
     full = rec('k')
     fifteen = dict(('t%d' % i, 'v') for i in range(15))
-    read([full], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1',
+    read([full], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1',
                    'enabled': True, 'tags': fifteen}])
-    hsm([full], {'k': 'f1'})
+    hsm([full], {'k': ('f1' * 32)})
     assert record.attribute_changes(full) == {} and record.unchangeable(full) is None  # no room: the user's tags stay
     disabled = rec('k', enabled=False, stated=['enabled'])
     read([disabled], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'kid': URL + '/keys/k/v1',
-                       'version': 'v1', 'tags': {'byok-fingerprint': 'f1'}}])
-    hsm([disabled], {'k': 'f1'})
+                       'version': 'v1', 'tags': {'byok-fingerprint': ('f1' * 32)}}])
+    hsm([disabled], {'k': ('f1' * 32)})
     assert record.attribute_changes(disabled) == {}
 
 
 # -- rotation by cryptoperiod: the generation the vault holds, or the next one when its period is over ---------------
-def rotating(created_on, generations, vault_fp='f1', now='2026-12-01T00:00:00+00:00'):
+def rotating(created_on, generations, vault_fp=('f1' * 32), now='2026-12-01T00:00:00+00:00'):
     import datetime
     r = rec('k', rotate_after='P365D')
     record.note_reads([r], [{'name': 'prod', 'keys': [{'name': 'k', 'exists': True, 'fingerprint': vault_fp, 'version': 'v1',
@@ -443,75 +443,75 @@ def rotating(created_on, generations, vault_fp='f1', now='2026-12-01T00:00:00+00
 
 
 def test_a_version_over_its_period_moves_to_the_next_generation_once():
-    r = rotating('2025-11-01T00:00:00+00:00', {1: 'f1'})
+    r = rotating('2025-11-01T00:00:00+00:00', {1: ('f1' * 32)})
     assert r['label'] == 'k.r2' and r['rotating'] and r['base_label'] == 'k'
-    hsm([r], {'k.r2': 'f2'})
+    hsm([r], {'k.r2': ('f2' * 32)})
     assert record.action(r) == 'import' and 'created 2025-11-01, older than P365D' in record.step(r, 'decide')['reason']
     assert record.import_requests([r], check_mode=True)[0]['keys'][0]['if_current_version'] == 'v1'
     # a younger version stays; the vault holding generation 2 is generation 2 (its label), not due
-    r = rotating('2026-06-01T00:00:00+00:00', {1: 'f1'})
+    r = rotating('2026-06-01T00:00:00+00:00', {1: ('f1' * 32)})
     assert r['label'] == 'k' and not r['rotating']
-    r = rotating('2026-06-01T00:00:00+00:00', {1: 'f0', 2: 'f1'})
+    r = rotating('2026-06-01T00:00:00+00:00', {1: ('f0' * 32), 2: ('f1' * 32)})
     assert r['label'] == 'k.r2' and not r['rotating']
-    hsm([r], {'k.r2': 'f1'})
+    hsm([r], {'k.r2': ('f1' * 32)})
     assert record.action(r) == 'keep'
     # generation 3 is the next one after 2, and one the token already holds (a re-run after a failed import) is it
-    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f0', 2: 'f1', 3: 'f3'})
+    r = rotating('2025-06-01T00:00:00+00:00', {1: ('f0' * 32), 2: ('f1' * 32), 3: ('f3' * 32)})
     assert r['label'] == 'k.r3' and r['rotating'] and r['id'] is None
     # the vault holds none of the generations: not a rotation (a conflict unless force, as without rotate_after)
-    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f0', 2: 'f2'}, vault_fp='other')
+    r = rotating('2025-06-01T00:00:00+00:00', {1: ('f0' * 32), 2: ('f2' * 32)}, vault_fp='other')
     assert r['label'] == 'k.r2' and not r['rotating']
-    hsm([r], {'k.r2': 'f2'})
+    hsm([r], {'k.r2': ('f2' * 32)})
     assert record.action(r) == 'conflict'
 
 
 def test_a_rotation_never_takes_again_a_generation_that_was_in_service():
     """The vault was rolled back to generation 1 while the token holds 2 and 3 (both were in service): the rotation goes
     to 4, and the audit names the rollback; a token holding only 2 (a rotation whose import did not land) takes 2."""
-    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f1', 2: 'f2', 3: 'f3'})
+    r = rotating('2025-06-01T00:00:00+00:00', {1: ('f1' * 32), 2: ('f2' * 32), 3: ('f3' * 32)})
     assert r['label'] == 'k.r4' and r['rotating'], r['label']
-    young = rotating('2026-11-01T00:00:00+00:00', {1: 'f1', 2: 'f2', 3: 'f3'})
+    young = rotating('2026-11-01T00:00:00+00:00', {1: ('f1' * 32), 2: ('f2' * 32), 3: ('f3' * 32)})
     assert young['label'] == 'k' and not young['rotating'] and young['newer_generations'] == 3
-    hsm([young], {'k': 'f1'})
+    hsm([young], {'k': ('f1' * 32)})
     from ansible_collections.byok.keyvault.plugins.module_utils import audit
     import datetime
     findings = audit.key_row(young, datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))['findings']
     assert any('the token holds newer generations up to k.r3' in f for f in findings), findings
-    r = rotating('2025-06-01T00:00:00+00:00', {1: 'f1', 2: 'f2'})
+    r = rotating('2025-06-01T00:00:00+00:00', {1: ('f1' * 32), 2: ('f2' * 32)})
     assert r['label'] == 'k.r2' and r['rotating']
     # one step back: the token holds only 2, but an older version of the key held it (the vault's history): 3
     r = rec('k', rotate_after='P365D')
     import datetime
-    record.note_reads([r], [{'name': 'prod', 'keys': [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'version': 'v3',
+    record.note_reads([r], [{'name': 'prod', 'keys': [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'version': 'v3',
                                                        'kid': URL + '/keys/k/v3', 'created_on': '2025-06-01T00:00:00+00:00'}]}],
                       now=datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))
     assert record.history_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium', 'names': ['k']}]
-    record.note_history([r], [{'name': 'prod', 'keys': [{'name': 'k', 'earlier_identities': ['f1', 'F2']}]}])
-    record.choose_generations([r], {'k': {1: 'f1', 2: 'f2'}})
+    record.note_history([r], [{'name': 'prod', 'keys': [{'name': 'k', 'earlier_identities': [('f1' * 32), ('F2' * 32)]}]}])
+    record.choose_generations([r], {'k': {1: ('f1' * 32), 2: ('f2' * 32)}})
     assert r['label'] == 'k.r3' and r['rotating'], r['label']
 
 
 def test_a_rotating_key_listed_again_recovers_the_generation_its_vault_holds_soft_deleted():
     r = rec('k', rotate_after='P365D')
-    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'}])
-    record.choose_generations([r], {'k': {1: 'f1', 2: 'f2'}})
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': ('f1' * 32)}])
+    record.choose_generations([r], {'k': {1: ('f1' * 32), 2: ('f2' * 32)}})
     assert r['label'] == 'k' and not r['rotating']
-    hsm([r], {'k': 'f1'})
+    hsm([r], {'k': ('f1' * 32)})
     assert record.action(r) == 'recover', record.step(r, 'decide')
 
 
 # -- destroy_hsm_key: only after the vault confirmed the deletion, never a label another entry needs ------------------
 def retired(delete_outcome, **extra):
     r = rec('k', state='absent', destroy_hsm_key=True, **extra)
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
-    hsm([r], {'k': 'f1'}, 'contact')
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
+    hsm([r], {'k': ('f1' * 32)}, 'contact')
     if delete_outcome is not None:
         record.note_removals([r], [{'name': 'prod', 'keys': [dict({'name': 'k'}, **delete_outcome)]}])
     return r
 
 
 def test_the_hsm_key_is_destroyed_only_after_the_vault_deleted_the_key():
-    assert record.destroy_items([retired({'changed': True})]) == [{'label': 'k', 'fingerprint': 'f1'}]
+    assert record.destroy_items([retired({'changed': True})]) == [{'label': 'k', 'fingerprint': ('f1' * 32)}]
     assert record.destroy_items([retired({'failed': True, 'msg': '403'})]) == []
     assert record.destroy_items([retired(None)]) == []  # the vault step did not run
     # a label another entry of the host still uses is never destroyed
@@ -529,7 +529,7 @@ def gone_from_vault(held):
     """A key retired with destroy_hsm_key whose name the vault holds no current version of."""
     r = rec('k', state='absent', destroy_hsm_key=True)
     read([r], [dict({'name': 'k', 'exists': False}, **held)])
-    hsm([r], {'k': 'f1'}, 'contact')
+    hsm([r], {'k': ('f1' * 32)}, 'contact')
     return r
 
 
@@ -541,10 +541,10 @@ def test_a_name_the_vault_holds_nothing_under_does_not_let_the_hsm_key_go():
     assert record.action(typo) == 'absent' and record.destroy_items([typo]) == []
     message = record.row(typo)['message']
     assert 'HSM key not destroyed: the vault holds no key named k, current or soft-deleted, that is this HSM key' in message
-    other = gone_from_vault({'deleted': True, 'deleted_fingerprint': 'f9'})
+    other = gone_from_vault({'deleted': True, 'deleted_fingerprint': ('f9' * 32)})
     assert record.destroy_items([other]) == []
-    earlier = gone_from_vault({'deleted': True, 'deleted_fingerprint': 'F1'})
-    assert record.destroy_items([earlier]) == [{'label': 'k', 'fingerprint': 'f1'}]
+    earlier = gone_from_vault({'deleted': True, 'deleted_fingerprint': ('F1' * 32)})
+    assert record.destroy_items([earlier]) == [{'label': 'k', 'fingerprint': ('f1' * 32)}]
 
 
 def test_the_finish_step_runs_on_the_hosts_with_a_key_to_destroy_and_its_failure_is_the_keys_own():
@@ -571,30 +571,30 @@ def two_vaults(created, fps, generations, **extra):
 
 def test_one_label_in_two_vaults_rotates_together_and_a_vault_behind_catches_up():
     old, young = '2025-06-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00'
-    both = two_vaults({'prod': old, 'dr': young}, {'prod': 'f1', 'dr': 'f1'}, {1: 'f1'})
+    both = two_vaults({'prod': old, 'dr': young}, {'prod': ('f1' * 32), 'dr': ('f1' * 32)}, {1: ('f1' * 32)})
     assert [both[v]['label'] for v in ('prod', 'dr')] == ['k.r2', 'k.r2'] and all(r['rotating'] for r in both.values())
-    behind = two_vaults({'prod': young, 'dr': young}, {'prod': 'f2', 'dr': 'f1'}, {1: 'f1', 2: 'f2'})
+    behind = two_vaults({'prod': young, 'dr': young}, {'prod': ('f2' * 32), 'dr': ('f1' * 32)}, {1: ('f1' * 32), 2: ('f2' * 32)})
     assert behind['prod']['label'] == 'k.r2' and not behind['prod']['rotating']
     assert behind['dr']['label'] == 'k.r2' and behind['dr']['rotating']
     assert 'holds its generation 2' in record.step(behind['dr'], 'read')['rotation_reason']
     # a disabled key (or one the inventory keeps disabled) is out of use: not rotated
-    kept = two_vaults({'prod': old, 'dr': old}, {'prod': 'f1', 'dr': 'f1'}, {1: 'f1'}, enabled=False)
+    kept = two_vaults({'prod': old, 'dr': old}, {'prod': ('f1' * 32), 'dr': ('f1' * 32)}, {1: ('f1' * 32)}, enabled=False)
     assert not any(r['rotating'] for r in kept.values())
 
 
 def test_a_rotated_key_listed_absent_stands_for_the_generation_its_vault_holds():
     r = rec('k', state='absent', rotate_after='P1Y')
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f2', 'kid': 'x', 'version': 'v2',
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f2' * 32), 'kid': 'x', 'version': 'v2',
                 'created_on': '2025-01-01T00:00:00+00:00'}])
-    record.choose_generations([r], {'k': {1: 'f1', 2: 'f2'}})
+    record.choose_generations([r], {'k': {1: ('f1' * 32), 2: ('f2' * 32)}})
     assert r['label'] == 'k.r2' and not r['rotating']
-    hsm([r], {'k.r2': 'f2'}, 'contact')
+    hsm([r], {'k.r2': ('f2' * 32)}, 'contact')
     assert record.action(r) == 'delete'
 
 
 def test_a_key_destroyed_in_the_hsm_and_soft_deleted_in_the_vault_says_what_to_do_not_force():
     r = rec('k')
-    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'}])
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': ('f1' * 32)}])
     hsm([r], {'k': None}, 'contact', action='generate')
     row = record.row(r)
     assert row['result'] == 'failed' and 'the HSM holds no key labelled k (destroyed?)' in row['message'], row
@@ -620,7 +620,7 @@ def test_an_import_that_made_a_version_of_another_key_is_failed_with_that_versio
     failed, and names that version's kid, so that the manifest says where it is."""
     records = [rec('app-ec')]
     read(records, [{'name': 'app-ec', 'exists': False}])
-    hsm(records, {'app-ec': 'f2'})
+    hsm(records, {'app-ec': ('f2' * 32)})
     kek(records)
     record.note_wraps(records, {('app-ec', KID): {'byok_content': 'Ynl0ZXM=', 'wrap_method': 'two_step'}})
     kid = URL + '/keys/app-ec/7'
@@ -632,8 +632,8 @@ def test_an_import_that_made_a_version_of_another_key_is_failed_with_that_versio
 
 def test_a_key_someone_else_deleted_before_the_run_did_is_absent_not_deleted_by_the_run():
     r = rec('k', state='absent')
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
-    hsm([r], {'k': 'f1'}, 'contact')
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
+    hsm([r], {'k': ('f1' * 32)}, 'contact')
     assert record.removal_requests([r])[0]['keys'] == [{'name': 'k', 'action': 'delete', 'version': 'v1'}]
     record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': False, 'gone': True}]}])
     row = record.row(r)
@@ -642,9 +642,9 @@ def test_a_key_someone_else_deleted_before_the_run_did_is_absent_not_deleted_by_
 
 def test_a_disabled_key_deleted_says_its_identity_was_only_the_tag():
     r = rec('k', state='absent')
-    read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'fingerprint': None, 'tags': {'byok-fingerprint': 'f1'},
+    read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'fingerprint': None, 'tags': {'byok-fingerprint': ('f1' * 32)},
                 'kid': URL + '/keys/k/v1', 'version': 'v1'}])
-    hsm([r], {'k': 'f1'}, 'contact')
+    hsm([r], {'k': ('f1' * 32)}, 'contact')
     assert record.action(r) == 'delete', record.step(r, 'decide')
     record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True}]}])
     row = record.row(r)
@@ -652,12 +652,12 @@ def test_a_disabled_key_deleted_says_its_identity_was_only_the_tag():
 
 
 def test_the_details_never_show_a_tag_as_what_the_vault_holds():
-    rows = [dict(report.new_row({'name': 'k', 'key_type': 'EC', 'hsm_fingerprint': 'f1', 'vault_fingerprint': 'f1',
+    rows = [dict(report.new_row({'name': 'k', 'key_type': 'EC', 'hsm_fingerprint': ('f1' * 32), 'vault_fingerprint': ('f1' * 32),
                                  'vault_kid': URL + '/keys/k/v1'}, 'hsm1', identity_source=report.SOURCE_KCV_TAG),
                  result='in place')]
     assert rows[0]['proof'] == report.PROOF_TAG, rows
     lines = report.details(rows)
-    assert "    vault sha256 not readable; the collection's own tag says f1" in lines, lines
+    assert "    vault sha256 not readable; the collection's own tag says %s" % ('f1' * 32) in lines, lines
     assert any(line.startswith('unverified: what the vault holds could not be read') for line in report.table(rows)), rows
 
 
@@ -672,14 +672,14 @@ def test_an_update_whose_answer_was_lost_is_unknown_not_failed():
 
 def test_a_conflict_that_is_no_comparison_says_what_is_missing_not_that_the_keys_differ():
     no_hsm_key = rec('a')
-    read([no_hsm_key], [{'name': 'a', 'exists': True, 'fingerprint': 'f9', 'kid': 'k9'}])
+    read([no_hsm_key], [{'name': 'a', 'exists': True, 'fingerprint': ('f9' * 32), 'kid': 'k9'}])
     hsm([no_hsm_key], {'a': None}, 'contact', action='generate', changed=True)
     assert record.action(no_hsm_key) == 'conflict'
     message = record.row(no_hsm_key)['message']
     assert message.startswith('vault key a exists and the HSM holds no key labelled a; nothing was generated'), message
     untagged = rec('b')
     read([untagged], [{'name': 'b', 'exists': True, 'disabled': True, 'fingerprint': None, 'tags': {}, 'kid': 'k8'}])
-    hsm([untagged], {'b': 'f2'}, 'contact')
+    hsm([untagged], {'b': ('f2' * 32)}, 'contact')
     message = record.row(untagged)['message']
     assert message.startswith('vault key b cannot be compared with HSM key b'), message
     assert 'is not HSM key' not in message, message
@@ -717,7 +717,7 @@ def test_a_key_a_host_outside_the_limit_lists_on_the_same_token_is_neither_seale
 
 def test_a_key_another_host_on_the_same_token_still_uses_is_not_destroyed():
     mine = retired({'changed': True})
-    assert record.destroy_items([mine]) == [{'label': 'k', 'fingerprint': 'f1'}]  # as hsm1 alone sees it
+    assert record.destroy_items([mine]) == [{'label': 'k', 'fingerprint': ('f1' * 32)}]  # as hsm1 alone sees it
     theirs = dict(rec('k2', label='k'), host='hsm2', token=mine['token'])
     record.hold_shared_token_keys([mine, theirs])
     assert record.destroy_items([mine]) == [], mine
@@ -726,25 +726,25 @@ def test_a_key_another_host_on_the_same_token_still_uses_is_not_destroyed():
 def test_a_disabled_version_that_showed_another_key_when_enabled_is_reported_with_what_the_vault_showed():
     r = rec('k', enabled=True, stated=['enabled'])
     read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'kid': URL + '/keys/k/v1', 'version': 'v1',
-                'tags': {'byok-fingerprint': 'f1'}}])
-    hsm([r], {'k': 'f1'})
+                'tags': {'byok-fingerprint': ('f1' * 32)}}])
+    hsm([r], {'k': ('f1' * 32)})
     changes = record.attribute_changes(r)
     record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'failed': True, 'changes': changes,
-                                                         'vault_identity': 'f9', 'msg': 'not the HSM key (f9, not f1)'}]}])
+                                                         'vault_identity': ('f9' * 32), 'msg': 'not the HSM key (f9, not f1)'}]}])
     row = record.row(r)
     assert row['result'] == 'failed' and row['message'].startswith('none of its attributes was updated'), row
-    assert row['vault_fingerprint'] == 'f9' and not row['match'], row
+    assert row['vault_fingerprint'] == ('f9' * 32) and not row['match'], row
 
 
 def test_tags_the_vault_would_refuse_after_the_merge_are_reported_not_sent():
     """append_tags adds the stated tags to the vault's: 15 at most, or the Update Key fails (and check mode said would
     update)."""
     held = dict(('t%d' % i, 'v') for i in range(13))
-    held['byok-fingerprint'] = 'f1'
+    held['byok-fingerprint'] = ('f1' * 32)
     r = rec('k', tags={'a': '1', 'b': '2'}, stated=['tags'])
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
                 'tags': held}])
-    hsm([r], {'k': 'f1'})
+    hsm([r], {'k': ('f1' * 32)})
     assert 'would hold 16 tags after the update' in record.unchangeable(r)
     record.note_unchangeable([r])
     assert record.update_requests([r]) == [] and record.row(r)['result'] == 'failed'
@@ -754,28 +754,28 @@ def test_a_recovered_version_gets_the_stated_attributes_in_the_same_run():
     """Retired while disabled, listed again with enabled: true: recovered and enabled in one run, not left disabled until
     the next one (nor, the other way round, put back into use when the inventory says enabled: false)."""
     r = rec('k', enabled=True, tags={'owner': 'q'}, stated=['enabled', 'tags'])
-    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'f1'}])
-    hsm([r], {'k': 'f1'}, 'contact')
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': ('f1' * 32)}])
+    hsm([r], {'k': ('f1' * 32)}, 'contact')
     assert record.action(r) == 'recover' and record.attribute_changes(r) == {}  # nothing known of it before the recovery
-    held = {'exists': True, 'version': 'v7', 'enabled': False, 'disabled': True, 'tags': {'byok-fingerprint': 'f1'},
-            'key_ops': None, 'fingerprint': 'f1'}
+    held = {'exists': True, 'version': 'v7', 'enabled': False, 'disabled': True, 'tags': {'byok-fingerprint': ('f1' * 32)},
+            'key_ops': None, 'fingerprint': ('f1' * 32)}
     record.note_removals([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changed': True, 'kid': URL + '/keys/k/v7', 'held': held}]}])
     changes = record.attribute_changes(r)
-    assert changes == {'enabled': [False, True], 'tags': [{'byok-fingerprint': 'f1'}, {'byok-fingerprint': 'f1', 'owner': 'q'}]}
+    assert changes == {'enabled': [False, True], 'tags': [{'byok-fingerprint': ('f1' * 32)}, {'byok-fingerprint': ('f1' * 32), 'owner': 'q'}]}
     (entry,) = record.update_requests([r])
     assert entry['keys'][0]['version'] == 'v7' and entry['keys'][0]['disabled']
     record.note_updates([r], [{'name': 'prod', 'keys': [{'name': 'k', 'changes': changes, 'changed': True}]}])
     row = record.row(r)
     assert row['result'] == 'recovered' and 'its attributes updated: enabled false -> true' in row['message'], row
-    assert row['vault_fingerprint'] == 'f1' and row['match'] and row['proof'] == report.PROOF_JWK, row
+    assert row['vault_fingerprint'] == ('f1' * 32) and row['match'] and row['proof'] == report.PROOF_JWK, row
 
 
 def test_a_key_in_place_is_signed_each_run_when_the_signature_is_asked_for():
     """A signature that failed after the import is asked for again by the next run, where the key is in place."""
     r = rec('k', verify_signature=True)
-    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'f1', 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': URL + '/keys/k/v1', 'version': 'v1', 'enabled': True,
                 'key_ops': ['sign', 'verify']}])
-    hsm([r], {'k': 'f1'})
+    hsm([r], {'k': ('f1' * 32)})
     assert record.proof_requests([r]) == [{'name': 'prod', 'vault_url': URL, 'vault_type': 'premium',
                                            'keys': [{'name': 'k', 'version': 'v1', 'key_type': 'EC'}]}]
     signed = {'method': 'signature', 'verified': True, 'algorithm': 'ES256'}

@@ -122,7 +122,7 @@ def test_the_identities_older_versions_held_are_read_from_their_identity_tags():
     class History(object):
         @staticmethod
         def versions(name):  # oldest first; the last is the current version
-            return [types.SimpleNamespace(tags={'byok-fingerprint': 'f1'}), types.SimpleNamespace(tags={'owner': 'x'}),
-                    types.SimpleNamespace(tags={'byok-fingerprint': 'f2'}), types.SimpleNamespace(tags={'byok-fingerprint': 'f1'})]
+            return [types.SimpleNamespace(tags={'byok-fingerprint': ('f1' * 32)}), types.SimpleNamespace(tags={'owner': 'x'}),
+                    types.SimpleNamespace(tags={'byok-fingerprint': ('f2' * 32)}), types.SimpleNamespace(tags={'byok-fingerprint': ('f1' * 32)})]
 
-    assert vault_backend.earlier_identities(History(), 'k') == {'name': 'k', 'earlier_identities': ['f1', 'f2']}
+    assert vault_backend.earlier_identities(History(), 'k') == {'name': 'k', 'earlier_identities': [('f1' * 32), ('f2' * 32)]}

@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) byok.keyvault contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Someone who may write keys in a vault forges what the collection would take for the HSM key (REAL SoftHSM2 tokens,
+the REAL lab vault, the real SDK as the forger and as an independent reader, REAL ansible-playbook runs).
+
+- a soft-deleted AES key of their own, under the name the HSM key is to have and carrying the HSM key's identity tag
+  (the tag value is in every manifest): a run that lists the key there recovers it (the tag is all a deleted AES key shows), finds the
+  KCV the vault computes is another key's, deletes it again and fails, never reporting it recovered.
+"""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TRANSFER_PLAYBOOK, unique
+from test_reports import manifest, mhsm_vault, rows_by_name
+from test_transfer import write_inventory
+
+
+def aes_inventory(lab, tmp_path, token, keys, kek_names):
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek_names["premium"])
+    data = json.loads(inventory.read_text())
+    data["all"]["vars"]["byok_vaults"]["mhsm"] = mhsm_vault(lab, kek_names["mhsm"])
+    inventory.write_text(json.dumps(data))
+    return inventory
+
+
+def test_a_soft_deleted_key_with_a_copied_identity_tag_is_not_put_back_into_service(lab, make_token, run_playbook, tmp_path):
+    first_name, name, label, token = unique("fg-first"), unique("fg-rec"), unique("fg-label"), make_token()
+    keks = {"premium": unique("fg-kek"), "mhsm": unique("fg-kek")}
+    keys = [{"name": first_name, "label": label, "vault": "mhsm", "key_type": "oct", "key_size": 256,
+             "key_ops": ["encrypt", "decrypt"]}]
+    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
+    first = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert first.rc == 0, str(first)
+    identity = rows_by_name(manifest(tmp_path))[first_name]["hsm_fingerprint"]
+    assert len(identity) == 64, identity
+
+    # the forger's own AES key under the name the HSM key is to have next, with its identity tag copied from the
+    # manifest, soft-deleted
+    client = lab.key_client("mhsm")
+    forged = client.create_oct_key(name, size=256, hardware_protected=True, tags={"byok-kcv": identity})
+    client.begin_delete_key(name).wait()
+    assert client.get_deleted_key(name).properties.version == forged.properties.version
+
+    keys[0]["name"] = name
+    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
+    back = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert back.rc != 0, str(back)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "failed" and "is not the HSM key" in row["message"], row
+    assert "deleted again" in row["message"], row
+    # the forger's key is soft-deleted again, as it was: nothing of it is in service
+    assert client.get_deleted_key(name).properties.version == forged.properties.version
+    assert not [p for p in client.list_properties_of_keys() if p.name == name]
