@@ -153,6 +153,23 @@ def test_a_misspelled_byok_keys_stops_the_run(contract_lab, token, run_playbook,
                         "not -)"], problems
 
 
+@pytest.mark.parametrize("playbook", ["transfer.yml", "verify.yml"])
+def test_a_misspelled_hsm_group_fails_the_run_and_does_nothing(playbook, contract_lab, token, run_playbook, tmp_path):
+    """Group byok_hsm_host (no s): no play would run on an HSM host, and the run would end green with an empty manifest
+    (a scheduled audit would stay green for ever); it fails at once, naming the group meant."""
+    manifests = tmp_path / "manifests"
+    inv = good_inventory(contract_lab, token, manifests)
+    inv["all"]["children"]["byok_hsm_host"] = inv["all"]["children"].pop("byok_hsm_hosts")
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps(inv, indent=1))
+    before = contract_lab.dump()
+    run = run_playbook(TRANSFER_PLAYBOOK.parent / playbook, path, extra_env=contract_lab.azure_env)
+    assert run.rc != 0, run
+    assert "the inventory has no HSM hosts: group byok_hsm_hosts is missing" in run.output, run.output[-3000:]
+    assert "did you mean group byok_hsm_host?" in run.output
+    assert token.objects() == [] and contract_lab.dump() == before and not manifests.exists()
+
+
 def test_four_mistakes_of_one_inventory_are_reported_in_one_run(contract_lab, token, run_playbook, tmp_path):
     """Each of these used to wait for the one before it to be fixed: curve, key_type, key_size, key_ops."""
     manifests = tmp_path / "manifests"
