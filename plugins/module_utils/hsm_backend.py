@@ -322,6 +322,10 @@ KEY_FIELDS = ('key_type', 'key_size', 'curve', 'fingerprint', 'public_key_pem', 
 def flatten(r):
     """A key's result as the module returns it: label, action, changed and the key's facts (no key material)."""
     out = {'label': r['label'], 'action': r['action'], 'changed': r['changed']}
+    if r['action'] == 'replace':
+        # the key a replacement destroys (or would): a vault may hold it, and the HSM keeps no other copy
+        out['replaces'] = ((r.get('diff') or {}).get('before') or {}).get('fingerprint')
+        out['reason'] = r.get('reason')
     if r.get('wrap_mechanism'):
         out['wrap_mechanism'] = r['wrap_mechanism']
     key = r['key'] or {}

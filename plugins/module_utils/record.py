@@ -253,6 +253,8 @@ def hsm_keys(records, contact=False):
             continue
         if any(item['label'] == rec['label'] for item in out):
             continue
+        if not contact and all(action(r) == decisions.CONFLICT for r in records if r['label'] == rec['label']):
+            continue  # nothing of this label moves: its HSM key is neither generated nor replaced
         item = {'label': rec['label'], 'key_type': rec['key_type'], 'key_size': rec.get('key_size')}
         for field in ('curve', 'id'):
             if rec.get(field):
@@ -372,10 +374,34 @@ def hsm_identity(rec):
     return None
 
 
+#: why a key whose HSM key differs from its entry is not replaced: a vault's current version is that key
+REPLACE_REFUSED = ("the HSM key differs from its entry and byok_regenerate would replace it, but it is the key of the "
+                   "current version of vault %s key %s: the HSM keeps no other copy of it")
+
+
+def replaced_identity(rec):
+    """The identity of the key the HSM step replaces (or would) under rec's label (byok_regenerate: full_idempotence,
+    the key differing from its entry), or None."""
+    hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
+    return hsm_step.get('replaces') if hsm_step.get('action') == 'replace' else None
+
+
+def vault_held_labels(records):
+    """{label: (vault, name)} of the HSM keys the HSM step would replace although a vault's current version is that very
+    key: the HSM keeps no other copy of it, so it is not replaced (byok_regenerate never destroys a key a vault holds)."""
+    out = {}
+    for rec in records:
+        old = replaced_identity(rec)
+        if old and ok(rec, 'read') and in_vault(rec) and decisions.same_identity(old, vault_identity(rec)[0]):
+            out.setdefault(rec['label'], (rec['vault'], rec['name']))
+    return out
+
+
 def decide(records):
     """The decide step of each record whose HSM key is known: import, keep or conflict (decisions.import_decision), and
     whether the vault's KEK is needed.  Returns the vault names whose KEK the records need."""
     wanted = []
+    vault_held = vault_held_labels(records)
     for rec in records:
         hsm_step = step(rec, 'keygen') or step(rec, 'contact')
         if hsm_step is not None and hsm_step.get('failed'):
@@ -385,7 +411,9 @@ def decide(records):
             continue
         identity, source = vault_identity(rec)
         held = step(rec, 'read') or {}
-        if absent(rec):
+        if rec['label'] in vault_held and not absent(rec):
+            what, reason = decisions.CONFLICT, REPLACE_REFUSED % vault_held[rec['label']]
+        elif absent(rec):
             what, reason = decisions.absent_decision(in_vault(rec), identity, hsm_step.get('fingerprint'))
         elif not in_vault(rec) and held.get('deleted'):
             what, reason = decisions.deleted_decision(held.get('deleted_fingerprint'), hsm_step.get('fingerprint'))
@@ -1164,7 +1192,20 @@ def _outcome(rec, r, stop):
             r.update(result='failed', message=_deleted_conflict(rec))
             return
         done = 'nothing was imported' if _from_bundle(rec) else 'nothing was wrapped or imported'
-        if not decisions.known(hsm_identity(rec)) and not _from_bundle(rec):
+        if replaced_identity(rec):
+            hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
+            kept = decided['reason'].startswith(REPLACE_REFUSED.split(' %s')[0])
+            r.update(result='failed', message="HSM key %s (%s) differs from byok_keys entry %s (%s)%s; %s. %s"
+                     % (rec['label'], replaced_identity(rec), rec['name'], hsm_step.get('reason') or 'it differs',
+                        ': it is the key of the vault\'s current version, and replacing it (byok_regenerate: '
+                        'full_idempotence) would destroy the only HSM copy of that vault key, so it was kept'
+                        if kept else ', and byok_regenerate would replace it, but the vault key %s is not known to be '
+                        'that key' % rec['name'], done,
+                        'To move to a new HSM key, give the entry a new label (with force: true: a rotation); to keep '
+                        'this one, make the entry say what the key is' if kept else
+                        'Set force: true on byok_keys entry %s to replace the HSM key and import it as a %s, or make the '
+                        'entry say what the HSM key is' % (rec['name'], decisions.rotation_text(rec['name']))))
+        elif not decisions.known(hsm_identity(rec)) and not _from_bundle(rec):
             r.update(result='failed', message="vault key %s exists and the HSM holds no key labelled %s; nothing was generated "
                      "or imported. Give byok_keys entry %s the label of the HSM key the vault holds, or set force: true to "
                      "generate a new HSM key and import it as a %s"
@@ -1212,12 +1253,18 @@ def _outcome(rec, r, stop):
         # a planned rotation (force: true over another vault key) is not a first transfer: say so
         rotation = decided.get('rotation')
         r.update(result='would rotate' if rotation else 'would transfer', message=_rotation_message(rec) if rotation else '')
+        if replaced_identity(rec):
+            _add(r, 'HSM key %s would be replaced, destroying the key it holds (%s): byok_regenerate full_idempotence'
+                 % (rec['label'], replaced_identity(rec)))
         return
     r.update(result='transferred' if outcome.get('changed') else 'in place', kid=outcome.get('kid'),
              vault_fingerprint=outcome.get('fingerprint'), attempts=outcome.get('attempts'))
     report.set_proof(r, outcome.get('identity_source'))
     if outcome.get('changed') and decided.get('rotation'):
         r['message'] = _rotation_message(rec)
+    if replaced_identity(rec):
+        _add(r, 'HSM key %s replaced: the key it held before (%s) was destroyed (byok_regenerate: full_idempotence)'
+             % (rec['label'], replaced_identity(rec)))
 
 
 def _deleted_conflict(rec):
