@@ -163,8 +163,8 @@ def summary(audit_rows):
             '%d of %d keys drifted from the inventory' % (len(drift), len(audit_rows)))
     if not unverified:
         return head
-    return "%s; %d %s unverified: a disabled version shows only the collection's own tag" % (
-        head, len(unverified), 'of them' if not drift else 'keys')
+    return ("%s; %d %s unverified: the vault shows only the collection's own tag (a disabled version, or an AES key that "
+            "may not encrypt)" % (head, len(unverified), 'of them' if not drift else 'keys'))
 
 
 def table(audit_rows):

@@ -1313,6 +1313,29 @@ def _kept(rec, r, stop):
                  % (changes_text(changes), ': this host stopped' if stop else ''))
     if held.get('enabled') is False and 'enabled' not in (rec.get('stated') or ()):
         _add(r, 'disabled in the vault, which the inventory does not state (enabled not set): left disabled')
+    if r['result'] == 'in place' and r.get('proof') == report.PROOF_TAG and not _tag_only_stated(rec, held):
+        # the vault showed nothing of the key: a tag anyone allowed to tag a key can write (its value is in every
+        # manifest) is all that says it is the HSM key, and the inventory does not say why nothing more can be shown
+        before = r.get('message')
+        r.update(result='not done', message=TAG_ONLY % (rec['name'], rec['name']))
+        if before:
+            _add(r, before)
+
+
+#: a key in place that only its identity tag says is the HSM key, where the inventory does not explain why
+TAG_ONLY = ("cannot be compared: only the collection's identity tag says the current version of vault key %s is the HSM "
+            "key (a disabled version shows no key material), and a tag proves nothing: anyone allowed to tag a key can "
+            "write it; nothing was changed. State enabled: true on byok_keys entry %s to let the run enable it and prove "
+            "it, enabled: false to keep it disabled (it stays unverified), or force: true to import the HSM key as a new "
+            "version")
+
+
+def _tag_only_stated(rec, held):
+    """Whether the inventory itself says why the vault cannot show the key: it states the key disabled, or an AES key
+    that may not encrypt (the vault computes no KCV of it)."""
+    if held.get('disabled'):
+        return 'enabled' in (rec.get('stated') or ()) and rec.get('enabled') is False
+    return ki.identified_by_kcv(rec.get('key_type')) and 'encrypt' not in (rec.get('key_ops') or ())
 
 
 def _removed(rec, r, decided, stop):

@@ -184,6 +184,11 @@ def summary(rows):
     if not rows:
         return 'no keys in the inventory'
     if set(counts) == set(['in place']):
+        doubt = len([r for r in rows if check_mark(r) == 'unverified'])
+        if doubt:
+            # a tag the collection wrote is all that speaks for these: not "already in the vault"
+            return 'nothing to transfer: in place: %d, %d of them unverified (only the collection\'s own tag)' % (
+                len(rows), doubt)
         if len(rows) == 1:
             return 'nothing to transfer: the key is already in its vault'
         return 'nothing to transfer: all %d keys are already in their vaults' % len(rows)

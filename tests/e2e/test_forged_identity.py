@@ -6,7 +6,9 @@ the REAL lab vault, the real SDK as the forger and as an independent reader, REA
 
 - a soft-deleted AES key of their own, under the name the HSM key is to have and carrying the HSM key's identity tag
   (the tag value is in every manifest): a run that lists the key there recovers it (the tag is all a deleted AES key shows), finds the
-  KCV the vault computes is another key's, deletes it again and fails, never reporting it recovered.
+  KCV the vault computes is another key's, deletes it again and fails, never reporting it recovered;
+- a disabled key of their own under that name with the tag copied: the vault shows nothing of a disabled version but
+  its tags, so only the tag would say it is the HSM key: "cannot be compared", the run fails, nothing is imported.
 """
 
 from __future__ import annotations
@@ -54,3 +56,28 @@ def test_a_soft_deleted_key_with_a_copied_identity_tag_is_not_put_back_into_serv
     # the forger's key is soft-deleted again, as it was: nothing of it is in service
     assert client.get_deleted_key(name).properties.version == forged.properties.version
     assert not [p for p in client.list_properties_of_keys() if p.name == name]
+
+
+def test_a_disabled_key_with_a_copied_identity_tag_is_not_taken_for_the_hsm_key(lab, make_token, run_playbook, tmp_path):
+    first_name, name, label, token = unique("fg-first"), unique("fg-dis"), unique("fg-label"), make_token()
+    keys = [{"name": first_name, "label": label, "vault": "premium", "key_type": "EC", "curve": "P-256",
+             "key_ops": ["sign", "verify"]}]
+    kek = unique("fg-kek")
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env).rc == 0
+    identity = rows_by_name(manifest(tmp_path))[first_name]["hsm_fingerprint"]
+
+    # the forger's own key under the name the HSM key is to have next, with the identity tag copied from the manifest,
+    # disabled: the vault then shows nothing of its key material, only its tags
+    client = lab.key_client()
+    forged = client.create_ec_key(name, curve="P-256", hardware_protected=True, tags={"byok-fingerprint": identity})
+    client.update_key_properties(name, enabled=False)
+
+    keys[0]["name"] = name
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert run.rc != 0, str(run)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "not done" and row["message"].startswith("cannot be compared"), row
+    assert "nothing to transfer" not in run.output
+    assert [v.version for v in client.list_properties_of_key_versions(name)] == [forged.properties.version]

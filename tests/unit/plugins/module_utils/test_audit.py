@@ -90,8 +90,9 @@ def test_a_disabled_version_known_by_the_tag_alone_is_unverified_never_ok():
     assert ok['vault_identity'] == ('f1' * 32) and ok['claimed_identity'] is None
     rows = [ok, row]
     doc = json.loads(audit.document(rows, {}))
-    assert not doc['drift'] and doc['summary'] == ("all 2 keys as the inventory describes them; 1 of them unverified: a "
-                                                   "disabled version shows only the collection's own tag"), doc['summary']
+    assert not doc['drift'] and doc['summary'] == ("all 2 keys as the inventory describes them; 1 of them unverified: the "
+                                                   "vault shows only the collection's own tag (a disabled version, or an "
+                                                   "AES key that may not encrypt)"), doc['summary']
     root = ET.fromstring(audit.junit(rows, '2026-12-01T00:00:00Z'))
     assert root.get('failures') == '0' and root.get('skipped') == '1'
     skipped = [c for c in root.iter('testcase') if c.find('skipped') is not None]

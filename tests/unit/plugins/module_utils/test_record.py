@@ -301,14 +301,23 @@ def test_append_tags_false_keeps_only_the_stated_tags_and_the_identity_tag():
     assert 'removed owner' in record.changes_text(record.attribute_changes(r))
 
 
-def test_a_disabled_key_is_known_by_its_identity_tag_and_left_disabled_unless_stated():
+def test_a_disabled_key_known_only_by_its_tag_is_in_place_only_where_the_inventory_disables_it():
+    """A tag proves nothing (anyone allowed to tag a key can copy it from a manifest): a disabled version it alone
+    speaks for is "cannot be compared" (not done: the run fails), unless the inventory states the key disabled; then
+    it is in place, unverified."""
     r = rec('k')
     read([r], [{'name': 'k', 'exists': True, 'disabled': True, 'enabled': False, 'fingerprint': None, 'key_ops': None,
                 'kid': URL + '/keys/k/v1', 'version': 'v1', 'tags': {'byok-fingerprint': ('f1' * 32)}}])
     hsm([r], {'k': ('f1' * 32)})
     assert record.action(r) == 'keep' and record.attribute_changes(r) == {}
     row = record.row(r)
-    assert row['result'] == 'in place' and row['proof'] == report.PROOF_TAG and 'left disabled' in row['message']
+    assert row['result'] == 'not done' and row['proof'] == report.PROOF_TAG, row
+    assert row['message'].startswith("cannot be compared: only the collection's identity tag says") and row['kid'], row
+    assert report.not_done([row]) == [row]
+    r['stated'], r['enabled'] = ['enabled'], False
+    row = record.row(r)
+    assert row['result'] == 'in place' and row['proof'] == report.PROOF_TAG and report.check_mark(row) == 'unverified', row
+    r['stated'], r['enabled'] = [], True
     r['stated'], r['enabled'] = ['enabled', 'key_ops'], True
     assert record.attribute_changes(r) == {'enabled': [False, True]}  # a disabled version shows no operations
     other = rec('k')
