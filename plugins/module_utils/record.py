@@ -187,8 +187,10 @@ def note_reads(records, results, now=None):
 
 def history_requests(records):
     """The vaults' key names whose versions the rotation must know: keys with rotate_after whose period is over (a
-    generation an older version held was in service and is never taken again)."""
-    return read_requests([rec for rec in records if rec.get('rotate_after') and (step(rec, 'read') or {}).get('rotation_due')])
+    generation an older version held was in service and is never taken again), and keys in their vaults that force may
+    give a new version (never the key an older version held: a replayed bundle or an old HSM key would roll it back)."""
+    return read_requests([rec for rec in records if (rec.get('rotate_after') and (step(rec, 'read') or {}).get('rotation_due'))
+                          or (rec.get('force') and not absent(rec) and in_vault(rec))])
 
 
 def note_history(records, results):
@@ -374,6 +376,11 @@ def hsm_identity(rec):
     return None
 
 
+#: why force does not make a new version of the key an older version held
+ROLLBACK = ("an older version of vault key %s held this HSM key, which a newer version replaced: importing it again would "
+            "put a retired key back into service (an old bundle or HSM key, a rollback). Enable that older version in "
+            "the vault yourself if you mean it, or give the entry a new HSM key (a new label)")
+
 #: why a key whose HSM key differs from its entry is not replaced: a vault's current version is that key
 REPLACE_REFUSED = ("the HSM key differs from its entry and byok_regenerate would replace it, but it is the key of the "
                    "current version of vault %s key %s: the HSM keeps no other copy of it")
@@ -423,6 +430,9 @@ def decide(records):
             what, reason = decisions.IMPORT, 'rotate_after: %s' % held.get('rotation_reason')
         else:
             what, reason = decisions.import_decision(in_vault(rec), identity, hsm_step.get('fingerprint'), rec.get('force'))
+            earlier = [i for i in held.get('earlier_identities') or [] if decisions.same_identity(i, hsm_step.get('fingerprint'))]
+            if what == decisions.IMPORT and in_vault(rec) and earlier:
+                what, reason = decisions.CONFLICT, ROLLBACK % rec['name']
         note(rec, 'decide', action=what, reason=reason, vault_fingerprint=identity, identity_source=source,
              rotation=bool(what == decisions.IMPORT and in_vault(rec)))
         if what == decisions.IMPORT and rec['vault'] not in wanted:
@@ -609,8 +619,8 @@ def import_requests(records, check_mode=False):
             continue
         wrap = step(rec, 'wrap')
         content = (wrap or {}).get('byok_content') if wrap and not wrap.get('failed') else None
-        if not content and not check_mode:
-            continue
+        if not content and (not check_mode or (wrap or {}).get('failed')):
+            continue  # nothing to import; in check mode too once its wrap failed (it would not be imported)
         item = dict((f, rec.get(f)) for f in IMPORT_FIELDS if rec.get(f) is not None)
         if rec['key_type'] == 'EC':
             item.pop('key_size', None)
@@ -1205,6 +1215,8 @@ def _outcome(rec, r, stop):
                         'this one, make the entry say what the key is' if kept else
                         'Set force: true on byok_keys entry %s to replace the HSM key and import it as a %s, or make the '
                         'entry say what the HSM key is' % (rec['name'], decisions.rotation_text(rec['name']))))
+        elif decided['reason'] == ROLLBACK % rec['name']:
+            r.update(result='failed', message='%s; %s' % (decided['reason'], done))
         elif not decisions.known(hsm_identity(rec)) and not _from_bundle(rec):
             r.update(result='failed', message="vault key %s exists and the HSM holds no key labelled %s; nothing was generated "
                      "or imported. Give byok_keys entry %s the label of the HSM key the vault holds, or set force: true to "

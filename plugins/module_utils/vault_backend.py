@@ -659,9 +659,10 @@ def read_records(kv, records):
     kv.progress = NoProgress()
     _warn_failed(kv, results, 'the read')
     record.note_reads(records, results, now=_now())
-    history = record.history_requests(records) if not staged else []
+    history = record.history_requests(records)
     if history:
-        # a rotation never puts into service again what an older version held: the versions of the keys due for one
+        # a rotation never puts into service again what an older version held: the versions of the keys due for one,
+        # and of the keys force may give a new version (stage 3 too: a bundle is a picture of the past)
         found = kv.run_vaults(history, lambda vault, entry: {'changed': False, 'keys': [
             earlier_identities(vault, name) for name in entry['names']]}, 'version list', items='names')
         record.note_history(records, found)

@@ -81,3 +81,28 @@ def test_a_disabled_key_with_a_copied_identity_tag_is_not_taken_for_the_hsm_key(
     assert row["result"] == "not done" and row["message"].startswith("cannot be compared"), row
     assert "nothing to transfer" not in run.output
     assert [v.version for v in client.list_properties_of_key_versions(name)] == [forged.properties.version]
+
+
+def test_force_never_puts_back_a_key_an_older_version_held(lab, make_token, run_playbook, tmp_path):
+    """A rotation by force (a new label) replaced HSM key A with B; the entry going back to A's label (an old inventory,
+    or a replayed stage 3 of the staged flow) would make A the current version again: refused, nothing imported."""
+    name, first, second, token, kek = unique("fg-back"), unique("fg-l1"), unique("fg-l2"), make_token(), unique("fg-kek")
+    keys = [{"name": name, "label": first, "vault": "premium", "key_type": "EC", "curve": "P-256",
+             "key_ops": ["sign", "verify"]}]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env).rc == 0
+    keys[0].update(label=second, force=True)
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    rotated = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert rotated.rc == 0, str(rotated)
+    client = lab.key_client()
+    versions = [v.version for v in client.list_properties_of_key_versions(name)]
+    assert len(versions) == 2, versions
+
+    keys[0]["label"] = first
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    back = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert back.rc != 0, str(back)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "failed" and "an older version of vault key %s held this HSM key" % name in row["message"], row
+    assert sorted(v.version for v in client.list_properties_of_key_versions(name)) == sorted(versions)

@@ -137,6 +137,7 @@ def test_a_step_that_did_not_run_is_not_done_never_a_success():
     record.note_wraps(records, {('k', KID): {'failed': True, 'msg': 'wrap refused'}})
     assert record.row(records[0])['result'] == 'failed' and 'the wrap failed: wrap refused' in record.row(records[0])['message']
     assert record.import_requests(records) == []  # nothing wrapped: nothing to import
+    assert record.import_requests(records, check_mode=True) == []  # and check mode does not promise it either
 
 
 def test_an_import_that_failed_as_a_whole_leaves_each_outcome_unknown():
