@@ -189,8 +189,13 @@ def history_requests(records):
     """The vaults' key names whose versions the rotation must know: keys with rotate_after whose period is over (a
     generation an older version held was in service and is never taken again), and keys in their vaults that force may
     give a new version (never the key an older version held: a replayed bundle or an old HSM key would roll it back)."""
-    return read_requests([rec for rec in records if (rec.get('rotate_after') and (step(rec, 'read') or {}).get('rotation_due'))
-                          or (rec.get('force') and not absent(rec) and in_vault(rec))])
+    def due(rec):
+        return bool(rec.get('rotate_after') and (step(rec, 'read') or {}).get('rotation_due'))
+
+    def forced(rec):
+        return bool(rec.get('force') and not absent(rec) and in_vault(rec))
+
+    return read_requests([rec for rec in records if due(rec) or forced(rec)])
 
 
 def note_history(records, results):
