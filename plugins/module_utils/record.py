@@ -627,7 +627,13 @@ def import_requests(records, check_mode=False):
         if not content and (not check_mode or (wrap or {}).get('failed')):
             continue  # nothing to import; in check mode too once its wrap failed (it would not be imported)
         item = dict((f, rec.get(f)) for f in IMPORT_FIELDS if rec.get(f) is not None)
-        if rec['key_type'] == 'EC':
+        made = step(rec, 'keygen') or step(rec, 'contact') or {}
+        for field in ('key_type', 'key_size', 'curve'):
+            # the key as the HSM holds it: byok_regenerate never keeps one that differs from its entry, and its import
+            # declares what the .byok holds, or the vault refuses it after the wrap
+            if made.get(field):
+                item[field] = made[field]
+        if item.get('key_type') == 'EC':
             item.pop('key_size', None)
         if rec.get('rotating'):
             # the period of the version read is over: import over it, only while it is still the vault's current one

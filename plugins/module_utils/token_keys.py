@@ -150,6 +150,8 @@ def rows(states, vault_state):
     each vault key whose current version is this key), removable (nobody uses it), reason (why it stays) and line (the
     row as one line of text)."""
     entries, problems = _vault_facts(vault_state)
+    read = sorted(set(str(v.get('name')) for v in (vault_state or {}).get('vaults') or [] if v.get('name')) if isinstance(
+        vault_state, dict) else [])
     older = ['%s/%s has %s versions' % (v, n, c) for v, n, ver, ident, c in entries if c is None or c > 1]
     out = []
     by_token = _labels_of_token(states)
@@ -179,7 +181,9 @@ def rows(states, vault_state):
                                  'removing it with hsm_key_remove' % ', '.join(sorted(older)))
             else:
                 row['removable'] = True
-                row['reason'] = 'neither the inventory nor a vault uses it'
+                # only the vaults this inventory names were read: a vault of another inventory may hold it
+                row['reason'] = ('neither the inventory nor its vaults (%s) use it; a vault the inventory does not name may'
+                                 % (', '.join(read) or 'none'))
             row['line'] = line(row)
             out.append(row)
     return out

@@ -65,3 +65,20 @@ def test_a_replacement_says_which_key_it_destroyed(lab, make_token, run_playbook
     row = rows_by_name(manifest(tmp_path))[name]
     assert row["result"] == "transferred" and row["hsm_fingerprint"] != old, row
     assert "the key it held before (%s) was destroyed" % old in row["message"], row
+
+
+def test_never_transfers_the_key_as_the_hsm_holds_it(lab, make_token, run_playbook, tmp_path):
+    """The token holds a P-256 key under the label, the entry says P-384, byok_regenerate: never: the key is kept, with a
+    warning, and imported as it is (the vault checks the declared curve against the unwrapped key)."""
+    label, name, token, kek = unique("rg-never"), unique("rg-never"), make_token(), unique("rg-kek")
+    keys = [ec_key(unique("rg-first"), "P-256", label=label)]
+    inventory = write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek)
+    assert run(lab, run_playbook, inventory).rc == 0  # makes the P-256 key under the label
+    keys = [ec_key(name, "P-384", label=label)]
+    write_inventory(tmp_path / "inventory.yml", lab, {"hsm1": (token, keys)}, kek, extra_vars={"byok_regenerate": "never"})
+    done = run(lab, run_playbook, inventory)
+    assert done.rc == 0, str(done)
+    assert "differs from the request (curve is P-256, wanted P-384) but regenerate is never" in done.output
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "transferred" and row["curve"] == "P-256", row
+    assert lab.key_client().get_key(name).key.crv == "P-256"

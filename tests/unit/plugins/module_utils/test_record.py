@@ -140,6 +140,19 @@ def test_a_step_that_did_not_run_is_not_done_never_a_success():
     assert record.import_requests(records, check_mode=True) == []  # and check mode does not promise it either
 
 
+def test_a_key_kept_as_it_is_is_imported_as_it_is():
+    """byok_regenerate: never keeps an HSM key that differs from its entry (a P-256 key where the entry says P-384):
+    its import declares the key the .byok holds, not the entry's, which the vault would refuse after the wrap."""
+    records = [rec('k', key_type='EC', curve='P-384', key_size=384)]
+    read(records, [{'name': 'k', 'exists': False}])
+    hsm(records, {'k': ('f1' * 32)}, key_type='EC', curve='P-256', key_size=256)
+    kek(records)
+    record.note_wraps(records, {('k', KID): {'byok_content': 'QQ=='}})
+    item = record.import_requests(records)[0]['keys'][0]
+    assert item['curve'] == 'P-256' and item['key_type'] == 'EC' and 'key_size' not in item, item
+    assert record.row(records[0])['curve'] == 'P-256'
+
+
 def test_an_import_that_failed_as_a_whole_leaves_each_outcome_unknown():
     records = [rec('a'), rec('b')]
     read(records, [{'name': 'a', 'exists': False}, {'name': 'b', 'exists': False}])

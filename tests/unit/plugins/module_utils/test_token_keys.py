@@ -44,6 +44,9 @@ def test_only_a_key_nobody_uses_is_removable():
     assert not rows['forgotten']['in_inventory'] and rows['forgotten']['vaults'] == ['prod/forgotten/v9']
     assert not rows['forgotten']['removable']
     assert rows['stray']['removable'] and rows['stray']['vaults'] == []
+    # only this inventory's vaults were read: the reason says so, not that no vault uses it
+    assert rows['stray']['reason'] == ('neither the inventory nor its vaults (prod) use it; a vault the inventory does '
+                                       'not name may'), rows['stray']
     assert token_keys.removals(list(rows.values()), 'hsm1') == [{'label': 'stray', 'id': '0a', 'fingerprint': FP_STRAY}]
     assert token_keys.removals(list(rows.values()), 'hsm2') == []
 
