@@ -254,7 +254,8 @@ class _Checker(object):
                 return _Invalid(value)
         choices = option.get('choices')
         if choices and kind != 'list' and value not in choices:
-            self.problem(path, '%s is not one of %s%s' % (shown, ', '.join(str(c) for c in choices), suggest(value, choices)))
+            named = [str(c) if c != '' else "'' (empty)" for c in choices]  # an empty choice shown, not a stray comma
+            self.problem(path, '%s is not one of %s%s' % (shown, ', '.join(named), suggest(value, choices)))
             # a choice written in another case is taken as that choice by the checks that depend on it
             folded = [c for c in choices if isinstance(value, str) and _fold(c) == _fold(value)]
             return _Invalid(value, folded[0] if len(folded) == 1 else None)

@@ -1228,6 +1228,11 @@ def _outcome(rec, r, stop):
                         'entry say what the HSM key is' % (rec['name'], decisions.rotation_text(rec['name']))))
         elif decided['reason'] == ROLLBACK % rec['name']:
             r.update(result='failed', message='%s; %s' % (decided['reason'], done))
+        elif not decisions.known(hsm_identity(rec)) and absent(rec):
+            r.update(result='failed', message="vault key %s is not deleted: the HSM holds no key labelled %s, so nothing "
+                     "shows that the vault key is the HSM key the entry retires. Give byok_keys entry %s the label of the "
+                     "HSM key the vault holds, or, if you are sure, delete the vault key yourself (az keyvault key delete)"
+                     % (rec['name'], rec['label'], rec['name']))
         elif not decisions.known(hsm_identity(rec)) and not _from_bundle(rec):
             r.update(result='failed', message="vault key %s exists and the HSM holds no key labelled %s; nothing was generated "
                      "or imported. Give byok_keys entry %s the label of the HSM key the vault holds, or set force: true to "

@@ -121,6 +121,8 @@ CASES = [
     ("keys-not-a-list", set_host(byok_keys={"name": "x"}), "hsm1: byok_keys: "),
     ("pin-octal-int", set_host(byok_user_pin=342391), "hsm1: byok_user_pin: the value (not shown: a secret) is an integer"),
     ("vendor-unknown", set_host(byok_hsm_vendor="thales"), "hsm1: byok_hsm_vendor: 'thales' is not one of"),
+    ("vendor-case", set_host(byok_hsm_vendor="SoftHSM"),
+     "hsm1: byok_hsm_vendor: 'SoftHSM' is not one of '' (empty), auto, luna, nshield, softhsm, generic; did you mean softhsm?"),
     ("regenerate-unknown", set_host(byok_regenerate="sometimes"), "hsm1: byok_regenerate: 'sometimes' is not one of"),
     ("wrap-method-unknown", set_host(byok_wrap_method="oaep"), "hsm1: byok_wrap_method: 'oaep' is not one of"),
     ("vault-url-http", set_vault(url="http://contoso.vault.azure.net"), "all HSM hosts: byok_vaults.premium.url: url 'http://"),

@@ -365,6 +365,13 @@ def test_an_absent_key_is_deleted_only_when_the_vault_holds_the_hsm_key_and_neve
     rows = dict((r['name'], r) for r in record.rows(records))
     assert rows['gone']['result'] == 'absent' and rows['held']['result'] == 'deleted' and rows['other']['result'] == 'failed'
     assert 'HSM key is kept' in rows['held']['message'] and record.seal_items(records) == []
+    # the HSM holds no key under the label of a retired entry: no advice to generate and import a new key
+    lost = rec('lost', state='absent', force=True)
+    read([lost], [{'name': 'lost', 'exists': True, 'fingerprint': ('f1' * 32), 'kid': 'k1'}])
+    hsm([lost], {'lost': None}, 'contact')
+    row = record.row(lost)
+    assert row['result'] == 'failed' and row['message'].startswith('vault key lost is not deleted: the HSM holds no key'), row
+    assert 'force' not in row['message'], row
 
 
 def test_a_key_listed_again_is_recovered_when_the_vault_holds_it_soft_deleted():
