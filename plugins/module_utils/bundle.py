@@ -141,11 +141,30 @@ def file_sha256(bundle_dir, relative_dir, name):
     return hashlib.sha256(read_file(bundle_dir, relative_dir, name)).hexdigest()
 
 
-def seal_records(bundle_dir, host, records, check_mode):
+def unseal(bundle_dir, host):
+    """Stage 2, before any .byok of HOST is written again: its seal removed, so that a run that fails half-way leaves no
+    seal rather than one that names files it replaced (stage 3 then says the seal is missing, not that a file was
+    replaced after stage 2).  Returns the seal's bytes, or None when there was none."""
+    relative = wrapped_dir(host)
+    try:
+        data = read_file(bundle_dir, relative, SEAL_NAME)
+    except owned_dir.UnsafeDirectory as exc:
+        if not exc.missing:
+            raise BundleError(unsafe_message(exc, bundle_dir))
+        return None
+    dir_fd = owned_dir.open_directory(os.path.join(bundle_dir, relative), own_from=bundle_dir)
+    try:
+        os.unlink(SEAL_NAME, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return data
+
+
+def seal_records(bundle_dir, host, records, check_mode, previous=None):
     """Stage 2: the seal of HOST over its seal records (RECORD_FIELDS, each .byok's SHA-256 read back from the bundle).
 
     Returns {'host', 'digest', 'path', 'changed', 'keys': [record...], 'lines'}; writes wrapped/HOST/seal.json unless
-    check_mode.
+    check_mode (changed: unlike the seal there, or the seal unseal() took away, previous).
     """
     data = seal_bytes(host, records)
     relative = wrapped_dir(host)
@@ -154,12 +173,12 @@ def seal_records(bundle_dir, host, records, check_mode):
     if not check_mode:
         prepare(bundle_dir, [relative], True, False)
         try:
-            changed = read_file(bundle_dir, relative, SEAL_NAME) != data
+            changed = write = read_file(bundle_dir, relative, SEAL_NAME) != data
         except owned_dir.UnsafeDirectory as exc:
             if not exc.missing:
                 raise
-            changed = True
-        if changed:
+            changed, write = previous != data, True  # unseal() took the seal away before the files were written again
+        if write:
             byok_file.atomic_write(path, data, mode=0o600)
     keys = json.loads(data.decode('utf-8'))['keys']
     lines = ['%s/%s/%s: HSM key %s %s, .byok sha256 %s' % (host, r['vault'], r['name'], ki.identity_kind(r['key_type']),
@@ -277,8 +296,13 @@ def verify(bundle_dir, entries, digests, unauthenticated):
             if not exc.missing:
                 raise BundleError(unsafe_message(exc, bundle_dir))
             data = None
-            if not unauthenticated or digests.get(host) not in (None, ''):
+            if digests.get(host) not in (None, ''):
                 # a digest given is checked whatever byok_airgap_unauthenticated says; without a seal it cannot be
+                message = ('not done: the bundle holds no seal of HSM host %s (wrapped/%s/%s) although its digest was '
+                           'given: the seal was removed from the bundle or not copied with it, or a later stage 2 run '
+                           'for %s failed; copy the whole bundle as stage 2 left it, or run stage 2 for %s again and carry '
+                           'its new digest' % (host, host, SEAL_NAME, host, host))
+            elif not unauthenticated:
                 message = ('not done: the bundle holds no seal of HSM host %s (wrapped/%s/%s): stage 2 did not finish for it; '
                            'run stage 2 for %s and carry its bundle digest' % (host, host, SEAL_NAME, host))
         if data is not None:

@@ -717,7 +717,11 @@ def write_bundle(staged, records, wraps, check_mode):
     """Stage 2: each wrapped key's .byok (and its metadata file) into wrapped/HOST/VAULT/NAME.byok, then the host's seal
     (bundle.seal_records); the records keep each file's SHA-256, not its content."""
     sealed = []
-    for rec, wrap in record.staged_files(records):
+    host = record.hosts_of(records)[0] if records else None
+    files = record.staged_files(records)
+    # the old seal goes before any file is written again: a run that fails half-way leaves no seal, never a stale one
+    previous = bundle.unseal(staged['path'], host) if files and host and not check_mode else None
+    for rec, wrap in files:
         kek = record.step(rec, 'kek')
         content = base64.b64decode(wrap.pop('byok_content'))
         meta = (wraps.get((rec['label'], kek['kid'])) or {}).get('sidecar') or {}
@@ -729,8 +733,7 @@ def write_bundle(staged, records, wraps, check_mode):
                        'byok_sha256': wrap['byok_sha256'], 'kek_kid': kek['kid'], 'kek_fingerprint': kek.get('fingerprint'),
                        'wrap_method': wrap.get('wrap_method'), 'wrap_mechanism': wrap.get('wrap_mechanism'),
                        'token': rec.get('token')})
-    host = record.hosts_of(records)[0] if records else None
-    result = bundle.seal_records(staged['path'], host, sealed, check_mode)
+    result = bundle.seal_records(staged['path'], host, sealed, check_mode, previous)
     if check_mode:  # what the run would do for each key, before the line that says nothing was written
         result['lines'][:0] = ['%s/%s/%s: HSM key %s %s, would be wrapped into %s' % (
             rec['host'], rec['vault'], rec['name'], rec['label'], _would(record.step(rec, 'keygen')),

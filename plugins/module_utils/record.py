@@ -591,9 +591,11 @@ def note_sealed_keks(records, results):
         kek = step(rec, 'kek') or {}
         problem = ((by_vault.get(rec['vault']) or {}).get('problems') or {}).get(kek.get('kid'))
         if problem and _from_bundle(rec):
-            fail(rec, 'wrap', 'the KEK the seal names for vault %s (%s) is not the KEK whose fingerprint stage 2 verified '
-                 'out of band (%s): %s; keks/%s.json in the bundle was altered before stage 2: run stage 1 again, then '
-                 'stages 2 and 3' % (rec['vault'], kek.get('kid'), kek.get('fingerprint'), problem, rec['vault']), bundle=True)
+            fail(rec, 'wrap', 'the KEK the seal names for vault %s (%s) is not one the vault confirms as the KEK whose '
+                 'fingerprint stage 2 verified out of band (%s): %s. Either that KEK was deleted or replaced in the vault '
+                 'since stage 1, byok_vaults.%s.url names another vault than at stage 1, or keks/%s.json in the bundle '
+                 'was altered before stage 2; nothing of this key is imported: run stage 1 again, then stages 2 and 3'
+                 % (rec['vault'], kek.get('kid'), kek.get('fingerprint'), problem, rec['vault'], rec['vault']), bundle=True)
     return records
 
 

@@ -307,3 +307,50 @@ def test_the_staged_flow_refuses_hosts_or_vaults_one_folder_on_a_medium_that_ign
         'the hosts'], lines
     assert len([line for line in lines if 'byok_vaults.prod: differs from vault Prod only in letter case' in line]) == 3, lines
     assert fleet_plan.flow_problems(hosts, 'transfer') == []
+
+
+def test_a_stage_2_run_that_fails_half_way_leaves_no_seal_and_stage_3_says_so(tmp_path):
+    """Stage 2 takes the host's seal away before it writes any .byok again: a run that fails after replacing a file
+    leaves no seal (never one that names a replaced file), and stage 3, given the earlier digest, says the seal is
+    missing and why, not that stage 2 never finished nor that a file was replaced after it."""
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+    records = [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None, 'curve': 'P-256', 'identity': 'f-app',
+                'byok_sha256': sha, 'kek_kid': KID, 'kek_fingerprint': 'kf', 'wrap_method': 'two_step', 'token': {},
+                'wrap_mechanism': 'CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP'}]
+    first = bundle.seal_records(path, 'hsm1', records, False)
+    seal = tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'seal.json'
+    before = seal.read_bytes()
+    assert bundle.unseal(path, 'hsm1') == before and not seal.exists()
+    assert bundle.unseal(path, 'hsm1') is None
+    # the same files sealed again: the seal is back, and nothing changed
+    again = bundle.seal_records(path, 'hsm1', records, False, previous=before)
+    assert seal.read_bytes() == before and not again['changed'] and again['digest'] == first['digest']
+    # a run that stopped after unseal(): no seal, and stage 3 with the digest of the earlier run says what that means
+    bundle.unseal(path, 'hsm1')
+    results, refusal = bundle.verify(path, [rec('app')], {'hsm1': first['digest']}, False)
+    message = results[0].get('message') or results[0].get('msg') or str(results[0])
+    assert 'no seal of HSM host hsm1' in message and 'although its digest was given' in message, results[0]
+    assert 'did not finish' not in message and 'replaced after stage 2' not in message
+
+
+def test_stage_2_takes_the_seal_away_before_it_writes_a_byok_again(tmp_path):
+    from ansible_collections.byok.keyvault.plugins.module_utils import hsm_backend
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    seal = tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'seal.json'
+    seal.write_text('{"schema": "an earlier run"}')
+    seal.chmod(0o600)
+    records = [rec('app'), rec('bad')]
+    record.note_keys(records, {'app': {'action': 'keep', 'fingerprint': 'fa'}, 'bad': {'action': 'keep', 'fingerprint': 'fb'}},
+                     'keygen')
+    record.decide_staged(records)
+    record.note_keks(records, [{'name': 'prod', 'kid': KID, 'fingerprint': 'kf', 'public_key_pem': 'PEM'}], every=True)
+    record.note_wraps(records, {('app', KID): {'byok_content': base64.b64encode(b'one').decode()},
+                               ('bad', KID): {'byok_content': base64.b64encode(b'two').decode()}})
+    (tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'bad.byok').mkdir()  # the second write fails
+    with pytest.raises(Exception):
+        hsm_backend.write_bundle({'path': path}, records, {}, False)
+    assert (tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'app.byok').read_bytes() == b'one'
+    assert not seal.exists(), 'a seal that names files this failed run replaced was left'
