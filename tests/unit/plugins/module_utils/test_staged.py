@@ -347,8 +347,9 @@ def test_stage_2_takes_the_seal_away_before_it_writes_a_byok_again(tmp_path):
                      'keygen')
     record.decide_staged(records)
     record.note_keks(records, [{'name': 'prod', 'kid': KID, 'fingerprint': 'kf', 'public_key_pem': 'PEM'}], every=True)
-    record.note_wraps(records, {('app', KID): {'byok_content': base64.b64encode(b'one').decode()},
-                               ('bad', KID): {'byok_content': base64.b64encode(b'two').decode()}})
+    wraps = {('app', KID): {'byok_content': base64.b64encode(b'one').decode()},
+             ('bad', KID): {'byok_content': base64.b64encode(b'two').decode()}}
+    record.note_wraps(records, wraps)
     (tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'bad.byok').mkdir()  # the second write fails
     with pytest.raises(Exception):
         hsm_backend.write_bundle({'path': path}, records, {}, False)
