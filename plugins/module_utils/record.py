@@ -41,6 +41,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import release_polic
 from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
+from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import key_name_key
 
@@ -181,7 +182,7 @@ def note_reads(records, results, now=None):
                 step(rec, 'read').update(rotation_due=is_due, rotation_reason=why)
         else:
             why = (entry or {}).get('msg') or result.get('msg') or 'the vault gave no answer for this key'
-            fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], why))
+            fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], user_terms.in_vault_terms(why, rec['vault'])))
     return records
 
 
@@ -473,7 +474,8 @@ def note_keks(records, results, every=False):
         if result is None or (not every and action(rec) != decisions.IMPORT):
             continue
         if result.get('failed'):
-            fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], result.get('msg') or 'failed'))
+            fail(rec, 'kek', 'the KEK of vault %s could not be had: %s'
+                 % (rec['vault'], user_terms.in_vault_terms(result.get('msg') or 'failed', rec['vault'])))
         else:
             note(rec, 'kek', **dict((k, result.get(k)) for k in ('kid', 'fingerprint', 'public_key_pem', 'created', 'kek_name')
                                     if result.get(k) is not None))
@@ -1109,7 +1111,7 @@ def stopped(records, message, failed_step=None, task=None):
                 fail(rec, 'import', 'the import step failed as a whole (%s); some keys may have landed: re-run to confirm'
                      % message, outcome_unknown=True)
         elif failed_step == 'read' and step(rec, 'read') is None:
-            fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], message))
+            fail(rec, 'read', 'vault %s could not be read: %s' % (rec['vault'], user_terms.in_vault_terms(message, rec['vault'])))
         elif failed_step == 'kek' and action(rec) == decisions.IMPORT and step(rec, 'kek') is None:
             fail(rec, 'kek', 'the KEK of vault %s could not be had: %s' % (rec['vault'], message))
         elif failed_step in ('contact', 'transfer') and step(rec, 'contact' if failed_step == 'contact' else 'keygen') is None:

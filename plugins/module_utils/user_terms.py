@@ -65,3 +65,12 @@ def in_inventory_terms(message):
     a vendor configuration variable by its place in byok_hsm_environment."""
     message = _OPTION_RE.sub(lambda m: HOST_OPTION_VARS[m.group(1)], message or '')
     return _CONFIG_RE.sub(lambda m: '%s.%s' % (HOST_ENVIRONMENT_VAR, m.group(1)), message)
+
+
+_VAULT_URL_RE = re.compile(r'(?<![\w.])vault_url(?!\w)')
+
+
+def in_vault_terms(message, vault):
+    """A vault module's message as a role run reports it for vault `vault` (its byok_vaults key): the module option
+    vault_url named as the inventory variable the user wrote, byok_vaults.VAULT.url."""
+    return _VAULT_URL_RE.sub('byok_vaults.%s.url' % vault, message or '')

@@ -112,6 +112,10 @@ def test_a_vault_that_cannot_be_read_fails_its_own_keys_only_and_stops_the_hsm_s
     assert rows['b']['result'] == 'failed' and rows['b']['message'] == 'vault dr could not be read: dr: forbidden'
     assert rows['a']['result'] == 'not done' and rows['a']['kid'] == URL + '/keys/a/1' and rows['a']['match'] is None
     assert 'vault prod could not be read' not in str(rows)
+    # the module's option is named as the variable the user wrote for that vault
+    far = rec('c', vault='dr')
+    record.note_reads([far], [{'name': 'dr', 'failed': True, 'msg': 'x is unreachable; check vault_url, DNS, proxy'}])
+    assert record.row(far)['message'] == 'vault dr could not be read: x is unreachable; check byok_vaults.dr.url, DNS, proxy'
 
 
 def test_a_wrong_pin_keeps_the_vault_version_of_a_held_key_and_fails_only_the_missing_one():

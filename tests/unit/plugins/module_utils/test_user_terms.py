@@ -79,3 +79,10 @@ def test_secret_variables_are_the_names_with_a_secret_word_as_a_part():
     assert user_terms.secret_variables(environment) == ['CKNFAST_PASSPHRASE_X', 'MY_SECRET', 'PASSWD', 'PKCS11_USER_PIN',
                                                         'hsm_password']
     assert user_terms.secret_variables({}) == [] and user_terms.secret_variables(None) == []
+
+
+def test_a_vault_modules_option_is_named_as_the_inventory_variable_of_its_vault():
+    message = 'https://v.vault.azure.net is unreachable during the look-up (refused); check vault_url, DNS, proxy and firewall'
+    assert user_terms.in_vault_terms(message, 'prod') == message.replace('check vault_url', 'check byok_vaults.prod.url')
+    assert user_terms.in_vault_terms('byok_vaults.prod.vault_url_x and vault_urls', 'prod') == (
+        'byok_vaults.prod.vault_url_x and vault_urls')
