@@ -1509,5 +1509,23 @@ def report_of(hosts_vars, outside_rows=None):
                 stopped_hosts.setdefault(host, '%s: %s' % (rec.get('stopped_at') or 'a task', in_inventory_terms(rec['stopped'])))
     out_rows.extend(outside_rows or [])
     must_fail = bool(report.not_done(out_rows) or report.unproven(out_rows) or silent or stopped_hosts)
+    imported = next((_get(hv, 'byok_imported') for hv in hosts_vars or [] if isinstance(_get(hv, 'byok_imported'), Mapping)), {})
     return {'rows': out_rows, 'silent': silent, 'stopped': stopped_hosts, 'started': min(started) if started else None,
-            'failed': must_fail}
+            'failed': must_fail, 'keks': kek_lines(imported.get('keks_deleted'))}
+
+
+def kek_lines(deleted):
+    """One line per KEK byok_kek_delete_after_run deleted (or could not) at the end of the import step."""
+    out = []
+    for k in deleted or []:
+        where = 'KEK %s of vault %s' % (k.get('kek_name'), k.get('name'))
+        if k.get('failed'):
+            out.append('%s: NOT deleted: %s' % (where, in_inventory_terms(k.get('msg'))))
+        elif not k.get('deleted'):
+            out.append('%s: nothing to delete (the vault holds no such key)' % where)
+        elif k.get('purged'):
+            out.append('%s: deleted and purged after the run (byok_kek_delete_after_run)' % where)
+        else:
+            why = ' (%s)' % k['purge_refused'] if k.get('purge_refused') else ''
+            out.append('%s: deleted after the run, not purged%s' % (where, why))
+    return out

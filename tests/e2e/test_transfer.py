@@ -228,6 +228,7 @@ def test_rerun_after_kek_deletion_creates_no_kek(lab, make_token, run_playbook, 
     keys = lab.keys("premium")
     # deleted and purged: a soft-deleted key would still be listed, with deleted set
     assert kek_name not in keys and len(keys[rsa_name]["versions"]) == 1 and len(keys[ec_name]["versions"]) == 1, sorted(keys)
+    assert "KEK %s of vault premium: deleted and purged after the run (byok_kek_delete_after_run)" % kek_name in first.output
 
     second = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
     assert second.rc == 0, str(second)

@@ -820,3 +820,14 @@ def test_a_key_in_place_is_signed_each_run_when_the_signature_is_asked_for():
     assert row['result'] == 'in place' and row['signature'] == 'failed: unreachable' and report.unproven([row]) == [row]
     r['verify_signature'] = False
     assert record.proof_requests([r]) == []
+
+
+def test_the_keks_deleted_after_the_run_are_said():
+    assert record.kek_lines([{'name': 'prod', 'kek_name': 'k', 'deleted': True, 'purged': True},
+                             {'name': 'dr', 'kek_name': 'k', 'deleted': True, 'purged': False, 'purge_refused': 'protected'},
+                             {'name': 'qa', 'kek_name': 'k', 'failed': True, 'msg': 'no delete permission'}]) == [
+        'KEK k of vault prod: deleted and purged after the run (byok_kek_delete_after_run)',
+        'KEK k of vault dr: deleted after the run, not purged (protected)',
+        'KEK k of vault qa: NOT deleted: no delete permission']
+    hv = {'inventory_hostname': 'hsm1', 'byok_imported': {'keks_deleted': [{'name': 'prod', 'kek_name': 'k', 'deleted': True}]}}
+    assert record.report_of([hv])['keks'] == ['KEK k of vault prod: deleted after the run, not purged']
