@@ -1219,7 +1219,7 @@ def _outcome(rec, r, stop):
         done = 'nothing was imported' if _from_bundle(rec) else 'nothing was wrapped or imported'
         if replaced_identity(rec):
             hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
-            kept = decided['reason'].startswith(REPLACE_REFUSED.split(' %s')[0])
+            kept = decided['reason'].startswith(REPLACE_REFUSED.partition(' %s')[0])
             r.update(result='failed', message="HSM key %s (%s) differs from byok_keys entry %s (%s)%s; %s. %s"
                      % (rec['label'], replaced_identity(rec), rec['name'], hsm_step.get('reason') or 'it differs',
                         ': it is the key of the vault\'s current version, and replacing it (byok_regenerate: '
