@@ -305,6 +305,6 @@ def test_stage3_imports_nothing_under_a_kek_kid_the_vault_does_not_confirm(lab, 
     imported = run_playbook(STAGED[2], connected, extra_env=lab.azure_env,
                             extra_args=stage_args(bundle, byok_expected_bundle_digests=bundle_digests(wrap)))
     assert imported.rc != 0, str(imported)
-    assert "is not the KEK whose fingerprint stage 2 verified out of band" in imported.output, str(imported)
+    assert "is not one the vault confirms as the KEK whose fingerprint stage 2 verified out of band" in imported.output, str(imported)
     assert "that version is not a KEK" in imported.output, str(imported)
     assert key["name"] not in lab.keys("premium"), "a key was imported under a KEK the vault does not confirm"
