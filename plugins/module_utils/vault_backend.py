@@ -510,10 +510,31 @@ def look_up(vault, name, versions):
 
 
 def earlier_identities(vault, name):
-    """{'name', 'earlier_identities'}: the identity tags the versions of a key before its current one carry."""
-    versions = vault.versions(name)
-    tags = [ki.identity_of_tags(p.tags) for p in versions[:-1]]
-    return {'name': name, 'earlier_identities': sorted(set(t[1] for t in tags if t))}
+    """{'name', 'earlier_identities'}: what the versions of a key other than its current one hold.
+
+    Each version the vault will read is read: its JWK's fingerprint, or for AES the KCV the vault computes; a tag can be
+    removed or copied by anyone allowed to tag a key, so it is only added to what was read (a disabled version shows
+    nothing else).  The current version is the one the vault names, not the newest in the list."""
+    current = vault.current(name)
+    current_version = current.properties.version if current is not None else None
+    found = set()
+    for props in vault.versions(name):
+        if props.version == current_version:
+            continue
+        tagged = ki.identity_of_tags(props.tags)
+        if tagged:
+            found.add(tagged[1])
+        if props.enabled is False:
+            continue
+        try:
+            key = vault.get(name, props.version)
+        except ByokError:  # not readable (disabled meanwhile, or no permission): its tag, if any, is all there is
+            continue
+        if key is not None:
+            shown = key_fingerprint(key) or (vault_kcv(vault, key) if ki.identified_by_kcv(key.key_type) else None)
+            if shown:
+                found.add(shown)
+    return {'name': name, 'earlier_identities': sorted(found)}
 
 
 def read_vault(kv, vault, names, versions, tagged=False):

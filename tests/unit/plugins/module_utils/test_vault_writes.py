@@ -118,11 +118,31 @@ def test_an_update_that_got_no_answer_has_an_unknown_outcome():
     assert result['keys'][0]['failed'] and result['keys'][0]['outcome_unknown'], result
 
 
-def test_the_identities_older_versions_held_are_read_from_their_identity_tags():
+def test_the_identities_older_versions_held_are_read_from_the_versions_themselves(monkeypatch):
+    """What each version other than the current one holds, as the vault shows it (a tag can be removed or copied): a
+    version without a tag still counts, a disabled one counts by its tag, and the current version is the one the vault
+    names, not the newest in the list."""
+    def version(v, tags=None, enabled=True, fp=None):
+        return types.SimpleNamespace(version=v, tags=tags or {}, enabled=enabled, fp=fp)
+
+    listed = [version('v1', {'byok-fingerprint': 'a1' * 32}, fp='a1' * 32), version('v2', fp='b2' * 32),
+              version('v3', {'byok-fingerprint': 'c3' * 32}, enabled=False), version('v4', fp='d4' * 32),
+              version('v5', {'byok-fingerprint': 'e5' * 32}, fp='e5' * 32)]
+
     class History(object):
         @staticmethod
-        def versions(name):  # oldest first; the last is the current version
-            return [types.SimpleNamespace(tags={'byok-fingerprint': ('f1' * 32)}), types.SimpleNamespace(tags={'owner': 'x'}),
-                    types.SimpleNamespace(tags={'byok-fingerprint': ('f2' * 32)}), types.SimpleNamespace(tags={'byok-fingerprint': ('f1' * 32)})]
+        def current(name):
+            return types.SimpleNamespace(properties=listed[3])  # v4 is current; v5, newer, was imported disabled
 
-    assert vault_backend.earlier_identities(History(), 'k') == {'name': 'k', 'earlier_identities': [('f1' * 32), ('f2' * 32)]}
+        @staticmethod
+        def versions(name):
+            return listed
+
+        @staticmethod
+        def get(name, version):
+            found = [v for v in listed if v.version == version][0]
+            return types.SimpleNamespace(key_type='EC-HSM', fp=found.fp)
+
+    monkeypatch.setattr(vault_backend, 'key_fingerprint', lambda key: key.fp)
+    assert vault_backend.earlier_identities(History(), 'k') == {
+        'name': 'k', 'earlier_identities': sorted(['a1' * 32, 'b2' * 32, 'c3' * 32, 'e5' * 32])}
