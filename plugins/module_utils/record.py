@@ -389,7 +389,7 @@ ROLLBACK = ("an older version of vault key %s held this HSM key, which a newer v
 
 #: why a key whose HSM key differs from its entry is not replaced: a vault's current version is that key
 REPLACE_REFUSED = ("the HSM key differs from its entry and byok_regenerate would replace it, but it is the key of the "
-                   "current version of vault %s key %s: the HSM keeps no other copy of it")
+                   "%s of vault %s key %s: the HSM keeps no other copy of it")
 
 
 def replaced_identity(rec):
@@ -400,13 +400,19 @@ def replaced_identity(rec):
 
 
 def vault_held_labels(records):
-    """{label: (vault, name)} of the HSM keys the HSM step would replace although a vault's current version is that very
-    key: the HSM keeps no other copy of it, so it is not replaced (byok_regenerate never destroys a key a vault holds)."""
+    """{label: (what, vault, name)} of the HSM keys the HSM step would replace although a vault holds that very key, as
+    its current version or soft-deleted: the HSM keeps no other copy of it, so it is not replaced (byok_regenerate never
+    destroys a key a vault holds)."""
     out = {}
     for rec in records:
         old = replaced_identity(rec)
-        if old and ok(rec, 'read') and in_vault(rec) and decisions.same_identity(old, vault_identity(rec)[0]):
-            out.setdefault(rec['label'], (rec['vault'], rec['name']))
+        held = step(rec, 'read') or {}
+        if not old or not ok(rec, 'read'):
+            continue
+        if in_vault(rec) and decisions.same_identity(old, vault_identity(rec)[0]):
+            out.setdefault(rec['label'], ('current version', rec['vault'], rec['name']))
+        elif held.get('deleted') and decisions.same_identity(old, held.get('deleted_fingerprint')):
+            out.setdefault(rec['label'], ('soft-deleted key', rec['vault'], rec['name']))
     return out
 
 
@@ -1212,18 +1218,19 @@ def _outcome(rec, r, stop):
         return
     if decided['action'] == decisions.CONFLICT:
         held = step(rec, 'read') or {}
-        if not in_vault(rec) and held.get('deleted') and not absent(rec):
+        kept = decided['reason'].startswith(REPLACE_REFUSED.partition(' %s')[0])
+        if not in_vault(rec) and held.get('deleted') and not absent(rec) and not kept:
             # force cannot help: Key Vault refuses a new key of the name while it holds one soft-deleted
             r.update(result='failed', message=_deleted_conflict(rec))
             return
         done = 'nothing was imported' if _from_bundle(rec) else 'nothing was wrapped or imported'
         if replaced_identity(rec):
             hsm_step = step(rec, 'keygen') or step(rec, 'contact') or {}
-            kept = decided['reason'].startswith(REPLACE_REFUSED.partition(' %s')[0])
+            where = 'current version' if in_vault(rec) else 'soft-deleted key'
             r.update(result='failed', message="HSM key %s (%s) differs from byok_keys entry %s (%s)%s; %s. %s"
                      % (rec['label'], replaced_identity(rec), rec['name'], hsm_step.get('reason') or 'it differs',
-                        ': it is the key of the vault\'s current version, and replacing it (byok_regenerate: '
-                        'full_idempotence) would destroy the only HSM copy of that vault key, so it was kept'
+                        ': it is the key of the vault\'s %s, and replacing it (byok_regenerate: full_idempotence) would '
+                        'destroy the only HSM copy of that vault key, so it was kept' % where
                         if kept else ', and byok_regenerate would replace it, but the vault key %s is not known to be '
                         'that key' % rec['name'], done,
                         'To move to a new HSM key, give the entry a new label (with force: true: a rotation); to keep '

@@ -831,3 +831,16 @@ def test_the_keks_deleted_after_the_run_are_said():
         'KEK k of vault qa: NOT deleted: no delete permission']
     hv = {'inventory_hostname': 'hsm1', 'byok_imported': {'keks_deleted': [{'name': 'prod', 'kek_name': 'k', 'deleted': True}]}}
     assert record.report_of([hv])['keks'] == ['KEK k of vault prod: deleted after the run, not purged']
+
+
+def test_an_hsm_key_a_vault_holds_soft_deleted_is_not_replaced_either():
+    """byok_regenerate: full_idempotence would replace the HSM key under the label (it differs from its entry), but the
+    vault holds it soft-deleted under the key's name: the only HSM copy of that vault key is kept, and the row says so
+    (not "the HSM holds no key", nor to purge the vault's copy)."""
+    r = rec('k', force=True)
+    read([r], [{'name': 'k', 'exists': False, 'deleted': True, 'deleted_fingerprint': 'a1' * 32}])
+    hsm([r], {'k': None}, 'contact', action='replace', replaces='a1' * 32, reason='curve is P-384, wanted P-256')
+    assert record.action(r) == 'conflict' and record.hsm_keys([r]) == []  # the transfer step neither replaces nor makes it
+    row = record.row(r)
+    assert row['result'] == 'failed' and "it is the key of the vault's soft-deleted key" in row['message'], row
+    assert 'so it was kept' in row['message'] and 'purge' not in row['message'] and 'holds no key' not in row['message']
