@@ -1249,6 +1249,12 @@ def _outcome(rec, r, stop):
                      "or imported. Give byok_keys entry %s the label of the HSM key the vault holds, or set force: true to "
                      "generate a new HSM key and import it as a %s"
                      % (rec['name'], rec['label'], rec['name'], decisions.rotation_text(rec['name'])))
+        elif not decisions.known(vault_identity(rec)[0]) and ki.identified_by_kcv(rec.get('key_type')) and not held.get('disabled'):
+            r.update(result='failed', message="vault key %s cannot be compared with HSM key %s: %s (the vault computes no KCV "
+                     "of an AES key that may not encrypt, and its byok-kcv tag holds no identity: a 3-byte KCV an earlier "
+                     "release wrote?); %s. Give byok_keys entry %s encrypt in key_ops for one run, so that the vault proves "
+                     "the key and the tag is written again, or set force: true to import the HSM key as a %s"
+                     % (rec['name'], rec['label'], decided['reason'], done, rec['name'], decisions.rotation_text(rec['name'])))
         elif not decisions.known(vault_identity(rec)[0]):
             r.update(result='failed', message="vault key %s cannot be compared with HSM key %s: %s (a disabled version without "
                      "the collection's identity tag shows no key material); %s. Enable the vault key so that it can be read, "

@@ -108,12 +108,18 @@ def _vault_facts(vault_state):
             # a disabled current version shows no key material: the identity tag written with its import stands for it
             # (to keep an HSM key, a tag is evidence enough; the vault can enable the version again at any time)
             tagged = (ki.identity_of_tags(tags) or (None, None))[1]
+            shown = key.get('fingerprint') or key.get('kcv') or tagged
             if key.get('exists'):
-                entries.append((vault.get('name'), key['name'], key.get('version'),
-                                key.get('fingerprint') or key.get('kcv') or tagged, key.get('version_count')))
+                entries.append((vault.get('name'), key['name'], key.get('version'), shown, key.get('version_count')))
             elif key.get('deleted'):
                 # soft-deleted, recoverable (the transfer recovers a key listed again): its HSM key is still needed
-                entries.append((vault.get('name'), key['name'], 'soft-deleted', key.get('deleted_fingerprint'), 1))
+                shown = key.get('deleted_fingerprint')
+                entries.append((vault.get('name'), key['name'], 'soft-deleted', shown, 1))
+            if (key.get('exists') or key.get('deleted')) and not decisions.known(shown):
+                # a vault key that shows no identity (an AES key that may not encrypt, whose tag holds none this release
+                # reads) could hold any HSM key: none is unused while it is there
+                problems.append('vault %s key %s shows no fingerprint or KCV, so it could hold any HSM key'
+                                % (vault.get('name'), key['name']))
         # the vault's keys under names nobody asked for that carry the identity tag: a key the inventory no longer names
         for key in vault.get('tagged') or []:
             entries.append((vault.get('name'), key.get('name'), 'tagged', key.get('identity'), 1))

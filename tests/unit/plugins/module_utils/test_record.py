@@ -844,3 +844,12 @@ def test_an_hsm_key_a_vault_holds_soft_deleted_is_not_replaced_either():
     row = record.row(r)
     assert row['result'] == 'failed' and "it is the key of the vault's soft-deleted key" in row['message'], row
     assert 'so it was kept' in row['message'] and 'purge' not in row['message'] and 'holds no key' not in row['message']
+
+
+def test_an_aes_key_whose_tag_an_earlier_release_wrote_is_told_how_to_be_proved_again():
+    r = rec('aes', key_type='oct', key_size=256, curve=None, key_ops=['wrapKey', 'unwrapKey'])
+    read([r], [{'name': 'aes', 'exists': True, 'kid': URL + '/keys/aes/01', 'kcv': None, 'tags': {'byok-kcv': 'dc95c0'}}])
+    hsm([r], {'aes': 'a9' * 32})
+    row = record.row(r)
+    assert row['result'] == 'failed' and 'its byok-kcv tag holds no identity' in row['message'], row
+    assert 'encrypt in key_ops for one run' in row['message'] and 'disabled' not in row['message'], row

@@ -20,6 +20,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils import bundle, decis
 
 from test_record import KID, read, rec
 
+#: the HSM key of 'app' as a seal names it (a fingerprint: 64 hex digits)
+F_APP = 'fa' * 32
+
 
 def test_stage_1_fetches_the_kek_of_every_vault_of_the_records_though_nothing_was_decided():
     records = [rec('a'), rec('b'), rec('c', vault='dr')]
@@ -104,18 +107,18 @@ def test_the_kek_files_are_written_once_read_back_and_refused_when_missing(tmp_p
 def test_the_wrapped_files_and_the_seal_are_what_stage_3_verifies(tmp_path):
     path = str(tmp_path / 'bundle')
     bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
-    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': F_APP})
     assert sha == hashlib.sha256(b'the byok').hexdigest()
     token = {'vendor': 'softhsm', 'label': 'tok', 'serial': '42', 'manufacturer': 'SoftHSM project', 'model': 'SoftHSM v2',
              'firmware_version': '2.6', 'library_version': '2.6'}
     sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None,
-                                                 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha, 'kek_kid': KID,
+                                                 'curve': 'P-256', 'identity': F_APP, 'byok_sha256': sha, 'kek_kid': KID,
                                                  'kek_fingerprint': 'kf', 'wrap_method': 'two_step', 'token': token,
                                                  'wrap_mechanism': 'CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP'}], False)
     assert sealed['digest'] and 'bundle digest of hsm1: %s' % sealed['digest'] in sealed['lines'][-1]
     entry = rec('app')
     results, refusal = bundle.verify(path, [entry], {'hsm1': sealed['digest']}, False)
-    assert refusal is None and results[0]['ready'] and results[0]['hsm_fingerprint'] == 'f-app' and results[0]['kek_kid'] == KID
+    assert refusal is None and results[0]['ready'] and results[0]['hsm_fingerprint'] == F_APP and results[0]['kek_kid'] == KID
     assert base64.b64decode(results[0]['byok_content']) == b'the byok'
     # what the seal says of the KEK, the wrap and the token reaches the row and the manifest, authenticated with it
     records = record.note_bundle([rec('app')], results)
@@ -124,7 +127,7 @@ def test_the_wrapped_files_and_the_seal_are_what_stage_3_verifies(tmp_path):
     row = record.row(records[0])
     assert row['kek_fingerprint'] == 'kf' and row['wrap_method'] == 'two_step', row
     meta = json.loads((tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'app.byok.json').read_text())
-    assert meta == {'fingerprint': 'f-app'}
+    assert meta == {'fingerprint': F_APP}
     results, refusal = bundle.verify(path, [entry], {'hsm1': '0' * 32}, False)
     assert refusal and not results[0]['ready']
 
@@ -141,7 +144,7 @@ def test_a_byok_changed_between_its_write_and_its_read_back_is_never_sealed(tmp_
 
     monkeypatch.setattr(bundle, '_write', swapped)
     with pytest.raises(bundle.BundleError, match='not the .byok the HSM just wrapped.*nothing of this host was sealed'):
-        bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+        bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': F_APP})
 
 
 def test_stage_3_imports_only_the_hsm_key_the_seal_names_under_the_inventorys_label(tmp_path):
@@ -149,9 +152,9 @@ def test_stage_3_imports_only_the_hsm_key_the_seal_names_under_the_inventorys_la
     so, nothing is imported, and the row never names a label the token was not asked for."""
     path = str(tmp_path / 'bundle')
     bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
-    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': F_APP})
     sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'label': 'offline-label', 'key_type': 'EC',
-                                                 'key_size': None, 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha,
+                                                 'key_size': None, 'curve': 'P-256', 'identity': F_APP, 'byok_sha256': sha,
                                                  'kek_kid': KID}], False)
     results, refusal = bundle.verify(path, [rec('app', label='connected-label')], {'hsm1': sealed['digest']}, False)
     assert refusal is None and not results[0]['ready'], results
@@ -175,7 +178,7 @@ def sealed_bundle(tmp_path, content=b'the byok'):
     bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
     sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', content, {'fingerprint': 'f-sidecar'})
     sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None,
-                                                 'curve': 'P-256', 'identity': 'f-app', 'byok_sha256': sha, 'kek_kid': KID}], False)
+                                                 'curve': 'P-256', 'identity': F_APP, 'byok_sha256': sha, 'kek_kid': KID}], False)
     return path, sealed['digest']
 
 
@@ -197,7 +200,7 @@ def test_an_unauthenticated_bundle_says_so_in_every_row(tmp_path):
     records = record.note_bundle([rec('app')], results)
     read(records, [{'name': 'app', 'exists': False}])
     record.decide(records)
-    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'app', 'changed': True, 'kid': URL_KID, 'fingerprint': 'f-app',
+    record.note_imports(records, [{'name': 'prod', 'keys': [{'name': 'app', 'changed': True, 'kid': URL_KID, 'fingerprint': F_APP,
                                                              'identity_source': 'jwk'}]}])
     row = record.row(records[0])
     assert row['result'] == 'transferred' and 'NOT AUTHENTICATED' in row['message'], row
@@ -315,8 +318,8 @@ def test_a_stage_2_run_that_fails_half_way_leaves_no_seal_and_stage_3_says_so(tm
     missing and why, not that stage 2 never finished nor that a file was replaced after it."""
     path = str(tmp_path / 'bundle')
     bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
-    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': 'f-app'})
-    records = [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None, 'curve': 'P-256', 'identity': 'f-app',
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'fingerprint': F_APP})
+    records = [{'vault': 'prod', 'name': 'app', 'key_type': 'EC', 'key_size': None, 'curve': 'P-256', 'identity': F_APP,
                 'byok_sha256': sha, 'kek_kid': KID, 'kek_fingerprint': 'kf', 'wrap_method': 'two_step', 'token': {},
                 'wrap_mechanism': 'CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP'}]
     first = bundle.seal_records(path, 'hsm1', records, False)
@@ -355,3 +358,19 @@ def test_stage_2_takes_the_seal_away_before_it_writes_a_byok_again(tmp_path):
         hsm_backend.write_bundle({'path': path}, records, {}, False)
     assert (tmp_path / 'bundle' / 'wrapped' / 'hsm1' / 'prod' / 'app.byok').read_bytes() == b'one'
     assert not seal.exists(), 'a seal that names files this failed run replaced was left'
+
+
+def test_a_seal_of_an_earlier_release_with_a_3_byte_kcv_imports_nothing(tmp_path):
+    """A 3-byte KCV identifies no key (another AES key matches it in seconds): a seal that gives one is refused for that
+    key, saying to run stage 2 again, before anything is imported."""
+    path = str(tmp_path / 'bundle')
+    bundle.prepare(path, ['wrapped/hsm1/prod'], True, False)
+    sha = bundle.write_wrapped(path, 'hsm1', 'prod', 'app', b'the byok', {'kcv': 'dc95c0'})
+    sealed = bundle.seal_records(path, 'hsm1', [{'vault': 'prod', 'name': 'app', 'key_type': 'oct', 'key_size': 256,
+                                                 'curve': None, 'identity': 'dc95c0', 'byok_sha256': sha, 'kek_kid': KID}],
+                                 False)
+    results, refusal = bundle.verify(path, [rec('app', key_type='oct', key_size=256, curve=None)],
+                                     {'hsm1': sealed['digest']}, False)
+    assert not results[0]['ready'] and 'byok_content' not in results[0], results[0]
+    assert 'which identifies no key (a 3-byte KCV sealed by an earlier release' in results[0]['msg'], results[0]
+    assert 'run stage 2 for hsm1 again' in results[0]['msg']

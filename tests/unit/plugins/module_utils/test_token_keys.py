@@ -112,3 +112,14 @@ def test_a_vault_key_the_inventory_no_longer_names_keeps_its_hsm_key_by_its_tag(
     rows = by_label(token_keys.rows(listed, vaults))
     assert not rows['hsm.renamed']['removable'] and rows['hsm.renamed']['vaults'] == ['prod/renamed/tagged'], rows
     assert rows['stray']['removable'], rows['stray']
+
+
+def test_a_vault_key_that_shows_no_identity_keeps_every_hsm_key():
+    """An AES vault key that may not encrypt and whose byok-kcv tag holds no identity (a 3-byte KCV an earlier release
+    wrote) could be any HSM key: none is called unused while it is there."""
+    rows = by_label(token_keys.rows(
+        [state([key('stray', FP_STRAY)], [{'name': 'app', 'vault': 'prod'}])],
+        vault_state({'name': 'app', 'version': 'v1', 'fingerprint': None, 'kcv': None, 'tags': {'byok-kcv': 'dc95c0'},
+                     'version_count': 1})))
+    assert not rows['stray']['removable'], rows['stray']
+    assert 'vault prod key app shows no fingerprint or KCV, so it could hold any HSM key' in rows['stray']['reason']
