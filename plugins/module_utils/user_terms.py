@@ -35,12 +35,18 @@ HOST_ENVIRONMENT_VAR = 'byok_hsm_environment'
 #: a name an environment option or variable may set (a shell variable's name)
 ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*\Z')
 #: parts of an environment variable's name (split at _, any case) that say it holds a secret
-SECRET_NAME_PARTS = ('PIN', 'PASSWORD', 'PASSWD', 'PASSPHRASE', 'SECRET')
+SECRET_NAME_PARTS = ('PIN', 'PASSWORD', 'PASSWD', 'PWD', 'PASS', 'PASSCODE', 'PASSPHRASE', 'SECRET')
 
 
 def secret_variables(environment):
     """The names of an environment (a dict) that say they hold a secret (PKCS11_USER_PIN, HSM_PASSWORD, ...), sorted."""
-    return sorted(str(name) for name in (environment or {}) if set(str(name).upper().split('_')) & set(SECRET_NAME_PARTS))
+    return sorted(str(name) for name in (environment or {}) if any(_secret_part(part) for part in str(name).upper().split('_')))
+
+
+def _secret_part(part):
+    """A part of a variable's name (split at _) that says it holds a secret: a word of SECRET_NAME_PARTS, or a word of
+    five letters or more that ends in PIN (HSMPIN, USERPIN, SOPIN; not SPIN)."""
+    return part in SECRET_NAME_PARTS or (len(part) >= 5 and part.endswith('PIN'))
 
 
 def _names_re(names):

@@ -81,7 +81,7 @@ options:
         starts with, as the task keyword C(environment) would (the loader reads C(LD_LIBRARY_PATH) before any Python
         runs), after the keyword's own variables; the module itself never gets the option.
       - They are on the command line that starts the module (C(ps) on the HSM host, C(-vvv)), so never a secret - a name
-        with PIN, PASSWORD, PASSPHRASE or SECRET is refused.
+        with PIN (also ending a word, HSMPIN), PASSWORD, PASSWD, PWD, PASS, PASSCODE, PASSPHRASE or SECRET is refused.
     type: dict
     default: {}
 seealso:

@@ -79,6 +79,8 @@ def test_secret_variables_are_the_names_with_a_secret_word_as_a_part():
     assert user_terms.secret_variables(environment) == ['CKNFAST_PASSPHRASE_X', 'MY_SECRET', 'PASSWD', 'PKCS11_USER_PIN',
                                                         'hsm_password']
     assert user_terms.secret_variables({}) == [] and user_terms.secret_variables(None) == []
+    more = {'HSMPIN': '1', 'LUNA_PWD': '2', 'NFAST_PASS': '3', 'SOPIN': '4', 'TOKEN_PASSCODE': '5', 'SPIN': '6', 'BYPASS': '7'}
+    assert user_terms.secret_variables(more) == ['HSMPIN', 'LUNA_PWD', 'NFAST_PASS', 'SOPIN', 'TOKEN_PASSCODE']
 
 
 def test_a_vault_modules_option_is_named_as_the_inventory_variable_of_its_vault():
