@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ansible_collections.byok.keyvault.plugins.module_utils import decisions
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils import report
 from ansible_collections.byok.keyvault.plugins.module_utils import rotation
 from ansible_collections.byok.keyvault.plugins.module_utils.attributes import parse_datetime
 from ansible_collections.byok.keyvault.plugins.module_utils.user_terms import in_inventory_terms
@@ -37,6 +38,7 @@ UNVERIFIED = 'unverified'
 PROOF_TEXT = {
     record.SOURCE_JWK: 'fingerprint of the vault public key',
     record.SOURCE_VAULT_KCV: 'KCV computed by the vault',
+    record.SOURCE_VAULT_WRAP: 'AES key wrap computed by the vault',
     record.SOURCE_KCV_TAG: "unverifiable: only the collection's own tag",
 }
 DEFAULT_WARNING_DAYS = 30
@@ -120,7 +122,7 @@ def key_row(rec, now, warning_days=DEFAULT_WARNING_DAYS):
     findings = hsm_findings + vault_findings + _attribute_findings(rec, now, warning_days)
     rotating = bool(rec.get('rotating'))  # the row names the HSM key the vault holds, not the next one a rotation makes
     identity, source = record.vault_identity(rec)
-    proven = source in (record.SOURCE_JWK, record.SOURCE_VAULT_KCV)
+    proven = source in report.PROVEN_SOURCES
     status = DRIFT if findings else (UNVERIFIED if source == record.SOURCE_KCV_TAG else OK)
     return {'host': rec.get('host'), 'vault': rec.get('vault'), 'vault_url': rec.get('vault_url'), 'name': rec.get('name'),
             'label': rec.get('held_label') if rotating else rec.get('label'), 'key_type': rec.get('key_type'),

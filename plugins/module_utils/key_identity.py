@@ -316,6 +316,19 @@ def kcv_from_block(encrypted_zero_block):
     return hashlib.sha256(bytes(encrypted_zero_block)[:16]).hexdigest()
 
 
+def aes_key_wrap(encrypt_block, value):
+    """RFC 3394 AES key wrap of value (16 bytes or more, a multiple of 8) with the key behind encrypt_block (one AES
+    block in, one out: AES-ECB in the HSM, where the key never leaves)."""
+    n = len(value) // 8
+    a, r = bytes.fromhex('a6a6a6a6a6a6a6a6'), [value[i * 8:(i + 1) * 8] for i in range(n)]
+    for j in range(6):
+        for i in range(n):
+            b = bytes(encrypt_block(a + r[i]))
+            a = (int.from_bytes(b[:8], 'big') ^ (n * j + i + 1)).to_bytes(8, 'big')
+            r[i] = b[8:]
+    return a + b''.join(r)
+
+
 #: what an identity tag holds: a fingerprint or a KCV, 64 hex digits (a shorter value, such as a 3-byte KCV an earlier
 #: release wrote, identifies nothing and is not read)
 _IDENTITY_RE = re.compile(r'\A[0-9a-fA-F]{64}\Z')

@@ -270,6 +270,19 @@ class KeysMixin(object):
                            "compared, wrapped or imported for it. Find out who changed the token; to start again, remove "
                            "both objects and generate the key" % label)
 
+    def key_wrap(self, key, value):
+        """RFC 3394 key wrap of value with an AES key of the token (an HsmKey), its AES blocks computed in the HSM: what
+        the vault's wrapKey with the same key gives.  None when there is no such key or it may not encrypt."""
+        if key is None or key.key_type != 'oct':
+            return None
+        encrypt = getattr(key.private, 'encrypt', None)
+        if encrypt is None:
+            return None
+        try:
+            return ki.aes_key_wrap(lambda block: encrypt(block, mechanism=Mechanism.AES_ECB), value)
+        except p11e.PKCS11Error:
+            return None
+
     def kcv(self, secret_key):
         """KCV of an AES key, computed inside the HSM (AES-ECB of a zero block); None if the key may not encrypt.
 

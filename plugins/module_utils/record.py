@@ -58,6 +58,7 @@ HSM_STEPS = ('contact', 'transfer', 'finish')
 
 SOURCE_JWK = report.SOURCE_JWK
 SOURCE_VAULT_KCV = report.SOURCE_VAULT_KCV
+SOURCE_VAULT_WRAP = report.SOURCE_VAULT_WRAP
 SOURCE_KCV_TAG = report.SOURCE_KCV_TAG
 PROOFS = report.PROOFS
 
@@ -207,6 +208,24 @@ def note_history(records, results):
     return records
 
 
+#: the vault identity of an AES key whose key wrap of a random value is not the HSM key's
+WRAP_DIFFERS = "another AES key (the vault's key wrap of a random value is not the HSM key's)"
+
+
+def note_wrap_checks(records, wraps_of):
+    """The contact or keygen step of each AES record whose read step holds the vault's key wrap of a random value
+    (wrap_check: an AES key the vault computes no KCV of) gets vault_wrap: whether wraps_of(label, value) - the same
+    wrap computed with the HSM key - gave the same bytes (None: the HSM could not compute it)."""
+    for rec in records:
+        check = (step(rec, 'read') or {}).get('wrap_check')
+        made = step(rec, 'keygen') or step(rec, 'contact')
+        if not check or made is None or made.get('failed'):
+            continue
+        mine = wraps_of(rec['label'], bytes.fromhex(check['value']))
+        made['vault_wrap'] = None if mine is None else mine == bytes.fromhex(check['wrapped'])
+    return records
+
+
 def vault_identity(rec):
     """(identity, source) of the vault's current version as read: its fingerprint from the vault's JWK, or for AES the
     KCV the vault computed, else the byok-kcv tag (source kcv-tag: proves nothing)."""
@@ -224,6 +243,11 @@ def vault_identity(rec):
     if ki.identified_by_kcv(rec.get('key_type')):
         if held.get('kcv'):
             return held['kcv'], SOURCE_VAULT_KCV
+        wrapped = (step(rec, 'keygen') or step(rec, 'contact') or {}).get('vault_wrap')
+        if wrapped is True:  # the vault's key wrap of a random value is the HSM key's: the vault holds the HSM key
+            return hsm_identity(rec), SOURCE_VAULT_WRAP
+        if wrapped is False:
+            return WRAP_DIFFERS, SOURCE_VAULT_WRAP
         tag = ki.tagged_identity(held.get('tags'), ki.KCV_TAG)
         return tag, (SOURCE_KCV_TAG if tag else None)
     return held.get('fingerprint'), (SOURCE_JWK if held.get('fingerprint') else None)
@@ -782,7 +806,7 @@ def _with_identity_tag(rec, tags):
     that key (its JWK, or a KCV it computed) and it has room for it; as they are otherwise (a tag is never written on
     the tag's word alone)."""
     identity, source = vault_identity(rec)
-    if source not in (SOURCE_JWK, SOURCE_VAULT_KCV) or not decisions.same_identity(identity, hsm_identity(rec)):
+    if source not in report.PROVEN_SOURCES or not decisions.same_identity(identity, hsm_identity(rec)):
         return tags
     name = ki.identity_tag(rec.get('key_type'))
     if str(tags.get(name) or '').lower() == str(identity).lower():
@@ -1377,10 +1401,12 @@ TAG_ONLY = ("cannot be compared: only the collection's identity tag says the cur
 
 def _tag_only_stated(rec, held):
     """Whether the inventory itself says why the vault cannot show the key: it states the key disabled, or an AES key
-    that may not encrypt (the vault computes no KCV of it)."""
+    that may neither encrypt nor wrap (the vault computes no KCV of it, nor a key wrap the HSM step can compare)."""
     if held.get('disabled'):
         return 'enabled' in (rec.get('stated') or ()) and rec.get('enabled') is False
-    return ki.identified_by_kcv(rec.get('key_type')) and 'encrypt' not in (rec.get('key_ops') or ())
+    ops = rec.get('key_ops') or ()
+    # stage 3 of the staged flow has no HSM to compute the key wrap with: an AES key that may not encrypt stays unverified
+    return ki.identified_by_kcv(rec.get('key_type')) and 'encrypt' not in ops and ('wrapKey' not in ops or _from_bundle(rec))
 
 
 def _removed(rec, r, decided, stop):

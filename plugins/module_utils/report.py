@@ -36,12 +36,19 @@ DONE = ('transferred', 'in place', 'updated', 'recovered', 'deleted', 'absent', 
 PROOF_JWK = "fingerprint from the vault's JWK"
 PROOF_VAULT_KCV = 'KCV computed by the vault'
 PROOF_TAG = "unverified: only the collection's own tag"
+PROOF_VAULT_WRAP = 'AES key wrap computed by the vault'
 #: where a vault identity came from (keyvault_import's identity_source): the vault's JWK, a KCV the vault computed, or
 #: only the byok-kcv tag the collection wrote itself (which proves nothing)
 SOURCE_JWK = 'vault-jwk'
 SOURCE_VAULT_KCV = 'vault-kcv'
 SOURCE_KCV_TAG = 'kcv-tag'
-PROOFS = {SOURCE_JWK: PROOF_JWK, SOURCE_VAULT_KCV: PROOF_VAULT_KCV, SOURCE_KCV_TAG: PROOF_TAG}
+#: an AES key that may not encrypt but may wrap: the vault wrapped a random value with it (RFC 3394), and the HSM key,
+#: through AES blocks computed in the HSM, gave the same bytes
+SOURCE_VAULT_WRAP = 'vault-wrap'
+PROOFS = {SOURCE_JWK: PROOF_JWK, SOURCE_VAULT_KCV: PROOF_VAULT_KCV, SOURCE_KCV_TAG: PROOF_TAG,
+          SOURCE_VAULT_WRAP: PROOF_VAULT_WRAP}
+#: the sources that are the vault's own word on its key material
+PROVEN_SOURCES = (SOURCE_JWK, SOURCE_VAULT_KCV, SOURCE_VAULT_WRAP)
 #: the signature field when byok_verify_signature is off
 SIGNATURE_NOT_ASKED = 'not asked'
 OUTSIDE_LIMIT = "not in this run's --limit"
@@ -55,7 +62,7 @@ def set_proof(row, source):
         return row
     row['proof'] = PROOFS.get(source)
     same = decisions.same_identity(row['hsm_fingerprint'], row['vault_fingerprint'])
-    if source in (SOURCE_JWK, SOURCE_VAULT_KCV):
+    if source in PROVEN_SOURCES:
         row['match'] = same
     else:
         row['match'] = False if (same is False and decisions.known(row['hsm_fingerprint'])) else None
@@ -212,7 +219,7 @@ def check_mark(row):
     return '-'
 
 
-SHORT_PROOF = {PROOF_JWK: 'vault JWK', PROOF_VAULT_KCV: 'vault KCV', PROOF_TAG: 'own tag only'}
+SHORT_PROOF = {PROOF_JWK: 'vault JWK', PROOF_VAULT_KCV: 'vault KCV', PROOF_TAG: 'own tag only', PROOF_VAULT_WRAP: 'vault wrap'}
 
 
 def _short_signature(text):

@@ -488,6 +488,17 @@ def vault_kcv(vault, key):
     return None
 
 
+def vault_wrap_check(vault, key):
+    """For an AES key the vault computes no KCV of (it may not encrypt): {value, wrapped} - a random value and the
+    vault's key wrap of it, which the HSM step computes again with the HSM key - or None when the key may not wrap."""
+    value = os.urandom(32)
+    for bits in reversed(ki.OCT_SIZES):
+        wrapped = vault.key_wrap(key, bits, value)
+        if wrapped is not None:
+            return {'value': value.hex(), 'wrapped': wrapped.hex()}
+    return None
+
+
 def look_up(vault, name, versions):
     key = vault.current(name)
     entry = {'name': name, 'exists': key is not None}
@@ -504,6 +515,8 @@ def look_up(vault, name, versions):
         entry.update(key_summary(key))
         if ki.identified_by_kcv(entry['kty']):
             entry['kcv'] = vault_kcv(vault, key)
+            if entry['kcv'] is None:
+                entry['wrap_check'] = vault_wrap_check(vault, key)
     if versions:
         entry['version_count'] = len(vault.versions(name)) if key is not None else 0
     return entry

@@ -110,3 +110,25 @@ def test_force_never_puts_back_a_key_an_older_version_held(lab, make_token, run_
     row = rows_by_name(manifest(tmp_path))[name]
     assert row["result"] == "failed" and "an older version of vault key %s held this HSM key" % name in row["message"], row
     assert sorted(v.version for v in client.list_properties_of_key_versions(name)) == sorted(versions)
+
+
+def test_an_aes_key_that_may_only_wrap_with_a_copied_tag_is_found_out(lab, make_token, run_playbook, tmp_path):
+    """An AES key that may not encrypt shows no KCV, only its tag: the forger's own such key under the name, with the
+    tag copied, is found out by the vault's key wrap of a random value, which the HSM key does not give."""
+    first_name, name, label, token = unique("fg-first"), unique("fg-wrap"), unique("fg-label"), make_token()
+    keks = {"premium": unique("fg-kek"), "mhsm": unique("fg-kek")}
+    keys = [{"name": first_name, "label": label, "vault": "mhsm", "key_type": "oct", "key_size": 256,
+             "key_ops": ["wrapKey", "unwrapKey"]}]
+    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
+    assert run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env).rc == 0
+    identity = rows_by_name(manifest(tmp_path))[first_name]["hsm_fingerprint"]
+    client = lab.key_client("mhsm")
+    forged = client.create_oct_key(name, size=256, hardware_protected=True, key_operations=["wrapKey", "unwrapKey"],
+                                   tags={"byok-kcv": identity})
+    keys[0]["name"] = name
+    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert run.rc != 0, str(run)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "failed" and "key wrap of a random value is not the HSM key's" in row["message"], row
+    assert [v.version for v in client.list_properties_of_key_versions(name)] == [forged.properties.version]

@@ -145,7 +145,8 @@ def test_each_row_names_its_proof_and_an_aes_key_without_encrypt_is_unverified(l
     rows = rows_by_name(manifest(tmp_path))
     assert rows[rsa]["proof"] == PROOF_JWK and rows[rsa]["match"] is True, rows[rsa]
     assert rows[aes_enc]["proof"] == PROOF_VAULT_KCV and rows[aes_enc]["match"] is True, rows[aes_enc]
-    # the vault computes no KCV of a key that may not encrypt: only the byok-kcv tag the collection wrote says it is the key
+    # the vault computes no KCV of a key that may not encrypt: right after its import, only the byok-kcv tag the
+    # collection wrote says it is the key
     assert rows[aes_wrap]["proof"] == PROOF_TAG and rows[aes_wrap]["match"] is not True, rows[aes_wrap]
     table = json.loads(re.search(r"TASK \[(?:[^\]]*: )?Keys, HSM hosts and vault versions\].*?\n(?:ok|fatal): \[[^\]]+\] => "
                                  r"(\{.*?\n\})", run.output, re.S).group(1))["msg"]
@@ -153,6 +154,11 @@ def test_each_row_names_its_proof_and_an_aes_key_without_encrypt_is_unverified(l
     assert len(wrap_line) == 1 and "unverified" in wrap_line[0] and " match " not in wrap_line[0], table
     assert any(line.startswith(aes_enc) and " match " in line for line in table), table
     assert any(line.startswith("unverified:") for line in table), table
+    # the next run, the key in place, proves it: the vault's key wrap of a random value is the HSM key's
+    again = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert again.rc == 0, str(again)
+    row = rows_by_name(manifest(tmp_path))[aes_wrap]
+    assert row["result"] == "in place" and row["proof"] == "AES key wrap computed by the vault" and row["match"] is True, row
 
 
 def test_the_signature_check_is_in_the_rows_and_the_manifest(lab, make_token, run_playbook, tmp_path):

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 from urllib.parse import urlparse
 
-from cryptography.hazmat.primitives import hashes, padding as sym_padding
+from cryptography.hazmat.primitives import hashes, keywrap, padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -869,6 +869,25 @@ class Vault:
             size = (item.material.curve.key_size + 7) // 8
             return item, r.to_bytes(size, "big") + s.to_bytes(size, "big")
         raise BadParameter("Algorithm %s cannot be used with a %s key." % (alg, item.kty))
+
+    def wrap_key(self, name: str, version: Optional[str], params: dict) -> Tuple[KeyVersion, bytes]:
+        """``POST /keys/{name}/{version}/wrapkey`` with an oct-HSM key: AES key wrap (RFC 3394, A128KW/A192KW/A256KW)."""
+        if not isinstance(params, dict):
+            raise BadParameter("The request body must be a JSON object.")
+        with self.lock:
+            item = self._usable(name, version, "wrapKey")
+        alg = params.get("alg")
+        plaintext = byok.b64url_decode(params.get("value"), "value")
+        if not isinstance(item.material, bytes):
+            raise BadParameter("The lab wraps with oct-HSM keys only (AES key wrap).")
+        sizes = {"A128KW": 128, "A192KW": 192, "A256KW": 256}
+        if alg not in sizes:
+            raise BadParameter("Invalid key wrap algorithm %r for an oct-HSM key; valid values are %s." % (alg, ", ".join(sizes)))
+        if sizes[alg] != 8 * len(item.material):
+            raise BadParameter("Algorithm %s needs a %d-bit key; this key has %d bits." % (alg, sizes[alg], 8 * len(item.material)))
+        if len(plaintext) < 16 or len(plaintext) % 8:
+            raise BadParameter("AES key wrap takes a value of 16 bytes or more, a multiple of 8; got %d." % len(plaintext))
+        return item, keywrap.aes_key_wrap(item.material, plaintext)
 
     def encrypt(self, name: str, version: Optional[str], params: dict) -> Tuple[KeyVersion, bytes, Optional[bytes]]:
         """``POST /keys/{name}/{version}/encrypt``: AES-CBC(-PAD) for oct-HSM, RSA-OAEP(-256)/RSA1_5 for RSA."""

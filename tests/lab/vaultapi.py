@@ -148,6 +148,11 @@ def _encrypt(request: _Request, name: str, version: str) -> Reply:
     return Reply(200, wire.operation_result(request.vault, name, item, ciphertext, iv))
 
 
+def _wrap_key(request: _Request, name: str, version: str) -> Reply:
+    item, wrapped = request.vault.wrap_key(name, version, request.json())
+    return Reply(200, wire.operation_result(request.vault, name, item, wrapped))
+
+
 def _list_versions(request: _Request, name: str) -> Reply:
     vault = request.vault
     return request.page([wire.key_item(vault, vault.key_of(name), v) for v in vault.list_versions(name)])
@@ -170,6 +175,7 @@ ROUTES: Tuple[Tuple[Tuple[Optional[str], ...], str, str, Callable[..., Reply]], 
      lambda r, name, version: Reply(200, wire.key_bundle(r.vault, *r.vault.update_key(name, version, r.json())))),
     (("keys", ARG, ARG, "sign"), "POST", "sign", _sign),
     (("keys", ARG, ARG, "encrypt"), "POST", "encrypt", _encrypt),
+    (("keys", ARG, ARG, "wrapkey"), "POST", "wrapKey", _wrap_key),
     (("deletedkeys",), "GET", "list", lambda r: r.page([wire.deleted_key_item(r.vault, k) for k in r.vault.list_deleted_keys()])),
     (("deletedkeys", ARG), "GET", "get", lambda r, name: Reply(200, wire.deleted_key_bundle(r.vault, r.vault.get_deleted_key(name)))),
     (("deletedkeys", ARG), "DELETE", "purge", lambda r, name: _no_content(r.vault.purge_deleted_key(name))),

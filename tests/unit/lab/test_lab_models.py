@@ -14,6 +14,7 @@ import pytest
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives import keywrap
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lab import arm as lab_arm, errors, models, store, wire
@@ -172,6 +173,19 @@ def test_import_oct_managed_hsm_and_kcv(mhsm):
         mhsm.encrypt("aes-byok", version.version, {"alg": "A256CBC", "value": b64url(b"short"), "iv": b64url(bytes(16))})
     with pytest.raises(errors.BadParameter, match="128-bit key"):
         mhsm.encrypt("aes-byok", version.version, {"alg": "A128CBC", "value": b64url(bytes(16)), "iv": b64url(bytes(16))})
+
+
+def test_an_oct_key_wraps_with_aes_key_wrap(mhsm):
+    public, kid = kek_of(mhsm)
+    aes = os.urandom(32)
+    mhsm.import_key("aes-wrap", import_body(blob(public, kid, aes), kty="oct-HSM", key_ops=["wrapKey", "unwrapKey"]))
+    value = os.urandom(32)
+    _item, wrapped = mhsm.wrap_key("aes-wrap", None, {"alg": "A256KW", "value": b64url(value)})
+    assert wrapped == keywrap.aes_key_wrap(aes, value)
+    with pytest.raises(errors.BadParameter, match="needs a 128-bit key"):
+        mhsm.wrap_key("aes-wrap", None, {"alg": "A128KW", "value": b64url(value)})
+    with pytest.raises(errors.Forbidden):
+        mhsm.encrypt("aes-wrap", None, {"alg": "A256CBC", "value": b64url(bytes(16)), "iv": b64url(bytes(16))})
 
 
 def test_import_oct_refused_in_premium(premium):

@@ -148,3 +148,22 @@ def test_no_other_file_decides_how_an_aes_key_is_identified():
                 if lines:
                     found[os.path.relpath(path, root)] = lines
     assert not found, 'use key_identity.identified_by_kcv / identity / identity_kind / vault_identity: %s' % found
+
+
+def test_the_aes_key_wrap_from_single_blocks_is_rfc_3394():
+    """The HSM computes AES blocks only (the key never leaves it): the key wrap built from them is the standard's, as
+    cryptography's own implementation and RFC 3394's test vector give it."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+    kek = bytes.fromhex('000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F')
+    data = bytes.fromhex('00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F')
+
+    def block(b):
+        encryptor = Cipher(algorithms.AES(kek), modes.ECB()).encryptor()  # nosec - one block, as the HSM computes it
+        return encryptor.update(b) + encryptor.finalize()
+
+    assert ki.aes_key_wrap(block, data).hex().upper() == ('28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43B'
+                                                          'FB988B9B7A02DD21')
+    for size in (16, 24, 40):
+        value = os.urandom(size)
+        assert ki.aes_key_wrap(block, value) == aes_key_wrap(kek, value)

@@ -853,3 +853,22 @@ def test_an_aes_key_whose_tag_an_earlier_release_wrote_is_told_how_to_be_proved_
     row = record.row(r)
     assert row['result'] == 'failed' and 'its byok-kcv tag holds no identity' in row['message'], row
     assert 'encrypt in key_ops for one run' in row['message'] and 'disabled' not in row['message'], row
+
+
+def test_an_aes_key_that_may_only_wrap_is_proved_by_the_vaults_key_wrap():
+    """The vault computes no KCV of an AES key that may not encrypt; it wrapped a random value with it, and the HSM key
+    wrapping the same value to the same bytes proves it is the HSM key; other bytes say it is another key."""
+    check = {'value': '11' * 32, 'wrapped': '22' * 40}
+    same, other = (rec(n, key_type='oct', key_size=256, curve=None, key_ops=['wrapKey', 'unwrapKey']) for n in ('same', 'other'))
+    tags = {'byok-kcv': 'a9' * 32}  # the tag says both are the HSM key: it is not asked
+    read([same, other], [{'name': n, 'exists': True, 'kid': URL + '/keys/%s/01' % n, 'kcv': None, 'tags': tags,
+                          'wrap_check': check} for n in ('same', 'other')])
+    record.note_keys([same, other], {'same': {'action': 'keep', 'fingerprint': 'a9' * 32},
+                                     'other': {'action': 'keep', 'fingerprint': 'a9' * 32}}, 'contact')
+    record.note_wrap_checks([same, other], lambda label, value: (bytes.fromhex('22' * 40) if label == 'same' else b'x' * 40))
+    record.decide([same, other])
+    assert record.action(same) == 'keep' and record.action(other) == 'conflict'
+    rows = dict((r['name'], r) for r in record.rows([same, other]))
+    assert rows['same']['result'] == 'in place' and rows['same']['match'] is True, rows['same']
+    assert rows['same']['proof'] == report.PROOF_VAULT_WRAP
+    assert rows['other']['result'] == 'failed' and record.WRAP_DIFFERS in rows['other']['message'], rows['other']
