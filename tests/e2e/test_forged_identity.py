@@ -28,6 +28,18 @@ def aes_inventory(lab, tmp_path, token, keys, kek_names):
     return inventory
 
 
+def failed_under(name, lab, tmp_path, token, keys, keks, run_playbook):
+    """The row of the HSM key of keys[0] listed under name, in the vault where the forger put a key of their own: the
+    run fails and the row says so."""
+    keys[0]["name"] = name
+    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
+    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
+    assert run.rc != 0, str(run)
+    row = rows_by_name(manifest(tmp_path))[name]
+    assert row["result"] == "failed", row
+    return row
+
+
 def test_a_soft_deleted_key_with_a_copied_identity_tag_is_not_put_back_into_service(lab, make_token, run_playbook, tmp_path):
     first_name, name, label, token = unique("fg-first"), unique("fg-rec"), unique("fg-label"), make_token()
     keks = {"premium": unique("fg-kek"), "mhsm": unique("fg-kek")}
@@ -46,12 +58,8 @@ def test_a_soft_deleted_key_with_a_copied_identity_tag_is_not_put_back_into_serv
     client.begin_delete_key(name).wait()
     assert client.get_deleted_key(name).properties.version == forged.properties.version
 
-    keys[0]["name"] = name
-    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
-    back = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
-    assert back.rc != 0, str(back)
-    row = rows_by_name(manifest(tmp_path))[name]
-    assert row["result"] == "failed" and "is not the HSM key" in row["message"], row
+    row = failed_under(name, lab, tmp_path, token, keys, keks, run_playbook)
+    assert "is not the HSM key" in row["message"], row
     assert "deleted again" in row["message"], row
     # the forger's key is soft-deleted again, as it was: nothing of it is in service
     assert client.get_deleted_key(name).properties.version == forged.properties.version
@@ -125,10 +133,6 @@ def test_an_aes_key_that_may_only_wrap_with_a_copied_tag_is_found_out(lab, make_
     client = lab.key_client("mhsm")
     forged = client.create_oct_key(name, size=256, hardware_protected=True, key_operations=["wrapKey", "unwrapKey"],
                                    tags={"byok-kcv": identity})
-    keys[0]["name"] = name
-    inventory = aes_inventory(lab, tmp_path, token, keys, keks)
-    run = run_playbook(TRANSFER_PLAYBOOK, inventory, extra_env=lab.azure_env)
-    assert run.rc != 0, str(run)
-    row = rows_by_name(manifest(tmp_path))[name]
-    assert row["result"] == "failed" and "key wrap of a random value is not the HSM key's" in row["message"], row
+    row = failed_under(name, lab, tmp_path, token, keys, keks, run_playbook)
+    assert "key wrap of a random value is not the HSM key's" in row["message"], row
     assert [v.version for v in client.list_properties_of_key_versions(name)] == [forged.properties.version]

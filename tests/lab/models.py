@@ -838,12 +838,16 @@ class Vault:
             raise Forbidden("Operation %s is not permitted on this key." % op)
         return item
 
-    def sign(self, name: str, version: Optional[str], params: dict) -> Tuple[KeyVersion, bytes]:
-        """``POST /keys/{name}/{version}/sign`` over a digest (``value``, base64url)."""
+    def _operand(self, name: str, version: Optional[str], params: dict, op: str) -> KeyVersion:
+        """The version a key operation (sign, encrypt, wrapKey) works with, its request body checked first."""
         if not isinstance(params, dict):
             raise BadParameter("The request body must be a JSON object.")
         with self.lock:
-            item = self._usable(name, version, "sign")
+            return self._usable(name, version, op)
+
+    def sign(self, name: str, version: Optional[str], params: dict) -> Tuple[KeyVersion, bytes]:
+        """``POST /keys/{name}/{version}/sign`` over a digest (``value``, base64url)."""
+        item = self._operand(name, version, params, "sign")
         alg = params.get("alg")
         if alg not in SIGN_ALGS:
             raise BadParameter("Invalid signature algorithm %r; valid values are %s." % (alg, ", ".join(SIGN_ALGS)))
@@ -872,10 +876,7 @@ class Vault:
 
     def wrap_key(self, name: str, version: Optional[str], params: dict) -> Tuple[KeyVersion, bytes]:
         """``POST /keys/{name}/{version}/wrapkey`` with an oct-HSM key: AES key wrap (RFC 3394, A128KW/A192KW/A256KW)."""
-        if not isinstance(params, dict):
-            raise BadParameter("The request body must be a JSON object.")
-        with self.lock:
-            item = self._usable(name, version, "wrapKey")
+        item = self._operand(name, version, params, "wrapKey")
         alg = params.get("alg")
         plaintext = byok.b64url_decode(params.get("value"), "value")
         if not isinstance(item.material, bytes):
@@ -891,10 +892,7 @@ class Vault:
 
     def encrypt(self, name: str, version: Optional[str], params: dict) -> Tuple[KeyVersion, bytes, Optional[bytes]]:
         """``POST /keys/{name}/{version}/encrypt``: AES-CBC(-PAD) for oct-HSM, RSA-OAEP(-256)/RSA1_5 for RSA."""
-        if not isinstance(params, dict):
-            raise BadParameter("The request body must be a JSON object.")
-        with self.lock:
-            item = self._usable(name, version, "encrypt")
+        item = self._operand(name, version, params, "encrypt")
         alg = params.get("alg")
         plaintext = byok.b64url_decode(params.get("value"), "value")
         if isinstance(item.material, bytes):
