@@ -403,7 +403,7 @@ def _verify_entry(bundle_dir, entry, records, found, message, unauthenticated):
     elif not record.get('identity'):
         out['msg'] = ('not done: stage 2 could not read an identity (fingerprint or KCV) of the HSM key of %s, so the vault '
                       'key could not be confirmed after the import' % where)
-    elif not ki.tagged_identity({'identity': record['identity']}, 'identity'):
+    elif not ki.is_identity(record['identity']):
         # a 3-byte KCV, as an earlier release sealed it: it identifies nothing (another AES key matches it in seconds)
         out['msg'] = ('not done: the seal gives the HSM key of %s as %s, which identifies no key (a 3-byte KCV sealed by an '
                       'earlier release of the collection); run stage 2 for %s again and carry its new digest'

@@ -334,10 +334,15 @@ def aes_key_wrap(encrypt_block, value):
 _IDENTITY_RE = re.compile(r'\A[0-9a-fA-F]{64}\Z')
 
 
+def is_identity(value):
+    """Whether value is an identity: a fingerprint or a KCV, 64 hex digits."""
+    return isinstance(value, str) and bool(_IDENTITY_RE.match(value))
+
+
 def tagged_identity(tags, name):
     """The identity the collection recorded in the tag name of a vault key's tags, when the tag holds one; else None."""
     value = (tags or {}).get(name)
-    return value.lower() if isinstance(value, str) and _IDENTITY_RE.match(value) else None
+    return value.lower() if is_identity(value) else None
 
 
 def check_key_ops(key_type, key_ops, exportable=False):

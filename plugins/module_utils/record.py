@@ -200,6 +200,11 @@ def history_requests(records):
     return read_requests([rec for rec in records if due(rec) or forced(rec)])
 
 
+def read_versions(records):
+    """{(vault, key name): the version the read found current}: not the newest in a versions list, nor asked again."""
+    return dict(((rec['vault'], rec['name']), (step(rec, 'read') or {}).get('version')) for rec in records)
+
+
 def note_history(records, results):
     """The identities the older versions of each rotating key carried (the collection's identity tag), on its read step."""
     for rec, outcome in _outcomes(records, results):
@@ -454,8 +459,9 @@ def decide(records):
             continue
         identity, source = vault_identity(rec)
         held = step(rec, 'read') or {}
+        refused = None  # why the collection itself refuses what the decision table would do: 'replace' or 'rollback'
         if rec['label'] in vault_held and not absent(rec):
-            what, reason = decisions.CONFLICT, REPLACE_REFUSED % vault_held[rec['label']]
+            what, reason, refused = decisions.CONFLICT, REPLACE_REFUSED % vault_held[rec['label']], 'replace'
         elif absent(rec):
             what, reason = decisions.absent_decision(in_vault(rec), identity, hsm_step.get('fingerprint'))
         elif not in_vault(rec) and held.get('deleted'):
@@ -466,11 +472,11 @@ def decide(records):
             what, reason = decisions.IMPORT, 'rotate_after: %s' % held.get('rotation_reason')
         else:
             what, reason = decisions.import_decision(in_vault(rec), identity, hsm_step.get('fingerprint'), rec.get('force'))
-            earlier = [i for i in held.get('earlier_identities') or [] if decisions.same_identity(i, hsm_step.get('fingerprint'))]
-            if what == decisions.IMPORT and in_vault(rec) and earlier:
-                what, reason = decisions.CONFLICT, ROLLBACK % rec['name']
+            if what == decisions.IMPORT and in_vault(rec) and any(
+                    decisions.same_identity(i, hsm_step.get('fingerprint')) for i in held.get('earlier_identities') or []):
+                what, reason, refused = decisions.CONFLICT, ROLLBACK % rec['name'], 'rollback'
         note(rec, 'decide', action=what, reason=reason, vault_fingerprint=identity, identity_source=source,
-             rotation=bool(what == decisions.IMPORT and in_vault(rec)))
+             rotation=bool(what == decisions.IMPORT and in_vault(rec)), refused=refused)
         if what == decisions.IMPORT and rec['vault'] not in wanted:
             wanted.append(rec['vault'])
     return wanted
@@ -1242,7 +1248,7 @@ def _outcome(rec, r, stop):
         return
     if decided['action'] == decisions.CONFLICT:
         held = step(rec, 'read') or {}
-        kept = decided['reason'].startswith(REPLACE_REFUSED.partition(' %s')[0])
+        kept = decided.get('refused') == 'replace'
         if not in_vault(rec) and held.get('deleted') and not absent(rec) and not kept:
             # force cannot help: Key Vault refuses a new key of the name while it holds one soft-deleted
             r.update(result='failed', message=_deleted_conflict(rec))
@@ -1261,7 +1267,7 @@ def _outcome(rec, r, stop):
                         'this one, make the entry say what the key is' if kept else
                         'Set force: true on byok_keys entry %s to replace the HSM key and import it as a %s, or make the '
                         'entry say what the HSM key is' % (rec['name'], decisions.rotation_text(rec['name']))))
-        elif decided['reason'] == ROLLBACK % rec['name']:
+        elif decided.get('refused') == 'rollback':
             r.update(result='failed', message='%s; %s' % (decided['reason'], done))
         elif not decisions.known(hsm_identity(rec)) and absent(rec):
             r.update(result='failed', message="vault key %s is not deleted: the HSM holds no key labelled %s, so nothing "
@@ -1550,21 +1556,4 @@ def report_of(hosts_vars, outside_rows=None):
     must_fail = bool(report.not_done(out_rows) or report.unproven(out_rows) or silent or stopped_hosts)
     imported = next((_get(hv, 'byok_imported') for hv in hosts_vars or [] if isinstance(_get(hv, 'byok_imported'), Mapping)), {})
     return {'rows': out_rows, 'silent': silent, 'stopped': stopped_hosts, 'started': min(started) if started else None,
-            'failed': must_fail, 'keks': kek_lines(imported.get('keks_deleted'))}
-
-
-def kek_lines(deleted):
-    """One line per KEK byok_kek_delete_after_run deleted (or could not) at the end of the import step."""
-    out = []
-    for k in deleted or []:
-        where = 'KEK %s of vault %s' % (k.get('kek_name'), k.get('name'))
-        if k.get('failed'):
-            out.append('%s: NOT deleted: %s' % (where, in_inventory_terms(k.get('msg'))))
-        elif not k.get('deleted'):
-            out.append('%s: nothing to delete (the vault holds no such key)' % where)
-        elif k.get('purged'):
-            out.append('%s: deleted and purged after the run (byok_kek_delete_after_run)' % where)
-        else:
-            why = ' (%s)' % k['purge_refused'] if k.get('purge_refused') else ''
-            out.append('%s: deleted after the run, not purged%s' % (where, why))
-    return out
+            'failed': must_fail, 'keks': report.kek_lines(imported.get('keks_deleted'))}

@@ -374,3 +374,20 @@ def closing_message(rows, silent_hosts, manifest_path, failed_hosts=None):
             '%s (%s)' % (h, late[h]) for h in sorted(late))))
     return '; '.join(parts) + '; each reason is in the table above%s' % (
         ' and in %s' % manifest_path if manifest_path else '')
+
+
+def kek_lines(deleted):
+    """One line per KEK byok_kek_delete_after_run deleted (or could not) at the end of the import step."""
+    out = []
+    for k in deleted or []:
+        where = 'KEK %s of vault %s' % (k.get('kek_name'), k.get('name'))
+        if k.get('failed'):
+            out.append('%s: NOT deleted: %s' % (where, in_inventory_terms(k.get('msg'))))
+        elif not k.get('deleted'):
+            out.append('%s: nothing to delete (the vault holds no such key)' % where)
+        elif k.get('purged'):
+            out.append('%s: deleted and purged after the run (byok_kek_delete_after_run)' % where)
+        else:
+            why = ' (%s)' % k['purge_refused'] if k.get('purge_refused') else ''
+            out.append('%s: deleted after the run, not purged%s' % (where, why))
+    return out

@@ -156,8 +156,8 @@ def rows(states, vault_state):
     each vault key whose current version is this key), removable (nobody uses it), reason (why it stays) and line (the
     row as one line of text)."""
     entries, problems = _vault_facts(vault_state)
-    read = sorted(set(str(v.get('name')) for v in (vault_state or {}).get('vaults') or [] if v.get('name')) if isinstance(
-        vault_state, dict) else [])
+    vaults = vault_state.get('vaults') if isinstance(vault_state, dict) else None
+    read = sorted(set(str(v['name']) for v in vaults or [] if v.get('name')))
     older = ['%s/%s has %s versions' % (v, n, c) for v, n, ver, ident, c in entries if c is None or c > 1]
     out = []
     by_token = _labels_of_token(states)

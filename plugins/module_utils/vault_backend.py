@@ -515,21 +515,20 @@ def look_up(vault, name, versions):
         entry.update(key_summary(key))
         if ki.identified_by_kcv(entry['kty']):
             entry['kcv'] = vault_kcv(vault, key)
-            if entry['kcv'] is None:
+            if entry['kcv'] is None and 'wrapKey' in (entry.get('key_ops') or ()):
                 entry['wrap_check'] = vault_wrap_check(vault, key)
     if versions:
         entry['version_count'] = len(vault.versions(name)) if key is not None else 0
     return entry
 
 
-def earlier_identities(vault, name):
-    """{'name', 'earlier_identities'}: what the versions of a key other than its current one hold.
+def earlier_identities(vault, name, current_version):
+    """{'name', 'earlier_identities'}: what the versions of a key other than its current one (as the read found it, not
+    the newest in the list) hold.
 
     Each version the vault will read is read: its JWK's fingerprint, or for AES the KCV the vault computes; a tag can be
     removed or copied by anyone allowed to tag a key, so it is only added to what was read (a disabled version shows
-    nothing else).  The current version is the one the vault names, not the newest in the list."""
-    current = vault.current(name)
-    current_version = current.properties.version if current is not None else None
+    nothing else)."""
     found = set()
     for props in vault.versions(name):
         if props.version == current_version:
@@ -697,8 +696,10 @@ def read_records(kv, records):
     if history:
         # a rotation never puts into service again what an older version held: the versions of the keys due for one,
         # and of the keys force may give a new version (stage 3 too: a bundle is a picture of the past)
+        current = record.read_versions(records)
         found = kv.run_vaults(history, lambda vault, entry: {'changed': False, 'keys': [
-            earlier_identities(vault, name) for name in entry['names']]}, 'version list', items='names')
+            earlier_identities(vault, name, current.get((entry['name'], name))) for name in entry['names']]},
+            'version list', items='names')
         record.note_history(records, found)
     if staged:
         checks = kv.run_vaults(record.sealed_kek_requests(records), sealed_keks, 'KEK check')

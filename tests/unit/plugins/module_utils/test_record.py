@@ -823,7 +823,7 @@ def test_a_key_in_place_is_signed_each_run_when_the_signature_is_asked_for():
 
 
 def test_the_keks_deleted_after_the_run_are_said():
-    assert record.kek_lines([{'name': 'prod', 'kek_name': 'k', 'deleted': True, 'purged': True},
+    assert report.kek_lines([{'name': 'prod', 'kek_name': 'k', 'deleted': True, 'purged': True},
                              {'name': 'dr', 'kek_name': 'k', 'deleted': True, 'purged': False, 'purge_refused': 'protected'},
                              {'name': 'qa', 'kek_name': 'k', 'failed': True, 'msg': 'no delete permission'}]) == [
         'KEK k of vault prod: deleted and purged after the run (byok_kek_delete_after_run)',
@@ -872,3 +872,16 @@ def test_an_aes_key_that_may_only_wrap_is_proved_by_the_vaults_key_wrap():
     assert rows['same']['result'] == 'in place' and rows['same']['match'] is True, rows['same']
     assert rows['same']['proof'] == report.PROOF_VAULT_WRAP
     assert rows['other']['result'] == 'failed' and record.WRAP_DIFFERS in rows['other']['message'], rows['other']
+
+
+def test_a_rollback_is_refused_without_advice_to_force_it():
+    """force: true over a vault key an older version of which held this HSM key: refused, and the row does not tell the
+    user to set the force that is already set."""
+    r = rec('k', force=True)
+    read([r], [{'name': 'k', 'exists': True, 'fingerprint': 'b2' * 32, 'kid': URL + '/keys/k/v2', 'version': 'v2'}])
+    record.note_history([r], [{'name': 'prod', 'keys': [{'name': 'k', 'earlier_identities': ['a1' * 32]}]}])
+    hsm([r], {'k': 'a1' * 32}, 'contact')
+    assert record.action(r) == 'conflict' and record.step(r, 'decide')['refused'] == 'rollback'
+    row = record.row(r)
+    assert row['result'] == 'failed' and row['message'].startswith('an older version of vault key k held this HSM key'), row
+    assert 'Set force' not in row['message'], row
