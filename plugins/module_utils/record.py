@@ -1411,8 +1411,12 @@ def _tag_only_stated(rec, held):
     if held.get('disabled'):
         return 'enabled' in (rec.get('stated') or ()) and rec.get('enabled') is False
     ops = rec.get('key_ops') or ()
-    # stage 3 of the staged flow has no HSM to compute the key wrap with: an AES key that may not encrypt stays unverified
-    return ki.identified_by_kcv(rec.get('key_type')) and 'encrypt' not in ops and ('wrapKey' not in ops or _from_bundle(rec))
+    # stage 3 of the staged flow has no HSM to compute the key wrap with, and an HSM may refuse AES-ECB with the key
+    # (its policy, not the vault's doing): an AES key that may not encrypt then stays unverified
+    made = step(rec, 'keygen') or step(rec, 'contact') or {}
+    hsm_cannot = held.get('wrap_check') is not None and made.get('vault_wrap', False) is None
+    return ki.identified_by_kcv(rec.get('key_type')) and 'encrypt' not in ops and (
+        'wrapKey' not in ops or _from_bundle(rec) or hsm_cannot)
 
 
 def _removed(rec, r, decided, stop):

@@ -885,3 +885,16 @@ def test_a_rollback_is_refused_without_advice_to_force_it():
     row = record.row(r)
     assert row['result'] == 'failed' and row['message'].startswith('an older version of vault key k held this HSM key'), row
     assert 'Set force' not in row['message'], row
+
+
+def test_an_aes_key_the_hsm_cannot_wrap_with_stays_unverified_not_failed():
+    """An HSM whose policy refuses AES-ECB with the key cannot compute the key wrap: that is no doing of the vault's, so
+    the key in place stays unverified (only the tag), as when it may not wrap at all; the run does not fail on it."""
+    r = rec('aes', key_type='oct', key_size=256, curve=None, key_ops=['wrapKey', 'unwrapKey'])
+    read([r], [{'name': 'aes', 'exists': True, 'kid': URL + '/keys/aes/01', 'kcv': None, 'tags': {'byok-kcv': 'a9' * 32},
+                'wrap_check': {'value': '11' * 32, 'wrapped': '22' * 40}}])
+    record.note_keys([r], {'aes': {'action': 'keep', 'fingerprint': 'a9' * 32}}, 'contact')
+    record.note_wrap_checks([r], lambda label, value: None)
+    record.decide([r])
+    row = record.row(r)
+    assert row['result'] == 'in place' and row['proof'] == report.PROOF_TAG and report.not_done([row]) == [], row
