@@ -65,8 +65,11 @@ attributes:
     support: full
 '''
 
-    # an action plugin that runs on the controller
+    # an action plugin that runs on the controller (its authors with it: the other modules take theirs from the azure
+    # or pkcs11 fragment)
     ACTION_PLUGIN = r'''
+author:
+  - byok.keyvault contributors (@byok-keyvault)
 options: {}
 attributes:
   action:

@@ -29,6 +29,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils import azure_errors
 from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_client
+from ansible_collections.byok.keyvault.plugins.module_utils import vault_target
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import AUTH_SOURCES, build_credential
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError, first_line
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_pacing import PACING_SHARE, PACING_WINDOW
@@ -42,8 +43,7 @@ _SDK_IMPORT_ERRORS = (azure_errors.AZURE_CORE_IMPORT_ERROR, azure_auth.AZURE_IDE
 AZURE_IMPORT_ERROR = next((e for e in _SDK_IMPORT_ERRORS if e), None)
 
 KEY_OPS_CHOICES = ki.KEY_OPS_CHOICES
-#: upper bound of the modules' parallel option (requests in flight to one vault)
-MAX_PARALLEL = 16
+MAX_PARALLEL = vault_target.MAX_PARALLEL
 #: how many vaults of a module's vaults option are served at the same time
 MAX_VAULTS = 16
 #: how many Key Vault vaults are served at the same time: a subscription allows five times one vault's limits
@@ -105,6 +105,12 @@ class KeyVaultModule(ByokModule):
         if parallel < 1 or parallel > MAX_PARALLEL:
             self.fail('parallel must be between 1 and %d (concurrent %s requests to the vault); got %d' % (MAX_PARALLEL, what, parallel))
         return parallel
+
+    def check_import_parallel(self):
+        """byok_vault_step's O(import_parallel), refused before any request when out of range."""
+        if not 1 <= self.params['import_parallel'] <= MAX_PARALLEL:
+            self.fail('import_parallel is %d; give a number from 1 to %d (imports in flight to one vault)'
+                      % (self.params['import_parallel'], MAX_PARALLEL))
 
     def run_keys_parallel(self, items, func, key_field, what):
         """run_keys() with up to O(parallel) vault requests in flight; results in the order of items."""

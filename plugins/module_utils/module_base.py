@@ -4,8 +4,8 @@
 """What every module of the collection shares: one-line failures and the per-key loop.
 
 HsmModule (pkcs11_token.py) and KeyVaultModule (keyvault.py) build on ByokModule; neither this file
-nor its users import both sides.  A module's main() builds its argument spec, calls one backend
-function (which runs each key through run_keys(), a ByokError becoming that key's one-line message) and exits with its
+nor its users import both sides.  A module's main() is run(): its argument spec, one backend
+function (which runs each key through run_keys(), a ByokError becoming that key's one-line message) and the exit with its
 result: the module fails when any key failed (naming each), or exits with every key's result.
 """
 
@@ -22,6 +22,13 @@ from ansible_collections.byok.keyvault.plugins.module_utils.progress import NoPr
 
 class ByokModule(object):
     """AnsibleModule with the collection's conventions."""
+
+    @classmethod
+    def run(cls, request, argument_spec, **kwargs):
+        """A module's main(): the module built with its argument spec (and AnsibleModule's other keywords), its one backend
+        call request(module), and the exit with the result."""
+        module = cls(argument_spec=argument_spec, **kwargs)
+        module.exit(request(module))
 
     def __init__(self, argument_spec, common=None, requirements=(), **kwargs):
         """common: the options of one side (PKCS#11 or Azure), merged under the module's own; requirements: (library

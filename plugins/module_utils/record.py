@@ -1106,6 +1106,60 @@ def note_destroys(records, results, check_mode=False):
     return records
 
 
+# -- the import step: its vault work in order, and what it returns ------------------------------------------------------
+#: the vault work of the import step, in its order; each kind's requests are made from the records as the kinds before
+#: left them: the imports, the deletions and recoveries (state absent, or listed again), the attribute updates in
+#: place, the signatures of byok_verify_signature
+IMPORT_WORK = ('import', 'delete', 'update', 'signature')
+
+
+def import_step(records, check_mode, vault):
+    """The import step over the records (byok_vault_step step=import), the vault's part left to vault(kind, requests),
+    which returns one result per request (kind one of IMPORT_WORK, requests per vault as the *_requests functions make
+    them; called only when there are requests).  Each record gets what each part did for its key.  Returns
+    {kind: results}."""
+    done = {}
+
+    def run(kind, requests):
+        done[kind] = vault(kind, requests) if requests else []
+        return done[kind]
+
+    note_imports(records, run('import', import_requests(records, check_mode)))
+    note_removals(records, run('delete', removal_requests(records)), check_mode)
+    note_unchangeable(records)  # what the inventory states and the vault cannot change on a version: reported
+    note_updates(records, run('update', update_requests(records)), check_mode)
+    note_proofs(records, run('signature', [] if check_mode else proof_requests(records)))
+    hold_shared_token_keys(records, check_mode)  # a key another host on its token needs: kept unsealed, not destroyed
+    return done
+
+
+class _VaultWork(Exception):
+    """The import step has vault work: the module must run."""
+
+
+def import_without_vault(records, check_mode):
+    """The result of the import step over records that give the vault nothing to do (nothing to import, delete,
+    recover, update or sign), as byok_vault_step would return it, computed without a vault: the action plugin of
+    byok_vault_step returns it instead of starting the module.  None when the vault has work."""
+    records = copies(records)
+
+    def vault(kind, requests):
+        raise _VaultWork(kind)
+
+    try:
+        import_step(records, check_mode, vault)
+    except _VaultWork:
+        return None
+    return import_result(records, [], check_mode)
+
+
+def import_result(records, results, check_mode, diff=None):
+    """The import step's result: its records, whether a vault changed (results: each vault's results of every kind),
+    the diff, and the HSM hosts the finish step must destroy keys on."""
+    return dict(changed=any(r.get('changed') for r in results), records=records,
+                diff=diff or {'before': {}, 'after': {}}, destroy_hosts=destroy_hosts(records, check_mode))
+
+
 # -- a host that stopped, and the records of each host -------------------------------------------------------------------
 def _records_in(value, host):
     """The records of host a registered step result (or a list of records) holds, or None."""

@@ -947,51 +947,54 @@ def _enabled_is_the_hsm_key(vault, item, key):
 
 
 def import_records(kv, records):
-    """The import step: each wrapped key into its vault (or kept), all vaults at once; then, with delete_keks, the KEKs
-    of the run deleted (after every import, whatever its outcome)."""
+    """The import step: each wrapped key into its vault (or kept), all vaults at once, then the deletions, recoveries,
+    attribute updates and signatures the records ask for (record.import_step orders them); then, with delete_keks, the
+    KEKs of the run deleted (after every import, whatever its outcome)."""
     p = kv.params
     verify = any(r.get('verify_signature') for r in records)
-    requests = record.import_requests(records, kv.check_mode)
-    for entry in requests:
-        entry['keys'] = [_item_defaults(item) for item in entry['keys']]
-        check_names(kv, entry['keys'], ' of vault %s' % entry['name'])
     p['parallel'] = p['import_parallel']  # run_vaults and run_keys_parallel read parallel: the imports have their own
-    kv.progress = Progress('import', 'controller', sum(len(entry['keys']) for entry in requests))
-    results = kv.run_vaults(requests, lambda vault, entry: import_vault(kv, vault, entry['keys'], verify), 'import',
-                            items='keys', writes=True)
-    kv.progress = NoProgress()
     diff = {'before': {}, 'after': {}}
-    for r in results:
-        take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
-    _warn_failed(kv, results, 'the import')
-    record.note_imports(records, results)
-    # the keys listed as absent: deleted (soft delete, never purged); the keys listed again: recovered, not re-imported
-    removals = kv.run_vaults(record.removal_requests(records), lambda vault, entry: remove_vault(kv, vault, entry['keys']),
-                             'delete', items='keys', writes=True)
-    _warn_failed(kv, removals, 'the deletion or recovery')
-    record.note_removals(records, removals, kv.check_mode)
-    results = results + removals
-    # what the inventory states and the vault cannot change on a version (exportable, an immutable policy): reported
-    record.note_unchangeable(records)
-    # the keys in place whose stated attributes differ from their vault's: updated in place (no new version)
-    updates = kv.run_vaults(record.update_requests(records), lambda vault, entry: update_vault(kv, vault, entry['keys']),
-                            'update', items='keys', writes=True)
-    _warn_failed(kv, updates, 'the update')
-    record.note_updates(records, updates, kv.check_mode)
-    # byok_verify_signature: the keys in place are signed too, each run (a proof that failed once is asked for again)
-    proofs = kv.run_vaults(record.proof_requests(records) if not kv.check_mode else [],
-                           lambda vault, entry: prove_vault(kv, vault, entry['keys']), 'signature', items='keys')
-    record.note_proofs(records, proofs)
-    for r in updates:
-        for k in r.get('keys') or []:
-            if k.get('changes') and kv.module._diff:
-                where = '%s/%s' % (r['name'], k['name'])
-                diff['before'][where] = dict((f, v[0]) for f, v in k['changes'].items())
-                diff['after'][where] = dict((f, v[1]) for f, v in k['changes'].items())
-    results = results + updates
-    record.hold_shared_token_keys(records, kv.check_mode)  # a key another host on its token needs: kept unsealed, not destroyed
-    result = dict(changed=any(r.get('changed') for r in results), records=records, diff=diff,
-                  destroy_hosts=record.destroy_hosts(records, kv.check_mode))
+
+    def imports(requests):
+        for entry in requests:
+            entry['keys'] = [_item_defaults(item) for item in entry['keys']]
+            check_names(kv, entry['keys'], ' of vault %s' % entry['name'])
+        kv.progress = Progress('import', 'controller', sum(len(entry['keys']) for entry in requests))
+        results = kv.run_vaults(requests, lambda vault, entry: import_vault(kv, vault, entry['keys'], verify), 'import',
+                                items='keys', writes=True)
+        kv.progress = NoProgress()
+        for r in results:
+            take_diffs(r.get('keys') or [], prefix='%s/' % r['name'], wanted=kv.module._diff, diff=diff)
+        _warn_failed(kv, results, 'the import')
+        return results
+
+    def removals(requests):
+        # the keys listed as absent: deleted (soft delete, never purged); the keys listed again: recovered, not re-imported
+        results = kv.run_vaults(requests, lambda vault, entry: remove_vault(kv, vault, entry['keys']), 'delete',
+                                items='keys', writes=True)
+        _warn_failed(kv, results, 'the deletion or recovery')
+        return results
+
+    def updates(requests):
+        # the keys in place whose stated attributes differ from their vault's: updated in place (no new version)
+        results = kv.run_vaults(requests, lambda vault, entry: update_vault(kv, vault, entry['keys']), 'update',
+                                items='keys', writes=True)
+        _warn_failed(kv, results, 'the update')
+        for r in results:
+            for k in r.get('keys') or []:
+                if k.get('changes') and kv.module._diff:
+                    where = '%s/%s' % (r['name'], k['name'])
+                    diff['before'][where] = dict((f, v[0]) for f, v in k['changes'].items())
+                    diff['after'][where] = dict((f, v[1]) for f, v in k['changes'].items())
+        return results
+
+    def proofs(requests):
+        # byok_verify_signature: the keys in place are signed too, each run (a proof that failed once is asked for again)
+        return kv.run_vaults(requests, lambda vault, entry: prove_vault(kv, vault, entry['keys']), 'signature', items='keys')
+
+    work = {'import': imports, 'delete': removals, 'update': updates, 'signature': proofs}
+    done = record.import_step(records, kv.check_mode, lambda kind, requests: work[kind](requests))
+    result = record.import_result(records, done['import'] + done['delete'] + done['update'], kv.check_mode, diff)
     if p['delete_keks']:
         result['keks_deleted'] = delete_keks(kv, records)
         result['changed'] = result['changed'] or any(k.get('deleted') for k in result['keks_deleted'])
@@ -1002,6 +1005,7 @@ def vault_step_request(kv):
     """byok_vault_step's run over the key records of every HSM host, as the module's result (the records, each with what
     the step did for its key).  A vault that fails fails its keys only (their records say why, and a warning names it)."""
     p = kv.params
+    kv.check_import_parallel()
     records = record.copies(p['records'])
     step = {'read': read_records, 'kek': kek_records, 'import': import_records, 'audit': audit_records}[p['step']]
     return step(kv, records)

@@ -20,6 +20,8 @@ from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokEr
 VAULT_KINDS = ('premium', 'managed_hsm')
 VAULT_KIND_CHOICES = ('auto',) + VAULT_KINDS
 DEFAULT_PORT = 443
+#: upper bound of the modules' parallel options (requests in flight to one vault)
+MAX_PARALLEL = 16
 # DNS labels that tell the kind of a vault: <name>.vault.<suffix> and <name>.managedhsm.<suffix>
 _KIND_LABELS = (('managedhsm', 'managed_hsm'), ('vault', 'premium'))
 EXAMPLE = 'https://NAME.vault.azure.net'

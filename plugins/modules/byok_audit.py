@@ -25,8 +25,6 @@ description:
     case per key, a drift is a failure) into O(dir) on the controller, as mode 0600 files, as M(byok.keyvault.byok_manifest)
     writes the manifest.
   - This is an action plugin; it runs on the controller and makes no vault call and no HSM login.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.attributes
   - byok.keyvault.attributes.action_plugin

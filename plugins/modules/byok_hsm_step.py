@@ -137,8 +137,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 
 
 def main():
-    hsm = HsmModule(
-        argument_spec=dict(
+    HsmModule.run(
+        hsm_step_request,
+        dict(
             step=dict(type='str', required=True, choices=['contact', 'transfer', 'finish']),
             records=dict(type='list', elements='dict', required=True, no_log=False),
             regenerate=dict(type='str', default='fail', choices=list(REGENERATE_CHOICES)),
@@ -151,7 +152,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    hsm.exit(hsm_step_request(hsm))
 
 
 if __name__ == '__main__':

@@ -153,8 +153,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import
 
 
 def main():
-    kv = KeyVaultModule(
-        argument_spec=dict(
+    KeyVaultModule.run(
+        kek_request,
+        dict(
             name=dict(type='str', required=True),
             key_size=dict(type='int', default=4096, choices=list(ki.KEK_SIZES)),
             create=dict(type='bool', default=True),
@@ -165,7 +166,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    kv.exit(kek_request(kv))
 
 
 if __name__ == '__main__':

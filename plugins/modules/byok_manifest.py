@@ -27,8 +27,6 @@ description:
     fingerprints and outcomes, never a PIN, a secret or key material.
   - This is an action plugin; it runs on the controller whatever host the task targets, so it costs no module run.
   - The files are an audit trail, not managed state, so the task never reports a change.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.attributes
   - byok.keyvault.attributes.action_plugin

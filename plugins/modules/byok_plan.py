@@ -39,8 +39,6 @@ description:
     missing under such directories; so it is refused before any key moves.
   - This is an action plugin; it runs on the controller, in-process, and makes no vault call, HSM login or file write.
     The byok.keyvault.plan role runs it once for the play.
-author:
-  - byok.keyvault contributors (@byok-keyvault)
 extends_documentation_fragment:
   - byok.keyvault.attributes
   - byok.keyvault.attributes.action_plugin

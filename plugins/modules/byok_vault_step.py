@@ -34,6 +34,9 @@ description:
     is called. O(step=import) then imports the records as in the transfer.
   - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
     fails only when it cannot run at all.
+  - An O(step=import) whose records give no vault anything to do (nothing to import, delete, recover, update or sign, and
+    no O(delete_keks)) makes no vault request. Its action plugin then returns the records as the module would, computed
+    on the controller, without starting the module, so it builds no credential and reads no other option.
 extends_documentation_fragment:
   - byok.keyvault.bundle
   - byok.keyvault.azure
@@ -43,6 +46,11 @@ attributes:
   check_mode:
     details:
       - In check mode no KEK is created and nothing is imported or deleted; the records say what would be.
+  action:
+    description: Has an action plugin, which starts the module on the target (the controller, in the transfer role).
+    support: full
+    details:
+      - An O(step=import) that gives no vault anything to do is answered by the action plugin alone.
 options:
   vault_url:
     description: Not used; each record names its vault's URL.
@@ -151,13 +159,14 @@ keks_deleted:
 '''
 
 from ansible_collections.byok.keyvault.plugins.module_utils import bundle
-from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import MAX_PARALLEL, KeyVaultModule
+from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import vault_step_request
 
 
 def main():
-    kv = KeyVaultModule(
-        argument_spec=dict(
+    KeyVaultModule.run(
+        vault_step_request,
+        dict(
             vault_url=dict(type='str'),
             step=dict(type='str', required=True, choices=['read', 'kek', 'import', 'audit']),
             records=dict(type='list', elements='dict', required=True, no_log=False),
@@ -170,9 +179,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not 1 <= kv.params['import_parallel'] <= MAX_PARALLEL:
-        kv.fail('import_parallel is %d; give a number from 1 to %d (imports in flight to one vault)' % (kv.params['import_parallel'], MAX_PARALLEL))
-    kv.exit(vault_step_request(kv))
 
 
 if __name__ == '__main__':

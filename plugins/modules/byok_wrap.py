@@ -206,8 +206,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 
 
 def main():
-    hsm = HsmModule(
-        argument_spec=dict(
+    HsmModule.run(
+        wrap_request,
+        dict(
             label=dict(type='str'),
             id=dict(type='str'),
             dest=dict(type='path'),
@@ -227,7 +228,6 @@ def main():
         required_by={'label': 'kek_kid'},
         supports_check_mode=True,
     )
-    hsm.exit(wrap_request(hsm))
 
 
 if __name__ == '__main__':

@@ -92,13 +92,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 
 
 def main():
-    hsm = HsmModule(
-        argument_spec=dict(
-            labels=dict(type='list', elements='str'),
-        ),
-        supports_check_mode=True,
-    )
-    hsm.exit(key_info_request(hsm))
+    HsmModule.run(key_info_request, dict(labels=dict(type='list', elements='str')), supports_check_mode=True)
 
 
 if __name__ == '__main__':

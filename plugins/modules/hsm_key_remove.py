@@ -92,8 +92,7 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 
 
 def main():
-    hsm = HsmModule(argument_spec=listed_keys_argument_spec(), supports_check_mode=True)
-    hsm.exit(key_remove_request(hsm))
+    HsmModule.run(key_remove_request, listed_keys_argument_spec(), supports_check_mode=True)
 
 
 if __name__ == '__main__':

@@ -168,8 +168,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.pkcs11_token import 
 
 
 def main():
-    hsm = HsmModule(
-        argument_spec=dict(
+    HsmModule.run(
+        keygen_request,
+        dict(
             label=dict(type='str'),
             id=dict(type='str'),
             key_type=dict(type='str', default='RSA', choices=list(ki.KEY_TYPES)),
@@ -183,7 +184,6 @@ def main():
         required_one_of=[('label', 'keys')],
         supports_check_mode=True,
     )
-    hsm.exit(keygen_request(hsm))
 
 
 if __name__ == '__main__':

@@ -375,14 +375,14 @@ def main():
         verify_signature=dict(type='bool', default=False),
         parallel=dict(type='int', default=4),
     )
-    kv = KeyVaultModule(
-        argument_spec=spec,
+    KeyVaultModule.run(
+        lambda kv: import_request(kv, tuple(ITEM_SPEC)),
+        spec,
         mutually_exclusive=[('name', 'keys', 'vaults'), ('byok_file', 'byok_content'), ('vault_url', 'vaults')],
         required_one_of=[('name', 'keys', 'vaults')],
         required_by={'name': 'vault_url', 'keys': 'vault_url'},
         supports_check_mode=True,
     )
-    kv.exit(import_request(kv, tuple(ITEM_SPEC)))
 
 
 if __name__ == '__main__':

@@ -205,8 +205,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import
 
 
 def main():
-    kv = KeyVaultModule(
-        argument_spec=dict(
+    KeyVaultModule.run(
+        key_info_request,
+        dict(
             vault_url=dict(type='str'),
             names=dict(type='list', elements='str'),
             vaults=vaults_option(names=dict(type='list', elements='str', required=True)),
@@ -219,7 +220,6 @@ def main():
         required_by={'vault_url': 'names'},
         supports_check_mode=True,
     )
-    kv.exit(key_info_request(kv))
 
 
 if __name__ == '__main__':

@@ -61,3 +61,37 @@ def test_a_module_without_records_keeps_its_whole_invocation(capsys):
     out = _printed(capsys, {'step': 'read', 'user_pin': 'S3cretPIN'}, lambda m: m.exit({'changed': False}))
     assert out['invocation'] == {'module_args': {'step': 'read', 'records': None,
                                                  'user_pin': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}}
+
+
+def test_run_builds_the_module_makes_its_one_call_and_exits_with_the_result(capsys):
+    calls = []
+
+    def request(module):
+        calls.append(module.params['step'])
+        return {'changed': True, 'records': module.params['records']}
+
+    with patch_module_args({'step': 'import', 'records': RECORDS}):
+        with pytest.raises(SystemExit) as ended:
+            ByokModule.run(request, SPEC, supports_check_mode=True)
+    out = json.loads(capsys.readouterr().out)
+    assert calls == ['import'] and ended.value.code == 0
+    assert out['changed'] is True and out['records'] == RECORDS
+
+
+def test_run_fails_with_the_message_of_a_failed_result(capsys):
+    with patch_module_args({'step': 'import'}):
+        with pytest.raises(SystemExit) as ended:
+            ByokModule.run(lambda module: {'failed': True, 'msg': 'vault prod: 403'}, SPEC)
+    out = json.loads(capsys.readouterr().out)
+    assert ended.value.code == 1 and out['failed'] is True and out['msg'] == 'vault prod: 403'
+
+
+def test_byok_vault_step_refuses_import_parallel_out_of_range_before_any_request(capsys):
+    """The module's own check (the role's plan checks byok_import_parallel first): no vault is built, nothing is asked."""
+    from ansible_collections.byok.keyvault.plugins.modules import byok_vault_step
+    with patch_module_args({'step': 'import', 'records': [], 'import_parallel': 17}):
+        with pytest.raises(SystemExit) as ended:
+            byok_vault_step.main()
+    out = json.loads(capsys.readouterr().out)
+    assert ended.value.code == 1
+    assert out['msg'] == 'import_parallel is 17; give a number from 1 to 16 (imports in flight to one vault)'

@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
+
 from ansible_collections.byok.keyvault.plugins.module_utils import record, report
 
 URL = 'https://contoso.vault.azure.net'
@@ -898,3 +900,57 @@ def test_an_aes_key_the_hsm_cannot_wrap_with_stays_unverified_not_failed():
     record.decide([r])
     row = record.row(r)
     assert row['result'] == 'in place' and row['proof'] == report.PROOF_TAG and report.not_done([row]) == [], row
+
+
+# -- the import step without a vault: what byok_vault_step's action answers alone ----------------------------------------
+def _import_step_with(records, check_mode=False):
+    """record.import_step with a vault that answers every request it is given with no change; the kinds asked for."""
+    asked = []
+
+    def vault(kind, requests):
+        asked.append(kind)
+        return [{'name': entry['name'], 'keys': [{'name': k['name'], 'changed': False} for k in entry['keys']]}
+                for entry in requests]
+
+    record.import_step(records, check_mode, vault)
+    return asked
+
+
+def _held_in_place():
+    records = [rec('app-ec')]
+    read(records, [{'name': 'app-ec', 'exists': True, 'fingerprint': ('f2' * 32), 'kid': 'k2', 'version': 'v2',
+                    'enabled': True, 'key_ops': ['sign', 'verify']}])
+    hsm(records, {'app-ec': ('f2' * 32)}, 'contact')
+    return records
+
+
+def test_a_fleet_in_place_gives_the_vault_nothing_and_the_action_answers_as_the_module_would():
+    records = _held_in_place()
+    given = copy.deepcopy(records)
+    assert _import_step_with(record.copies(records)) == []
+    quiet = record.import_without_vault(records, False)
+    module = record.copies(records)
+    _import_step_with(module)
+    assert quiet == record.import_result(module, [], False)
+    assert quiet['changed'] is False and quiet['destroy_hosts'] == [] and quiet['diff'] == {'before': {}, 'after': {}}
+    assert results(record.rows(quiet['records'])) == ['in place']
+    assert records == given  # the records it was given: untouched (the result carries copies)
+
+
+def test_any_vault_work_makes_the_action_start_the_module():
+    moving = [rec('app-ec')]
+    read(moving, [{'name': 'app-ec', 'exists': False}])
+    hsm(moving, {'app-ec': ('f2' * 32)})
+    kek(moving)
+    record.note_wraps(moving, {('app-ec', KID): {'changed': True, 'byok_content': 'Ynlvaw=='}})
+    stated = _held_in_place()
+    stated[0]['enabled'] = False  # the inventory now disables the key: an update in place
+    stated[0]['stated'] = ['enabled']
+    signed = _held_in_place()
+    signed[0]['verify_signature'] = True
+    cases = {'import': moving, 'delete': [retired(None)], 'update': stated, 'signature': signed}
+    for kind, records in cases.items():
+        assert _import_step_with(record.copies(records)) == [kind], kind
+        assert record.import_without_vault(records, False) is None, kind
+    # in check mode no signature is asked for: that run is answered without the module
+    assert record.import_without_vault(signed, True) is not None

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+"""The vault step's action: an import that gives no vault anything to do is answered on the controller, as the module
+would answer it; anything else starts the module with the task's arguments."""
+
+import pytest
+from unittest.mock import MagicMock
+
+from ansible.playbook.task import Task
+from ansible.plugins.shell.sh import ShellModule
+from ansible.template import Templar
+
+from ansible_collections.byok.keyvault.plugins.action.byok_vault_step import ActionModule, answerable
+from ansible_collections.byok.keyvault.plugins.module_utils import record
+
+URL = 'https://contoso.vault.azure.net'
+
+
+def in_place(**extra):
+    """A record whose vault holds the HSM key as its current version, as the read and the contact left it."""
+    e = {'host': 'hsm1', 'name': 'app-ec', 'vault': 'prod', 'vault_url': URL, 'vault_kind': 'premium', 'label': 'app-ec',
+         'key_type': 'EC', 'key_size': None, 'curve': 'P-256', 'key_ops': ['sign', 'verify'], 'tags': None,
+         'enabled': True, 'not_before': None, 'expires_on': None, 'force': False, 'kek_name': 'byok-kek',
+         'kek_size': 4096, 'verify_signature': False}
+    e.update(extra)
+    records = [record.new(e)]
+    fp = 'f2' * 32
+    record.note_reads(records, [{'name': 'prod', 'keys': [{'name': 'app-ec', 'exists': True, 'fingerprint': fp, 'kid': 'k2',
+                                                           'version': 'v2', 'enabled': True, 'key_ops': ['sign', 'verify'],
+                                                           'tags': {'byok-fingerprint': fp}}]}])
+    record.note_keys(records, {'app-ec': {'action': 'keep', 'changed': False, 'fingerprint': fp, 'sealed': False}},
+                     'contact', {'label': 'tok', 'serial': '1'})
+    record.decide(records)
+    return records
+
+
+def make_action(args, check_mode=False):
+    task = Task()
+    task.args = args
+    connection = MagicMock()
+    connection._shell = ShellModule()
+    connection.has_native_async = False
+    action = ActionModule(task, connection, MagicMock(check_mode=check_mode), loader=None, templar=Templar(loader=None),
+                          shared_loader_obj=None)
+    started = []
+
+    def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        started.append((module_name, module_args))
+        return {'changed': True, 'records': [], 'from': 'module'}
+
+    action._execute_module = execute_module
+    action._remove_tmp_path = lambda path: None
+    return action, started
+
+
+def test_an_import_with_nothing_to_do_is_answered_without_the_module():
+    records = in_place()
+    args = {'step': 'import', 'records': records, 'import_parallel': 4, 'delete_keks': False, 'secret': 's3cret',
+            'vault_url': URL}
+    action, started = make_action(args)
+    result = action.run(task_vars={})
+    assert started == []
+    assert result['records'] == record.import_without_vault(records, False)['records']
+    assert result['changed'] is False and result['destroy_hosts'] == []
+    assert 's3cret' not in repr(result)  # no invocation: the arguments (the Azure secret) are not in the result
+
+
+def test_an_import_with_work_starts_the_module_with_the_task_arguments():
+    records = in_place(enabled=False, stated=['enabled'])  # the inventory disables the key: an update in place
+    args = {'step': 'import', 'records': records}
+    action, started = make_action(args)
+    assert action.run(task_vars={})['from'] == 'module'
+    assert started == [('byok.keyvault.byok_vault_step', args)]
+
+
+@pytest.mark.parametrize('changes', [
+    {'step': 'read'}, {'step': 'audit'}, {'step': 'kek'},
+    {'delete_keks': True}, {'delete_keks': 'yes'}, {'delete_keks': 'maybe'},
+    {'bundle': {'path': '/srv/bundle'}},
+    {'import_parallel': 17}, {'import_parallel': 0}, {'import_parallel': 'four'}, {'import_parallel': True},
+    {'records': 'app-ec'}, {'records': ['app-ec']},
+], ids=lambda c: '%s=%r' % next(iter(c.items())))
+def test_anything_the_action_cannot_answer_for_goes_to_the_module(changes):
+    args = dict({'step': 'import', 'records': in_place(), 'import_parallel': 4}, **changes)
+    assert not answerable(args)
+    action, started = make_action(args)
+    assert action.run(task_vars={})['from'] == 'module'
+    assert started and started[0][1] == args
+
+
+def test_check_mode_is_the_plays():
+    records = in_place(verify_signature=True)  # a signature is asked for each run, except in check mode
+    action, started = make_action({'step': 'import', 'records': records}, check_mode=False)
+    action.run(task_vars={})
+    assert len(started) == 1
+    action, started = make_action({'step': 'import', 'records': records}, check_mode=True)
+    assert action.run(task_vars={})['changed'] is False
+    assert started == []
+
+
+def test_an_import_parallel_given_as_text_is_taken_as_ansible_takes_it():
+    assert answerable({'step': 'import', 'records': [], 'import_parallel': '8'})
