@@ -3,8 +3,9 @@
 # (role READMEs, ansible-doc of every plugin, ansible-lint, flake8, required tags, changelog, version >= 1.0.0).
 #   scripts/galaxy-importer.sh [TARBALL]   (default: a tarball built now with ansible-galaxy collection build)
 # Fails on any error or warning the importer reports. ansible-test is off (it needs containers).
-# galaxy-importer brings its own ansible-lint and flake8, so it lives in its own virtual environment
-# (build/venv-galaxy, created on first use with the pinned version below), never in .venv.
+# galaxy-importer brings its own ansible-lint and flake8, so it lives in its own virtual environment, never in .venv:
+# built once with the pinned version below in the venv cache of this user (scripts/venvs.sh), which a fresh clone
+# reuses instead of installing it again.
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
@@ -14,22 +15,22 @@ GALAXY_IMPORTER_VERSION=0.4.44
 # ansible-core as in requirements-dev.txt, so that ansible-doc reads the documentation as the project's tools do
 ANSIBLE_CORE_SPEC='ansible-core>=2.19,<2.20'
 
-venv="$ROOT/build/venv-galaxy"
-stamp="$venv/.galaxy-importer-version"
 want="galaxy-importer==$GALAXY_IMPORTER_VERSION $ANSIBLE_CORE_SPEC"
-if [ ! -x "$venv/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "galaxy-importer: installing galaxy-importer $GALAXY_IMPORTER_VERSION into $venv"
-    rm -rf "$venv"
-    mkdir -p "$(dirname "$venv")"
-    python3 -m venv "$venv"
-    # shellcheck disable=SC2086
-    if ! "$venv/bin/python" -m pip install -q $want > "$ROOT/build/venv-galaxy.log" 2>&1; then
-        cat "$ROOT/build/venv-galaxy.log" >&2
-        echo "galaxy-importer: pip install failed (log above)" >&2
-        exit 1
-    fi
-    echo "$want" > "$stamp"
-fi
+# shellcheck source=scripts/venvs.sh
+. "$ROOT/scripts/venvs.sh"
+# shellcheck disable=SC2317  # called by name, by ensure_venv
+build_galaxy_venv() {  # dir python requirement...
+    local dir=$1 python=$2
+    shift 2
+    echo "galaxy-importer: installing $* into $dir"
+    "$python" -m venv "$dir" || return 1
+    "$dir/bin/python" -m pip install -q "$@" > "$dir.log" 2>&1 || { cat "$dir.log" >&2; echo "galaxy-importer: pip install failed (log above)" >&2; return 1; }
+}
+python=$(python3 -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))')  # the interpreter, not a checkout's venv
+# shellcheck disable=SC2086  # the requirements are words
+venv=$(venv_dir galaxy-importer "$python" $want)
+# shellcheck disable=SC2086
+ensure_venv "$venv" build_galaxy_venv "$python" $want
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/byok-importer.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -22,7 +22,6 @@ from ansible.module_utils.six import integer_types, string_types
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import MAX_PARALLEL
 
 from collections.abc import Mapping
@@ -57,6 +56,9 @@ class ActionModule(ActionBase):
         args = self._task.args
         wrap_async = self._task.async_val and not self._connection.has_native_async
         if not wrap_async and answerable(args):
+            # imported here: Ansible compiles a collection's Python on every import, in each task's process, and only
+            # an import step needs the records' rules
+            from ansible_collections.byok.keyvault.plugins.module_utils import record
             quiet = record.import_without_vault(args['records'], bool(self._play_context.check_mode))
             if quiet is not None:
                 return merge_hash(result, quiet)
