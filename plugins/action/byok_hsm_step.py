@@ -17,10 +17,9 @@ them.  The module itself never sees the option.
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.six import string_types
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
 
 from ansible_collections.byok.keyvault.plugins.module_utils import user_terms
+from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ModuleAction
 
 OPTION = 'hsm_environment'
 
@@ -47,22 +46,16 @@ def checked_environment(value):
     return out
 
 
-class ActionModule(ActionBase):
+class ActionModule(ModuleAction):
 
-    _supports_check_mode = True
-    _supports_async = True
+    MODULE = 'byok.keyvault.byok_hsm_step'
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
         self._hsm_environment = checked_environment(args.pop(OPTION, None))
-        wrap_async = self._task.async_val and not self._connection.has_native_async
-        result = merge_hash(result, self._execute_module(module_name='byok.keyvault.byok_hsm_step', module_args=args,
-                                                         task_vars=task_vars, wrap_async=wrap_async))
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
+        return self.start_module(args, task_vars, result)
 
     def _compute_environment_string(self, raw_environment_out=None):
         """The task's environment (keyword), then the vendor's (hsm_environment), as the prefix of the module's command."""

@@ -19,10 +19,10 @@ import_parallel out of range, records that are not a list of mappings): the modu
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.six import integer_types, string_types
-from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import MAX_PARALLEL
+from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ModuleAction
 
 from collections.abc import Mapping
 
@@ -45,25 +45,19 @@ def answerable(args):
     return isinstance(records, list) and all(isinstance(r, Mapping) for r in records)
 
 
-class ActionModule(ActionBase):
+class ActionModule(ModuleAction):
 
-    _supports_check_mode = True
-    _supports_async = True
+    MODULE = 'byok.keyvault.byok_vault_step'
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = self._task.args
-        wrap_async = self._task.async_val and not self._connection.has_native_async
-        if not wrap_async and answerable(args):
+        if not self.runs_async() and answerable(args):
             # imported here: Ansible compiles a collection's Python on every import, in each task's process, and only
             # an import step needs the records' rules
             from ansible_collections.byok.keyvault.plugins.module_utils import record
             quiet = record.import_without_vault(args['records'], bool(self._play_context.check_mode))
             if quiet is not None:
                 return merge_hash(result, quiet)
-        result = merge_hash(result, self._execute_module(module_name='byok.keyvault.byok_vault_step', module_args=args,
-                                                         task_vars=task_vars, wrap_async=wrap_async))
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
+        return self.start_module(args, task_vars, result)

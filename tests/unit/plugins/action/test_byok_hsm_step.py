@@ -7,34 +7,31 @@ __metaclass__ = type
 """The HSM step's action: the vendor's environment (hsm_environment) goes into the module's process, not its arguments."""
 
 import pytest
-from unittest.mock import MagicMock
 
 from ansible.errors import AnsibleActionFail
-from ansible.playbook.task import Task
-from ansible.plugins.shell.sh import ShellModule
-from ansible.template import Templar
 
 from ansible_collections.byok.keyvault.plugins.action.byok_hsm_step import ActionModule, checked_environment
 
+from action_harness import make_action as _make_action
+
 
 def make_action(args, keyword_environment=None):
-    task = Task()
-    task.args = args
-    task.environment = keyword_environment
-    connection = MagicMock()
-    connection._shell = ShellModule()
-    connection.has_native_async = False
-    action = ActionModule(task, connection, MagicMock(check_mode=False), loader=None, templar=Templar(loader=None),
-                          shared_loader_obj=None)
-    seen = {}
+    """(action, seen): seen is what the action started the module with, empty when it started none."""
+    action, started = _make_action(ActionModule, args, keyword_environment=keyword_environment)
+    return action, Seen(started)
 
-    def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
-        seen.update(module_name=module_name, module_args=module_args, environment=action._compute_environment_string())
-        return {'changed': False, 'records': []}
 
-    action._execute_module = execute_module
-    action._remove_tmp_path = lambda path: None
-    return action, seen
+class Seen(object):
+    """The last module start of an action, as a mapping (module_name, module_args, environment)."""
+
+    def __init__(self, started):
+        self._started = started
+
+    def __getitem__(self, key):
+        return self._started[-1][key]
+
+    def __bool__(self):
+        return bool(self._started)
 
 
 def test_the_vendor_environment_prefixes_the_module_command_and_is_not_an_argument():

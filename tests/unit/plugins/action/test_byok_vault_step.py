@@ -8,14 +8,11 @@ __metaclass__ = type
 would answer it; anything else starts the module with the task's arguments."""
 
 import pytest
-from unittest.mock import MagicMock
-
-from ansible.playbook.task import Task
-from ansible.plugins.shell.sh import ShellModule
-from ansible.template import Templar
 
 from ansible_collections.byok.keyvault.plugins.action.byok_vault_step import ActionModule, answerable
 from ansible_collections.byok.keyvault.plugins.module_utils import record
+
+from action_harness import make_action as _make_action
 
 URL = 'https://contoso.vault.azure.net'
 
@@ -39,22 +36,9 @@ def in_place(**extra):
 
 
 def make_action(args, check_mode=False):
-    task = Task()
-    task.args = args
-    connection = MagicMock()
-    connection._shell = ShellModule()
-    connection.has_native_async = False
-    action = ActionModule(task, connection, MagicMock(check_mode=check_mode), loader=None, templar=Templar(loader=None),
-                          shared_loader_obj=None)
-    started = []
-
-    def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
-        started.append((module_name, module_args))
-        return {'changed': True, 'records': [], 'from': 'module'}
-
-    action._execute_module = execute_module
-    action._remove_tmp_path = lambda path: None
-    return action, started
+    """(action, started): started gets one dict per module start (module_name, module_args, environment)."""
+    return _make_action(ActionModule, args, check_mode=check_mode,
+                        answer={'changed': True, 'records': [], 'from': 'module'})
 
 
 def test_an_import_with_nothing_to_do_is_answered_without_the_module():
@@ -74,7 +58,7 @@ def test_an_import_with_work_starts_the_module_with_the_task_arguments():
     args = {'step': 'import', 'records': records}
     action, started = make_action(args)
     assert action.run(task_vars={})['from'] == 'module'
-    assert started == [('byok.keyvault.byok_vault_step', args)]
+    assert [(s['module_name'], s['module_args']) for s in started] == [('byok.keyvault.byok_vault_step', args)]
 
 
 @pytest.mark.parametrize('changes', [
@@ -89,7 +73,7 @@ def test_anything_the_action_cannot_answer_for_goes_to_the_module(changes):
     assert not answerable(args)
     action, started = make_action(args)
     assert action.run(task_vars={})['from'] == 'module'
-    assert started and started[0][1] == args
+    assert started and started[0]['module_args'] == args
 
 
 def test_check_mode_is_the_plays():
