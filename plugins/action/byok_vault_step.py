@@ -12,37 +12,49 @@ The import step of a run in which nothing moves (every key in place with its sta
 signature asked for) makes no vault request: it only notes on each record that nothing was asked of its vault
 (record.import_step with no requests).  Starting a module process for that, with the Azure SDK loaded and a credential
 built for no request, was a second of every such run.  This action computes that result on the controller with the
-same function the module runs (record.import_without_vault) and starts the module whenever a vault has work, or when
-anything in the arguments is not what it can answer for (another step, the air-gapped bundle, delete_keks, an
-import_parallel out of range, records that are not a list of mappings): the module then answers as always.
+same function the module runs (record.import_without_vault), after checking the task's arguments against the module's
+own argument spec (azure_options), and starts the module whenever a vault has work, or when anything in the arguments
+is not what it can answer for (arguments the spec refuses, another step, the air-gapped bundle, delete_keks, an
+import_parallel out of range, records the step cannot read): the module then answers as always.
 """
 
-from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.module_utils.six import integer_types, string_types
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.byok.keyvault.plugins.module_utils import record
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_options import azure_argument_spec, vault_step_argument_spec
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import MAX_PARALLEL
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ModuleAction
 
 from collections.abc import Mapping
 
 
+def checked(args):
+    """The arguments as the module's argument spec takes them (its types, choices and defaults), or None when the spec
+    refuses them: the module then says why, as always."""
+    spec = azure_argument_spec()
+    spec.update(vault_step_argument_spec())
+    result = ArgumentSpecValidator(spec).validate(dict(args))
+    return None if result.error_messages else result.validated_parameters
+
+
 def answerable(args):
-    """Whether the arguments are an import step this action may answer without the module (see the module docstring)."""
-    if args.get('step') != 'import' or args.get('bundle'):
+    """Whether the arguments (as checked() gives them) are an import step this action may answer without the module:
+    no air-gapped bundle, no KEK to delete, import_parallel in range, records that are mappings."""
+    if args is None or args['step'] != 'import' or args['bundle'] or args['delete_keks']:
         return False
+    if not 1 <= args['import_parallel'] <= MAX_PARALLEL:
+        return False
+    return all(isinstance(r, Mapping) for r in args['records'])
+
+
+def quiet_import(records, check_mode):
+    """record.import_without_vault, or None (the module then runs) when it cannot compute the result: records the
+    module would fail on too (a record without a field the step reads), which the module reports in its own words."""
     try:
-        if boolean(args.get('delete_keks', False), strict=True):
-            return False
-    except TypeError:
-        return False  # not a boolean: the module's argument spec says so
-    parallel = args.get('import_parallel', 4)
-    if isinstance(parallel, string_types) and parallel.strip().isdigit():
-        parallel = int(parallel)
-    if isinstance(parallel, bool) or not isinstance(parallel, integer_types) or not 1 <= parallel <= MAX_PARALLEL:
-        return False
-    records = args.get('records')
-    return isinstance(records, list) and all(isinstance(r, Mapping) for r in records)
+        return record.import_without_vault(records, check_mode)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 class ActionModule(ModuleAction):
@@ -53,11 +65,10 @@ class ActionModule(ModuleAction):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = self._task.args
-        if not self.runs_async() and answerable(args):
-            # imported here: Ansible compiles a collection's Python on every import, in each task's process, and only
-            # an import step needs the records' rules
-            from ansible_collections.byok.keyvault.plugins.module_utils import record
-            quiet = record.import_without_vault(args['records'], bool(self._play_context.check_mode))
-            if quiet is not None:
-                return merge_hash(result, quiet)
+        if not self.runs_async() and args.get('step') == 'import':
+            valid = checked(args)
+            if answerable(valid):
+                quiet = quiet_import(valid['records'], bool(self._play_context.check_mode))
+                if quiet is not None:
+                    return merge_hash(result, quiet)
         return self.start_module(args, task_vars, result)

@@ -19,6 +19,7 @@ import traceback
 
 from ansible.module_utils.six.moves import configparser
 
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_options
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError, first_line
 
 AZURE_IDENTITY_IMPORT_ERROR = None
@@ -27,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - exercised on hosts without the SDK (KeyVaultModule fails first)
     AZURE_IDENTITY_IMPORT_ERROR = traceback.format_exc()
 
-AUTH_SOURCES = ('auto', 'cli', 'env', 'credential_file', 'msi')
+AUTH_SOURCES = azure_options.AUTH_SOURCES
 
 CLOUDS = {
     'AzureCloud': 'https://login.microsoftonline.com',

@@ -17,6 +17,7 @@ import json
 import threading
 import time
 
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_options
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError
 
 try:
@@ -30,12 +31,9 @@ RETRY = dict(retry_total=4, retry_backoff_factor=0.8, retry_backoff_max=30)
 # Azure's service limits, per vault (Managed HSM: per instance), in windows of PACING_WINDOW seconds, weighted: a
 # transaction costs 1/limit of its row's budget and the vault enforces the sum (Key Vault service limits; Managed HSM
 # scaling guidance, whose operations per second are given here per 10 s).  A BYOK import counts as a CREATE.
-PACING_WINDOW = 10.0
-#: share of each budget the collection uses by default (pacing_share): all of it.  A request counts from when it is sent
-#: until a window after its answer (the vault counts it somewhere in between), the challenge request included, so a
-#: client alone on the vault cannot exceed a limit in any window the vault counts in; a smaller share leaves room for
-#: other clients of the vault
-PACING_SHARE = 1.0
+PACING_WINDOW = azure_options.PACING_WINDOW
+#: share of each budget the collection uses by default (pacing_share; azure_options says why all of it)
+PACING_SHARE = azure_options.PACING_SHARE
 PREMIUM_CREATE_LIMIT = 10
 #: all other transactions on an HSM key of a Key Vault, by key type and size
 PREMIUM_OTHER_LIMITS = {('RSA', 2048): 2000, ('RSA', 3072): 500, ('RSA', 4096): 250, ('EC', None): 2000}

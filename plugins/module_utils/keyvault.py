@@ -22,20 +22,17 @@ import concurrent.futures
 import threading
 import traceback
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.byok.keyvault.plugins.module_utils import azure_auth
 from ansible_collections.byok.keyvault.plugins.module_utils import azure_errors
-from ansible_collections.byok.keyvault.plugins.module_utils import host_lock
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_client
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_target
-from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import AUTH_SOURCES, build_credential
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import build_credential
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError, first_line
-from ansible_collections.byok.keyvault.plugins.module_utils.azure_pacing import PACING_SHARE, PACING_WINDOW
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule, failed_result, repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import IMPORT_CONFIRM_SECONDS, Vault
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_options import azure_argument_spec
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import Vault
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget
 
 #: the first failed import of the Azure SDK (azure-core, azure-identity, azure-keyvault-keys), or None
@@ -56,32 +53,6 @@ def vaults_option(**item_options):
                    vault_type=dict(type='str', default='auto', choices=list(VAULT_KIND_CHOICES)))
     options.update(item_options)
     return dict(type='list', elements='dict', options=options)
-
-
-def azure_argument_spec():
-    """Options every Azure-side module shares (documented in the byok.keyvault.azure doc fragment)."""
-    return dict(
-        vault_url=dict(type='str', required=True),
-        vault_type=dict(type='str', default='auto', choices=list(VAULT_KIND_CHOICES)),
-        auth_source=dict(type='str', default='auto', choices=list(AUTH_SOURCES),
-                         fallback=(env_fallback, ['ANSIBLE_AZURE_AUTH_SOURCE'])),
-        client_id=dict(type='str', no_log=False),
-        secret=dict(type='str', no_log=True),
-        x509_certificate_path=dict(type='path'),
-        thumbprint=dict(type='str', no_log=False),
-        x509_certificate_password=dict(type='str', no_log=True),
-        tenant=dict(type='str'),
-        profile=dict(type='str'),
-        cloud_environment=dict(type='str', default='AzureCloud', fallback=(env_fallback, ['AZURE_CLOUD_ENVIRONMENT'])),
-        ca_bundle=dict(type='path'),
-        verify_challenge_resource=dict(type='bool', default=True),
-        lock_timeout=dict(type='int', default=host_lock.DEFAULT_TIMEOUT),
-        import_confirm_timeout=dict(type='int', default=IMPORT_CONFIRM_SECONDS),
-        allow_unsupported_clouds=dict(type='bool', default=False),
-        pacing=dict(type='bool', default=True),
-        pacing_window=dict(type='float', default=PACING_WINDOW),
-        pacing_share=dict(type='float', default=PACING_SHARE),
-    )
 
 
 class KeyVaultModule(ByokModule):

@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 
+from ansible_collections.byok.keyvault.plugins.module_utils import azure_options
 from ansible_collections.byok.keyvault.plugins.module_utils import key_identity as ki
 from ansible_collections.byok.keyvault.plugins.module_utils import release_policy as skr
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import build_credential
@@ -35,7 +36,7 @@ IMPORT_ATTEMPTS = 4
 #: seconds to keep asking for a name the vault is still deleting or purging (409 ObjectIsBeingDeleted)
 NAME_RELEASE_SECONDS = 60
 #: seconds to keep asking the vault whether an import whose answer was lost landed (import_confirm_timeout)
-IMPORT_CONFIRM_SECONDS = 120
+IMPORT_CONFIRM_SECONDS = azure_options.IMPORT_CONFIRM_SECONDS
 
 
 class Vault(object):

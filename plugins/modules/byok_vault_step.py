@@ -35,8 +35,8 @@ description:
   - A vault that fails fails its own keys only (their records say why, and a warning names the vault); the module
     fails only when it cannot run at all.
   - An O(step=import) whose records give no vault anything to do (nothing to import, delete, recover, update or sign, and
-    no O(delete_keks)) makes no vault request. Its action plugin then returns the records as the module would, computed
-    on the controller, without starting the module, so it builds no credential and reads no other option.
+    no O(delete_keks)) makes no vault request. Its action plugin then checks the arguments as the module does and returns
+    the records as the module would, computed on the controller, without starting the module or building a credential.
 extends_documentation_fragment:
   - byok.keyvault.bundle
   - byok.keyvault.azure
@@ -158,27 +158,13 @@ keks_deleted:
   elements: dict
 '''
 
-from ansible_collections.byok.keyvault.plugins.module_utils import bundle
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_options import vault_step_argument_spec
 from ansible_collections.byok.keyvault.plugins.module_utils.keyvault import KeyVaultModule
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_backend import vault_step_request
 
 
 def main():
-    KeyVaultModule.run(
-        vault_step_request,
-        dict(
-            vault_url=dict(type='str'),
-            step=dict(type='str', required=True, choices=['read', 'kek', 'import', 'audit']),
-            records=dict(type='list', elements='dict', required=True, no_log=False),
-            parallel=dict(type='int', default=8),
-            import_parallel=dict(type='int', default=4),
-            delete_keks=dict(type='bool', default=False),
-            purge=dict(type='bool', default=False),
-            list_unlisted=dict(type='bool', default=True),
-            bundle=bundle.option_spec(),
-        ),
-        supports_check_mode=True,
-    )
+    KeyVaultModule.run(vault_step_request, vault_step_argument_spec(), supports_check_mode=True)
 
 
 if __name__ == '__main__':

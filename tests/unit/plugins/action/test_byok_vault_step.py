@@ -9,7 +9,7 @@ would answer it; anything else starts the module with the task's arguments."""
 
 import pytest
 
-from ansible_collections.byok.keyvault.plugins.action.byok_vault_step import ActionModule, answerable
+from ansible_collections.byok.keyvault.plugins.action.byok_vault_step import ActionModule, answerable, checked
 from ansible_collections.byok.keyvault.plugins.module_utils import record
 
 from action_harness import make_action as _make_action
@@ -65,12 +65,15 @@ def test_an_import_with_work_starts_the_module_with_the_task_arguments():
     {'step': 'read'}, {'step': 'audit'}, {'step': 'kek'},
     {'delete_keks': True}, {'delete_keks': 'yes'}, {'delete_keks': 'maybe'},
     {'bundle': {'path': '/srv/bundle'}},
-    {'import_parallel': 17}, {'import_parallel': 0}, {'import_parallel': 'four'}, {'import_parallel': True},
+    {'import_parallel': 17}, {'import_parallel': 0}, {'import_parallel': 'four'}, {'import_parallel': '\u00b2'},
     {'records': 'app-ec'}, {'records': ['app-ec']},
+    # what the module's argument spec refuses: the module says so (a misspelt option, a wrong choice or type)
+    {'delete_kek': True}, {'auth_source': 'password'}, {'vault_type': 'standard'}, {'purge': 'maybe'},
+    {'lock_timeout': 'soon'}, {'bundle': {}}, {'list_unlisted': 'perhaps'},
 ], ids=lambda c: '%s=%r' % next(iter(c.items())))
 def test_anything_the_action_cannot_answer_for_goes_to_the_module(changes):
     args = dict({'step': 'import', 'records': in_place(), 'import_parallel': 4}, **changes)
-    assert not answerable(args)
+    assert not answerable(checked(args))
     action, started = make_action(args)
     assert action.run(task_vars={})['from'] == 'module'
     assert started and started[0]['module_args'] == args
@@ -87,4 +90,12 @@ def test_check_mode_is_the_plays():
 
 
 def test_an_import_parallel_given_as_text_is_taken_as_ansible_takes_it():
-    assert answerable({'step': 'import', 'records': [], 'import_parallel': '8'})
+    assert answerable(checked({'step': 'import', 'records': [], 'import_parallel': '8'}))
+
+
+def test_records_the_step_cannot_read_go_to_the_module():
+    broken = in_place()
+    del broken[0]['label']
+    action, started = make_action({'step': 'import', 'records': broken})
+    assert action.run(task_vars={})['from'] == 'module'
+    assert len(started) == 1
