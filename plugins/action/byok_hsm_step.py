@@ -50,10 +50,7 @@ class ActionModule(ModuleAction):
 
     MODULE = 'byok.keyvault.byok_hsm_step'
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
+    def act(self, args, task_vars, result):
         self._hsm_environment = checked_environment(args.pop(OPTION, None))
         return self.start_module(args, task_vars, result)
 

@@ -61,10 +61,7 @@ class ActionModule(ModuleAction):
 
     MODULE = 'byok.keyvault.byok_vault_step'
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = self._task.args
+    def act(self, args, task_vars, result):
         if not self.runs_async() and args.get('step') == 'import':
             valid = checked(args)
             if answerable(valid):

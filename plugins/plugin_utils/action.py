@@ -32,11 +32,20 @@ class ByokAction(ActionBase):
 
 class ModuleAction(ActionBase):
     """The action plugin of a module that runs on the target (byok_hsm_step, byok_vault_step): start_module() starts it
-    as Ansible's default action does (async included); a subclass decides when, and with what (run)."""
+    as Ansible's default action does (async included); a subclass's act(args, task_vars, result) decides when, and with
+    what arguments."""
 
     _supports_check_mode = True
     _supports_async = True
     MODULE = None  #: the module's FQCN
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ModuleAction, self).run(tmp, task_vars)
+        del tmp
+        return self.act(dict(self._task.args), task_vars, result)
+
+    def act(self, args, task_vars, result):
+        return self.start_module(args, task_vars, result)
 
     def start_module(self, args, task_vars, result):
         """result merged with the module's own result, the module started with args."""
