@@ -446,9 +446,10 @@ def import_request(kv, item_fields):
     """keyvault_import's run over its three input shapes (one key, keys of one vault, vaults), as the module's result.
 
     item_fields: the names of a key's options (the single key's come from the module's top level).  Refusals that
-    need no vault (a name twice, a vault twice) fail the module before any request.
+    need no vault (a name twice, a vault twice, parallel out of range) fail the module before any request.
     """
     p = kv.params
+    kv.check_parallel('import')  # the single key's form makes one request at a time, and still takes only what parallel allows
     if p['vaults'] is not None:
         kv.check_vaults(p['vaults'])
         for entry in p['vaults']:

@@ -95,3 +95,16 @@ def test_byok_vault_step_refuses_import_parallel_out_of_range_before_any_request
     out = json.loads(capsys.readouterr().out)
     assert ended.value.code == 1
     assert out['msg'] == 'import_parallel is 17; give a number from 1 to 16 (imports in flight to one vault)'
+
+
+@pytest.mark.parametrize('parallel', [0, 17])
+def test_keyvault_import_refuses_parallel_out_of_range_in_every_form(capsys, parallel):
+    """The single key's form too (it makes one request at a time, but the option is documented as 1 to 16)."""
+    from ansible_collections.byok.keyvault.plugins.modules import keyvault_import
+    with patch_module_args({'name': 'k', 'vault_url': 'https://contoso.vault.azure.net', 'byok_content': 'e30=',
+                            'parallel': parallel}):
+        with pytest.raises(SystemExit) as ended:
+            keyvault_import.main()
+    out = json.loads(capsys.readouterr().out)
+    assert ended.value.code == 1
+    assert out['msg'] == 'parallel must be between 1 and 16 (concurrent import requests to the vault); got %d' % parallel
