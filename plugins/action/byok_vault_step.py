@@ -23,10 +23,8 @@ from ansible.utils.vars import merge_hash
 
 from ansible_collections.byok.keyvault.plugins.module_utils import record
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_options import azure_argument_spec, vault_step_argument_spec
-from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import MAX_PARALLEL
+from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import parallel_in_range
 from ansible_collections.byok.keyvault.plugins.plugin_utils.action import ModuleAction
-
-from collections.abc import Mapping
 
 
 def checked(args):
@@ -39,13 +37,10 @@ def checked(args):
 
 
 def answerable(args):
-    """Whether the arguments (as checked() gives them) are an import step this action may answer without the module:
-    no air-gapped bundle, no KEK to delete, import_parallel in range, records that are mappings."""
-    if args is None or args['step'] != 'import' or args['bundle'] or args['delete_keks']:
-        return False
-    if not 1 <= args['import_parallel'] <= MAX_PARALLEL:
-        return False
-    return all(isinstance(r, Mapping) for r in args['records'])
+    """Whether the arguments (as checked() gives them: records a list of mappings) are an import step this action may
+    answer without the module: no air-gapped bundle, no KEK to delete, import_parallel in range."""
+    return (args is not None and args['step'] == 'import' and not args['bundle'] and not args['delete_keks']
+            and parallel_in_range(args['import_parallel']))
 
 
 def quiet_import(records, check_mode):

@@ -29,9 +29,9 @@ from ansible_collections.byok.keyvault.plugins.module_utils import vault_client
 from ansible_collections.byok.keyvault.plugins.module_utils import vault_target
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_auth import build_credential
 from ansible_collections.byok.keyvault.plugins.module_utils.azure_errors import KeyVaultError, first_line
+from ansible_collections.byok.keyvault.plugins.module_utils.azure_options import azure_argument_spec
 from ansible_collections.byok.keyvault.plugins.module_utils.errors import ByokError
 from ansible_collections.byok.keyvault.plugins.module_utils.module_base import ByokModule, failed_result, repeated
-from ansible_collections.byok.keyvault.plugins.module_utils.azure_options import azure_argument_spec
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_client import Vault
 from ansible_collections.byok.keyvault.plugins.module_utils.vault_target import VAULT_KIND_CHOICES, VaultTarget
 
@@ -73,13 +73,13 @@ class KeyVaultModule(ByokModule):
     def check_parallel(self, what):
         """O(parallel), refused before any request when out of range (in the module's thread: never from a worker)."""
         parallel = self.params['parallel']
-        if parallel < 1 or parallel > MAX_PARALLEL:
+        if not vault_target.parallel_in_range(parallel):
             self.fail('parallel must be between 1 and %d (concurrent %s requests to the vault); got %d' % (MAX_PARALLEL, what, parallel))
         return parallel
 
     def check_import_parallel(self):
         """byok_vault_step's O(import_parallel), refused before any request when out of range."""
-        if not 1 <= self.params['import_parallel'] <= MAX_PARALLEL:
+        if not vault_target.parallel_in_range(self.params['import_parallel']):
             self.fail('import_parallel is %d; give a number from 1 to %d (imports in flight to one vault)'
                       % (self.params['import_parallel'], MAX_PARALLEL))
 

@@ -1107,17 +1107,12 @@ def note_destroys(records, results, check_mode=False):
 
 
 # -- the import step: its vault work in order, and what it returns ------------------------------------------------------
-#: the vault work of the import step, in its order; each kind's requests are made from the records as the kinds before
-#: left them: the imports, the deletions and recoveries (state absent, or listed again), the attribute updates in
-#: place, the signatures of byok_verify_signature
-IMPORT_WORK = ('import', 'delete', 'update', 'signature')
-
-
 def import_step(records, check_mode, vault):
     """The import step over the records (byok_vault_step step=import), the vault's part left to vault(kind, requests),
-    which returns one result per request (kind one of IMPORT_WORK, requests per vault as the *_requests functions make
-    them; called only when there are requests).  Each record gets what each part did for its key.  Returns
-    {kind: results}."""
+    which returns one result per request, requests per vault as the *_requests functions make them, and is called only
+    when there are requests.  The kinds, in order, each made from the records as the kinds before left them: 'import',
+    'delete' (the deletions and recoveries: state absent, or listed again), 'update' (the stated attributes, in place),
+    'signature' (byok_verify_signature).  Each record gets what each part did for its key.  Returns {kind: results}."""
     done = {}
 
     def run(kind, requests):

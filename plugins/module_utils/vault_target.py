@@ -45,6 +45,11 @@ _PORT_RE = re.compile(r'[0-9]{1,5}\Z')
 _LABEL_RE = re.compile(r'(?!-)[a-z0-9-]{1,63}(?<!-)\Z')
 
 
+def parallel_in_range(value):
+    """Whether a parallel option (parallel, import_parallel) allows 1 to MAX_PARALLEL requests in flight."""
+    return 1 <= value <= MAX_PARALLEL
+
+
 def _one_line(text):
     """A value as shown in a one-line message: control characters escaped."""
     return ''.join(c if ' ' <= c != '\x7f' else repr(c)[1:-1] for c in text)
