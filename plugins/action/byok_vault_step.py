@@ -39,8 +39,9 @@ def checked(args):
 def answerable(args):
     """Whether the arguments (as checked() gives them: records a list of mappings) are an import step this action may
     answer without the module: no air-gapped bundle, no KEK to delete, import_parallel in range."""
-    return (args is not None and args['step'] == 'import' and not args['bundle'] and not args['delete_keks']
-            and parallel_in_range(args['import_parallel']))
+    if args is None or args['step'] != 'import' or args['bundle'] or args['delete_keks']:
+        return False
+    return parallel_in_range(args['import_parallel'])
 
 
 def quiet_import(records, check_mode):
